@@ -1,0 +1,269 @@
+//! Keys and encryption at rest.
+//!
+//! Envelope encryption: a 256-bit master key (operator-held) wraps one random data key per object
+//! version. Object data is sealed in fixed-size AES-256-GCM packages before erasure coding, so
+//! nodes only ever hold ciphertext. Metadata values holding secrets or user content are sealed
+//! under a key derived from the master key.
+
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use ring::hkdf;
+use std::path::Path;
+
+mod package;
+pub use package::{ObjectIdentity, PackageCipher, PACKAGE_SIZE, TAG_LEN};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("master key: {0}")]
+    MasterKey(String),
+    #[error("authentication failed: data was altered or belongs elsewhere")]
+    Tampered,
+    #[error("wrapped key was made by another master key (id {0})")]
+    UnknownKeyId(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// 32 random bytes that encrypt one object version's data. Only ever stored wrapped.
+#[derive(Clone)]
+pub struct DataKey(pub(crate) [u8; 32]);
+
+impl DataKey {
+    pub fn random() -> DataKey {
+        DataKey(coffre_types::random_bytes())
+    }
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(..)")
+    }
+}
+
+struct Len32;
+impl hkdf::KeyType for Len32 {
+    fn len(&self) -> usize {
+        32
+    }
+}
+
+fn hkdf32(ikm: &[u8], salt: &[u8], info: &[u8]) -> [u8; 32] {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(ikm);
+    let infos = [info];
+    let okm = prk.expand(&infos, Len32).expect("32 bytes is a valid HKDF length");
+    let mut out = [0u8; 32];
+    okm.fill(&mut out).expect("32 bytes is a valid HKDF length");
+    out
+}
+
+fn gcm_key(bytes: &[u8; 32]) -> LessSafeKey {
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, bytes).expect("32-byte AES-256 key"))
+}
+
+/// The operator's master key.
+pub struct MasterKey {
+    key: [u8; 32],
+    id: [u8; 8],
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MasterKey(id {})", hex::encode(self.id))
+    }
+}
+
+const WRAP_SALT: usize = 16;
+/// key id ∥ salt ∥ AES-GCM(data key) ∥ tag
+pub const WRAPPED_LEN: usize = 8 + WRAP_SALT + 32 + TAG_LEN;
+
+impl MasterKey {
+    pub fn from_bytes(key: [u8; 32]) -> MasterKey {
+        let d = hkdf32(&key, b"coffre", b"coffre master key id v1");
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&d[..8]);
+        MasterKey { key, id }
+    }
+
+    /// Parses 64 hex digits or the base64 of 32 bytes (as `COFFRE_MASTER_KEY` holds).
+    pub fn from_text(text: &str) -> Result<MasterKey, CryptoError> {
+        use base64::Engine;
+        let t = text.trim();
+        let bytes = if t.len() == 64 && t.bytes().all(|c| c.is_ascii_hexdigit()) {
+            hex::decode(t).map_err(|e| CryptoError::MasterKey(e.to_string()))?
+        } else {
+            base64::engine::general_purpose::STANDARD
+                .decode(t)
+                .map_err(|_| CryptoError::MasterKey("neither 64 hex digits nor base64".into()))?
+        };
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| CryptoError::MasterKey("a master key is 32 bytes".into()))?;
+        Ok(MasterKey::from_bytes(key))
+    }
+
+    /// Reads the key file, or creates it (mode 0600) with a fresh random key.
+    pub fn load_or_create(path: &Path) -> Result<MasterKey, CryptoError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => MasterKey::from_text(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                let key: [u8; 32] = coffre_types::random_bytes();
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)?;
+                f.write_all(hex::encode(key).as_bytes())?;
+                f.sync_all()?;
+                Ok(MasterKey::from_bytes(key))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn id_hex(&self) -> String {
+        hex::encode(self.id)
+    }
+
+    /// Wraps a data key; `context` (the version id) is bound as associated data so a wrapped
+    /// key cannot be moved to another object.
+    pub fn wrap(&self, dk: &DataKey, context: &[u8]) -> Vec<u8> {
+        let salt: [u8; WRAP_SALT] = coffre_types::random_bytes();
+        // A fresh key per wrap (HKDF over a random salt) lets the zero nonce be used safely
+        // for any number of wraps.
+        let kek = gcm_key(&hkdf32(&self.key, &salt, b"coffre key wrap v1"));
+        let mut buf = dk.0.to_vec();
+        kek.seal_in_place_append_tag(Nonce::assume_unique_for_key([0; 12]), Aad::from(context), &mut buf)
+            .expect("AES-GCM seal of 32 bytes");
+        let mut out = Vec::with_capacity(WRAPPED_LEN);
+        out.extend_from_slice(&self.id);
+        out.extend_from_slice(&salt);
+        out.extend_from_slice(&buf);
+        out
+    }
+
+    pub fn unwrap(&self, wrapped: &[u8], context: &[u8]) -> Result<DataKey, CryptoError> {
+        if wrapped.len() != WRAPPED_LEN {
+            return Err(CryptoError::Tampered);
+        }
+        if wrapped[..8] != self.id {
+            return Err(CryptoError::UnknownKeyId(hex::encode(&wrapped[..8])));
+        }
+        let kek = gcm_key(&hkdf32(&self.key, &wrapped[8..8 + WRAP_SALT], b"coffre key wrap v1"));
+        let mut buf = wrapped[8 + WRAP_SALT..].to_vec();
+        let plain = kek
+            .open_in_place(Nonce::assume_unique_for_key([0; 12]), Aad::from(context), &mut buf)
+            .map_err(|_| CryptoError::Tampered)?;
+        let mut k = [0u8; 32];
+        k.copy_from_slice(plain);
+        Ok(DataKey(k))
+    }
+
+    /// The key that seals sensitive metadata values.
+    pub fn metadata_sealer(&self) -> Sealer {
+        Sealer {
+            key: gcm_key(&hkdf32(&self.key, b"coffre", b"coffre metadata seal v1")),
+        }
+    }
+}
+
+/// Seals small values (metadata) with AES-256-GCM and a random nonce: nonce ∥ ciphertext ∥ tag.
+pub struct Sealer {
+    key: LessSafeKey,
+}
+
+impl Sealer {
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let nonce: [u8; 12] = coffre_types::random_bytes();
+        let mut out = Vec::with_capacity(12 + plaintext.len() + TAG_LEN);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plaintext);
+        let (n, body) = out.split_at_mut(12);
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(n.try_into().expect("12 bytes")),
+                Aad::from(aad),
+                body,
+            )
+            .expect("AES-GCM seal");
+        out.extend_from_slice(tag.as_ref());
+        out
+    }
+
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if sealed.len() < 12 + TAG_LEN {
+            return Err(CryptoError::Tampered);
+        }
+        let nonce: [u8; 12] = sealed[..12].try_into().map_err(|_| CryptoError::Tampered)?;
+        let mut buf = sealed[12..].to_vec();
+        let n = self
+            .key
+            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
+            .map_err(|_| CryptoError::Tampered)?
+            .len();
+        buf.truncate(n);
+        Ok(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mk() -> MasterKey {
+        MasterKey::from_bytes([7; 32])
+    }
+
+    #[test]
+    fn wrap_roundtrip_and_binding() {
+        let mk = mk();
+        let dk = DataKey::random();
+        let w = mk.wrap(&dk, b"version-1");
+        assert_eq!(w.len(), WRAPPED_LEN);
+        assert_eq!(mk.unwrap(&w, b"version-1").unwrap().0, dk.0);
+        assert!(matches!(mk.unwrap(&w, b"version-2"), Err(CryptoError::Tampered)));
+        let other = MasterKey::from_bytes([8; 32]);
+        assert!(matches!(other.unwrap(&w, b"version-1"), Err(CryptoError::UnknownKeyId(_))));
+        let mut bad = w.clone();
+        bad[30] ^= 1;
+        assert!(mk.unwrap(&bad, b"version-1").is_err());
+    }
+
+    #[test]
+    fn master_key_text_forms() {
+        let hex_form = "11".repeat(32);
+        let a = MasterKey::from_text(&hex_form).unwrap();
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode([0x11u8; 32]);
+        let b = MasterKey::from_text(&b64).unwrap();
+        assert_eq!(a.id, b.id);
+        assert!(MasterKey::from_text("short").is_err());
+    }
+
+    #[test]
+    fn key_file_created_0600_and_reloaded() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("master.key");
+        let a = MasterKey::load_or_create(&p).unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let b = MasterKey::load_or_create(&p).unwrap();
+        assert_eq!(a.id, b.id);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn sealer_roundtrip(data: Vec<u8>, aad: Vec<u8>, flip in 0usize..1000) {
+            let s = mk().metadata_sealer();
+            let sealed = s.seal(&aad, &data);
+            proptest::prop_assert_eq!(s.open(&aad, &sealed).unwrap(), data);
+            let mut bad = sealed.clone();
+            let i = flip % bad.len();
+            bad[i] ^= 0x80;
+            proptest::prop_assert!(s.open(&aad, &bad).is_err());
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! GET pipeline: shard stores → BLAKE3 check → (reconstruct) → decrypt → bytes.
+//!
+//! A task fetches the `k` data shards of each stripe in parallel, prefetching the next stripe
+//! while the current one is decrypted and sent. A missing, unreachable or corrupt shard is
+//! treated alike: parity is fetched and the stripe rebuilt. More than `m` bad shards is an
+//! error, never wrong bytes.
+
+use crate::{Codec, DataError, ShardStore, StripeLayout};
+use bytes::Bytes;
+use coffre_crypto::{PackageCipher, PACKAGE_SIZE, TAG_LEN};
+use coffre_types::{ShardId, VersionId};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+#[derive(Clone)]
+pub struct PartReader {
+    pub layout: StripeLayout,
+    /// One store per shard index; `None` where the node is gone.
+    pub stores: Vec<Option<Arc<dyn ShardStore>>>,
+    pub version: VersionId,
+    pub part: u16,
+    pub size: u64,
+    pub shard_hashes: Arc<Vec<Vec<[u8; 32]>>>,
+    pub cipher: Arc<PackageCipher>,
+    /// Told of every shard found missing or corrupt, for healing.
+    pub damaged: Option<mpsc::UnboundedSender<ShardId>>,
+}
+
+impl PartReader {
+    async fn fetch(&self, stripe: u32, index: usize) -> Option<Vec<u8>> {
+        let id = ShardId { version: self.version, part: self.part, stripe, index: index as u8 };
+        let store = self.stores.get(index)?.as_ref();
+        let result = match store {
+            Some(s) => s.get(id).await.map_err(|e| e.to_string()),
+            None => Err("node unknown".to_string()),
+        };
+        let expected = self.shard_hashes.get(stripe as usize)?.get(index)?;
+        let bad = match result {
+            Ok(b) if blake3::hash(&b).as_bytes() == expected => return Some(b.to_vec()),
+            Ok(_) => "BLAKE3 mismatch (bitrot)".to_string(),
+            Err(e) => e,
+        };
+        tracing::warn!(shard = %id, reason = %bad, "shard unreadable; using parity");
+        if let Some(d) = &self.damaged {
+            let _ = d.send(id);
+        }
+        None
+    }
+
+    /// The stripe's ciphertext (the `k` data shards, concatenated, padding included).
+    async fn fetch_stripe(&self, stripe: u32) -> Result<Vec<u8>, DataError> {
+        let k = self.layout.scheme.data as usize;
+        let n = self.layout.scheme.total();
+        let mut shards: Vec<Option<Vec<u8>>> =
+            futures_util::future::join_all((0..k).map(|i| self.fetch(stripe, i))).await;
+        let mut have = shards.iter().filter(|s| s.is_some()).count();
+        shards.resize(n, None);
+        if have < k {
+            // Fetch just as many parity shards as are missing, then more if some of those fail.
+            let mut next = k;
+            while have < k && next < n {
+                let want = (k - have).min(n - next);
+                let got = futures_util::future::join_all((next..next + want).map(|i| self.fetch(stripe, i))).await;
+                for (j, g) in got.into_iter().enumerate() {
+                    have += usize::from(g.is_some());
+                    shards[next + j] = g;
+                }
+                next += want;
+            }
+            if have < k {
+                return Err(DataError::Unrecoverable { stripe, available: have, needed: k });
+            }
+            Codec::new(self.layout.scheme).reconstruct_data(&mut shards)?;
+        }
+        let mut out = Vec::with_capacity(k * shards[0].as_ref().map_or(0, |s| s.len()));
+        for s in shards.into_iter().take(k) {
+            out.extend_from_slice(&s.ok_or_else(|| DataError::Internal("shard not rebuilt".into()))?);
+        }
+        Ok(out)
+    }
+
+    /// Decrypts the packages of `stripe` that overlap `[from, to)` (offsets within the stripe).
+    fn decrypt(&self, stripe: u32, mut cipher: Vec<u8>, from: usize, to: usize) -> Result<Bytes, DataError> {
+        let plain_len = self.layout.stripe_len(self.size, stripe);
+        let packages = plain_len.div_ceil(PACKAGE_SIZE);
+        let last_stripe = stripe + 1 == self.layout.stripe_count(self.size);
+        let mut out = Vec::with_capacity(to - from);
+        for j in from / PACKAGE_SIZE..to.div_ceil(PACKAGE_SIZE) {
+            let plen = (plain_len - j * PACKAGE_SIZE).min(PACKAGE_SIZE);
+            let c0 = j * (PACKAGE_SIZE + TAG_LEN);
+            let pkg = cipher.get_mut(c0..c0 + plen + TAG_LEN).ok_or(DataError::Tampered)?;
+            let last = last_stripe && j + 1 == packages;
+            let plain = self
+                .cipher
+                .open(self.layout.package_index(self.part, stripe, j), last, pkg)
+                .map_err(|_| DataError::Tampered)?;
+            let p0 = j * PACKAGE_SIZE;
+            let a = from.max(p0) - p0;
+            let b = to.min(p0 + plen) - p0;
+            out.extend_from_slice(&plain[a..b]);
+        }
+        Ok(Bytes::from(out))
+    }
+}
+
+/// Streams bytes `[start, end)` of the part. Errors arrive in the stream; the sender stops at
+/// the first one.
+pub fn read_part(r: PartReader, start: u64, end: u64) -> mpsc::Receiver<Result<Bytes, DataError>> {
+    let (tx, rx) = mpsc::channel(2);
+    let end = end.min(r.size);
+    if start >= end {
+        return rx;
+    }
+    let sp = r.layout.stripe_plain();
+    let (first, last) = ((start / sp) as u32, ((end - 1) / sp) as u32);
+    tokio::spawn(async move {
+        let r = Arc::new(r);
+        let spawn_fetch = |s: u32| {
+            let r = r.clone();
+            tokio::spawn(async move { r.fetch_stripe(s).await })
+        };
+        let mut next = Some(spawn_fetch(first));
+        for s in first..=last {
+            let Some(cur) = next.take() else { break };
+            if s < last {
+                next = Some(spawn_fetch(s + 1));
+            }
+            let result = match cur.await {
+                Ok(Ok(cipher)) => {
+                    let base = s as u64 * sp;
+                    let from = (start.max(base) - base) as usize;
+                    let to = (end.min(base + sp) - base) as usize;
+                    let r2 = r.clone();
+                    tokio::task::spawn_blocking(move || r2.decrypt(s, cipher, from, to))
+                        .await
+                        .unwrap_or_else(|e| Err(DataError::Internal(e.to_string())))
+                }
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(DataError::Internal(e.to_string())),
+            };
+            let failed = result.is_err();
+            if tx.send(result).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    rx
+}

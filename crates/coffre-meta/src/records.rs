@@ -1,0 +1,101 @@
+//! Record values. Each is encoded as `format version (1 byte) ∥ postcard`, so the format can
+//! evolve: a reader matches on the leading byte.
+
+use coffre_types::{Scheme, VersionId};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+const FORMAT_V1: u8 = 1;
+
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut out = vec![FORMAT_V1];
+    out.extend_from_slice(&postcard::to_stdvec(v).expect("records always serialize"));
+    out
+}
+
+pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, crate::MetaError> {
+    match b.split_first() {
+        Some((&FORMAT_V1, rest)) => postcard::from_bytes(rest).map_err(|e| crate::MetaError::Corrupt(e.to_string())),
+        Some((v, _)) => Err(crate::MetaError::Corrupt(format!("unknown record format {v}"))),
+        None => Err(crate::MetaError::Corrupt("empty record".into())),
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BucketRecord {
+    pub created_ms: u64,
+    pub region: String,
+    pub countries: Vec<String>,
+    pub scheme: Scheme,
+}
+
+/// What an object version is, as listings and HEAD need it. `sealed` holds the user-supplied
+/// headers, metadata, tags and checksums (a `SealedAttrs`), AEAD-encrypted under the metadata key.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ObjectRecord {
+    pub version: VersionId,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified_ms: u64,
+    pub scheme: Scheme,
+    pub packages_per_stripe: u32,
+    /// Node id holding shard index `i` of every stripe.
+    pub nodes: Vec<String>,
+    /// Plaintext size of each part (one for a plain PUT).
+    pub parts: Vec<u64>,
+    /// The data key, wrapped by the master key. Deleting it makes the data unreadable.
+    pub wrapped_key: Vec<u8>,
+    /// Shard indexes whose store failed during the write: to heal.
+    pub degraded: Vec<u8>,
+    pub sealed: Vec<u8>,
+}
+
+/// User-supplied attributes of an object, stored only sealed.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SealedAttrs {
+    /// Content-Type, Content-Encoding, Cache-Control… as (lower-case name, value).
+    pub headers: Vec<(String, String)>,
+    /// `x-amz-meta-*` (name without the prefix, value).
+    pub user_meta: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
+    /// `x-amz-checksum-*` (algorithm, base64 value).
+    pub checksums: Vec<(String, String)>,
+}
+
+/// BLAKE3 of every shard: `parts[part]` holds, stripe after stripe, the hash of each shard index.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct LayoutRecord {
+    pub parts: Vec<Vec<[u8; 32]>>,
+}
+
+/// A write in progress: if it never commits, its shards are orphans for the GC.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct IntentRecord {
+    pub started_ms: u64,
+    pub nodes: Vec<String>,
+}
+
+/// Shards of a deleted or replaced version, queued for removal.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GcRecord {
+    pub version: VersionId,
+    pub nodes: Vec<String>,
+    /// Stripe count of each part.
+    pub part_stripes: Vec<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versioned_roundtrip() {
+        let b = BucketRecord { created_ms: 5, region: "fr-par".into(), countries: vec!["FR".into()], scheme: Scheme::DEFAULT };
+        let e = encode(&b);
+        assert_eq!(e[0], FORMAT_V1);
+        assert_eq!(decode::<BucketRecord>(&e).unwrap(), b);
+        let mut bad = e.clone();
+        bad[0] = 9;
+        assert!(decode::<BucketRecord>(&bad).is_err());
+        assert!(decode::<BucketRecord>(&[]).is_err());
+    }
+}

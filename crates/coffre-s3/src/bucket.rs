@@ -1,0 +1,120 @@
+//! Bucket operations: create, head, delete, list, location, versioning.
+
+use crate::body::BodyReader;
+use crate::router::Ctx;
+use crate::server::{empty, xml_response, Res};
+use crate::xml::Xml;
+use crate::S3Error;
+use coffre_meta::BucketRecord;
+use coffre_types::time::iso8601;
+use http::{Response, StatusCode};
+use hyper::body::Incoming;
+
+/// S3's naming rules for new buckets.
+pub fn valid_bucket_name(n: &str) -> bool {
+    let b = n.as_bytes();
+    (3..=63).contains(&b.len())
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && !n.contains("..")
+        && !n.starts_with("xn--")
+        && !n.ends_with("-s3alias")
+        && n.parse::<std::net::Ipv4Addr>().is_err()
+}
+
+pub async fn bucket_record(ctx: &Ctx, bucket: &str) -> Result<BucketRecord, S3Error> {
+    ctx.gw.engine.meta.get_bucket(bucket)?.ok_or_else(|| S3Error::no_such_bucket("The specified bucket does not exist"))
+}
+
+pub async fn create(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
+    if !valid_bucket_name(bucket) {
+        return Err(S3Error::invalid_bucket_name("The specified bucket is not valid"));
+    }
+    let (reader, _) = BodyReader::new(body, &ctx.headers, Some(ctx.verified.clone()), 1 << 20)?;
+    let raw = reader.read_all(64 * 1024).await?;
+    let cfg = &ctx.gw.config;
+    if !raw.iter().all(u8::is_ascii_whitespace) {
+        let doc = crate::xml::parse(&raw)?;
+        if doc.name != "CreateBucketConfiguration" {
+            return Err(S3Error::malformed_xml("expected CreateBucketConfiguration"));
+        }
+        if let Some(lc) = doc.child("LocationConstraint") {
+            let lc = lc.text.trim();
+            if !lc.is_empty() && lc != cfg.region {
+                return Err(S3Error::invalid_location(format!(
+                    "The specified location-constraint '{lc}' is not valid: this store serves '{}'",
+                    cfg.region
+                )));
+            }
+        }
+    }
+    let rec = BucketRecord {
+        created_ms: coffre_types::now_millis(),
+        region: cfg.region.clone(),
+        countries: cfg.countries.clone(),
+        scheme: cfg.scheme,
+    };
+    ctx.gw.engine.meta.create_bucket(bucket, &rec)?;
+    let mut r = Response::new(empty());
+    r.headers_mut().insert("location", format!("/{bucket}").parse().map_err(|_| S3Error::internal("location header"))?);
+    Ok(r)
+}
+
+pub async fn head(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
+    let rec = bucket_record(ctx, bucket).await?;
+    let mut r = Response::new(empty());
+    r.headers_mut().insert("x-amz-bucket-region", rec.region.parse().map_err(|_| S3Error::internal("region header"))?);
+    Ok(r)
+}
+
+pub async fn delete(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
+    ctx.gw.engine.meta.delete_bucket(bucket)?;
+    let mut r = Response::new(empty());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    Ok(r)
+}
+
+pub async fn list_buckets(ctx: &Ctx) -> Result<Res, S3Error> {
+    let mut x = Xml::new("ListAllMyBucketsResult");
+    x.open("Owner").elem("ID", &ctx.gw.config.access_key).elem("DisplayName", "coffre").close("Owner");
+    x.open("Buckets");
+    for (name, rec) in ctx.gw.engine.meta.list_buckets()? {
+        x.open("Bucket").elem("Name", &name).elem("CreationDate", &iso8601(rec.created_ms)).elem("BucketRegion", &rec.region).close("Bucket");
+    }
+    x.close("Buckets");
+    Ok(xml_response(StatusCode::OK, x.finish("ListAllMyBucketsResult")))
+}
+
+pub async fn location(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
+    let rec = bucket_record(ctx, bucket).await?;
+    Ok(xml_response(
+        StatusCode::OK,
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"{}\">{}</LocationConstraint>",
+            crate::xml::NS,
+            crate::xml::escape(&rec.region)
+        ),
+    ))
+}
+
+pub async fn versioning(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
+    bucket_record(ctx, bucket).await?;
+    Ok(xml_response(StatusCode::OK, Xml::new("VersioningConfiguration").finish("VersioningConfiguration")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bucket_names() {
+        use super::valid_bucket_name as v;
+        assert!(v("my-bucket.01"));
+        assert!(!v("ab"));
+        assert!(!v("Upper"));
+        assert!(!v("-start"));
+        assert!(!v("a..b"));
+        assert!(!v("192.168.1.1"));
+        assert!(!v("xn--abc"));
+        assert!(!v(&"a".repeat(64)));
+    }
+}

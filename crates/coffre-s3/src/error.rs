@@ -1,0 +1,104 @@
+//! The one error type of the S3 layer and its mapping to S3 codes and HTTP statuses.
+
+use http::StatusCode;
+
+#[derive(Debug, Clone)]
+pub struct S3Error {
+    pub code: &'static str,
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl std::fmt::Display for S3Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for S3Error {}
+
+macro_rules! codes {
+    ($($fn:ident => $code:literal, $status:ident;)*) => {
+        impl S3Error {
+            $(pub fn $fn(message: impl Into<String>) -> S3Error {
+                S3Error { code: $code, status: StatusCode::$status, message: message.into() }
+            })*
+        }
+    };
+}
+
+codes! {
+    access_denied => "AccessDenied", FORBIDDEN;
+    bad_digest => "BadDigest", BAD_REQUEST;
+    bucket_already_owned => "BucketAlreadyOwnedByYou", CONFLICT;
+    bucket_not_empty => "BucketNotEmpty", CONFLICT;
+    entity_too_large => "EntityTooLarge", BAD_REQUEST;
+    incomplete_body => "IncompleteBody", BAD_REQUEST;
+    internal => "InternalError", INTERNAL_SERVER_ERROR;
+    invalid_access_key => "InvalidAccessKeyId", FORBIDDEN;
+    invalid_argument => "InvalidArgument", BAD_REQUEST;
+    invalid_bucket_name => "InvalidBucketName", BAD_REQUEST;
+    invalid_digest => "InvalidDigest", BAD_REQUEST;
+    invalid_location => "InvalidLocationConstraint", BAD_REQUEST;
+    invalid_range => "InvalidRange", RANGE_NOT_SATISFIABLE;
+    invalid_request => "InvalidRequest", BAD_REQUEST;
+    key_too_long => "KeyTooLongError", BAD_REQUEST;
+    malformed_auth => "AuthorizationHeaderMalformed", BAD_REQUEST;
+    malformed_xml => "MalformedXML", BAD_REQUEST;
+    metadata_too_large => "MetadataTooLarge", BAD_REQUEST;
+    method_not_allowed => "MethodNotAllowed", METHOD_NOT_ALLOWED;
+    invalid_part_number => "InvalidPartNumber", RANGE_NOT_SATISFIABLE;
+    invalid_tag => "InvalidTag", BAD_REQUEST;
+    missing_content_length => "MissingContentLength", LENGTH_REQUIRED;
+    no_such_bucket => "NoSuchBucket", NOT_FOUND;
+    no_such_key => "NoSuchKey", NOT_FOUND;
+    not_implemented => "NotImplemented", NOT_IMPLEMENTED;
+    not_modified => "NotModified", NOT_MODIFIED;
+    precondition_failed => "PreconditionFailed", PRECONDITION_FAILED;
+    signature_mismatch => "SignatureDoesNotMatch", FORBIDDEN;
+    service_unavailable => "ServiceUnavailable", SERVICE_UNAVAILABLE;
+    sha256_mismatch => "XAmzContentSHA256Mismatch", BAD_REQUEST;
+    time_skewed => "RequestTimeTooSkewed", FORBIDDEN;
+}
+
+impl From<coffre_meta::MetaError> for S3Error {
+    fn from(e: coffre_meta::MetaError) -> S3Error {
+        use coffre_meta::MetaError as M;
+        match e {
+            M::NoSuchBucket => S3Error::no_such_bucket("The specified bucket does not exist"),
+            M::BucketExists => S3Error::bucket_already_owned("Your previous request to create the named bucket succeeded and you already own it"),
+            M::BucketNotEmpty => S3Error::bucket_not_empty("The bucket you tried to delete is not empty"),
+            other => {
+                tracing::error!(error = %other, "metadata failure");
+                S3Error::internal("metadata store failure")
+            }
+        }
+    }
+}
+
+impl From<coffre_data::DataError> for S3Error {
+    fn from(e: coffre_data::DataError) -> S3Error {
+        use coffre_data::DataError as D;
+        match e {
+            D::Body(io) => from_body_error(io),
+            D::QuorumLost { .. } | D::Unrecoverable { .. } => S3Error::service_unavailable(e.to_string()),
+            other => {
+                tracing::error!(error = %other, "data path failure");
+                S3Error::internal(other.to_string())
+            }
+        }
+    }
+}
+
+/// Body streams carry S3 errors inside `io::Error`s; anything else means the client's
+/// connection broke.
+pub fn from_body_error(e: std::io::Error) -> S3Error {
+    match e.get_ref().and_then(|i| i.downcast_ref::<S3Error>()) {
+        Some(s3) => s3.clone(),
+        None => S3Error::incomplete_body(format!("reading the request body failed: {e}")),
+    }
+}
+
+pub fn into_io(e: S3Error) -> std::io::Error {
+    std::io::Error::other(e)
+}

@@ -1,0 +1,96 @@
+//! ListObjectsV2 and ListObjects (v1). A page is one seek-driven range scan in metadata.
+
+use crate::router::Ctx;
+use crate::server::{xml_response, Res};
+use crate::xml::Xml;
+use crate::S3Error;
+use base64::Engine as _;
+use coffre_meta::ListEntry;
+use coffre_types::time::iso8601;
+use http::StatusCode;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> Result<Res, S3Error> {
+    crate::bucket::bucket_record(ctx, bucket).await?;
+    let prefix = ctx.q("prefix").unwrap_or("").to_string();
+    let delimiter = ctx.q("delimiter").filter(|d| !d.is_empty()).map(str::to_string);
+    let max_keys = match ctx.q("max-keys") {
+        Some(m) => m.parse::<i64>().ok().filter(|m| *m >= 0).ok_or_else(|| S3Error::invalid_argument("max-keys must be a non-negative integer"))?.min(1000) as usize,
+        None => 1000,
+    };
+    let url = match ctx.q("encoding-type") {
+        None => false,
+        Some("url") => true,
+        Some(_) => return Err(S3Error::invalid_argument("Invalid Encoding Method specified in Request")),
+    };
+    let token = ctx.q("continuation-token");
+    let after: Option<Vec<u8>> = if v2 {
+        match token {
+            Some(t) => Some(B64.decode(t).map_err(|_| S3Error::invalid_argument("The continuation token provided is incorrect"))?),
+            None => ctx.q("start-after").map(|s| s.as_bytes().to_vec()),
+        }
+    } else {
+        ctx.q("marker").map(|s| s.as_bytes().to_vec())
+    };
+    let (entries, truncated) = if max_keys == 0 {
+        (Vec::new(), false)
+    } else {
+        ctx.gw.engine.meta.list(bucket, prefix.as_bytes(), delimiter.as_deref().map(str::as_bytes), after.as_deref(), max_keys)?
+    };
+    let enc = |s: &str| if url { crate::auth::uri_encode(s.as_bytes(), true) } else { s.to_string() };
+    let root = "ListBucketResult";
+    let mut x = Xml::new(root);
+    x.elem("Name", bucket).elem("Prefix", &enc(&prefix)).elem("MaxKeys", &max_keys.to_string());
+    if let Some(d) = &delimiter {
+        x.elem("Delimiter", &enc(d));
+    }
+    if url {
+        x.elem("EncodingType", "url");
+    }
+    x.elem("IsTruncated", if truncated { "true" } else { "false" });
+    let last = entries.last().map(|e| match e {
+        ListEntry::Object(k, _) => k.clone(),
+        ListEntry::CommonPrefix(p) => p.clone(),
+    });
+    if v2 {
+        x.elem("KeyCount", &entries.len().to_string());
+        if let Some(t) = token {
+            x.elem("ContinuationToken", t);
+        }
+        if let Some(s) = ctx.q("start-after") {
+            x.elem("StartAfter", &enc(s));
+        }
+        if let (true, Some(l)) = (truncated, &last) {
+            x.elem("NextContinuationToken", &B64.encode(l));
+        }
+    } else {
+        x.elem("Marker", &enc(ctx.q("marker").unwrap_or("")));
+        if let (true, Some(l)) = (truncated, &last) {
+            x.elem("NextMarker", &enc(&String::from_utf8_lossy(l)));
+        }
+    }
+    let owner = !v2 || ctx.q("fetch-owner") == Some("true");
+    let mut prefixes = Vec::new();
+    for e in &entries {
+        match e {
+            ListEntry::Object(k, rec) => {
+                x.open("Contents")
+                    .elem("Key", &enc(&String::from_utf8_lossy(k)))
+                    .elem("LastModified", &iso8601(rec.last_modified_ms))
+                    .elem("ETag", &format!("\"{}\"", rec.etag))
+                    .elem("Size", &rec.size.to_string())
+                    .elem("StorageClass", "STANDARD");
+                if owner {
+                    x.open("Owner").elem("ID", &ctx.gw.config.access_key).elem("DisplayName", "coffre").close("Owner");
+                }
+                x.close("Contents");
+            }
+            ListEntry::CommonPrefix(p) => prefixes.push(String::from_utf8_lossy(p).into_owned()),
+        }
+    }
+    for p in prefixes {
+        x.open("CommonPrefixes").elem("Prefix", &enc(&p)).close("CommonPrefixes");
+    }
+    Ok(xml_response(StatusCode::OK, x.finish(root)))
+}

@@ -1,0 +1,199 @@
+//! The HTTP server: accepts connections, authenticates, dispatches, renders errors.
+
+use crate::auth::{self, Credentials, RequestParts};
+use crate::router::{route, Op};
+use crate::{Engine, S3Error};
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::Incoming;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+pub type ResBody = BoxBody<Bytes, std::io::Error>;
+pub type Res = Response<ResBody>;
+
+pub struct Config {
+    pub region: String,
+    /// For virtual-hosted-style requests: `bucket.<domain>`.
+    pub domain: Option<String>,
+    pub access_key: String,
+    pub secret_key: String,
+    /// Largest single PUT (S3: 5 GiB).
+    pub max_put: u64,
+    /// Erasure scheme of new buckets.
+    pub scheme: coffre_types::Scheme,
+    /// Countries new buckets' data may be stored in.
+    pub countries: Vec<String>,
+}
+
+pub struct Gateway {
+    pub engine: Arc<Engine>,
+    pub config: Config,
+    requests: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl Credentials for Config {
+    fn secret_for(&self, access_key: &str) -> Option<String> {
+        auth::constant_time_eq(access_key, &self.access_key).then(|| self.secret_key.clone())
+    }
+}
+
+pub fn full(b: impl Into<Bytes>) -> ResBody {
+    Full::new(b.into()).map_err(|never| match never {}).boxed()
+}
+
+pub fn empty() -> ResBody {
+    full(Bytes::new())
+}
+
+pub fn xml_response(status: StatusCode, body: String) -> Res {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert("content-type", HeaderValue::from_static("application/xml"));
+    r
+}
+
+fn error_response(e: &S3Error, resource: &str, request_id: &str, head: bool) -> Res {
+    let body = if head || e.status == StatusCode::NOT_MODIFIED {
+        String::new()
+    } else {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId></Error>",
+            e.code,
+            crate::xml::escape(&e.message),
+            crate::xml::escape(resource),
+            request_id
+        )
+    };
+    let mut r = xml_response(e.status, body);
+    if head {
+        r.headers_mut().remove("content-type");
+    }
+    r
+}
+
+impl Gateway {
+    pub fn new(engine: Arc<Engine>, config: Config) -> Arc<Gateway> {
+        Arc::new(Gateway { engine, config, requests: AtomicU64::new(0), errors: AtomicU64::new(0) })
+    }
+
+    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Res {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        let request_id = format!("{:016X}{:08X}", coffre_types::now_millis(), n as u32);
+        let path = req.uri().path().to_string();
+        let head = req.method() == http::Method::HEAD;
+        if req.method() == http::Method::GET && (path == "/health" || path == "/metrics") && req.uri().query().is_none() && req.headers().get("authorization").is_none() {
+            return self.health_or_metrics(&path);
+        }
+        let started = std::time::Instant::now();
+        let method = req.method().clone();
+        let mut res = match self.clone().dispatch(req).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(code = e.code, message = %e.message, %path, "request failed");
+                error_response(&e, &path, &request_id, head)
+            }
+        };
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            res.headers_mut().insert("x-amz-request-id", v);
+        }
+        res.headers_mut().insert("server", HeaderValue::from_static("Coffre"));
+        // Access log: who did what, never secrets or object data.
+        tracing::info!(target: "coffre::access", %method, %path, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, request_id, "request");
+        res
+    }
+
+    fn health_or_metrics(&self, path: &str) -> Res {
+        if path == "/health" {
+            let mut r = Response::new(full("ok\n"));
+            r.headers_mut().insert("content-type", HeaderValue::from_static("text/plain"));
+            return r;
+        }
+        let body = format!(
+            "# TYPE coffre_requests_total counter\ncoffre_requests_total {}\n# TYPE coffre_errors_total counter\ncoffre_errors_total {}\n# TYPE coffre_shard_stores gauge\ncoffre_shard_stores {}\n",
+            self.requests.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+            self.engine.stores().len()
+        );
+        let mut r = Response::new(full(body));
+        r.headers_mut().insert("content-type", HeaderValue::from_static("text/plain; version=0.0.4"));
+        r
+    }
+
+    async fn dispatch(self: Arc<Self>, req: Request<Incoming>) -> Result<Res, S3Error> {
+        let (parts, body) = req.into_parts();
+        let raw_path = parts.uri.path().to_string();
+        let raw_query = parts.uri.query().unwrap_or("").to_string();
+        let verified = auth::verify(
+            &RequestParts { method: parts.method.as_str(), raw_path: &raw_path, raw_query: &raw_query, headers: &parts.headers },
+            &self.config,
+            &self.config.region,
+        )?
+        .ok_or_else(|| S3Error::access_denied("Anonymous access is not allowed: sign your requests (SigV4)"))?;
+        let op = route(&parts.method, &parts.headers, &raw_path, &raw_query, self.config.domain.as_deref())?;
+        let ctx = crate::router::Ctx { gw: self.clone(), headers: parts.headers, query: op.query, verified };
+        match op.op {
+            Op::ListBuckets => crate::bucket::list_buckets(&ctx).await,
+            Op::CreateBucket(b) => crate::bucket::create(&ctx, &b, body).await,
+            Op::HeadBucket(b) => crate::bucket::head(&ctx, &b).await,
+            Op::DeleteBucket(b) => crate::bucket::delete(&ctx, &b).await,
+            Op::GetBucketLocation(b) => crate::bucket::location(&ctx, &b).await,
+            Op::GetBucketVersioning(b) => crate::bucket::versioning(&ctx, &b).await,
+            Op::ListObjects { bucket, v2 } => crate::list::list_objects(&ctx, &bucket, v2).await,
+            Op::DeleteObjects(b) => crate::object::delete_objects(&ctx, &b, body).await,
+            Op::PutObject(b, k) => crate::object::put(&ctx, &b, &k, body).await,
+            Op::CopyObject(b, k) => crate::object::copy(&ctx, &b, &k).await,
+            Op::GetObject(b, k) => crate::object::get(&ctx, &b, &k, false).await,
+            Op::HeadObject(b, k) => crate::object::get(&ctx, &b, &k, true).await,
+            Op::DeleteObject(b, k) => crate::object::delete(&ctx, &b, &k).await,
+            Op::GetObjectTagging(b, k) => crate::object::get_tagging(&ctx, &b, &k).await,
+            Op::PutObjectTagging(b, k) => crate::object::put_tagging(&ctx, &b, &k, body).await,
+            Op::DeleteObjectTagging(b, k) => crate::object::delete_tagging(&ctx, &b, &k).await,
+        }
+    }
+}
+
+/// Serves S3 on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, shutdown: impl std::future::Future<Output = ()>) {
+    use hyper_util::rt::TokioIo;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let gw = gw.clone();
+        let svc = hyper::service::service_fn(move |req| {
+            let gw = gw.clone();
+            async move { Ok::<_, std::convert::Infallible>(gw.handle(req).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    tracing::info!("shutting down: waiting for in-flight requests");
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(30)) => tracing::warn!("in-flight requests still running after 30 s; stopping"),
+    }
+}

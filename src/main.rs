@@ -1,0 +1,240 @@
+//! `coffre`: the command line. Parses flags, reads the config, wires the crates together.
+
+use clap::{Parser, Subcommand};
+use coffre_crypto::MasterKey;
+use coffre_data::{LocalShardStore, ShardStore};
+use coffre_meta::MetaStore;
+use coffre_s3::{Config, Engine, Gateway};
+use coffre_types::Scheme;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "coffre", version, about = "Coffre: sovereign S3-compatible object storage")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the S3 gateway. With no config: the embedded store (6 local shard stores, 4+2).
+    Server(ServerArgs),
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Data directory (metadata, shard stores, keys).
+    #[arg(long, env = "COFFRE_DATA")]
+    data: Option<PathBuf>,
+    /// S3 listen address.
+    #[arg(long, env = "COFFRE_LISTEN")]
+    listen: Option<String>,
+    /// TOML configuration file.
+    #[arg(long, env = "COFFRE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Region served (LocationConstraint); signatures for us-east-1 are accepted too.
+    #[arg(long, env = "COFFRE_REGION")]
+    region: Option<String>,
+    /// Domain for virtual-hosted-style requests (`bucket.DOMAIN`).
+    #[arg(long, env = "COFFRE_DOMAIN")]
+    domain: Option<String>,
+    /// Erasure scheme of new buckets, K+M.
+    #[arg(long, env = "COFFRE_SCHEME")]
+    scheme: Option<String>,
+}
+
+/// The TOML file: every field optional, flags and `COFFRE_*` variables win.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    server: ServerSection,
+    /// Embedded shard stores mapped to directories (e.g. one per disk).
+    #[serde(default)]
+    stores: Vec<StoreSection>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    data: Option<PathBuf>,
+    listen: Option<String>,
+    region: Option<String>,
+    domain: Option<String>,
+    scheme: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreSection {
+    id: String,
+    path: PathBuf,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,coffre::access=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Server(a) => run_server(a),
+    };
+    if let Err(e) = result {
+        eprintln!("coffre: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run_server(args: ServerArgs) -> Result<(), String> {
+    let file: FileConfig = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let data = args.data.or(file.server.data).unwrap_or_else(|| PathBuf::from("./coffre-data"));
+    let listen = args.listen.or(file.server.listen).unwrap_or_else(|| "127.0.0.1:9000".into());
+    let region = args.region.or(file.server.region).unwrap_or_else(|| "fr-par".into());
+    let domain = args.domain.or(file.server.domain);
+    let scheme: Scheme = args.scheme.or(file.server.scheme).map_or(Ok(Scheme::DEFAULT), |s| s.parse())?;
+    std::fs::create_dir_all(&data).map_err(|e| format!("creating {}: {e}", data.display()))?;
+
+    let master = Arc::new(match std::env::var("COFFRE_MASTER_KEY") {
+        Ok(k) => MasterKey::from_text(&k).map_err(|e| format!("COFFRE_MASTER_KEY: {e}"))?,
+        Err(_) => MasterKey::load_or_create(&data.join("master.key")).map_err(|e| e.to_string())?,
+    });
+    let (access_key, secret_key, generated) = root_credentials(&data)?;
+
+    let store_dirs: Vec<(String, PathBuf)> = if file.stores.is_empty() {
+        (1..=scheme.total().max(6)).map(|i| (format!("node-{i}"), data.join("nodes").join(format!("node-{i}")))).collect()
+    } else {
+        file.stores.into_iter().map(|s| (s.id, s.path)).collect()
+    };
+    let mut stores: Vec<Arc<dyn ShardStore>> = Vec::new();
+    let mut locals = Vec::new();
+    for (id, dir) in &store_dirs {
+        let s = LocalShardStore::open(id.clone(), dir).map_err(|e| format!("shard store {}: {e}", dir.display()))?;
+        locals.push(s.clone());
+        stores.push(Arc::new(s));
+    }
+    let meta = Arc::new(MetaStore::open(&data.join("meta")).map_err(|e| format!("metadata: {e}"))?);
+    let (engine, mut damaged) = Engine::new(meta, stores, master);
+    let config = Config {
+        region: region.clone(),
+        domain,
+        access_key: access_key.clone(),
+        secret_key: secret_key.clone(),
+        max_put: 5 << 30,
+        scheme,
+        countries: vec!["FR".into()],
+    };
+    let gw = Gateway::new(engine.clone(), config);
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("listening on {listen}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let orphans = engine.recover_intents().map_err(|e| e.to_string())?;
+        if orphans > 0 {
+            tracing::warn!(orphans, "writes interrupted by the last stop: their shards are queued for GC");
+        }
+        print_banner(&addr.to_string(), &region, &access_key, &secret_key, generated, &data);
+
+        // Background work: garbage collection and segment compaction.
+        let gc_engine = engine.clone();
+        tokio::spawn(async move {
+            let mut tick = 0u64;
+            loop {
+                match gc_engine.collect_garbage().await {
+                    Ok(n) if n > 0 => tracing::debug!(versions = n, "GC removed shards"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "GC pass failed"),
+                }
+                tick += 1;
+                if tick % 120 == 0 {
+                    for s in &locals {
+                        let s = s.clone();
+                        match tokio::task::spawn_blocking(move || s.compact()).await {
+                            Ok(Ok(n)) if n > 0 => tracing::info!(bytes = n, "compacted shard store"),
+                            Ok(Err(e)) => tracing::warn!(error = %e, "compaction failed"),
+                            _ => {}
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(id) = damaged.recv().await {
+                tracing::warn!(shard = %id, "shard needs healing");
+            }
+        });
+        coffre_s3::serve(listener, gw, shutdown_signal()).await;
+        Ok::<(), String>(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Root credentials: from the environment, else from `DATA/credentials` (generated on the
+/// first start, mode 0600). Returns whether they were generated now.
+fn root_credentials(data: &Path) -> Result<(String, String, bool), String> {
+    if let (Ok(a), Ok(s)) = (std::env::var("COFFRE_ROOT_ACCESS_KEY"), std::env::var("COFFRE_ROOT_SECRET_KEY")) {
+        return Ok((a, s, false));
+    }
+    let path = data.join("credentials");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let mut lines = text.lines();
+        if let (Some(a), Some(s)) = (lines.next(), lines.next()) {
+            return Ok((a.trim().to_string(), s.trim().to_string(), false));
+        }
+        return Err(format!("{} is malformed: expected the access key and the secret key on two lines", path.display()));
+    }
+    let access = format!("CF{}", hex::encode_upper(coffre_types::random_bytes::<9>()));
+    let secret = hex::encode(coffre_types::random_bytes::<20>());
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("creating {}: {e}", path.display()))?;
+    f.write_all(format!("{access}\n{secret}\n").as_bytes()).and_then(|_| f.sync_all()).map_err(|e| e.to_string())?;
+    Ok((access, secret, true))
+}
+
+fn print_banner(addr: &str, region: &str, access: &str, secret: &str, generated: bool, data: &Path) {
+    println!("Coffre S3 endpoint: http://{addr}  (region {region})");
+    println!("Access key: {access}");
+    if generated {
+        println!("Secret key: {secret}");
+        println!("(generated now and saved in {}; shown only this once)", data.join("credentials").display());
+    } else {
+        println!("Secret key: from COFFRE_ROOT_SECRET_KEY or {}", data.join("credentials").display());
+    }
+    println!();
+    println!("Try it:");
+    println!("  export AWS_ACCESS_KEY_ID={access} AWS_SECRET_ACCESS_KEY=<secret key> AWS_DEFAULT_REGION={region}");
+    println!("  aws --endpoint-url http://{addr} s3 mb s3://my-bucket");
+    println!("  aws --endpoint-url http://{addr} s3 cp ./file s3://my-bucket/");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}

@@ -1,0 +1,198 @@
+//! Test harness: starts the real `coffre` binary on a free port and hands out clients.
+#![allow(dead_code)]
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub const ACCESS: &str = "COFFRETESTKEY";
+pub const SECRET: &str = "coffre-test-secret-key";
+
+pub struct Server {
+    pub child: Child,
+    pub endpoint: String,
+    pub addr: String,
+    pub data: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let mut s = Server::start_at(&data, "127.0.0.1:0");
+        s._dir = Some(dir);
+        s
+    }
+
+    /// Starts (or restarts) a server on an existing data directory.
+    pub fn start_at(data: &Path, listen: &str) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_coffre"))
+            .args(["server", "--data", data.to_str().expect("utf-8 path"), "--listen", listen])
+            .env("COFFRE_ROOT_ACCESS_KEY", ACCESS)
+            .env("COFFRE_ROOT_SECRET_KEY", SECRET)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn coffre");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            if lines.read_line(&mut line).expect("read banner") == 0 {
+                panic!("coffre exited before printing its endpoint");
+            }
+            if let Some(rest) = line.trim().strip_prefix("Coffre S3 endpoint: http://") {
+                break rest.split_whitespace().next().expect("address").to_string();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = lines.read_to_end(&mut sink);
+        });
+        Server { child, endpoint: format!("http://{addr}"), addr, data: data.to_path_buf(), _dir: None }
+    }
+
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        client_with(&self.endpoint, ACCESS, SECRET)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn client_with(endpoint: &str, access: &str, secret: &str) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(client_builder(endpoint, access, secret).build())
+}
+
+pub fn client_builder(endpoint: &str, access: &str, secret: &str) -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("fr-par"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(access, secret, None, None, "test"))
+        .force_path_style(true)
+}
+
+/// Deterministic test data.
+pub fn data(len: usize, seed: u8) -> Vec<u8> {
+    let mut x = seed as u32 | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+pub fn md5_hex(d: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(d))
+}
+
+// ---- A minimal, independent SigV4 signer for hand-made requests (error cases). ----
+
+fn sha256_hex(d: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, d))
+}
+
+fn hmac(key: &[u8], msg: &str) -> Vec<u8> {
+    ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), msg.as_bytes()).as_ref().to_vec()
+}
+
+pub fn amz_date(unix: u64) -> String {
+    // civil date from unix seconds
+    let days = (unix / 86400) as i64;
+    let s = unix % 86400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", s / 3600, s / 60 % 60, s % 60)
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+pub struct Signed {
+    pub headers: Vec<(String, String)>,
+    pub signature: String,
+    pub signing_key: Vec<u8>,
+    pub date: String,
+    pub scope: String,
+}
+
+/// Signs `method path?query` with the given extra headers (names lower-case) and payload hash.
+pub fn sign(addr: &str, method: &str, path: &str, query: &str, extra: &[(&str, &str)], payload_hash: &str, unix: u64, secret: &str) -> Signed {
+    let date = amz_date(unix);
+    let day = &date[..8];
+    let mut headers: Vec<(String, String)> = vec![
+        ("host".into(), addr.into()),
+        ("x-amz-content-sha256".into(), payload_hash.into()),
+        ("x-amz-date".into(), date.clone()),
+    ];
+    headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    headers.sort();
+    let signed: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
+    let canon_headers: String = headers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
+    let canonical = format!("{method}\n{path}\n{query}\n{canon_headers}\n{}\n{payload_hash}", signed.join(";"));
+    let scope = format!("{day}/fr-par/s3/aws4_request");
+    let sts = format!("AWS4-HMAC-SHA256\n{date}\n{scope}\n{}", sha256_hex(canonical.as_bytes()));
+    let mut k = hmac(format!("AWS4{secret}").as_bytes(), day);
+    for p in ["fr-par", "s3", "aws4_request"] {
+        k = hmac(&k, p);
+    }
+    let signature = hex::encode(hmac(&k, &sts));
+    let auth = format!("AWS4-HMAC-SHA256 Credential={ACCESS}/{scope},SignedHeaders={},Signature={signature}", signed.join(";"));
+    headers.push(("authorization".into(), auth));
+    Signed { headers, signature, signing_key: k, date, scope }
+}
+
+pub fn chunk_signature(s: &Signed, previous: &str, data: &[u8]) -> String {
+    let sts = format!("AWS4-HMAC-SHA256-PAYLOAD\n{}\n{}\n{previous}\n{}\n{}", s.date, s.scope, sha256_hex(b""), sha256_hex(data));
+    hex::encode(hmac(&s.signing_key, &sts))
+}
+
+/// Sends a raw HTTP/1.1 request; returns (status, headers text, body).
+pub fn raw_request(addr: &str, method: &str, target: &str, headers: &[(String, String)], body: &[u8]) -> (u16, String, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let mut req = format!("{method} {target} HTTP/1.1\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !headers.iter().any(|(k, _)| k == "content-length") {
+        req.push_str(&format!("content-length: {}\r\n", body.len()));
+    }
+    req.push_str("connection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).expect("write");
+    s.write_all(body).expect("write body");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+pub fn sha256_of(d: &[u8]) -> String {
+    sha256_hex(d)
+}
