@@ -12,7 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "coffre", version, about = "Coffre: sovereign S3-compatible object storage")]
+#[command(
+    name = "coffre",
+    version,
+    about = "Coffre: sovereign S3-compatible object storage"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -78,7 +82,8 @@ fn main() {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,coffre::access=warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,coffre::access=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -94,16 +99,29 @@ fn main() {
 fn run_server(args: ServerArgs) -> Result<(), String> {
     let file: FileConfig = match &args.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
             toml::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?
         }
         None => FileConfig::default(),
     };
-    let data = args.data.or(file.server.data).unwrap_or_else(|| PathBuf::from("./coffre-data"));
-    let listen = args.listen.or(file.server.listen).unwrap_or_else(|| "127.0.0.1:9000".into());
-    let region = args.region.or(file.server.region).unwrap_or_else(|| "fr-par".into());
+    let data = args
+        .data
+        .or(file.server.data)
+        .unwrap_or_else(|| PathBuf::from("./coffre-data"));
+    let listen = args
+        .listen
+        .or(file.server.listen)
+        .unwrap_or_else(|| "127.0.0.1:9000".into());
+    let region = args
+        .region
+        .or(file.server.region)
+        .unwrap_or_else(|| "fr-par".into());
     let domain = args.domain.or(file.server.domain);
-    let scheme: Scheme = args.scheme.or(file.server.scheme).map_or(Ok(Scheme::DEFAULT), |s| s.parse())?;
+    let scheme: Scheme = args
+        .scheme
+        .or(file.server.scheme)
+        .map_or(Ok(Scheme::DEFAULT), |s| s.parse())?;
     std::fs::create_dir_all(&data).map_err(|e| format!("creating {}: {e}", data.display()))?;
 
     let master = Arc::new(match std::env::var("COFFRE_MASTER_KEY") {
@@ -113,14 +131,22 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
     let (access_key, secret_key, generated) = root_credentials(&data)?;
 
     let store_dirs: Vec<(String, PathBuf)> = if file.stores.is_empty() {
-        (1..=scheme.total().max(6)).map(|i| (format!("node-{i}"), data.join("nodes").join(format!("node-{i}")))).collect()
+        (1..=scheme.total().max(6))
+            .map(|i| {
+                (
+                    format!("node-{i}"),
+                    data.join("nodes").join(format!("node-{i}")),
+                )
+            })
+            .collect()
     } else {
         file.stores.into_iter().map(|s| (s.id, s.path)).collect()
     };
     let mut stores: Vec<Arc<dyn ShardStore>> = Vec::new();
     let mut locals = Vec::new();
     for (id, dir) in &store_dirs {
-        let s = LocalShardStore::open(id.clone(), dir).map_err(|e| format!("shard store {}: {e}", dir.display()))?;
+        let s = LocalShardStore::open(id.clone(), dir)
+            .map_err(|e| format!("shard store {}: {e}", dir.display()))?;
         locals.push(s.clone());
         stores.push(Arc::new(s));
     }
@@ -137,15 +163,30 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
     };
     let gw = Gateway::new(engine.clone(), config);
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("listening on {listen}: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .map_err(|e| format!("listening on {listen}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let orphans = engine.recover_intents().map_err(|e| e.to_string())?;
         if orphans > 0 {
-            tracing::warn!(orphans, "writes interrupted by the last stop: their shards are queued for GC");
+            tracing::warn!(
+                orphans,
+                "writes interrupted by the last stop: their shards are queued for GC"
+            );
         }
-        print_banner(&addr.to_string(), &region, &access_key, &secret_key, generated, &data);
+        print_banner(
+            &addr.to_string(),
+            &region,
+            &access_key,
+            &secret_key,
+            generated,
+            &data,
+        );
 
         // Background work: garbage collection and segment compaction.
         let gc_engine = engine.clone();
@@ -158,11 +199,13 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                     Err(e) => tracing::warn!(error = %e, "GC pass failed"),
                 }
                 tick += 1;
-                if tick % 120 == 0 {
+                if tick.is_multiple_of(120) {
                     for s in &locals {
                         let s = s.clone();
                         match tokio::task::spawn_blocking(move || s.compact()).await {
-                            Ok(Ok(n)) if n > 0 => tracing::info!(bytes = n, "compacted shard store"),
+                            Ok(Ok(n)) if n > 0 => {
+                                tracing::info!(bytes = n, "compacted shard store")
+                            }
                             Ok(Err(e)) => tracing::warn!(error = %e, "compaction failed"),
                             _ => {}
                         }
@@ -196,7 +239,10 @@ async fn shutdown_signal() {
 /// Root credentials: from the environment, else from `DATA/credentials` (generated on the
 /// first start, mode 0600). Returns whether they were generated now.
 fn root_credentials(data: &Path) -> Result<(String, String, bool), String> {
-    if let (Ok(a), Ok(s)) = (std::env::var("COFFRE_ROOT_ACCESS_KEY"), std::env::var("COFFRE_ROOT_SECRET_KEY")) {
+    if let (Ok(a), Ok(s)) = (
+        std::env::var("COFFRE_ROOT_ACCESS_KEY"),
+        std::env::var("COFFRE_ROOT_SECRET_KEY"),
+    ) {
         return Ok((a, s, false));
     }
     let path = data.join("credentials");
@@ -205,7 +251,10 @@ fn root_credentials(data: &Path) -> Result<(String, String, bool), String> {
         if let (Some(a), Some(s)) = (lines.next(), lines.next()) {
             return Ok((a.trim().to_string(), s.trim().to_string(), false));
         }
-        return Err(format!("{} is malformed: expected the access key and the secret key on two lines", path.display()));
+        return Err(format!(
+            "{} is malformed: expected the access key and the secret key on two lines",
+            path.display()
+        ));
     }
     let access = format!("CF{}", hex::encode_upper(coffre_types::random_bytes::<9>()));
     let secret = hex::encode(coffre_types::random_bytes::<20>());
@@ -217,18 +266,33 @@ fn root_credentials(data: &Path) -> Result<(String, String, bool), String> {
         .mode(0o600)
         .open(&path)
         .map_err(|e| format!("creating {}: {e}", path.display()))?;
-    f.write_all(format!("{access}\n{secret}\n").as_bytes()).and_then(|_| f.sync_all()).map_err(|e| e.to_string())?;
+    f.write_all(format!("{access}\n{secret}\n").as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| e.to_string())?;
     Ok((access, secret, true))
 }
 
-fn print_banner(addr: &str, region: &str, access: &str, secret: &str, generated: bool, data: &Path) {
+fn print_banner(
+    addr: &str,
+    region: &str,
+    access: &str,
+    secret: &str,
+    generated: bool,
+    data: &Path,
+) {
     println!("Coffre S3 endpoint: http://{addr}  (region {region})");
     println!("Access key: {access}");
     if generated {
         println!("Secret key: {secret}");
-        println!("(generated now and saved in {}; shown only this once)", data.join("credentials").display());
+        println!(
+            "(generated now and saved in {}; shown only this once)",
+            data.join("credentials").display()
+        );
     } else {
-        println!("Secret key: from COFFRE_ROOT_SECRET_KEY or {}", data.join("credentials").display());
+        println!(
+            "Secret key: from COFFRE_ROOT_SECRET_KEY or {}",
+            data.join("credentials").display()
+        );
     }
     println!();
     println!("Try it:");

@@ -4,7 +4,9 @@
 mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumMode, CreateBucketConfiguration, Delete, ObjectIdentifier, Tag, Tagging};
+use aws_sdk_s3::types::{
+    ChecksumMode, CreateBucketConfiguration, Delete, ObjectIdentifier, Tag, Tagging,
+};
 use common::*;
 
 fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(e: &E) -> String {
@@ -12,7 +14,18 @@ fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(e: &E) -> String {
 }
 
 async fn get_body(c: &aws_sdk_s3::Client, b: &str, k: &str) -> Vec<u8> {
-    c.get_object().bucket(b).key(k).send().await.unwrap().body.collect().await.unwrap().into_bytes().to_vec()
+    c.get_object()
+        .bucket(b)
+        .key(k)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes()
+        .to_vec()
 }
 
 #[tokio::test]
@@ -20,31 +33,84 @@ async fn buckets_lifecycle() {
     let s = Server::start();
     let c = s.client();
     c.create_bucket().bucket("alpha").send().await.unwrap();
-    let cfg = CreateBucketConfiguration::builder().location_constraint("fr-par".into()).build();
-    c.create_bucket().bucket("beta").create_bucket_configuration(cfg).send().await.unwrap();
+    let cfg = CreateBucketConfiguration::builder()
+        .location_constraint("fr-par".into())
+        .build();
+    c.create_bucket()
+        .bucket("beta")
+        .create_bucket_configuration(cfg)
+        .send()
+        .await
+        .unwrap();
     let e = c.create_bucket().bucket("alpha").send().await.unwrap_err();
     assert_eq!(code(&e.into_service_error()), "BucketAlreadyOwnedByYou");
-    let e = c.create_bucket().bucket("Bad_Name").send().await.unwrap_err();
+    let e = c
+        .create_bucket()
+        .bucket("Bad_Name")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e.into_service_error()), "InvalidBucketName");
-    let cfg = CreateBucketConfiguration::builder().location_constraint("us-west-2".into()).build();
-    let e = c.create_bucket().bucket("gamma").create_bucket_configuration(cfg).send().await.unwrap_err();
+    let cfg = CreateBucketConfiguration::builder()
+        .location_constraint("us-west-2".into())
+        .build();
+    let e = c
+        .create_bucket()
+        .bucket("gamma")
+        .create_bucket_configuration(cfg)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e.into_service_error()), "InvalidLocationConstraint");
 
-    let names: Vec<String> = c.list_buckets().send().await.unwrap().buckets().iter().filter_map(|b| b.name().map(String::from)).collect();
+    let names: Vec<String> = c
+        .list_buckets()
+        .send()
+        .await
+        .unwrap()
+        .buckets()
+        .iter()
+        .filter_map(|b| b.name().map(String::from))
+        .collect();
     assert_eq!(names, ["alpha", "beta"]);
     c.head_bucket().bucket("alpha").send().await.unwrap();
     assert!(c.head_bucket().bucket("nope").send().await.is_err());
-    let loc = c.get_bucket_location().bucket("alpha").send().await.unwrap();
-    assert_eq!(loc.location_constraint().map(|l| l.as_str()), Some("fr-par"));
+    let loc = c
+        .get_bucket_location()
+        .bucket("alpha")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        loc.location_constraint().map(|l| l.as_str()),
+        Some("fr-par")
+    );
 
-    c.put_object().bucket("alpha").key("k").body(ByteStream::from_static(b"x")).send().await.unwrap();
+    c.put_object()
+        .bucket("alpha")
+        .key("k")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
     let e = c.delete_bucket().bucket("alpha").send().await.unwrap_err();
     assert_eq!(code(&e.into_service_error()), "BucketNotEmpty");
-    c.delete_object().bucket("alpha").key("k").send().await.unwrap();
+    c.delete_object()
+        .bucket("alpha")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
     c.delete_bucket().bucket("alpha").send().await.unwrap();
     let e = c.delete_bucket().bucket("alpha").send().await.unwrap_err();
     assert_eq!(code(&e.into_service_error()), "NoSuchBucket");
-    let e = c.get_object().bucket("alpha").key("k").send().await.unwrap_err();
+    let e = c
+        .get_object()
+        .bucket("alpha")
+        .key("k")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e.into_service_error()), "NoSuchBucket");
 }
 
@@ -54,11 +120,35 @@ async fn objects_roundtrip_many_sizes() {
     let c = s.client();
     c.create_bucket().bucket("bkt").send().await.unwrap();
     let stripe = 4 << 20;
-    for (i, len) in [0usize, 1, 65_535, 65_536, 65_537, stripe - 1, stripe, stripe + 1, 3 * stripe + 12_345].into_iter().enumerate() {
+    for (i, len) in [
+        0usize,
+        1,
+        65_535,
+        65_536,
+        65_537,
+        stripe - 1,
+        stripe,
+        stripe + 1,
+        3 * stripe + 12_345,
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let d = data(len, i as u8);
         let key = format!("obj/{len}");
-        let put = c.put_object().bucket("bkt").key(&key).body(ByteStream::from(d.clone())).send().await.unwrap();
-        assert_eq!(put.e_tag(), Some(format!("\"{}\"", md5_hex(&d)).as_str()), "etag of {len}");
+        let put = c
+            .put_object()
+            .bucket("bkt")
+            .key(&key)
+            .body(ByteStream::from(d.clone()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            put.e_tag(),
+            Some(format!("\"{}\"", md5_hex(&d)).as_str()),
+            "etag of {len}"
+        );
         let got = c.get_object().bucket("bkt").key(&key).send().await.unwrap();
         assert_eq!(got.content_length(), Some(len as i64));
         assert_eq!(got.e_tag(), Some(format!("\"{}\"", md5_hex(&d)).as_str()));
@@ -66,22 +156,62 @@ async fn objects_roundtrip_many_sizes() {
         assert!(bytes[..] == d[..], "content of {len}");
     }
     // Overwrite replaces.
-    c.put_object().bucket("bkt").key("obj/1").body(ByteStream::from_static(b"new")).send().await.unwrap();
+    c.put_object()
+        .bucket("bkt")
+        .key("obj/1")
+        .body(ByteStream::from_static(b"new"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(get_body(&c, "bkt", "obj/1").await, b"new");
     // Missing key.
-    let e = c.get_object().bucket("bkt").key("missing").send().await.unwrap_err();
+    let e = c
+        .get_object()
+        .bucket("bkt")
+        .key("missing")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e.into_service_error()), "NoSuchKey");
-    let e = c.head_object().bucket("bkt").key("missing").send().await.unwrap_err();
+    let e = c
+        .head_object()
+        .bucket("bkt")
+        .key("missing")
+        .send()
+        .await
+        .unwrap_err();
     assert!(e.into_service_error().is_not_found());
     // Unicode and odd keys are opaque.
     for key in ["été/ñ 空 +%&=?#", "a//b", "../../etc/passwd", " lead"] {
-        c.put_object().bucket("bkt").key(key).body(ByteStream::from_static(b"k")).send().await.unwrap();
+        c.put_object()
+            .bucket("bkt")
+            .key(key)
+            .body(ByteStream::from_static(b"k"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(get_body(&c, "bkt", key).await, b"k", "{key}");
     }
     // Delete is idempotent.
-    c.delete_object().bucket("bkt").key("obj/1").send().await.unwrap();
-    c.delete_object().bucket("bkt").key("obj/1").send().await.unwrap();
-    assert!(c.get_object().bucket("bkt").key("obj/1").send().await.is_err());
+    c.delete_object()
+        .bucket("bkt")
+        .key("obj/1")
+        .send()
+        .await
+        .unwrap();
+    c.delete_object()
+        .bucket("bkt")
+        .key("obj/1")
+        .send()
+        .await
+        .unwrap();
+    assert!(c
+        .get_object()
+        .bucket("bkt")
+        .key("obj/1")
+        .send()
+        .await
+        .is_err());
 }
 
 #[tokio::test]
@@ -90,7 +220,13 @@ async fn ranges_and_conditions() {
     let c = s.client();
     c.create_bucket().bucket("bkt").send().await.unwrap();
     let d = data(9 << 20, 7);
-    c.put_object().bucket("bkt").key("big").body(ByteStream::from(d.clone())).send().await.unwrap();
+    c.put_object()
+        .bucket("bkt")
+        .key("big")
+        .body(ByteStream::from(d.clone()))
+        .send()
+        .await
+        .unwrap();
     for (range, lo, hi) in [
         ("bytes=0-9", 0, 10),
         ("bytes=4194300-4194400", 4_194_300, 4_194_401),
@@ -98,31 +234,99 @@ async fn ranges_and_conditions() {
         ("bytes=-100", d.len() - 100, d.len()),
         ("bytes=65530-65545", 65_530, 65_546),
     ] {
-        let r = c.get_object().bucket("bkt").key("big").range(range).send().await.unwrap();
-        assert_eq!(r.content_range(), Some(format!("bytes {}-{}/{}", lo, hi - 1, d.len()).as_str()));
+        let r = c
+            .get_object()
+            .bucket("bkt")
+            .key("big")
+            .range(range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.content_range(),
+            Some(format!("bytes {}-{}/{}", lo, hi - 1, d.len()).as_str())
+        );
         let got = r.body.collect().await.unwrap().into_bytes();
         assert!(got[..] == d[lo..hi], "{range}");
     }
-    let e = c.get_object().bucket("bkt").key("big").range("bytes=99999999-").send().await.unwrap_err();
+    let e = c
+        .get_object()
+        .bucket("bkt")
+        .key("big")
+        .range("bytes=99999999-")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e.into_service_error()), "InvalidRange");
 
     let etag = format!("\"{}\"", md5_hex(&d));
-    c.get_object().bucket("bkt").key("big").if_match(&etag).range("bytes=0-0").send().await.unwrap();
-    let e = c.get_object().bucket("bkt").key("big").if_match("\"nope\"").send().await.unwrap_err();
+    c.get_object()
+        .bucket("bkt")
+        .key("big")
+        .if_match(&etag)
+        .range("bytes=0-0")
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .get_object()
+        .bucket("bkt")
+        .key("big")
+        .if_match("\"nope\"")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(412));
-    let e = c.get_object().bucket("bkt").key("big").if_none_match(&etag).send().await.unwrap_err();
+    let e = c
+        .get_object()
+        .bucket("bkt")
+        .key("big")
+        .if_none_match(&etag)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(304));
     let future = aws_sdk_s3::primitives::DateTime::from_secs(now() as i64 + 3600);
-    let e = c.get_object().bucket("bkt").key("big").if_modified_since(future).send().await.unwrap_err();
+    let e = c
+        .get_object()
+        .bucket("bkt")
+        .key("big")
+        .if_modified_since(future)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(304));
     let past = aws_sdk_s3::primitives::DateTime::from_secs(1_000_000);
-    let e = c.get_object().bucket("bkt").key("big").if_unmodified_since(past).send().await.unwrap_err();
+    let e = c
+        .get_object()
+        .bucket("bkt")
+        .key("big")
+        .if_unmodified_since(past)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(412));
     // partNumber=1 of a simple object is the object.
-    let r = c.head_object().bucket("bkt").key("big").part_number(1).send().await.unwrap();
+    let r = c
+        .head_object()
+        .bucket("bkt")
+        .key("big")
+        .part_number(1)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.content_length(), Some(d.len() as i64));
     // Response overrides.
-    let r = c.get_object().bucket("bkt").key("big").range("bytes=0-0").response_content_type("text/x-test").response_content_disposition("attachment").send().await.unwrap();
+    let r = c
+        .get_object()
+        .bucket("bkt")
+        .key("big")
+        .range("bytes=0-0")
+        .response_content_type("text/x-test")
+        .response_content_disposition("attachment")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.content_type(), Some("text/x-test"));
     assert_eq!(r.content_disposition(), Some("attachment"));
 }
@@ -147,33 +351,132 @@ async fn metadata_checksums_and_tags() {
         .send()
         .await
         .unwrap();
-    let sha = put.checksum_sha256().expect("server returns the verified checksum").to_string();
-    let h = c.head_object().bucket("bkt").key("doc").checksum_mode(ChecksumMode::Enabled).send().await.unwrap();
+    let sha = put
+        .checksum_sha256()
+        .expect("server returns the verified checksum")
+        .to_string();
+    let h = c
+        .head_object()
+        .bucket("bkt")
+        .key("doc")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(h.content_type(), Some("application/x-coffre"));
     assert_eq!(h.cache_control(), Some("no-cache"));
     assert_eq!(h.content_disposition(), Some("inline"));
-    assert_eq!(h.metadata().and_then(|m| m.get("owner")).map(String::as_str), Some("hôpital"));
+    assert_eq!(
+        h.metadata()
+            .and_then(|m| m.get("owner"))
+            .map(String::as_str),
+        Some("hôpital")
+    );
     assert_eq!(h.checksum_sha256(), Some(sha.as_str()));
-    let tags = c.get_object_tagging().bucket("bkt").key("doc").send().await.unwrap();
-    let mut t: Vec<(String, String)> = tags.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
+    let tags = c
+        .get_object_tagging()
+        .bucket("bkt")
+        .key("doc")
+        .send()
+        .await
+        .unwrap();
+    let mut t: Vec<(String, String)> = tags
+        .tag_set()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
     t.sort();
-    assert_eq!(t, [("level".to_string(), "secret".to_string()), ("project".to_string(), "alpha".to_string())]);
-    let tagging = Tagging::builder().tag_set(Tag::builder().key("k").value("v").build().unwrap()).build().unwrap();
-    c.put_object_tagging().bucket("bkt").key("doc").tagging(tagging).send().await.unwrap();
-    assert_eq!(c.get_object_tagging().bucket("bkt").key("doc").send().await.unwrap().tag_set().len(), 1);
-    c.delete_object_tagging().bucket("bkt").key("doc").send().await.unwrap();
-    assert!(c.get_object_tagging().bucket("bkt").key("doc").send().await.unwrap().tag_set().is_empty());
+    assert_eq!(
+        t,
+        [
+            ("level".to_string(), "secret".to_string()),
+            ("project".to_string(), "alpha".to_string())
+        ]
+    );
+    let tagging = Tagging::builder()
+        .tag_set(Tag::builder().key("k").value("v").build().unwrap())
+        .build()
+        .unwrap();
+    c.put_object_tagging()
+        .bucket("bkt")
+        .key("doc")
+        .tagging(tagging)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        c.get_object_tagging()
+            .bucket("bkt")
+            .key("doc")
+            .send()
+            .await
+            .unwrap()
+            .tag_set()
+            .len(),
+        1
+    );
+    c.delete_object_tagging()
+        .bucket("bkt")
+        .key("doc")
+        .send()
+        .await
+        .unwrap();
+    assert!(c
+        .get_object_tagging()
+        .bucket("bkt")
+        .key("doc")
+        .send()
+        .await
+        .unwrap()
+        .tag_set()
+        .is_empty());
     // CRC32 (the SDK's default, in an aws-chunked trailer) is verified and returned.
-    let put = c.put_object().bucket("bkt").key("crc").body(ByteStream::from(d.clone())).send().await.unwrap();
+    let put = c
+        .put_object()
+        .bucket("bkt")
+        .key("crc")
+        .body(ByteStream::from(d.clone()))
+        .send()
+        .await
+        .unwrap();
     assert!(put.checksum_crc32().is_some());
     // A wrong checksum is refused and nothing is stored.
-    let e = c.put_object().bucket("bkt").key("bad").body(ByteStream::from(d.clone())).checksum_crc32("AAAAAA==").send().await.unwrap_err();
+    let e = c
+        .put_object()
+        .bucket("bkt")
+        .key("bad")
+        .body(ByteStream::from(d.clone()))
+        .checksum_crc32("AAAAAA==")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e.into_service_error()), "BadDigest");
-    assert!(c.head_object().bucket("bkt").key("bad").send().await.is_err());
+    assert!(c
+        .head_object()
+        .bucket("bkt")
+        .key("bad")
+        .send()
+        .await
+        .is_err());
     // Wrong Content-MD5.
-    let e = c.put_object().bucket("bkt").key("bad").body(ByteStream::from_static(b"abc")).content_md5("1B2M2Y8AsgTpgAmY7PhCfg==").send().await.unwrap_err();
+    let e = c
+        .put_object()
+        .bucket("bkt")
+        .key("bad")
+        .body(ByteStream::from_static(b"abc"))
+        .content_md5("1B2M2Y8AsgTpgAmY7PhCfg==")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e.into_service_error()), "BadDigest");
-    let e = c.put_object().bucket("bkt").key("k".repeat(1025)).body(ByteStream::from_static(b"abc")).send().await.unwrap_err();
+    let e = c
+        .put_object()
+        .bucket("bkt")
+        .key("k".repeat(1025))
+        .body(ByteStream::from_static(b"abc"))
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e.into_service_error()), "KeyTooLongError");
 }
 
@@ -184,11 +487,27 @@ async fn listing_v2_v1_and_batch_delete() {
     c.create_bucket().bucket("bkt").send().await.unwrap();
     let keys = ["a/1", "a/2", "a/b/3", "b", "c/x", "c/y", "d"];
     for k in keys {
-        c.put_object().bucket("bkt").key(k).body(ByteStream::from_static(b"z")).send().await.unwrap();
+        c.put_object()
+            .bucket("bkt")
+            .key(k)
+            .body(ByteStream::from_static(b"z"))
+            .send()
+            .await
+            .unwrap();
     }
-    let r = c.list_objects_v2().bucket("bkt").delimiter("/").send().await.unwrap();
+    let r = c
+        .list_objects_v2()
+        .bucket("bkt")
+        .delimiter("/")
+        .send()
+        .await
+        .unwrap();
     let objs: Vec<&str> = r.contents().iter().filter_map(|o| o.key()).collect();
-    let pfx: Vec<&str> = r.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    let pfx: Vec<&str> = r
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
     assert_eq!(objs, ["b", "d"]);
     assert_eq!(pfx, ["a/", "c/"]);
     assert_eq!(r.key_count(), Some(4));
@@ -197,27 +516,81 @@ async fn listing_v2_v1_and_batch_delete() {
     let mut seen = Vec::new();
     let mut token = None;
     loop {
-        let r = c.list_objects_v2().bucket("bkt").max_keys(2).set_continuation_token(token.clone()).send().await.unwrap();
-        seen.extend(r.contents().iter().filter_map(|o| o.key().map(String::from)));
+        let r = c
+            .list_objects_v2()
+            .bucket("bkt")
+            .max_keys(2)
+            .set_continuation_token(token.clone())
+            .send()
+            .await
+            .unwrap();
+        seen.extend(
+            r.contents()
+                .iter()
+                .filter_map(|o| o.key().map(String::from)),
+        );
         if r.is_truncated() != Some(true) {
             break;
         }
         token = r.next_continuation_token().map(String::from);
     }
     assert_eq!(seen, keys);
-    let r = c.list_objects_v2().bucket("bkt").prefix("a/").start_after("a/1").send().await.unwrap();
-    assert_eq!(r.contents().iter().filter_map(|o| o.key()).collect::<Vec<_>>(), ["a/2", "a/b/3"]);
-    let r = c.list_objects().bucket("bkt").marker("b").max_keys(2).send().await.unwrap();
-    assert_eq!(r.contents().iter().filter_map(|o| o.key()).collect::<Vec<_>>(), ["c/x", "c/y"]);
+    let r = c
+        .list_objects_v2()
+        .bucket("bkt")
+        .prefix("a/")
+        .start_after("a/1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .collect::<Vec<_>>(),
+        ["a/2", "a/b/3"]
+    );
+    let r = c
+        .list_objects()
+        .bucket("bkt")
+        .marker("b")
+        .max_keys(2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .collect::<Vec<_>>(),
+        ["c/x", "c/y"]
+    );
     assert_eq!(r.is_truncated(), Some(true));
-    let r = c.list_objects_v2().bucket("bkt").encoding_type(aws_sdk_s3::types::EncodingType::Url).send().await.unwrap();
+    let r = c
+        .list_objects_v2()
+        .bucket("bkt")
+        .encoding_type(aws_sdk_s3::types::EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.contents().len(), keys.len());
 
     let del = Delete::builder()
-        .set_objects(Some(["a/1", "a/2", "nope"].iter().map(|k| ObjectIdentifier::builder().key(*k).build().unwrap()).collect()))
+        .set_objects(Some(
+            ["a/1", "a/2", "nope"]
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(*k).build().unwrap())
+                .collect(),
+        ))
         .build()
         .unwrap();
-    let r = c.delete_objects().bucket("bkt").delete(del).send().await.unwrap();
+    let r = c
+        .delete_objects()
+        .bucket("bkt")
+        .delete(del)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.deleted().len(), 3);
     let r = c.list_objects_v2().bucket("bkt").send().await.unwrap();
     assert_eq!(r.contents().len(), keys.len() - 2);
@@ -230,14 +603,47 @@ async fn copy_object() {
     c.create_bucket().bucket("bkt").send().await.unwrap();
     c.create_bucket().bucket("other").send().await.unwrap();
     let d = data(5 << 20, 9);
-    c.put_object().bucket("bkt").key("src").body(ByteStream::from(d.clone())).metadata("m", "1").send().await.unwrap();
-    let r = c.copy_object().bucket("other").key("dst").copy_source("bkt/src").send().await.unwrap();
-    assert_eq!(r.copy_object_result().and_then(|x| x.e_tag()), Some(format!("\"{}\"", md5_hex(&d)).as_str()));
+    c.put_object()
+        .bucket("bkt")
+        .key("src")
+        .body(ByteStream::from(d.clone()))
+        .metadata("m", "1")
+        .send()
+        .await
+        .unwrap();
+    let r = c
+        .copy_object()
+        .bucket("other")
+        .key("dst")
+        .copy_source("bkt/src")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.copy_object_result().and_then(|x| x.e_tag()),
+        Some(format!("\"{}\"", md5_hex(&d)).as_str())
+    );
     assert!(get_body(&c, "other", "dst").await == d);
-    let h = c.head_object().bucket("other").key("dst").send().await.unwrap();
-    assert_eq!(h.metadata().and_then(|m| m.get("m")).map(String::as_str), Some("1"));
+    let h = c
+        .head_object()
+        .bucket("other")
+        .key("dst")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        h.metadata().and_then(|m| m.get("m")).map(String::as_str),
+        Some("1")
+    );
     // Copy onto itself needs REPLACE.
-    let e = c.copy_object().bucket("bkt").key("src").copy_source("bkt/src").send().await.unwrap_err();
+    let e = c
+        .copy_object()
+        .bucket("bkt")
+        .key("src")
+        .copy_source("bkt/src")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e.into_service_error()), "InvalidRequest");
     c.copy_object()
         .bucket("bkt")
@@ -248,12 +654,34 @@ async fn copy_object() {
         .send()
         .await
         .unwrap();
-    let h = c.head_object().bucket("bkt").key("src").send().await.unwrap();
-    assert_eq!(h.metadata().and_then(|m| m.get("m")).map(String::as_str), Some("2"));
-    let e = c.copy_object().bucket("bkt").key("x").copy_source("bkt/src").copy_source_if_match("\"zzz\"").send().await.unwrap_err();
+    let h = c
+        .head_object()
+        .bucket("bkt")
+        .key("src")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        h.metadata().and_then(|m| m.get("m")).map(String::as_str),
+        Some("2")
+    );
+    let e = c
+        .copy_object()
+        .bucket("bkt")
+        .key("x")
+        .copy_source("bkt/src")
+        .copy_source_if_match("\"zzz\"")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(412));
     // Deleting the source leaves the copy intact.
-    c.delete_object().bucket("bkt").key("src").send().await.unwrap();
+    c.delete_object()
+        .bucket("bkt")
+        .key("src")
+        .send()
+        .await
+        .unwrap();
     assert!(get_body(&c, "other", "dst").await == d);
 }
 
@@ -269,27 +697,61 @@ async fn authentication_errors() {
     let e = unknown.list_buckets().send().await.unwrap_err();
     assert_eq!(code(&e.into_service_error()), "InvalidAccessKeyId");
     // A clock 20 minutes off. (The SDK would retry with a corrected clock: sign by hand.)
-    let sg = sign(&s.addr, "GET", "/", "", &[], &sha256_of(b""), now() - 1200, SECRET);
+    let sg = sign(&s.addr, "GET", "/", "", &[], &sha256_of(b""), now() - 1200);
     let (status, _, body) = raw_request(&s.addr, "GET", "/", &sg.headers, b"");
     assert_eq!(status, 403);
     assert!(body.contains("<Code>RequestTimeTooSkewed</Code>"), "{body}");
     // Anonymous.
-    let (status, _, body) = raw_request(&s.addr, "GET", "/bkt", &[("host".into(), s.addr.clone())], b"");
+    let (status, _, body) = raw_request(
+        &s.addr,
+        "GET",
+        "/bkt",
+        &[("host".into(), s.addr.clone())],
+        b"",
+    );
     assert_eq!(status, 403);
     assert!(body.contains("<Code>AccessDenied</Code>"), "{body}");
 
     // Presigned URLs: valid, then tampered.
-    c.put_object().bucket("bkt").key("p").body(ByteStream::from_static(b"presigned!")).send().await.unwrap();
-    let cfg = aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(300)).unwrap();
-    let p = c.get_object().bucket("bkt").key("p").presigned(cfg).await.unwrap();
+    c.put_object()
+        .bucket("bkt")
+        .key("p")
+        .body(ByteStream::from_static(b"presigned!"))
+        .send()
+        .await
+        .unwrap();
+    let cfg =
+        aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(300))
+            .unwrap();
+    let p = c
+        .get_object()
+        .bucket("bkt")
+        .key("p")
+        .presigned(cfg)
+        .await
+        .unwrap();
     let target = p.uri().strip_prefix(&s.endpoint).unwrap().to_string();
-    let (status, _, body) = raw_request(&s.addr, "GET", &target, &[("host".into(), s.addr.clone())], b"");
+    let (status, _, body) = raw_request(
+        &s.addr,
+        "GET",
+        &target,
+        &[("host".into(), s.addr.clone())],
+        b"",
+    );
     assert_eq!((status, body.as_str()), (200, "presigned!"));
     let tampered = target.replace("/bkt/p?", "/bkt/q?");
-    let (status, _, body) = raw_request(&s.addr, "GET", &tampered, &[("host".into(), s.addr.clone())], b"");
+    let (status, _, body) = raw_request(
+        &s.addr,
+        "GET",
+        &tampered,
+        &[("host".into(), s.addr.clone())],
+        b"",
+    );
     assert_eq!(status, 403);
     assert!(body.contains("SignatureDoesNotMatch"), "{body}");
-    let cfg = aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(8 * 24 * 3600));
+    let cfg = aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(
+        8 * 24 * 3600,
+    ));
     assert!(cfg.is_err(), "the SDK itself refuses > 7 days");
 }
 
@@ -302,7 +764,7 @@ async fn hand_signed_error_cases() {
 
     // Payload SHA-256 that does not match the body.
     let wrong = sha256_of(b"something else");
-    let sg = sign(&s.addr, "PUT", "/bkt/x", "", &[], &wrong, t, SECRET);
+    let sg = sign(&s.addr, "PUT", "/bkt/x", "", &[], &wrong, t);
     let (status, _, body) = raw_request(&s.addr, "PUT", "/bkt/x", &sg.headers, b"hello");
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("XAmzContentSHA256Mismatch"), "{body}");
@@ -315,10 +777,12 @@ async fn hand_signed_error_cases() {
             "PUT",
             "/bkt/chunked",
             "",
-            &[("content-encoding", "aws-chunked"), ("x-amz-decoded-content-length", &payload.len().to_string())],
+            &[
+                ("content-encoding", "aws-chunked"),
+                ("x-amz-decoded-content-length", &payload.len().to_string()),
+            ],
             "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
             t,
-            SECRET,
         );
         let sig1 = chunk_signature(&sg, &sg.signature, &payload);
         let sig2 = chunk_signature(&sg, &sig1, b"");
@@ -343,19 +807,25 @@ async fn hand_signed_error_cases() {
 
     // Malformed XML.
     let junk = b"<Delete><Object><Key>a</Key></Delete>";
-    let sg = sign(&s.addr, "POST", "/bkt", "delete=", &[], &sha256_of(junk), t, SECRET);
+    let sg = sign(&s.addr, "POST", "/bkt", "delete=", &[], &sha256_of(junk), t);
     let (status, _, body) = raw_request(&s.addr, "POST", "/bkt?delete", &sg.headers, junk);
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("MalformedXML"), "{body}");
 
     // Unknown operation: NotImplemented, not 404.
-    let sg = sign(&s.addr, "GET", "/bkt", "acl=", &[], &sha256_of(b""), t, SECRET);
+    let sg = sign(&s.addr, "GET", "/bkt", "acl=", &[], &sha256_of(b""), t);
     let (status, head, body) = raw_request(&s.addr, "GET", "/bkt?acl", &sg.headers, b"");
     assert_eq!(status, 501, "{body}");
     assert!(body.contains("NotImplemented"));
     assert!(head.to_ascii_lowercase().contains("x-amz-request-id"));
 
     // Health needs no auth.
-    let (status, _, body) = raw_request(&s.addr, "GET", "/health", &[("host".into(), s.addr.clone())], b"");
+    let (status, _, body) = raw_request(
+        &s.addr,
+        "GET",
+        "/health",
+        &[("host".into(), s.addr.clone())],
+        b"",
+    );
     assert_eq!((status, body.trim()), (200, "ok"));
 }

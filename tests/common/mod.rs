@@ -29,7 +29,13 @@ impl Server {
     /// Starts (or restarts) a server on an existing data directory.
     pub fn start_at(data: &Path, listen: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_coffre"))
-            .args(["server", "--data", data.to_str().expect("utf-8 path"), "--listen", listen])
+            .args([
+                "server",
+                "--data",
+                data.to_str().expect("utf-8 path"),
+                "--listen",
+                listen,
+            ])
             .env("COFFRE_ROOT_ACCESS_KEY", ACCESS)
             .env("COFFRE_ROOT_SECRET_KEY", SECRET)
             .env("RUST_LOG", "warn")
@@ -53,7 +59,13 @@ impl Server {
             let mut sink = Vec::new();
             let _ = lines.read_to_end(&mut sink);
         });
-        Server { child, endpoint: format!("http://{addr}"), addr, data: data.to_path_buf(), _dir: None }
+        Server {
+            child,
+            endpoint: format!("http://{addr}"),
+            addr,
+            data: data.to_path_buf(),
+            _dir: None,
+        }
     }
 
     pub fn client(&self) -> aws_sdk_s3::Client {
@@ -110,7 +122,12 @@ fn sha256_hex(d: &[u8]) -> String {
 }
 
 fn hmac(key: &[u8], msg: &str) -> Vec<u8> {
-    ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), msg.as_bytes()).as_ref().to_vec()
+    ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
+        msg.as_bytes(),
+    )
+    .as_ref()
+    .to_vec()
 }
 
 pub fn amz_date(unix: u64) -> String {
@@ -126,11 +143,19 @@ pub fn amz_date(unix: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", s / 3600, s / 60 % 60, s % 60)
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
 }
 
 pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 pub struct Signed {
@@ -142,7 +167,15 @@ pub struct Signed {
 }
 
 /// Signs `method path?query` with the given extra headers (names lower-case) and payload hash.
-pub fn sign(addr: &str, method: &str, path: &str, query: &str, extra: &[(&str, &str)], payload_hash: &str, unix: u64, secret: &str) -> Signed {
+pub fn sign(
+    addr: &str,
+    method: &str,
+    path: &str,
+    query: &str,
+    extra: &[(&str, &str)],
+    payload_hash: &str,
+    unix: u64,
+) -> Signed {
     let date = amz_date(unix);
     let day = &date[..8];
     let mut headers: Vec<(String, String)> = vec![
@@ -154,26 +187,53 @@ pub fn sign(addr: &str, method: &str, path: &str, query: &str, extra: &[(&str, &
     headers.sort();
     let signed: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
     let canon_headers: String = headers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let canonical = format!("{method}\n{path}\n{query}\n{canon_headers}\n{}\n{payload_hash}", signed.join(";"));
+    let canonical = format!(
+        "{method}\n{path}\n{query}\n{canon_headers}\n{}\n{payload_hash}",
+        signed.join(";")
+    );
     let scope = format!("{day}/fr-par/s3/aws4_request");
-    let sts = format!("AWS4-HMAC-SHA256\n{date}\n{scope}\n{}", sha256_hex(canonical.as_bytes()));
-    let mut k = hmac(format!("AWS4{secret}").as_bytes(), day);
+    let sts = format!(
+        "AWS4-HMAC-SHA256\n{date}\n{scope}\n{}",
+        sha256_hex(canonical.as_bytes())
+    );
+    let mut k = hmac(format!("AWS4{SECRET}").as_bytes(), day);
     for p in ["fr-par", "s3", "aws4_request"] {
         k = hmac(&k, p);
     }
     let signature = hex::encode(hmac(&k, &sts));
-    let auth = format!("AWS4-HMAC-SHA256 Credential={ACCESS}/{scope},SignedHeaders={},Signature={signature}", signed.join(";"));
+    let auth = format!(
+        "AWS4-HMAC-SHA256 Credential={ACCESS}/{scope},SignedHeaders={},Signature={signature}",
+        signed.join(";")
+    );
     headers.push(("authorization".into(), auth));
-    Signed { headers, signature, signing_key: k, date, scope }
+    Signed {
+        headers,
+        signature,
+        signing_key: k,
+        date,
+        scope,
+    }
 }
 
 pub fn chunk_signature(s: &Signed, previous: &str, data: &[u8]) -> String {
-    let sts = format!("AWS4-HMAC-SHA256-PAYLOAD\n{}\n{}\n{previous}\n{}\n{}", s.date, s.scope, sha256_hex(b""), sha256_hex(data));
+    let sts = format!(
+        "AWS4-HMAC-SHA256-PAYLOAD\n{}\n{}\n{previous}\n{}\n{}",
+        s.date,
+        s.scope,
+        sha256_hex(b""),
+        sha256_hex(data)
+    );
     hex::encode(hmac(&s.signing_key, &sts))
 }
 
 /// Sends a raw HTTP/1.1 request; returns (status, headers text, body).
-pub fn raw_request(addr: &str, method: &str, target: &str, headers: &[(String, String)], body: &[u8]) -> (u16, String, String) {
+pub fn raw_request(
+    addr: &str,
+    method: &str,
+    target: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> (u16, String, String) {
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     let mut req = format!("{method} {target} HTTP/1.1\r\n");
     for (k, v) in headers {
@@ -189,7 +249,11 @@ pub fn raw_request(addr: &str, method: &str, target: &str, headers: &[(String, S
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     (status, head.to_string(), body.to_string())
 }
 

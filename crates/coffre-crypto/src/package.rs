@@ -35,7 +35,11 @@ impl PackageCipher {
         identity.copy_from_slice(ctx.finish().as_ref());
         let mut nonce_prefix = [0u8; 4];
         nonce_prefix.copy_from_slice(&id.version[..4.min(id.version.len())]);
-        PackageCipher { key: gcm_key(&dk.0), identity, nonce_prefix }
+        PackageCipher {
+            key: gcm_key(&dk.0),
+            identity,
+            nonce_prefix,
+        }
     }
 
     fn nonce_aad(&self, index: u64, last: bool) -> (Nonce, [u8; 41]) {
@@ -60,7 +64,12 @@ impl PackageCipher {
     }
 
     /// Decrypts one package (ciphertext ∥ tag) in place; returns the plaintext.
-    pub fn open<'a>(&self, index: u64, last: bool, package: &'a mut [u8]) -> Result<&'a mut [u8], CryptoError> {
+    pub fn open<'a>(
+        &self,
+        index: u64,
+        last: bool,
+        package: &'a mut [u8],
+    ) -> Result<&'a mut [u8], CryptoError> {
         let (nonce, aad) = self.nonce_aad(index, last);
         self.key
             .open_in_place(nonce, Aad::from(aad), package)
@@ -75,7 +84,11 @@ mod tests {
     #[test]
     fn packages_bound_to_identity_index_and_end() {
         let dk = DataKey::random();
-        let id = ObjectIdentity { bucket: "b", key: "k", version: &[1; 16] };
+        let id = ObjectIdentity {
+            bucket: "b",
+            key: "k",
+            version: &[1; 16],
+        };
         let c = PackageCipher::new(&dk, &id);
         let mut buf = b"hello world".to_vec();
         c.seal(3, true, &mut buf, 0);
@@ -83,10 +96,24 @@ mod tests {
         assert_eq!(c.open(3, true, &mut buf.clone()).unwrap(), b"hello world");
         assert!(c.open(4, true, &mut buf.clone()).is_err());
         assert!(c.open(3, false, &mut buf.clone()).is_err());
-        let other = PackageCipher::new(&dk, &ObjectIdentity { bucket: "b", key: "k2", version: &[1; 16] });
+        let other = PackageCipher::new(
+            &dk,
+            &ObjectIdentity {
+                bucket: "b",
+                key: "k2",
+                version: &[1; 16],
+            },
+        );
         assert!(other.open(3, true, &mut buf.clone()).is_err());
         // ambiguous concatenations differ
-        let shifted = PackageCipher::new(&dk, &ObjectIdentity { bucket: "bk", key: "", version: &[1; 16] });
+        let shifted = PackageCipher::new(
+            &dk,
+            &ObjectIdentity {
+                bucket: "bk",
+                key: "",
+                version: &[1; 16],
+            },
+        );
         assert!(shifted.open(3, true, &mut buf.clone()).is_err());
     }
 }

@@ -17,7 +17,10 @@ impl StripeLayout {
     pub const DEFAULT_PACKAGES: usize = 64;
 
     pub fn new(scheme: Scheme) -> StripeLayout {
-        StripeLayout { scheme, packages_per_stripe: Self::DEFAULT_PACKAGES }
+        StripeLayout {
+            scheme,
+            packages_per_stripe: Self::DEFAULT_PACKAGES,
+        }
     }
 
     pub fn stripe_plain(&self) -> u64 {
@@ -63,7 +66,10 @@ mod tests {
         assert_eq!(l.stripe_count(s + 1), 2);
         assert_eq!(l.stripe_len(s + 1, 1), 1);
         assert_eq!(StripeLayout::cipher_len(1), 17);
-        assert_eq!(StripeLayout::cipher_len(PACKAGE_SIZE + 1), PACKAGE_SIZE + 1 + 32);
+        assert_eq!(
+            StripeLayout::cipher_len(PACKAGE_SIZE + 1),
+            PACKAGE_SIZE + 1 + 32
+        );
         assert_eq!(l.shard_len(1), 5);
     }
 }

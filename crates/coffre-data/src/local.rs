@@ -102,7 +102,10 @@ impl LocalShardStore {
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
-                name.strip_prefix("seg-")?.strip_suffix(".log")?.parse().ok()
+                name.strip_prefix("seg-")?
+                    .strip_suffix(".log")?
+                    .parse()
+                    .ok()
             })
             .collect();
         numbers.sort_unstable();
@@ -118,14 +121,20 @@ impl LocalShardStore {
                 if file.read_exact_at(&mut h, pos).is_err() {
                     break;
                 }
-                let Some((kind, sid, len, _data_crc)) = parse_header(&h) else { break };
+                let Some((kind, sid, len, _data_crc)) = parse_header(&h) else {
+                    break;
+                };
                 let end = pos + HEADER_LEN as u64 + len as u64;
                 if end > file_len {
                     break;
                 }
                 match kind {
                     KIND_PUT => {
-                        let loc = Loc { segment: n, offset: pos + HEADER_LEN as u64, len };
+                        let loc = Loc {
+                            segment: n,
+                            offset: pos + HEADER_LEN as u64,
+                            len,
+                        };
                         if let Some(old) = index.insert(sid, loc) {
                             if let Some(s) = segments.get_mut(&old.segment) {
                                 s.live = s.live.saturating_sub(old.len as u64 + HEADER_LEN as u64);
@@ -156,15 +165,30 @@ impl LocalShardStore {
         }
         let active_n = numbers.last().copied().unwrap_or(0) + 1;
         let file = Arc::new(Self::create_segment(dir, active_n)?);
-        segments.insert(active_n, Segment { file: Some(file.clone()), size: 0, live: 0 });
+        segments.insert(
+            active_n,
+            Segment {
+                file: Some(file.clone()),
+                size: 0,
+                live: 0,
+            },
+        );
         let inner = Inner {
             dir: dir.to_path_buf(),
             index: Mutex::new(index),
             segments: Mutex::new(segments),
-            active: Mutex::new(Active { segment: active_n, file, len: 0, seq: 0 }),
+            active: Mutex::new(Active {
+                segment: active_n,
+                file,
+                len: 0,
+                seq: 0,
+            }),
             synced: Mutex::new(0),
         };
-        Ok(LocalShardStore { id: id.into(), inner: Arc::new(inner) })
+        Ok(LocalShardStore {
+            id: id.into(),
+            inner: Arc::new(inner),
+        })
     }
 
     fn create_segment(dir: &Path, n: u32) -> std::io::Result<File> {
@@ -187,18 +211,31 @@ impl LocalShardStore {
         let len = u32::try_from(data.len())
             .map_err(|_| std::io::Error::other("a shard is at most 4 GiB"))?;
         let h = header(kind, id, len, crc_fast::crc32_iscsi(data));
-        let mut active = inner.active.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+        let mut active = inner
+            .active
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?;
         if active.len >= SEGMENT_TARGET {
             // Roll: the old segment is made durable before anything lands in the new one, so a
             // group commit only ever needs to sync the active file.
             active.file.sync_data()?;
             let n = active.segment + 1;
             let file = Arc::new(Self::create_segment(&inner.dir, n)?);
-            let mut segs = inner.segments.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+            let mut segs = inner
+                .segments
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?;
             if let Some(s) = segs.get_mut(&active.segment) {
                 s.size = active.len;
             }
-            segs.insert(n, Segment { file: Some(file.clone()), size: 0, live: 0 });
+            segs.insert(
+                n,
+                Segment {
+                    file: Some(file.clone()),
+                    size: 0,
+                    live: 0,
+                },
+            );
             active.segment = n;
             active.file = file;
             active.len = 0;
@@ -217,12 +254,18 @@ impl LocalShardStore {
     /// Group commit: whoever takes the lock first syncs for everyone appended so far.
     fn sync_to(&self, seq: u64) -> std::io::Result<()> {
         let inner = &self.inner;
-        let mut synced = inner.synced.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+        let mut synced = inner
+            .synced
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?;
         if *synced >= seq {
             return Ok(());
         }
         let (file, target) = {
-            let a = inner.active.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+            let a = inner
+                .active
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?;
             (a.file.clone(), a.seq)
         };
         file.sync_data()?;
@@ -239,8 +282,19 @@ impl LocalShardStore {
             .index
             .lock()
             .map_err(|_| std::io::Error::other("poisoned"))?
-            .insert(id, Loc { segment, offset, len: data.len() as u32 });
-        let mut segs = self.inner.segments.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+            .insert(
+                id,
+                Loc {
+                    segment,
+                    offset,
+                    len: data.len() as u32,
+                },
+            );
+        let mut segs = self
+            .inner
+            .segments
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?;
         segs.entry(segment).or_default().live += rec;
         if let Some(old) = old {
             if let Some(s) = segs.get_mut(&old.segment) {
@@ -284,9 +338,18 @@ impl LocalShardStore {
         }
         let (_, _, seq) = self.append(KIND_DELETE, &id, &[])?;
         self.sync_to(seq)?;
-        let old = self.inner.index.lock().map_err(|_| std::io::Error::other("poisoned"))?.remove(&id);
+        let old = self
+            .inner
+            .index
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .remove(&id);
         if let Some(old) = old {
-            let mut segs = self.inner.segments.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+            let mut segs = self
+                .inner
+                .segments
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?;
             if let Some(s) = segs.get_mut(&old.segment) {
                 s.live = s.live.saturating_sub(old.len as u64 + HEADER_LEN as u64);
             }
@@ -296,9 +359,18 @@ impl LocalShardStore {
 
     /// Rewrites sealed segments that are less than half live; returns the bytes reclaimed.
     pub fn compact(&self) -> std::io::Result<u64> {
-        let active_seg = self.inner.active.lock().map_err(|_| std::io::Error::other("poisoned"))?.segment;
+        let active_seg = self
+            .inner
+            .active
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .segment;
         let victims: Vec<(u32, u64)> = {
-            let segs = self.inner.segments.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+            let segs = self
+                .inner
+                .segments
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?;
             segs.iter()
                 .filter(|(n, s)| **n != active_seg && s.live * 2 < s.size)
                 .map(|(n, s)| (*n, s.size))
@@ -325,7 +397,11 @@ impl LocalShardStore {
                 };
                 self.put_blocking(*id, &data)?;
             }
-            self.inner.segments.lock().map_err(|_| std::io::Error::other("poisoned"))?.remove(&n);
+            self.inner
+                .segments
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .remove(&n);
             std::fs::remove_file(segment_path(&self.inner.dir, n))?;
             sync_dir(&self.inner.dir)?;
             reclaimed += size;
@@ -334,7 +410,12 @@ impl LocalShardStore {
     }
 
     fn stat_blocking(&self) -> std::io::Result<StoreStat> {
-        let shards = self.inner.index.lock().map_err(|_| std::io::Error::other("poisoned"))?.len() as u64;
+        let shards = self
+            .inner
+            .index
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .len() as u64;
         let used_bytes = self
             .inner
             .segments
@@ -344,7 +425,12 @@ impl LocalShardStore {
             .map(|s| s.live)
             .sum();
         let (free_bytes, total_bytes) = disk_space(&self.inner.dir)?;
-        Ok(StoreStat { shards, used_bytes, free_bytes, total_bytes })
+        Ok(StoreStat {
+            shards,
+            used_bytes,
+            free_bytes,
+            total_bytes,
+        })
     }
 }
 
@@ -391,7 +477,13 @@ impl ShardStore for LocalShardStore {
     fn list(&self) -> BoxFuture<'_, Result<Vec<ShardId>, StoreError>> {
         let s = self.clone();
         Box::pin(blocking(move || {
-            Ok(s.inner.index.lock().map_err(|_| std::io::Error::other("poisoned"))?.keys().copied().collect())
+            Ok(s.inner
+                .index
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .keys()
+                .copied()
+                .collect())
         }))
     }
 
@@ -408,7 +500,12 @@ mod tests {
     use std::io::Write;
 
     fn sid(i: u32) -> ShardId {
-        ShardId { version: VersionId([1; 16]), part: 0, stripe: i, index: 0 }
+        ShardId {
+            version: VersionId([1; 16]),
+            part: 0,
+            stripe: i,
+            index: 0,
+        }
     }
 
     #[test]
@@ -420,12 +517,18 @@ mod tests {
         s.put_blocking(sid(3), b"").unwrap();
         s.delete_blocking(sid(2)).unwrap();
         assert_eq!(&s.get_blocking(sid(1)).unwrap()[..], b"one");
-        assert!(matches!(s.get_blocking(sid(2)), Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            s.get_blocking(sid(2)),
+            Err(StoreError::NotFound(_))
+        ));
         drop(s);
         let s = LocalShardStore::open("n1", d.path()).unwrap();
         assert_eq!(&s.get_blocking(sid(1)).unwrap()[..], b"one");
         assert_eq!(&s.get_blocking(sid(3)).unwrap()[..], b"");
-        assert!(matches!(s.get_blocking(sid(2)), Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            s.get_blocking(sid(2)),
+            Err(StoreError::NotFound(_))
+        ));
     }
 
     #[test]

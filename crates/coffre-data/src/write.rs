@@ -63,12 +63,19 @@ pub fn encode_stripe(
     for (j, chunk) in plain.chunks(PACKAGE_SIZE).enumerate() {
         let start = buf.len();
         buf.extend_from_slice(chunk);
-        cipher.seal(layout.package_index(part, stripe, j), last && j + 1 == packages, &mut buf, start);
+        cipher.seal(
+            layout.package_index(part, stripe, j),
+            last && j + 1 == packages,
+            &mut buf,
+            start,
+        );
     }
     buf.resize(n * shard_len, 0);
     codec.encode(&mut buf, shard_len)?;
     let buf = Bytes::from(buf);
-    Ok((0..n).map(|i| buf.slice(i * shard_len..(i + 1) * shard_len)).collect())
+    Ok((0..n)
+        .map(|i| buf.slice(i * shard_len..(i + 1) * shard_len))
+        .collect())
 }
 
 pub async fn write_part<S>(target: WriteTarget, mut body: S) -> Result<PartWriteResult, DataError>
@@ -94,7 +101,14 @@ where
         while let Some(s) = enc_rx.blocking_recv() {
             let shards = encode_stripe(&layout, &codec, &cipher, part, s.number, &s.data, s.last)?;
             let hashes = shards.iter().map(|b| *blake3::hash(b).as_bytes()).collect();
-            if out_tx.blocking_send(EncodedStripe { number: s.number, shards, hashes }).is_err() {
+            if out_tx
+                .blocking_send(EncodedStripe {
+                    number: s.number,
+                    shards,
+                    hashes,
+                })
+                .is_err()
+            {
                 break; // the writer stopped: it reports why
             }
         }
@@ -129,11 +143,18 @@ where
             }
             let ok = failed.iter().filter(|f| !**f).count();
             if ok < quorum {
-                return Err(DataError::QuorumLost { ok, total: stores.len(), quorum });
+                return Err(DataError::QuorumLost {
+                    ok,
+                    total: stores.len(),
+                    quorum,
+                });
             }
             hashes.push(s.hashes);
         }
-        let degraded = (0..failed.len()).filter(|i| failed[*i]).map(|i| i as u8).collect();
+        let degraded = (0..failed.len())
+            .filter(|i| failed[*i])
+            .map(|i| i as u8)
+            .collect();
         Ok::<_, DataError>((hashes, degraded))
     });
 
@@ -168,7 +189,9 @@ where
             buf.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
             if buf.len() == stripe_plain {
-                held = Some(std::mem::replace(&mut buf, BytesMut::with_capacity(stripe_plain)).freeze());
+                held = Some(
+                    std::mem::replace(&mut buf, BytesMut::with_capacity(stripe_plain)).freeze(),
+                );
             }
         }
     }
@@ -183,15 +206,26 @@ where
     }
     drop(md5_tx);
     drop(enc_tx);
-    let enc_result = encoder.await.map_err(|e| DataError::Internal(e.to_string()));
-    let write_result = writer.await.map_err(|e| DataError::Internal(e.to_string()))?;
-    let md5 = md5_task.await.map_err(|e| DataError::Internal(e.to_string()))?;
+    let enc_result = encoder
+        .await
+        .map_err(|e| DataError::Internal(e.to_string()));
+    let write_result = writer
+        .await
+        .map_err(|e| DataError::Internal(e.to_string()))?;
+    let md5 = md5_task
+        .await
+        .map_err(|e| DataError::Internal(e.to_string()))?;
     if let Some(e) = body_err {
         return Err(DataError::Body(e));
     }
     enc_result??;
     let (shard_hashes, degraded) = write_result?;
-    Ok(PartWriteResult { size, md5, shard_hashes, degraded })
+    Ok(PartWriteResult {
+        size,
+        md5,
+        shard_hashes,
+        degraded,
+    })
 }
 
 async fn send(
@@ -201,5 +235,9 @@ async fn send(
     data: Bytes,
     last: bool,
 ) -> bool {
-    md5_tx.send(data.clone()).await.is_ok() && enc_tx.send(PlainStripe { number, data, last }).await.is_ok()
+    md5_tx.send(data.clone()).await.is_ok()
+        && enc_tx
+            .send(PlainStripe { number, data, last })
+            .await
+            .is_ok()
 }

@@ -53,14 +53,23 @@ impl MetaStore {
         opts.set_compression_type(rocksdb::DBCompressionType::None);
         opts.increase_parallelism(2);
         let db = DB::open_cf(&opts, dir, keys::ALL_CFS)?;
-        Ok(MetaStore { db, key_locks: (0..64).map(|_| Mutex::new(())).collect() })
+        Ok(MetaStore {
+            db,
+            key_locks: (0..64).map(|_| Mutex::new(())).collect(),
+        })
     }
 
     fn cf(&self, name: &str) -> &ColumnFamily {
-        self.db.cf_handle(name).expect("column families are created at open")
+        self.db
+            .cf_handle(name)
+            .expect("column families are created at open")
     }
 
-    fn get<T: serde::de::DeserializeOwned>(&self, cf: &str, key: &[u8]) -> Result<Option<T>, MetaError> {
+    fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        cf: &str,
+        key: &[u8],
+    ) -> Result<Option<T>, MetaError> {
         match self.db.get_pinned_cf(self.cf(cf), key)? {
             Some(v) => Ok(Some(decode(&v)?)),
             None => Ok(None),
@@ -80,7 +89,12 @@ impl MetaStore {
         if self.get_bucket(name)?.is_some() {
             return Err(MetaError::BucketExists);
         }
-        self.db.put_cf_opt(self.cf(keys::CF_BUCKETS), keys::bucket(name), encode(rec), &sync_opts())?;
+        self.db.put_cf_opt(
+            self.cf(keys::CF_BUCKETS),
+            keys::bucket(name),
+            encode(rec),
+            &sync_opts(),
+        )?;
         Ok(())
     }
 
@@ -90,7 +104,10 @@ impl MetaStore {
 
     pub fn list_buckets(&self) -> Result<Vec<(String, BucketRecord)>, MetaError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(keys::CF_BUCKETS), IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(keys::CF_BUCKETS), IteratorMode::Start)
+        {
             let (k, v) = item?;
             out.push((String::from_utf8_lossy(&k).into_owned(), decode(&v)?));
         }
@@ -109,7 +126,8 @@ impl MetaStore {
             return Err(MetaError::BucketNotEmpty);
         }
         it.status()?;
-        self.db.delete_cf_opt(self.cf(keys::CF_BUCKETS), keys::bucket(name), &sync_opts())?;
+        self.db
+            .delete_cf_opt(self.cf(keys::CF_BUCKETS), keys::bucket(name), &sync_opts())?;
         Ok(())
     }
 
@@ -125,14 +143,28 @@ impl MetaStore {
 
     /// Records, durably, that shards of `v` are about to be written.
     pub fn begin_write(&self, v: &VersionId, nodes: &[String]) -> Result<(), MetaError> {
-        let rec = IntentRecord { started_ms: now_millis(), nodes: nodes.to_vec() };
-        self.db.put_cf_opt(self.cf(keys::CF_INTENTS), keys::version(v), encode(&rec), &sync_opts())?;
+        let rec = IntentRecord {
+            started_ms: now_millis(),
+            nodes: nodes.to_vec(),
+        };
+        self.db.put_cf_opt(
+            self.cf(keys::CF_INTENTS),
+            keys::version(v),
+            encode(&rec),
+            &sync_opts(),
+        )?;
         Ok(())
     }
 
     /// Makes a written version visible, atomically: the object record and its layout in, the
     /// intent out, the replaced version (if any) queued for GC. Fails if the bucket is gone.
-    pub fn commit_object(&self, bucket: &str, key: &[u8], rec: &ObjectRecord, layout: &LayoutRecord) -> Result<(), MetaError> {
+    pub fn commit_object(
+        &self,
+        bucket: &str,
+        key: &[u8],
+        rec: &ObjectRecord,
+        layout: &LayoutRecord,
+    ) -> Result<(), MetaError> {
         let _g = self.lock_key(bucket, key);
         if self.get_bucket(bucket)?.is_none() {
             return Err(MetaError::NoSuchBucket);
@@ -143,7 +175,11 @@ impl MetaStore {
             self.queue_gc(&mut b, &old);
         }
         b.put_cf(self.cf(keys::CF_OBJECTS), &okey, encode(rec));
-        b.put_cf(self.cf(keys::CF_LAYOUTS), keys::version(&rec.version), encode(layout));
+        b.put_cf(
+            self.cf(keys::CF_LAYOUTS),
+            keys::version(&rec.version),
+            encode(layout),
+        );
         b.delete_cf(self.cf(keys::CF_INTENTS), keys::version(&rec.version));
         self.db.write_opt(b, &sync_opts())?;
         Ok(())
@@ -156,21 +192,34 @@ impl MetaStore {
             nodes: old.nodes.clone(),
             part_stripes: old.parts.iter().map(|p| p.div_ceil(sp) as u32).collect(),
         };
-        b.put_cf(self.cf(keys::CF_GC), keys::gc(now_millis(), &old.version), encode(&gc));
+        b.put_cf(
+            self.cf(keys::CF_GC),
+            keys::gc(now_millis(), &old.version),
+            encode(&gc),
+        );
         b.delete_cf(self.cf(keys::CF_LAYOUTS), keys::version(&old.version));
     }
 
     /// Replaces the sealed attributes (tags) of the current version, if it is still `version`.
     /// Returns false if the object is gone or was replaced meanwhile.
-    pub fn update_sealed(&self, bucket: &str, key: &[u8], version: &VersionId, sealed: Vec<u8>) -> Result<bool, MetaError> {
+    pub fn update_sealed(
+        &self,
+        bucket: &str,
+        key: &[u8],
+        version: &VersionId,
+        sealed: Vec<u8>,
+    ) -> Result<bool, MetaError> {
         let _g = self.lock_key(bucket, key);
         let okey = keys::object(bucket, key);
-        let Some(mut rec) = self.get::<ObjectRecord>(keys::CF_OBJECTS, &okey)? else { return Ok(false) };
+        let Some(mut rec) = self.get::<ObjectRecord>(keys::CF_OBJECTS, &okey)? else {
+            return Ok(false);
+        };
         if rec.version != *version {
             return Ok(false);
         }
         rec.sealed = sealed;
-        self.db.put_cf_opt(self.cf(keys::CF_OBJECTS), &okey, encode(&rec), &sync_opts())?;
+        self.db
+            .put_cf_opt(self.cf(keys::CF_OBJECTS), &okey, encode(&rec), &sync_opts())?;
         Ok(true)
     }
 
@@ -190,9 +239,18 @@ impl MetaStore {
     }
 
     /// Abandons a write that will not commit: its intent becomes a GC entry.
-    pub fn abort_write(&self, v: &VersionId, nodes: &[String], part_stripes: Vec<u32>) -> Result<(), MetaError> {
+    pub fn abort_write(
+        &self,
+        v: &VersionId,
+        nodes: &[String],
+        part_stripes: Vec<u32>,
+    ) -> Result<(), MetaError> {
         let mut b = WriteBatch::default();
-        let gc = GcRecord { version: *v, nodes: nodes.to_vec(), part_stripes };
+        let gc = GcRecord {
+            version: *v,
+            nodes: nodes.to_vec(),
+            part_stripes,
+        };
         b.put_cf(self.cf(keys::CF_GC), keys::gc(now_millis(), v), encode(&gc));
         b.delete_cf(self.cf(keys::CF_INTENTS), keys::version(v));
         self.db.write_opt(b, &sync_opts())?;
@@ -202,23 +260,33 @@ impl MetaStore {
     /// Intents left by writes that never finished (after a crash).
     pub fn intents(&self) -> Result<Vec<(VersionId, IntentRecord)>, MetaError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(keys::CF_INTENTS), IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(keys::CF_INTENTS), IteratorMode::Start)
+        {
             let (k, v) = item?;
-            let id: [u8; 16] = k[..].try_into().map_err(|_| MetaError::Corrupt("intent key".into()))?;
+            let id: [u8; 16] = k[..]
+                .try_into()
+                .map_err(|_| MetaError::Corrupt("intent key".into()))?;
             out.push((VersionId(id), decode(&v)?));
         }
         Ok(out)
     }
 
     pub fn drop_intent(&self, v: &VersionId) -> Result<(), MetaError> {
-        self.db.delete_cf_opt(self.cf(keys::CF_INTENTS), keys::version(v), &sync_opts())?;
+        self.db
+            .delete_cf_opt(self.cf(keys::CF_INTENTS), keys::version(v), &sync_opts())?;
         Ok(())
     }
 
     /// The oldest GC entries: (raw key, record).
     pub fn gc_batch(&self, limit: usize) -> Result<Vec<(Vec<u8>, GcRecord)>, MetaError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(keys::CF_GC), IteratorMode::Start).take(limit) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(keys::CF_GC), IteratorMode::Start)
+            .take(limit)
+        {
             let (k, v) = item?;
             out.push((k.to_vec(), decode(&v)?));
         }
@@ -254,18 +322,24 @@ impl MetaStore {
                 it.status()?;
                 return Ok((out, false));
             }
-            let Some(raw) = it.key() else { return Ok((out, false)) };
+            let Some(raw) = it.key() else {
+                return Ok((out, false));
+            };
             if !raw.starts_with(&base) {
                 return Ok((out, false));
             }
-            let key = keys::object_key_of(bucket, raw).unwrap_or_default().to_vec();
+            let key = keys::object_key_of(bucket, raw)
+                .unwrap_or_default()
+                .to_vec();
             if after.is_some_and(|a| key.as_slice() <= a) {
                 it.next();
                 continue;
             }
             let rolled = delimiter.and_then(|d| {
                 let rest = &key[prefix.len()..];
-                rest.windows(d.len()).position(|w| w == d).map(|i| key[..prefix.len() + i + d.len()].to_vec())
+                rest.windows(d.len())
+                    .position(|w| w == d)
+                    .map(|i| key[..prefix.len() + i + d.len()].to_vec())
             });
             if let Some(cp) = rolled {
                 let already = after.is_some_and(|a| cp.as_slice() <= a);
@@ -291,11 +365,17 @@ impl MetaStore {
     }
 
     /// Iterates every object of a bucket (for audits), in key order.
-    pub fn scan_objects(&self, bucket: &str) -> impl Iterator<Item = Result<(Vec<u8>, ObjectRecord), MetaError>> + '_ {
+    pub fn scan_objects(
+        &self,
+        bucket: &str,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, ObjectRecord), MetaError>> + '_ {
         let start = keys::object_prefix(bucket, b"");
         let b = bucket.to_string();
         self.db
-            .iterator_cf(self.cf(keys::CF_OBJECTS), IteratorMode::From(&start, Direction::Forward))
+            .iterator_cf(
+                self.cf(keys::CF_OBJECTS),
+                IteratorMode::From(&start, Direction::Forward),
+            )
             .map_while(move |item| match item {
                 Ok((k, v)) => {
                     let key = keys::object_key_of(&b, &k)?.to_vec();

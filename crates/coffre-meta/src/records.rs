@@ -14,8 +14,12 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 
 pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, crate::MetaError> {
     match b.split_first() {
-        Some((&FORMAT_V1, rest)) => postcard::from_bytes(rest).map_err(|e| crate::MetaError::Corrupt(e.to_string())),
-        Some((v, _)) => Err(crate::MetaError::Corrupt(format!("unknown record format {v}"))),
+        Some((&FORMAT_V1, rest)) => {
+            postcard::from_bytes(rest).map_err(|e| crate::MetaError::Corrupt(e.to_string()))
+        }
+        Some((v, _)) => Err(crate::MetaError::Corrupt(format!(
+            "unknown record format {v}"
+        ))),
         None => Err(crate::MetaError::Corrupt("empty record".into())),
     }
 }
@@ -89,7 +93,12 @@ mod tests {
 
     #[test]
     fn versioned_roundtrip() {
-        let b = BucketRecord { created_ms: 5, region: "fr-par".into(), countries: vec!["FR".into()], scheme: Scheme::DEFAULT };
+        let b = BucketRecord {
+            created_ms: 5,
+            region: "fr-par".into(),
+            countries: vec!["FR".into()],
+            scheme: Scheme::DEFAULT,
+        };
         let e = encode(&b);
         assert_eq!(e[0], FORMAT_V1);
         assert_eq!(decode::<BucketRecord>(&e).unwrap(), b);

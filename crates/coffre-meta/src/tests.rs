@@ -20,13 +20,20 @@ fn rec(size: u64) -> ObjectRecord {
 fn store_with(keys: &[&str]) -> (tempfile::TempDir, MetaStore) {
     let d = tempfile::tempdir().unwrap();
     let m = MetaStore::open(d.path()).unwrap();
-    let b = BucketRecord { created_ms: 0, region: "fr-par".into(), countries: vec!["FR".into()], scheme: Scheme::DEFAULT };
+    let b = BucketRecord {
+        created_ms: 0,
+        region: "fr-par".into(),
+        countries: vec!["FR".into()],
+        scheme: Scheme::DEFAULT,
+    };
     m.create_bucket("b", &b).unwrap();
     m.create_bucket("c", &b).unwrap();
     for k in keys {
-        m.commit_object("b", k.as_bytes(), &rec(1), &LayoutRecord::default()).unwrap();
+        m.commit_object("b", k.as_bytes(), &rec(1), &LayoutRecord::default())
+            .unwrap();
     }
-    m.commit_object("c", b"zzz", &rec(1), &LayoutRecord::default()).unwrap();
+    m.commit_object("c", b"zzz", &rec(1), &LayoutRecord::default())
+        .unwrap();
     (d, m)
 }
 
@@ -64,7 +71,8 @@ fn list_with_delimiter_and_pages() {
 fn overwrite_and_delete_queue_gc() {
     let (_d, m) = store_with(&["k"]);
     let first = m.get_object("b", b"k").unwrap().unwrap();
-    m.commit_object("b", b"k", &rec(2), &LayoutRecord::default()).unwrap();
+    m.commit_object("b", b"k", &rec(2), &LayoutRecord::default())
+        .unwrap();
     assert_eq!(m.get_object("b", b"k").unwrap().unwrap().size, 2);
     let gc = m.gc_batch(10).unwrap();
     assert_eq!(gc.len(), 1);
@@ -73,7 +81,10 @@ fn overwrite_and_delete_queue_gc() {
     assert!(m.delete_object("b", b"k").unwrap());
     assert!(!m.delete_object("b", b"k").unwrap());
     assert_eq!(m.gc_batch(10).unwrap().len(), 2);
-    assert!(matches!(m.delete_bucket("c"), Err(MetaError::BucketNotEmpty)));
+    assert!(matches!(
+        m.delete_bucket("c"),
+        Err(MetaError::BucketNotEmpty)
+    ));
     m.delete_bucket("b").unwrap();
     assert!(matches!(m.delete_bucket("b"), Err(MetaError::NoSuchBucket)));
 }

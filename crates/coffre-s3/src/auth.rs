@@ -38,7 +38,10 @@ pub trait Credentials {
 pub fn uri_encode(bytes: &[u8], keep_slash: bool) -> String {
     let mut o = String::with_capacity(bytes.len() * 3);
     for &b in bytes {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/') {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && b == b'/')
+        {
             o.push(b as char);
         } else {
             o.push_str(&format!("%{b:02X}"));
@@ -56,9 +59,15 @@ fn sha256_hex(d: &[u8]) -> String {
 }
 
 pub fn signing_key(secret: &str, date: &str, region: &str) -> hmac::Key {
-    let mut k = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, format!("AWS4{secret}").as_bytes()), date.as_bytes());
+    let mut k = hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, format!("AWS4{secret}").as_bytes()),
+        date.as_bytes(),
+    );
     for part in [region, "s3", "aws4_request"] {
-        k = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, k.as_ref()), part.as_bytes());
+        k = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, k.as_ref()),
+            part.as_bytes(),
+        );
     }
     hmac::Key::new(hmac::HMAC_SHA256, k.as_ref())
 }
@@ -102,9 +111,15 @@ fn query_pairs(raw: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
 fn parse_credential(c: &str) -> Result<(String, String, String), S3Error> {
     let parts: Vec<&str> = c.split('/').collect();
     if parts.len() != 5 || parts[3] != "s3" || parts[4] != "aws4_request" {
-        return Err(S3Error::malformed_auth("The credential must be AKID/date/region/s3/aws4_request"));
+        return Err(S3Error::malformed_auth(
+            "The credential must be AKID/date/region/s3/aws4_request",
+        ));
     }
-    Ok((parts[0].to_string(), parts[1].to_string(), parts[2].to_string()))
+    Ok((
+        parts[0].to_string(),
+        parts[1].to_string(),
+        parts[2].to_string(),
+    ))
 }
 
 fn header_str<'a>(h: &'a HeaderMap, n: &str) -> Option<&'a str> {
@@ -113,9 +128,9 @@ fn header_str<'a>(h: &'a HeaderMap, n: &str) -> Option<&'a str> {
 
 fn parse_auth(req: &RequestParts<'_>) -> Result<Option<Auth>, S3Error> {
     if let Some(a) = header_str(req.headers, "authorization") {
-        let rest = a
-            .strip_prefix("AWS4-HMAC-SHA256 ")
-            .ok_or_else(|| S3Error::invalid_argument("Only AWS4-HMAC-SHA256 signatures are supported"))?;
+        let rest = a.strip_prefix("AWS4-HMAC-SHA256 ").ok_or_else(|| {
+            S3Error::invalid_argument("Only AWS4-HMAC-SHA256 signatures are supported")
+        })?;
         let (mut cred, mut sh, mut sig) = (None, None, None);
         for f in rest.split(',') {
             let f = f.trim();
@@ -128,7 +143,9 @@ fn parse_auth(req: &RequestParts<'_>) -> Result<Option<Auth>, S3Error> {
             }
         }
         let (Some(cred), Some(sh), Some(sig)) = (cred, sh, sig) else {
-            return Err(S3Error::malformed_auth("Authorization needs Credential, SignedHeaders and Signature"));
+            return Err(S3Error::malformed_auth(
+                "Authorization needs Credential, SignedHeaders and Signature",
+            ));
         };
         let (access_key, date, region) = parse_credential(cred)?;
         let amz_date = header_str(req.headers, "x-amz-date")
@@ -145,27 +162,48 @@ fn parse_auth(req: &RequestParts<'_>) -> Result<Option<Auth>, S3Error> {
         }));
     }
     let q = query_pairs(req.raw_query);
-    let get = |n: &str| q.iter().find(|(k, _)| k == n.as_bytes()).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
-    let Some(alg) = get("X-Amz-Algorithm") else { return Ok(None) };
-    if alg != "AWS4-HMAC-SHA256" {
-        return Err(S3Error::invalid_argument("Only AWS4-HMAC-SHA256 presigned URLs are supported"));
-    }
-    let (Some(cred), Some(amz_date), Some(expires), Some(sh), Some(sig)) =
-        (get("X-Amz-Credential"), get("X-Amz-Date"), get("X-Amz-Expires"), get("X-Amz-SignedHeaders"), get("X-Amz-Signature"))
-    else {
-        return Err(S3Error::malformed_auth("A presigned URL needs X-Amz-Credential, -Date, -Expires, -SignedHeaders, -Signature"));
+    let get = |n: &str| {
+        q.iter()
+            .find(|(k, _)| k == n.as_bytes())
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     };
-    let expires: i64 = expires.parse().map_err(|_| S3Error::invalid_argument("X-Amz-Expires must be a number"))?;
-    if !(1..=MAX_PRESIGN_SECS).contains(&expires) {
-        return Err(S3Error::invalid_argument("X-Amz-Expires must be between 1 and 604800 seconds"));
+    let Some(alg) = get("X-Amz-Algorithm") else {
+        return Ok(None);
+    };
+    if alg != "AWS4-HMAC-SHA256" {
+        return Err(S3Error::invalid_argument(
+            "Only AWS4-HMAC-SHA256 presigned URLs are supported",
+        ));
     }
-    let t = parse_amz_date(&amz_date).ok_or_else(|| S3Error::malformed_auth("X-Amz-Date is not YYYYMMDDTHHMMSSZ"))?;
+    let (Some(cred), Some(amz_date), Some(expires), Some(sh), Some(sig)) = (
+        get("X-Amz-Credential"),
+        get("X-Amz-Date"),
+        get("X-Amz-Expires"),
+        get("X-Amz-SignedHeaders"),
+        get("X-Amz-Signature"),
+    ) else {
+        return Err(S3Error::malformed_auth(
+            "A presigned URL needs X-Amz-Credential, -Date, -Expires, -SignedHeaders, -Signature",
+        ));
+    };
+    let expires: i64 = expires
+        .parse()
+        .map_err(|_| S3Error::invalid_argument("X-Amz-Expires must be a number"))?;
+    if !(1..=MAX_PRESIGN_SECS).contains(&expires) {
+        return Err(S3Error::invalid_argument(
+            "X-Amz-Expires must be between 1 and 604800 seconds",
+        ));
+    }
+    let t = parse_amz_date(&amz_date)
+        .ok_or_else(|| S3Error::malformed_auth("X-Amz-Date is not YYYYMMDDTHHMMSSZ"))?;
     let now = coffre_types::now_millis() as i64 / 1000;
     if now > t + expires {
         return Err(S3Error::access_denied("Request has expired"));
     }
     if t - now > MAX_SKEW_SECS {
-        return Err(S3Error::time_skewed("The request time is too far in the future"));
+        return Err(S3Error::time_skewed(
+            "The request time is too far in the future",
+        ));
     }
     let (access_key, date, region) = parse_credential(&cred)?;
     Ok(Some(Auth {
@@ -179,7 +217,11 @@ fn parse_auth(req: &RequestParts<'_>) -> Result<Option<Auth>, S3Error> {
     }))
 }
 
-fn canonical_request(req: &RequestParts<'_>, auth: &Auth, payload: &str) -> Result<String, S3Error> {
+fn canonical_request(
+    req: &RequestParts<'_>,
+    auth: &Auth,
+    payload: &str,
+) -> Result<String, S3Error> {
     let path = uri_encode(&percent_decode(req.raw_path), true);
     let mut q: Vec<(String, String)> = query_pairs(req.raw_query)
         .into_iter()
@@ -187,13 +229,24 @@ fn canonical_request(req: &RequestParts<'_>, auth: &Auth, payload: &str) -> Resu
         .map(|(k, v)| (uri_encode(&k, false), uri_encode(&v, false)))
         .collect();
     q.sort();
-    let query = q.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    let query = q
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
     let mut headers = String::new();
     for name in &auth.signed_headers {
         // Raw bytes: user metadata may hold UTF-8, which `to_str` refuses.
-        let values: Vec<String> = req.headers.get_all(name.as_str()).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
+        let values: Vec<String> = req
+            .headers
+            .get_all(name.as_str())
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
         if values.is_empty() && name != "host" {
-            return Err(S3Error::signature_mismatch(format!("Signed header {name} is missing")));
+            return Err(S3Error::signature_mismatch(format!(
+                "Signed header {name} is missing"
+            )));
         }
         let joined = values
             .iter()
@@ -202,39 +255,67 @@ fn canonical_request(req: &RequestParts<'_>, auth: &Auth, payload: &str) -> Resu
             .join(",");
         headers.push_str(&format!("{name}:{joined}\n"));
     }
-    Ok(format!("{}\n{path}\n{query}\n{headers}\n{}\n{payload}", req.method, auth.signed_headers.join(";")))
+    Ok(format!(
+        "{}\n{path}\n{query}\n{headers}\n{}\n{payload}",
+        req.method,
+        auth.signed_headers.join(";")
+    ))
 }
 
 /// Verifies the request's signature. `Ok(None)`: the request is anonymous.
-pub fn verify(req: &RequestParts<'_>, creds: &dyn Credentials, our_region: &str) -> Result<Option<Verified>, S3Error> {
-    let Some(auth) = parse_auth(req)? else { return Ok(None) };
+pub fn verify(
+    req: &RequestParts<'_>,
+    creds: &dyn Credentials,
+    our_region: &str,
+) -> Result<Option<Verified>, S3Error> {
+    let Some(auth) = parse_auth(req)? else {
+        return Ok(None);
+    };
     if !auth.signed_headers.iter().any(|h| h == "host") {
         return Err(S3Error::malformed_auth("SignedHeaders must include host"));
     }
     if !accepted_region(&auth.region, our_region) {
-        return Err(S3Error::malformed_auth(format!("the region '{}' is wrong; expecting '{our_region}'", auth.region)));
+        return Err(S3Error::malformed_auth(format!(
+            "the region '{}' is wrong; expecting '{our_region}'",
+            auth.region
+        )));
     }
-    let t = parse_amz_date(&auth.amz_date).ok_or_else(|| S3Error::access_denied("x-amz-date is not YYYYMMDDTHHMMSSZ"))?;
+    let t = parse_amz_date(&auth.amz_date)
+        .ok_or_else(|| S3Error::access_denied("x-amz-date is not YYYYMMDDTHHMMSSZ"))?;
     if !auth.amz_date.starts_with(&auth.date) {
-        return Err(S3Error::malformed_auth("The credential date does not match x-amz-date"));
+        return Err(S3Error::malformed_auth(
+            "The credential date does not match x-amz-date",
+        ));
     }
     if !auth.presigned {
         let now = coffre_types::now_millis() as i64 / 1000;
         if (now - t).abs() > MAX_SKEW_SECS {
-            return Err(S3Error::time_skewed("The difference between the request time and the server's time is too large"));
+            return Err(S3Error::time_skewed(
+                "The difference between the request time and the server's time is too large",
+            ));
         }
     }
-    let secret = creds
-        .secret_for(&auth.access_key)
-        .ok_or_else(|| S3Error::invalid_access_key("The AWS Access Key Id you provided does not exist in our records"))?;
+    let secret = creds.secret_for(&auth.access_key).ok_or_else(|| {
+        S3Error::invalid_access_key(
+            "The AWS Access Key Id you provided does not exist in our records",
+        )
+    })?;
     let payload = match header_str(req.headers, "x-amz-content-sha256") {
         Some(p) => p.to_string(),
         None if auth.presigned => UNSIGNED_PAYLOAD.to_string(),
-        None => return Err(S3Error::invalid_request("Missing required header for this request: x-amz-content-sha256")),
+        None => {
+            return Err(S3Error::invalid_request(
+                "Missing required header for this request: x-amz-content-sha256",
+            ))
+        }
     };
     let canonical = canonical_request(req, &auth, &payload)?;
     let scope = format!("{}/{}/s3/aws4_request", auth.date, auth.region);
-    let sts = format!("AWS4-HMAC-SHA256\n{}\n{scope}\n{}", auth.amz_date, sha256_hex(canonical.as_bytes()));
+    let sts = format!(
+        "AWS4-HMAC-SHA256\n{}\n{scope}\n{}",
+        auth.amz_date,
+        sha256_hex(canonical.as_bytes())
+    );
     let key = signing_key(&secret, &auth.date, &auth.region);
     let expected = sign_hex(&key, &sts);
     if !constant_time_eq(&expected, &auth.signature.to_ascii_lowercase()) {
@@ -283,7 +364,8 @@ mod tests {
     struct One;
     impl Credentials for One {
         fn secret_for(&self, a: &str) -> Option<String> {
-            (a == "AKIAIOSFODNN7EXAMPLE").then(|| "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".to_string())
+            (a == "AKIAIOSFODNN7EXAMPLE")
+                .then(|| "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".to_string())
         }
     }
 
@@ -293,31 +375,69 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("host", "examplebucket.s3.amazonaws.com".parse().unwrap());
         h.insert("range", "bytes=0-9".parse().unwrap());
-        h.insert("x-amz-content-sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".parse().unwrap());
+        h.insert(
+            "x-amz-content-sha256",
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+                .parse()
+                .unwrap(),
+        );
         h.insert("x-amz-date", "20130524T000000Z".parse().unwrap());
         let canonical_expected = "GET\n/test.txt\n\nhost:examplebucket.s3.amazonaws.com\nrange:bytes=0-9\nx-amz-content-sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\nx-amz-date:20130524T000000Z\n\nhost;range;x-amz-content-sha256;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        let req = RequestParts { method: "GET", raw_path: "/test.txt", raw_query: "", headers: &h };
+        let req = RequestParts {
+            method: "GET",
+            raw_path: "/test.txt",
+            raw_query: "",
+            headers: &h,
+        };
         let auth = Auth {
             access_key: "AKIAIOSFODNN7EXAMPLE".into(),
             date: "20130524".into(),
             region: "us-east-1".into(),
-            signed_headers: vec!["host".into(), "range".into(), "x-amz-content-sha256".into(), "x-amz-date".into()],
+            signed_headers: vec![
+                "host".into(),
+                "range".into(),
+                "x-amz-content-sha256".into(),
+                "x-amz-date".into(),
+            ],
             signature: String::new(),
             amz_date: "20130524T000000Z".into(),
             presigned: false,
         };
-        let c = canonical_request(&req, &auth, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855").unwrap();
+        let c = canonical_request(
+            &req,
+            &auth,
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        )
+        .unwrap();
         assert_eq!(c, canonical_expected);
-        let key = signing_key(&One.secret_for("AKIAIOSFODNN7EXAMPLE").unwrap(), "20130524", "us-east-1");
-        let sts = format!("AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n{}", sha256_hex(c.as_bytes()));
-        assert_eq!(sign_hex(&key, &sts), "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
+        let key = signing_key(
+            &One.secret_for("AKIAIOSFODNN7EXAMPLE").unwrap(),
+            "20130524",
+            "us-east-1",
+        );
+        let sts = format!(
+            "AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n{}",
+            sha256_hex(c.as_bytes())
+        );
+        assert_eq!(
+            sign_hex(&key, &sts),
+            "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+        );
         // The clock check rejects this 2013 request.
         h.insert(
             "authorization",
             "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41".parse().unwrap(),
         );
-        let req = RequestParts { method: "GET", raw_path: "/test.txt", raw_query: "", headers: &h };
-        assert_eq!(verify(&req, &One, "fr-par").err().unwrap().code, "RequestTimeTooSkewed");
+        let req = RequestParts {
+            method: "GET",
+            raw_path: "/test.txt",
+            raw_query: "",
+            headers: &h,
+        };
+        assert_eq!(
+            verify(&req, &One, "fr-par").err().unwrap().code,
+            "RequestTimeTooSkewed"
+        );
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! per-chunk signatures and trailing checksums, and flexible checksums. A mismatch surfaces as
 //! an error before the end of the stream, so the write is never committed.
 
-use crate::auth::{Verified, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER, UNSIGNED_PAYLOAD};
+use crate::auth::{
+    Verified, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER,
+    UNSIGNED_PAYLOAD,
+};
 use crate::checksum::{Algorithm, Checksummer};
 use crate::error::into_io;
 use crate::S3Error;
@@ -22,7 +25,11 @@ enum Payload {
 enum State {
     Plain,
     ChunkHeader,
-    ChunkData { remaining: u64, signature: Option<String>, sha: Option<ring::digest::Context> },
+    ChunkData {
+        remaining: u64,
+        signature: Option<String>,
+        sha: Option<Box<ring::digest::Context>>,
+    },
     ChunkEnd,
     Trailers,
     Done,
@@ -54,13 +61,26 @@ fn header<'a>(h: &'a http::HeaderMap, n: &str) -> Option<&'a str> {
 
 impl BodyReader {
     /// Reads the headers that say how to verify the body. Errors are the client's.
-    pub fn new(body: Incoming, headers: &http::HeaderMap, verified: Option<Verified>, max_len: u64) -> Result<(BodyReader, ChecksumSlot), S3Error> {
+    pub fn new(
+        body: Incoming,
+        headers: &http::HeaderMap,
+        verified: Option<Verified>,
+        max_len: u64,
+    ) -> Result<(BodyReader, ChecksumSlot), S3Error> {
         let payload = match verified.as_ref().map(|v| v.payload.as_str()) {
             None | Some(UNSIGNED_PAYLOAD) => Payload::Unsigned,
-            Some(STREAMING_SIGNED) | Some(STREAMING_SIGNED_TRAILER) => Payload::Chunked { signed: true },
+            Some(STREAMING_SIGNED) | Some(STREAMING_SIGNED_TRAILER) => {
+                Payload::Chunked { signed: true }
+            }
             Some(STREAMING_UNSIGNED_TRAILER) => Payload::Chunked { signed: false },
-            Some(h) if h.len() == 64 && h.bytes().all(|c| c.is_ascii_hexdigit()) => Payload::Sha256(h.to_ascii_lowercase()),
-            Some(_) => return Err(S3Error::invalid_argument("x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-* or a SHA-256")),
+            Some(h) if h.len() == 64 && h.bytes().all(|c| c.is_ascii_hexdigit()) => {
+                Payload::Sha256(h.to_ascii_lowercase())
+            }
+            Some(_) => {
+                return Err(S3Error::invalid_argument(
+                    "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-* or a SHA-256",
+                ))
+            }
         };
         // A checksum given in a header, else announced for the trailer, else asked for by name.
         let mut checksum = None;
@@ -68,10 +88,15 @@ impl BodyReader {
         for a in Algorithm::ALL {
             if let Some(v) = header(headers, &a.header()) {
                 if !a.valid_value(v) {
-                    return Err(S3Error::invalid_digest(format!("The {} you specified is not valid", a.header())));
+                    return Err(S3Error::invalid_digest(format!(
+                        "The {} you specified is not valid",
+                        a.header()
+                    )));
                 }
                 if checksum.is_some() {
-                    return Err(S3Error::invalid_request("Expecting a single x-amz-checksum- header"));
+                    return Err(S3Error::invalid_request(
+                        "Expecting a single x-amz-checksum- header",
+                    ));
                 }
                 checksum = Some(Checksummer::new(a));
                 expected_checksum = Some(v.to_string());
@@ -83,34 +108,55 @@ impl BodyReader {
                 .trim()
                 .strip_prefix("x-amz-checksum-")
                 .and_then(Algorithm::parse)
-                .ok_or_else(|| S3Error::invalid_request(format!("unsupported x-amz-trailer {t:?}")))?;
+                .ok_or_else(|| {
+                    S3Error::invalid_request(format!("unsupported x-amz-trailer {t:?}"))
+                })?;
             if !matches!(payload, Payload::Chunked { .. }) {
-                return Err(S3Error::invalid_request("x-amz-trailer needs an aws-chunked STREAMING-*-TRAILER body"));
+                return Err(S3Error::invalid_request(
+                    "x-amz-trailer needs an aws-chunked STREAMING-*-TRAILER body",
+                ));
             }
             if checksum.is_some() {
-                return Err(S3Error::invalid_request("Expecting a single x-amz-checksum- header"));
+                return Err(S3Error::invalid_request(
+                    "Expecting a single x-amz-checksum- header",
+                ));
             }
             checksum = Some(Checksummer::new(a));
             trailer_checksum = Some(a);
         }
         if checksum.is_none() {
             if let Some(name) = header(headers, "x-amz-sdk-checksum-algorithm") {
-                let a = Algorithm::parse(name).ok_or_else(|| S3Error::invalid_request(format!("unsupported checksum algorithm {name:?}")))?;
+                let a = Algorithm::parse(name).ok_or_else(|| {
+                    S3Error::invalid_request(format!("unsupported checksum algorithm {name:?}"))
+                })?;
                 checksum = Some(Checksummer::new(a));
             }
         }
         let decoded_len = match header(headers, "x-amz-decoded-content-length") {
-            Some(v) => Some(v.parse().map_err(|_| S3Error::invalid_argument("x-amz-decoded-content-length is not a number"))?),
+            Some(v) => Some(v.parse().map_err(|_| {
+                S3Error::invalid_argument("x-amz-decoded-content-length is not a number")
+            })?),
             None => None,
         };
-        let declared = decoded_len.or_else(|| header(headers, "content-length").and_then(|v| v.parse().ok()));
+        let declared =
+            decoded_len.or_else(|| header(headers, "content-length").and_then(|v| v.parse().ok()));
         if declared.is_some_and(|l| l > max_len) {
-            return Err(S3Error::entity_too_large("Your proposed upload exceeds the maximum allowed size"));
+            return Err(S3Error::entity_too_large(
+                "Your proposed upload exceeds the maximum allowed size",
+            ));
         }
-        let state = if matches!(payload, Payload::Chunked { .. }) { State::ChunkHeader } else { State::Plain };
-        let sha256 = matches!(payload, Payload::Sha256(_)).then(|| ring::digest::Context::new(&ring::digest::SHA256));
+        let state = if matches!(payload, Payload::Chunked { .. }) {
+            State::ChunkHeader
+        } else {
+            State::Plain
+        };
+        let sha256 = matches!(payload, Payload::Sha256(_))
+            .then(|| ring::digest::Context::new(&ring::digest::SHA256));
         let slot = ChecksumSlot::default();
-        let previous_signature = verified.as_ref().map(|v| v.seed_signature.clone()).unwrap_or_default();
+        let previous_signature = verified
+            .as_ref()
+            .map(|v| v.seed_signature.clone())
+            .unwrap_or_default();
         let reader = BodyReader {
             inner: Some(body),
             buf: BytesMut::new(),
@@ -133,13 +179,19 @@ impl BodyReader {
     /// Next frame from the connection; `Ok(None)` at its end.
     async fn fill(&mut self) -> Result<Option<Bytes>, S3Error> {
         loop {
-            let Some(inner) = self.inner.as_mut() else { return Ok(None) };
+            let Some(inner) = self.inner.as_mut() else {
+                return Ok(None);
+            };
             match inner.frame().await {
                 None => {
                     self.inner = None;
                     return Ok(None);
                 }
-                Some(Err(e)) => return Err(S3Error::incomplete_body(format!("the request body ended early: {e}"))),
+                Some(Err(e)) => {
+                    return Err(S3Error::incomplete_body(format!(
+                        "the request body ended early: {e}"
+                    )))
+                }
                 Some(Ok(f)) => {
                     if let Ok(d) = f.into_data() {
                         if !d.is_empty() {
@@ -154,7 +206,9 @@ impl BodyReader {
     fn account(&mut self, data: &[u8]) -> Result<(), S3Error> {
         self.seen += data.len() as u64;
         if self.seen > self.max_len {
-            return Err(S3Error::entity_too_large("Your proposed upload exceeds the maximum allowed size"));
+            return Err(S3Error::entity_too_large(
+                "Your proposed upload exceeds the maximum allowed size",
+            ));
         }
         if let Some(c) = &mut self.checksum {
             c.update(data);
@@ -175,23 +229,41 @@ impl BodyReader {
                     .map_err(|_| S3Error::invalid_request("aws-chunked framing is not UTF-8"));
             }
             if self.buf.len() > 8192 {
-                return Err(S3Error::invalid_request("aws-chunked framing line too long"));
+                return Err(S3Error::invalid_request(
+                    "aws-chunked framing line too long",
+                ));
             }
             match self.fill().await? {
                 Some(d) => self.buf.extend_from_slice(&d),
                 None if self.buf.is_empty() => return Ok(None),
-                None => return Err(S3Error::incomplete_body("the aws-chunked body ended inside a line")),
+                None => {
+                    return Err(S3Error::incomplete_body(
+                        "the aws-chunked body ended inside a line",
+                    ))
+                }
             }
         }
     }
 
-    fn check_signature(&mut self, got: Option<String>, computed: impl FnOnce(&Verified, &str) -> String) -> Result<(), S3Error> {
-        let Payload::Chunked { signed: true } = self.payload else { return Ok(()) };
-        let v = self.verified.as_ref().ok_or_else(|| S3Error::access_denied("signed chunks need a signed request"))?;
-        let got = got.ok_or_else(|| S3Error::signature_mismatch("a chunk has no chunk-signature"))?;
+    fn check_signature(
+        &mut self,
+        got: Option<String>,
+        computed: impl FnOnce(&Verified, &str) -> String,
+    ) -> Result<(), S3Error> {
+        let Payload::Chunked { signed: true } = self.payload else {
+            return Ok(());
+        };
+        let v = self
+            .verified
+            .as_ref()
+            .ok_or_else(|| S3Error::access_denied("signed chunks need a signed request"))?;
+        let got =
+            got.ok_or_else(|| S3Error::signature_mismatch("a chunk has no chunk-signature"))?;
         let expected = computed(v, &self.previous_signature);
         if !crate::auth::constant_time_eq(&expected, &got) {
-            return Err(S3Error::signature_mismatch("The chunk signature does not match: the body was altered"));
+            return Err(S3Error::signature_mismatch(
+                "The chunk signature does not match: the body was altered",
+            ));
         }
         self.previous_signature = expected;
         Ok(())
@@ -201,12 +273,17 @@ impl BodyReader {
         self.state = State::Done;
         if let Some(d) = self.decoded_len {
             if d != self.seen {
-                return Err(S3Error::incomplete_body(format!("x-amz-decoded-content-length is {d} but the body held {} bytes", self.seen)));
+                return Err(S3Error::incomplete_body(format!(
+                    "x-amz-decoded-content-length is {d} but the body held {} bytes",
+                    self.seen
+                )));
             }
         }
         if let (Payload::Sha256(expected), Some(ctx)) = (&self.payload, self.sha256.take()) {
             if hex::encode(ctx.finish()) != *expected {
-                return Err(S3Error::sha256_mismatch("The provided 'x-amz-content-sha256' header does not match what was computed."));
+                return Err(S3Error::sha256_mismatch(
+                    "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                ));
             }
         }
         if let Some(c) = self.checksum.take() {
@@ -214,10 +291,16 @@ impl BodyReader {
             let got = c.finish();
             if let Some(exp) = &self.expected_checksum {
                 if *exp != got {
-                    return Err(S3Error::bad_digest(format!("The {} you specified did not match the calculated checksum.", a.header())));
+                    return Err(S3Error::bad_digest(format!(
+                        "The {} you specified did not match the calculated checksum.",
+                        a.header()
+                    )));
                 }
             } else if self.trailer_checksum.is_some() {
-                return Err(S3Error::invalid_request(format!("the trailer {} was announced but not sent", a.header())));
+                return Err(S3Error::invalid_request(format!(
+                    "the trailer {} was announced but not sent",
+                    a.header()
+                )));
             }
             *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((a, got));
         }
@@ -231,7 +314,9 @@ impl BodyReader {
             if line.is_empty() {
                 break;
             }
-            let (name, value) = line.split_once(':').ok_or_else(|| S3Error::invalid_request("malformed trailer"))?;
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| S3Error::invalid_request("malformed trailer"))?;
             let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_string());
             if name == "x-amz-trailer-signature" {
                 signature = Some(value);
@@ -239,13 +324,17 @@ impl BodyReader {
             }
             if let Some(a) = self.trailer_checksum.filter(|a| a.header() == name) {
                 if !a.valid_value(&value) {
-                    return Err(S3Error::invalid_digest(format!("The {name} you specified is not valid")));
+                    return Err(S3Error::invalid_digest(format!(
+                        "The {name} you specified is not valid"
+                    )));
                 }
                 self.expected_checksum = Some(value.clone());
             }
             canonical.push_str(&format!("{name}:{value}\n"));
         }
-        if matches!(self.payload, Payload::Chunked { signed: true }) && self.trailer_checksum.is_some() {
+        if matches!(self.payload, Payload::Chunked { signed: true })
+            && self.trailer_checksum.is_some()
+        {
             self.check_signature(signature, |v, prev| v.trailer_signature(prev, &canonical))?;
         }
         self.finish()
@@ -275,28 +364,45 @@ impl BodyReader {
                     }
                 },
                 State::ChunkHeader => {
-                    let line = self.line().await?.ok_or_else(|| S3Error::incomplete_body("the aws-chunked body ended before its last chunk"))?;
+                    let line = self.line().await?.ok_or_else(|| {
+                        S3Error::incomplete_body("the aws-chunked body ended before its last chunk")
+                    })?;
                     let (size, ext) = line.split_once(';').unwrap_or((line.as_str(), ""));
-                    let size = u64::from_str_radix(size.trim(), 16).map_err(|_| S3Error::invalid_request("bad aws-chunked chunk size"))?;
-                    let signature = ext.trim().strip_prefix("chunk-signature=").map(str::to_string);
+                    let size = u64::from_str_radix(size.trim(), 16)
+                        .map_err(|_| S3Error::invalid_request("bad aws-chunked chunk size"))?;
+                    let signature = ext
+                        .trim()
+                        .strip_prefix("chunk-signature=")
+                        .map(str::to_string);
                     let signed = matches!(self.payload, Payload::Chunked { signed: true });
                     if size == 0 {
                         let empty = hex::encode(ring::digest::digest(&ring::digest::SHA256, b""));
                         self.check_signature(signature, |v, prev| v.chunk_signature(prev, &empty))?;
                         self.state = State::Trailers;
                     } else {
-                        let sha = signed.then(|| ring::digest::Context::new(&ring::digest::SHA256));
-                        self.state = State::ChunkData { remaining: size, signature, sha };
+                        let sha = signed
+                            .then(|| Box::new(ring::digest::Context::new(&ring::digest::SHA256)));
+                        self.state = State::ChunkData {
+                            remaining: size,
+                            signature,
+                            sha,
+                        };
                     }
                 }
                 State::ChunkData { .. } => {
                     if self.buf.is_empty() {
                         match self.fill().await? {
                             Some(d) => self.buf.extend_from_slice(&d),
-                            None => return Err(S3Error::incomplete_body("the aws-chunked body ended inside a chunk")),
+                            None => {
+                                return Err(S3Error::incomplete_body(
+                                    "the aws-chunked body ended inside a chunk",
+                                ))
+                            }
                         }
                     }
-                    let State::ChunkData { remaining, sha, .. } = &mut self.state else { continue };
+                    let State::ChunkData { remaining, sha, .. } = &mut self.state else {
+                        continue;
+                    };
                     let n = (*remaining).min(self.buf.len() as u64) as usize;
                     let data = self.buf.split_to(n).freeze();
                     *remaining -= n as u64;
@@ -304,7 +410,11 @@ impl BodyReader {
                         s.update(&data);
                     }
                     if *remaining == 0 {
-                        let State::ChunkData { signature, sha, .. } = std::mem::replace(&mut self.state, State::ChunkEnd) else { continue };
+                        let State::ChunkData { signature, sha, .. } =
+                            std::mem::replace(&mut self.state, State::ChunkEnd)
+                        else {
+                            continue;
+                        };
                         if let Some(s) = sha {
                             let h = hex::encode(s.finish());
                             self.check_signature(signature, |v, prev| v.chunk_signature(prev, &h))?;
@@ -317,11 +427,17 @@ impl BodyReader {
                     while self.buf.len() < 2 {
                         match self.fill().await? {
                             Some(d) => self.buf.extend_from_slice(&d),
-                            None => return Err(S3Error::incomplete_body("the aws-chunked body ended after a chunk")),
+                            None => {
+                                return Err(S3Error::incomplete_body(
+                                    "the aws-chunked body ended after a chunk",
+                                ))
+                            }
                         }
                     }
                     if &self.buf[..2] != b"\r\n" {
-                        return Err(S3Error::invalid_request("aws-chunked chunk is longer than its size"));
+                        return Err(S3Error::invalid_request(
+                            "aws-chunked chunk is longer than its size",
+                        ));
                     }
                     self.buf.advance(2);
                     self.state = State::ChunkHeader;
@@ -347,7 +463,9 @@ impl BodyReader {
         while let Some(c) = self.next_chunk().await {
             let c = c?;
             if out.len() + c.len() > limit {
-                return Err(S3Error::invalid_request(format!("request body larger than {limit} bytes")));
+                return Err(S3Error::invalid_request(format!(
+                    "request body larger than {limit} bytes"
+                )));
             }
             out.extend_from_slice(&c);
         }

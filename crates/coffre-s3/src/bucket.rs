@@ -14,7 +14,8 @@ use hyper::body::Incoming;
 pub fn valid_bucket_name(n: &str) -> bool {
     let b = n.as_bytes();
     (3..=63).contains(&b.len())
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
         && !n.contains("..")
@@ -24,12 +25,18 @@ pub fn valid_bucket_name(n: &str) -> bool {
 }
 
 pub async fn bucket_record(ctx: &Ctx, bucket: &str) -> Result<BucketRecord, S3Error> {
-    ctx.gw.engine.meta.get_bucket(bucket)?.ok_or_else(|| S3Error::no_such_bucket("The specified bucket does not exist"))
+    ctx.gw
+        .engine
+        .meta
+        .get_bucket(bucket)?
+        .ok_or_else(|| S3Error::no_such_bucket("The specified bucket does not exist"))
 }
 
 pub async fn create(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
     if !valid_bucket_name(bucket) {
-        return Err(S3Error::invalid_bucket_name("The specified bucket is not valid"));
+        return Err(S3Error::invalid_bucket_name(
+            "The specified bucket is not valid",
+        ));
     }
     let (reader, _) = BodyReader::new(body, &ctx.headers, Some(ctx.verified.clone()), 1 << 20)?;
     let raw = reader.read_all(64 * 1024).await?;
@@ -57,14 +64,24 @@ pub async fn create(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Er
     };
     ctx.gw.engine.meta.create_bucket(bucket, &rec)?;
     let mut r = Response::new(empty());
-    r.headers_mut().insert("location", format!("/{bucket}").parse().map_err(|_| S3Error::internal("location header"))?);
+    r.headers_mut().insert(
+        "location",
+        format!("/{bucket}")
+            .parse()
+            .map_err(|_| S3Error::internal("location header"))?,
+    );
     Ok(r)
 }
 
 pub async fn head(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
     let rec = bucket_record(ctx, bucket).await?;
     let mut r = Response::new(empty());
-    r.headers_mut().insert("x-amz-bucket-region", rec.region.parse().map_err(|_| S3Error::internal("region header"))?);
+    r.headers_mut().insert(
+        "x-amz-bucket-region",
+        rec.region
+            .parse()
+            .map_err(|_| S3Error::internal("region header"))?,
+    );
     Ok(r)
 }
 
@@ -77,13 +94,23 @@ pub async fn delete(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
 
 pub async fn list_buckets(ctx: &Ctx) -> Result<Res, S3Error> {
     let mut x = Xml::new("ListAllMyBucketsResult");
-    x.open("Owner").elem("ID", &ctx.gw.config.access_key).elem("DisplayName", "coffre").close("Owner");
+    x.open("Owner")
+        .elem("ID", &ctx.gw.config.access_key)
+        .elem("DisplayName", "coffre")
+        .close("Owner");
     x.open("Buckets");
     for (name, rec) in ctx.gw.engine.meta.list_buckets()? {
-        x.open("Bucket").elem("Name", &name).elem("CreationDate", &iso8601(rec.created_ms)).elem("BucketRegion", &rec.region).close("Bucket");
+        x.open("Bucket")
+            .elem("Name", &name)
+            .elem("CreationDate", &iso8601(rec.created_ms))
+            .elem("BucketRegion", &rec.region)
+            .close("Bucket");
     }
     x.close("Buckets");
-    Ok(xml_response(StatusCode::OK, x.finish("ListAllMyBucketsResult")))
+    Ok(xml_response(
+        StatusCode::OK,
+        x.finish("ListAllMyBucketsResult"),
+    ))
 }
 
 pub async fn location(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
@@ -100,7 +127,10 @@ pub async fn location(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
 
 pub async fn versioning(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
     bucket_record(ctx, bucket).await?;
-    Ok(xml_response(StatusCode::OK, Xml::new("VersioningConfiguration").finish("VersioningConfiguration")))
+    Ok(xml_response(
+        StatusCode::OK,
+        Xml::new("VersioningConfiguration").finish("VersioningConfiguration"),
+    ))
 }
 
 #[cfg(test)]

@@ -12,7 +12,13 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 5] = [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Crc64Nvme, Algorithm::Sha1, Algorithm::Sha256];
+    pub const ALL: [Algorithm; 5] = [
+        Algorithm::Crc32,
+        Algorithm::Crc32c,
+        Algorithm::Crc64Nvme,
+        Algorithm::Sha1,
+        Algorithm::Sha256,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -29,7 +35,9 @@ impl Algorithm {
     }
 
     pub fn parse(s: &str) -> Option<Algorithm> {
-        Algorithm::ALL.into_iter().find(|a| a.name().eq_ignore_ascii_case(s))
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(s))
     }
 
     fn digest_len(self) -> usize {
@@ -61,8 +69,13 @@ impl Checksummer {
             Algorithm::Crc32 => Checksummer::Crc(a, crc_fast::Digest::new(C::Crc32IsoHdlc)),
             Algorithm::Crc32c => Checksummer::Crc(a, crc_fast::Digest::new(C::Crc32Iscsi)),
             Algorithm::Crc64Nvme => Checksummer::Crc(a, crc_fast::Digest::new(C::Crc64Nvme)),
-            Algorithm::Sha1 => Checksummer::Sha(a, ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY)),
-            Algorithm::Sha256 => Checksummer::Sha(a, ring::digest::Context::new(&ring::digest::SHA256)),
+            Algorithm::Sha1 => Checksummer::Sha(
+                a,
+                ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY),
+            ),
+            Algorithm::Sha256 => {
+                Checksummer::Sha(a, ring::digest::Context::new(&ring::digest::SHA256))
+            }
         }
     }
 
@@ -105,7 +118,10 @@ mod tests {
         // Values as AWS documents and computes them for "Hello world".
         assert_eq!(sum(Algorithm::Crc32, b"Hello world"), "i9aeUg==");
         assert_eq!(sum(Algorithm::Crc32c, b"Hello world"), "crUfeA==");
-        assert_eq!(sum(Algorithm::Sha256, b""), "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+        assert_eq!(
+            sum(Algorithm::Sha256, b""),
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+        );
         assert!(Algorithm::Crc64Nvme.valid_value(&sum(Algorithm::Crc64Nvme, b"x")));
         assert!(!Algorithm::Crc32.valid_value("AAAAAAAA"));
     }

@@ -6,13 +6,18 @@ use crate::checksum::Algorithm;
 use crate::S3Error;
 use bytes::Bytes;
 use coffre_crypto::{DataKey, MasterKey, ObjectIdentity, PackageCipher, Sealer};
-use coffre_data::{read_part, write_part, DataError, PartReader, ShardStore, StripeLayout, WriteTarget};
+use coffre_data::{
+    read_part, write_part, DataError, PartReader, ShardStore, StripeLayout, WriteTarget,
+};
 use coffre_meta::{BucketRecord, LayoutRecord, MetaStore, ObjectRecord, SealedAttrs};
 use coffre_types::{now_millis, Scheme, ShardId, VersionId};
 use futures_util::Stream;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
+
+/// A store and every shard id it holds.
+type StoreListing = (Arc<dyn ShardStore>, Vec<ShardId>);
 
 pub struct Engine {
     pub meta: Arc<MetaStore>,
@@ -37,11 +42,28 @@ pub struct PutOutcome {
 }
 
 impl Engine {
-    pub fn new(meta: Arc<MetaStore>, stores: Vec<Arc<dyn ShardStore>>, master: Arc<MasterKey>) -> (Arc<Engine>, mpsc::UnboundedReceiver<ShardId>) {
-        let by_id = stores.iter().map(|s| (s.id().to_string(), s.clone())).collect();
+    pub fn new(
+        meta: Arc<MetaStore>,
+        stores: Vec<Arc<dyn ShardStore>>,
+        master: Arc<MasterKey>,
+    ) -> (Arc<Engine>, mpsc::UnboundedReceiver<ShardId>) {
+        let by_id = stores
+            .iter()
+            .map(|s| (s.id().to_string(), s.clone()))
+            .collect();
         let sealer = master.metadata_sealer();
         let (damaged, rx) = mpsc::unbounded_channel();
-        (Arc::new(Engine { meta, stores, by_id, master, sealer, damaged }), rx)
+        (
+            Arc::new(Engine {
+                meta,
+                stores,
+                by_id,
+                master,
+                sealer,
+                damaged,
+            }),
+            rx,
+        )
     }
 
     pub fn stores(&self) -> &[Arc<dyn ShardStore>] {
@@ -50,7 +72,11 @@ impl Engine {
 
     /// Chooses `k + m` distinct stores for a version: rendezvous hashing on the version id, so
     /// placement spreads evenly and needs no table.
-    fn place(&self, version: &VersionId, scheme: Scheme) -> Result<Vec<Arc<dyn ShardStore>>, S3Error> {
+    fn place(
+        &self,
+        version: &VersionId,
+        scheme: Scheme,
+    ) -> Result<Vec<Arc<dyn ShardStore>>, S3Error> {
         let n = scheme.total();
         if self.stores.len() < n {
             return Err(S3Error::service_unavailable(format!(
@@ -66,33 +92,68 @@ impl Engine {
                 h.update(&version.0);
                 h.update(s.id().as_bytes());
                 let d = h.finalize();
-                (u64::from_le_bytes(d.as_bytes()[..8].try_into().unwrap_or_default()), s)
+                (
+                    u64::from_le_bytes(d.as_bytes()[..8].try_into().unwrap_or_default()),
+                    s,
+                )
             })
             .collect();
         ranked.sort_by_key(|(w, _)| std::cmp::Reverse(*w));
         Ok(ranked.into_iter().take(n).map(|(_, s)| s.clone()).collect())
     }
 
-    fn cipher(&self, dk: &DataKey, bucket: &str, key: &str, version: &VersionId) -> Arc<PackageCipher> {
-        Arc::new(PackageCipher::new(dk, &ObjectIdentity { bucket, key, version: &version.0 }))
+    fn cipher(
+        &self,
+        dk: &DataKey,
+        bucket: &str,
+        key: &str,
+        version: &VersionId,
+    ) -> Arc<PackageCipher> {
+        Arc::new(PackageCipher::new(
+            dk,
+            &ObjectIdentity {
+                bucket,
+                key,
+                version: &version.0,
+            },
+        ))
     }
 
-    pub fn seal_attrs(&self, bucket: &str, key: &str, version: &VersionId, a: &SealedAttrs) -> Vec<u8> {
+    pub fn seal_attrs(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: &VersionId,
+        a: &SealedAttrs,
+    ) -> Vec<u8> {
         let plain = postcard::to_stdvec(a).unwrap_or_default();
         self.sealer.seal(&attrs_aad(bucket, key, version), &plain)
     }
 
-    pub fn open_attrs(&self, bucket: &str, key: &str, rec: &ObjectRecord) -> Result<SealedAttrs, S3Error> {
+    pub fn open_attrs(
+        &self,
+        bucket: &str,
+        key: &str,
+        rec: &ObjectRecord,
+    ) -> Result<SealedAttrs, S3Error> {
         let plain = self
             .sealer
             .open(&attrs_aad(bucket, key, &rec.version), &rec.sealed)
             .map_err(|e| S3Error::internal(format!("object attributes unreadable: {e}")))?;
-        postcard::from_bytes(&plain).map_err(|e| S3Error::internal(format!("object attributes corrupt: {e}")))
+        postcard::from_bytes(&plain)
+            .map_err(|e| S3Error::internal(format!("object attributes corrupt: {e}")))
     }
 
     /// Stores an object from a verified body stream and commits it. Nothing is visible
     /// unless every check passed and the shards are durable.
-    pub async fn put<S>(&self, bucket: &str, bucket_rec: &BucketRecord, key: &str, body: S, new: NewObject) -> Result<PutOutcome, S3Error>
+    pub async fn put<S>(
+        &self,
+        bucket: &str,
+        bucket_rec: &BucketRecord,
+        key: &str,
+        body: S,
+        new: NewObject,
+    ) -> Result<PutOutcome, S3Error>
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send,
     {
@@ -124,10 +185,17 @@ impl Engine {
         let stripes = written.shard_hashes.len() as u32;
         if let Some(md5) = new.content_md5 {
             if md5 != written.md5 {
-                return Err(abort(S3Error::bad_digest("The Content-MD5 you specified did not match what we received."), stripes));
+                return Err(abort(
+                    S3Error::bad_digest(
+                        "The Content-MD5 you specified did not match what we received.",
+                    ),
+                    stripes,
+                ));
             }
         }
-        let checksum = new.checksum.and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let checksum = new
+            .checksum
+            .and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).take());
         let mut attrs = new.attrs;
         if let Some((a, v)) = &checksum {
             attrs.checksums = vec![(a.name().to_string(), v.clone())];
@@ -145,19 +213,30 @@ impl Engine {
             degraded: written.degraded,
             sealed: self.seal_attrs(bucket, key, &version, &attrs),
         };
-        let layout_rec = LayoutRecord { parts: vec![written.shard_hashes.into_iter().flatten().collect()] };
-        if let Err(e) = self.meta.commit_object(bucket, key.as_bytes(), &record, &layout_rec) {
+        let layout_rec = LayoutRecord {
+            parts: vec![written.shard_hashes.into_iter().flatten().collect()],
+        };
+        if let Err(e) = self
+            .meta
+            .commit_object(bucket, key.as_bytes(), &record, &layout_rec)
+        {
             return Err(abort(S3Error::from(e), stripes));
         }
         Ok(PutOutcome { record, checksum })
     }
 
     /// Streams bytes `[start, end)` of an object.
-    pub fn read(&self, bucket: &str, key: &str, rec: &ObjectRecord, start: u64, end: u64) -> Result<mpsc::Receiver<Result<Bytes, DataError>>, S3Error> {
-        let layout = self
-            .meta
-            .get_layout(&rec.version)?
-            .ok_or_else(|| S3Error::no_such_key("The object was replaced or deleted while being read"))?;
+    pub fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+        rec: &ObjectRecord,
+        start: u64,
+        end: u64,
+    ) -> Result<mpsc::Receiver<Result<Bytes, DataError>>, S3Error> {
+        let layout = self.meta.get_layout(&rec.version)?.ok_or_else(|| {
+            S3Error::no_such_key("The object was replaced or deleted while being read")
+        })?;
         let dk = self
             .master
             .unwrap(&rec.wrapped_key, &rec.version.0)
@@ -169,8 +248,15 @@ impl Engine {
         }
         let shard_hashes: Vec<Vec<[u8; 32]>> = hashes.chunks(n).map(|c| c.to_vec()).collect();
         let reader = PartReader {
-            layout: StripeLayout { scheme: rec.scheme, packages_per_stripe: rec.packages_per_stripe as usize },
-            stores: rec.nodes.iter().map(|id| self.by_id.get(id).cloned()).collect(),
+            layout: StripeLayout {
+                scheme: rec.scheme,
+                packages_per_stripe: rec.packages_per_stripe as usize,
+            },
+            stores: rec
+                .nodes
+                .iter()
+                .map(|id| self.by_id.get(id).cloned())
+                .collect(),
             version: rec.version,
             part: 0,
             size: rec.size,
@@ -185,7 +271,7 @@ impl Engine {
     /// cleaned.
     pub async fn collect_garbage(&self) -> Result<usize, S3Error> {
         let mut cleaned = 0;
-        let mut listed: Option<Vec<(Arc<dyn ShardStore>, Vec<ShardId>)>> = None;
+        let mut listed: Option<Vec<StoreListing>> = None;
         for (raw, gc) in self.meta.gc_batch(256)? {
             let mut ok = true;
             let unknown_extent = gc.part_stripes.contains(&u32::MAX);
@@ -194,7 +280,9 @@ impl Engine {
                 for s in &self.stores {
                     match s.list().await {
                         Ok(ids) => all.push((s.clone(), ids)),
-                        Err(e) => tracing::warn!(store = s.id(), error = %e, "cannot list store for GC"),
+                        Err(e) => {
+                            tracing::warn!(store = s.id(), error = %e, "cannot list store for GC")
+                        }
                     }
                 }
                 listed = Some(all);
@@ -205,12 +293,19 @@ impl Engine {
                         ok &= store.delete(*id).await.is_ok();
                     }
                 }
-                ok &= listed.as_ref().is_some_and(|l| l.len() == self.stores.len());
+                ok &= listed
+                    .as_ref()
+                    .is_some_and(|l| l.len() == self.stores.len());
             } else {
                 for (part, &stripes) in gc.part_stripes.iter().enumerate() {
                     for stripe in 0..stripes {
                         for (index, node) in gc.nodes.iter().enumerate() {
-                            let id = ShardId { version: gc.version, part: part as u16, stripe, index: index as u8 };
+                            let id = ShardId {
+                                version: gc.version,
+                                part: part as u16,
+                                stripe,
+                                index: index as u8,
+                            };
                             match self.by_id.get(node) {
                                 Some(s) => ok &= s.delete(id).await.is_ok(),
                                 None => tracing::warn!(node, "GC: node unknown, shard left"),

@@ -66,8 +66,12 @@ impl From<coffre_meta::MetaError> for S3Error {
         use coffre_meta::MetaError as M;
         match e {
             M::NoSuchBucket => S3Error::no_such_bucket("The specified bucket does not exist"),
-            M::BucketExists => S3Error::bucket_already_owned("Your previous request to create the named bucket succeeded and you already own it"),
-            M::BucketNotEmpty => S3Error::bucket_not_empty("The bucket you tried to delete is not empty"),
+            M::BucketExists => S3Error::bucket_already_owned(
+                "Your previous request to create the named bucket succeeded and you already own it",
+            ),
+            M::BucketNotEmpty => {
+                S3Error::bucket_not_empty("The bucket you tried to delete is not empty")
+            }
             other => {
                 tracing::error!(error = %other, "metadata failure");
                 S3Error::internal("metadata store failure")
@@ -81,7 +85,9 @@ impl From<coffre_data::DataError> for S3Error {
         use coffre_data::DataError as D;
         match e {
             D::Body(io) => from_body_error(io),
-            D::QuorumLost { .. } | D::Unrecoverable { .. } => S3Error::service_unavailable(e.to_string()),
+            D::QuorumLost { .. } | D::Unrecoverable { .. } => {
+                S3Error::service_unavailable(e.to_string())
+            }
             other => {
                 tracing::error!(error = %other, "data path failure");
                 S3Error::internal(other.to_string())

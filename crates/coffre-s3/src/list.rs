@@ -14,20 +14,34 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL
 pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> Result<Res, S3Error> {
     crate::bucket::bucket_record(ctx, bucket).await?;
     let prefix = ctx.q("prefix").unwrap_or("").to_string();
-    let delimiter = ctx.q("delimiter").filter(|d| !d.is_empty()).map(str::to_string);
+    let delimiter = ctx
+        .q("delimiter")
+        .filter(|d| !d.is_empty())
+        .map(str::to_string);
     let max_keys = match ctx.q("max-keys") {
-        Some(m) => m.parse::<i64>().ok().filter(|m| *m >= 0).ok_or_else(|| S3Error::invalid_argument("max-keys must be a non-negative integer"))?.min(1000) as usize,
+        Some(m) => m
+            .parse::<i64>()
+            .ok()
+            .filter(|m| *m >= 0)
+            .ok_or_else(|| S3Error::invalid_argument("max-keys must be a non-negative integer"))?
+            .min(1000) as usize,
         None => 1000,
     };
     let url = match ctx.q("encoding-type") {
         None => false,
         Some("url") => true,
-        Some(_) => return Err(S3Error::invalid_argument("Invalid Encoding Method specified in Request")),
+        Some(_) => {
+            return Err(S3Error::invalid_argument(
+                "Invalid Encoding Method specified in Request",
+            ))
+        }
     };
     let token = ctx.q("continuation-token");
     let after: Option<Vec<u8>> = if v2 {
         match token {
-            Some(t) => Some(B64.decode(t).map_err(|_| S3Error::invalid_argument("The continuation token provided is incorrect"))?),
+            Some(t) => Some(B64.decode(t).map_err(|_| {
+                S3Error::invalid_argument("The continuation token provided is incorrect")
+            })?),
             None => ctx.q("start-after").map(|s| s.as_bytes().to_vec()),
         }
     } else {
@@ -36,12 +50,26 @@ pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> Result<Res, S3Er
     let (entries, truncated) = if max_keys == 0 {
         (Vec::new(), false)
     } else {
-        ctx.gw.engine.meta.list(bucket, prefix.as_bytes(), delimiter.as_deref().map(str::as_bytes), after.as_deref(), max_keys)?
+        ctx.gw.engine.meta.list(
+            bucket,
+            prefix.as_bytes(),
+            delimiter.as_deref().map(str::as_bytes),
+            after.as_deref(),
+            max_keys,
+        )?
     };
-    let enc = |s: &str| if url { crate::auth::uri_encode(s.as_bytes(), true) } else { s.to_string() };
+    let enc = |s: &str| {
+        if url {
+            crate::auth::uri_encode(s.as_bytes(), true)
+        } else {
+            s.to_string()
+        }
+    };
     let root = "ListBucketResult";
     let mut x = Xml::new(root);
-    x.elem("Name", bucket).elem("Prefix", &enc(&prefix)).elem("MaxKeys", &max_keys.to_string());
+    x.elem("Name", bucket)
+        .elem("Prefix", &enc(&prefix))
+        .elem("MaxKeys", &max_keys.to_string());
     if let Some(d) = &delimiter {
         x.elem("Delimiter", &enc(d));
     }
@@ -82,7 +110,10 @@ pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> Result<Res, S3Er
                     .elem("Size", &rec.size.to_string())
                     .elem("StorageClass", "STANDARD");
                 if owner {
-                    x.open("Owner").elem("ID", &ctx.gw.config.access_key).elem("DisplayName", "coffre").close("Owner");
+                    x.open("Owner")
+                        .elem("ID", &ctx.gw.config.access_key)
+                        .elem("DisplayName", "coffre")
+                        .close("Owner");
                 }
                 x.close("Contents");
             }
@@ -90,7 +121,9 @@ pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> Result<Res, S3Er
         }
     }
     for p in prefixes {
-        x.open("CommonPrefixes").elem("Prefix", &enc(&p)).close("CommonPrefixes");
+        x.open("CommonPrefixes")
+            .elem("Prefix", &enc(&p))
+            .close("CommonPrefixes");
     }
     Ok(xml_response(StatusCode::OK, x.finish(root)))
 }

@@ -15,7 +15,14 @@ use hyper::body::{Frame, Incoming};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// Standard headers stored with an object and returned on GET/HEAD.
-const STORED_HEADERS: [&str; 6] = ["content-type", "content-encoding", "content-disposition", "content-language", "cache-control", "expires"];
+const STORED_HEADERS: [&str; 6] = [
+    "content-type",
+    "content-encoding",
+    "content-disposition",
+    "content-language",
+    "cache-control",
+    "expires",
+];
 const MAX_USER_META: usize = 2048;
 
 fn b64() -> base64::engine::GeneralPurpose {
@@ -23,7 +30,10 @@ fn b64() -> base64::engine::GeneralPurpose {
 }
 
 fn set(r: &mut Res, name: &str, value: &str) {
-    if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value.as_bytes())) {
+    if let (Ok(n), Ok(v)) = (
+        HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_bytes(value.as_bytes()),
+    ) {
         r.headers_mut().insert(n, v);
     }
 }
@@ -31,15 +41,21 @@ fn set(r: &mut Res, name: &str, value: &str) {
 /// Parses `k1=v1&k2=v2` (x-amz-tagging) or validates a tag set.
 fn validate_tags(tags: &[(String, String)]) -> Result<(), S3Error> {
     if tags.len() > 10 {
-        return Err(S3Error::invalid_tag("Object tags cannot be greater than 10"));
+        return Err(S3Error::invalid_tag(
+            "Object tags cannot be greater than 10",
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     for (k, v) in tags {
         if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
-            return Err(S3Error::invalid_tag("A tag key is 1-128 characters and a value at most 256"));
+            return Err(S3Error::invalid_tag(
+                "A tag key is 1-128 characters and a value at most 256",
+            ));
         }
         if !seen.insert(k) {
-            return Err(S3Error::invalid_tag("Cannot provide multiple Tags with the same key"));
+            return Err(S3Error::invalid_tag(
+                "Cannot provide multiple Tags with the same key",
+            ));
         }
     }
     Ok(())
@@ -55,13 +71,16 @@ fn attrs_from_headers(ctx: &Ctx) -> Result<SealedAttrs, S3Error> {
     let mut meta_len = 0;
     for (name, value) in &ctx.headers {
         if let Some(m) = name.as_str().strip_prefix("x-amz-meta-") {
-            let v = std::str::from_utf8(value.as_bytes()).map_err(|_| S3Error::invalid_argument("user metadata must be UTF-8"))?;
+            let v = std::str::from_utf8(value.as_bytes())
+                .map_err(|_| S3Error::invalid_argument("user metadata must be UTF-8"))?;
             meta_len += m.len() + v.len();
             a.user_meta.push((m.to_string(), v.to_string()));
         }
     }
     if meta_len > MAX_USER_META {
-        return Err(S3Error::metadata_too_large("Your metadata headers exceed the maximum allowed metadata size (2 KB)"));
+        return Err(S3Error::metadata_too_large(
+            "Your metadata headers exceed the maximum allowed metadata size (2 KB)",
+        ));
     }
     if let Some(t) = ctx.h("x-amz-tagging") {
         a.tags = crate::router::parse_query(t)?;
@@ -86,12 +105,30 @@ pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<R
     let brec = crate::bucket::bucket_record(ctx, bucket).await?;
     let attrs = attrs_from_headers(ctx)?;
     let md5 = content_md5(ctx)?;
-    if ctx.h("content-length").is_none() && ctx.h("x-amz-decoded-content-length").is_none() && ctx.h("transfer-encoding").is_none() {
-        return Err(S3Error::missing_content_length("You must provide the Content-Length HTTP header"));
+    if ctx.h("content-length").is_none()
+        && ctx.h("x-amz-decoded-content-length").is_none()
+        && ctx.h("transfer-encoding").is_none()
+    {
+        return Err(S3Error::missing_content_length(
+            "You must provide the Content-Length HTTP header",
+        ));
     }
-    let (reader, slot) = BodyReader::new(body, &ctx.headers, Some(ctx.verified.clone()), ctx.gw.config.max_put)?;
-    let new = NewObject { attrs, content_md5: md5, checksum: Some(slot) };
-    let out = ctx.gw.engine.put(bucket, &brec, key, reader.into_stream(), new).await?;
+    let (reader, slot) = BodyReader::new(
+        body,
+        &ctx.headers,
+        Some(ctx.verified.clone()),
+        ctx.gw.config.max_put,
+    )?;
+    let new = NewObject {
+        attrs,
+        content_md5: md5,
+        checksum: Some(slot),
+    };
+    let out = ctx
+        .gw
+        .engine
+        .put(bucket, &brec, key, reader.into_stream(), new)
+        .await?;
     let mut r = Response::new(empty());
     set(&mut r, "etag", &format!("\"{}\"", out.record.etag));
     if let Some((a, v)) = &out.checksum {
@@ -105,11 +142,17 @@ fn http_date(ms: u64) -> String {
 }
 
 fn parse_http_date(s: &str) -> Option<u64> {
-    httpdate::parse_http_date(s).ok()?.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
+    httpdate::parse_http_date(s)
+        .ok()?
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
 }
 
 fn etag_matches(list: &str, etag: &str) -> bool {
-    list.split(',').map(|t| t.trim().trim_start_matches("W/").trim_matches('"')).any(|t| t == "*" || t == etag)
+    list.split(',')
+        .map(|t| t.trim().trim_start_matches("W/").trim_matches('"'))
+        .any(|t| t == "*" || t == etag)
 }
 
 /// RFC 7232 / S3 precondition evaluation for GET and HEAD.
@@ -118,11 +161,15 @@ fn check_conditions(ctx: &Ctx, rec: &ObjectRecord) -> Result<(), S3Error> {
     let if_match = ctx.h("if-match");
     if let Some(m) = if_match {
         if !etag_matches(m, &rec.etag) {
-            return Err(S3Error::precondition_failed("At least one of the pre-conditions you specified did not hold"));
+            return Err(S3Error::precondition_failed(
+                "At least one of the pre-conditions you specified did not hold",
+            ));
         }
     } else if let Some(t) = ctx.h("if-unmodified-since").and_then(parse_http_date) {
         if modified > t {
-            return Err(S3Error::precondition_failed("At least one of the pre-conditions you specified did not hold"));
+            return Err(S3Error::precondition_failed(
+                "At least one of the pre-conditions you specified did not hold",
+            ));
         }
     }
     if let Some(m) = ctx.h("if-none-match") {
@@ -139,27 +186,37 @@ fn check_conditions(ctx: &Ctx, rec: &ObjectRecord) -> Result<(), S3Error> {
 
 /// `Range: bytes=…` → `[start, end)`. Malformed or multiple ranges are ignored, as S3 does.
 fn parse_range(h: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, S3Error> {
-    let Some(spec) = h.and_then(|h| h.trim().strip_prefix("bytes=")) else { return Ok(None) };
+    let Some(spec) = h.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         return Ok(None);
     }
-    let Some((a, b)) = spec.trim().split_once('-') else { return Ok(None) };
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
     let unsatisfiable = || S3Error::invalid_range("The requested range is not satisfiable");
     let range = match (a.trim(), b.trim()) {
         ("", "") => return Ok(None),
         ("", n) => {
-            let Ok(n) = n.parse::<u64>() else { return Ok(None) };
+            let Ok(n) = n.parse::<u64>() else {
+                return Ok(None);
+            };
             if n == 0 || size == 0 {
                 return Err(unsatisfiable());
             }
             (size.saturating_sub(n), size)
         }
         (a, b) => {
-            let Ok(a) = a.parse::<u64>() else { return Ok(None) };
+            let Ok(a) = a.parse::<u64>() else {
+                return Ok(None);
+            };
             let end = if b.is_empty() {
                 size
             } else {
-                let Ok(b) = b.parse::<u64>() else { return Ok(None) };
+                let Ok(b) = b.parse::<u64>() else {
+                    return Ok(None);
+                };
                 if b < a {
                     return Ok(None);
                 }
@@ -176,7 +233,11 @@ fn parse_range(h: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, S3Error
 
 pub async fn load(ctx: &Ctx, bucket: &str, key: &str) -> Result<ObjectRecord, S3Error> {
     crate::bucket::bucket_record(ctx, bucket).await?;
-    ctx.gw.engine.meta.get_object(bucket, key.as_bytes())?.ok_or_else(|| S3Error::no_such_key("The specified key does not exist."))
+    ctx.gw
+        .engine
+        .meta
+        .get_object(bucket, key.as_bytes())?
+        .ok_or_else(|| S3Error::no_such_key("The specified key does not exist."))
 }
 
 pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, S3Error> {
@@ -184,9 +245,13 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, 
     check_conditions(ctx, &rec)?;
     let attrs = ctx.gw.engine.open_attrs(bucket, key, &rec)?;
     if let Some(p) = ctx.q("partNumber") {
-        let n: u32 = p.parse().map_err(|_| S3Error::invalid_argument("partNumber must be an integer"))?;
+        let n: u32 = p
+            .parse()
+            .map_err(|_| S3Error::invalid_argument("partNumber must be an integer"))?;
         if n != 1 {
-            return Err(S3Error::invalid_part_number("The requested partnumber is not satisfiable"));
+            return Err(S3Error::invalid_part_number(
+                "The requested partnumber is not satisfiable",
+            ));
         }
     }
     let range = parse_range(ctx.h("range"), rec.size)?;
@@ -194,7 +259,11 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, 
     let mut r = Response::new(empty());
     if range.is_some() {
         *r.status_mut() = StatusCode::PARTIAL_CONTENT;
-        set(&mut r, "content-range", &format!("bytes {}-{}/{}", start, end - 1, rec.size));
+        set(
+            &mut r,
+            "content-range",
+            &format!("bytes {}-{}/{}", start, end - 1, rec.size),
+        );
     }
     set(&mut r, "content-length", &(end - start).to_string());
     set(&mut r, "etag", &format!("\"{}\"", rec.etag));
@@ -210,7 +279,11 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, 
     if !attrs.tags.is_empty() {
         set(&mut r, "x-amz-tagging-count", &attrs.tags.len().to_string());
     }
-    if ctx.h("x-amz-checksum-mode").is_some_and(|m| m.eq_ignore_ascii_case("enabled")) && range.is_none() {
+    if ctx
+        .h("x-amz-checksum-mode")
+        .is_some_and(|m| m.eq_ignore_ascii_case("enabled"))
+        && range.is_none()
+    {
         for (a, v) in &attrs.checksums {
             set(&mut r, &format!("x-amz-checksum-{a}"), v);
         }
@@ -254,7 +327,10 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, 
         }
     });
     let (parts, _) = r.into_parts();
-    Ok(Response::from_parts(parts, http_body_util::StreamBody::new(stream).boxed()))
+    Ok(Response::from_parts(
+        parts,
+        http_body_util::StreamBody::new(stream).boxed(),
+    ))
 }
 
 pub async fn delete(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
@@ -276,7 +352,9 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
             md5::Md5::digest(&raw).into()
         };
         if got != m {
-            return Err(S3Error::bad_digest("The Content-MD5 you specified did not match what we received."));
+            return Err(S3Error::bad_digest(
+                "The Content-MD5 you specified did not match what we received.",
+            ));
         }
     }
     let doc = crate::xml::parse(&raw)?;
@@ -286,7 +364,11 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
     let quiet = doc.child("Quiet").is_some_and(|q| q.text.trim() == "true");
     let keys: Vec<String> = doc
         .all("Object")
-        .map(|o| o.child("Key").map(|k| k.text.clone()).ok_or_else(|| S3Error::malformed_xml("an Object has no Key")))
+        .map(|o| {
+            o.child("Key")
+                .map(|k| k.text.clone())
+                .ok_or_else(|| S3Error::malformed_xml("an Object has no Key"))
+        })
         .collect::<Result<_, _>>()?;
     if keys.is_empty() || keys.len() > 1000 {
         return Err(S3Error::malformed_xml("Delete holds 1 to 1000 objects"));
@@ -296,7 +378,11 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
         let result = if k.is_empty() || k.len() > 1024 {
             Err(S3Error::key_too_long("key must be 1 to 1024 bytes"))
         } else {
-            ctx.gw.engine.meta.delete_object(bucket, k.as_bytes()).map_err(S3Error::from)
+            ctx.gw
+                .engine
+                .meta
+                .delete_object(bucket, k.as_bytes())
+                .map_err(S3Error::from)
         };
         match result {
             Ok(_) if quiet => {}
@@ -304,7 +390,11 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
                 x.open("Deleted").elem("Key", &k).close("Deleted");
             }
             Err(e) => {
-                x.open("Error").elem("Key", &k).elem("Code", e.code).elem("Message", &e.message).close("Error");
+                x.open("Error")
+                    .elem("Key", &k)
+                    .elem("Code", e.code)
+                    .elem("Message", &e.message)
+                    .close("Error");
             }
         }
     }
@@ -315,7 +405,8 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     let dst_bucket = crate::bucket::bucket_record(ctx, bucket).await?;
     let src = ctx.h("x-amz-copy-source").unwrap_or("");
     let src = src.split_once("?versionId=").map_or(src, |(s, _)| s);
-    let src = String::from_utf8(crate::auth::percent_decode(src)).map_err(|_| S3Error::invalid_argument("x-amz-copy-source is not UTF-8"))?;
+    let src = String::from_utf8(crate::auth::percent_decode(src))
+        .map_err(|_| S3Error::invalid_argument("x-amz-copy-source is not UTF-8"))?;
     let (sb, sk) = src
         .trim_start_matches('/')
         .split_once('/')
@@ -323,23 +414,45 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
         .ok_or_else(|| S3Error::invalid_argument("x-amz-copy-source must be bucket/key"))?;
     let srec = load(ctx, sb, sk).await?;
     let modified = srec.last_modified_ms / 1000;
-    let fail = || S3Error::precondition_failed("At least one of the pre-conditions you specified did not hold");
-    if ctx.h("x-amz-copy-source-if-match").is_some_and(|m| !etag_matches(m, &srec.etag)) {
+    let fail = || {
+        S3Error::precondition_failed(
+            "At least one of the pre-conditions you specified did not hold",
+        )
+    };
+    if ctx
+        .h("x-amz-copy-source-if-match")
+        .is_some_and(|m| !etag_matches(m, &srec.etag))
+    {
         return Err(fail());
     }
-    if ctx.h("x-amz-copy-source-if-none-match").is_some_and(|m| etag_matches(m, &srec.etag)) {
+    if ctx
+        .h("x-amz-copy-source-if-none-match")
+        .is_some_and(|m| etag_matches(m, &srec.etag))
+    {
         return Err(fail());
     }
-    if ctx.h("x-amz-copy-source-if-unmodified-since").and_then(parse_http_date).is_some_and(|t| modified > t) {
+    if ctx
+        .h("x-amz-copy-source-if-unmodified-since")
+        .and_then(parse_http_date)
+        .is_some_and(|t| modified > t)
+    {
         return Err(fail());
     }
-    if ctx.h("x-amz-copy-source-if-modified-since").and_then(parse_http_date).is_some_and(|t| modified <= t) {
+    if ctx
+        .h("x-amz-copy-source-if-modified-since")
+        .and_then(parse_http_date)
+        .is_some_and(|t| modified <= t)
+    {
         return Err(fail());
     }
     let replace = match ctx.h("x-amz-metadata-directive") {
         None | Some("COPY") => false,
         Some("REPLACE") => true,
-        Some(_) => return Err(S3Error::invalid_argument("x-amz-metadata-directive is COPY or REPLACE")),
+        Some(_) => {
+            return Err(S3Error::invalid_argument(
+                "x-amz-metadata-directive is COPY or REPLACE",
+            ))
+        }
     };
     if sb == bucket && sk == key && !replace {
         return Err(S3Error::invalid_request(
@@ -347,7 +460,11 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
         ));
     }
     let src_attrs = ctx.gw.engine.open_attrs(sb, sk, &srec)?;
-    let mut attrs = if replace { attrs_from_headers(ctx)? } else { src_attrs.clone() };
+    let mut attrs = if replace {
+        attrs_from_headers(ctx)?
+    } else {
+        src_attrs.clone()
+    };
     attrs.checksums = src_attrs.checksums.clone();
     match ctx.h("x-amz-tagging-directive") {
         Some("REPLACE") => {}
@@ -360,9 +477,24 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
         let item = rx.recv().await?;
         Some((item.map_err(|e| std::io::Error::other(e.to_string())), rx))
     }));
-    let out = ctx.gw.engine.put(bucket, &dst_bucket, key, stream, NewObject { attrs, content_md5: None, checksum: None }).await?;
+    let out = ctx
+        .gw
+        .engine
+        .put(
+            bucket,
+            &dst_bucket,
+            key,
+            stream,
+            NewObject {
+                attrs,
+                content_md5: None,
+                checksum: None,
+            },
+        )
+        .await?;
     let mut x = Xml::new("CopyObjectResult");
-    x.elem("LastModified", &iso8601(out.record.last_modified_ms)).elem("ETag", &format!("\"{}\"", out.record.etag));
+    x.elem("LastModified", &iso8601(out.record.last_modified_ms))
+        .elem("ETag", &format!("\"{}\"", out.record.etag));
     Ok(xml_response(StatusCode::OK, x.finish("CopyObjectResult")))
 }
 
@@ -378,26 +510,47 @@ pub async fn get_tagging(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Er
     Ok(xml_response(StatusCode::OK, x.finish("Tagging")))
 }
 
-async fn replace_tags(ctx: &Ctx, bucket: &str, key: &str, tags: Vec<(String, String)>) -> Result<(), S3Error> {
+async fn replace_tags(
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    tags: Vec<(String, String)>,
+) -> Result<(), S3Error> {
     let rec = load(ctx, bucket, key).await?;
     let engine = &ctx.gw.engine;
     let mut attrs = engine.open_attrs(bucket, key, &rec)?;
     attrs.tags = tags;
     let sealed = engine.seal_attrs(bucket, key, &rec.version, &attrs);
-    if !engine.meta.update_sealed(bucket, key.as_bytes(), &rec.version, sealed)? {
-        return Err(S3Error::no_such_key("The object was replaced or deleted meanwhile"));
+    if !engine
+        .meta
+        .update_sealed(bucket, key.as_bytes(), &rec.version, sealed)?
+    {
+        return Err(S3Error::no_such_key(
+            "The object was replaced or deleted meanwhile",
+        ));
     }
     Ok(())
 }
 
-pub async fn put_tagging(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Res, S3Error> {
+pub async fn put_tagging(
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    body: Incoming,
+) -> Result<Res, S3Error> {
     let (reader, _) = BodyReader::new(body, &ctx.headers, Some(ctx.verified.clone()), 1 << 20)?;
     let doc = crate::xml::parse(&reader.read_all(64 * 1024).await?)?;
-    let set = doc.child("TagSet").filter(|_| doc.name == "Tagging").ok_or_else(|| S3Error::malformed_xml("expected Tagging/TagSet"))?;
+    let set = doc
+        .child("TagSet")
+        .filter(|_| doc.name == "Tagging")
+        .ok_or_else(|| S3Error::malformed_xml("expected Tagging/TagSet"))?;
     let tags: Vec<(String, String)> = set
         .all("Tag")
         .map(|t| match (t.child("Key"), t.child("Value")) {
-            (Some(k), v) => Ok((k.text.clone(), v.map(|v| v.text.clone()).unwrap_or_default())),
+            (Some(k), v) => Ok((
+                k.text.clone(),
+                v.map(|v| v.text.clone()).unwrap_or_default(),
+            )),
             _ => Err(S3Error::malformed_xml("a Tag has no Key")),
         })
         .collect::<Result<_, _>>()?;
@@ -420,12 +573,30 @@ mod tests {
     #[test]
     fn ranges() {
         assert_eq!(parse_range(Some("bytes=0-9"), 100).unwrap(), Some((0, 10)));
-        assert_eq!(parse_range(Some("bytes=90-"), 100).unwrap(), Some((90, 100)));
-        assert_eq!(parse_range(Some("bytes=-10"), 100).unwrap(), Some((90, 100)));
-        assert_eq!(parse_range(Some("bytes=-1000"), 100).unwrap(), Some((0, 100)));
-        assert_eq!(parse_range(Some("bytes=50-1000"), 100).unwrap(), Some((50, 100)));
-        assert_eq!(parse_range(Some("bytes=100-"), 100).unwrap_err().code, "InvalidRange");
-        assert_eq!(parse_range(Some("bytes=0-0"), 0).unwrap_err().code, "InvalidRange");
+        assert_eq!(
+            parse_range(Some("bytes=90-"), 100).unwrap(),
+            Some((90, 100))
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-10"), 100).unwrap(),
+            Some((90, 100))
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-1000"), 100).unwrap(),
+            Some((0, 100))
+        );
+        assert_eq!(
+            parse_range(Some("bytes=50-1000"), 100).unwrap(),
+            Some((50, 100))
+        );
+        assert_eq!(
+            parse_range(Some("bytes=100-"), 100).unwrap_err().code,
+            "InvalidRange"
+        );
+        assert_eq!(
+            parse_range(Some("bytes=0-0"), 0).unwrap_err().code,
+            "InvalidRange"
+        );
         assert_eq!(parse_range(Some("bytes=5-2"), 100).unwrap(), None);
         assert_eq!(parse_range(Some("bytes=a-b"), 100).unwrap(), None);
         assert_eq!(parse_range(Some("bytes=0-1,3-4"), 100).unwrap(), None);

@@ -17,10 +17,15 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn q(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
     pub fn h(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+        self.headers
+            .get(name)
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
     }
 }
 
@@ -50,9 +55,33 @@ pub struct Routed {
 
 /// Query parameters that name a sub-resource we do not serve.
 const UNSUPPORTED: &[&str] = &[
-    "acl", "policy", "cors", "lifecycle", "website", "logging", "notification", "replication", "encryption", "object-lock",
-    "retention", "legal-hold", "accelerate", "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering",
-    "ownershipControls", "publicAccessBlock", "restore", "select", "torrent", "versions", "uploads", "uploadId", "attributes",
+    "acl",
+    "policy",
+    "cors",
+    "lifecycle",
+    "website",
+    "logging",
+    "notification",
+    "replication",
+    "encryption",
+    "object-lock",
+    "retention",
+    "legal-hold",
+    "accelerate",
+    "requestPayment",
+    "analytics",
+    "metrics",
+    "inventory",
+    "intelligent-tiering",
+    "ownershipControls",
+    "publicAccessBlock",
+    "restore",
+    "select",
+    "torrent",
+    "versions",
+    "uploads",
+    "uploadId",
+    "attributes",
     "policyStatus",
 ];
 
@@ -61,20 +90,40 @@ pub fn parse_query(raw: &str) -> Result<Vec<(String, String)>, S3Error> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let k = String::from_utf8(percent_decode(k)).map_err(|_| S3Error::invalid_argument("query is not UTF-8"))?;
-            let v = String::from_utf8(percent_decode(v)).map_err(|_| S3Error::invalid_argument("query is not UTF-8"))?;
+            let k = String::from_utf8(percent_decode(k))
+                .map_err(|_| S3Error::invalid_argument("query is not UTF-8"))?;
+            let v = String::from_utf8(percent_decode(v))
+                .map_err(|_| S3Error::invalid_argument("query is not UTF-8"))?;
             Ok((k, v))
         })
         .collect()
 }
 
-pub fn route(method: &Method, headers: &HeaderMap, raw_path: &str, raw_query: &str, domain: Option<&str>) -> Result<Routed, S3Error> {
+pub fn route(
+    method: &Method,
+    headers: &HeaderMap,
+    raw_path: &str,
+    raw_query: &str,
+    domain: Option<&str>,
+) -> Result<Routed, S3Error> {
     let query = parse_query(raw_query)?;
     let has = |n: &str| query.iter().any(|(k, _)| k == n);
-    let path = String::from_utf8(percent_decode(raw_path)).map_err(|_| S3Error::invalid_argument("the path is not UTF-8"))?;
-    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("");
-    let host = host.rsplit_once(':').map_or(host, |(h, p)| if p.bytes().all(|c| c.is_ascii_digit()) { h } else { host });
-    let vhost_bucket = domain.and_then(|d| host.strip_suffix(d)?.strip_suffix('.')).filter(|b| !b.is_empty());
+    let path = String::from_utf8(percent_decode(raw_path))
+        .map_err(|_| S3Error::invalid_argument("the path is not UTF-8"))?;
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.bytes().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    let vhost_bucket = domain
+        .and_then(|d| host.strip_suffix(d)?.strip_suffix('.'))
+        .filter(|b| !b.is_empty());
     let rest = path.strip_prefix('/').unwrap_or(&path);
     let (bucket, key) = match vhost_bucket {
         Some(b) => (b.to_string(), rest.to_string()),
@@ -84,33 +133,58 @@ pub fn route(method: &Method, headers: &HeaderMap, raw_path: &str, raw_query: &s
         },
     };
     if let Some(u) = UNSUPPORTED.iter().find(|u| has(u)) {
-        return Err(S3Error::not_implemented(format!("The '{u}' operation is not implemented by Coffre")));
+        return Err(S3Error::not_implemented(format!(
+            "The '{u}' operation is not implemented by Coffre"
+        )));
     }
     let object = !key.is_empty();
     if object && key.len() > 1024 {
-        return Err(S3Error::key_too_long("Your key is too long: at most 1024 bytes"));
+        return Err(S3Error::key_too_long(
+            "Your key is too long: at most 1024 bytes",
+        ));
     }
     let op = match (method.as_str(), bucket.is_empty(), object) {
         ("GET", true, _) => Op::ListBuckets,
-        (_, true, _) => return Err(S3Error::method_not_allowed("The specified method is not allowed against the service")),
+        (_, true, _) => {
+            return Err(S3Error::method_not_allowed(
+                "The specified method is not allowed against the service",
+            ))
+        }
         ("PUT", _, false) if query.is_empty() => Op::CreateBucket(bucket),
         ("HEAD", _, false) => Op::HeadBucket(bucket),
         ("DELETE", _, false) if query.is_empty() => Op::DeleteBucket(bucket),
         ("GET", _, false) if has("location") => Op::GetBucketLocation(bucket),
         ("GET", _, false) if has("versioning") => Op::GetBucketVersioning(bucket),
-        ("GET", _, false) if has("tagging") => return Err(S3Error::not_implemented("bucket tagging is not implemented")),
-        ("GET", _, false) => Op::ListObjects { v2: query.iter().any(|(k, v)| k == "list-type" && v == "2"), bucket },
+        ("GET", _, false) if has("tagging") => {
+            return Err(S3Error::not_implemented(
+                "bucket tagging is not implemented",
+            ))
+        }
+        ("GET", _, false) => Op::ListObjects {
+            v2: query.iter().any(|(k, v)| k == "list-type" && v == "2"),
+            bucket,
+        },
         ("POST", _, false) if has("delete") => Op::DeleteObjects(bucket),
         ("PUT", _, true) if has("tagging") => Op::PutObjectTagging(bucket, key),
         ("GET", _, true) if has("tagging") => Op::GetObjectTagging(bucket, key),
         ("DELETE", _, true) if has("tagging") => Op::DeleteObjectTagging(bucket, key),
-        ("PUT", _, true) if has("partNumber") => return Err(S3Error::not_implemented("multipart upload is not implemented yet")),
-        ("PUT", _, true) if headers.contains_key("x-amz-copy-source") => Op::CopyObject(bucket, key),
+        ("PUT", _, true) if has("partNumber") => {
+            return Err(S3Error::not_implemented(
+                "multipart upload is not implemented yet",
+            ))
+        }
+        ("PUT", _, true) if headers.contains_key("x-amz-copy-source") => {
+            Op::CopyObject(bucket, key)
+        }
         ("PUT", _, true) => Op::PutObject(bucket, key),
         ("GET", _, true) => Op::GetObject(bucket, key),
         ("HEAD", _, true) => Op::HeadObject(bucket, key),
         ("DELETE", _, true) => Op::DeleteObject(bucket, key),
-        (m, _, _) => return Err(S3Error::not_implemented(format!("{m} on this resource is not implemented"))),
+        (m, _, _) => {
+            return Err(S3Error::not_implemented(format!(
+                "{m} on this resource is not implemented"
+            )))
+        }
     };
     Ok(Routed { op, query })
 }

@@ -53,7 +53,8 @@ pub fn empty() -> ResBody {
 pub fn xml_response(status: StatusCode, body: String) -> Res {
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
-    r.headers_mut().insert("content-type", HeaderValue::from_static("application/xml"));
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/xml"));
     r
 }
 
@@ -78,7 +79,12 @@ fn error_response(e: &S3Error, resource: &str, request_id: &str, head: bool) -> 
 
 impl Gateway {
     pub fn new(engine: Arc<Engine>, config: Config) -> Arc<Gateway> {
-        Arc::new(Gateway { engine, config, requests: AtomicU64::new(0), errors: AtomicU64::new(0) })
+        Arc::new(Gateway {
+            engine,
+            config,
+            requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        })
     }
 
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Res {
@@ -86,7 +92,11 @@ impl Gateway {
         let request_id = format!("{:016X}{:08X}", coffre_types::now_millis(), n as u32);
         let path = req.uri().path().to_string();
         let head = req.method() == http::Method::HEAD;
-        if req.method() == http::Method::GET && (path == "/health" || path == "/metrics") && req.uri().query().is_none() && req.headers().get("authorization").is_none() {
+        if req.method() == http::Method::GET
+            && (path == "/health" || path == "/metrics")
+            && req.uri().query().is_none()
+            && req.headers().get("authorization").is_none()
+        {
             return self.health_or_metrics(&path);
         }
         let started = std::time::Instant::now();
@@ -102,7 +112,8 @@ impl Gateway {
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             res.headers_mut().insert("x-amz-request-id", v);
         }
-        res.headers_mut().insert("server", HeaderValue::from_static("Coffre"));
+        res.headers_mut()
+            .insert("server", HeaderValue::from_static("Coffre"));
         // Access log: who did what, never secrets or object data.
         tracing::info!(target: "coffre::access", %method, %path, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, request_id, "request");
         res
@@ -111,7 +122,8 @@ impl Gateway {
     fn health_or_metrics(&self, path: &str) -> Res {
         if path == "/health" {
             let mut r = Response::new(full("ok\n"));
-            r.headers_mut().insert("content-type", HeaderValue::from_static("text/plain"));
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("text/plain"));
             return r;
         }
         let body = format!(
@@ -121,7 +133,10 @@ impl Gateway {
             self.engine.stores().len()
         );
         let mut r = Response::new(full(body));
-        r.headers_mut().insert("content-type", HeaderValue::from_static("text/plain; version=0.0.4"));
+        r.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
         r
     }
 
@@ -130,13 +145,31 @@ impl Gateway {
         let raw_path = parts.uri.path().to_string();
         let raw_query = parts.uri.query().unwrap_or("").to_string();
         let verified = auth::verify(
-            &RequestParts { method: parts.method.as_str(), raw_path: &raw_path, raw_query: &raw_query, headers: &parts.headers },
+            &RequestParts {
+                method: parts.method.as_str(),
+                raw_path: &raw_path,
+                raw_query: &raw_query,
+                headers: &parts.headers,
+            },
             &self.config,
             &self.config.region,
         )?
-        .ok_or_else(|| S3Error::access_denied("Anonymous access is not allowed: sign your requests (SigV4)"))?;
-        let op = route(&parts.method, &parts.headers, &raw_path, &raw_query, self.config.domain.as_deref())?;
-        let ctx = crate::router::Ctx { gw: self.clone(), headers: parts.headers, query: op.query, verified };
+        .ok_or_else(|| {
+            S3Error::access_denied("Anonymous access is not allowed: sign your requests (SigV4)")
+        })?;
+        let op = route(
+            &parts.method,
+            &parts.headers,
+            &raw_path,
+            &raw_query,
+            self.config.domain.as_deref(),
+        )?;
+        let ctx = crate::router::Ctx {
+            gw: self.clone(),
+            headers: parts.headers,
+            query: op.query,
+            verified,
+        };
         match op.op {
             Op::ListBuckets => crate::bucket::list_buckets(&ctx).await,
             Op::CreateBucket(b) => crate::bucket::create(&ctx, &b, body).await,
@@ -159,7 +192,11 @@ impl Gateway {
 }
 
 /// Serves S3 on `listener` until `shutdown` resolves, then lets in-flight requests finish.
-pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    gw: Arc<Gateway>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     use hyper_util::rt::TokioIo;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test: installs what a fresh Debian machine lacks, then the Rust suites (unit,
+# property and end-to-end tests with the AWS SDK), then the real-client scripts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+dpkg -s libclang-dev >/dev/null 2>&1 || need_apt+=(libclang-dev)
+command -v rclone >/dev/null || need_apt+=(rclone)
+command -v restic >/dev/null || need_apt+=(restic)
+command -v curl >/dev/null || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+command -v aws >/dev/null || python3 -m pip install -q awscli
+command -v s3cmd >/dev/null || python3 -m pip install -q s3cmd
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/coffre-target}"
+cargo build --release --bins
+cargo nextest run --release --workspace --no-fail-fast
+bash tests/clients/run-all.sh "$CARGO_TARGET_DIR/release/coffre"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Starts a fresh Coffre server and runs every client script against it.
+# Usage: run-all.sh PATH/TO/coffre
+set -uo pipefail
+bin=${1:?usage: run-all.sh PATH/TO/coffre}
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
+
+export AWS_ACCESS_KEY_ID=COFFRECLIENTKEY AWS_SECRET_ACCESS_KEY=coffre-client-secret AWS_DEFAULT_REGION=fr-par
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+COFFRE_ROOT_ACCESS_KEY=$AWS_ACCESS_KEY_ID COFFRE_ROOT_SECRET_KEY=$AWS_SECRET_ACCESS_KEY RUST_LOG=warn \
+  "$bin" server --data "$work/data" --listen "127.0.0.1:$port" >"$work/server.out" 2>"$work/server.err" &
+pid=$!
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+export ENDPOINT="http://127.0.0.1:$port" WORK="$work"
+
+passed=0; failed=0
+for t in "$here"/[0-9]*.sh; do
+  name=$(basename "$t" .sh)
+  if (cd "$work" && bash -euo pipefail "$t") >"$work/$name.log" 2>&1; then
+    echo "PASS client $name"; passed=$((passed+1))
+  else
+    echo "FAIL client $name"; failed=$((failed+1)); tail -n 30 "$work/$name.log"; tail -n 20 "$work/server.err"
+  fi
+done
+echo "clients: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
