@@ -15,6 +15,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 command -v aws >/dev/null || python3 -m pip install -q awscli
+python3 -c "import awscrt" 2>/dev/null || python3 -m pip install -q awscrt   # CRC32C in aws-cli
 command -v s3cmd >/dev/null || python3 -m pip install -q s3cmd
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/coffre-target}"

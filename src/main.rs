@@ -12,11 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(
-    name = "coffre",
-    version,
-    about = "Coffre: sovereign S3-compatible object storage"
-)]
+#[command(name = "coffre", version, about = "Coffre: sovereign S3-compatible object storage")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -48,6 +44,9 @@ struct ServerArgs {
     /// Erasure scheme of new buckets, K+M.
     #[arg(long, env = "COFFRE_SCHEME")]
     scheme: Option<String>,
+    /// Multipart uploads left incomplete are aborted after this many hours.
+    #[arg(long, env = "COFFRE_UPLOAD_EXPIRY_HOURS")]
+    upload_expiry_hours: Option<u64>,
 }
 
 /// The TOML file: every field optional, flags and `COFFRE_*` variables win.
@@ -69,6 +68,7 @@ struct ServerSection {
     region: Option<String>,
     domain: Option<String>,
     scheme: Option<String>,
+    upload_expiry_hours: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -99,8 +99,7 @@ fn main() {
 fn run_server(args: ServerArgs) -> Result<(), String> {
     let file: FileConfig = match &args.config {
         Some(p) => {
-            let text =
-                std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
+            let text = std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
             toml::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?
         }
         None => FileConfig::default(),
@@ -113,15 +112,18 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         .listen
         .or(file.server.listen)
         .unwrap_or_else(|| "127.0.0.1:9000".into());
-    let region = args
-        .region
-        .or(file.server.region)
-        .unwrap_or_else(|| "fr-par".into());
+    let region = args.region.or(file.server.region).unwrap_or_else(|| "fr-par".into());
     let domain = args.domain.or(file.server.domain);
     let scheme: Scheme = args
         .scheme
         .or(file.server.scheme)
         .map_or(Ok(Scheme::DEFAULT), |s| s.parse())?;
+    let expiry = Duration::from_secs(
+        3600 * args
+            .upload_expiry_hours
+            .or(file.server.upload_expiry_hours)
+            .unwrap_or(7 * 24),
+    );
     std::fs::create_dir_all(&data).map_err(|e| format!("creating {}: {e}", data.display()))?;
 
     let master = Arc::new(match std::env::var("COFFRE_MASTER_KEY") {
@@ -132,12 +134,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
 
     let store_dirs: Vec<(String, PathBuf)> = if file.stores.is_empty() {
         (1..=scheme.total().max(6))
-            .map(|i| {
-                (
-                    format!("node-{i}"),
-                    data.join("nodes").join(format!("node-{i}")),
-                )
-            })
+            .map(|i| (format!("node-{i}"), data.join("nodes").join(format!("node-{i}"))))
             .collect()
     } else {
         file.stores.into_iter().map(|s| (s.id, s.path)).collect()
@@ -145,8 +142,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
     let mut stores: Vec<Arc<dyn ShardStore>> = Vec::new();
     let mut locals = Vec::new();
     for (id, dir) in &store_dirs {
-        let s = LocalShardStore::open(id.clone(), dir)
-            .map_err(|e| format!("shard store {}: {e}", dir.display()))?;
+        let s = LocalShardStore::open(id.clone(), dir).map_err(|e| format!("shard store {}: {e}", dir.display()))?;
         locals.push(s.clone());
         stores.push(Arc::new(s));
     }
@@ -179,14 +175,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                 "writes interrupted by the last stop: their shards are queued for GC"
             );
         }
-        print_banner(
-            &addr.to_string(),
-            &region,
-            &access_key,
-            &secret_key,
-            generated,
-            &data,
-        );
+        print_banner(&addr.to_string(), &region, &access_key, &secret_key, generated, &data);
 
         // Background work: garbage collection and segment compaction.
         let gc_engine = engine.clone();
@@ -200,6 +189,11 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                 }
                 tick += 1;
                 if tick.is_multiple_of(120) {
+                    match gc_engine.expire_uploads(expiry) {
+                        Ok(n) if n > 0 => tracing::info!(uploads = n, "expired incomplete multipart uploads"),
+                        Err(e) => tracing::warn!(error = %e, "upload expiry failed"),
+                        _ => {}
+                    }
                     for s in &locals {
                         let s = s.clone();
                         match tokio::task::spawn_blocking(move || s.compact()).await {
@@ -272,14 +266,7 @@ fn root_credentials(data: &Path) -> Result<(String, String, bool), String> {
     Ok((access, secret, true))
 }
 
-fn print_banner(
-    addr: &str,
-    region: &str,
-    access: &str,
-    secret: &str,
-    generated: bool,
-    data: &Path,
-) {
+fn print_banner(addr: &str, region: &str, access: &str, secret: &str, generated: bool, data: &Path) {
     println!("Coffre S3 endpoint: http://{addr}  (region {region})");
     println!("Access key: {access}");
     if generated {

@@ -4,9 +4,7 @@
 mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    ChecksumMode, CreateBucketConfiguration, Delete, ObjectIdentifier, Tag, Tagging,
-};
+use aws_sdk_s3::types::{ChecksumMode, CreateBucketConfiguration, Delete, ObjectIdentifier, Tag, Tagging};
 use common::*;
 
 fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(e: &E) -> String {
@@ -44,12 +42,7 @@ async fn buckets_lifecycle() {
         .unwrap();
     let e = c.create_bucket().bucket("alpha").send().await.unwrap_err();
     assert_eq!(code(&e.into_service_error()), "BucketAlreadyOwnedByYou");
-    let e = c
-        .create_bucket()
-        .bucket("Bad_Name")
-        .send()
-        .await
-        .unwrap_err();
+    let e = c.create_bucket().bucket("Bad_Name").send().await.unwrap_err();
     assert_eq!(code(&e.into_service_error()), "InvalidBucketName");
     let cfg = CreateBucketConfiguration::builder()
         .location_constraint("us-west-2".into())
@@ -75,16 +68,8 @@ async fn buckets_lifecycle() {
     assert_eq!(names, ["alpha", "beta"]);
     c.head_bucket().bucket("alpha").send().await.unwrap();
     assert!(c.head_bucket().bucket("nope").send().await.is_err());
-    let loc = c
-        .get_bucket_location()
-        .bucket("alpha")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        loc.location_constraint().map(|l| l.as_str()),
-        Some("fr-par")
-    );
+    let loc = c.get_bucket_location().bucket("alpha").send().await.unwrap();
+    assert_eq!(loc.location_constraint().map(|l| l.as_str()), Some("fr-par"));
 
     c.put_object()
         .bucket("alpha")
@@ -95,22 +80,11 @@ async fn buckets_lifecycle() {
         .unwrap();
     let e = c.delete_bucket().bucket("alpha").send().await.unwrap_err();
     assert_eq!(code(&e.into_service_error()), "BucketNotEmpty");
-    c.delete_object()
-        .bucket("alpha")
-        .key("k")
-        .send()
-        .await
-        .unwrap();
+    c.delete_object().bucket("alpha").key("k").send().await.unwrap();
     c.delete_bucket().bucket("alpha").send().await.unwrap();
     let e = c.delete_bucket().bucket("alpha").send().await.unwrap_err();
     assert_eq!(code(&e.into_service_error()), "NoSuchBucket");
-    let e = c
-        .get_object()
-        .bucket("alpha")
-        .key("k")
-        .send()
-        .await
-        .unwrap_err();
+    let e = c.get_object().bucket("alpha").key("k").send().await.unwrap_err();
     assert_eq!(code(&e.into_service_error()), "NoSuchBucket");
 }
 
@@ -165,21 +139,9 @@ async fn objects_roundtrip_many_sizes() {
         .unwrap();
     assert_eq!(get_body(&c, "bkt", "obj/1").await, b"new");
     // Missing key.
-    let e = c
-        .get_object()
-        .bucket("bkt")
-        .key("missing")
-        .send()
-        .await
-        .unwrap_err();
+    let e = c.get_object().bucket("bkt").key("missing").send().await.unwrap_err();
     assert_eq!(code(&e.into_service_error()), "NoSuchKey");
-    let e = c
-        .head_object()
-        .bucket("bkt")
-        .key("missing")
-        .send()
-        .await
-        .unwrap_err();
+    let e = c.head_object().bucket("bkt").key("missing").send().await.unwrap_err();
     assert!(e.into_service_error().is_not_found());
     // Unicode and odd keys are opaque.
     for key in ["été/ñ 空 +%&=?#", "a//b", "../../etc/passwd", " lead"] {
@@ -193,25 +155,9 @@ async fn objects_roundtrip_many_sizes() {
         assert_eq!(get_body(&c, "bkt", key).await, b"k", "{key}");
     }
     // Delete is idempotent.
-    c.delete_object()
-        .bucket("bkt")
-        .key("obj/1")
-        .send()
-        .await
-        .unwrap();
-    c.delete_object()
-        .bucket("bkt")
-        .key("obj/1")
-        .send()
-        .await
-        .unwrap();
-    assert!(c
-        .get_object()
-        .bucket("bkt")
-        .key("obj/1")
-        .send()
-        .await
-        .is_err());
+    c.delete_object().bucket("bkt").key("obj/1").send().await.unwrap();
+    c.delete_object().bucket("bkt").key("obj/1").send().await.unwrap();
+    assert!(c.get_object().bucket("bkt").key("obj/1").send().await.is_err());
 }
 
 #[tokio::test]
@@ -367,19 +313,11 @@ async fn metadata_checksums_and_tags() {
     assert_eq!(h.cache_control(), Some("no-cache"));
     assert_eq!(h.content_disposition(), Some("inline"));
     assert_eq!(
-        h.metadata()
-            .and_then(|m| m.get("owner"))
-            .map(String::as_str),
+        h.metadata().and_then(|m| m.get("owner")).map(String::as_str),
         Some("hôpital")
     );
     assert_eq!(h.checksum_sha256(), Some(sha.as_str()));
-    let tags = c
-        .get_object_tagging()
-        .bucket("bkt")
-        .key("doc")
-        .send()
-        .await
-        .unwrap();
+    let tags = c.get_object_tagging().bucket("bkt").key("doc").send().await.unwrap();
     let mut t: Vec<(String, String)> = tags
         .tag_set()
         .iter()
@@ -415,12 +353,7 @@ async fn metadata_checksums_and_tags() {
             .len(),
         1
     );
-    c.delete_object_tagging()
-        .bucket("bkt")
-        .key("doc")
-        .send()
-        .await
-        .unwrap();
+    c.delete_object_tagging().bucket("bkt").key("doc").send().await.unwrap();
     assert!(c
         .get_object_tagging()
         .bucket("bkt")
@@ -451,13 +384,7 @@ async fn metadata_checksums_and_tags() {
         .await
         .unwrap_err();
     assert_eq!(code(&e.into_service_error()), "BadDigest");
-    assert!(c
-        .head_object()
-        .bucket("bkt")
-        .key("bad")
-        .send()
-        .await
-        .is_err());
+    assert!(c.head_object().bucket("bkt").key("bad").send().await.is_err());
     // Wrong Content-MD5.
     let e = c
         .put_object()
@@ -495,19 +422,9 @@ async fn listing_v2_v1_and_batch_delete() {
             .await
             .unwrap();
     }
-    let r = c
-        .list_objects_v2()
-        .bucket("bkt")
-        .delimiter("/")
-        .send()
-        .await
-        .unwrap();
+    let r = c.list_objects_v2().bucket("bkt").delimiter("/").send().await.unwrap();
     let objs: Vec<&str> = r.contents().iter().filter_map(|o| o.key()).collect();
-    let pfx: Vec<&str> = r
-        .common_prefixes()
-        .iter()
-        .filter_map(|p| p.prefix())
-        .collect();
+    let pfx: Vec<&str> = r.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
     assert_eq!(objs, ["b", "d"]);
     assert_eq!(pfx, ["a/", "c/"]);
     assert_eq!(r.key_count(), Some(4));
@@ -524,11 +441,7 @@ async fn listing_v2_v1_and_batch_delete() {
             .send()
             .await
             .unwrap();
-        seen.extend(
-            r.contents()
-                .iter()
-                .filter_map(|o| o.key().map(String::from)),
-        );
+        seen.extend(r.contents().iter().filter_map(|o| o.key().map(String::from)));
         if r.is_truncated() != Some(true) {
             break;
         }
@@ -544,10 +457,7 @@ async fn listing_v2_v1_and_batch_delete() {
         .await
         .unwrap();
     assert_eq!(
-        r.contents()
-            .iter()
-            .filter_map(|o| o.key())
-            .collect::<Vec<_>>(),
+        r.contents().iter().filter_map(|o| o.key()).collect::<Vec<_>>(),
         ["a/2", "a/b/3"]
     );
     let r = c
@@ -559,10 +469,7 @@ async fn listing_v2_v1_and_batch_delete() {
         .await
         .unwrap();
     assert_eq!(
-        r.contents()
-            .iter()
-            .filter_map(|o| o.key())
-            .collect::<Vec<_>>(),
+        r.contents().iter().filter_map(|o| o.key()).collect::<Vec<_>>(),
         ["c/x", "c/y"]
     );
     assert_eq!(r.is_truncated(), Some(true));
@@ -584,13 +491,7 @@ async fn listing_v2_v1_and_batch_delete() {
         ))
         .build()
         .unwrap();
-    let r = c
-        .delete_objects()
-        .bucket("bkt")
-        .delete(del)
-        .send()
-        .await
-        .unwrap();
+    let r = c.delete_objects().bucket("bkt").delete(del).send().await.unwrap();
     assert_eq!(r.deleted().len(), 3);
     let r = c.list_objects_v2().bucket("bkt").send().await.unwrap();
     assert_eq!(r.contents().len(), keys.len() - 2);
@@ -624,17 +525,8 @@ async fn copy_object() {
         Some(format!("\"{}\"", md5_hex(&d)).as_str())
     );
     assert!(get_body(&c, "other", "dst").await == d);
-    let h = c
-        .head_object()
-        .bucket("other")
-        .key("dst")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        h.metadata().and_then(|m| m.get("m")).map(String::as_str),
-        Some("1")
-    );
+    let h = c.head_object().bucket("other").key("dst").send().await.unwrap();
+    assert_eq!(h.metadata().and_then(|m| m.get("m")).map(String::as_str), Some("1"));
     // Copy onto itself needs REPLACE.
     let e = c
         .copy_object()
@@ -654,17 +546,8 @@ async fn copy_object() {
         .send()
         .await
         .unwrap();
-    let h = c
-        .head_object()
-        .bucket("bkt")
-        .key("src")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        h.metadata().and_then(|m| m.get("m")).map(String::as_str),
-        Some("2")
-    );
+    let h = c.head_object().bucket("bkt").key("src").send().await.unwrap();
+    assert_eq!(h.metadata().and_then(|m| m.get("m")).map(String::as_str), Some("2"));
     let e = c
         .copy_object()
         .bucket("bkt")
@@ -676,12 +559,7 @@ async fn copy_object() {
         .unwrap_err();
     assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(412));
     // Deleting the source leaves the copy intact.
-    c.delete_object()
-        .bucket("bkt")
-        .key("src")
-        .send()
-        .await
-        .unwrap();
+    c.delete_object().bucket("bkt").key("src").send().await.unwrap();
     assert!(get_body(&c, "other", "dst").await == d);
 }
 
@@ -702,13 +580,7 @@ async fn authentication_errors() {
     assert_eq!(status, 403);
     assert!(body.contains("<Code>RequestTimeTooSkewed</Code>"), "{body}");
     // Anonymous.
-    let (status, _, body) = raw_request(
-        &s.addr,
-        "GET",
-        "/bkt",
-        &[("host".into(), s.addr.clone())],
-        b"",
-    );
+    let (status, _, body) = raw_request(&s.addr, "GET", "/bkt", &[("host".into(), s.addr.clone())], b"");
     assert_eq!(status, 403);
     assert!(body.contains("<Code>AccessDenied</Code>"), "{body}");
 
@@ -720,38 +592,16 @@ async fn authentication_errors() {
         .send()
         .await
         .unwrap();
-    let cfg =
-        aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(300))
-            .unwrap();
-    let p = c
-        .get_object()
-        .bucket("bkt")
-        .key("p")
-        .presigned(cfg)
-        .await
-        .unwrap();
+    let cfg = aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(300)).unwrap();
+    let p = c.get_object().bucket("bkt").key("p").presigned(cfg).await.unwrap();
     let target = p.uri().strip_prefix(&s.endpoint).unwrap().to_string();
-    let (status, _, body) = raw_request(
-        &s.addr,
-        "GET",
-        &target,
-        &[("host".into(), s.addr.clone())],
-        b"",
-    );
+    let (status, _, body) = raw_request(&s.addr, "GET", &target, &[("host".into(), s.addr.clone())], b"");
     assert_eq!((status, body.as_str()), (200, "presigned!"));
     let tampered = target.replace("/bkt/p?", "/bkt/q?");
-    let (status, _, body) = raw_request(
-        &s.addr,
-        "GET",
-        &tampered,
-        &[("host".into(), s.addr.clone())],
-        b"",
-    );
+    let (status, _, body) = raw_request(&s.addr, "GET", &tampered, &[("host".into(), s.addr.clone())], b"");
     assert_eq!(status, 403);
     assert!(body.contains("SignatureDoesNotMatch"), "{body}");
-    let cfg = aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(
-        8 * 24 * 3600,
-    ));
+    let cfg = aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(8 * 24 * 3600));
     assert!(cfg.is_err(), "the SDK itself refuses > 7 days");
 }
 
@@ -820,12 +670,6 @@ async fn hand_signed_error_cases() {
     assert!(head.to_ascii_lowercase().contains("x-amz-request-id"));
 
     // Health needs no auth.
-    let (status, _, body) = raw_request(
-        &s.addr,
-        "GET",
-        "/health",
-        &[("host".into(), s.addr.clone())],
-        b"",
-    );
+    let (status, _, body) = raw_request(&s.addr, "GET", "/health", &[("host".into(), s.addr.clone())], b"");
     assert_eq!((status, body.trim()), (200, "ok"));
 }

@@ -17,3 +17,8 @@ rclone copy coffre:rclone-bkt/data rc/back
 diff -r rc/src rc/back
 test "$(rclone lsf coffre:rclone-bkt/data | grep -c '^f')" -eq 19
 rclone purge coffre:rclone-bkt
+# A file larger than the upload cutoff goes up in 5 MiB parts (multipart).
+rclone copy --s3-upload-cutoff 5M --s3-chunk-size 5M rc/src/sub/large coffre:rclone-mp/
+rclone check rc/src/sub coffre:rclone-mp/ --include large
+rclone copy coffre:rclone-mp/large rc/mp-back/ && cmp rc/src/sub/large rc/mp-back/large
+rclone purge coffre:rclone-mp

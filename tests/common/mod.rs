@@ -122,12 +122,9 @@ fn sha256_hex(d: &[u8]) -> String {
 }
 
 fn hmac(key: &[u8], msg: &str) -> Vec<u8> {
-    ring::hmac::sign(
-        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
-        msg.as_bytes(),
-    )
-    .as_ref()
-    .to_vec()
+    ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), msg.as_bytes())
+        .as_ref()
+        .to_vec()
 }
 
 pub fn amz_date(unix: u64) -> String {
@@ -143,12 +140,7 @@ pub fn amz_date(unix: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", s / 3600, s / 60 % 60, s % 60)
 }
 
 pub fn now() -> u64 {
@@ -249,11 +241,7 @@ pub fn raw_request(
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     (status, head.to_string(), body.to_string())
 }
 

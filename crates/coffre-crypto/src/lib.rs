@@ -50,9 +50,7 @@ impl hkdf::KeyType for Len32 {
 fn hkdf32(ikm: &[u8], salt: &[u8], info: &[u8]) -> [u8; 32] {
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(ikm);
     let infos = [info];
-    let okm = prk
-        .expand(&infos, Len32)
-        .expect("32 bytes is a valid HKDF length");
+    let okm = prk.expand(&infos, Len32).expect("32 bytes is a valid HKDF length");
     let mut out = [0u8; 32];
     okm.fill(&mut out).expect("32 bytes is a valid HKDF length");
     out
@@ -136,12 +134,8 @@ impl MasterKey {
         // for any number of wraps.
         let kek = gcm_key(&hkdf32(&self.key, &salt, b"coffre key wrap v1"));
         let mut buf = dk.0.to_vec();
-        kek.seal_in_place_append_tag(
-            Nonce::assume_unique_for_key([0; 12]),
-            Aad::from(context),
-            &mut buf,
-        )
-        .expect("AES-GCM seal of 32 bytes");
+        kek.seal_in_place_append_tag(Nonce::assume_unique_for_key([0; 12]), Aad::from(context), &mut buf)
+            .expect("AES-GCM seal of 32 bytes");
         let mut out = Vec::with_capacity(WRAPPED_LEN);
         out.extend_from_slice(&self.id);
         out.extend_from_slice(&salt);
@@ -156,18 +150,10 @@ impl MasterKey {
         if wrapped[..8] != self.id {
             return Err(CryptoError::UnknownKeyId(hex::encode(&wrapped[..8])));
         }
-        let kek = gcm_key(&hkdf32(
-            &self.key,
-            &wrapped[8..8 + WRAP_SALT],
-            b"coffre key wrap v1",
-        ));
+        let kek = gcm_key(&hkdf32(&self.key, &wrapped[8..8 + WRAP_SALT], b"coffre key wrap v1"));
         let mut buf = wrapped[8 + WRAP_SALT..].to_vec();
         let plain = kek
-            .open_in_place(
-                Nonce::assume_unique_for_key([0; 12]),
-                Aad::from(context),
-                &mut buf,
-            )
+            .open_in_place(Nonce::assume_unique_for_key([0; 12]), Aad::from(context), &mut buf)
             .map_err(|_| CryptoError::Tampered)?;
         let mut k = [0u8; 32];
         k.copy_from_slice(plain);
@@ -214,11 +200,7 @@ impl Sealer {
         let mut buf = sealed[12..].to_vec();
         let n = self
             .key
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad),
-                &mut buf,
-            )
+            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
             .map_err(|_| CryptoError::Tampered)?
             .len();
         buf.truncate(n);
@@ -241,10 +223,7 @@ mod tests {
         let w = mk.wrap(&dk, b"version-1");
         assert_eq!(w.len(), WRAPPED_LEN);
         assert_eq!(mk.unwrap(&w, b"version-1").unwrap().0, dk.0);
-        assert!(matches!(
-            mk.unwrap(&w, b"version-2"),
-            Err(CryptoError::Tampered)
-        ));
+        assert!(matches!(mk.unwrap(&w, b"version-2"), Err(CryptoError::Tampered)));
         let other = MasterKey::from_bytes([8; 32]);
         assert!(matches!(
             other.unwrap(&w, b"version-1"),

@@ -64,12 +64,7 @@ impl PackageCipher {
     }
 
     /// Decrypts one package (ciphertext ∥ tag) in place; returns the plaintext.
-    pub fn open<'a>(
-        &self,
-        index: u64,
-        last: bool,
-        package: &'a mut [u8],
-    ) -> Result<&'a mut [u8], CryptoError> {
+    pub fn open<'a>(&self, index: u64, last: bool, package: &'a mut [u8]) -> Result<&'a mut [u8], CryptoError> {
         let (nonce, aad) = self.nonce_aad(index, last);
         self.key
             .open_in_place(nonce, Aad::from(aad), package)

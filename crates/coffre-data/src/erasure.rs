@@ -42,9 +42,7 @@ impl Codec {
                 .reconstruct_data(shards)
                 .map_err(|e| DataError::Erasure(format!("{e:?}"))),
             None if shards.iter().all(Option::is_some) => Ok(()),
-            None => Err(DataError::Erasure(
-                "a shard is missing and there is no parity".into(),
-            )),
+            None => Err(DataError::Erasure("a shard is missing and there is no parity".into())),
         }
     }
 }

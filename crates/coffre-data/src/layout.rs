@@ -66,10 +66,7 @@ mod tests {
         assert_eq!(l.stripe_count(s + 1), 2);
         assert_eq!(l.stripe_len(s + 1, 1), 1);
         assert_eq!(StripeLayout::cipher_len(1), 17);
-        assert_eq!(
-            StripeLayout::cipher_len(PACKAGE_SIZE + 1),
-            PACKAGE_SIZE + 1 + 32
-        );
+        assert_eq!(StripeLayout::cipher_len(PACKAGE_SIZE + 1), PACKAGE_SIZE + 1 + 32);
         assert_eq!(l.shard_len(1), 5);
     }
 }

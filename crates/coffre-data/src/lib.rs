@@ -20,11 +20,7 @@ pub enum DataError {
     #[error("reading the request body: {0}")]
     Body(std::io::Error),
     #[error("only {ok} of {total} shard stores accepted the write; {quorum} are needed")]
-    QuorumLost {
-        ok: usize,
-        total: usize,
-        quorum: usize,
-    },
+    QuorumLost { ok: usize, total: usize, quorum: usize },
     #[error("stripe {stripe}: only {available} of {needed} shards could be read intact")]
     Unrecoverable {
         stripe: u32,

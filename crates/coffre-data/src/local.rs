@@ -102,10 +102,7 @@ impl LocalShardStore {
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
-                name.strip_prefix("seg-")?
-                    .strip_suffix(".log")?
-                    .parse()
-                    .ok()
+                name.strip_prefix("seg-")?.strip_suffix(".log")?.parse().ok()
             })
             .collect();
         numbers.sort_unstable();
@@ -208,23 +205,16 @@ impl LocalShardStore {
     /// Appends a record and returns (segment, offset of data, sequence number).
     fn append(&self, kind: u8, id: &ShardId, data: &[u8]) -> std::io::Result<(u32, u64, u64)> {
         let inner = &self.inner;
-        let len = u32::try_from(data.len())
-            .map_err(|_| std::io::Error::other("a shard is at most 4 GiB"))?;
+        let len = u32::try_from(data.len()).map_err(|_| std::io::Error::other("a shard is at most 4 GiB"))?;
         let h = header(kind, id, len, crc_fast::crc32_iscsi(data));
-        let mut active = inner
-            .active
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?;
+        let mut active = inner.active.lock().map_err(|_| std::io::Error::other("poisoned"))?;
         if active.len >= SEGMENT_TARGET {
             // Roll: the old segment is made durable before anything lands in the new one, so a
             // group commit only ever needs to sync the active file.
             active.file.sync_data()?;
             let n = active.segment + 1;
             let file = Arc::new(Self::create_segment(&inner.dir, n)?);
-            let mut segs = inner
-                .segments
-                .lock()
-                .map_err(|_| std::io::Error::other("poisoned"))?;
+            let mut segs = inner.segments.lock().map_err(|_| std::io::Error::other("poisoned"))?;
             if let Some(s) = segs.get_mut(&active.segment) {
                 s.size = active.len;
             }
@@ -254,18 +244,12 @@ impl LocalShardStore {
     /// Group commit: whoever takes the lock first syncs for everyone appended so far.
     fn sync_to(&self, seq: u64) -> std::io::Result<()> {
         let inner = &self.inner;
-        let mut synced = inner
-            .synced
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?;
+        let mut synced = inner.synced.lock().map_err(|_| std::io::Error::other("poisoned"))?;
         if *synced >= seq {
             return Ok(());
         }
         let (file, target) = {
-            let a = inner
-                .active
-                .lock()
-                .map_err(|_| std::io::Error::other("poisoned"))?;
+            let a = inner.active.lock().map_err(|_| std::io::Error::other("poisoned"))?;
             (a.file.clone(), a.seq)
         };
         file.sync_data()?;
@@ -517,18 +501,12 @@ mod tests {
         s.put_blocking(sid(3), b"").unwrap();
         s.delete_blocking(sid(2)).unwrap();
         assert_eq!(&s.get_blocking(sid(1)).unwrap()[..], b"one");
-        assert!(matches!(
-            s.get_blocking(sid(2)),
-            Err(StoreError::NotFound(_))
-        ));
+        assert!(matches!(s.get_blocking(sid(2)), Err(StoreError::NotFound(_))));
         drop(s);
         let s = LocalShardStore::open("n1", d.path()).unwrap();
         assert_eq!(&s.get_blocking(sid(1)).unwrap()[..], b"one");
         assert_eq!(&s.get_blocking(sid(3)).unwrap()[..], b"");
-        assert!(matches!(
-            s.get_blocking(sid(2)),
-            Err(StoreError::NotFound(_))
-        ));
+        assert!(matches!(s.get_blocking(sid(2)), Err(StoreError::NotFound(_))));
     }
 
     #[test]

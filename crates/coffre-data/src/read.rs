@@ -65,10 +65,7 @@ impl PartReader {
             let mut next = k;
             while have < k && next < n {
                 let want = (k - have).min(n - next);
-                let got = futures_util::future::join_all(
-                    (next..next + want).map(|i| self.fetch(stripe, i)),
-                )
-                .await;
+                let got = futures_util::future::join_all((next..next + want).map(|i| self.fetch(stripe, i))).await;
                 for (j, g) in got.into_iter().enumerate() {
                     have += usize::from(g.is_some());
                     shards[next + j] = g;
@@ -86,21 +83,13 @@ impl PartReader {
         }
         let mut out = Vec::with_capacity(k * shards[0].as_ref().map_or(0, |s| s.len()));
         for s in shards.into_iter().take(k) {
-            out.extend_from_slice(
-                &s.ok_or_else(|| DataError::Internal("shard not rebuilt".into()))?,
-            );
+            out.extend_from_slice(&s.ok_or_else(|| DataError::Internal("shard not rebuilt".into()))?);
         }
         Ok(out)
     }
 
     /// Decrypts the packages of `stripe` that overlap `[from, to)` (offsets within the stripe).
-    fn decrypt(
-        &self,
-        stripe: u32,
-        mut cipher: Vec<u8>,
-        from: usize,
-        to: usize,
-    ) -> Result<Bytes, DataError> {
+    fn decrypt(&self, stripe: u32, mut cipher: Vec<u8>, from: usize, to: usize) -> Result<Bytes, DataError> {
         let plain_len = self.layout.stripe_len(self.size, stripe);
         let packages = plain_len.div_ceil(PACKAGE_SIZE);
         let last_stripe = stripe + 1 == self.layout.stripe_count(self.size);
@@ -108,9 +97,7 @@ impl PartReader {
         for j in from / PACKAGE_SIZE..to.div_ceil(PACKAGE_SIZE) {
             let plen = (plain_len - j * PACKAGE_SIZE).min(PACKAGE_SIZE);
             let c0 = j * (PACKAGE_SIZE + TAG_LEN);
-            let pkg = cipher
-                .get_mut(c0..c0 + plen + TAG_LEN)
-                .ok_or(DataError::Tampered)?;
+            let pkg = cipher.get_mut(c0..c0 + plen + TAG_LEN).ok_or(DataError::Tampered)?;
             let last = last_stripe && j + 1 == packages;
             let plain = self
                 .cipher

@@ -73,9 +73,7 @@ pub fn encode_stripe(
     buf.resize(n * shard_len, 0);
     codec.encode(&mut buf, shard_len)?;
     let buf = Bytes::from(buf);
-    Ok((0..n)
-        .map(|i| buf.slice(i * shard_len..(i + 1) * shard_len))
-        .collect())
+    Ok((0..n).map(|i| buf.slice(i * shard_len..(i + 1) * shard_len)).collect())
 }
 
 pub async fn write_part<S>(target: WriteTarget, mut body: S) -> Result<PartWriteResult, DataError>
@@ -124,7 +122,12 @@ where
             let puts = s.shards.into_iter().enumerate().map(|(i, data)| {
                 let store = stores[i].clone();
                 let skip = failed[i];
-                let id = ShardId { version, part, stripe: s.number, index: i as u8 };
+                let id = ShardId {
+                    version,
+                    part,
+                    stripe: s.number,
+                    index: i as u8,
+                };
                 async move {
                     if skip {
                         return (i, false);
@@ -151,10 +154,7 @@ where
             }
             hashes.push(s.hashes);
         }
-        let degraded = (0..failed.len())
-            .filter(|i| failed[*i])
-            .map(|i| i as u8)
-            .collect();
+        let degraded = (0..failed.len()).filter(|i| failed[*i]).map(|i| i as u8).collect();
         Ok::<_, DataError>((hashes, degraded))
     });
 
@@ -189,9 +189,7 @@ where
             buf.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
             if buf.len() == stripe_plain {
-                held = Some(
-                    std::mem::replace(&mut buf, BytesMut::with_capacity(stripe_plain)).freeze(),
-                );
+                held = Some(std::mem::replace(&mut buf, BytesMut::with_capacity(stripe_plain)).freeze());
             }
         }
     }
@@ -206,15 +204,9 @@ where
     }
     drop(md5_tx);
     drop(enc_tx);
-    let enc_result = encoder
-        .await
-        .map_err(|e| DataError::Internal(e.to_string()));
-    let write_result = writer
-        .await
-        .map_err(|e| DataError::Internal(e.to_string()))?;
-    let md5 = md5_task
-        .await
-        .map_err(|e| DataError::Internal(e.to_string()))?;
+    let enc_result = encoder.await.map_err(|e| DataError::Internal(e.to_string()));
+    let write_result = writer.await.map_err(|e| DataError::Internal(e.to_string()))?;
+    let md5 = md5_task.await.map_err(|e| DataError::Internal(e.to_string()))?;
     if let Some(e) = body_err {
         return Err(DataError::Body(e));
     }
@@ -235,9 +227,5 @@ async fn send(
     data: Bytes,
     last: bool,
 ) -> bool {
-    md5_tx.send(data.clone()).await.is_ok()
-        && enc_tx
-            .send(PlainStripe { number, data, last })
-            .await
-            .is_ok()
+    md5_tx.send(data.clone()).await.is_ok() && enc_tx.send(PlainStripe { number, data, last }).await.is_ok()
 }

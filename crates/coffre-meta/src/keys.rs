@@ -8,7 +8,11 @@ pub const CF_OBJECTS: &str = "objects";
 pub const CF_LAYOUTS: &str = "layouts";
 pub const CF_INTENTS: &str = "intents";
 pub const CF_GC: &str = "gc";
-pub const ALL_CFS: [&str; 5] = [CF_BUCKETS, CF_OBJECTS, CF_LAYOUTS, CF_INTENTS, CF_GC];
+pub const CF_UPLOADS: &str = "uploads";
+pub const CF_PARTS: &str = "parts";
+pub const ALL_CFS: [&str; 7] = [
+    CF_BUCKETS, CF_OBJECTS, CF_LAYOUTS, CF_INTENTS, CF_GC, CF_UPLOADS, CF_PARTS,
+];
 
 /// `buckets`: the bucket name.
 pub fn bucket(name: &str) -> Vec<u8> {
@@ -33,6 +37,32 @@ pub fn object_prefix(bucket: &str, prefix: &[u8]) -> Vec<u8> {
 /// Splits an `objects` key back into the object key (the part after the bucket).
 pub fn object_key_of<'a>(bucket: &str, raw: &'a [u8]) -> Option<&'a [u8]> {
     raw.strip_prefix(bucket.as_bytes())?.strip_prefix(&[0])
+}
+
+/// `uploads`: `bucket ∥ 0x00 ∥ key ∥ 0x00 ∥ upload id`: a bucket's uploads sorted by key, then
+/// by upload id, as ListMultipartUploads returns them.
+pub fn upload(bucket: &str, key: &[u8], id: &[u8; 16]) -> Vec<u8> {
+    let mut k = object(bucket, key);
+    k.push(0);
+    k.extend_from_slice(id);
+    k
+}
+
+/// Splits an `uploads` key into (object key, upload id).
+pub fn upload_parts_of<'a>(bucket: &str, raw: &'a [u8]) -> Option<(&'a [u8], [u8; 16])> {
+    let rest = object_key_of(bucket, raw)?;
+    if rest.len() < 17 || rest[rest.len() - 17] != 0 {
+        return None;
+    }
+    let (key, id) = rest.split_at(rest.len() - 17);
+    Some((key, id[1..].try_into().ok()?))
+}
+
+/// `parts`: `upload id ∥ part number (BE)`: an upload's parts in part-number order.
+pub fn part(id: &[u8; 16], number: u32) -> Vec<u8> {
+    let mut k = id.to_vec();
+    k.extend_from_slice(&number.to_be_bytes());
+    k
 }
 
 /// `layouts` and `intents`: the version id.
@@ -90,6 +120,18 @@ mod tests {
                 prop_assert!(inside < s);
                 if !other.starts_with(&p) && other > p { prop_assert!(other >= s); }
             }
+        }
+
+        #[test]
+        fn uploads_sort_by_key_then_id(k1 in "[a-z/]{0,12}", k2 in "[a-z/]{0,12}", i1: [u8;16], i2: [u8;16]) {
+            let (e1, e2) = (upload("bkt", k1.as_bytes(), &i1), upload("bkt", k2.as_bytes(), &i2));
+            prop_assert_eq!(e1.cmp(&e2), (k1.as_bytes(), i1).cmp(&(k2.as_bytes(), i2)));
+            prop_assert_eq!(upload_parts_of("bkt", &e1), Some((k1.as_bytes(), i1)));
+        }
+
+        #[test]
+        fn parts_sort_by_number(id: [u8;16], a: u32, b: u32) {
+            prop_assert_eq!(part(&id, a).cmp(&part(&id, b)), a.cmp(&b));
         }
 
         #[test]

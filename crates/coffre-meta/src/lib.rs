@@ -10,7 +10,10 @@ use rocksdb::{ColumnFamily, Direction, IteratorMode, Options, WriteBatch, WriteO
 use std::path::Path;
 use std::sync::Mutex;
 
-pub use records::{BucketRecord, GcRecord, IntentRecord, LayoutRecord, ObjectRecord, SealedAttrs};
+pub use records::{
+    BucketRecord, GcPart, GcRecord, IntentRecord, LayoutRecord, ObjectRecord, PartInfo, SealedAttrs, UploadPartRecord,
+    UploadRecord,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
@@ -24,6 +27,8 @@ pub enum MetaError {
     BucketExists,
     #[error("bucket not empty")]
     BucketNotEmpty,
+    #[error("no such upload")]
+    NoSuchUpload,
 }
 
 pub struct MetaStore {
@@ -31,6 +36,11 @@ pub struct MetaStore {
     /// Serialises read-modify-write of one object key (PUT over PUT, DELETE over PUT).
     key_locks: Vec<Mutex<()>>,
 }
+
+/// An upload in a listing: (object key, upload id, record).
+pub type UploadEntry = (Vec<u8>, [u8; 16], UploadRecord);
+/// Where an upload is: (bucket, object key, upload id).
+pub type UploadRef = (String, Vec<u8>, [u8; 16]);
 
 /// One entry of a listing page.
 #[derive(Debug)]
@@ -60,16 +70,10 @@ impl MetaStore {
     }
 
     fn cf(&self, name: &str) -> &ColumnFamily {
-        self.db
-            .cf_handle(name)
-            .expect("column families are created at open")
+        self.db.cf_handle(name).expect("column families are created at open")
     }
 
-    fn get<T: serde::de::DeserializeOwned>(
-        &self,
-        cf: &str,
-        key: &[u8],
-    ) -> Result<Option<T>, MetaError> {
+    fn get<T: serde::de::DeserializeOwned>(&self, cf: &str, key: &[u8]) -> Result<Option<T>, MetaError> {
         match self.db.get_pinned_cf(self.cf(cf), key)? {
             Some(v) => Ok(Some(decode(&v)?)),
             None => Ok(None),
@@ -89,12 +93,8 @@ impl MetaStore {
         if self.get_bucket(name)?.is_some() {
             return Err(MetaError::BucketExists);
         }
-        self.db.put_cf_opt(
-            self.cf(keys::CF_BUCKETS),
-            keys::bucket(name),
-            encode(rec),
-            &sync_opts(),
-        )?;
+        self.db
+            .put_cf_opt(self.cf(keys::CF_BUCKETS), keys::bucket(name), encode(rec), &sync_opts())?;
         Ok(())
     }
 
@@ -104,10 +104,7 @@ impl MetaStore {
 
     pub fn list_buckets(&self) -> Result<Vec<(String, BucketRecord)>, MetaError> {
         let mut out = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(self.cf(keys::CF_BUCKETS), IteratorMode::Start)
-        {
+        for item in self.db.iterator_cf(self.cf(keys::CF_BUCKETS), IteratorMode::Start) {
             let (k, v) = item?;
             out.push((String::from_utf8_lossy(&k).into_owned(), decode(&v)?));
         }
@@ -126,8 +123,21 @@ impl MetaStore {
             return Err(MetaError::BucketNotEmpty);
         }
         it.status()?;
-        self.db
-            .delete_cf_opt(self.cf(keys::CF_BUCKETS), keys::bucket(name), &sync_opts())?;
+        // Uploads in progress keep the bucket; markers of completed ones go with it.
+        let mut b = WriteBatch::default();
+        let iter = self.db.iterator_cf(self.cf(keys::CF_UPLOADS), IteratorMode::From(&start, Direction::Forward));
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(&start) {
+                break;
+            }
+            if decode::<UploadRecord>(&v)?.completed.is_none() {
+                return Err(MetaError::BucketNotEmpty);
+            }
+            b.delete_cf(self.cf(keys::CF_UPLOADS), k);
+        }
+        b.delete_cf(self.cf(keys::CF_BUCKETS), keys::bucket(name));
+        self.db.write_opt(b, &sync_opts())?;
         Ok(())
     }
 
@@ -147,57 +157,55 @@ impl MetaStore {
             started_ms: now_millis(),
             nodes: nodes.to_vec(),
         };
-        self.db.put_cf_opt(
-            self.cf(keys::CF_INTENTS),
-            keys::version(v),
-            encode(&rec),
-            &sync_opts(),
-        )?;
+        self.db
+            .put_cf_opt(self.cf(keys::CF_INTENTS), keys::version(v), encode(&rec), &sync_opts())?;
         Ok(())
     }
 
-    /// Makes a written version visible, atomically: the object record and its layout in, the
-    /// intent out, the replaced version (if any) queued for GC. Fails if the bucket is gone.
+    /// Makes a written version visible, atomically: the object record and the layouts of its
+    /// new parts in, their intents out, the replaced version (if any) queued for GC. Fails if
+    /// the bucket is gone.
     pub fn commit_object(
         &self,
         bucket: &str,
         key: &[u8],
         rec: &ObjectRecord,
-        layout: &LayoutRecord,
+        layouts: &[(VersionId, LayoutRecord)],
     ) -> Result<(), MetaError> {
         let _g = self.lock_key(bucket, key);
-        if self.get_bucket(bucket)?.is_none() {
-            return Err(MetaError::NoSuchBucket);
-        }
-        let okey = keys::object(bucket, key);
         let mut b = WriteBatch::default();
-        if let Some(old) = self.get::<ObjectRecord>(keys::CF_OBJECTS, &okey)? {
-            self.queue_gc(&mut b, &old);
+        self.put_object_in(&mut b, bucket, key, rec)?;
+        for (v, l) in layouts {
+            b.put_cf(self.cf(keys::CF_LAYOUTS), keys::version(v), encode(l));
+            b.delete_cf(self.cf(keys::CF_INTENTS), keys::version(v));
         }
-        b.put_cf(self.cf(keys::CF_OBJECTS), &okey, encode(rec));
-        b.put_cf(
-            self.cf(keys::CF_LAYOUTS),
-            keys::version(&rec.version),
-            encode(layout),
-        );
-        b.delete_cf(self.cf(keys::CF_INTENTS), keys::version(&rec.version));
         self.db.write_opt(b, &sync_opts())?;
         Ok(())
     }
 
-    fn queue_gc(&self, b: &mut WriteBatch, old: &ObjectRecord) {
-        let sp = old.packages_per_stripe as u64 * coffre_crypto::PACKAGE_SIZE as u64;
-        let gc = GcRecord {
-            version: old.version,
-            nodes: old.nodes.clone(),
-            part_stripes: old.parts.iter().map(|p| p.div_ceil(sp) as u32).collect(),
-        };
-        b.put_cf(
-            self.cf(keys::CF_GC),
-            keys::gc(now_millis(), &old.version),
-            encode(&gc),
-        );
-        b.delete_cf(self.cf(keys::CF_LAYOUTS), keys::version(&old.version));
+    /// Adds "object := rec" to a batch, queueing the replaced version for GC. Caller holds the key lock.
+    fn put_object_in(&self, b: &mut WriteBatch, bucket: &str, key: &[u8], rec: &ObjectRecord) -> Result<(), MetaError> {
+        if self.get_bucket(bucket)?.is_none() {
+            return Err(MetaError::NoSuchBucket);
+        }
+        let okey = keys::object(bucket, key);
+        if let Some(old) = self.get::<ObjectRecord>(keys::CF_OBJECTS, &okey)? {
+            self.queue_gc(b, old.gc_record());
+        }
+        b.put_cf(self.cf(keys::CF_OBJECTS), &okey, encode(rec));
+        Ok(())
+    }
+
+    /// Queues shards for removal and forgets their layouts.
+    fn queue_gc(&self, b: &mut WriteBatch, gc: GcRecord) {
+        if gc.parts.is_empty() {
+            return;
+        }
+        for p in &gc.parts {
+            b.delete_cf(self.cf(keys::CF_LAYOUTS), keys::version(&p.version));
+        }
+        let first = gc.parts[0].version;
+        b.put_cf(self.cf(keys::CF_GC), keys::gc(now_millis(), &first), encode(&gc));
     }
 
     /// Replaces the sealed attributes (tags) of the current version, if it is still `version`.
@@ -223,8 +231,8 @@ impl MetaStore {
         Ok(true)
     }
 
-    /// Deletes an object: its record (and so its wrapped data key) goes first, atomically with
-    /// queueing its shards for GC. Returns whether it existed.
+    /// Deletes an object: its record (and so its wrapped data keys) goes first, atomically
+    /// with queueing its shards for GC. Returns whether it existed.
     pub fn delete_object(&self, bucket: &str, key: &[u8]) -> Result<bool, MetaError> {
         let _g = self.lock_key(bucket, key);
         let okey = keys::object(bucket, key);
@@ -232,42 +240,250 @@ impl MetaStore {
             return Ok(false);
         };
         let mut b = WriteBatch::default();
-        self.queue_gc(&mut b, &old);
+        self.queue_gc(&mut b, old.gc_record());
         b.delete_cf(self.cf(keys::CF_OBJECTS), &okey);
         self.db.write_opt(b, &sync_opts())?;
         Ok(true)
     }
 
-    /// Abandons a write that will not commit: its intent becomes a GC entry.
-    pub fn abort_write(
-        &self,
-        v: &VersionId,
-        nodes: &[String],
-        part_stripes: Vec<u32>,
-    ) -> Result<(), MetaError> {
+    /// Abandons a write that will not commit: its intent becomes a GC entry. `stripes`: how
+    /// many were written, if known.
+    pub fn abort_write(&self, v: &VersionId, nodes: &[String], stripes: Option<u32>) -> Result<(), MetaError> {
         let mut b = WriteBatch::default();
-        let gc = GcRecord {
-            version: *v,
-            nodes: nodes.to_vec(),
-            part_stripes,
-        };
-        b.put_cf(self.cf(keys::CF_GC), keys::gc(now_millis(), v), encode(&gc));
+        self.queue_gc(
+            &mut b,
+            GcRecord {
+                parts: vec![GcPart {
+                    version: *v,
+                    nodes: nodes.to_vec(),
+                    stripes,
+                }],
+            },
+        );
         b.delete_cf(self.cf(keys::CF_INTENTS), keys::version(v));
         self.db.write_opt(b, &sync_opts())?;
         Ok(())
     }
 
+    // ---- multipart uploads ----
+
+    pub fn create_upload(&self, bucket: &str, key: &[u8], id: &[u8; 16], rec: &UploadRecord) -> Result<(), MetaError> {
+        if self.get_bucket(bucket)?.is_none() {
+            return Err(MetaError::NoSuchBucket);
+        }
+        self.db.put_cf_opt(
+            self.cf(keys::CF_UPLOADS),
+            keys::upload(bucket, key, id),
+            encode(rec),
+            &sync_opts(),
+        )?;
+        Ok(())
+    }
+
+    pub fn get_upload(&self, bucket: &str, key: &[u8], id: &[u8; 16]) -> Result<Option<UploadRecord>, MetaError> {
+        self.get(keys::CF_UPLOADS, &keys::upload(bucket, key, id))
+    }
+
+    /// Records an uploaded part (replacing one with the same number, whose shards go to GC).
+    pub fn commit_part(
+        &self,
+        bucket: &str,
+        key: &[u8],
+        id: &[u8; 16],
+        number: u32,
+        part: &UploadPartRecord,
+        layout: &LayoutRecord,
+    ) -> Result<(), MetaError> {
+        let _g = self.lock_key(bucket, key);
+        let up = match self.get_upload(bucket, key, id)? {
+            Some(u) if u.completed.is_none() => u,
+            _ => return Err(MetaError::NoSuchUpload),
+        };
+        let pkey = keys::part(id, number);
+        let mut b = WriteBatch::default();
+        if let Some(old) = self.get::<UploadPartRecord>(keys::CF_PARTS, &pkey)? {
+            self.queue_gc(
+                &mut b,
+                GcRecord {
+                    parts: vec![GcPart::of(&old.info, up.packages_per_stripe)],
+                },
+            );
+        }
+        b.put_cf(self.cf(keys::CF_PARTS), &pkey, encode(part));
+        b.put_cf(
+            self.cf(keys::CF_LAYOUTS),
+            keys::version(&part.info.version),
+            encode(layout),
+        );
+        b.delete_cf(self.cf(keys::CF_INTENTS), keys::version(&part.info.version));
+        self.db.write_opt(b, &sync_opts())?;
+        Ok(())
+    }
+
+    /// Parts with numbers greater than `after`, at most `limit`; and whether more follow.
+    pub fn list_parts(
+        &self,
+        id: &[u8; 16],
+        after: u32,
+        limit: usize,
+    ) -> Result<(Vec<(u32, UploadPartRecord)>, bool), MetaError> {
+        let mut out = Vec::new();
+        if after == u32::MAX {
+            return Ok((out, false));
+        }
+        let start = keys::part(id, after + 1);
+        let iter = self
+            .db
+            .iterator_cf(self.cf(keys::CF_PARTS), IteratorMode::From(&start, Direction::Forward));
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(id) {
+                break;
+            }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            let n = u32::from_be_bytes(
+                k[16..20]
+                    .try_into()
+                    .map_err(|_| MetaError::Corrupt("part key".into()))?,
+            );
+            out.push((n, decode(&v)?));
+        }
+        Ok((out, false))
+    }
+
+    fn all_parts(&self, id: &[u8; 16]) -> Result<Vec<(u32, UploadPartRecord)>, MetaError> {
+        Ok(self.list_parts(id, 0, usize::MAX)?.0)
+    }
+
+    /// Completes an upload atomically: the object (made of the chosen parts) becomes visible,
+    /// the parts not chosen go to GC, the upload is marked completed (for retries).
+    pub fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &[u8],
+        id: &[u8; 16],
+        rec: &ObjectRecord,
+    ) -> Result<(), MetaError> {
+        let _g = self.lock_key(bucket, key);
+        let mut up = match self.get_upload(bucket, key, id)? {
+            Some(u) if u.completed.is_none() => u,
+            _ => return Err(MetaError::NoSuchUpload),
+        };
+        let mut b = WriteBatch::default();
+        self.put_object_in(&mut b, bucket, key, rec)?;
+        let used: std::collections::HashSet<VersionId> = rec.parts.iter().map(|p| p.version).collect();
+        let unused: Vec<GcPart> = self
+            .all_parts(id)?
+            .iter()
+            .filter(|(_, p)| !used.contains(&p.info.version))
+            .map(|(_, p)| GcPart::of(&p.info, up.packages_per_stripe))
+            .collect();
+        self.queue_gc(&mut b, GcRecord { parts: unused });
+        self.delete_parts_in(&mut b, id);
+        up.completed = Some((rec.version, rec.etag.clone()));
+        up.sealed.clear();
+        b.put_cf(self.cf(keys::CF_UPLOADS), keys::upload(bucket, key, id), encode(&up));
+        self.db.write_opt(b, &sync_opts())?;
+        Ok(())
+    }
+
+    fn delete_parts_in(&self, b: &mut WriteBatch, id: &[u8; 16]) {
+        match keys::prefix_successor(id) {
+            Some(end) => b.delete_range_cf(self.cf(keys::CF_PARTS), keys::part(id, 0), end),
+            None => b.delete_range_cf(self.cf(keys::CF_PARTS), keys::part(id, 0), vec![0xFF; 21]),
+        }
+    }
+
+    /// Aborts an upload: its parts go to GC. Returns false if there was none in progress.
+    pub fn abort_upload(&self, bucket: &str, key: &[u8], id: &[u8; 16]) -> Result<bool, MetaError> {
+        let _g = self.lock_key(bucket, key);
+        let Some(up) = self.get_upload(bucket, key, id)? else {
+            return Ok(false);
+        };
+        let mut b = WriteBatch::default();
+        if up.completed.is_none() {
+            let parts = self
+                .all_parts(id)?
+                .iter()
+                .map(|(_, p)| GcPart::of(&p.info, up.packages_per_stripe))
+                .collect();
+            self.queue_gc(&mut b, GcRecord { parts });
+            self.delete_parts_in(&mut b, id);
+        }
+        b.delete_cf(self.cf(keys::CF_UPLOADS), keys::upload(bucket, key, id));
+        self.db.write_opt(b, &sync_opts())?;
+        Ok(up.completed.is_none())
+    }
+
+    /// Uploads of a bucket in (key, upload id) order, strictly after the marker.
+    pub fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: &[u8],
+        after: Option<(&[u8], Option<[u8; 16]>)>,
+        limit: usize,
+    ) -> Result<(Vec<UploadEntry>, bool), MetaError> {
+        let base = keys::object_prefix(bucket, prefix);
+        let start = match after {
+            Some((k, Some(id))) => keys::upload(bucket, k, &id),
+            Some((k, None)) => keys::upload(bucket, k, &[0xFF; 16]),
+            None => base.clone(),
+        };
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(
+            self.cf(keys::CF_UPLOADS),
+            IteratorMode::From(&start, Direction::Forward),
+        ) {
+            let (k, v) = item?;
+            if !k.starts_with(&base) {
+                break;
+            }
+            if k[..] == start[..] {
+                continue;
+            }
+            let Some((key, id)) = keys::upload_parts_of(bucket, &k) else {
+                continue;
+            };
+            let rec: UploadRecord = decode(&v)?;
+            if rec.completed.is_some() {
+                continue;
+            }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push((key.to_vec(), id, rec));
+        }
+        Ok((out, false))
+    }
+
+    /// Uploads created before `cutoff_ms` (to expire), and completed markers older than it.
+    pub fn stale_uploads(&self, cutoff_ms: u64) -> Result<Vec<UploadRef>, MetaError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(keys::CF_UPLOADS), IteratorMode::Start) {
+            let (k, v) = item?;
+            let rec: UploadRecord = decode(&v)?;
+            if rec.created_ms >= cutoff_ms {
+                continue;
+            }
+            let Some(zero) = k.iter().position(|b| *b == 0) else {
+                continue;
+            };
+            let bucket = String::from_utf8_lossy(&k[..zero]).into_owned();
+            if let Some((key, id)) = keys::upload_parts_of(&bucket, &k) {
+                out.push((bucket.clone(), key.to_vec(), id));
+            }
+        }
+        Ok(out)
+    }
+
     /// Intents left by writes that never finished (after a crash).
     pub fn intents(&self) -> Result<Vec<(VersionId, IntentRecord)>, MetaError> {
         let mut out = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(self.cf(keys::CF_INTENTS), IteratorMode::Start)
-        {
+        for item in self.db.iterator_cf(self.cf(keys::CF_INTENTS), IteratorMode::Start) {
             let (k, v) = item?;
-            let id: [u8; 16] = k[..]
-                .try_into()
-                .map_err(|_| MetaError::Corrupt("intent key".into()))?;
+            let id: [u8; 16] = k[..].try_into().map_err(|_| MetaError::Corrupt("intent key".into()))?;
             out.push((VersionId(id), decode(&v)?));
         }
         Ok(out)
@@ -328,9 +544,7 @@ impl MetaStore {
             if !raw.starts_with(&base) {
                 return Ok((out, false));
             }
-            let key = keys::object_key_of(bucket, raw)
-                .unwrap_or_default()
-                .to_vec();
+            let key = keys::object_key_of(bucket, raw).unwrap_or_default().to_vec();
             if after.is_some_and(|a| key.as_slice() <= a) {
                 it.next();
                 continue;
@@ -365,10 +579,7 @@ impl MetaStore {
     }
 
     /// Iterates every object of a bucket (for audits), in key order.
-    pub fn scan_objects(
-        &self,
-        bucket: &str,
-    ) -> impl Iterator<Item = Result<(Vec<u8>, ObjectRecord), MetaError>> + '_ {
+    pub fn scan_objects(&self, bucket: &str) -> impl Iterator<Item = Result<(Vec<u8>, ObjectRecord), MetaError>> + '_ {
         let start = keys::object_prefix(bucket, b"");
         let b = bucket.to_string();
         self.db

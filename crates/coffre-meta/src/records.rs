@@ -14,12 +14,8 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 
 pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, crate::MetaError> {
     match b.split_first() {
-        Some((&FORMAT_V1, rest)) => {
-            postcard::from_bytes(rest).map_err(|e| crate::MetaError::Corrupt(e.to_string()))
-        }
-        Some((v, _)) => Err(crate::MetaError::Corrupt(format!(
-            "unknown record format {v}"
-        ))),
+        Some((&FORMAT_V1, rest)) => postcard::from_bytes(rest).map_err(|e| crate::MetaError::Corrupt(e.to_string())),
+        Some((v, _)) => Err(crate::MetaError::Corrupt(format!("unknown record format {v}"))),
         None => Err(crate::MetaError::Corrupt("empty record".into())),
     }
 }
@@ -32,6 +28,24 @@ pub struct BucketRecord {
     pub scheme: Scheme,
 }
 
+/// One stored part: a plain PUT is one part, a multipart upload one per part. Each part has its
+/// own version id (its shards are named after it) and its own data key.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PartInfo {
+    pub version: VersionId,
+    pub size: u64,
+    /// MD5 of the part's bytes, hex.
+    pub md5: String,
+    /// The data key, wrapped by the master key. Deleting it makes the data unreadable.
+    pub wrapped_key: Vec<u8>,
+    /// Node id holding shard index `i` of every stripe.
+    pub nodes: Vec<String>,
+    /// Shard indexes whose store failed during the write: to heal.
+    pub degraded: Vec<u8>,
+    /// Verified checksum of the part: (algorithm, base64 value).
+    pub checksum: Option<(String, String)>,
+}
+
 /// What an object version is, as listings and HEAD need it. `sealed` holds the user-supplied
 /// headers, metadata, tags and checksums (a `SealedAttrs`), AEAD-encrypted under the metadata key.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -42,15 +56,21 @@ pub struct ObjectRecord {
     pub last_modified_ms: u64,
     pub scheme: Scheme,
     pub packages_per_stripe: u32,
-    /// Node id holding shard index `i` of every stripe.
-    pub nodes: Vec<String>,
-    /// Plaintext size of each part (one for a plain PUT).
-    pub parts: Vec<u64>,
-    /// The data key, wrapped by the master key. Deleting it makes the data unreadable.
-    pub wrapped_key: Vec<u8>,
-    /// Shard indexes whose store failed during the write: to heal.
-    pub degraded: Vec<u8>,
+    pub parts: Vec<PartInfo>,
     pub sealed: Vec<u8>,
+}
+
+impl ObjectRecord {
+    /// Shards to collect once this version is gone.
+    pub fn gc_record(&self) -> GcRecord {
+        GcRecord {
+            parts: self
+                .parts
+                .iter()
+                .map(|p| GcPart::of(p, self.packages_per_stripe))
+                .collect(),
+        }
+    }
 }
 
 /// User-supplied attributes of an object, stored only sealed.
@@ -61,14 +81,14 @@ pub struct SealedAttrs {
     /// `x-amz-meta-*` (name without the prefix, value).
     pub user_meta: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
-    /// `x-amz-checksum-*` (algorithm, base64 value).
+    /// `x-amz-checksum-*` (algorithm, base64 value, type FULL_OBJECT or COMPOSITE).
     pub checksums: Vec<(String, String)>,
 }
 
-/// BLAKE3 of every shard: `parts[part]` holds, stripe after stripe, the hash of each shard index.
+/// BLAKE3 of every shard of one part, stripe after stripe, shard index after shard index.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct LayoutRecord {
-    pub parts: Vec<Vec<[u8; 32]>>,
+    pub hashes: Vec<[u8; 32]>,
 }
 
 /// A write in progress: if it never commits, its shards are orphans for the GC.
@@ -78,13 +98,52 @@ pub struct IntentRecord {
     pub nodes: Vec<String>,
 }
 
-/// Shards of a deleted or replaced version, queued for removal.
+/// Shards of one part to remove. `stripes == None`: unknown extent (an interrupted write),
+/// found by listing the stores.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct GcRecord {
+pub struct GcPart {
     pub version: VersionId,
     pub nodes: Vec<String>,
-    /// Stripe count of each part.
-    pub part_stripes: Vec<u32>,
+    pub stripes: Option<u32>,
+}
+
+impl GcPart {
+    pub fn of(p: &PartInfo, packages_per_stripe: u32) -> GcPart {
+        let sp = packages_per_stripe as u64 * coffre_crypto::PACKAGE_SIZE as u64;
+        GcPart {
+            version: p.version,
+            nodes: p.nodes.clone(),
+            stripes: Some(p.size.div_ceil(sp.max(1)) as u32),
+        }
+    }
+}
+
+/// Shards of deleted or replaced data, queued for removal.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct GcRecord {
+    pub parts: Vec<GcPart>,
+}
+
+/// A multipart upload in progress.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UploadRecord {
+    pub created_ms: u64,
+    pub scheme: Scheme,
+    pub packages_per_stripe: u32,
+    /// Attributes given at creation (sealed like an object's).
+    pub sealed: Vec<u8>,
+    pub checksum_algorithm: Option<String>,
+    /// COMPOSITE or FULL_OBJECT.
+    pub checksum_type: Option<String>,
+    /// Set once completed: (object version, ETag), so that a retried Complete succeeds.
+    pub completed: Option<(VersionId, String)>,
+}
+
+/// One uploaded part of a multipart upload.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UploadPartRecord {
+    pub info: PartInfo,
+    pub last_modified_ms: u64,
 }
 
 #[cfg(test)]

@@ -1,18 +1,28 @@
 use super::*;
 use coffre_types::Scheme;
 
-fn rec(size: u64) -> ObjectRecord {
-    ObjectRecord {
+fn part(size: u64) -> PartInfo {
+    PartInfo {
         version: VersionId::random(),
+        size,
+        md5: "00".repeat(16),
+        wrapped_key: vec![],
+        nodes: vec!["n1".into()],
+        degraded: vec![],
+        checksum: None,
+    }
+}
+
+fn rec(size: u64) -> ObjectRecord {
+    let p = part(size);
+    ObjectRecord {
+        version: p.version,
         size,
         etag: "e".into(),
         last_modified_ms: 1,
         scheme: Scheme::DEFAULT,
         packages_per_stripe: 64,
-        nodes: vec!["n1".into()],
-        parts: vec![size],
-        wrapped_key: vec![],
-        degraded: vec![],
+        parts: vec![p],
         sealed: vec![],
     }
 }
@@ -29,11 +39,9 @@ fn store_with(keys: &[&str]) -> (tempfile::TempDir, MetaStore) {
     m.create_bucket("b", &b).unwrap();
     m.create_bucket("c", &b).unwrap();
     for k in keys {
-        m.commit_object("b", k.as_bytes(), &rec(1), &LayoutRecord::default())
-            .unwrap();
+        m.commit_object("b", k.as_bytes(), &rec(1), &[]).unwrap();
     }
-    m.commit_object("c", b"zzz", &rec(1), &LayoutRecord::default())
-        .unwrap();
+    m.commit_object("c", b"zzz", &rec(1), &[]).unwrap();
     (d, m)
 }
 
@@ -71,20 +79,25 @@ fn list_with_delimiter_and_pages() {
 fn overwrite_and_delete_queue_gc() {
     let (_d, m) = store_with(&["k"]);
     let first = m.get_object("b", b"k").unwrap().unwrap();
-    m.commit_object("b", b"k", &rec(2), &LayoutRecord::default())
-        .unwrap();
+    let second = rec(2);
+    m.commit_object(
+        "b",
+        b"k",
+        &second,
+        &[(second.version, LayoutRecord { hashes: vec![[1; 32]] })],
+    )
+    .unwrap();
+    assert!(m.get_layout(&second.version).unwrap().is_some());
     assert_eq!(m.get_object("b", b"k").unwrap().unwrap().size, 2);
     let gc = m.gc_batch(10).unwrap();
     assert_eq!(gc.len(), 1);
-    assert_eq!(gc[0].1.version, first.version);
+    assert_eq!(gc[0].1.parts[0].version, first.version);
+    assert_eq!(gc[0].1.parts[0].stripes, Some(1));
     assert!(m.get_layout(&first.version).unwrap().is_none());
     assert!(m.delete_object("b", b"k").unwrap());
     assert!(!m.delete_object("b", b"k").unwrap());
     assert_eq!(m.gc_batch(10).unwrap().len(), 2);
-    assert!(matches!(
-        m.delete_bucket("c"),
-        Err(MetaError::BucketNotEmpty)
-    ));
+    assert!(matches!(m.delete_bucket("c"), Err(MetaError::BucketNotEmpty)));
     m.delete_bucket("b").unwrap();
     assert!(matches!(m.delete_bucket("b"), Err(MetaError::NoSuchBucket)));
 }
@@ -101,7 +114,81 @@ fn intents_survive_reopen() {
     let i = m.intents().unwrap();
     assert_eq!(i.len(), 1);
     assert_eq!(i[0].0, v);
-    m.abort_write(&v, &i[0].1.nodes, vec![]).unwrap();
+    m.abort_write(&v, &i[0].1.nodes, None).unwrap();
     assert!(m.intents().unwrap().is_empty());
     assert_eq!(m.gc_batch(10).unwrap().len(), 1);
+}
+
+#[test]
+fn multipart_lifecycle() {
+    let (_d, m) = store_with(&[]);
+    let id = [7u8; 16];
+    let up = UploadRecord {
+        created_ms: 10,
+        scheme: Scheme::DEFAULT,
+        packages_per_stripe: 64,
+        sealed: vec![],
+        checksum_algorithm: None,
+        checksum_type: None,
+        completed: None,
+    };
+    m.create_upload("b", b"big", &id, &up).unwrap();
+    let parts: Vec<UploadPartRecord> = (0..3)
+        .map(|_| UploadPartRecord {
+            info: part(5 << 20),
+            last_modified_ms: 1,
+        })
+        .collect();
+    for (i, p) in parts.iter().enumerate() {
+        m.commit_part("b", b"big", &id, i as u32 + 1, p, &LayoutRecord::default())
+            .unwrap();
+    }
+    // Replacing part 2 queues the old one for GC.
+    let p2 = UploadPartRecord {
+        info: part(6 << 20),
+        last_modified_ms: 2,
+    };
+    m.commit_part("b", b"big", &id, 2, &p2, &LayoutRecord::default())
+        .unwrap();
+    assert_eq!(m.gc_batch(10).unwrap().len(), 1);
+    let (listed, more) = m.list_parts(&id, 1, 1).unwrap();
+    assert_eq!((listed[0].0, more), (2, true));
+    assert_eq!(m.list_uploads("b", b"", None, 10).unwrap().0.len(), 1);
+    assert!(matches!(m.delete_bucket("b"), Err(MetaError::BucketNotEmpty)));
+    // Complete with parts 1 and 2: part 3 goes to GC; the upload is marked completed.
+    let mut obj = rec(0);
+    obj.parts = vec![parts[0].info.clone(), p2.info.clone()];
+    m.complete_upload("b", b"big", &id, &obj).unwrap();
+    assert_eq!(m.get_object("b", b"big").unwrap().unwrap().parts.len(), 2);
+    assert!(m.get_upload("b", b"big", &id).unwrap().unwrap().completed.is_some());
+    assert!(m.list_uploads("b", b"", None, 10).unwrap().0.is_empty());
+    assert!(m.list_parts(&id, 0, 10).unwrap().0.is_empty());
+    assert!(matches!(
+        m.complete_upload("b", b"big", &id, &obj),
+        Err(MetaError::NoSuchUpload)
+    ));
+    assert!(matches!(
+        m.commit_part("b", b"big", &id, 4, &p2, &LayoutRecord::default()),
+        Err(MetaError::NoSuchUpload)
+    ));
+    let gc = m.gc_batch(10).unwrap();
+    assert_eq!(gc.len(), 2);
+    assert_eq!(gc[1].1.parts[0].version, parts[2].info.version);
+    // A completed marker does not keep its bucket (checked on a scratch store).
+    {
+        let (_d2, m2) = store_with(&[]);
+        m2.create_upload("c", b"k", &id, &up).unwrap();
+        assert!(matches!(m2.delete_bucket("c"), Err(MetaError::BucketNotEmpty)));
+        let mut o = rec(0);
+        o.parts.clear();
+        m2.delete_object("c", b"zzz").unwrap();
+        m2.complete_upload("c", b"k", &id, &o).unwrap();
+        m2.delete_object("c", b"k").unwrap();
+        m2.delete_bucket("c").unwrap();
+        assert!(m2.get_upload("c", b"k", &id).unwrap().is_none());
+    }
+    // Stale markers expire.
+    assert_eq!(m.stale_uploads(11).unwrap().len(), 1);
+    assert!(!m.abort_upload("b", b"big", &id).unwrap());
+    assert!(m.get_upload("b", b"big", &id).unwrap().is_none());
 }

@@ -38,10 +38,7 @@ pub trait Credentials {
 pub fn uri_encode(bytes: &[u8], keep_slash: bool) -> String {
     let mut o = String::with_capacity(bytes.len() * 3);
     for &b in bytes {
-        if b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'_' | b'.' | b'~')
-            || (keep_slash && b == b'/')
-        {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/') {
             o.push(b as char);
         } else {
             o.push_str(&format!("%{b:02X}"));
@@ -64,10 +61,7 @@ pub fn signing_key(secret: &str, date: &str, region: &str) -> hmac::Key {
         date.as_bytes(),
     );
     for part in [region, "s3", "aws4_request"] {
-        k = hmac::sign(
-            &hmac::Key::new(hmac::HMAC_SHA256, k.as_ref()),
-            part.as_bytes(),
-        );
+        k = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, k.as_ref()), part.as_bytes());
     }
     hmac::Key::new(hmac::HMAC_SHA256, k.as_ref())
 }
@@ -115,11 +109,7 @@ fn parse_credential(c: &str) -> Result<(String, String, String), S3Error> {
             "The credential must be AKID/date/region/s3/aws4_request",
         ));
     }
-    Ok((
-        parts[0].to_string(),
-        parts[1].to_string(),
-        parts[2].to_string(),
-    ))
+    Ok((parts[0].to_string(), parts[1].to_string(), parts[2].to_string()))
 }
 
 fn header_str<'a>(h: &'a HeaderMap, n: &str) -> Option<&'a str> {
@@ -128,9 +118,9 @@ fn header_str<'a>(h: &'a HeaderMap, n: &str) -> Option<&'a str> {
 
 fn parse_auth(req: &RequestParts<'_>) -> Result<Option<Auth>, S3Error> {
     if let Some(a) = header_str(req.headers, "authorization") {
-        let rest = a.strip_prefix("AWS4-HMAC-SHA256 ").ok_or_else(|| {
-            S3Error::invalid_argument("Only AWS4-HMAC-SHA256 signatures are supported")
-        })?;
+        let rest = a
+            .strip_prefix("AWS4-HMAC-SHA256 ")
+            .ok_or_else(|| S3Error::invalid_argument("Only AWS4-HMAC-SHA256 signatures are supported"))?;
         let (mut cred, mut sh, mut sig) = (None, None, None);
         for f in rest.split(',') {
             let f = f.trim();
@@ -194,16 +184,13 @@ fn parse_auth(req: &RequestParts<'_>) -> Result<Option<Auth>, S3Error> {
             "X-Amz-Expires must be between 1 and 604800 seconds",
         ));
     }
-    let t = parse_amz_date(&amz_date)
-        .ok_or_else(|| S3Error::malformed_auth("X-Amz-Date is not YYYYMMDDTHHMMSSZ"))?;
+    let t = parse_amz_date(&amz_date).ok_or_else(|| S3Error::malformed_auth("X-Amz-Date is not YYYYMMDDTHHMMSSZ"))?;
     let now = coffre_types::now_millis() as i64 / 1000;
     if now > t + expires {
         return Err(S3Error::access_denied("Request has expired"));
     }
     if t - now > MAX_SKEW_SECS {
-        return Err(S3Error::time_skewed(
-            "The request time is too far in the future",
-        ));
+        return Err(S3Error::time_skewed("The request time is too far in the future"));
     }
     let (access_key, date, region) = parse_credential(&cred)?;
     Ok(Some(Auth {
@@ -217,11 +204,7 @@ fn parse_auth(req: &RequestParts<'_>) -> Result<Option<Auth>, S3Error> {
     }))
 }
 
-fn canonical_request(
-    req: &RequestParts<'_>,
-    auth: &Auth,
-    payload: &str,
-) -> Result<String, S3Error> {
+fn canonical_request(req: &RequestParts<'_>, auth: &Auth, payload: &str) -> Result<String, S3Error> {
     let path = uri_encode(&percent_decode(req.raw_path), true);
     let mut q: Vec<(String, String)> = query_pairs(req.raw_query)
         .into_iter()
@@ -229,11 +212,7 @@ fn canonical_request(
         .map(|(k, v)| (uri_encode(&k, false), uri_encode(&v, false)))
         .collect();
     q.sort();
-    let query = q
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&");
+    let query = q.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
     let mut headers = String::new();
     for name in &auth.signed_headers {
         // Raw bytes: user metadata may hold UTF-8, which `to_str` refuses.
@@ -244,9 +223,7 @@ fn canonical_request(
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .collect();
         if values.is_empty() && name != "host" {
-            return Err(S3Error::signature_mismatch(format!(
-                "Signed header {name} is missing"
-            )));
+            return Err(S3Error::signature_mismatch(format!("Signed header {name} is missing")));
         }
         let joined = values
             .iter()
@@ -263,11 +240,7 @@ fn canonical_request(
 }
 
 /// Verifies the request's signature. `Ok(None)`: the request is anonymous.
-pub fn verify(
-    req: &RequestParts<'_>,
-    creds: &dyn Credentials,
-    our_region: &str,
-) -> Result<Option<Verified>, S3Error> {
+pub fn verify(req: &RequestParts<'_>, creds: &dyn Credentials, our_region: &str) -> Result<Option<Verified>, S3Error> {
     let Some(auth) = parse_auth(req)? else {
         return Ok(None);
     };
@@ -280,12 +253,10 @@ pub fn verify(
             auth.region
         )));
     }
-    let t = parse_amz_date(&auth.amz_date)
-        .ok_or_else(|| S3Error::access_denied("x-amz-date is not YYYYMMDDTHHMMSSZ"))?;
+    let t =
+        parse_amz_date(&auth.amz_date).ok_or_else(|| S3Error::access_denied("x-amz-date is not YYYYMMDDTHHMMSSZ"))?;
     if !auth.amz_date.starts_with(&auth.date) {
-        return Err(S3Error::malformed_auth(
-            "The credential date does not match x-amz-date",
-        ));
+        return Err(S3Error::malformed_auth("The credential date does not match x-amz-date"));
     }
     if !auth.presigned {
         let now = coffre_types::now_millis() as i64 / 1000;
@@ -296,9 +267,7 @@ pub fn verify(
         }
     }
     let secret = creds.secret_for(&auth.access_key).ok_or_else(|| {
-        S3Error::invalid_access_key(
-            "The AWS Access Key Id you provided does not exist in our records",
-        )
+        S3Error::invalid_access_key("The AWS Access Key Id you provided does not exist in our records")
     })?;
     let payload = match header_str(req.headers, "x-amz-content-sha256") {
         Some(p) => p.to_string(),
@@ -364,8 +333,7 @@ mod tests {
     struct One;
     impl Credentials for One {
         fn secret_for(&self, a: &str) -> Option<String> {
-            (a == "AKIAIOSFODNN7EXAMPLE")
-                .then(|| "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".to_string())
+            (a == "AKIAIOSFODNN7EXAMPLE").then(|| "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".to_string())
         }
     }
 
@@ -434,10 +402,7 @@ mod tests {
             raw_query: "",
             headers: &h,
         };
-        assert_eq!(
-            verify(&req, &One, "fr-par").err().unwrap().code,
-            "RequestTimeTooSkewed"
-        );
+        assert_eq!(verify(&req, &One, "fr-par").err().unwrap().code, "RequestTimeTooSkewed");
     }
 
     #[test]

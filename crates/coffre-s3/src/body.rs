@@ -2,10 +2,7 @@
 //! per-chunk signatures and trailing checksums, and flexible checksums. A mismatch surfaces as
 //! an error before the end of the stream, so the write is never committed.
 
-use crate::auth::{
-    Verified, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER,
-    UNSIGNED_PAYLOAD,
-};
+use crate::auth::{Verified, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER, UNSIGNED_PAYLOAD};
 use crate::checksum::{Algorithm, Checksummer};
 use crate::error::into_io;
 use crate::S3Error;
@@ -69,9 +66,7 @@ impl BodyReader {
     ) -> Result<(BodyReader, ChecksumSlot), S3Error> {
         let payload = match verified.as_ref().map(|v| v.payload.as_str()) {
             None | Some(UNSIGNED_PAYLOAD) => Payload::Unsigned,
-            Some(STREAMING_SIGNED) | Some(STREAMING_SIGNED_TRAILER) => {
-                Payload::Chunked { signed: true }
-            }
+            Some(STREAMING_SIGNED) | Some(STREAMING_SIGNED_TRAILER) => Payload::Chunked { signed: true },
             Some(STREAMING_UNSIGNED_TRAILER) => Payload::Chunked { signed: false },
             Some(h) if h.len() == 64 && h.bytes().all(|c| c.is_ascii_hexdigit()) => {
                 Payload::Sha256(h.to_ascii_lowercase())
@@ -94,9 +89,7 @@ impl BodyReader {
                     )));
                 }
                 if checksum.is_some() {
-                    return Err(S3Error::invalid_request(
-                        "Expecting a single x-amz-checksum- header",
-                    ));
+                    return Err(S3Error::invalid_request("Expecting a single x-amz-checksum- header"));
                 }
                 checksum = Some(Checksummer::new(a));
                 expected_checksum = Some(v.to_string());
@@ -108,38 +101,33 @@ impl BodyReader {
                 .trim()
                 .strip_prefix("x-amz-checksum-")
                 .and_then(Algorithm::parse)
-                .ok_or_else(|| {
-                    S3Error::invalid_request(format!("unsupported x-amz-trailer {t:?}"))
-                })?;
+                .ok_or_else(|| S3Error::invalid_request(format!("unsupported x-amz-trailer {t:?}")))?;
             if !matches!(payload, Payload::Chunked { .. }) {
                 return Err(S3Error::invalid_request(
                     "x-amz-trailer needs an aws-chunked STREAMING-*-TRAILER body",
                 ));
             }
             if checksum.is_some() {
-                return Err(S3Error::invalid_request(
-                    "Expecting a single x-amz-checksum- header",
-                ));
+                return Err(S3Error::invalid_request("Expecting a single x-amz-checksum- header"));
             }
             checksum = Some(Checksummer::new(a));
             trailer_checksum = Some(a);
         }
         if checksum.is_none() {
             if let Some(name) = header(headers, "x-amz-sdk-checksum-algorithm") {
-                let a = Algorithm::parse(name).ok_or_else(|| {
-                    S3Error::invalid_request(format!("unsupported checksum algorithm {name:?}"))
-                })?;
+                let a = Algorithm::parse(name)
+                    .ok_or_else(|| S3Error::invalid_request(format!("unsupported checksum algorithm {name:?}")))?;
                 checksum = Some(Checksummer::new(a));
             }
         }
         let decoded_len = match header(headers, "x-amz-decoded-content-length") {
-            Some(v) => Some(v.parse().map_err(|_| {
-                S3Error::invalid_argument("x-amz-decoded-content-length is not a number")
-            })?),
+            Some(v) => Some(
+                v.parse()
+                    .map_err(|_| S3Error::invalid_argument("x-amz-decoded-content-length is not a number"))?,
+            ),
             None => None,
         };
-        let declared =
-            decoded_len.or_else(|| header(headers, "content-length").and_then(|v| v.parse().ok()));
+        let declared = decoded_len.or_else(|| header(headers, "content-length").and_then(|v| v.parse().ok()));
         if declared.is_some_and(|l| l > max_len) {
             return Err(S3Error::entity_too_large(
                 "Your proposed upload exceeds the maximum allowed size",
@@ -150,13 +138,9 @@ impl BodyReader {
         } else {
             State::Plain
         };
-        let sha256 = matches!(payload, Payload::Sha256(_))
-            .then(|| ring::digest::Context::new(&ring::digest::SHA256));
+        let sha256 = matches!(payload, Payload::Sha256(_)).then(|| ring::digest::Context::new(&ring::digest::SHA256));
         let slot = ChecksumSlot::default();
-        let previous_signature = verified
-            .as_ref()
-            .map(|v| v.seed_signature.clone())
-            .unwrap_or_default();
+        let previous_signature = verified.as_ref().map(|v| v.seed_signature.clone()).unwrap_or_default();
         let reader = BodyReader {
             inner: Some(body),
             buf: BytesMut::new(),
@@ -176,6 +160,14 @@ impl BodyReader {
         Ok((reader, slot))
     }
 
+    /// Computes `a` over the body if the request itself named no checksum (a multipart
+    /// upload that declared its algorithm needs every part's).
+    pub fn ensure_checksum(&mut self, a: Algorithm) {
+        if self.checksum.is_none() {
+            self.checksum = Some(Checksummer::new(a));
+        }
+    }
+
     /// Next frame from the connection; `Ok(None)` at its end.
     async fn fill(&mut self) -> Result<Option<Bytes>, S3Error> {
         loop {
@@ -187,11 +179,7 @@ impl BodyReader {
                     self.inner = None;
                     return Ok(None);
                 }
-                Some(Err(e)) => {
-                    return Err(S3Error::incomplete_body(format!(
-                        "the request body ended early: {e}"
-                    )))
-                }
+                Some(Err(e)) => return Err(S3Error::incomplete_body(format!("the request body ended early: {e}"))),
                 Some(Ok(f)) => {
                     if let Ok(d) = f.into_data() {
                         if !d.is_empty() {
@@ -229,18 +217,12 @@ impl BodyReader {
                     .map_err(|_| S3Error::invalid_request("aws-chunked framing is not UTF-8"));
             }
             if self.buf.len() > 8192 {
-                return Err(S3Error::invalid_request(
-                    "aws-chunked framing line too long",
-                ));
+                return Err(S3Error::invalid_request("aws-chunked framing line too long"));
             }
             match self.fill().await? {
                 Some(d) => self.buf.extend_from_slice(&d),
                 None if self.buf.is_empty() => return Ok(None),
-                None => {
-                    return Err(S3Error::incomplete_body(
-                        "the aws-chunked body ended inside a line",
-                    ))
-                }
+                None => return Err(S3Error::incomplete_body("the aws-chunked body ended inside a line")),
             }
         }
     }
@@ -257,8 +239,7 @@ impl BodyReader {
             .verified
             .as_ref()
             .ok_or_else(|| S3Error::access_denied("signed chunks need a signed request"))?;
-        let got =
-            got.ok_or_else(|| S3Error::signature_mismatch("a chunk has no chunk-signature"))?;
+        let got = got.ok_or_else(|| S3Error::signature_mismatch("a chunk has no chunk-signature"))?;
         let expected = computed(v, &self.previous_signature);
         if !crate::auth::constant_time_eq(&expected, &got) {
             return Err(S3Error::signature_mismatch(
@@ -332,9 +313,7 @@ impl BodyReader {
             }
             canonical.push_str(&format!("{name}:{value}\n"));
         }
-        if matches!(self.payload, Payload::Chunked { signed: true })
-            && self.trailer_checksum.is_some()
-        {
+        if matches!(self.payload, Payload::Chunked { signed: true }) && self.trailer_checksum.is_some() {
             self.check_signature(signature, |v, prev| v.trailer_signature(prev, &canonical))?;
         }
         self.finish()
@@ -364,24 +343,21 @@ impl BodyReader {
                     }
                 },
                 State::ChunkHeader => {
-                    let line = self.line().await?.ok_or_else(|| {
-                        S3Error::incomplete_body("the aws-chunked body ended before its last chunk")
-                    })?;
+                    let line = self
+                        .line()
+                        .await?
+                        .ok_or_else(|| S3Error::incomplete_body("the aws-chunked body ended before its last chunk"))?;
                     let (size, ext) = line.split_once(';').unwrap_or((line.as_str(), ""));
                     let size = u64::from_str_radix(size.trim(), 16)
                         .map_err(|_| S3Error::invalid_request("bad aws-chunked chunk size"))?;
-                    let signature = ext
-                        .trim()
-                        .strip_prefix("chunk-signature=")
-                        .map(str::to_string);
+                    let signature = ext.trim().strip_prefix("chunk-signature=").map(str::to_string);
                     let signed = matches!(self.payload, Payload::Chunked { signed: true });
                     if size == 0 {
                         let empty = hex::encode(ring::digest::digest(&ring::digest::SHA256, b""));
                         self.check_signature(signature, |v, prev| v.chunk_signature(prev, &empty))?;
                         self.state = State::Trailers;
                     } else {
-                        let sha = signed
-                            .then(|| Box::new(ring::digest::Context::new(&ring::digest::SHA256)));
+                        let sha = signed.then(|| Box::new(ring::digest::Context::new(&ring::digest::SHA256)));
                         self.state = State::ChunkData {
                             remaining: size,
                             signature,
@@ -393,11 +369,7 @@ impl BodyReader {
                     if self.buf.is_empty() {
                         match self.fill().await? {
                             Some(d) => self.buf.extend_from_slice(&d),
-                            None => {
-                                return Err(S3Error::incomplete_body(
-                                    "the aws-chunked body ended inside a chunk",
-                                ))
-                            }
+                            None => return Err(S3Error::incomplete_body("the aws-chunked body ended inside a chunk")),
                         }
                     }
                     let State::ChunkData { remaining, sha, .. } = &mut self.state else {
@@ -427,17 +399,11 @@ impl BodyReader {
                     while self.buf.len() < 2 {
                         match self.fill().await? {
                             Some(d) => self.buf.extend_from_slice(&d),
-                            None => {
-                                return Err(S3Error::incomplete_body(
-                                    "the aws-chunked body ended after a chunk",
-                                ))
-                            }
+                            None => return Err(S3Error::incomplete_body("the aws-chunked body ended after a chunk")),
                         }
                     }
                     if &self.buf[..2] != b"\r\n" {
-                        return Err(S3Error::invalid_request(
-                            "aws-chunked chunk is longer than its size",
-                        ));
+                        return Err(S3Error::invalid_request("aws-chunked chunk is longer than its size"));
                     }
                     self.buf.advance(2);
                     self.state = State::ChunkHeader;

@@ -34,9 +34,7 @@ pub async fn bucket_record(ctx: &Ctx, bucket: &str) -> Result<BucketRecord, S3Er
 
 pub async fn create(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
     if !valid_bucket_name(bucket) {
-        return Err(S3Error::invalid_bucket_name(
-            "The specified bucket is not valid",
-        ));
+        return Err(S3Error::invalid_bucket_name("The specified bucket is not valid"));
     }
     let (reader, _) = BodyReader::new(body, &ctx.headers, Some(ctx.verified.clone()), 1 << 20)?;
     let raw = reader.read_all(64 * 1024).await?;
@@ -78,9 +76,7 @@ pub async fn head(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
     let mut r = Response::new(empty());
     r.headers_mut().insert(
         "x-amz-bucket-region",
-        rec.region
-            .parse()
-            .map_err(|_| S3Error::internal("region header"))?,
+        rec.region.parse().map_err(|_| S3Error::internal("region header"))?,
     );
     Ok(r)
 }
@@ -107,10 +103,7 @@ pub async fn list_buckets(ctx: &Ctx) -> Result<Res, S3Error> {
             .close("Bucket");
     }
     x.close("Buckets");
-    Ok(xml_response(
-        StatusCode::OK,
-        x.finish("ListAllMyBucketsResult"),
-    ))
+    Ok(xml_response(StatusCode::OK, x.finish("ListAllMyBucketsResult")))
 }
 
 pub async fn location(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {

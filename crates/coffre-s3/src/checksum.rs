@@ -35,9 +35,7 @@ impl Algorithm {
     }
 
     pub fn parse(s: &str) -> Option<Algorithm> {
-        Algorithm::ALL
-            .into_iter()
-            .find(|a| a.name().eq_ignore_ascii_case(s))
+        Algorithm::ALL.into_iter().find(|a| a.name().eq_ignore_ascii_case(s))
     }
 
     fn digest_len(self) -> usize {
@@ -57,6 +55,59 @@ impl Algorithm {
     }
 }
 
+impl Algorithm {
+    fn crc(self) -> Option<crc_fast::CrcAlgorithm> {
+        use crc_fast::CrcAlgorithm as C;
+        match self {
+            Algorithm::Crc32 => Some(C::Crc32IsoHdlc),
+            Algorithm::Crc32c => Some(C::Crc32Iscsi),
+            Algorithm::Crc64Nvme => Some(C::Crc64Nvme),
+            _ => None,
+        }
+    }
+
+    /// Whether a whole-object checksum can be derived from part checksums (CRCs combine).
+    pub fn combinable(self) -> bool {
+        self.crc().is_some()
+    }
+}
+
+fn decode_b64(v: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(v).ok()
+}
+
+/// The checksum of a multipart object from its parts' (base64 value, size): COMPOSITE is
+/// `hash(concatenated raw part checksums)-N`; FULL_OBJECT (CRCs only) combines the part CRCs
+/// into the CRC of the whole object.
+pub fn multipart_checksum(a: Algorithm, parts: &[(String, u64)], full_object: bool) -> Option<String> {
+    if full_object {
+        let c = a.crc()?;
+        let mut acc: Option<u64> = None;
+        for (v, len) in parts {
+            let raw = decode_b64(v)?;
+            let mut b = [0u8; 8];
+            b[8 - raw.len()..].copy_from_slice(&raw);
+            let crc = u64::from_be_bytes(b);
+            acc = Some(match acc {
+                None => crc,
+                Some(prev) => crc_fast::checksum_combine(c, prev, crc, *len),
+            });
+        }
+        let v = acc?;
+        let raw = if a == Algorithm::Crc64Nvme {
+            v.to_be_bytes().to_vec()
+        } else {
+            (v as u32).to_be_bytes().to_vec()
+        };
+        return Some(base64::engine::general_purpose::STANDARD.encode(raw));
+    }
+    let mut h = Checksummer::new(a);
+    for (v, _) in parts {
+        h.update(&decode_b64(v)?);
+    }
+    Some(format!("{}-{}", h.finish(), parts.len()))
+}
+
 pub enum Checksummer {
     Crc(Algorithm, crc_fast::Digest),
     Sha(Algorithm, ring::digest::Context),
@@ -69,13 +120,8 @@ impl Checksummer {
             Algorithm::Crc32 => Checksummer::Crc(a, crc_fast::Digest::new(C::Crc32IsoHdlc)),
             Algorithm::Crc32c => Checksummer::Crc(a, crc_fast::Digest::new(C::Crc32Iscsi)),
             Algorithm::Crc64Nvme => Checksummer::Crc(a, crc_fast::Digest::new(C::Crc64Nvme)),
-            Algorithm::Sha1 => Checksummer::Sha(
-                a,
-                ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY),
-            ),
-            Algorithm::Sha256 => {
-                Checksummer::Sha(a, ring::digest::Context::new(&ring::digest::SHA256))
-            }
+            Algorithm::Sha1 => Checksummer::Sha(a, ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY)),
+            Algorithm::Sha256 => Checksummer::Sha(a, ring::digest::Context::new(&ring::digest::SHA256)),
         }
     }
 
@@ -111,6 +157,18 @@ mod tests {
         let mut c = Checksummer::new(a);
         c.update(d);
         c.finish()
+    }
+
+    #[test]
+    fn full_object_crc_combines_parts() {
+        let whole = b"hello, sovereign world";
+        let (a, b) = whole.split_at(7);
+        for alg in [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Crc64Nvme] {
+            let parts = [(sum(alg, a), a.len() as u64), (sum(alg, b), b.len() as u64)];
+            assert_eq!(multipart_checksum(alg, &parts, true).unwrap(), sum(alg, whole));
+            assert!(multipart_checksum(alg, &parts, false).unwrap().ends_with("-2"));
+        }
+        assert!(multipart_checksum(Algorithm::Sha256, &[(sum(Algorithm::Sha256, a), 7)], true).is_none());
     }
 
     #[test]

@@ -2,14 +2,11 @@
 //! operations S3 handlers call — put, read, delete — plus placement and garbage collection.
 
 use crate::body::ChecksumSlot;
-use crate::checksum::Algorithm;
 use crate::S3Error;
 use bytes::Bytes;
 use coffre_crypto::{DataKey, MasterKey, ObjectIdentity, PackageCipher, Sealer};
-use coffre_data::{
-    read_part, write_part, DataError, PartReader, ShardStore, StripeLayout, WriteTarget,
-};
-use coffre_meta::{BucketRecord, LayoutRecord, MetaStore, ObjectRecord, SealedAttrs};
+use coffre_data::{read_part, write_part, DataError, PartReader, ShardStore, StripeLayout, WriteTarget};
+use coffre_meta::{BucketRecord, LayoutRecord, MetaStore, ObjectRecord, PartInfo, SealedAttrs};
 use coffre_types::{now_millis, Scheme, ShardId, VersionId};
 use futures_util::Stream;
 use std::collections::HashMap;
@@ -36,21 +33,13 @@ pub struct NewObject {
     pub checksum: Option<ChecksumSlot>,
 }
 
-pub struct PutOutcome {
-    pub record: ObjectRecord,
-    pub checksum: Option<(Algorithm, String)>,
-}
-
 impl Engine {
     pub fn new(
         meta: Arc<MetaStore>,
         stores: Vec<Arc<dyn ShardStore>>,
         master: Arc<MasterKey>,
     ) -> (Arc<Engine>, mpsc::UnboundedReceiver<ShardId>) {
-        let by_id = stores
-            .iter()
-            .map(|s| (s.id().to_string(), s.clone()))
-            .collect();
+        let by_id = stores.iter().map(|s| (s.id().to_string(), s.clone())).collect();
         let sealer = master.metadata_sealer();
         let (damaged, rx) = mpsc::unbounded_channel();
         (
@@ -72,11 +61,7 @@ impl Engine {
 
     /// Chooses `k + m` distinct stores for a version: rendezvous hashing on the version id, so
     /// placement spreads evenly and needs no table.
-    fn place(
-        &self,
-        version: &VersionId,
-        scheme: Scheme,
-    ) -> Result<Vec<Arc<dyn ShardStore>>, S3Error> {
+    fn place(&self, version: &VersionId, scheme: Scheme) -> Result<Vec<Arc<dyn ShardStore>>, S3Error> {
         let n = scheme.total();
         if self.stores.len() < n {
             return Err(S3Error::service_unavailable(format!(
@@ -92,23 +77,14 @@ impl Engine {
                 h.update(&version.0);
                 h.update(s.id().as_bytes());
                 let d = h.finalize();
-                (
-                    u64::from_le_bytes(d.as_bytes()[..8].try_into().unwrap_or_default()),
-                    s,
-                )
+                (u64::from_le_bytes(d.as_bytes()[..8].try_into().unwrap_or_default()), s)
             })
             .collect();
         ranked.sort_by_key(|(w, _)| std::cmp::Reverse(*w));
         Ok(ranked.into_iter().take(n).map(|(_, s)| s.clone()).collect())
     }
 
-    fn cipher(
-        &self,
-        dk: &DataKey,
-        bucket: &str,
-        key: &str,
-        version: &VersionId,
-    ) -> Arc<PackageCipher> {
+    fn cipher(&self, dk: &DataKey, bucket: &str, key: &str, version: &VersionId) -> Arc<PackageCipher> {
         Arc::new(PackageCipher::new(
             dk,
             &ObjectIdentity {
@@ -119,29 +95,99 @@ impl Engine {
         ))
     }
 
-    pub fn seal_attrs(
-        &self,
-        bucket: &str,
-        key: &str,
-        version: &VersionId,
-        a: &SealedAttrs,
-    ) -> Vec<u8> {
+    pub fn seal_attrs(&self, bucket: &str, key: &str, version: &VersionId, a: &SealedAttrs) -> Vec<u8> {
         let plain = postcard::to_stdvec(a).unwrap_or_default();
         self.sealer.seal(&attrs_aad(bucket, key, version), &plain)
     }
 
-    pub fn open_attrs(
+    pub fn open_attrs(&self, bucket: &str, key: &str, rec: &ObjectRecord) -> Result<SealedAttrs, S3Error> {
+        self.open_attrs_for(bucket, key, &rec.version, &rec.sealed)
+    }
+
+    /// Opens attributes sealed for `version` (an object version or an upload id).
+    pub fn open_attrs_for(
         &self,
         bucket: &str,
         key: &str,
-        rec: &ObjectRecord,
+        version: &VersionId,
+        sealed: &[u8],
     ) -> Result<SealedAttrs, S3Error> {
         let plain = self
             .sealer
-            .open(&attrs_aad(bucket, key, &rec.version), &rec.sealed)
+            .open(&attrs_aad(bucket, key, version), sealed)
             .map_err(|e| S3Error::internal(format!("object attributes unreadable: {e}")))?;
-        postcard::from_bytes(&plain)
-            .map_err(|e| S3Error::internal(format!("object attributes corrupt: {e}")))
+        postcard::from_bytes(&plain).map_err(|e| S3Error::internal(format!("object attributes corrupt: {e}")))
+    }
+
+    /// Writes one part's bytes (encrypted, erasure-coded) under a fresh version id and data
+    /// key. The caller commits the returned part, or the intent makes it an orphan for GC.
+    pub async fn write_data<S>(
+        &self,
+        bucket: &str,
+        key: &str,
+        scheme: Scheme,
+        body: S,
+        content_md5: Option<[u8; 16]>,
+        checksum: Option<ChecksumSlot>,
+    ) -> Result<(PartInfo, LayoutRecord), S3Error>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send,
+    {
+        let version = VersionId::random();
+        let targets = self.place(&version, scheme)?;
+        let nodes: Vec<String> = targets.iter().map(|s| s.id().to_string()).collect();
+        self.meta.begin_write(&version, &nodes)?;
+        let dk = DataKey::random();
+        let target = WriteTarget {
+            layout: StripeLayout::new(scheme),
+            stores: targets,
+            version,
+            part: 0,
+            cipher: self.cipher(&dk, bucket, key, &version),
+        };
+        let written = match write_part(target, body).await {
+            Ok(w) => w,
+            Err(e) => {
+                self.abort(&version, &nodes, None);
+                return Err(S3Error::from(e));
+            }
+        };
+        if content_md5.is_some_and(|m| m != written.md5) {
+            self.abort(&version, &nodes, Some(written.shard_hashes.len() as u32));
+            return Err(S3Error::bad_digest(
+                "The Content-MD5 you specified did not match what we received.",
+            ));
+        }
+        let checksum = checksum.and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let info = PartInfo {
+            version,
+            size: written.size,
+            md5: hex::encode(written.md5),
+            wrapped_key: self.master.wrap(&dk, &version.0),
+            nodes,
+            degraded: written.degraded,
+            checksum: checksum.map(|(a, v)| (a.name().to_string(), v)),
+        };
+        Ok((
+            info,
+            LayoutRecord {
+                hashes: written.shard_hashes.into_iter().flatten().collect(),
+            },
+        ))
+    }
+
+    /// Turns an uncommitted write into a GC entry.
+    pub fn abort(&self, version: &VersionId, nodes: &[String], stripes: Option<u32>) {
+        if let Err(m) = self.meta.abort_write(version, nodes, stripes) {
+            tracing::error!(error = %m, "could not queue an aborted write for GC");
+        }
+    }
+
+    /// Stripes of a part, from its size.
+    pub fn stripes_of(&self, p: &PartInfo) -> u32 {
+        coffre_meta::GcPart::of(p, StripeLayout::DEFAULT_PACKAGES as u32)
+            .stripes
+            .unwrap_or(0)
     }
 
     /// Stores an object from a verified body stream and commits it. Nothing is visible
@@ -153,79 +199,67 @@ impl Engine {
         key: &str,
         body: S,
         new: NewObject,
-    ) -> Result<PutOutcome, S3Error>
+    ) -> Result<ObjectRecord, S3Error>
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send,
     {
         let scheme = bucket_rec.scheme;
-        let version = VersionId::random();
-        let targets = self.place(&version, scheme)?;
-        let nodes: Vec<String> = targets.iter().map(|s| s.id().to_string()).collect();
-        self.meta.begin_write(&version, &nodes)?;
-        let dk = DataKey::random();
-        let layout = StripeLayout::new(scheme);
-        let target = WriteTarget {
-            layout,
-            stores: targets,
-            version,
-            part: 0,
-            cipher: self.cipher(&dk, bucket, key, &version),
-        };
-        let abort = |e: S3Error, stripes: u32| {
-            if let Err(m) = self.meta.abort_write(&version, &nodes, vec![stripes]) {
-                tracing::error!(error = %m, "could not queue an aborted write for GC");
-            }
-            e
-        };
-        let written = match write_part(target, body).await {
-            Ok(w) => w,
-            // The stripe count is unknown after a failure: the GC deletes shards by listing.
-            Err(e) => return Err(abort(S3Error::from(e), u32::MAX)),
-        };
-        let stripes = written.shard_hashes.len() as u32;
-        if let Some(md5) = new.content_md5 {
-            if md5 != written.md5 {
-                return Err(abort(
-                    S3Error::bad_digest(
-                        "The Content-MD5 you specified did not match what we received.",
-                    ),
-                    stripes,
-                ));
-            }
-        }
-        let checksum = new
-            .checksum
-            .and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let (info, layout) = self
+            .write_data(bucket, key, scheme, body, new.content_md5, new.checksum)
+            .await?;
         let mut attrs = new.attrs;
-        if let Some((a, v)) = &checksum {
-            attrs.checksums = vec![(a.name().to_string(), v.clone())];
+        if let Some((a, v)) = &info.checksum {
+            attrs.checksums = vec![(a.clone(), v.clone())];
         }
         let record = ObjectRecord {
-            version,
-            size: written.size,
-            etag: hex::encode(written.md5),
+            version: info.version,
+            size: info.size,
+            etag: info.md5.clone(),
             last_modified_ms: now_millis(),
             scheme,
-            packages_per_stripe: layout.packages_per_stripe as u32,
-            nodes: nodes.clone(),
-            parts: vec![written.size],
-            wrapped_key: self.master.wrap(&dk, &version.0),
-            degraded: written.degraded,
-            sealed: self.seal_attrs(bucket, key, &version, &attrs),
-        };
-        let layout_rec = LayoutRecord {
-            parts: vec![written.shard_hashes.into_iter().flatten().collect()],
+            packages_per_stripe: StripeLayout::DEFAULT_PACKAGES as u32,
+            parts: vec![info.clone()],
+            sealed: self.seal_attrs(bucket, key, &info.version, &attrs),
         };
         if let Err(e) = self
             .meta
-            .commit_object(bucket, key.as_bytes(), &record, &layout_rec)
+            .commit_object(bucket, key.as_bytes(), &record, &[(info.version, layout)])
         {
-            return Err(abort(S3Error::from(e), stripes));
+            self.abort(&info.version, &info.nodes, Some(self.stripes_of(&info)));
+            return Err(e.into());
         }
-        Ok(PutOutcome { record, checksum })
+        Ok(record)
     }
 
-    /// Streams bytes `[start, end)` of an object.
+    fn part_reader(&self, bucket: &str, key: &str, rec: &ObjectRecord, p: &PartInfo) -> Result<PartReader, S3Error> {
+        let layout = self
+            .meta
+            .get_layout(&p.version)?
+            .ok_or_else(|| S3Error::no_such_key("The object was replaced or deleted while being read"))?;
+        let dk = self
+            .master
+            .unwrap(&p.wrapped_key, &p.version.0)
+            .map_err(|e| S3Error::internal(format!("data key unusable: {e}")))?;
+        let n = rec.scheme.total();
+        if layout.hashes.len() % n.max(1) != 0 {
+            return Err(S3Error::internal("object layout is corrupt"));
+        }
+        Ok(PartReader {
+            layout: StripeLayout {
+                scheme: rec.scheme,
+                packages_per_stripe: rec.packages_per_stripe as usize,
+            },
+            stores: p.nodes.iter().map(|id| self.by_id.get(id).cloned()).collect(),
+            version: p.version,
+            part: 0,
+            size: p.size,
+            shard_hashes: Arc::new(layout.hashes.chunks(n).map(|c| c.to_vec()).collect()),
+            cipher: self.cipher(&dk, bucket, key, &p.version),
+            damaged: Some(self.damaged.clone()),
+        })
+    }
+
+    /// Streams bytes `[start, end)` of an object, part after part.
     pub fn read(
         &self,
         bucket: &str,
@@ -234,81 +268,80 @@ impl Engine {
         start: u64,
         end: u64,
     ) -> Result<mpsc::Receiver<Result<Bytes, DataError>>, S3Error> {
-        let layout = self.meta.get_layout(&rec.version)?.ok_or_else(|| {
-            S3Error::no_such_key("The object was replaced or deleted while being read")
-        })?;
-        let dk = self
-            .master
-            .unwrap(&rec.wrapped_key, &rec.version.0)
-            .map_err(|e| S3Error::internal(format!("data key unusable: {e}")))?;
-        let n = rec.scheme.total();
-        let hashes = layout.parts.first().cloned().unwrap_or_default();
-        if hashes.len() % n.max(1) != 0 {
-            return Err(S3Error::internal("object layout is corrupt"));
+        let mut pieces = Vec::new();
+        let mut offset = 0u64;
+        for p in &rec.parts {
+            let (ps, pe) = (offset, offset + p.size);
+            if pe > start && ps < end {
+                pieces.push((
+                    self.part_reader(bucket, key, rec, p)?,
+                    start.max(ps) - ps,
+                    end.min(pe) - ps,
+                ));
+            }
+            offset = pe;
         }
-        let shard_hashes: Vec<Vec<[u8; 32]>> = hashes.chunks(n).map(|c| c.to_vec()).collect();
-        let reader = PartReader {
-            layout: StripeLayout {
-                scheme: rec.scheme,
-                packages_per_stripe: rec.packages_per_stripe as usize,
-            },
-            stores: rec
-                .nodes
-                .iter()
-                .map(|id| self.by_id.get(id).cloned())
-                .collect(),
-            version: rec.version,
-            part: 0,
-            size: rec.size,
-            shard_hashes: Arc::new(shard_hashes),
-            cipher: self.cipher(&dk, bucket, key, &rec.version),
-            damaged: Some(self.damaged.clone()),
-        };
-        Ok(read_part(reader, start, end))
+        if pieces.len() == 1 {
+            let (r, s, e) = pieces.remove(0);
+            return Ok(read_part(r, s, e));
+        }
+        let (tx, rx) = mpsc::channel(2);
+        tokio::spawn(async move {
+            for (r, s, e) in pieces {
+                let mut inner = read_part(r, s, e);
+                while let Some(item) = inner.recv().await {
+                    let failed = item.is_err();
+                    if tx.send(item).await.is_err() || failed {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
     }
 
-    /// Removes the shards of deleted and replaced versions. Returns how many versions were
-    /// cleaned.
+    /// Removes the shards of deleted and replaced versions. Returns how many GC entries were
+    /// completed.
     pub async fn collect_garbage(&self) -> Result<usize, S3Error> {
         let mut cleaned = 0;
         let mut listed: Option<Vec<StoreListing>> = None;
         for (raw, gc) in self.meta.gc_batch(256)? {
             let mut ok = true;
-            let unknown_extent = gc.part_stripes.contains(&u32::MAX);
-            if unknown_extent && listed.is_none() {
-                let mut all = Vec::new();
-                for s in &self.stores {
-                    match s.list().await {
-                        Ok(ids) => all.push((s.clone(), ids)),
-                        Err(e) => {
-                            tracing::warn!(store = s.id(), error = %e, "cannot list store for GC")
+            for part in &gc.parts {
+                match part.stripes {
+                    Some(stripes) => {
+                        for stripe in 0..stripes {
+                            for (index, node) in part.nodes.iter().enumerate() {
+                                let id = ShardId {
+                                    version: part.version,
+                                    part: 0,
+                                    stripe,
+                                    index: index as u8,
+                                };
+                                match self.by_id.get(node) {
+                                    Some(s) => ok &= s.delete(id).await.is_ok(),
+                                    None => tracing::warn!(node, "GC: node unknown, shard left"),
+                                }
+                            }
                         }
                     }
-                }
-                listed = Some(all);
-            }
-            if unknown_extent {
-                for (store, ids) in listed.iter().flatten() {
-                    for id in ids.iter().filter(|i| i.version == gc.version) {
-                        ok &= store.delete(*id).await.is_ok();
-                    }
-                }
-                ok &= listed
-                    .as_ref()
-                    .is_some_and(|l| l.len() == self.stores.len());
-            } else {
-                for (part, &stripes) in gc.part_stripes.iter().enumerate() {
-                    for stripe in 0..stripes {
-                        for (index, node) in gc.nodes.iter().enumerate() {
-                            let id = ShardId {
-                                version: gc.version,
-                                part: part as u16,
-                                stripe,
-                                index: index as u8,
-                            };
-                            match self.by_id.get(node) {
-                                Some(s) => ok &= s.delete(id).await.is_ok(),
-                                None => tracing::warn!(node, "GC: node unknown, shard left"),
+                    None => {
+                        // An interrupted write: how far it got is unknown, so look.
+                        if listed.is_none() {
+                            let mut all = Vec::new();
+                            for s in &self.stores {
+                                match s.list().await {
+                                    Ok(ids) => all.push((s.clone(), ids)),
+                                    Err(e) => tracing::warn!(store = s.id(), error = %e, "cannot list store for GC"),
+                                }
+                            }
+                            listed = Some(all);
+                        }
+                        let all = listed.as_deref().unwrap_or_default();
+                        ok &= all.len() == self.stores.len();
+                        for (store, ids) in all {
+                            for id in ids.iter().filter(|i| i.version == part.version) {
+                                ok &= store.delete(*id).await.is_ok();
                             }
                         }
                     }
@@ -326,9 +359,19 @@ impl Engine {
     pub fn recover_intents(&self) -> Result<usize, S3Error> {
         let intents = self.meta.intents()?;
         for (v, rec) in &intents {
-            self.meta.abort_write(v, &rec.nodes, vec![u32::MAX])?;
+            self.meta.abort_write(v, &rec.nodes, None)?;
         }
         Ok(intents.len())
+    }
+
+    /// Aborts multipart uploads older than `max_age` and forgets old completion markers.
+    pub fn expire_uploads(&self, max_age: std::time::Duration) -> Result<usize, S3Error> {
+        let cutoff = now_millis().saturating_sub(max_age.as_millis() as u64);
+        let stale = self.meta.stale_uploads(cutoff)?;
+        for (bucket, key, id) in &stale {
+            self.meta.abort_upload(bucket, key, id)?;
+        }
+        Ok(stale.len())
     }
 }
 

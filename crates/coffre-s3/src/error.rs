@@ -49,6 +49,10 @@ codes! {
     method_not_allowed => "MethodNotAllowed", METHOD_NOT_ALLOWED;
     invalid_part_number => "InvalidPartNumber", RANGE_NOT_SATISFIABLE;
     invalid_tag => "InvalidTag", BAD_REQUEST;
+    invalid_part => "InvalidPart", BAD_REQUEST;
+    invalid_part_order => "InvalidPartOrder", BAD_REQUEST;
+    entity_too_small => "EntityTooSmall", BAD_REQUEST;
+    no_such_upload => "NoSuchUpload", NOT_FOUND;
     missing_content_length => "MissingContentLength", LENGTH_REQUIRED;
     no_such_bucket => "NoSuchBucket", NOT_FOUND;
     no_such_key => "NoSuchKey", NOT_FOUND;
@@ -72,6 +76,9 @@ impl From<coffre_meta::MetaError> for S3Error {
             M::BucketNotEmpty => {
                 S3Error::bucket_not_empty("The bucket you tried to delete is not empty")
             }
+            M::NoSuchUpload => S3Error::no_such_upload(
+                "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
+            ),
             other => {
                 tracing::error!(error = %other, "metadata failure");
                 S3Error::internal("metadata store failure")
@@ -85,9 +92,7 @@ impl From<coffre_data::DataError> for S3Error {
         use coffre_data::DataError as D;
         match e {
             D::Body(io) => from_body_error(io),
-            D::QuorumLost { .. } | D::Unrecoverable { .. } => {
-                S3Error::service_unavailable(e.to_string())
-            }
+            D::QuorumLost { .. } | D::Unrecoverable { .. } => S3Error::service_unavailable(e.to_string()),
             other => {
                 tracing::error!(error = %other, "data path failure");
                 S3Error::internal(other.to_string())

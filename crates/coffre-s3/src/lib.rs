@@ -7,6 +7,7 @@ pub mod checksum;
 pub mod engine;
 pub mod error;
 mod list;
+mod multipart;
 mod object;
 mod router;
 pub mod server;

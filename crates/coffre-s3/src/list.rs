@@ -14,10 +14,7 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL
 pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> Result<Res, S3Error> {
     crate::bucket::bucket_record(ctx, bucket).await?;
     let prefix = ctx.q("prefix").unwrap_or("").to_string();
-    let delimiter = ctx
-        .q("delimiter")
-        .filter(|d| !d.is_empty())
-        .map(str::to_string);
+    let delimiter = ctx.q("delimiter").filter(|d| !d.is_empty()).map(str::to_string);
     let max_keys = match ctx.q("max-keys") {
         Some(m) => m
             .parse::<i64>()
@@ -39,9 +36,10 @@ pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> Result<Res, S3Er
     let token = ctx.q("continuation-token");
     let after: Option<Vec<u8>> = if v2 {
         match token {
-            Some(t) => Some(B64.decode(t).map_err(|_| {
-                S3Error::invalid_argument("The continuation token provided is incorrect")
-            })?),
+            Some(t) => Some(
+                B64.decode(t)
+                    .map_err(|_| S3Error::invalid_argument("The continuation token provided is incorrect"))?,
+            ),
             None => ctx.q("start-after").map(|s| s.as_bytes().to_vec()),
         }
     } else {

@@ -29,7 +29,7 @@ fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
-fn set(r: &mut Res, name: &str, value: &str) {
+pub(crate) fn set(r: &mut Res, name: &str, value: &str) {
     if let (Ok(n), Ok(v)) = (
         HeaderName::from_bytes(name.as_bytes()),
         HeaderValue::from_bytes(value.as_bytes()),
@@ -41,9 +41,7 @@ fn set(r: &mut Res, name: &str, value: &str) {
 /// Parses `k1=v1&k2=v2` (x-amz-tagging) or validates a tag set.
 fn validate_tags(tags: &[(String, String)]) -> Result<(), S3Error> {
     if tags.len() > 10 {
-        return Err(S3Error::invalid_tag(
-            "Object tags cannot be greater than 10",
-        ));
+        return Err(S3Error::invalid_tag("Object tags cannot be greater than 10"));
     }
     let mut seen = std::collections::HashSet::new();
     for (k, v) in tags {
@@ -53,15 +51,13 @@ fn validate_tags(tags: &[(String, String)]) -> Result<(), S3Error> {
             ));
         }
         if !seen.insert(k) {
-            return Err(S3Error::invalid_tag(
-                "Cannot provide multiple Tags with the same key",
-            ));
+            return Err(S3Error::invalid_tag("Cannot provide multiple Tags with the same key"));
         }
     }
     Ok(())
 }
 
-fn attrs_from_headers(ctx: &Ctx) -> Result<SealedAttrs, S3Error> {
+pub(crate) fn attrs_from_headers(ctx: &Ctx) -> Result<SealedAttrs, S3Error> {
     let mut a = SealedAttrs::default();
     for h in STORED_HEADERS {
         if let Some(v) = ctx.h(h) {
@@ -89,7 +85,7 @@ fn attrs_from_headers(ctx: &Ctx) -> Result<SealedAttrs, S3Error> {
     Ok(a)
 }
 
-fn content_md5(ctx: &Ctx) -> Result<Option<[u8; 16]>, S3Error> {
+pub(crate) fn content_md5(ctx: &Ctx) -> Result<Option<[u8; 16]>, S3Error> {
     match ctx.h("content-md5") {
         None => Ok(None),
         Some(v) => b64()
@@ -113,26 +109,17 @@ pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<R
             "You must provide the Content-Length HTTP header",
         ));
     }
-    let (reader, slot) = BodyReader::new(
-        body,
-        &ctx.headers,
-        Some(ctx.verified.clone()),
-        ctx.gw.config.max_put,
-    )?;
+    let (reader, slot) = BodyReader::new(body, &ctx.headers, Some(ctx.verified.clone()), ctx.gw.config.max_put)?;
     let new = NewObject {
         attrs,
         content_md5: md5,
         checksum: Some(slot),
     };
-    let out = ctx
-        .gw
-        .engine
-        .put(bucket, &brec, key, reader.into_stream(), new)
-        .await?;
+    let rec = ctx.gw.engine.put(bucket, &brec, key, reader.into_stream(), new).await?;
     let mut r = Response::new(empty());
-    set(&mut r, "etag", &format!("\"{}\"", out.record.etag));
-    if let Some((a, v)) = &out.checksum {
-        set(&mut r, &a.header(), v);
+    set(&mut r, "etag", &format!("\"{}\"", rec.etag));
+    if let Some((a, v)) = rec.parts.first().and_then(|p| p.checksum.as_ref()) {
+        set(&mut r, &format!("x-amz-checksum-{a}"), v);
     }
     Ok(r)
 }
@@ -244,17 +231,23 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, 
     let rec = load(ctx, bucket, key).await?;
     check_conditions(ctx, &rec)?;
     let attrs = ctx.gw.engine.open_attrs(bucket, key, &rec)?;
-    if let Some(p) = ctx.q("partNumber") {
-        let n: u32 = p
-            .parse()
-            .map_err(|_| S3Error::invalid_argument("partNumber must be an integer"))?;
-        if n != 1 {
-            return Err(S3Error::invalid_part_number(
-                "The requested partnumber is not satisfiable",
-            ));
+    let multipart = rec.etag.contains('-');
+    let range = match ctx.q("partNumber") {
+        Some(p) => {
+            let n: usize = p
+                .parse()
+                .map_err(|_| S3Error::invalid_argument("partNumber must be an integer"))?;
+            if n == 0 || n > rec.parts.len() {
+                return Err(S3Error::invalid_part_number(
+                    "The requested partnumber is not satisfiable",
+                ));
+            }
+            let start: u64 = rec.parts[..n - 1].iter().map(|p| p.size).sum();
+            // A simple object's part 1 is the object itself: a 200, as S3 answers.
+            multipart.then_some((start, start + rec.parts[n - 1].size))
         }
-    }
-    let range = parse_range(ctx.h("range"), rec.size)?;
+        None => parse_range(ctx.h("range"), rec.size)?,
+    };
     let (start, end) = range.unwrap_or((0, rec.size));
     let mut r = Response::new(empty());
     if range.is_some() {
@@ -276,6 +269,9 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, 
     for (m, v) in &attrs.user_meta {
         set(&mut r, &format!("x-amz-meta-{m}"), v);
     }
+    if multipart && ctx.q("partNumber").is_some() {
+        set(&mut r, "x-amz-mp-parts-count", &rec.parts.len().to_string());
+    }
     if !attrs.tags.is_empty() {
         set(&mut r, "x-amz-tagging-count", &attrs.tags.len().to_string());
     }
@@ -286,9 +282,8 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, 
     {
         for (a, v) in &attrs.checksums {
             set(&mut r, &format!("x-amz-checksum-{a}"), v);
-        }
-        if !attrs.checksums.is_empty() {
-            set(&mut r, "x-amz-checksum-type", "FULL_OBJECT");
+            let kind = if v.contains('-') { "COMPOSITE" } else { "FULL_OBJECT" };
+            set(&mut r, "x-amz-checksum-type", kind);
         }
     }
     for (q, h) in [
@@ -401,8 +396,8 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
     Ok(xml_response(StatusCode::OK, x.finish("DeleteResult")))
 }
 
-pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
-    let dst_bucket = crate::bucket::bucket_record(ctx, bucket).await?;
+/// The object named by `x-amz-copy-source`, once its `x-amz-copy-source-if-*` conditions hold.
+pub(crate) async fn copy_source(ctx: &Ctx) -> Result<(String, String, ObjectRecord), S3Error> {
     let src = ctx.h("x-amz-copy-source").unwrap_or("");
     let src = src.split_once("?versionId=").map_or(src, |(s, _)| s);
     let src = String::from_utf8(crate::auth::percent_decode(src))
@@ -414,45 +409,41 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
         .ok_or_else(|| S3Error::invalid_argument("x-amz-copy-source must be bucket/key"))?;
     let srec = load(ctx, sb, sk).await?;
     let modified = srec.last_modified_ms / 1000;
-    let fail = || {
-        S3Error::precondition_failed(
+    let h = |n| ctx.h(n);
+    let failed = h("x-amz-copy-source-if-match").is_some_and(|m| !etag_matches(m, &srec.etag))
+        || h("x-amz-copy-source-if-none-match").is_some_and(|m| etag_matches(m, &srec.etag))
+        || h("x-amz-copy-source-if-unmodified-since")
+            .and_then(parse_http_date)
+            .is_some_and(|t| modified > t)
+        || h("x-amz-copy-source-if-modified-since")
+            .and_then(parse_http_date)
+            .is_some_and(|t| modified <= t);
+    if failed {
+        return Err(S3Error::precondition_failed(
             "At least one of the pre-conditions you specified did not hold",
-        )
-    };
-    if ctx
-        .h("x-amz-copy-source-if-match")
-        .is_some_and(|m| !etag_matches(m, &srec.etag))
-    {
-        return Err(fail());
+        ));
     }
-    if ctx
-        .h("x-amz-copy-source-if-none-match")
-        .is_some_and(|m| etag_matches(m, &srec.etag))
-    {
-        return Err(fail());
-    }
-    if ctx
-        .h("x-amz-copy-source-if-unmodified-since")
-        .and_then(parse_http_date)
-        .is_some_and(|t| modified > t)
-    {
-        return Err(fail());
-    }
-    if ctx
-        .h("x-amz-copy-source-if-modified-since")
-        .and_then(parse_http_date)
-        .is_some_and(|t| modified <= t)
-    {
-        return Err(fail());
-    }
+    Ok((sb.to_string(), sk.to_string(), srec))
+}
+
+/// A data-path receiver as the body stream `Engine::put` takes.
+pub(crate) fn stream_of(
+    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, coffre_data::DataError>>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Unpin {
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        let item = rx.recv().await?;
+        Some((item.map_err(|e| std::io::Error::other(e.to_string())), rx))
+    }))
+}
+
+pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
+    let dst_bucket = crate::bucket::bucket_record(ctx, bucket).await?;
+    let (sb, sk, srec) = copy_source(ctx).await?;
+    let (sb, sk) = (sb.as_str(), sk.as_str());
     let replace = match ctx.h("x-amz-metadata-directive") {
         None | Some("COPY") => false,
         Some("REPLACE") => true,
-        Some(_) => {
-            return Err(S3Error::invalid_argument(
-                "x-amz-metadata-directive is COPY or REPLACE",
-            ))
-        }
+        Some(_) => return Err(S3Error::invalid_argument("x-amz-metadata-directive is COPY or REPLACE")),
     };
     if sb == bucket && sk == key && !replace {
         return Err(S3Error::invalid_request(
@@ -472,11 +463,7 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     }
     // Data is re-encrypted under the destination's identity and a fresh key: a copy shares
     // nothing with its source, so deleting one never affects the other.
-    let rx = ctx.gw.engine.read(sb, sk, &srec, 0, srec.size)?;
-    let stream = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-        let item = rx.recv().await?;
-        Some((item.map_err(|e| std::io::Error::other(e.to_string())), rx))
-    }));
+    let stream = stream_of(ctx.gw.engine.read(sb, sk, &srec, 0, srec.size)?);
     let out = ctx
         .gw
         .engine
@@ -493,8 +480,8 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
         )
         .await?;
     let mut x = Xml::new("CopyObjectResult");
-    x.elem("LastModified", &iso8601(out.record.last_modified_ms))
-        .elem("ETag", &format!("\"{}\"", out.record.etag));
+    x.elem("LastModified", &iso8601(out.last_modified_ms))
+        .elem("ETag", &format!("\"{}\"", out.etag));
     Ok(xml_response(StatusCode::OK, x.finish("CopyObjectResult")))
 }
 
@@ -510,12 +497,7 @@ pub async fn get_tagging(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Er
     Ok(xml_response(StatusCode::OK, x.finish("Tagging")))
 }
 
-async fn replace_tags(
-    ctx: &Ctx,
-    bucket: &str,
-    key: &str,
-    tags: Vec<(String, String)>,
-) -> Result<(), S3Error> {
+async fn replace_tags(ctx: &Ctx, bucket: &str, key: &str, tags: Vec<(String, String)>) -> Result<(), S3Error> {
     let rec = load(ctx, bucket, key).await?;
     let engine = &ctx.gw.engine;
     let mut attrs = engine.open_attrs(bucket, key, &rec)?;
@@ -525,19 +507,12 @@ async fn replace_tags(
         .meta
         .update_sealed(bucket, key.as_bytes(), &rec.version, sealed)?
     {
-        return Err(S3Error::no_such_key(
-            "The object was replaced or deleted meanwhile",
-        ));
+        return Err(S3Error::no_such_key("The object was replaced or deleted meanwhile"));
     }
     Ok(())
 }
 
-pub async fn put_tagging(
-    ctx: &Ctx,
-    bucket: &str,
-    key: &str,
-    body: Incoming,
-) -> Result<Res, S3Error> {
+pub async fn put_tagging(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Res, S3Error> {
     let (reader, _) = BodyReader::new(body, &ctx.headers, Some(ctx.verified.clone()), 1 << 20)?;
     let doc = crate::xml::parse(&reader.read_all(64 * 1024).await?)?;
     let set = doc
@@ -547,10 +522,7 @@ pub async fn put_tagging(
     let tags: Vec<(String, String)> = set
         .all("Tag")
         .map(|t| match (t.child("Key"), t.child("Value")) {
-            (Some(k), v) => Ok((
-                k.text.clone(),
-                v.map(|v| v.text.clone()).unwrap_or_default(),
-            )),
+            (Some(k), v) => Ok((k.text.clone(), v.map(|v| v.text.clone()).unwrap_or_default())),
             _ => Err(S3Error::malformed_xml("a Tag has no Key")),
         })
         .collect::<Result<_, _>>()?;
@@ -573,30 +545,12 @@ mod tests {
     #[test]
     fn ranges() {
         assert_eq!(parse_range(Some("bytes=0-9"), 100).unwrap(), Some((0, 10)));
-        assert_eq!(
-            parse_range(Some("bytes=90-"), 100).unwrap(),
-            Some((90, 100))
-        );
-        assert_eq!(
-            parse_range(Some("bytes=-10"), 100).unwrap(),
-            Some((90, 100))
-        );
-        assert_eq!(
-            parse_range(Some("bytes=-1000"), 100).unwrap(),
-            Some((0, 100))
-        );
-        assert_eq!(
-            parse_range(Some("bytes=50-1000"), 100).unwrap(),
-            Some((50, 100))
-        );
-        assert_eq!(
-            parse_range(Some("bytes=100-"), 100).unwrap_err().code,
-            "InvalidRange"
-        );
-        assert_eq!(
-            parse_range(Some("bytes=0-0"), 0).unwrap_err().code,
-            "InvalidRange"
-        );
+        assert_eq!(parse_range(Some("bytes=90-"), 100).unwrap(), Some((90, 100)));
+        assert_eq!(parse_range(Some("bytes=-10"), 100).unwrap(), Some((90, 100)));
+        assert_eq!(parse_range(Some("bytes=-1000"), 100).unwrap(), Some((0, 100)));
+        assert_eq!(parse_range(Some("bytes=50-1000"), 100).unwrap(), Some((50, 100)));
+        assert_eq!(parse_range(Some("bytes=100-"), 100).unwrap_err().code, "InvalidRange");
+        assert_eq!(parse_range(Some("bytes=0-0"), 0).unwrap_err().code, "InvalidRange");
         assert_eq!(parse_range(Some("bytes=5-2"), 100).unwrap(), None);
         assert_eq!(parse_range(Some("bytes=a-b"), 100).unwrap(), None);
         assert_eq!(parse_range(Some("bytes=0-1,3-4"), 100).unwrap(), None);

@@ -17,10 +17,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn q(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
     pub fn h(&self, name: &str) -> Option<&str> {
         self.headers
@@ -46,6 +43,13 @@ pub enum Op {
     GetObjectTagging(String, String),
     PutObjectTagging(String, String),
     DeleteObjectTagging(String, String),
+    CreateMultipartUpload(String, String),
+    UploadPart(String, String),
+    UploadPartCopy(String, String),
+    CompleteMultipartUpload(String, String),
+    AbortMultipartUpload(String, String),
+    ListParts(String, String),
+    ListMultipartUploads(String),
 }
 
 pub struct Routed {
@@ -79,8 +83,6 @@ const UNSUPPORTED: &[&str] = &[
     "select",
     "torrent",
     "versions",
-    "uploads",
-    "uploadId",
     "attributes",
     "policyStatus",
 ];
@@ -90,10 +92,10 @@ pub fn parse_query(raw: &str) -> Result<Vec<(String, String)>, S3Error> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let k = String::from_utf8(percent_decode(k))
-                .map_err(|_| S3Error::invalid_argument("query is not UTF-8"))?;
-            let v = String::from_utf8(percent_decode(v))
-                .map_err(|_| S3Error::invalid_argument("query is not UTF-8"))?;
+            let k =
+                String::from_utf8(percent_decode(k)).map_err(|_| S3Error::invalid_argument("query is not UTF-8"))?;
+            let v =
+                String::from_utf8(percent_decode(v)).map_err(|_| S3Error::invalid_argument("query is not UTF-8"))?;
             Ok((k, v))
         })
         .collect()
@@ -108,19 +110,19 @@ pub fn route(
 ) -> Result<Routed, S3Error> {
     let query = parse_query(raw_query)?;
     let has = |n: &str| query.iter().any(|(k, _)| k == n);
-    let path = String::from_utf8(percent_decode(raw_path))
-        .map_err(|_| S3Error::invalid_argument("the path is not UTF-8"))?;
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
-        if p.bytes().all(|c| c.is_ascii_digit()) {
-            h
-        } else {
-            host
-        }
-    });
+    let path =
+        String::from_utf8(percent_decode(raw_path)).map_err(|_| S3Error::invalid_argument("the path is not UTF-8"))?;
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("");
+    let host = host.rsplit_once(':').map_or(
+        host,
+        |(h, p)| {
+            if p.bytes().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        },
+    );
     let vhost_bucket = domain
         .and_then(|d| host.strip_suffix(d)?.strip_suffix('.'))
         .filter(|b| !b.is_empty());
@@ -139,9 +141,7 @@ pub fn route(
     }
     let object = !key.is_empty();
     if object && key.len() > 1024 {
-        return Err(S3Error::key_too_long(
-            "Your key is too long: at most 1024 bytes",
-        ));
+        return Err(S3Error::key_too_long("Your key is too long: at most 1024 bytes"));
     }
     let op = match (method.as_str(), bucket.is_empty(), object) {
         ("GET", true, _) => Op::ListBuckets,
@@ -156,10 +156,9 @@ pub fn route(
         ("GET", _, false) if has("location") => Op::GetBucketLocation(bucket),
         ("GET", _, false) if has("versioning") => Op::GetBucketVersioning(bucket),
         ("GET", _, false) if has("tagging") => {
-            return Err(S3Error::not_implemented(
-                "bucket tagging is not implemented",
-            ))
+            return Err(S3Error::not_implemented("bucket tagging is not implemented"))
         }
+        ("GET", _, false) if has("uploads") => Op::ListMultipartUploads(bucket),
         ("GET", _, false) => Op::ListObjects {
             v2: query.iter().any(|(k, v)| k == "list-type" && v == "2"),
             bucket,
@@ -168,14 +167,15 @@ pub fn route(
         ("PUT", _, true) if has("tagging") => Op::PutObjectTagging(bucket, key),
         ("GET", _, true) if has("tagging") => Op::GetObjectTagging(bucket, key),
         ("DELETE", _, true) if has("tagging") => Op::DeleteObjectTagging(bucket, key),
-        ("PUT", _, true) if has("partNumber") => {
-            return Err(S3Error::not_implemented(
-                "multipart upload is not implemented yet",
-            ))
+        ("POST", _, true) if has("uploads") => Op::CreateMultipartUpload(bucket, key),
+        ("POST", _, true) if has("uploadId") => Op::CompleteMultipartUpload(bucket, key),
+        ("PUT", _, true) if has("uploadId") && headers.contains_key("x-amz-copy-source") => {
+            Op::UploadPartCopy(bucket, key)
         }
-        ("PUT", _, true) if headers.contains_key("x-amz-copy-source") => {
-            Op::CopyObject(bucket, key)
-        }
+        ("PUT", _, true) if has("uploadId") => Op::UploadPart(bucket, key),
+        ("DELETE", _, true) if has("uploadId") => Op::AbortMultipartUpload(bucket, key),
+        ("GET", _, true) if has("uploadId") => Op::ListParts(bucket, key),
+        ("PUT", _, true) if headers.contains_key("x-amz-copy-source") => Op::CopyObject(bucket, key),
         ("PUT", _, true) => Op::PutObject(bucket, key),
         ("GET", _, true) => Op::GetObject(bucket, key),
         ("HEAD", _, true) => Op::HeadObject(bucket, key),

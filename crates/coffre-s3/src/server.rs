@@ -112,8 +112,7 @@ impl Gateway {
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             res.headers_mut().insert("x-amz-request-id", v);
         }
-        res.headers_mut()
-            .insert("server", HeaderValue::from_static("Coffre"));
+        res.headers_mut().insert("server", HeaderValue::from_static("Coffre"));
         // Access log: who did what, never secrets or object data.
         tracing::info!(target: "coffre::access", %method, %path, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, request_id, "request");
         res
@@ -133,10 +132,8 @@ impl Gateway {
             self.engine.stores().len()
         );
         let mut r = Response::new(full(body));
-        r.headers_mut().insert(
-            "content-type",
-            HeaderValue::from_static("text/plain; version=0.0.4"),
-        );
+        r.headers_mut()
+            .insert("content-type", HeaderValue::from_static("text/plain; version=0.0.4"));
         r
     }
 
@@ -154,9 +151,7 @@ impl Gateway {
             &self.config,
             &self.config.region,
         )?
-        .ok_or_else(|| {
-            S3Error::access_denied("Anonymous access is not allowed: sign your requests (SigV4)")
-        })?;
+        .ok_or_else(|| S3Error::access_denied("Anonymous access is not allowed: sign your requests (SigV4)"))?;
         let op = route(
             &parts.method,
             &parts.headers,
@@ -187,16 +182,19 @@ impl Gateway {
             Op::GetObjectTagging(b, k) => crate::object::get_tagging(&ctx, &b, &k).await,
             Op::PutObjectTagging(b, k) => crate::object::put_tagging(&ctx, &b, &k, body).await,
             Op::DeleteObjectTagging(b, k) => crate::object::delete_tagging(&ctx, &b, &k).await,
+            Op::CreateMultipartUpload(b, k) => crate::multipart::create(&ctx, &b, &k).await,
+            Op::UploadPart(b, k) => crate::multipart::upload_part(&ctx, &b, &k, body).await,
+            Op::UploadPartCopy(b, k) => crate::multipart::upload_part_copy(&ctx, &b, &k).await,
+            Op::CompleteMultipartUpload(b, k) => crate::multipart::complete(&ctx, &b, &k, body).await,
+            Op::AbortMultipartUpload(b, k) => crate::multipart::abort(&ctx, &b, &k).await,
+            Op::ListParts(b, k) => crate::multipart::list_parts(&ctx, &b, &k).await,
+            Op::ListMultipartUploads(b) => crate::multipart::list_uploads(&ctx, &b).await,
         }
     }
 }
 
 /// Serves S3 on `listener` until `shutdown` resolves, then lets in-flight requests finish.
-pub async fn serve(
-    listener: TcpListener,
-    gw: Arc<Gateway>,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
+pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, shutdown: impl std::future::Future<Output = ()>) {
     use hyper_util::rt::TokioIo;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);

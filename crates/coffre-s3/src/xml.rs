@@ -11,9 +11,7 @@ pub fn escape(s: &str) -> String {
             '&' => o.push_str("&amp;"),
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\t' && c != '\n' && c != '\r' => {
-                o.push_str(&format!("&#x{:X};", c as u32))
-            }
+            c if (c as u32) < 0x20 && c != '\t' && c != '\n' && c != '\r' => o.push_str(&format!("&#x{:X};", c as u32)),
             c => o.push(c),
         }
     }
@@ -71,17 +69,12 @@ impl Node {
 
 pub fn parse(body: &[u8]) -> Result<Node, crate::S3Error> {
     use quick_xml::events::Event;
-    let bad = |m: &str| {
-        crate::S3Error::malformed_xml(format!("The XML you provided was not well-formed: {m}"))
-    };
+    let bad = |m: &str| crate::S3Error::malformed_xml(format!("The XML you provided was not well-formed: {m}"));
     let mut r = quick_xml::Reader::from_reader(body);
     let mut stack: Vec<Node> = vec![Node::default()];
     let mut buf = Vec::new();
     loop {
-        match r
-            .read_event_into(&mut buf)
-            .map_err(|e| bad(&e.to_string()))?
-        {
+        match r.read_event_into(&mut buf).map_err(|e| bad(&e.to_string()))? {
             Event::Start(e) => {
                 let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
                 if stack.len() > 16 {
@@ -105,11 +98,7 @@ pub fn parse(body: &[u8]) -> Result<Node, crate::S3Error> {
             }
             Event::End(_) => {
                 let n = stack.pop().ok_or_else(|| bad("unbalanced"))?;
-                stack
-                    .last_mut()
-                    .ok_or_else(|| bad("unbalanced"))?
-                    .children
-                    .push(n);
+                stack.last_mut().ok_or_else(|| bad("unbalanced"))?.children.push(n);
             }
             Event::Text(t) => {
                 let s = t.decode().map_err(|e| bad(&e.to_string()))?;
@@ -155,10 +144,7 @@ mod tests {
         let n = parse(b"<?xml version=\"1.0\"?><Delete xmlns=\"x\"><Quiet>true</Quiet><Object><Key>a&amp;b</Key></Object><Object><Key>c</Key></Object></Delete>").unwrap();
         assert_eq!(n.name, "Delete");
         assert_eq!(n.child("Quiet").unwrap().text, "true");
-        let keys: Vec<_> = n
-            .all("Object")
-            .map(|o| o.child("Key").unwrap().text.clone())
-            .collect();
+        let keys: Vec<_> = n.all("Object").map(|o| o.child("Key").unwrap().text.clone()).collect();
         assert_eq!(keys, ["a&b", "c"]);
         assert!(parse(b"<a><b></a>").is_err());
         assert!(parse(b"").is_err());

@@ -41,14 +41,8 @@ impl std::str::FromStr for Scheme {
         let (d, p) = s
             .split_once('+')
             .ok_or_else(|| format!("scheme {s:?} is not of the form K+M"))?;
-        let d = d
-            .trim()
-            .parse()
-            .map_err(|_| format!("bad data count in {s:?}"))?;
-        let p = p
-            .trim()
-            .parse()
-            .map_err(|_| format!("bad parity count in {s:?}"))?;
+        let d = d.trim().parse().map_err(|_| format!("bad data count in {s:?}"))?;
+        let p = p.trim().parse().map_err(|_| format!("bad parity count in {s:?}"))?;
         Scheme::new(d, p)
     }
 }
@@ -61,9 +55,7 @@ impl fmt::Display for Scheme {
 
 /// Identity of one stored version of an object: 16 random bytes. Shards are named after it,
 /// never after the object key.
-#[derive(
-    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct VersionId(pub [u8; 16]);
 
 impl VersionId {
