@@ -4,16 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_apt=()
-dpkg -s libclang-dev >/dev/null 2>&1 || need_apt+=(libclang-dev)
-command -v rclone >/dev/null || need_apt+=(rclone)
-command -v restic >/dev/null || need_apt+=(restic)
-command -v curl >/dev/null || need_apt+=(curl)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
+bash scripts/deps.sh libclang-dev rclone restic curl
 command -v aws >/dev/null || python3 -m pip install -q awscli
 python3 -c "import awscrt" 2>/dev/null || python3 -m pip install -q awscrt   # CRC32C in aws-cli
 command -v s3cmd >/dev/null || python3 -m pip install -q s3cmd
