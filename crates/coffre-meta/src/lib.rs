@@ -125,7 +125,10 @@ impl MetaStore {
         it.status()?;
         // Uploads in progress keep the bucket; markers of completed ones go with it.
         let mut b = WriteBatch::default();
-        let iter = self.db.iterator_cf(self.cf(keys::CF_UPLOADS), IteratorMode::From(&start, Direction::Forward));
+        let iter = self.db.iterator_cf(
+            self.cf(keys::CF_UPLOADS),
+            IteratorMode::From(&start, Direction::Forward),
+        );
         for item in iter {
             let (k, v) = item?;
             if !k.starts_with(&start) {

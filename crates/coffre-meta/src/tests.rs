@@ -173,7 +173,10 @@ fn multipart_lifecycle() {
     ));
     let gc = m.gc_batch(10).unwrap();
     assert_eq!(gc.len(), 2);
-    assert_eq!(gc[1].1.parts[0].version, parts[2].info.version);
+    // Entries of one millisecond sort by version id: look for the dropped part in any.
+    assert!(gc
+        .iter()
+        .any(|(_, g)| g.parts.iter().any(|p| p.version == parts[2].info.version)));
     // A completed marker does not keep its bucket (checked on a scratch store).
     {
         let (_d2, m2) = store_with(&[]);

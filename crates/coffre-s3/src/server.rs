@@ -97,7 +97,7 @@ impl Gateway {
             && req.uri().query().is_none()
             && req.headers().get("authorization").is_none()
         {
-            return self.health_or_metrics(&path);
+            return self.health_or_metrics(&path).await;
         }
         let started = std::time::Instant::now();
         let method = req.method().clone();
@@ -118,19 +118,36 @@ impl Gateway {
         res
     }
 
-    fn health_or_metrics(&self, path: &str) -> Res {
+    async fn health_or_metrics(&self, path: &str) -> Res {
         if path == "/health" {
             let mut r = Response::new(full("ok\n"));
             r.headers_mut()
                 .insert("content-type", HeaderValue::from_static("text/plain"));
             return r;
         }
-        let body = format!(
-            "# TYPE coffre_requests_total counter\ncoffre_requests_total {}\n# TYPE coffre_errors_total counter\ncoffre_errors_total {}\n# TYPE coffre_shard_stores gauge\ncoffre_shard_stores {}\n",
+        use std::fmt::Write;
+        let mut body = String::new();
+        let _ = write!(
+            body,
+            "# TYPE coffre_requests_total counter\ncoffre_requests_total {}\n# TYPE coffre_errors_total counter\ncoffre_errors_total {}\n",
             self.requests.load(Ordering::Relaxed),
             self.errors.load(Ordering::Relaxed),
-            self.engine.stores().len()
         );
+        let _ = writeln!(body, "# TYPE coffre_store_up gauge\n# TYPE coffre_store_shards gauge\n# TYPE coffre_store_used_bytes gauge\n# TYPE coffre_store_free_bytes gauge");
+        for s in self.engine.stores() {
+            let id = s.id();
+            match s.stat().await {
+                Ok(st) => {
+                    let _ = writeln!(body, "coffre_store_up{{store=\"{id}\"}} 1");
+                    let _ = writeln!(body, "coffre_store_shards{{store=\"{id}\"}} {}", st.shards);
+                    let _ = writeln!(body, "coffre_store_used_bytes{{store=\"{id}\"}} {}", st.used_bytes);
+                    let _ = writeln!(body, "coffre_store_free_bytes{{store=\"{id}\"}} {}", st.free_bytes);
+                }
+                Err(_) => {
+                    let _ = writeln!(body, "coffre_store_up{{store=\"{id}\"}} 0");
+                }
+            }
+        }
         let mut r = Response::new(full(body));
         r.headers_mut()
             .insert("content-type", HeaderValue::from_static("text/plain; version=0.0.4"));
