@@ -211,6 +211,17 @@ impl MetaStore {
         b.put_cf(self.cf(keys::CF_GC), keys::gc(now_millis(), &first), encode(&gc));
     }
 
+    /// Writes many object records in one unsynced batch, with no GC of replaced versions: for
+    /// bulk imports into an empty bucket and for benchmarks.
+    pub fn import_objects(&self, bucket: &str, items: &[(Vec<u8>, ObjectRecord)]) -> Result<(), MetaError> {
+        let mut b = WriteBatch::default();
+        for (k, rec) in items {
+            b.put_cf(self.cf(keys::CF_OBJECTS), keys::object(bucket, k), encode(rec));
+        }
+        self.db.write(b)?;
+        Ok(())
+    }
+
     /// Replaces the sealed attributes (tags) of the current version, if it is still `version`.
     /// Returns false if the object is gone or was replaced meanwhile.
     pub fn update_sealed(

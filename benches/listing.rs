@@ -1,0 +1,84 @@
+//! A ListObjects page out of a bucket of 1,000,000 objects: it must cost O(page).
+//! `cargo bench --bench listing`; results in docs/performance.md.
+
+use coffre_meta::{BucketRecord, MetaStore, ObjectRecord, PartInfo};
+use coffre_types::{Scheme, VersionId};
+use criterion::{criterion_group, criterion_main, Criterion};
+use std::time::Duration;
+
+const OBJECTS: usize = 1_000_000;
+
+fn record(i: usize) -> ObjectRecord {
+    let v = VersionId::random();
+    ObjectRecord {
+        version: v,
+        size: i as u64,
+        etag: format!("{:032x}", i),
+        last_modified_ms: 1_700_000_000_000,
+        scheme: Scheme::DEFAULT,
+        packages_per_stripe: 64,
+        parts: vec![PartInfo {
+            version: v,
+            size: i as u64,
+            md5: format!("{:032x}", i),
+            wrapped_key: vec![0; 72],
+            nodes: (1..=6).map(|n| format!("node-{n}")).collect(),
+            degraded: vec![],
+            checksum: None,
+        }],
+        sealed: vec![0; 64],
+    }
+}
+
+fn key(i: usize) -> Vec<u8> {
+    // 1000 "directories" of 1000 files.
+    format!("dir{:04}/file{:07}", i % 1000, i).into_bytes()
+}
+
+fn listing(c: &mut Criterion) {
+    let dir = tempfile::tempdir_in(std::env::var("COFFRE_BENCH_DIR").unwrap_or_else(|_| ".".into())).unwrap();
+    let m = MetaStore::open(dir.path()).unwrap();
+    m.create_bucket(
+        "big",
+        &BucketRecord {
+            created_ms: 0,
+            region: "fr-par".into(),
+            countries: vec!["FR".into()],
+            scheme: Scheme::DEFAULT,
+        },
+    )
+    .unwrap();
+    let t = std::time::Instant::now();
+    for chunk in (0..OBJECTS).collect::<Vec<_>>().chunks(10_000) {
+        let items: Vec<_> = chunk.iter().map(|&i| (key(i), record(i))).collect();
+        m.import_objects("big", &items).unwrap();
+    }
+    eprintln!("loaded {OBJECTS} objects in {:?}", t.elapsed());
+
+    let mut g = c.benchmark_group("list_1M");
+    g.sample_size(30).measurement_time(Duration::from_secs(5));
+    let mut i = 0usize;
+    g.bench_function("page_1000_from_middle", |b| {
+        b.iter(|| {
+            i = (i + 7919) % OBJECTS;
+            let (page, _) = m.list("big", b"", None, Some(&key(i)), 1000).unwrap();
+            assert!(!page.is_empty());
+        })
+    });
+    g.bench_function("page_1000_common_prefixes_delimiter", |b| {
+        b.iter(|| {
+            let (page, more) = m.list("big", b"", Some(b"/"), None, 1000).unwrap();
+            assert_eq!((page.len(), more), (1000, false));
+        })
+    });
+    g.bench_function("page_1000_under_prefix", |b| {
+        b.iter(|| {
+            let (page, _) = m.list("big", b"dir0500/", Some(b"/"), None, 1000).unwrap();
+            assert_eq!(page.len(), 1000);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, listing);
+criterion_main!(benches);

@@ -1,0 +1,173 @@
+//! Load benchmark against the running server: starts the real `coffre server` and drives it
+//! with concurrent AWS SDK clients. `cargo bench --bench load` (env: COFFRE_BENCH_DIR for the
+//! data directory, COFFRE_BENCH_SECS for the seconds per phase, default 10).
+//! Prints, per object size: PUT and GET throughput, ops/s, p50 and p99 latency.
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn start_server(dir: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["server", "--data", dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .env("COFFRE_ROOT_ACCESS_KEY", "BENCHKEY")
+        .env("COFFRE_ROOT_SECRET_KEY", "bench-secret")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn coffre");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "server exited");
+        if let Some(r) = line.trim().strip_prefix("Coffre S3 endpoint: http://") {
+            break r.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || {
+        let _ = out.read_to_end(&mut Vec::new());
+    });
+    (child, format!("http://{addr}"))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn phase(
+    name: &str,
+    size: usize,
+    clients: usize,
+    secs: u64,
+    max_ops: usize,
+    op: Arc<dyn Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>,
+) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (next, op) = (next.clone(), op.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= max_ops || Instant::now() > deadline {
+                    break;
+                }
+                let t = Instant::now();
+                op(i).await;
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    lat.sort();
+    let ops = lat.len() as f64 / elapsed;
+    println!(
+        "{name:<4} {:>9} x{clients:<2} {:>8.1} MiB/s {:>8.1} ops/s  p50 {:>7.1} ms  p99 {:>7.1} ms  ({} ops)",
+        human(size),
+        ops * size as f64 / (1 << 20) as f64,
+        ops,
+        percentile(&lat, 0.5).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        lat.len()
+    );
+}
+
+fn human(n: usize) -> String {
+    if n >= 1 << 20 {
+        format!("{} MiB", n >> 20)
+    } else {
+        format!("{} KiB", n >> 10)
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` probes benches with --list
+    }
+    let base = std::env::var("COFFRE_BENCH_DIR").unwrap_or_else(|_| ".".into());
+    let dir = tempfile::tempdir_in(base).unwrap();
+    let secs: u64 = std::env::var("COFFRE_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let (mut child, endpoint) = start_server(dir.path());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("fr-par"))
+            .endpoint_url(&endpoint)
+            .credentials_provider(Credentials::new("BENCHKEY", "bench-secret", None, None, "bench"))
+            .force_path_style(true)
+            .build();
+        let c = aws_sdk_s3::Client::from_conf(conf);
+        c.create_bucket().bucket("bench").send().await.unwrap();
+        println!(
+            "coffre load benchmark: {endpoint}, {secs} s per phase, data in {}",
+            dir.path().display()
+        );
+        for (size, clients, max_ops) in [(4 << 10, 16, 20_000), (1 << 20, 8, 4_000), (64 << 20, 4, 64)] {
+            let body = Bytes::from((0..size).map(|i| (i * 31 + 7) as u8).collect::<Vec<u8>>());
+            let written = Arc::new(AtomicUsize::new(0));
+            let (c1, b1, w1) = (c.clone(), body.clone(), written.clone());
+            let put: Arc<
+                dyn Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync,
+            > = Arc::new(move |i| {
+                let (c, b, w) = (c1.clone(), b1.clone(), w1.clone());
+                Box::pin(async move {
+                    c.put_object()
+                        .bucket("bench")
+                        .key(format!("{size}/{i}"))
+                        .body(ByteStream::from(b))
+                        .send()
+                        .await
+                        .unwrap();
+                    w.fetch_max(i + 1, Ordering::Relaxed);
+                })
+            });
+            phase("PUT", size, clients, secs, max_ops, put).await;
+            let n = written.load(Ordering::Relaxed).max(1);
+            let c2 = c.clone();
+            let get: Arc<
+                dyn Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync,
+            > = Arc::new(move |i| {
+                let c = c2.clone();
+                Box::pin(async move {
+                    let r = c
+                        .get_object()
+                        .bucket("bench")
+                        .key(format!("{size}/{}", i % n))
+                        .send()
+                        .await;
+                    if let Ok(r) = r {
+                        let got = r.body.collect().await.unwrap().into_bytes();
+                        assert_eq!(got.len(), size);
+                    }
+                })
+            });
+            phase("GET", size, clients, secs, max_ops * 4, get).await;
+        }
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+}
