@@ -44,6 +44,12 @@ struct ServerArgs {
     /// Erasure scheme of new buckets, K+M.
     #[arg(long, env = "COFFRE_SCHEME")]
     scheme: Option<String>,
+    /// TLS certificate chain (PEM) for the S3 listener; with --tls-key, serves HTTPS.
+    #[arg(long, env = "COFFRE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for the S3 listener.
+    #[arg(long, env = "COFFRE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Multipart uploads left incomplete are aborted after this many hours.
     #[arg(long, env = "COFFRE_UPLOAD_EXPIRY_HOURS")]
     upload_expiry_hours: Option<u64>,
@@ -69,6 +75,8 @@ struct ServerSection {
     domain: Option<String>,
     scheme: Option<String>,
     upload_expiry_hours: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +126,15 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         .scheme
         .or(file.server.scheme)
         .map_or(Ok(Scheme::DEFAULT), |s| s.parse())?;
+    let tls = match (
+        args.tls_cert.or(file.server.tls_cert),
+        args.tls_key.or(file.server.tls_key),
+    ) {
+        (Some(c), Some(k)) => Some(coffre_s3::tls_config(&c, &k)?),
+        (None, None) => None,
+        _ => return Err("TLS needs both a certificate and a key".into()),
+    };
+    let scheme_word = if tls.is_some() { "https" } else { "http" };
     let expiry = Duration::from_secs(
         3600 * args
             .upload_expiry_hours
@@ -175,7 +192,14 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                 "writes interrupted by the last stop: their shards are queued for GC"
             );
         }
-        print_banner(&addr.to_string(), &region, &access_key, &secret_key, generated, &data);
+        print_banner(
+            &format!("{scheme_word}://{addr}"),
+            &region,
+            &access_key,
+            &secret_key,
+            generated,
+            &data,
+        );
 
         // Background work: garbage collection and segment compaction.
         let gc_engine = engine.clone();
@@ -213,7 +237,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                 tracing::warn!(shard = %id, "shard needs healing");
             }
         });
-        coffre_s3::serve(listener, gw, shutdown_signal()).await;
+        coffre_s3::serve(listener, tls, gw, shutdown_signal()).await;
         Ok::<(), String>(())
     })
 }
@@ -266,8 +290,8 @@ fn root_credentials(data: &Path) -> Result<(String, String, bool), String> {
     Ok((access, secret, true))
 }
 
-fn print_banner(addr: &str, region: &str, access: &str, secret: &str, generated: bool, data: &Path) {
-    println!("Coffre S3 endpoint: http://{addr}  (region {region})");
+fn print_banner(endpoint: &str, region: &str, access: &str, secret: &str, generated: bool, data: &Path) {
+    println!("Coffre S3 endpoint: {endpoint}  (region {region})");
     println!("Access key: {access}");
     if generated {
         println!("Secret key: {secret}");
@@ -284,8 +308,8 @@ fn print_banner(addr: &str, region: &str, access: &str, secret: &str, generated:
     println!();
     println!("Try it:");
     println!("  export AWS_ACCESS_KEY_ID={access} AWS_SECRET_ACCESS_KEY=<secret key> AWS_DEFAULT_REGION={region}");
-    println!("  aws --endpoint-url http://{addr} s3 mb s3://my-bucket");
-    println!("  aws --endpoint-url http://{addr} s3 cp ./file s3://my-bucket/");
+    println!("  aws --endpoint-url {endpoint} s3 mb s3://my-bucket");
+    println!("  aws --endpoint-url {endpoint} s3 cp ./file s3://my-bucket/");
     use std::io::Write;
     let _ = std::io::stdout().flush();
 }

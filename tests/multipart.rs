@@ -398,3 +398,73 @@ async fn part_copy_and_checksums() {
         assert!(read(&c, key).await == src);
     }
 }
+
+async fn total_shards(addr: &str) -> u64 {
+    let (_, _, body) = raw_request(addr, "GET", "/metrics", &[("host".into(), addr.into())], b"");
+    body.lines()
+        .filter(|l| l.starts_with("coffre_store_shards{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+async fn wait_for_shards(addr: &str, want: u64) -> u64 {
+    let mut got = 0;
+    for _ in 0..100 {
+        got = total_shards(addr).await;
+        if got == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aborted_and_superseded_parts_are_collected() {
+    let s = Server::start();
+    let c = s.client();
+    c.create_bucket().bucket("mpu").send().await.unwrap();
+    let p = data(5 * MIB, 1);
+    // Aborted upload: nothing of it remains.
+    let id = create(&c, "gone").await;
+    upload(&c, "gone", &id, 1, &p).await;
+    upload(&c, "gone", &id, 2, &p).await;
+    assert_eq!(
+        total_shards(&s.addr).await,
+        2 * 2 * 6,
+        "two parts of two stripes on six stores"
+    );
+    c.abort_multipart_upload()
+        .bucket("mpu")
+        .key("gone")
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        wait_for_shards(&s.addr, 0).await,
+        0,
+        "aborted upload's shards collected"
+    );
+    // Superseded part and unlisted part: only the object's shards remain.
+    let id = create(&c, "kept").await;
+    upload(&c, "kept", &id, 1, &data(5 * MIB, 2)).await;
+    let a = upload(&c, "kept", &id, 1, &p).await;
+    let b = upload(&c, "kept", &id, 2, &data(1000, 3)).await;
+    upload(&c, "kept", &id, 3, &p).await;
+    c.complete_multipart_upload()
+        .bucket("mpu")
+        .key("kept")
+        .upload_id(&id)
+        .multipart_upload(CompletedMultipartUpload::builder().parts(a).parts(b).build())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wait_for_shards(&s.addr, 2 * 6 + 6).await, 18);
+    c.delete_object().bucket("mpu").key("kept").send().await.unwrap();
+    assert_eq!(
+        wait_for_shards(&s.addr, 0).await,
+        0,
+        "deleted object's shards collected"
+    );
+}

@@ -13,7 +13,7 @@ COFFRE_ROOT_ACCESS_KEY=$AWS_ACCESS_KEY_ID COFFRE_ROOT_SECRET_KEY=$AWS_SECRET_ACC
   "$bin" server --data "$work/data" --listen "127.0.0.1:$port" >"$work/server.out" 2>"$work/server.err" &
 pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
-export ENDPOINT="http://127.0.0.1:$port" WORK="$work"
+export ENDPOINT="http://127.0.0.1:$port" WORK="$work" COFFRE_BIN="$bin"
 
 passed=0; failed=0
 for t in "$here"/[0-9]*.sh; do

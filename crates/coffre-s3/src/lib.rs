@@ -15,4 +15,4 @@ pub mod xml;
 
 pub use engine::Engine;
 pub use error::S3Error;
-pub use server::{serve, Config, Gateway};
+pub use server::{serve, tls_config, Config, Gateway};
