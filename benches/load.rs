@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// One benchmark operation: the i-th PUT or GET.
+type Op = Arc<dyn Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
+
 fn start_server(dir: &std::path::Path) -> (std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_coffre"))
         .args(["server", "--data", dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])
@@ -43,14 +46,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn phase(
-    name: &str,
-    size: usize,
-    clients: usize,
-    secs: u64,
-    max_ops: usize,
-    op: Arc<dyn Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>,
-) {
+async fn phase(name: &str, size: usize, clients: usize, secs: u64, max_ops: usize, op: Op) {
     let next = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
@@ -130,9 +126,7 @@ fn main() {
             let body = Bytes::from((0..size).map(|i| (i * 31 + 7) as u8).collect::<Vec<u8>>());
             let written = Arc::new(AtomicUsize::new(0));
             let (c1, b1, w1) = (c.clone(), body.clone(), written.clone());
-            let put: Arc<
-                dyn Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync,
-            > = Arc::new(move |i| {
+            let put: Op = Arc::new(move |i| {
                 let (c, b, w) = (c1.clone(), b1.clone(), w1.clone());
                 Box::pin(async move {
                     c.put_object()
@@ -148,9 +142,7 @@ fn main() {
             phase("PUT", size, clients, secs, max_ops, put).await;
             let n = written.load(Ordering::Relaxed).max(1);
             let c2 = c.clone();
-            let get: Arc<
-                dyn Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync,
-            > = Arc::new(move |i| {
+            let get: Op = Arc::new(move |i| {
                 let c = c2.clone();
                 Box::pin(async move {
                     let r = c
