@@ -28,6 +28,11 @@ impl Server {
 
     /// Starts (or restarts) a server on an existing data directory.
     pub fn start_at(data: &Path, listen: &str) -> Server {
+        Server::start_with(data, listen, &[])
+    }
+
+    /// Starts a server with extra command-line arguments.
+    pub fn start_with(data: &Path, listen: &str, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_coffre"))
             .args([
                 "server",
@@ -36,6 +41,7 @@ impl Server {
                 "--listen",
                 listen,
             ])
+            .args(extra)
             .env("COFFRE_ROOT_ACCESS_KEY", ACCESS)
             .env("COFFRE_ROOT_SECRET_KEY", SECRET)
             .env("RUST_LOG", "warn")

@@ -1,0 +1,202 @@
+//! The `coffre server` command line: configuration file, virtual-hosted-style requests,
+//! graceful shutdown, credentials on first start.
+
+mod common;
+
+use aws_sdk_s3::primitives::ByteStream;
+use common::*;
+use std::process::{Command, Stdio};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_file_maps_stores_and_scheme() {
+    let dir = tempfile::tempdir().unwrap();
+    let disks: Vec<_> = (1..=3).map(|i| dir.path().join(format!("disk{i}"))).collect();
+    let mut toml = String::from("[server]\nscheme = \"2+1\"\nregion = \"fr-par\"\n");
+    for (i, d) in disks.iter().enumerate() {
+        toml.push_str(&format!("[[stores]]\nid = \"disk-{i}\"\npath = \"{}\"\n", d.display()));
+    }
+    let cfg = dir.path().join("coffre.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let s = Server::start_with(
+        &dir.path().join("data"),
+        "127.0.0.1:0",
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let c = s.client();
+    c.create_bucket().bucket("cfg").send().await.unwrap();
+    let d = data(3 << 20, 4);
+    c.put_object()
+        .bucket("cfg")
+        .key("k")
+        .body(ByteStream::from(d.clone()))
+        .send()
+        .await
+        .unwrap();
+    let got = c
+        .get_object()
+        .bucket("cfg")
+        .key("k")
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap();
+    assert!(got.into_bytes()[..] == d[..]);
+    for disk in &disks {
+        let segs = std::fs::read_dir(disk).unwrap().count();
+        assert!(segs > 0, "{} holds a segment", disk.display());
+    }
+    assert!(
+        !dir.path().join("data").join("nodes").exists(),
+        "no default stores when stores are configured"
+    );
+
+    // A typo in the file is an error, not silently ignored.
+    std::fs::write(&cfg, "[server]\nlisten_addr = \"x\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args([
+            "server",
+            "--data",
+            dir.path().join("d2").to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("listen_addr"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_hosted_style() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(&dir.path().join("data"), "127.0.0.1:0", &["--domain", "s3.coffre.test"]);
+    let c = s.client();
+    c.create_bucket().bucket("vhost").send().await.unwrap();
+    c.put_object()
+        .bucket("vhost")
+        .key("dir/obj")
+        .body(ByteStream::from_static(b"virtual"))
+        .send()
+        .await
+        .unwrap();
+    let port = s.addr.rsplit(':').next().unwrap();
+    let host = format!("vhost.s3.coffre.test:{port}");
+    let sg = sign(&host, "GET", "/dir/obj", "", &[], &sha256_of(b""), now());
+    let (status, _, body) = raw_request(&s.addr, "GET", "/dir/obj", &sg.headers, b"");
+    assert_eq!((status, body.as_str()), (200, "virtual"));
+    let sg = sign(&host, "GET", "/", "list-type=2", &[], &sha256_of(b""), now());
+    let (status, _, body) = raw_request(&s.addr, "GET", "/?list-type=2", &sg.headers, b"");
+    assert_eq!(status, 200);
+    assert!(body.contains("<Key>dir/obj</Key>"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_requests_finish() {
+    use std::io::{Read, Write};
+    let mut s = Server::start();
+    s.client().create_bucket().bucket("term").send().await.unwrap();
+    let d = data(8 << 20, 6);
+    // A PUT whose body is half sent when SIGTERM arrives: the request is surely in flight.
+    let sg = sign(
+        &s.addr,
+        "PUT",
+        "/term/big",
+        "",
+        &[("content-length", &d.len().to_string())],
+        "UNSIGNED-PAYLOAD",
+        now(),
+    );
+    let mut conn = std::net::TcpStream::connect(&s.addr).unwrap();
+    let mut head = String::from("PUT /term/big HTTP/1.1\r\n");
+    for (k, v) in &sg.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(&d[..d.len() / 2]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let pid = s.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    conn.write_all(&d[d.len() / 2..]).unwrap();
+    let mut resp = vec![0u8; 4096];
+    let n = conn.read(&mut resp).unwrap();
+    let resp = String::from_utf8_lossy(&resp[..n]).to_string();
+    assert!(resp.starts_with("HTTP/1.1 200"), "the in-flight PUT completes: {resp}");
+    drop(conn);
+    let status = s.child.wait().unwrap();
+    assert!(status.success(), "clean exit after SIGTERM: {status}");
+    // The object is there after a restart.
+    let s2 = Server::start_at(&s.data, "127.0.0.1:0");
+    let got = s2
+        .client()
+        .get_object()
+        .bucket("term")
+        .key("big")
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap();
+    assert!(got.into_bytes()[..] == d[..]);
+}
+
+#[test]
+fn first_start_generates_and_prints_credentials_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_coffre"))
+            .args(["server", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .env_remove("COFFRE_ROOT_ACCESS_KEY")
+            .env_remove("COFFRE_ROOT_SECRET_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = String::new();
+        let mut r = std::io::BufReader::new(child.stdout.take().unwrap());
+        use std::io::BufRead;
+        while !out.contains("Try it") {
+            if r.read_line(&mut out).unwrap() == 0 {
+                break;
+            }
+        }
+        for _ in 0..3 {
+            r.read_line(&mut out).unwrap();
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        out
+    };
+    let first = run();
+    let creds = std::fs::read_to_string(data.join("credentials")).unwrap();
+    let secret = creds.lines().nth(1).unwrap();
+    assert!(first.contains(secret), "first start prints the secret: {first}");
+    assert!(first.contains("aws --endpoint-url http://127.0.0.1:"), "{first}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(data.join("credentials"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(data.join("master.key")).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let second = run();
+    assert!(!second.contains(secret), "the secret is shown only once");
+    assert!(second.contains(creds.lines().next().unwrap()));
+}
