@@ -1,7 +1,7 @@
 //! `coffre`: the command line. Parses flags, reads the config, wires the crates together.
 
 use clap::{Parser, Subcommand};
-use coffre_crypto::MasterKey;
+use coffre_crypto::{Keyring, MasterKey};
 use coffre_data::{LocalShardStore, ShardStore};
 use coffre_meta::MetaStore;
 use coffre_s3::{Config, Engine, Gateway};
@@ -22,6 +22,14 @@ struct Cli {
 enum Command {
     /// Run the S3 gateway. With no config: the embedded store (6 local shard stores, 4+2).
     Server(ServerArgs),
+    /// Replace the master key: re-wraps every data key and re-seals metadata (no data is
+    /// rewritten). Run with the server stopped. With a key file, a new key is generated; with
+    /// COFFRE_MASTER_KEY, the new key comes from COFFRE_MASTER_KEY_NEW.
+    RotateMasterKey {
+        /// Data directory.
+        #[arg(long, env = "COFFRE_DATA", default_value = "./coffre-data")]
+        data: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -97,6 +105,7 @@ fn main() {
         .init();
     let result = match cli.command {
         Command::Server(a) => run_server(a),
+        Command::RotateMasterKey { data } => rotate_master_key(&data),
     };
     if let Err(e) = result {
         eprintln!("coffre: {e}");
@@ -143,10 +152,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
     );
     std::fs::create_dir_all(&data).map_err(|e| format!("creating {}: {e}", data.display()))?;
 
-    let master = Arc::new(match std::env::var("COFFRE_MASTER_KEY") {
-        Ok(k) => MasterKey::from_text(&k).map_err(|e| format!("COFFRE_MASTER_KEY: {e}"))?,
-        Err(_) => MasterKey::load_or_create(&data.join("master.key")).map_err(|e| e.to_string())?,
-    });
+    let keys = Arc::new(load_keyring(&data)?);
     let (access_key, secret_key, generated) = root_credentials(&data)?;
 
     let store_dirs: Vec<(String, PathBuf)> = if file.stores.is_empty() {
@@ -164,7 +170,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         stores.push(Arc::new(s));
     }
     let meta = Arc::new(MetaStore::open(&data.join("meta")).map_err(|e| format!("metadata: {e}"))?);
-    let (engine, mut damaged) = Engine::new(meta, stores, master);
+    let (engine, mut damaged) = Engine::new(meta, stores, keys);
     let config = Config {
         region: region.clone(),
         domain,
@@ -240,6 +246,76 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         coffre_s3::serve(listener, tls, gw, shutdown_signal()).await;
         Ok::<(), String>(())
     })
+}
+
+/// The master key (COFFRE_MASTER_KEY, else DATA/master.key, created on first start) and the
+/// keys that may still have wrapped some records: COFFRE_MASTER_KEY_PREVIOUS, or the
+/// DATA/master.key.next of an interrupted rotation.
+fn load_keyring(data: &Path) -> Result<Keyring, String> {
+    let env_key = |name: &str| -> Result<Option<MasterKey>, String> {
+        match std::env::var(name) {
+            Ok(k) => MasterKey::from_text(&k).map(Some).map_err(|e| format!("{name}: {e}")),
+            Err(_) => Ok(None),
+        }
+    };
+    if let Some(current) = env_key("COFFRE_MASTER_KEY")? {
+        return Ok(Keyring::new(
+            current,
+            env_key("COFFRE_MASTER_KEY_PREVIOUS")?.into_iter().collect(),
+        ));
+    }
+    let current = MasterKey::load_or_create(&data.join("master.key")).map_err(|e| e.to_string())?;
+    let next = data.join("master.key.next");
+    let previous = if next.exists() {
+        tracing::warn!("a master key rotation was interrupted: run `coffre rotate-master-key` again to finish it");
+        vec![MasterKey::load_or_create(&next).map_err(|e| e.to_string())?]
+    } else {
+        vec![]
+    };
+    Ok(Keyring::new(current, previous))
+}
+
+fn rotate_master_key(data: &Path) -> Result<(), String> {
+    let from_env = std::env::var("COFFRE_MASTER_KEY").is_ok();
+    let (current, new) = if from_env {
+        let cur = MasterKey::from_text(&std::env::var("COFFRE_MASTER_KEY").unwrap_or_default())
+            .map_err(|e| format!("COFFRE_MASTER_KEY: {e}"))?;
+        let new = std::env::var("COFFRE_MASTER_KEY_NEW")
+            .map_err(|_| "with COFFRE_MASTER_KEY, give the new key in COFFRE_MASTER_KEY_NEW".to_string())
+            .and_then(|k| MasterKey::from_text(&k).map_err(|e| format!("COFFRE_MASTER_KEY_NEW: {e}")))?;
+        (cur, new)
+    } else {
+        let path = data.join("master.key");
+        if !path.exists() {
+            return Err(format!("{} not found: nothing to rotate", path.display()));
+        }
+        let cur = MasterKey::load_or_create(&path).map_err(|e| e.to_string())?;
+        // Written (0600, synced) before any record changes, so a crash never loses it.
+        let new = MasterKey::load_or_create(&data.join("master.key.next")).map_err(|e| e.to_string())?;
+        (cur, new)
+    };
+    let meta =
+        MetaStore::open(&data.join("meta")).map_err(|e| format!("metadata (is the server still running?): {e}"))?;
+    let keys = Keyring::new(new, vec![current]);
+    let done = coffre_s3::engine::rotate_master_key(&meta, &keys).map_err(|e| e.to_string())?;
+    drop(meta);
+    if !from_env {
+        std::fs::rename(data.join("master.key.next"), data.join("master.key")).map_err(|e| e.to_string())?;
+        std::fs::File::open(data)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| e.to_string())?;
+    }
+    println!(
+        "master key rotated to {}: {} objects, {} parts, {} uploads re-wrapped",
+        keys.current().id_hex(),
+        done.objects,
+        done.parts,
+        done.uploads
+    );
+    if from_env {
+        println!("now start the server with COFFRE_MASTER_KEY set to the new key");
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -200,3 +200,133 @@ fn first_start_generates_and_prints_credentials_once() {
     assert!(!second.contains(secret), "the secret is shown only once");
     assert!(second.contains(creds.lines().next().unwrap()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_key_rotation_rewraps_without_rewriting_data() {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let mut s = Server::start();
+    let c = s.client();
+    c.create_bucket().bucket("rot").send().await.unwrap();
+    let d = data(5 << 20, 8);
+    c.put_object()
+        .bucket("rot")
+        .key("obj")
+        .body(ByteStream::from(d.clone()))
+        .tagging("k=v")
+        .send()
+        .await
+        .unwrap();
+    let id = c
+        .create_multipart_upload()
+        .bucket("rot")
+        .key("mp")
+        .content_type("text/x-mp")
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_string();
+    let part = c
+        .upload_part()
+        .bucket("rot")
+        .key("mp")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from(d.clone()))
+        .send()
+        .await
+        .unwrap();
+    s.kill();
+    let old_key = std::fs::read_to_string(s.data.join("master.key")).unwrap();
+    let segments_before: Vec<_> = std::fs::read_dir(s.data.join("nodes/node-1"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .collect();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["rotate-master-key", "--data", s.data.to_str().unwrap()])
+        .env_remove("COFFRE_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("1 objects, 1 parts, 1 uploads"), "{said}");
+    let new_key = std::fs::read_to_string(s.data.join("master.key")).unwrap();
+    assert_ne!(old_key, new_key);
+    assert!(!s.data.join("master.key.next").exists());
+    let segments_after: Vec<_> = std::fs::read_dir(s.data.join("nodes/node-1"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .collect();
+    assert_eq!(segments_before, segments_after, "no data rewritten");
+
+    let s2 = Server::start_at(&s.data, "127.0.0.1:0");
+    let c2 = s2.client();
+    let got = c2
+        .get_object()
+        .bucket("rot")
+        .key("obj")
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap();
+    assert!(got.into_bytes()[..] == d[..]);
+    assert_eq!(
+        c2.get_object_tagging()
+            .bucket("rot")
+            .key("obj")
+            .send()
+            .await
+            .unwrap()
+            .tag_set()[0]
+            .value(),
+        "v"
+    );
+    let done = CompletedMultipartUpload::builder()
+        .parts(
+            CompletedPart::builder()
+                .part_number(1)
+                .e_tag(part.e_tag().unwrap())
+                .build(),
+        )
+        .build();
+    c2.complete_multipart_upload()
+        .bucket("rot")
+        .key("mp")
+        .upload_id(&id)
+        .multipart_upload(done)
+        .send()
+        .await
+        .unwrap();
+    let h = c2.head_object().bucket("rot").key("mp").send().await.unwrap();
+    assert_eq!(h.content_type(), Some("text/x-mp"));
+    drop(s2);
+
+    // The old key alone can no longer read anything.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["server", "--data", s.data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .env("COFFRE_MASTER_KEY", old_key.trim())
+        .env("COFFRE_ROOT_ACCESS_KEY", ACCESS)
+        .env("COFFRE_ROOT_SECRET_KEY", SECRET)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    use std::io::BufRead;
+    let mut r = std::io::BufReader::new(child.stdout.take().unwrap());
+    while !line.contains("endpoint") {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+    }
+    let endpoint = line.split_whitespace().nth(3).unwrap().to_string();
+    let old = client_with(&endpoint, ACCESS, SECRET);
+    let e = old.get_object().bucket("rot").key("obj").send().await.unwrap_err();
+    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(500));
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -168,6 +168,66 @@ impl MasterKey {
     }
 }
 
+/// The master keys in use: the current one wraps and seals; previous ones (during or after an
+/// interrupted rotation) still unwrap and open what they made. Wrapped keys name their master
+/// key by id, so the right one is picked without trying them all.
+pub struct Keyring {
+    current: MasterKey,
+    previous: Vec<MasterKey>,
+    current_sealer: Sealer,
+    previous_sealers: Vec<Sealer>,
+}
+
+impl Keyring {
+    pub fn new(current: MasterKey, previous: Vec<MasterKey>) -> Keyring {
+        let current_sealer = current.metadata_sealer();
+        let previous_sealers = previous.iter().map(MasterKey::metadata_sealer).collect();
+        Keyring {
+            current,
+            previous,
+            current_sealer,
+            previous_sealers,
+        }
+    }
+
+    pub fn current(&self) -> &MasterKey {
+        &self.current
+    }
+
+    pub fn wrap(&self, dk: &DataKey, context: &[u8]) -> Vec<u8> {
+        self.current.wrap(dk, context)
+    }
+
+    pub fn unwrap(&self, wrapped: &[u8], context: &[u8]) -> Result<DataKey, CryptoError> {
+        let id = wrapped.get(..8).ok_or(CryptoError::Tampered)?;
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id[..] == *id)
+            .ok_or_else(|| CryptoError::UnknownKeyId(hex::encode(id)))?
+            .unwrap(wrapped, context)
+    }
+
+    /// Whether a wrapped key was made by the current master key.
+    pub fn is_current(&self, wrapped: &[u8]) -> bool {
+        wrapped.get(..8) == Some(&self.current.id[..])
+    }
+
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        self.current_sealer.seal(aad, plaintext)
+    }
+
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        match self.current_sealer.open(aad, sealed) {
+            Ok(p) => Ok(p),
+            Err(e) => self
+                .previous_sealers
+                .iter()
+                .find_map(|s| s.open(aad, sealed).ok())
+                .ok_or(e),
+        }
+    }
+}
+
 /// Seals small values (metadata) with AES-256-GCM and a random nonce: nonce ∥ ciphertext ∥ tag.
 pub struct Sealer {
     key: LessSafeKey,
@@ -255,6 +315,27 @@ mod tests {
         assert_eq!(mode, 0o600);
         let b = MasterKey::load_or_create(&p).unwrap();
         assert_eq!(a.id, b.id);
+    }
+
+    #[test]
+    fn keyring_reads_what_previous_keys_made() {
+        let (old, new) = (MasterKey::from_bytes([1; 32]), MasterKey::from_bytes([2; 32]));
+        let dk = DataKey::random();
+        let wrapped_old = old.wrap(&dk, b"v");
+        let sealed_old = old.metadata_sealer().seal(b"a", b"attrs");
+        let ring = Keyring::new(new, vec![old]);
+        assert_eq!(ring.unwrap(&wrapped_old, b"v").unwrap().0, dk.0);
+        assert!(!ring.is_current(&wrapped_old));
+        assert_eq!(ring.open(b"a", &sealed_old).unwrap(), b"attrs");
+        let rewrapped = ring.wrap(&dk, b"v");
+        assert!(ring.is_current(&rewrapped));
+        let only_new = Keyring::new(MasterKey::from_bytes([2; 32]), vec![]);
+        assert!(matches!(
+            only_new.unwrap(&wrapped_old, b"v"),
+            Err(CryptoError::UnknownKeyId(_))
+        ));
+        assert!(only_new.open(b"a", &sealed_old).is_err());
+        assert_eq!(only_new.unwrap(&rewrapped, b"v").unwrap().0, dk.0);
     }
 
     proptest::proptest! {

@@ -4,7 +4,7 @@
 use crate::body::ChecksumSlot;
 use crate::S3Error;
 use bytes::Bytes;
-use coffre_crypto::{DataKey, MasterKey, ObjectIdentity, PackageCipher, Sealer};
+use coffre_crypto::{DataKey, Keyring, ObjectIdentity, PackageCipher};
 use coffre_data::{read_part, write_part, DataError, PartReader, ShardStore, StripeLayout, WriteTarget};
 use coffre_meta::{BucketRecord, LayoutRecord, MetaStore, ObjectRecord, PartInfo, SealedAttrs};
 use coffre_types::{now_millis, Scheme, ShardId, VersionId};
@@ -20,8 +20,7 @@ pub struct Engine {
     pub meta: Arc<MetaStore>,
     stores: Vec<Arc<dyn ShardStore>>,
     by_id: HashMap<String, Arc<dyn ShardStore>>,
-    master: Arc<MasterKey>,
-    sealer: Sealer,
+    keys: Arc<Keyring>,
     damaged: mpsc::UnboundedSender<ShardId>,
 }
 
@@ -37,18 +36,16 @@ impl Engine {
     pub fn new(
         meta: Arc<MetaStore>,
         stores: Vec<Arc<dyn ShardStore>>,
-        master: Arc<MasterKey>,
+        keys: Arc<Keyring>,
     ) -> (Arc<Engine>, mpsc::UnboundedReceiver<ShardId>) {
         let by_id = stores.iter().map(|s| (s.id().to_string(), s.clone())).collect();
-        let sealer = master.metadata_sealer();
         let (damaged, rx) = mpsc::unbounded_channel();
         (
             Arc::new(Engine {
                 meta,
                 stores,
                 by_id,
-                master,
-                sealer,
+                keys,
                 damaged,
             }),
             rx,
@@ -97,7 +94,7 @@ impl Engine {
 
     pub fn seal_attrs(&self, bucket: &str, key: &str, version: &VersionId, a: &SealedAttrs) -> Vec<u8> {
         let plain = postcard::to_stdvec(a).unwrap_or_default();
-        self.sealer.seal(&attrs_aad(bucket, key, version), &plain)
+        self.keys.seal(&attrs_aad(bucket, key, version), &plain)
     }
 
     pub fn open_attrs(&self, bucket: &str, key: &str, rec: &ObjectRecord) -> Result<SealedAttrs, S3Error> {
@@ -113,7 +110,7 @@ impl Engine {
         sealed: &[u8],
     ) -> Result<SealedAttrs, S3Error> {
         let plain = self
-            .sealer
+            .keys
             .open(&attrs_aad(bucket, key, version), sealed)
             .map_err(|e| S3Error::internal(format!("object attributes unreadable: {e}")))?;
         postcard::from_bytes(&plain).map_err(|e| S3Error::internal(format!("object attributes corrupt: {e}")))
@@ -163,7 +160,7 @@ impl Engine {
             version,
             size: written.size,
             md5: hex::encode(written.md5),
-            wrapped_key: self.master.wrap(&dk, &version.0),
+            wrapped_key: self.keys.wrap(&dk, &version.0),
             nodes,
             degraded: written.degraded,
             checksum: checksum.map(|(a, v)| (a.name().to_string(), v)),
@@ -237,7 +234,7 @@ impl Engine {
             .get_layout(&p.version)?
             .ok_or_else(|| S3Error::no_such_key("The object was replaced or deleted while being read"))?;
         let dk = self
-            .master
+            .keys
             .unwrap(&p.wrapped_key, &p.version.0)
             .map_err(|e| S3Error::internal(format!("data key unusable: {e}")))?;
         let n = rec.scheme.total();
@@ -373,6 +370,61 @@ impl Engine {
         }
         Ok(stale.len())
     }
+}
+
+/// How many records a key rotation rewrote.
+#[derive(Debug, Default)]
+pub struct Rotation {
+    pub objects: usize,
+    pub parts: usize,
+    pub uploads: usize,
+}
+
+/// Re-wraps every data key and re-seals every sealed attribute under the keyring's current
+/// master key; data is not rewritten. Records already under the current key are left alone,
+/// so an interrupted rotation is resumed by running it again.
+pub fn rotate_master_key(meta: &MetaStore, keys: &Keyring) -> Result<Rotation, S3Error> {
+    use coffre_meta::MetaError;
+    let fail = |e: coffre_crypto::CryptoError| {
+        MetaError::Corrupt(format!("cannot open a record with any known master key: {e}"))
+    };
+    let rewrap = |p: &mut PartInfo| -> Result<bool, MetaError> {
+        if keys.is_current(&p.wrapped_key) {
+            return Ok(false);
+        }
+        let dk = keys.unwrap(&p.wrapped_key, &p.version.0).map_err(fail)?;
+        p.wrapped_key = keys.wrap(&dk, &p.version.0);
+        Ok(true)
+    };
+    let reseal = |aad: Vec<u8>, sealed: &mut Vec<u8>| -> Result<(), MetaError> {
+        if !sealed.is_empty() {
+            let plain = keys.open(&aad, sealed).map_err(fail)?;
+            *sealed = keys.seal(&aad, &plain);
+        }
+        Ok(())
+    };
+    let objects = meta.rewrite_objects(|bucket, key, rec| {
+        let mut changed = false;
+        for p in &mut rec.parts {
+            changed |= rewrap(p)?;
+        }
+        let key = String::from_utf8_lossy(key);
+        reseal(attrs_aad(bucket, &key, &rec.version), &mut rec.sealed)?;
+        Ok(changed || !rec.sealed.is_empty())
+    })?;
+    let parts = meta.rewrite_parts(|p| rewrap(&mut p.info))?;
+    let uploads = meta.rewrite_uploads(|bucket, key, id, up| {
+        reseal(
+            attrs_aad(bucket, &String::from_utf8_lossy(key), &VersionId(*id)),
+            &mut up.sealed,
+        )?;
+        Ok(!up.sealed.is_empty())
+    })?;
+    Ok(Rotation {
+        objects,
+        parts,
+        uploads,
+    })
 }
 
 fn attrs_aad(bucket: &str, key: &str, version: &VersionId) -> Vec<u8> {
