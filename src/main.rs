@@ -217,7 +217,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "GC pass failed"),
                 }
-                tick += 1;
+                // Expiry and compaction on the first pass, then every minute.
                 if tick.is_multiple_of(120) {
                     match gc_engine.expire_uploads(expiry) {
                         Ok(n) if n > 0 => tracing::info!(uploads = n, "expired incomplete multipart uploads"),
@@ -235,6 +235,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                         }
                     }
                 }
+                tick += 1;
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         });

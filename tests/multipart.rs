@@ -468,3 +468,38 @@ async fn aborted_and_superseded_parts_are_collected() {
         "deleted object's shards collected"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incomplete_uploads_expire() {
+    let mut s = Server::start();
+    let c = s.client();
+    c.create_bucket().bucket("mpu").send().await.unwrap();
+    let id = create(&c, "stale").await;
+    upload(&c, "stale", &id, 1, &data(5 * MIB, 1)).await;
+    s.kill();
+    // An expiry of zero hours: every upload started before this start is stale.
+    let s2 = Server::start_with(&s.data, "127.0.0.1:0", &["--upload-expiry-hours", "0"]);
+    assert_eq!(
+        wait_for_shards(&s2.addr, 0).await,
+        0,
+        "expired upload's shards collected"
+    );
+    let c2 = s2.client();
+    assert!(c2
+        .list_multipart_uploads()
+        .bucket("mpu")
+        .send()
+        .await
+        .unwrap()
+        .uploads()
+        .is_empty());
+    let e = c2
+        .list_parts()
+        .bucket("mpu")
+        .key("stale")
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "NoSuchUpload");
+}

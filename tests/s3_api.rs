@@ -363,6 +363,26 @@ async fn metadata_checksums_and_tags() {
         .unwrap()
         .tag_set()
         .is_empty());
+    // CRC64NVME too.
+    let put = c
+        .put_object()
+        .bucket("bkt")
+        .key("crc64")
+        .body(ByteStream::from(d.clone()))
+        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc64Nvme)
+        .send()
+        .await
+        .unwrap();
+    let h = c
+        .head_object()
+        .bucket("bkt")
+        .key("crc64")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.checksum_crc64_nvme(), put.checksum_crc64_nvme());
+    assert!(h.checksum_crc64_nvme().is_some());
     // CRC32 (the SDK's default, in an aws-chunked trailer) is verified and returned.
     let put = c
         .put_object()
@@ -654,6 +674,62 @@ async fn hand_signed_error_cases() {
     }
     // After the tampered upload the object is still the valid one.
     assert_eq!(get_body(&c, "bkt", "chunked").await, b"chunk-one-data");
+
+    // Signed chunks with a signed trailing checksum (STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER):
+    // right checksum, wrong checksum, tampered trailer signature.
+    for case in ["ok", "bad-checksum", "bad-trailer-signature"] {
+        let payload = data(100_000, 9);
+        let len = payload.len().to_string();
+        let sg = sign(
+            &s.addr,
+            "PUT",
+            "/bkt/trailer",
+            "",
+            &[
+                ("content-encoding", "aws-chunked"),
+                ("x-amz-decoded-content-length", &len),
+                ("x-amz-trailer", "x-amz-checksum-crc32"),
+            ],
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+            t,
+        );
+        let (c1, c2) = payload.split_at(65_536);
+        let sig1 = chunk_signature(&sg, &sg.signature, c1);
+        let sig2 = chunk_signature(&sg, &sig1, c2);
+        let sig3 = chunk_signature(&sg, &sig2, b"");
+        let crc = if case == "bad-checksum" {
+            crc32_b64(b"other")
+        } else {
+            crc32_b64(&payload)
+        };
+        let trailer = format!("x-amz-checksum-crc32:{crc}\n");
+        let mut tsig = trailer_signature(&sg, &sig3, &trailer);
+        if case == "bad-trailer-signature" {
+            tsig = trailer_signature(&sg, &sig2, &trailer);
+        }
+        let mut b = Vec::new();
+        for (chunk, sig) in [(c1, &sig1), (c2, &sig2)] {
+            b.extend_from_slice(format!("{:x};chunk-signature={sig}\r\n", chunk.len()).as_bytes());
+            b.extend_from_slice(chunk);
+            b.extend_from_slice(b"\r\n");
+        }
+        b.extend_from_slice(
+            format!("0;chunk-signature={sig3}\r\nx-amz-checksum-crc32:{crc}\r\nx-amz-trailer-signature:{tsig}\r\n\r\n")
+                .as_bytes(),
+        );
+        let (status, _, body) = raw_request(&s.addr, "PUT", "/bkt/trailer", &sg.headers, &b);
+        match case {
+            "ok" => {
+                assert_eq!(status, 200, "{body}");
+                assert!(get_body(&c, "bkt", "trailer").await == payload);
+            }
+            "bad-checksum" => assert!(status == 400 && body.contains("BadDigest"), "{status} {body}"),
+            _ => assert!(
+                status == 403 && body.contains("SignatureDoesNotMatch"),
+                "{status} {body}"
+            ),
+        }
+    }
 
     // Malformed XML.
     let junk = b"<Delete><Object><Key>a</Key></Delete>";

@@ -254,3 +254,19 @@ pub fn raw_request(
 pub fn sha256_of(d: &[u8]) -> String {
     sha256_hex(d)
 }
+
+pub fn trailer_signature(s: &Signed, previous: &str, trailer: &str) -> String {
+    let sts = format!(
+        "AWS4-HMAC-SHA256-TRAILER\n{}\n{}\n{previous}\n{}",
+        s.date,
+        s.scope,
+        sha256_hex(trailer.as_bytes())
+    );
+    hex::encode(hmac(&s.signing_key, &sts))
+}
+
+pub fn crc32_b64(d: &[u8]) -> String {
+    use base64::Engine;
+    let c = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32IsoHdlc, d) as u32;
+    base64::engine::general_purpose::STANDARD.encode(c.to_be_bytes())
+}

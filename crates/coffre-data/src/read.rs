@@ -60,9 +60,10 @@ impl PartReader {
             futures_util::future::join_all((0..k).map(|i| self.fetch(stripe, i))).await;
         let mut have = shards.iter().filter(|s| s.is_some()).count();
         shards.resize(n, None);
+        // Shard indexes below `next` have been tried.
+        let mut next = k;
         if have < k {
             // Fetch just as many parity shards as are missing, then more if some of those fail.
-            let mut next = k;
             while have < k && next < n {
                 let want = (k - have).min(n - next);
                 let got = futures_util::future::join_all((next..next + want).map(|i| self.fetch(stripe, i))).await;
@@ -79,13 +80,61 @@ impl PartReader {
                     needed: k,
                 });
             }
+        }
+        // Before the rebuild fills them in: the shards that were tried and found bad.
+        let bad: Vec<usize> = (0..next).filter(|i| shards[*i].is_none()).collect();
+        if !bad.is_empty() {
             Codec::new(self.layout.scheme).reconstruct_data(&mut shards)?;
+            self.repair(stripe, &shards[..k], bad);
         }
         let mut out = Vec::with_capacity(k * shards[0].as_ref().map_or(0, |s| s.len()));
         for s in shards.into_iter().take(k) {
             out.extend_from_slice(&s.ok_or_else(|| DataError::Internal("shard not rebuilt".into()))?);
         }
         Ok(out)
+    }
+
+    /// Read repair: rebuilds the shards found bad from the (complete) data shards and writes
+    /// them back to their stores, in the background. A rebuilt shard is written only if its
+    /// BLAKE3 matches the layout, so a repair can never store wrong data.
+    fn repair(&self, stripe: u32, data: &[Option<Vec<u8>>], bad: Vec<usize>) {
+        let shard_len = data.first().and_then(|s| s.as_ref()).map_or(0, |s| s.len());
+        let n = self.layout.scheme.total();
+        let mut buf = Vec::with_capacity(n * shard_len);
+        for s in data {
+            match s {
+                Some(s) => buf.extend_from_slice(s),
+                None => return,
+            }
+        }
+        buf.resize(n * shard_len, 0);
+        if Codec::new(self.layout.scheme).encode(&mut buf, shard_len).is_err() {
+            return;
+        }
+        let buf = Bytes::from(buf);
+        let this = self.clone();
+        tokio::spawn(async move {
+            for i in bad {
+                let shard = buf.slice(i * shard_len..(i + 1) * shard_len);
+                let expected = this.shard_hashes.get(stripe as usize).and_then(|h| h.get(i));
+                if expected != Some(blake3::hash(&shard).as_bytes()) {
+                    continue;
+                }
+                let Some(Some(store)) = this.stores.get(i) else {
+                    continue;
+                };
+                let id = ShardId {
+                    version: this.version,
+                    part: this.part,
+                    stripe,
+                    index: i as u8,
+                };
+                match store.put(id, shard).await {
+                    Ok(()) => tracing::info!(shard = %id, store = store.id(), "shard repaired"),
+                    Err(e) => tracing::warn!(shard = %id, store = store.id(), error = %e, "shard repair failed"),
+                }
+            }
+        });
     }
 
     /// Decrypts the packages of `stripe` that overlap `[from, to)` (offsets within the stripe).

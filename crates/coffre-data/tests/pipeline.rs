@@ -266,3 +266,89 @@ fn tampered_ciphertext_is_refused_even_with_matching_hash() {
         ));
     });
 }
+
+/// A store whose writes fail (a node lost mid-write).
+struct Broken(LocalShardStore);
+
+impl ShardStore for Broken {
+    fn id(&self) -> &str {
+        self.0.id()
+    }
+    fn put(&self, _: ShardId, _: Bytes) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Err(StoreError::Unavailable("disk gone".into())) })
+    }
+    fn get(&self, id: ShardId) -> BoxFuture<'_, Result<Bytes, StoreError>> {
+        self.0.get(id)
+    }
+    fn delete(&self, id: ShardId) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.0.delete(id)
+    }
+    fn list(&self) -> BoxFuture<'_, Result<Vec<ShardId>, StoreError>> {
+        self.0.list()
+    }
+    fn stat(&self) -> BoxFuture<'_, Result<StoreStat, StoreError>> {
+        self.0.stat()
+    }
+}
+
+#[test]
+fn write_quorum_tolerates_one_failed_store_and_records_the_gap() {
+    rt().block_on(async {
+        for broken in [1usize, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let stores: Vec<Arc<dyn ShardStore>> = (0..6)
+                .map(|i| {
+                    let s = LocalShardStore::open(format!("n{i}"), &dir.path().join(format!("n{i}"))).unwrap();
+                    if i < broken {
+                        Arc::new(Broken(s)) as Arc<dyn ShardStore>
+                    } else {
+                        Arc::new(s) as Arc<dyn ShardStore>
+                    }
+                })
+                .collect();
+            let version = VersionId::random();
+            let cipher = Arc::new(PackageCipher::new(
+                &DataKey::random(),
+                &ObjectIdentity {
+                    bucket: "b",
+                    key: "k",
+                    version: &version.0,
+                },
+            ));
+            let layout = StripeLayout {
+                scheme: Scheme::DEFAULT,
+                packages_per_stripe: PPS,
+            };
+            let body = data(3 * STRIPE, 3);
+            let target = WriteTarget {
+                layout,
+                stores: stores.clone(),
+                version,
+                part: 0,
+                cipher: cipher.clone(),
+            };
+            let result = write_part(target, futures_util::stream::iter(vec![Ok(Bytes::from(body.clone()))])).await;
+            if broken == 2 {
+                // 4 of 6 is below the write quorum (k+1 = 5): refused.
+                assert!(
+                    matches!(result, Err(DataError::QuorumLost { ok: 4, quorum: 5, .. })),
+                    "{result:?}"
+                );
+                continue;
+            }
+            let w = result.unwrap();
+            assert_eq!(w.degraded, vec![0]);
+            let reader = PartReader {
+                layout,
+                stores: stores.into_iter().map(Some).collect(),
+                version,
+                part: 0,
+                size: body.len() as u64,
+                shard_hashes: Arc::new(w.shard_hashes),
+                cipher,
+                damaged: None,
+            };
+            assert!(read(&reader, 0, body.len() as u64).await.unwrap() == body);
+        }
+    });
+}
