@@ -1,0 +1,12 @@
+//! The cluster: node identities signed by the cluster CA (carrying each node's location), the
+//! storage node server, the remote shard store that talks to it, and residency-enforcing
+//! placement.
+
+pub mod identity;
+pub mod node;
+pub mod placement;
+pub mod remote;
+
+pub use identity::{Identity, Location};
+pub use placement::{place, FailureDomain, NodeView, PlacementError, ResidencyPolicy};
+pub use remote::RemoteShardStore;
