@@ -44,6 +44,7 @@ fn listing(c: &mut Criterion) {
             created_ms: 0,
             region: "fr-par".into(),
             countries: vec!["FR".into()],
+            failure_domain: "node".into(),
             scheme: Scheme::DEFAULT,
         },
     )

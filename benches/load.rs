@@ -17,7 +17,15 @@ type Op = Arc<dyn Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output 
 
 fn start_server(dir: &std::path::Path) -> (std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_coffre"))
-        .args(["server", "--data", dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args([
+            "server",
+            "--data",
+            dir.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
         .env("COFFRE_ROOT_ACCESS_KEY", "BENCHKEY")
         .env("COFFRE_ROOT_SECRET_KEY", "bench-secret")
         .env("RUST_LOG", "warn")

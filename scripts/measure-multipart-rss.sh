@@ -11,7 +11,7 @@ export AWS_ACCESS_KEY_ID=RSSKEY AWS_SECRET_ACCESS_KEY=rss-secret AWS_DEFAULT_REG
 printf '[default]\ns3 =\n  max_concurrent_requests = 8\n  multipart_chunksize = 64MB\n' > "$AWS_CONFIG_FILE"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 COFFRE_ROOT_ACCESS_KEY=$AWS_ACCESS_KEY_ID COFFRE_ROOT_SECRET_KEY=$AWS_SECRET_ACCESS_KEY RUST_LOG=warn \
-  "$bin" server --data "$work/data" --listen "127.0.0.1:$port" >/dev/null &
+  "$bin" server --data "$work/data" --listen "127.0.0.1:$port" --admin-listen 127.0.0.1:0 >/dev/null &
 pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
 aws --endpoint-url "http://127.0.0.1:$port" s3 mb s3://rss >/dev/null

@@ -1,9 +1,14 @@
 //! `coffre`: the command line. Parses flags, reads the config, wires the crates together.
 
+mod admin;
+
 use clap::{Parser, Subcommand};
+use coffre_cluster::{FailureDomain, Identity, Location, RemoteShardStore, ResidencyPolicy};
 use coffre_crypto::{Keyring, MasterKey};
 use coffre_data::{LocalShardStore, ShardStore};
 use coffre_meta::MetaStore;
+use coffre_meta::NodeRecord;
+use coffre_s3::engine::ClusterNode;
 use coffre_s3::{Config, Engine, Gateway};
 use coffre_types::Scheme;
 use serde::Deserialize;
@@ -30,6 +35,20 @@ enum Command {
         #[arg(long, env = "COFFRE_DATA", default_value = "./coffre-data")]
         data: PathBuf,
     },
+    /// Run a storage node (HTTP/2, mutual TLS with the cluster CA).
+    Node {
+        /// Where the node keeps its shards.
+        #[arg(long, env = "COFFRE_DATA")]
+        data: PathBuf,
+        #[arg(long, env = "COFFRE_LISTEN")]
+        listen: String,
+        /// The node's identity, from `coffre admin node-identity`.
+        #[arg(long, env = "COFFRE_IDENTITY")]
+        identity: PathBuf,
+    },
+    /// Cluster identities and the gateway's admin API.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 #[derive(clap::Args)]
@@ -61,6 +80,9 @@ struct ServerArgs {
     /// Multipart uploads left incomplete are aborted after this many hours.
     #[arg(long, env = "COFFRE_UPLOAD_EXPIRY_HOURS")]
     upload_expiry_hours: Option<u64>,
+    /// Admin API listen address (bearer token: COFFRE_ADMIN_TOKEN, else DATA/admin.token).
+    #[arg(long, env = "COFFRE_ADMIN_LISTEN")]
+    admin_listen: Option<String>,
 }
 
 /// The TOML file: every field optional, flags and `COFFRE_*` variables win.
@@ -72,6 +94,34 @@ struct FileConfig {
     /// Embedded shard stores mapped to directories (e.g. one per disk).
     #[serde(default)]
     stores: Vec<StoreSection>,
+    /// A cluster: the gateway's identity and CA; its shard stores are the `nodes`.
+    cluster: Option<ClusterSection>,
+    #[serde(default)]
+    nodes: Vec<NodeSection>,
+    /// LocationConstraint name → residency policy.
+    #[serde(default)]
+    regions: std::collections::BTreeMap<String, RegionSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterSection {
+    ca: PathBuf,
+    identity: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeSection {
+    address: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegionSection {
+    countries: Vec<String>,
+    failure_domain: Option<String>,
+    scheme: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -85,6 +135,7 @@ struct ServerSection {
     upload_expiry_hours: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    admin_listen: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -106,6 +157,8 @@ fn main() {
     let result = match cli.command {
         Command::Server(a) => run_server(a),
         Command::RotateMasterKey { data } => rotate_master_key(&data),
+        Command::Node { data, listen, identity } => admin::run_node(&data, &listen, &identity),
+        Command::Admin(cmd) => admin::run(cmd),
     };
     if let Err(e) = result {
         eprintln!("coffre: {e}");
@@ -144,6 +197,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         _ => return Err("TLS needs both a certificate and a key".into()),
     };
     let scheme_word = if tls.is_some() { "https" } else { "http" };
+    let _ = &scheme_word;
     let expiry = Duration::from_secs(
         3600 * args
             .upload_expiry_hours
@@ -152,45 +206,102 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
     );
     std::fs::create_dir_all(&data).map_err(|e| format!("creating {}: {e}", data.display()))?;
 
+    let admin_listen = args
+        .admin_listen
+        .or(file.server.admin_listen)
+        .unwrap_or_else(|| "127.0.0.1:9001".into());
     let keys = Arc::new(load_keyring(&data)?);
     let (access_key, secret_key, generated) = root_credentials(&data)?;
-
-    let store_dirs: Vec<(String, PathBuf)> = if file.stores.is_empty() {
-        (1..=scheme.total().max(6))
-            .map(|i| (format!("node-{i}"), data.join("nodes").join(format!("node-{i}"))))
-            .collect()
-    } else {
-        file.stores.into_iter().map(|s| (s.id, s.path)).collect()
-    };
-    let mut stores: Vec<Arc<dyn ShardStore>> = Vec::new();
-    let mut locals = Vec::new();
-    for (id, dir) in &store_dirs {
-        let s = LocalShardStore::open(id.clone(), dir).map_err(|e| format!("shard store {}: {e}", dir.display()))?;
-        locals.push(s.clone());
-        stores.push(Arc::new(s));
-    }
+    let admin_token = admin_token(&data)?;
     let meta = Arc::new(MetaStore::open(&data.join("meta")).map_err(|e| format!("metadata: {e}"))?);
-    let (engine, mut damaged) = Engine::new(meta, stores, keys);
-    let config = Config {
-        region: region.clone(),
-        domain,
-        access_key: access_key.clone(),
-        secret_key: secret_key.clone(),
-        max_put: 5 << 30,
-        scheme,
-        countries: vec!["FR".into()],
+
+    // Regions: the configured ones, else the default region with every country of the nodes
+    // being FR in embedded mode.
+    let default_domain = if file.cluster.is_some() {
+        FailureDomain::Site
+    } else {
+        FailureDomain::Node
     };
-    let gw = Gateway::new(engine.clone(), config);
+    let mut regions = Vec::new();
+    for (name, r) in &file.regions {
+        let countries: Vec<String> = r.countries.iter().map(|c| c.to_ascii_uppercase()).collect();
+        if countries.is_empty() || !countries.iter().all(|c| coffre_cluster::identity::valid_country(c)) {
+            return Err(format!("region {name}: countries are ISO 3166-1 alpha-2 codes"));
+        }
+        let failure_domain = r.failure_domain.as_deref().map_or(Ok(default_domain), str::parse)?;
+        let scheme = r.scheme.as_deref().map_or(Ok(scheme), str::parse)?;
+        regions.push((
+            name.clone(),
+            ResidencyPolicy {
+                countries,
+                failure_domain,
+                scheme,
+            },
+        ));
+    }
+    if !regions.iter().any(|(n, _)| *n == region) {
+        regions.push((
+            region.clone(),
+            ResidencyPolicy {
+                countries: vec!["FR".into()],
+                failure_domain: default_domain,
+                scheme,
+            },
+        ));
+    }
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async move {
+        let mut locals = Vec::new();
+        let nodes = match &file.cluster {
+            Some(c) => cluster_nodes(c, &file.nodes, &meta).await?,
+            None => {
+                let dirs: Vec<(String, PathBuf)> = if file.stores.is_empty() {
+                    (1..=scheme.total().max(6))
+                        .map(|i| (format!("node-{i}"), data.join("nodes").join(format!("node-{i}"))))
+                        .collect()
+                } else {
+                    file.stores.into_iter().map(|s| (s.id, s.path)).collect()
+                };
+                let mut nodes = Vec::new();
+                for (id, dir) in &dirs {
+                    let s = LocalShardStore::open(id.clone(), dir)
+                        .map_err(|e| format!("shard store {}: {e}", dir.display()))?;
+                    locals.push(s.clone());
+                    let location = Location {
+                        country: "FR".into(),
+                        site: "local".into(),
+                        zone: id.clone(),
+                    };
+                    nodes.push(ClusterNode {
+                        store: Arc::new(s),
+                        location,
+                    });
+                }
+                nodes
+            }
+        };
+        let (engine, mut damaged) = Engine::new(meta, nodes, keys);
+        let config = Config {
+            region: region.clone(),
+            domain,
+            access_key: access_key.clone(),
+            secret_key: secret_key.clone(),
+            max_put: 5 << 30,
+            regions,
+        };
+        let gw = Gateway::new(engine.clone(), config);
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .map_err(|e| format!("listening on {listen}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let admin_listener = tokio::net::TcpListener::bind(&admin_listen)
+            .await
+            .map_err(|e| format!("admin API on {admin_listen}: {e}"))?;
+        let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
         let orphans = engine.recover_intents().map_err(|e| e.to_string())?;
         if orphans > 0 {
             tracing::warn!(
@@ -198,6 +309,26 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                 "writes interrupted by the last stop: their shards are queued for GC"
             );
         }
+        let admin = Arc::new(coffre_s3::admin::Admin {
+            engine: engine.clone(),
+            token: admin_token,
+        });
+        tokio::spawn(coffre_s3::admin::serve_admin(
+            admin_listener,
+            admin,
+            std::future::pending(),
+        ));
+        println!(
+            "Coffre admin endpoint: http://{admin_addr}  (token: COFFRE_ADMIN_TOKEN or {})",
+            data.join("admin.token").display()
+        );
+        let hb_engine = engine.clone();
+        tokio::spawn(async move {
+            loop {
+                hb_engine.heartbeat().await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
         print_banner(
             &format!("{scheme_word}://{addr}"),
             &region,
@@ -247,6 +378,90 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         coffre_s3::serve(listener, tls, gw, shutdown_signal()).await;
         Ok::<(), String>(())
     })
+}
+
+/// The admin API's bearer token: COFFRE_ADMIN_TOKEN, else DATA/admin.token (generated, 0600).
+fn admin_token(data: &Path) -> Result<String, String> {
+    if let Ok(t) = std::env::var("COFFRE_ADMIN_TOKEN") {
+        return Ok(t);
+    }
+    let path = data.join("admin.token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok(t.trim().to_string());
+    }
+    let token = hex::encode(coffre_types::random_bytes::<24>());
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("creating {}: {e}", path.display()))?;
+    f.write_all(token.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| e.to_string())?;
+    Ok(token)
+}
+
+/// Connects to the configured nodes (learning id and location from their certificates),
+/// remembering them in the metadata; a known node that does not answer starts as down.
+async fn cluster_nodes(
+    c: &ClusterSection,
+    configured: &[NodeSection],
+    meta: &MetaStore,
+) -> Result<Vec<ClusterNode>, String> {
+    let identity = Identity::load_with_ca(&c.identity, &c.ca)?;
+    let known: std::collections::HashMap<String, NodeRecord> =
+        meta.nodes().map_err(|e| e.to_string())?.into_iter().collect();
+    let mut addresses: Vec<String> = configured.iter().map(|n| n.address.clone()).collect();
+    for a in known.keys() {
+        if !addresses.contains(a) {
+            addresses.push(a.clone());
+        }
+    }
+    let mut nodes: Vec<ClusterNode> = Vec::new();
+    for address in addresses {
+        let store = match RemoteShardStore::connect(&identity, &address).await {
+            Ok(s) => {
+                let rec = NodeRecord {
+                    id: s.id().to_string(),
+                    country: s.location.country.clone(),
+                    site: s.location.site.clone(),
+                    zone: s.location.zone.clone(),
+                    draining: known.get(&address).is_some_and(|k| k.draining),
+                };
+                meta.put_node(&address, &rec).map_err(|e| e.to_string())?;
+                s
+            }
+            Err(e) => match known.get(&address) {
+                Some(k) => {
+                    tracing::warn!(%address, error = %e, "node unreachable: starting with it down");
+                    let loc = Location {
+                        country: k.country.clone(),
+                        site: k.site.clone(),
+                        zone: k.zone.clone(),
+                    };
+                    RemoteShardStore::known(&identity, &address, &k.id, loc)?
+                }
+                None => {
+                    return Err(format!(
+                        "node {address}: {e} (a new node must be reachable to learn its identity)"
+                    ))
+                }
+            },
+        };
+        if nodes.iter().any(|n| n.store.id() == store.id()) {
+            return Err(format!("two nodes claim the id {}", store.id()));
+        }
+        tracing::info!(node = store.id(), address = %store.address, country = %store.location.country, site = %store.location.site, "cluster node");
+        let location = store.location.clone();
+        nodes.push(ClusterNode {
+            store: Arc::new(store),
+            location,
+        });
+    }
+    Ok(nodes)
 }
 
 /// The master key (COFFRE_MASTER_KEY, else DATA/master.key, created on first start) and the

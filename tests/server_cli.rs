@@ -156,7 +156,15 @@ fn first_start_generates_and_prints_credentials_once() {
     let data = dir.path().join("data");
     let run = || {
         let mut child = Command::new(env!("CARGO_BIN_EXE_coffre"))
-            .args(["server", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .args([
+                "server",
+                "--data",
+                data.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
             .env_remove("COFFRE_ROOT_ACCESS_KEY")
             .env_remove("COFFRE_ROOT_SECRET_KEY")
             .stdout(Stdio::piped())
@@ -308,7 +316,15 @@ async fn master_key_rotation_rewraps_without_rewriting_data() {
 
     // The old key alone can no longer read anything.
     let mut child = Command::new(env!("CARGO_BIN_EXE_coffre"))
-        .args(["server", "--data", s.data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args([
+            "server",
+            "--data",
+            s.data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
         .env("COFFRE_MASTER_KEY", old_key.trim())
         .env("COFFRE_ROOT_ACCESS_KEY", ACCESS)
         .env("COFFRE_ROOT_SECRET_KEY", SECRET)
@@ -319,7 +335,7 @@ async fn master_key_rotation_rewraps_without_rewriting_data() {
     let mut line = String::new();
     use std::io::BufRead;
     let mut r = std::io::BufReader::new(child.stdout.take().unwrap());
-    while !line.contains("endpoint") {
+    while !line.contains("Coffre S3 endpoint") {
         line.clear();
         r.read_line(&mut line).unwrap();
     }

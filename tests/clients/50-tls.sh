@@ -4,7 +4,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -su
   -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -keyout tls.key -out tls.pem 2>/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 COFFRE_ROOT_ACCESS_KEY=$AWS_ACCESS_KEY_ID COFFRE_ROOT_SECRET_KEY=$AWS_SECRET_ACCESS_KEY RUST_LOG=warn \
-  "$COFFRE_BIN" server --data tls-data --listen "127.0.0.1:$port" --tls-cert tls.pem --tls-key tls.key > tls-banner.txt &
+  "$COFFRE_BIN" server --data tls-data --listen "127.0.0.1:$port" --admin-listen 127.0.0.1:0 --tls-cert tls.pem --tls-key tls.key > tls-banner.txt &
 tls_pid=$!
 trap 'kill $tls_pid 2>/dev/null' EXIT
 for _ in $(seq 100); do curl -fs --cacert tls.pem "https://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done

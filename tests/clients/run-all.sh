@@ -10,7 +10,7 @@ trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
 export AWS_ACCESS_KEY_ID=COFFRECLIENTKEY AWS_SECRET_ACCESS_KEY=coffre-client-secret AWS_DEFAULT_REGION=fr-par
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 COFFRE_ROOT_ACCESS_KEY=$AWS_ACCESS_KEY_ID COFFRE_ROOT_SECRET_KEY=$AWS_SECRET_ACCESS_KEY RUST_LOG=warn \
-  "$bin" server --data "$work/data" --listen "127.0.0.1:$port" >"$work/server.out" 2>"$work/server.err" &
+  "$bin" server --data "$work/data" --listen "127.0.0.1:$port" --admin-listen 127.0.0.1:0 >"$work/server.out" 2>"$work/server.err" &
 pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
 export ENDPOINT="http://127.0.0.1:$port" WORK="$work" COFFRE_BIN="$bin"

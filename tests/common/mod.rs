@@ -41,6 +41,7 @@ impl Server {
                 "--listen",
                 listen,
             ])
+            .args(["--admin-listen", "127.0.0.1:0"])
             .args(extra)
             .env("COFFRE_ROOT_ACCESS_KEY", ACCESS)
             .env("COFFRE_ROOT_SECRET_KEY", SECRET)

@@ -37,7 +37,9 @@ fn write_secret(path: &Path, text: &str) -> Result<(), String> {
         .mode(0o600)
         .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| e.to_string())
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| e.to_string())
 }
 
 fn ca_params(name: &str) -> Result<CertificateParams, String> {
@@ -47,7 +49,11 @@ fn ca_params(name: &str) -> Result<CertificateParams, String> {
     dn.push(DnType::OrganizationName, "Coffre");
     p.distinguished_name = dn;
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     Ok(p)
 }
 
@@ -76,12 +82,16 @@ pub fn issue(ca_dir: &Path, id: &str, loc: &Location, out: &Path) -> Result<(), 
         return Err(format!("node id {id:?}: 1-63 letters, digits, '-' or '_'"));
     }
     if !valid_country(&loc.country) {
-        return Err(format!("country {:?} is not an ISO 3166-1 alpha-2 code (two capital letters)", loc.country));
+        return Err(format!(
+            "country {:?} is not an ISO 3166-1 alpha-2 code (two capital letters)",
+            loc.country
+        ));
     }
     if !valid_name(&loc.site) || !valid_name(&loc.zone) {
         return Err("site and zone: 1-63 letters, digits, '-' or '_'".into());
     }
-    let read = |f: &str| std::fs::read_to_string(ca_dir.join(f)).map_err(|e| format!("{}: {e}", ca_dir.join(f).display()));
+    let read =
+        |f: &str| std::fs::read_to_string(ca_dir.join(f)).map_err(|e| format!("{}: {e}", ca_dir.join(f).display()));
     let ca_key = KeyPair::from_pem(&read("ca.key")?).map_err(|e| e.to_string())?;
     let issuer = Issuer::new(ca_params(read("ca.name")?.trim())?, ca_key);
     let mut params = CertificateParams::new(vec![id.to_string()]).map_err(|e| e.to_string())?;
@@ -115,11 +125,25 @@ pub struct Identity {
 
 impl Identity {
     pub fn load(dir: &Path) -> Result<Identity, String> {
-        let cert = CertificateDer::from_pem_file(dir.join("cert.pem")).map_err(|e| format!("{}/cert.pem: {e}", dir.display()))?;
-        let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).map_err(|e| format!("{}/key.pem: {e}", dir.display()))?;
-        let ca = CertificateDer::from_pem_file(dir.join("ca.pem")).map_err(|e| format!("{}/ca.pem: {e}", dir.display()))?;
+        Identity::load_with_ca(dir, dir)
+    }
+
+    /// Loads an identity, trusting the CA certificate found in `ca_dir` (`ca.pem`).
+    pub fn load_with_ca(dir: &Path, ca_dir: &Path) -> Result<Identity, String> {
+        let cert = CertificateDer::from_pem_file(dir.join("cert.pem"))
+            .map_err(|e| format!("{}/cert.pem: {e}", dir.display()))?;
+        let key =
+            PrivateKeyDer::from_pem_file(dir.join("key.pem")).map_err(|e| format!("{}/key.pem: {e}", dir.display()))?;
+        let ca = CertificateDer::from_pem_file(ca_dir.join("ca.pem"))
+            .map_err(|e| format!("{}/ca.pem: {e}", ca_dir.display()))?;
         let (id, location) = subject_of(&cert).ok_or("the certificate carries no Coffre identity (CN, C, L, OU)")?;
-        Ok(Identity { id, location, cert, key, ca })
+        Ok(Identity {
+            id,
+            location,
+            cert,
+            key,
+            ca,
+        })
     }
 
     fn roots(&self) -> Result<Arc<rustls::RootCertStore>, String> {
@@ -183,13 +207,17 @@ impl rustls::client::danger::ServerCertVerifier for NodeVerifier {
         ocsp: &[u8],
         now: rustls::pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        let (id, _) = subject_of(end_entity).ok_or(rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+        let (id, _) =
+            subject_of(end_entity).ok_or(rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
         if self.expected.as_ref().is_some_and(|e| *e != id) {
-            return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName));
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName,
+            ));
         }
         let name = rustls::pki_types::ServerName::try_from(id)
             .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))?;
-        self.inner.verify_server_cert(end_entity, intermediates, &name, ocsp, now)
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &name, ocsp, now)
     }
 
     fn verify_tls12_signature(
@@ -262,7 +290,14 @@ pub fn subject_of(cert: &[u8]) -> Option<(String, Location)> {
             _ => {}
         }
     }
-    Some((cn?, Location { country: c?, site: l?, zone: ou.unwrap_or_default() }))
+    Some((
+        cn?,
+        Location {
+            country: c?,
+            site: l?,
+            zone: ou.unwrap_or_default(),
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -274,14 +309,21 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         init_ca(&d.path().join("ca")).unwrap();
         assert!(init_ca(&d.path().join("ca")).is_err(), "never overwrites a CA");
-        let loc = Location { country: "FR".into(), site: "paris-1".into(), zone: "a".into() };
+        let loc = Location {
+            country: "FR".into(),
+            site: "paris-1".into(),
+            zone: "a".into(),
+        };
         issue(&d.path().join("ca"), "node-1", &loc, &d.path().join("n1")).unwrap();
         let id = Identity::load(&d.path().join("n1")).unwrap();
         assert_eq!(id.id, "node-1");
         assert_eq!(id.location, loc);
         id.server_config().unwrap();
         id.client_config(None).unwrap();
-        let bad = Location { country: "France".into(), ..loc.clone() };
+        let bad = Location {
+            country: "France".into(),
+            ..loc.clone()
+        };
         assert!(issue(&d.path().join("ca"), "node-2", &bad, &d.path().join("n2")).is_err());
         assert!(issue(&d.path().join("ca"), "../x", &loc, &d.path().join("n3")).is_err());
     }

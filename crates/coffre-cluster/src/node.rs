@@ -34,7 +34,10 @@ async fn handle(store: LocalShardStore, req: Request<Incoming>) -> Response<Full
         Ok(match (parts.method.as_str(), path) {
             ("GET", "/stat") => {
                 let s = store.stat().await?;
-                reply(StatusCode::OK, format!("{} {} {} {}", s.shards, s.used_bytes, s.free_bytes, s.total_bytes))
+                reply(
+                    StatusCode::OK,
+                    format!("{} {} {} {}", s.shards, s.used_bytes, s.free_bytes, s.total_bytes),
+                )
             }
             ("GET", "/shards") => {
                 let ids = store.list().await?;
@@ -45,7 +48,9 @@ async fn handle(store: LocalShardStore, req: Request<Incoming>) -> Response<Full
                 reply(StatusCode::OK, out)
             }
             (m, p) => {
-                let Some(id) = shard_id(p) else { return Ok(reply(StatusCode::NOT_FOUND, "unknown path")) };
+                let Some(id) = shard_id(p) else {
+                    return Ok(reply(StatusCode::NOT_FOUND, "unknown path"));
+                };
                 match m {
                     "PUT" => match Limited::new(body, MAX_SHARD).collect().await {
                         Ok(b) => {

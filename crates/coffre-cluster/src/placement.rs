@@ -45,7 +45,13 @@ pub struct ResidencyPolicy {
 
 impl std::fmt::Display for ResidencyPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "countries {}, scheme {}, failure domain {}", self.countries.join(","), self.scheme, self.failure_domain)
+        write!(
+            f,
+            "countries {}, scheme {}, failure domain {}",
+            self.countries.join(","),
+            self.scheme,
+            self.failure_domain
+        )
     }
 }
 
@@ -89,17 +95,25 @@ fn score(version: &VersionId, n: &NodeView) -> f64 {
 }
 
 /// Node index (into `nodes`) for each shard index, `None` where no compliant node is up.
-pub fn place(version: &VersionId, nodes: &[NodeView], policy: &ResidencyPolicy) -> Result<Vec<Option<usize>>, PlacementError> {
+pub fn place(
+    version: &VersionId,
+    nodes: &[NodeView],
+    policy: &ResidencyPolicy,
+) -> Result<Vec<Option<usize>>, PlacementError> {
     let total = policy.scheme.total();
     let quorum = policy.scheme.write_quorum();
     let mut up: Vec<(f64, usize)> = nodes
         .iter()
         .enumerate()
-        .filter(|(_, n)| n.up && policy.countries.iter().any(|c| *c == n.country))
+        .filter(|(_, n)| n.up && policy.countries.contains(&n.country))
         .map(|(i, n)| (score(version, n), i))
         .collect();
     if up.len() < quorum {
-        return Err(PlacementError { policy: policy.to_string(), compliant_up: up.len(), quorum });
+        return Err(PlacementError {
+            policy: policy.to_string(),
+            compliant_up: up.len(),
+            quorum,
+        });
     }
     up.sort_by(|a, b| b.0.total_cmp(&a.0));
     // Group by failure domain, domains ordered by their best node, then take one node per
@@ -143,17 +157,37 @@ mod tests {
 
     fn cluster() -> Vec<NodeView> {
         let mut v = Vec::new();
-        for (i, (c, s)) in [("FR", "par1"), ("FR", "par1"), ("FR", "par2"), ("FR", "par2"), ("FR", "lyo1"), ("FR", "lyo1"), ("DE", "fra1"), ("DE", "fra1")]
-            .iter()
-            .enumerate()
+        for (i, (c, s)) in [
+            ("FR", "par1"),
+            ("FR", "par1"),
+            ("FR", "par2"),
+            ("FR", "par2"),
+            ("FR", "lyo1"),
+            ("FR", "lyo1"),
+            ("DE", "fra1"),
+            ("DE", "fra1"),
+        ]
+        .iter()
+        .enumerate()
         {
-            v.push(NodeView { id: format!("n{i}"), country: c.to_string(), site: s.to_string(), zone: "a".into(), up: true, free_bytes: 100 << 30 });
+            v.push(NodeView {
+                id: format!("n{i}"),
+                country: c.to_string(),
+                site: s.to_string(),
+                zone: "a".into(),
+                up: true,
+                free_bytes: 100 << 30,
+            });
         }
         v
     }
 
     fn fr() -> ResidencyPolicy {
-        ResidencyPolicy { countries: vec!["FR".into()], failure_domain: FailureDomain::Site, scheme: Scheme::DEFAULT }
+        ResidencyPolicy {
+            countries: vec!["FR".into()],
+            failure_domain: FailureDomain::Site,
+            scheme: Scheme::DEFAULT,
+        }
     }
 
     proptest! {
@@ -192,13 +226,20 @@ mod tests {
         let e = place(&VersionId([1; 16]), &nodes, &fr()).unwrap_err();
         assert_eq!((e.compliant_up, e.quorum), (4, 5));
         assert!(e.to_string().contains("countries FR"));
-        let both = ResidencyPolicy { countries: vec!["FR".into(), "DE".into()], ..fr() };
+        let both = ResidencyPolicy {
+            countries: vec!["FR".into(), "DE".into()],
+            ..fr()
+        };
         let p = place(&VersionId([1; 16]), &nodes, &both).unwrap();
         assert!(p.iter().all(Option::is_some));
         nodes[2].up = false;
         nodes[0].up = true;
         nodes[1].up = true;
         let p = place(&VersionId([1; 16]), &nodes, &fr()).unwrap();
-        assert_eq!(p.iter().filter(|x| x.is_none()).count(), 1, "five up: one slot missing, to heal");
+        assert_eq!(
+            p.iter().filter(|x| x.is_none()).count(),
+            1,
+            "five up: one slot missing, to heal"
+        );
     }
 }

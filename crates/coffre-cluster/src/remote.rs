@@ -29,11 +29,16 @@ pub struct RemoteShardStore {
 }
 
 fn host_port(address: &str) -> Result<String, String> {
-    let rest = address.strip_prefix("https://").ok_or_else(|| format!("node address {address:?} must be https://HOST:PORT"))?;
+    let rest = address
+        .strip_prefix("https://")
+        .ok_or_else(|| format!("node address {address:?} must be https://HOST:PORT"))?;
     Ok(rest.trim_end_matches('/').to_string())
 }
 
-async fn connect(address: &str, tls: Arc<rustls::ClientConfig>) -> Result<(Sender, Option<(String, Location)>), String> {
+async fn connect(
+    address: &str,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<(Sender, Option<(String, Location)>), String> {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     let hp = host_port(address)?;
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&hp))
@@ -43,11 +48,19 @@ async fn connect(address: &str, tls: Arc<rustls::ClientConfig>) -> Result<(Sende
     let _ = tcp.set_nodelay(true);
     // The name is checked against the certificate's own id by our verifier.
     let name = rustls::pki_types::ServerName::try_from("coffre-node").map_err(|e| e.to_string())?;
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio_rustls::TlsConnector::from(tls).connect(name, tcp))
-        .await
-        .map_err(|_| format!("{address}: TLS handshake timed out"))?
-        .map_err(|e| format!("{address}: TLS: {e}"))?;
-    let who = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| subject_of(c));
+    let stream = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio_rustls::TlsConnector::from(tls).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| format!("{address}: TLS handshake timed out"))?
+    .map_err(|e| format!("{address}: TLS: {e}"))?;
+    let who = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| subject_of(c));
     let (send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .initial_stream_window_size(8 << 20)
         .initial_connection_window_size(32 << 20)
@@ -76,10 +89,6 @@ impl RemoteShardStore {
         })
     }
 
-    pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
-    }
-
     async fn sender(&self, fresh: bool) -> Result<Sender, StoreError> {
         let mut guard = self.conn.lock().await;
         if !fresh {
@@ -87,7 +96,9 @@ impl RemoteShardStore {
                 return Ok(s.clone());
             }
         }
-        let (send, _) = connect(&self.address, self.tls.clone()).await.map_err(StoreError::Unavailable)?;
+        let (send, _) = connect(&self.address, self.tls.clone())
+            .await
+            .map_err(StoreError::Unavailable)?;
         *guard = Some(send.clone());
         Ok(send)
     }
@@ -124,16 +135,36 @@ impl RemoteShardStore {
             }
         }
         self.up.store(false, Ordering::Relaxed);
-        Err(StoreError::Unavailable(format!("node {} ({}): {last}", self.id, self.address)))
+        Err(StoreError::Unavailable(format!(
+            "node {} ({}): {last}",
+            self.id, self.address
+        )))
     }
 
     fn unexpected(&self, status: StatusCode, body: &Bytes) -> StoreError {
         StoreError::Unavailable(format!("node {}: {status}: {}", self.id, String::from_utf8_lossy(body)))
     }
 
+    /// A node known from an earlier start that does not answer now: it is marked down and
+    /// reconnected (its certificate checked for the same id) when it comes back.
+    pub fn known(identity: &Identity, address: &str, id: &str, location: Location) -> Result<RemoteShardStore, String> {
+        host_port(address)?;
+        Ok(RemoteShardStore {
+            tls: identity.client_config(Some(id.to_string()))?,
+            id: id.to_string(),
+            address: address.to_string(),
+            location,
+            conn: Mutex::new(None),
+            up: AtomicBool::new(false),
+        })
+    }
+
     /// Heartbeat: one `/stat` call; marks the node up or down.
     pub async fn ping(&self) -> bool {
-        matches!(self.call(Method::GET, "/stat".into(), Bytes::new()).await, Ok((StatusCode::OK, _)))
+        matches!(
+            self.call(Method::GET, "/stat".into(), Bytes::new()).await,
+            Ok((StatusCode::OK, _))
+        )
     }
 }
 
@@ -183,13 +214,25 @@ impl ShardStore for RemoteShardStore {
         })
     }
 
+    fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
     fn stat(&self) -> BoxFuture<'_, Result<StoreStat, StoreError>> {
         Box::pin(async move {
             match self.call(Method::GET, "/stat".into(), Bytes::new()).await? {
                 (StatusCode::OK, b) => {
-                    let v: Vec<u64> = String::from_utf8_lossy(&b).split_whitespace().filter_map(|x| x.parse().ok()).collect();
+                    let v: Vec<u64> = String::from_utf8_lossy(&b)
+                        .split_whitespace()
+                        .filter_map(|x| x.parse().ok())
+                        .collect();
                     match v[..] {
-                        [shards, used_bytes, free_bytes, total_bytes] => Ok(StoreStat { shards, used_bytes, free_bytes, total_bytes }),
+                        [shards, used_bytes, free_bytes, total_bytes] => Ok(StoreStat {
+                            shards,
+                            used_bytes,
+                            free_bytes,
+                            total_bytes,
+                        }),
                         _ => Err(self.unexpected(StatusCode::OK, &b)),
                     }
                 }

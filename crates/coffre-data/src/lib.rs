@@ -12,7 +12,7 @@ pub use erasure::Codec;
 pub use layout::StripeLayout;
 pub use local::LocalShardStore;
 pub use read::{read_part, PartReader};
-pub use store::{BoxFuture, ShardStore, StoreError, StoreStat};
+pub use store::{BoxFuture, MissingStore, ShardStore, StoreError, StoreStat};
 pub use write::{write_part, PartWriteResult, WriteTarget};
 
 #[derive(Debug, thiserror::Error)]

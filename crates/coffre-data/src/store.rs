@@ -38,4 +38,36 @@ pub trait ShardStore: Send + Sync + 'static {
     /// Every shard id held.
     fn list(&self) -> BoxFuture<'_, Result<Vec<ShardId>, StoreError>>;
     fn stat(&self) -> BoxFuture<'_, Result<StoreStat, StoreError>>;
+    /// Whether the store answered its last heartbeat (local stores always do).
+    fn is_up(&self) -> bool {
+        true
+    }
+}
+
+/// Stands for a shard slot no compliant node could take: every write fails, so the slot is
+/// recorded as degraded, to heal.
+pub struct MissingStore;
+
+impl ShardStore for MissingStore {
+    fn id(&self) -> &str {
+        ""
+    }
+    fn put(&self, _: ShardId, _: Bytes) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Err(StoreError::Unavailable("no compliant node for this shard".into())) })
+    }
+    fn get(&self, id: ShardId) -> BoxFuture<'_, Result<Bytes, StoreError>> {
+        Box::pin(async move { Err(StoreError::NotFound(id)) })
+    }
+    fn delete(&self, _: ShardId) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn list(&self) -> BoxFuture<'_, Result<Vec<ShardId>, StoreError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    fn stat(&self) -> BoxFuture<'_, Result<StoreStat, StoreError>> {
+        Box::pin(async { Ok(StoreStat::default()) })
+    }
+    fn is_up(&self) -> bool {
+        false
+    }
 }

@@ -10,8 +10,10 @@ pub const CF_INTENTS: &str = "intents";
 pub const CF_GC: &str = "gc";
 pub const CF_UPLOADS: &str = "uploads";
 pub const CF_PARTS: &str = "parts";
-pub const ALL_CFS: [&str; 7] = [
-    CF_BUCKETS, CF_OBJECTS, CF_LAYOUTS, CF_INTENTS, CF_GC, CF_UPLOADS, CF_PARTS,
+/// `nodes`: the node's address (`https://host:port`).
+pub const CF_NODES: &str = "nodes";
+pub const ALL_CFS: [&str; 8] = [
+    CF_BUCKETS, CF_OBJECTS, CF_LAYOUTS, CF_INTENTS, CF_GC, CF_UPLOADS, CF_PARTS, CF_NODES,
 ];
 
 /// `buckets`: the bucket name.

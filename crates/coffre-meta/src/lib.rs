@@ -11,8 +11,8 @@ use std::path::Path;
 use std::sync::Mutex;
 
 pub use records::{
-    BucketRecord, GcPart, GcRecord, IntentRecord, LayoutRecord, ObjectRecord, PartInfo, SealedAttrs, UploadPartRecord,
-    UploadRecord,
+    BucketRecord, GcPart, GcRecord, IntentRecord, LayoutRecord, NodeRecord, ObjectRecord, PartInfo, SealedAttrs,
+    UploadPartRecord, UploadRecord,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +142,41 @@ impl MetaStore {
         b.delete_cf(self.cf(keys::CF_BUCKETS), keys::bucket(name));
         self.db.write_opt(b, &sync_opts())?;
         Ok(())
+    }
+
+    /// Replaces a bucket's record (its residency policy); new writes follow it.
+    pub fn update_bucket(&self, name: &str, rec: &BucketRecord) -> Result<(), MetaError> {
+        let _g = self.lock_key(name, b"");
+        if self.get_bucket(name)?.is_none() {
+            return Err(MetaError::NoSuchBucket);
+        }
+        self.db
+            .put_cf_opt(self.cf(keys::CF_BUCKETS), keys::bucket(name), encode(rec), &sync_opts())?;
+        Ok(())
+    }
+
+    // ---- cluster nodes ----
+
+    pub fn put_node(&self, address: &str, rec: &NodeRecord) -> Result<(), MetaError> {
+        self.db
+            .put_cf_opt(self.cf(keys::CF_NODES), address.as_bytes(), encode(rec), &sync_opts())?;
+        Ok(())
+    }
+
+    pub fn delete_node(&self, address: &str) -> Result<(), MetaError> {
+        self.db
+            .delete_cf_opt(self.cf(keys::CF_NODES), address.as_bytes(), &sync_opts())?;
+        Ok(())
+    }
+
+    /// Known nodes: (address, record).
+    pub fn nodes(&self) -> Result<Vec<(String, NodeRecord)>, MetaError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(keys::CF_NODES), IteratorMode::Start) {
+            let (k, v) = item?;
+            out.push((String::from_utf8_lossy(&k).into_owned(), decode(&v)?));
+        }
+        Ok(out)
     }
 
     // ---- objects ----

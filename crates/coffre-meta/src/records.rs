@@ -24,7 +24,11 @@ pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, crate::MetaError> {
 pub struct BucketRecord {
     pub created_ms: u64,
     pub region: String,
+    /// Residency policy: where the bucket's shards may be (ISO 3166-1 alpha-2 codes)…
     pub countries: Vec<String>,
+    /// …spread over which failure domain (node, zone or site)…
+    pub failure_domain: String,
+    /// …with which erasure scheme.
     pub scheme: Scheme,
 }
 
@@ -139,6 +143,17 @@ pub struct UploadRecord {
     pub completed: Option<(VersionId, String)>,
 }
 
+/// A cluster member as last seen: its id and location come from its CA-signed certificate.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct NodeRecord {
+    pub id: String,
+    pub country: String,
+    pub site: String,
+    pub zone: String,
+    /// A draining node takes no new shards.
+    pub draining: bool,
+}
+
 /// One uploaded part of a multipart upload.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct UploadPartRecord {
@@ -156,6 +171,7 @@ mod tests {
             created_ms: 5,
             region: "fr-par".into(),
             countries: vec!["FR".into()],
+            failure_domain: "node".into(),
             scheme: Scheme::DEFAULT,
         };
         let e = encode(&b);

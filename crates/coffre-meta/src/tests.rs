@@ -34,6 +34,7 @@ fn store_with(keys: &[&str]) -> (tempfile::TempDir, MetaStore) {
         created_ms: 0,
         region: "fr-par".into(),
         countries: vec!["FR".into()],
+        failure_domain: "node".into(),
         scheme: Scheme::DEFAULT,
     };
     m.create_bucket("b", &b).unwrap();

@@ -39,26 +39,38 @@ pub async fn create(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Er
     let (reader, _) = BodyReader::new(body, &ctx.headers, Some(ctx.verified.clone()), 1 << 20)?;
     let raw = reader.read_all(64 * 1024).await?;
     let cfg = &ctx.gw.config;
+    let mut region = cfg.region.clone();
     if !raw.iter().all(u8::is_ascii_whitespace) {
         let doc = crate::xml::parse(&raw)?;
         if doc.name != "CreateBucketConfiguration" {
             return Err(S3Error::malformed_xml("expected CreateBucketConfiguration"));
         }
-        if let Some(lc) = doc.child("LocationConstraint") {
-            let lc = lc.text.trim();
-            if !lc.is_empty() && lc != cfg.region {
-                return Err(S3Error::invalid_location(format!(
-                    "The specified location-constraint '{lc}' is not valid: this store serves '{}'",
-                    cfg.region
-                )));
-            }
+        if let Some(lc) = doc
+            .child("LocationConstraint")
+            .map(|l| l.text.trim())
+            .filter(|l| !l.is_empty())
+        {
+            region = lc.to_string();
         }
     }
+    let policy = cfg
+        .regions
+        .iter()
+        .find(|(name, _)| *name == region)
+        .map(|(_, p)| p.clone())
+        .ok_or_else(|| {
+            let known: Vec<&str> = cfg.regions.iter().map(|(n, _)| n.as_str()).collect();
+            S3Error::invalid_location(format!(
+                "The specified location-constraint '{region}' is not valid: this store serves {}",
+                known.join(", ")
+            ))
+        })?;
     let rec = BucketRecord {
         created_ms: coffre_types::now_millis(),
-        region: cfg.region.clone(),
-        countries: cfg.countries.clone(),
-        scheme: cfg.scheme,
+        region,
+        countries: policy.countries,
+        failure_domain: policy.failure_domain.to_string(),
+        scheme: policy.scheme,
     };
     ctx.gw.engine.meta.create_bucket(bucket, &rec)?;
     let mut r = Response::new(empty());

@@ -4,22 +4,34 @@
 use crate::body::ChecksumSlot;
 use crate::S3Error;
 use bytes::Bytes;
+use coffre_cluster::{FailureDomain, Location, NodeView, ResidencyPolicy};
 use coffre_crypto::{DataKey, Keyring, ObjectIdentity, PackageCipher};
-use coffre_data::{read_part, write_part, DataError, PartReader, ShardStore, StripeLayout, WriteTarget};
+use coffre_data::{read_part, write_part, DataError, MissingStore, PartReader, ShardStore, StripeLayout, WriteTarget};
 use coffre_meta::{BucketRecord, LayoutRecord, MetaStore, ObjectRecord, PartInfo, SealedAttrs};
-use coffre_types::{now_millis, Scheme, ShardId, VersionId};
+use coffre_types::{now_millis, ShardId, VersionId};
 use futures_util::Stream;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// A store and every shard id it holds.
 type StoreListing = (Arc<dyn ShardStore>, Vec<ShardId>);
 
+/// A node of the topology: where its shards go and where it is (for a remote node, what
+/// its CA-signed certificate says).
+#[derive(Clone)]
+pub struct ClusterNode {
+    pub store: Arc<dyn ShardStore>,
+    pub location: Location,
+}
+
 pub struct Engine {
     pub meta: Arc<MetaStore>,
-    stores: Vec<Arc<dyn ShardStore>>,
+    nodes: Vec<ClusterNode>,
     by_id: HashMap<String, Arc<dyn ShardStore>>,
+    /// Free bytes per node, refreshed by `heartbeat` (placement weights).
+    free: Vec<AtomicU64>,
     keys: Arc<Keyring>,
     damaged: mpsc::UnboundedSender<ShardId>,
 }
@@ -32,19 +44,41 @@ pub struct NewObject {
     pub checksum: Option<ChecksumSlot>,
 }
 
+/// The stripe layout an object was written with.
+pub fn layout_of(rec: &ObjectRecord) -> StripeLayout {
+    StripeLayout {
+        scheme: rec.scheme,
+        packages_per_stripe: rec.packages_per_stripe as usize,
+    }
+}
+
+/// A bucket's residency policy, from its record.
+pub fn policy_of(b: &BucketRecord) -> ResidencyPolicy {
+    ResidencyPolicy {
+        countries: b.countries.clone(),
+        failure_domain: b.failure_domain.parse().unwrap_or(FailureDomain::Node),
+        scheme: b.scheme,
+    }
+}
+
 impl Engine {
     pub fn new(
         meta: Arc<MetaStore>,
-        stores: Vec<Arc<dyn ShardStore>>,
+        nodes: Vec<ClusterNode>,
         keys: Arc<Keyring>,
     ) -> (Arc<Engine>, mpsc::UnboundedReceiver<ShardId>) {
-        let by_id = stores.iter().map(|s| (s.id().to_string(), s.clone())).collect();
+        let by_id = nodes
+            .iter()
+            .map(|n| (n.store.id().to_string(), n.store.clone()))
+            .collect();
+        let free = nodes.iter().map(|_| AtomicU64::new(1 << 40)).collect();
         let (damaged, rx) = mpsc::unbounded_channel();
         (
             Arc::new(Engine {
                 meta,
-                stores,
+                nodes,
                 by_id,
+                free,
                 keys,
                 damaged,
             }),
@@ -52,33 +86,53 @@ impl Engine {
         )
     }
 
-    pub fn stores(&self) -> &[Arc<dyn ShardStore>] {
-        &self.stores
+    pub fn nodes(&self) -> &[ClusterNode] {
+        &self.nodes
     }
 
-    /// Chooses `k + m` distinct stores for a version: rendezvous hashing on the version id, so
-    /// placement spreads evenly and needs no table.
-    fn place(&self, version: &VersionId, scheme: Scheme) -> Result<Vec<Arc<dyn ShardStore>>, S3Error> {
-        let n = scheme.total();
-        if self.stores.len() < n {
-            return Err(S3Error::service_unavailable(format!(
-                "residency policy needs {n} distinct nodes for scheme {scheme}, only {} are available",
-                self.stores.len()
-            )));
+    pub fn stores(&self) -> Vec<Arc<dyn ShardStore>> {
+        self.nodes.iter().map(|n| n.store.clone()).collect()
+    }
+
+    pub fn node(&self, id: &str) -> Option<&ClusterNode> {
+        self.nodes.iter().find(|n| n.store.id() == id)
+    }
+
+    /// Asks every node for its capacity (remote nodes thereby refresh their up/down flag).
+    pub async fn heartbeat(&self) {
+        let stats = futures_util::future::join_all(self.nodes.iter().map(|n| n.store.stat())).await;
+        for (i, s) in stats.into_iter().enumerate() {
+            if let Ok(s) = s {
+                self.free[i].store(s.free_bytes, Ordering::Relaxed);
+            }
         }
-        let mut ranked: Vec<(u64, &Arc<dyn ShardStore>)> = self
-            .stores
+    }
+
+    /// Chooses the store of each shard index for a new version under a residency policy.
+    /// A slot no compliant node can take gets a `MissingStore` (recorded as degraded).
+    fn place(&self, version: &VersionId, policy: &ResidencyPolicy) -> Result<Vec<Arc<dyn ShardStore>>, S3Error> {
+        let views: Vec<NodeView> = self
+            .nodes
             .iter()
-            .map(|s| {
-                let mut h = blake3::Hasher::new();
-                h.update(&version.0);
-                h.update(s.id().as_bytes());
-                let d = h.finalize();
-                (u64::from_le_bytes(d.as_bytes()[..8].try_into().unwrap_or_default()), s)
+            .enumerate()
+            .map(|(i, n)| NodeView {
+                id: n.store.id().to_string(),
+                country: n.location.country.clone(),
+                site: n.location.site.clone(),
+                zone: n.location.zone.clone(),
+                up: n.store.is_up(),
+                free_bytes: self.free[i].load(Ordering::Relaxed),
             })
             .collect();
-        ranked.sort_by_key(|(w, _)| std::cmp::Reverse(*w));
-        Ok(ranked.into_iter().take(n).map(|(_, s)| s.clone()).collect())
+        let picked =
+            coffre_cluster::place(version, &views, policy).map_err(|e| S3Error::service_unavailable(e.to_string()))?;
+        Ok(picked
+            .into_iter()
+            .map(|p| match p {
+                Some(i) => self.nodes[i].store.clone(),
+                None => Arc::new(MissingStore) as Arc<dyn ShardStore>,
+            })
+            .collect())
     }
 
     fn cipher(&self, dk: &DataKey, bucket: &str, key: &str, version: &VersionId) -> Arc<PackageCipher> {
@@ -122,7 +176,7 @@ impl Engine {
         &self,
         bucket: &str,
         key: &str,
-        scheme: Scheme,
+        policy: &ResidencyPolicy,
         body: S,
         content_md5: Option<[u8; 16]>,
         checksum: Option<ChecksumSlot>,
@@ -131,12 +185,12 @@ impl Engine {
         S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send,
     {
         let version = VersionId::random();
-        let targets = self.place(&version, scheme)?;
+        let targets = self.place(&version, policy)?;
         let nodes: Vec<String> = targets.iter().map(|s| s.id().to_string()).collect();
         self.meta.begin_write(&version, &nodes)?;
         let dk = DataKey::random();
         let target = WriteTarget {
-            layout: StripeLayout::new(scheme),
+            layout: StripeLayout::new(policy.scheme),
             stores: targets,
             version,
             part: 0,
@@ -200,9 +254,10 @@ impl Engine {
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send,
     {
-        let scheme = bucket_rec.scheme;
+        let policy = policy_of(bucket_rec);
+        let scheme = policy.scheme;
         let (info, layout) = self
-            .write_data(bucket, key, scheme, body, new.content_md5, new.checksum)
+            .write_data(bucket, key, &policy, body, new.content_md5, new.checksum)
             .await?;
         let mut attrs = new.attrs;
         if let Some((a, v)) = &info.checksum {
@@ -242,10 +297,7 @@ impl Engine {
             return Err(S3Error::internal("object layout is corrupt"));
         }
         Ok(PartReader {
-            layout: StripeLayout {
-                scheme: rec.scheme,
-                packages_per_stripe: rec.packages_per_stripe as usize,
-            },
+            layout: layout_of(rec),
             stores: p.nodes.iter().map(|id| self.by_id.get(id).cloned()).collect(),
             version: p.version,
             part: 0,
@@ -326,7 +378,7 @@ impl Engine {
                         // An interrupted write: how far it got is unknown, so look.
                         if listed.is_none() {
                             let mut all = Vec::new();
-                            for s in &self.stores {
+                            for s in self.stores() {
                                 match s.list().await {
                                     Ok(ids) => all.push((s.clone(), ids)),
                                     Err(e) => tracing::warn!(store = s.id(), error = %e, "cannot list store for GC"),
@@ -335,7 +387,7 @@ impl Engine {
                             listed = Some(all);
                         }
                         let all = listed.as_deref().unwrap_or_default();
-                        ok &= all.len() == self.stores.len();
+                        ok &= all.len() == self.nodes.len();
                         for (store, ids) in all {
                             for id in ids.iter().filter(|i| i.version == part.version) {
                                 ok &= store.delete(*id).await.is_ok();

@@ -1,5 +1,6 @@
 //! The S3 protocol: routing, SigV4, XML, errors, and one module per operation group.
 
+pub mod admin;
 pub mod auth;
 pub mod body;
 mod bucket;

@@ -33,6 +33,14 @@ fn part_number(ctx: &Ctx) -> Result<u32, S3Error> {
         .ok_or_else(|| S3Error::invalid_argument("Part number must be an integer between 1 and 10000, inclusive"))
 }
 
+/// The residency policy a part is written under: the bucket's, with the upload's scheme (all
+/// parts of an object share one).
+async fn part_policy(ctx: &Ctx, bucket: &str, up: &UploadRecord) -> Result<coffre_cluster::ResidencyPolicy, S3Error> {
+    let mut p = crate::engine::policy_of(&crate::bucket::bucket_record(ctx, bucket).await?);
+    p.scheme = up.scheme;
+    Ok(p)
+}
+
 async fn load_upload(ctx: &Ctx, bucket: &str, key: &str, id: &[u8; 16]) -> Result<UploadRecord, S3Error> {
     crate::bucket::bucket_record(ctx, bucket).await?;
     match ctx.gw.engine.meta.get_upload(bucket, key.as_bytes(), id)? {
@@ -93,7 +101,14 @@ pub async fn upload_part(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> 
     }
     let engine = &ctx.gw.engine;
     let (info, layout) = engine
-        .write_data(bucket, key, up.scheme, reader.into_stream(), md5, Some(slot))
+        .write_data(
+            bucket,
+            key,
+            &part_policy(ctx, bucket, &up).await?,
+            reader.into_stream(),
+            md5,
+            Some(slot),
+        )
         .await?;
     let part = UploadPartRecord {
         info: info.clone(),
@@ -139,7 +154,8 @@ pub async fn upload_part_copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res,
     };
     let engine = &ctx.gw.engine;
     let stream = crate::object::stream_of(engine.read(&sb, &sk, &srec, start, end)?);
-    let (info, layout) = engine.write_data(bucket, key, up.scheme, stream, None, None).await?;
+    let policy = part_policy(ctx, bucket, &up).await?;
+    let (info, layout) = engine.write_data(bucket, key, &policy, stream, None, None).await?;
     let part = UploadPartRecord {
         info: info.clone(),
         last_modified_ms: now_millis(),

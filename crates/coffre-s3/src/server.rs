@@ -23,10 +23,9 @@ pub struct Config {
     pub secret_key: String,
     /// Largest single PUT (S3: 5 GiB).
     pub max_put: u64,
-    /// Erasure scheme of new buckets.
-    pub scheme: coffre_types::Scheme,
-    /// Countries new buckets' data may be stored in.
-    pub countries: Vec<String>,
+    /// Regions a bucket can be created in (`LocationConstraint`), each with the residency
+    /// policy its buckets get. `region` is the default.
+    pub regions: Vec<(String, coffre_cluster::ResidencyPolicy)>,
 }
 
 pub struct Gateway {

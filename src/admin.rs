@@ -1,0 +1,288 @@
+//! `coffre admin …` and `coffre node`: cluster identities, the storage node, and a client of
+//! the gateway's admin API.
+
+use clap::{Args, Subcommand};
+use std::path::{Path, PathBuf};
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// The cluster CA.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Issue a node's (or gateway's) certificate carrying its signed location.
+    NodeIdentity {
+        /// The CA directory (from `coffre admin ca init`).
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long)]
+        id: String,
+        /// ISO 3166-1 alpha-2 country code, e.g. FR.
+        #[arg(long)]
+        country: String,
+        #[arg(long)]
+        site: String,
+        #[arg(long, default_value = "default")]
+        zone: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Nodes with location, state and capacity.
+    Status {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Where every shard of an object is: stripe, index, node, country, site, zone, size, BLAKE3.
+    Placement {
+        #[command(flatten)]
+        api: Api,
+        bucket: String,
+        key: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Audits.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Buckets.
+    #[command(subcommand)]
+    Bucket(BucketCommand),
+}
+
+#[derive(Subcommand)]
+pub enum CaCommand {
+    /// Create the cluster CA in DIR.
+    Init {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Scan every object of a bucket: are all shards on nodes its policy allows?
+    Residency {
+        #[command(flatten)]
+        api: Api,
+        bucket: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BucketCommand {
+    /// Set a bucket's residency policy (applies to new writes).
+    Policy {
+        #[command(flatten)]
+        api: Api,
+        bucket: String,
+        /// Allowed countries, comma-separated ISO 3166-1 alpha-2 codes.
+        #[arg(long)]
+        countries: Option<String>,
+        /// node, zone or site.
+        #[arg(long)]
+        failure_domain: Option<String>,
+        /// Erasure scheme, K+M.
+        #[arg(long)]
+        scheme: Option<String>,
+    },
+}
+
+#[derive(Args)]
+pub struct Api {
+    /// The gateway's admin API.
+    #[arg(long, env = "COFFRE_ADMIN_ENDPOINT", default_value = "http://127.0.0.1:9001")]
+    endpoint: String,
+    /// Bearer token (DATA/admin.token on the gateway).
+    #[arg(long, env = "COFFRE_ADMIN_TOKEN")]
+    token: String,
+}
+
+fn call(api: &Api, method: &str, path: &str) -> Result<serde_json::Value, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (status, body) = rt.block_on(coffre_s3::admin::admin_call(&api.endpoint, &api.token, method, path))?;
+    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("admin API answered {status}: {e}"))?;
+    if status != 200 {
+        return Err(format!("admin API: {status}: {}", v["error"].as_str().unwrap_or(&body)));
+    }
+    Ok(v)
+}
+
+fn enc(s: &str) -> String {
+    coffre_s3::auth::uri_encode(s.as_bytes(), false)
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+pub fn run(cmd: AdminCommand) -> Result<(), String> {
+    match cmd {
+        AdminCommand::Ca(CaCommand::Init { out }) => {
+            coffre_cluster::identity::init_ca(&out)?;
+            println!(
+                "cluster CA created in {} (keep ca.key offline and secret)",
+                out.display()
+            );
+        }
+        AdminCommand::NodeIdentity {
+            ca,
+            id,
+            country,
+            site,
+            zone,
+            out,
+        } => {
+            let loc = coffre_cluster::Location {
+                country: country.to_ascii_uppercase(),
+                site,
+                zone,
+            };
+            coffre_cluster::identity::issue(&ca, &id, &loc, &out)?;
+            println!(
+                "identity of {id} ({}/{}/{}) written to {}",
+                loc.country,
+                loc.site,
+                loc.zone,
+                out.display()
+            );
+        }
+        AdminCommand::Status { api, json } => {
+            let v = call(&api, "GET", "/v1/status")?;
+            if json {
+                print_json(&v);
+            } else {
+                println!("{} of {} nodes up", v["nodes_up"], v["nodes_total"]);
+                println!(
+                    "{:<16} {:<4} {:<12} {:<10} {:<5} {:>10} {:>14} {:>14}",
+                    "NODE", "CC", "SITE", "ZONE", "STATE", "SHARDS", "USED", "FREE"
+                );
+                for n in v["nodes"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<16} {:<4} {:<12} {:<10} {:<5} {:>10} {:>14} {:>14}",
+                        n["id"].as_str().unwrap_or(""),
+                        n["country"].as_str().unwrap_or(""),
+                        n["site"].as_str().unwrap_or(""),
+                        n["zone"].as_str().unwrap_or(""),
+                        if n["up"].as_bool() == Some(true) { "up" } else { "DOWN" },
+                        n["shards"],
+                        n["used_bytes"],
+                        n["free_bytes"]
+                    );
+                }
+            }
+        }
+        AdminCommand::Placement { api, bucket, key, json } => {
+            let v = call(
+                &api,
+                "GET",
+                &format!("/v1/placement?bucket={}&key={}", enc(&bucket), enc(&key)),
+            )?;
+            if json {
+                print_json(&v);
+            } else {
+                println!(
+                    "{}/{}: {} bytes, scheme {}",
+                    bucket,
+                    key,
+                    v["size"],
+                    v["scheme"].as_str().unwrap_or("")
+                );
+                println!(
+                    "{:<5} {:<7} {:<6} {:<16} {:<4} {:<12} {:<10} {:>9}  BLAKE3",
+                    "PART", "STRIPE", "INDEX", "NODE", "CC", "SITE", "ZONE", "SIZE"
+                );
+                for s in v["shards"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<5} {:<7} {:<6} {:<16} {:<4} {:<12} {:<10} {:>9}  {}",
+                        s["part"],
+                        s["stripe"],
+                        s["index"],
+                        s["node"].as_str().unwrap_or("-"),
+                        s["country"].as_str().unwrap_or(""),
+                        s["site"].as_str().unwrap_or(""),
+                        s["zone"].as_str().unwrap_or(""),
+                        s["size"],
+                        s["blake3"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+        AdminCommand::Audit(AuditCommand::Residency { api, bucket, json }) => {
+            let v = call(&api, "GET", &format!("/v1/audit/residency?bucket={}", enc(&bucket)))?;
+            if json {
+                print_json(&v);
+            } else {
+                let bad = v["non_compliant"].as_array().map_or(0, |a| a.len());
+                println!(
+                    "bucket {}: {} objects, {} shards, {} on compliant nodes ({}), {} not",
+                    bucket, v["objects"], v["shards"], v["compliant_shards"], v["countries"], bad
+                );
+                for b in v["non_compliant"].as_array().into_iter().flatten() {
+                    println!(
+                        "  NOT COMPLIANT: {} part {} shard {} on {} ({})",
+                        b["key"], b["part"], b["index"], b["node"], b["country"]
+                    );
+                }
+            }
+        }
+        AdminCommand::Bucket(BucketCommand::Policy {
+            api,
+            bucket,
+            countries,
+            failure_domain,
+            scheme,
+        }) => {
+            let mut q = Vec::new();
+            if let Some(c) = countries {
+                q.push(format!("countries={}", enc(&c)));
+            }
+            if let Some(f) = failure_domain {
+                q.push(format!("failure_domain={}", enc(&f)));
+            }
+            if let Some(s) = scheme {
+                q.push(format!("scheme={}", enc(&s)));
+            }
+            let v = call(
+                &api,
+                "PUT",
+                &format!("/v1/buckets/{}/policy?{}", enc(&bucket), q.join("&")),
+            )?;
+            println!(
+                "bucket {}: countries {}, failure domain {}, scheme {}",
+                bucket,
+                v["countries"],
+                v["failure_domain"].as_str().unwrap_or(""),
+                v["scheme"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn run_node(data: &Path, listen: &str, identity: &Path) -> Result<(), String> {
+    let identity = coffre_cluster::Identity::load(identity)?;
+    let store = coffre_cluster::node::open_store(&identity, data)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("listening on {listen}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        println!(
+            "Coffre node {} ({}/{}/{}) listening on https://{addr}",
+            identity.id, identity.location.country, identity.location.site, identity.location.zone
+        );
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        coffre_cluster::node::serve(listener, &identity, store, crate::shutdown_signal()).await
+    })
+}
