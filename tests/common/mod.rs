@@ -13,6 +13,8 @@ pub struct Server {
     pub child: Child,
     pub endpoint: String,
     pub addr: String,
+    /// The admin API (`http://…`), from the banner.
+    pub admin_endpoint: String,
     pub data: PathBuf,
     _dir: Option<tempfile::TempDir>,
 }
@@ -52,10 +54,14 @@ impl Server {
             .expect("spawn coffre");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
+        let mut admin_endpoint = String::new();
         let addr = loop {
             line.clear();
             if lines.read_line(&mut line).expect("read banner") == 0 {
                 panic!("coffre exited before printing its endpoint");
+            }
+            if let Some(rest) = line.trim().strip_prefix("Coffre admin endpoint: ") {
+                admin_endpoint = rest.split_whitespace().next().expect("address").to_string();
             }
             if let Some(rest) = line.trim().strip_prefix("Coffre S3 endpoint: http://") {
                 break rest.split_whitespace().next().expect("address").to_string();
@@ -70,6 +76,7 @@ impl Server {
             child,
             endpoint: format!("http://{addr}"),
             addr,
+            admin_endpoint,
             data: data.to_path_buf(),
             _dir: None,
         }

@@ -31,6 +31,8 @@ pub struct NodeStatus {
 #[derive(Serialize)]
 pub struct ShardPlacement {
     pub part: usize,
+    /// The part's version id (hex): with stripe and index, the shard's id on its node.
+    pub version: String,
     pub stripe: u32,
     pub index: u8,
     pub node: String,
@@ -138,6 +140,7 @@ impl Admin {
                 let size = layout.shard_len(layout.stripe_len(part.size, stripe)) as u64;
                 shards.push(ShardPlacement {
                     part: pi + 1,
+                    version: part.version.to_hex(),
                     stripe,
                     index,
                     node,

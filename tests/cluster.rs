@@ -1,0 +1,451 @@
+//! A real cluster on 127.0.0.1: eight `coffre node` processes (six in France over three sites,
+//! two in Germany) behind a `coffre server` gateway, driven with the AWS SDK and `coffre admin`.
+
+mod common;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::CreateBucketConfiguration;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn coffre(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_coffre")).args(args).output().unwrap()
+}
+
+fn ok(out: std::process::Output) -> String {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+struct Node {
+    id: String,
+    country: &'static str,
+    data: PathBuf,
+    identity: PathBuf,
+    addr: String,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn start(&mut self) {
+        let listen = if self.addr.is_empty() {
+            "127.0.0.1:0".to_string()
+        } else {
+            self.addr.clone()
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_coffre"))
+            .args([
+                "node",
+                "--data",
+                self.data.to_str().unwrap(),
+                "--listen",
+                &listen,
+                "--identity",
+                self.identity.to_str().unwrap(),
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        self.addr = line.trim().rsplit("https://").next().unwrap().to_string();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            while out.read_line(&mut s).map(|n| n > 0).unwrap_or(false) {}
+        });
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Shard ids (hex) → BLAKE3 of their data, read straight from a node's segment files.
+fn shards_on_disk(dir: &Path) -> std::collections::HashMap<String, String> {
+    let mut found = std::collections::HashMap::new();
+    let Ok(entries) = std::fs::read_dir(dir.join("shards")) else {
+        return found;
+    };
+    let mut segs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    segs.sort();
+    for seg in segs {
+        let b = std::fs::read(&seg).unwrap();
+        let mut pos = 0;
+        while pos + 40 <= b.len() {
+            let kind = b[pos + 4];
+            let id = hex::encode(&b[pos + 5..pos + 28]);
+            let len = u32::from_le_bytes(b[pos + 28..pos + 32].try_into().unwrap()) as usize;
+            let data = &b[pos + 40..pos + 40 + len];
+            if kind == 1 {
+                found.insert(id, blake3::hash(data).to_hex().to_string());
+            } else {
+                found.remove(&id);
+            }
+            pos += 40 + len;
+        }
+    }
+    found
+}
+
+async fn wait_heartbeats() {
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn residency_placement_failures_and_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let ca = root.join("ca");
+    ok(coffre(&["admin", "ca", "init", "--out", ca.to_str().unwrap()]));
+    let layout = [
+        ("fr-1", "FR", "par1"),
+        ("fr-2", "FR", "par1"),
+        ("fr-3", "FR", "par2"),
+        ("fr-4", "FR", "par2"),
+        ("fr-5", "FR", "lyo1"),
+        ("fr-6", "FR", "lyo1"),
+        ("de-1", "DE", "fra1"),
+        ("de-2", "DE", "fra1"),
+    ];
+    let mut nodes: Vec<Node> = Vec::new();
+    for (id, cc, site) in layout {
+        let identity = root.join(format!("id-{id}"));
+        ok(coffre(&[
+            "admin",
+            "node-identity",
+            "--ca",
+            ca.to_str().unwrap(),
+            "--id",
+            id,
+            "--country",
+            cc,
+            "--site",
+            site,
+            "--zone",
+            "z1",
+            "--out",
+            identity.to_str().unwrap(),
+        ]));
+        let mut n = Node {
+            id: id.into(),
+            country: cc,
+            data: root.join(format!("data-{id}")),
+            identity,
+            addr: String::new(),
+            child: None,
+        };
+        n.start();
+        nodes.push(n);
+    }
+    let gw_id = root.join("id-gw");
+    ok(coffre(&[
+        "admin",
+        "node-identity",
+        "--ca",
+        ca.to_str().unwrap(),
+        "--id",
+        "gw-1",
+        "--country",
+        "FR",
+        "--site",
+        "par1",
+        "--out",
+        gw_id.to_str().unwrap(),
+    ]));
+    let mut toml = format!(
+        "[cluster]\nca = \"{}\"\nidentity = \"{}\"\n",
+        ca.display(),
+        gw_id.display()
+    );
+    for n in &nodes {
+        toml.push_str(&format!("[[nodes]]\naddress = \"https://{}\"\n", n.addr));
+    }
+    toml.push_str("[regions.fr-par]\ncountries = [\"FR\"]\nfailure_domain = \"site\"\n[regions.eu]\ncountries = [\"FR\", \"DE\"]\n");
+    let cfg = root.join("gateway.toml");
+    std::fs::write(&cfg, &toml).unwrap();
+    let gw_data = root.join("gw");
+    let gw = Server::start_with(&gw_data, "127.0.0.1:0", &["--config", cfg.to_str().unwrap()]);
+    let c = gw.client();
+
+    c.create_bucket().bucket("fr-only").send().await.unwrap();
+    let eu = CreateBucketConfiguration::builder()
+        .location_constraint("eu".into())
+        .build();
+    c.create_bucket()
+        .bucket("fr-de")
+        .create_bucket_configuration(eu)
+        .send()
+        .await
+        .unwrap();
+    let objects: Vec<(String, Vec<u8>)> = [0usize, 100_000, 9 << 20]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (format!("doc-{i}"), data(*n, i as u8)))
+        .collect();
+    for (k, d) in &objects {
+        c.put_object()
+            .bucket("fr-only")
+            .key(k)
+            .body(ByteStream::from(d.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // Nothing of the FR bucket on the German nodes.
+    for n in nodes.iter().filter(|n| n.country == "DE") {
+        assert!(shards_on_disk(&n.data).is_empty(), "{} holds no shard", n.id);
+    }
+    // Placement, as the admin command reports it, is what is on disk.
+    let token = std::fs::read_to_string(gw_data.join("admin.token")).unwrap();
+    // `coffre admin <command…> --endpoint … --token … <args…>`; the words before the first
+    // argument that is not a subcommand name are the command.
+    let admin = |command: &[&str], args: &[&str]| -> String {
+        let mut cmd = vec!["admin"];
+        cmd.extend_from_slice(command);
+        cmd.extend_from_slice(&["--endpoint", &gw.admin_endpoint, "--token", token.trim()]);
+        cmd.extend_from_slice(args);
+        ok(coffre(&cmd))
+    };
+    let p: serde_json::Value = serde_json::from_str(&admin(&["placement"], &["fr-only", "doc-2", "--json"])).unwrap();
+    let shards = p["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 3 * 6, "three stripes of six shards");
+    let mut sites = std::collections::HashMap::new();
+    for s in shards {
+        assert_eq!(s["country"], "FR");
+        let node = nodes.iter().find(|n| n.id == s["node"].as_str().unwrap()).unwrap();
+        let id = format!(
+            "{}0000{:08x}{:02x}",
+            s["version"].as_str().unwrap(),
+            s["stripe"].as_u64().unwrap(),
+            s["index"].as_u64().unwrap()
+        );
+        let on_disk = shards_on_disk(&node.data);
+        assert_eq!(
+            on_disk.get(&id).map(String::as_str),
+            s["blake3"].as_str(),
+            "shard {id} on {}",
+            node.id
+        );
+        *sites.entry(s["site"].as_str().unwrap().to_string()).or_insert(0) += 1;
+    }
+    assert_eq!(sites.len(), 3, "spread over the three French sites: {sites:?}");
+    let audit: serde_json::Value =
+        serde_json::from_str(&admin(&["audit", "residency"], &["fr-only", "--json"])).unwrap();
+    assert_eq!(audit["objects"], 3);
+    assert_eq!(audit["shards"], audit["compliant_shards"]);
+    assert!(audit["non_compliant"].as_array().unwrap().is_empty());
+    let status = admin(&["status"], &[]);
+    assert!(status.contains("8 of 8 nodes up"), "{status}");
+
+    // Two French nodes killed (kill -9): every object reads back identical.
+    nodes[0].kill();
+    nodes[2].kill();
+    for (k, d) in &objects {
+        let got = c
+            .get_object()
+            .bucket("fr-only")
+            .key(k)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap();
+        assert!(got.into_bytes()[..] == d[..], "{k} with two nodes down");
+    }
+    // A third: clear errors, never wrong bytes.
+    nodes[4].kill();
+    wait_heartbeats().await;
+    let e = c.get_object().bucket("fr-only").key("doc-2").send().await.unwrap_err();
+    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(503));
+    // Writes: 3 FR up refuses FR-only; FR+DE (5 up) accepts.
+    let e = c
+        .put_object()
+        .bucket("fr-only")
+        .key("new")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    let e = e.into_service_error();
+    assert_eq!(e.meta().code(), Some("ServiceUnavailable"));
+    assert!(e.meta().message().unwrap_or("").contains("countries FR"), "{e:?}");
+    // Four FR up: still refused for FR-only; FR+DE accepted.
+    nodes[0].start();
+    wait_heartbeats().await;
+    let e = c
+        .put_object()
+        .bucket("fr-only")
+        .key("new")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(e
+        .into_service_error()
+        .meta()
+        .message()
+        .unwrap_or("")
+        .contains("4 compliant node(s) up, 5 needed"));
+    c.put_object()
+        .bucket("fr-de")
+        .key("new")
+        .body(ByteStream::from(data(200_000, 3)))
+        .send()
+        .await
+        .unwrap();
+    // Five FR up: accepted, degraded, still in France only.
+    nodes[2].start();
+    wait_heartbeats().await;
+    let d = data(300_000, 4);
+    c.put_object()
+        .bucket("fr-only")
+        .key("degraded")
+        .body(ByteStream::from(d.clone()))
+        .send()
+        .await
+        .unwrap();
+    let got = c
+        .get_object()
+        .bucket("fr-only")
+        .key("degraded")
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap();
+    assert!(got.into_bytes()[..] == d[..]);
+    for n in nodes.iter().filter(|n| n.country == "DE") {
+        let on = shards_on_disk(&n.data);
+        let p: serde_json::Value =
+            serde_json::from_str(&admin(&["placement"], &["fr-only", "degraded", "--json"])).unwrap();
+        for s in p["shards"].as_array().unwrap() {
+            assert_ne!(s["country"], "DE");
+            assert!(!on.keys().any(|k| k.starts_with(s["version"].as_str().unwrap())));
+        }
+    }
+    let audit: serde_json::Value =
+        serde_json::from_str(&admin(&["audit", "residency"], &["fr-only", "--json"])).unwrap();
+    assert!(audit["non_compliant"].as_array().unwrap().is_empty());
+    // A restarted node is used again: the objects read back.
+    nodes[4].start();
+    wait_heartbeats().await;
+    let got = c
+        .get_object()
+        .bucket("fr-only")
+        .key("doc-2")
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap();
+    assert!(got.into_bytes()[..] == objects[2].1[..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_ca_and_forged_location_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (ca, other_ca) = (root.join("ca"), root.join("other-ca"));
+    ok(coffre(&["admin", "ca", "init", "--out", ca.to_str().unwrap()]));
+    ok(coffre(&["admin", "ca", "init", "--out", other_ca.to_str().unwrap()]));
+    let issue = |ca: &Path, id: &str, cc: &str| {
+        let out = root.join(format!("id-{id}"));
+        ok(coffre(&[
+            "admin",
+            "node-identity",
+            "--ca",
+            ca.to_str().unwrap(),
+            "--id",
+            id,
+            "--country",
+            cc,
+            "--site",
+            "s1",
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        out
+    };
+    let gw = issue(&ca, "gw", "FR");
+    let rogue = issue(&other_ca, "rogue", "FR");
+    // A DE node whose certificate is edited to say FR: the CA's signature no longer matches.
+    let forged = issue(&ca, "forged", "DE");
+    let pem = std::fs::read_to_string(forged.join("cert.pem")).unwrap();
+    use base64::Engine;
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let mut der = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+    // countryName OID, then a string of length 2 (its tag depends on the encoder)
+    let at = der
+        .windows(5)
+        .position(|w| w == [0x06, 0x03, 0x55, 0x04, 0x06])
+        .expect("country attribute")
+        + 7;
+    assert_eq!(&der[at..at + 2], b"DE");
+    der[at..at + 2].copy_from_slice(b"FR");
+    let forged_pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        base64::engine::general_purpose::STANDARD.encode(&der)
+    );
+    std::fs::write(forged.join("cert.pem"), forged_pem).unwrap();
+
+    for (name, identity) in [("rogue", &rogue), ("forged", &forged)] {
+        let mut node = Node {
+            id: name.into(),
+            country: "FR",
+            data: root.join(format!("data-{name}")),
+            identity: identity.clone(),
+            addr: String::new(),
+            child: None,
+        };
+        node.start();
+        let cfg = root.join(format!("{name}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[cluster]\nca = \"{}\"\nidentity = \"{}\"\n[[nodes]]\naddress = \"https://{}\"\n",
+                ca.display(),
+                gw.display(),
+                node.addr
+            ),
+        )
+        .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_coffre"))
+            .args([
+                "server",
+                "--data",
+                root.join(format!("gw-{name}")).to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--admin-listen", "127.0.0.1:0", "--config", cfg.to_str().unwrap()])
+            .env("COFFRE_ROOT_ACCESS_KEY", ACCESS)
+            .env("COFFRE_ROOT_SECRET_KEY", SECRET)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{name}: the gateway refuses the node");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("TLS"), "{name}: {err}");
+    }
+}
