@@ -48,6 +48,37 @@ pub enum AdminCommand {
     /// Buckets.
     #[command(subcommand)]
     Bucket(BucketCommand),
+    /// Cluster membership (persisted by the gateway).
+    #[command(subcommand)]
+    Nodes(NodesCommand),
+}
+
+#[derive(Subcommand)]
+pub enum NodesCommand {
+    /// Admit a node by address; its id and location come from its certificate.
+    Add {
+        #[command(flatten)]
+        api: Api,
+        /// https://HOST:PORT
+        address: String,
+    },
+    /// Stop placing new shards on a node (its shards stay readable).
+    Drain {
+        #[command(flatten)]
+        api: Api,
+        id: String,
+    },
+    /// Forget a node: its shards are read from parity from now on.
+    Remove {
+        #[command(flatten)]
+        api: Api,
+        id: String,
+    },
+    /// Nodes with location and state.
+    List {
+        #[command(flatten)]
+        api: Api,
+    },
 }
 
 #[derive(Subcommand)]
@@ -152,6 +183,25 @@ pub fn run(cmd: AdminCommand) -> Result<(), String> {
                 out.display()
             );
         }
+        AdminCommand::Nodes(NodesCommand::Add { api, address }) => {
+            let v = call(&api, "POST", &format!("/v1/nodes?address={}", enc(&address)))?;
+            println!(
+                "node {} admitted ({}/{}/{})",
+                v["id"].as_str().unwrap_or(""),
+                v["country"].as_str().unwrap_or(""),
+                v["site"].as_str().unwrap_or(""),
+                v["zone"].as_str().unwrap_or("")
+            );
+        }
+        AdminCommand::Nodes(NodesCommand::Drain { api, id }) => {
+            call(&api, "POST", &format!("/v1/nodes/{}/drain", enc(&id)))?;
+            println!("node {id} draining: no new shards go to it");
+        }
+        AdminCommand::Nodes(NodesCommand::Remove { api, id }) => {
+            call(&api, "DELETE", &format!("/v1/nodes/{}", enc(&id)))?;
+            println!("node {id} removed");
+        }
+        AdminCommand::Nodes(NodesCommand::List { api }) => return run(AdminCommand::Status { api, json: false }),
         AdminCommand::Status { api, json } => {
             let v = call(&api, "GET", "/v1/status")?;
             if json {
@@ -169,7 +219,11 @@ pub fn run(cmd: AdminCommand) -> Result<(), String> {
                         n["country"].as_str().unwrap_or(""),
                         n["site"].as_str().unwrap_or(""),
                         n["zone"].as_str().unwrap_or(""),
-                        if n["up"].as_bool() == Some(true) { "up" } else { "DOWN" },
+                        match (n["up"].as_bool(), n["draining"].as_bool()) {
+                            (Some(true), Some(true)) => "drain",
+                            (Some(true), _) => "up",
+                            _ => "DOWN",
+                        },
                         n["shards"],
                         n["used_bytes"],
                         n["free_bytes"]

@@ -256,8 +256,11 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let mut locals = Vec::new();
-        let nodes = match &file.cluster {
-            Some(c) => cluster_nodes(c, &file.nodes, &meta).await?,
+        let (nodes, identity) = match &file.cluster {
+            Some(c) => {
+                let identity = Arc::new(Identity::load_with_ca(&c.identity, &c.ca)?);
+                (cluster_nodes(&identity, &file.nodes, &meta).await?, Some(identity))
+            }
             None => {
                 let dirs: Vec<(String, PathBuf)> = if file.stores.is_empty() {
                     (1..=scheme.total().max(6))
@@ -276,12 +279,9 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                         site: "local".into(),
                         zone: id.clone(),
                     };
-                    nodes.push(ClusterNode {
-                        store: Arc::new(s),
-                        location,
-                    });
+                    nodes.push(ClusterNode::new(Arc::new(s), location, String::new(), false));
                 }
-                nodes
+                (nodes, None)
             }
         };
         let (engine, mut damaged) = Engine::new(meta, nodes, keys);
@@ -312,6 +312,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         let admin = Arc::new(coffre_s3::admin::Admin {
             engine: engine.clone(),
             token: admin_token,
+            identity,
         });
         tokio::spawn(coffre_s3::admin::serve_admin(
             admin_listener,
@@ -407,11 +408,10 @@ fn admin_token(data: &Path) -> Result<String, String> {
 /// Connects to the configured nodes (learning id and location from their certificates),
 /// remembering them in the metadata; a known node that does not answer starts as down.
 async fn cluster_nodes(
-    c: &ClusterSection,
+    identity: &Identity,
     configured: &[NodeSection],
     meta: &MetaStore,
 ) -> Result<Vec<ClusterNode>, String> {
-    let identity = Identity::load_with_ca(&c.identity, &c.ca)?;
     let known: std::collections::HashMap<String, NodeRecord> =
         meta.nodes().map_err(|e| e.to_string())?.into_iter().collect();
     let mut addresses: Vec<String> = configured.iter().map(|n| n.address.clone()).collect();
@@ -422,7 +422,7 @@ async fn cluster_nodes(
     }
     let mut nodes: Vec<ClusterNode> = Vec::new();
     for address in addresses {
-        let store = match RemoteShardStore::connect(&identity, &address).await {
+        let store = match RemoteShardStore::connect(identity, &address).await {
             Ok(s) => {
                 let rec = NodeRecord {
                     id: s.id().to_string(),
@@ -442,7 +442,7 @@ async fn cluster_nodes(
                         site: k.site.clone(),
                         zone: k.zone.clone(),
                     };
-                    RemoteShardStore::known(&identity, &address, &k.id, loc)?
+                    RemoteShardStore::known(identity, &address, &k.id, loc)?
                 }
                 None => {
                     return Err(format!(
@@ -456,10 +456,8 @@ async fn cluster_nodes(
         }
         tracing::info!(node = store.id(), address = %store.address, country = %store.location.country, site = %store.location.site, "cluster node");
         let location = store.location.clone();
-        nodes.push(ClusterNode {
-            store: Arc::new(store),
-            location,
-        });
+        let draining = known.get(&address).is_some_and(|k| k.draining);
+        nodes.push(ClusterNode::new(Arc::new(store), location, address, draining));
     }
     Ok(nodes)
 }

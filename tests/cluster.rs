@@ -449,3 +449,153 @@ async fn foreign_ca_and_forged_location_are_rejected() {
         assert!(err.contains("TLS"), "{name}: {err}");
     }
 }
+
+fn new_node(root: &Path, ca: &Path, id: &str, cc: &'static str, site: &str) -> Node {
+    let identity = root.join(format!("id-{id}"));
+    ok(coffre(&[
+        "admin",
+        "node-identity",
+        "--ca",
+        ca.to_str().unwrap(),
+        "--id",
+        id,
+        "--country",
+        cc,
+        "--site",
+        site,
+        "--out",
+        identity.to_str().unwrap(),
+    ]));
+    let mut n = Node {
+        id: id.into(),
+        country: cc,
+        data: root.join(format!("data-{id}")),
+        identity,
+        addr: String::new(),
+        child: None,
+    };
+    n.start();
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_changes_at_run_time_and_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let ca = root.join("ca");
+    ok(coffre(&["admin", "ca", "init", "--out", ca.to_str().unwrap()]));
+    let nodes: Vec<Node> = (1..=7)
+        .map(|i| new_node(root, &ca, &format!("fr-{i}"), "FR", &format!("site{}", i % 3)))
+        .collect();
+    let gw_id = root.join("id-gw");
+    ok(coffre(&[
+        "admin",
+        "node-identity",
+        "--ca",
+        ca.to_str().unwrap(),
+        "--id",
+        "gw",
+        "--country",
+        "FR",
+        "--site",
+        "s",
+        "--out",
+        gw_id.to_str().unwrap(),
+    ]));
+    let mut toml = format!(
+        "[cluster]\nca = \"{}\"\nidentity = \"{}\"\n",
+        ca.display(),
+        gw_id.display()
+    );
+    for n in &nodes[..6] {
+        toml.push_str(&format!("[[nodes]]\naddress = \"https://{}\"\n", n.addr));
+    }
+    let cfg = root.join("gateway.toml");
+    std::fs::write(&cfg, &toml).unwrap();
+    let gw_data = root.join("gw");
+    let mut gw = Server::start_with(&gw_data, "127.0.0.1:0", &["--config", cfg.to_str().unwrap()]);
+    let token = std::fs::read_to_string(gw_data.join("admin.token")).unwrap();
+    let admin = |endpoint: &str, command: &[&str], args: &[&str]| -> String {
+        let mut cmd = vec!["admin"];
+        cmd.extend_from_slice(command);
+        cmd.extend_from_slice(&["--endpoint", endpoint, "--token", token.trim()]);
+        cmd.extend_from_slice(args);
+        ok(coffre(&cmd))
+    };
+    let c = gw.client();
+    c.create_bucket().bucket("members").send().await.unwrap();
+    c.put_object()
+        .bucket("members")
+        .key("before")
+        .body(ByteStream::from(data(1 << 20, 1)))
+        .send()
+        .await
+        .unwrap();
+
+    let seventh = format!("https://{}", nodes[6].addr);
+    assert!(admin(&gw.admin_endpoint, &["nodes", "add"], &[&seventh]).contains("fr-7 admitted"));
+    admin(&gw.admin_endpoint, &["nodes", "drain"], &["fr-1"]);
+    let status = admin(&gw.admin_endpoint, &["nodes", "list"], &[]);
+    assert!(status.contains("7 of 7 nodes up"), "{status}");
+    assert!(
+        status.lines().any(|l| l.starts_with("fr-1") && l.contains("drain")),
+        "{status}"
+    );
+    // New writes avoid the draining node and use the new one.
+    let mut used_seventh = false;
+    for i in 0..6 {
+        let key = format!("after-{i}");
+        c.put_object()
+            .bucket("members")
+            .key(&key)
+            .body(ByteStream::from(data(10_000, i)))
+            .send()
+            .await
+            .unwrap();
+        let p: serde_json::Value =
+            serde_json::from_str(&admin(&gw.admin_endpoint, &["placement"], &["members", &key, "--json"])).unwrap();
+        let placed: Vec<&str> = p["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["node"].as_str().unwrap())
+            .collect();
+        assert!(!placed.contains(&"fr-1"), "{placed:?}");
+        used_seventh |= placed.contains(&"fr-7");
+    }
+    assert!(used_seventh, "the admitted node takes shards");
+    // Removing a node: what it held is rebuilt from parity.
+    admin(&gw.admin_endpoint, &["nodes", "remove"], &["fr-2"]);
+    let got = c
+        .get_object()
+        .bucket("members")
+        .key("before")
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap();
+    assert!(got.into_bytes()[..] == data(1 << 20, 1)[..]);
+
+    // Membership survives a restart of the gateway: fr-7 (not in the file) and fr-1's drain.
+    gw.kill();
+    let gw2 = Server::start_with(&gw_data, "127.0.0.1:0", &["--config", cfg.to_str().unwrap()]);
+    let status = admin(&gw2.admin_endpoint, &["status"], &["--json"]);
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let ids: Vec<&str> = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"fr-7"), "{ids:?}");
+    let fr1 = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "fr-1")
+        .unwrap();
+    assert_eq!(fr1["draining"], true);
+}

@@ -4,6 +4,7 @@
 use crate::engine::{policy_of, Engine};
 use crate::server::{full, ResBody};
 use bytes::Bytes;
+use coffre_data::ShardStore;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Serialize;
@@ -13,11 +14,15 @@ use std::time::Duration;
 pub struct Admin {
     pub engine: Arc<Engine>,
     pub token: String,
+    /// The gateway's cluster identity (to admit new nodes); none in embedded mode.
+    pub identity: Option<Arc<coffre_cluster::Identity>>,
 }
 
 #[derive(Serialize)]
 pub struct NodeStatus {
     pub id: String,
+    pub address: String,
+    pub draining: bool,
     pub country: String,
     pub site: String,
     pub zone: String,
@@ -93,6 +98,8 @@ impl Admin {
             .map(|(n, s)| {
                 let s = s.ok();
                 NodeStatus {
+                    draining: n.is_draining(),
+                    address: n.address.clone(),
                     id: n.store.id().to_string(),
                     country: n.location.country.clone(),
                     site: n.location.site.clone(),
@@ -257,6 +264,69 @@ impl Admin {
         }
     }
 
+    fn node_record(n: &crate::engine::ClusterNode) -> coffre_meta::NodeRecord {
+        coffre_meta::NodeRecord {
+            id: n.store.id().to_string(),
+            country: n.location.country.clone(),
+            site: n.location.site.clone(),
+            zone: n.location.zone.clone(),
+            draining: n.is_draining(),
+        }
+    }
+
+    /// Admits a node by address: its id and location come from its CA-signed certificate.
+    async fn add_node(&self, qs: &[(String, String)]) -> Response<ResBody> {
+        let Some(identity) = &self.identity else {
+            return error(StatusCode::BAD_REQUEST, "not a cluster gateway");
+        };
+        let Some(address) = q(qs, "address") else {
+            return error(StatusCode::BAD_REQUEST, "address is required");
+        };
+        let store = match coffre_cluster::RemoteShardStore::connect(identity, address).await {
+            Ok(s) => s,
+            Err(e) => return error(StatusCode::BAD_GATEWAY, e),
+        };
+        if self.engine.node(store.id()).is_some_and(|n| n.address != address) {
+            return error(
+                StatusCode::CONFLICT,
+                format!("another node already has the id {}", store.id()),
+            );
+        }
+        let location = store.location.clone();
+        let node = crate::engine::ClusterNode::new(Arc::new(store), location, address.to_string(), false);
+        if let Err(e) = self.engine.meta.put_node(address, &Self::node_record(&node)) {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        }
+        let rec = Self::node_record(&node);
+        self.engine.add_node(node);
+        json(StatusCode::OK, &rec)
+    }
+
+    fn drain_node(&self, id: &str) -> Response<ResBody> {
+        let Some(node) = self.engine.node(id) else {
+            return error(StatusCode::NOT_FOUND, "no such node");
+        };
+        node.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        if !node.address.is_empty() {
+            if let Err(e) = self.engine.meta.put_node(&node.address, &Self::node_record(&node)) {
+                return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+            }
+        }
+        json(StatusCode::OK, &Self::node_record(&node))
+    }
+
+    fn remove_node(&self, id: &str) -> Response<ResBody> {
+        let Some(node) = self.engine.remove_node(id) else {
+            return error(StatusCode::NOT_FOUND, "no such node");
+        };
+        if !node.address.is_empty() {
+            if let Err(e) = self.engine.meta.delete_node(&node.address) {
+                return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+            }
+        }
+        json(StatusCode::OK, &serde_json::json!({ "removed": id }))
+    }
+
     async fn handle(&self, req: Request<Incoming>) -> Response<ResBody> {
         let given = req
             .headers()
@@ -270,7 +340,12 @@ impl Admin {
         let qs = query(&req);
         let path = req.uri().path().to_string();
         match (req.method().as_str(), path.as_str()) {
-            ("GET", "/v1/status") => self.status().await,
+            ("GET", "/v1/status") | ("GET", "/v1/nodes") => self.status().await,
+            ("POST", "/v1/nodes") => self.add_node(&qs).await,
+            ("POST", p) if p.starts_with("/v1/nodes/") && p.ends_with("/drain") => {
+                self.drain_node(&p["/v1/nodes/".len()..p.len() - "/drain".len()])
+            }
+            ("DELETE", p) if p.starts_with("/v1/nodes/") => self.remove_node(&p["/v1/nodes/".len()..]),
             ("GET", "/v1/placement") => self.placement(&qs),
             ("GET", "/v1/audit/residency") => self.audit(&qs),
             ("PUT", p) if p.starts_with("/v1/buckets/") && p.ends_with("/policy") => {

@@ -10,9 +10,8 @@ use coffre_data::{read_part, write_part, DataError, MissingStore, PartReader, Sh
 use coffre_meta::{BucketRecord, LayoutRecord, MetaStore, ObjectRecord, PartInfo, SealedAttrs};
 use coffre_types::{now_millis, ShardId, VersionId};
 use futures_util::Stream;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use tokio::sync::mpsc;
 
 /// A store and every shard id it holds.
@@ -24,14 +23,34 @@ type StoreListing = (Arc<dyn ShardStore>, Vec<ShardId>);
 pub struct ClusterNode {
     pub store: Arc<dyn ShardStore>,
     pub location: Location,
+    /// `https://host:port` of a remote node; empty for an embedded store.
+    pub address: String,
+    /// A draining node takes no new shards; what it holds is still read.
+    pub draining: Arc<AtomicBool>,
+    /// Free bytes, refreshed by `heartbeat` (placement weights).
+    pub free: Arc<AtomicU64>,
+}
+
+impl ClusterNode {
+    pub fn new(store: Arc<dyn ShardStore>, location: Location, address: String, draining: bool) -> ClusterNode {
+        ClusterNode {
+            store,
+            location,
+            address,
+            draining: Arc::new(AtomicBool::new(draining)),
+            free: Arc::new(AtomicU64::new(1 << 40)),
+        }
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
 }
 
 pub struct Engine {
     pub meta: Arc<MetaStore>,
-    nodes: Vec<ClusterNode>,
-    by_id: HashMap<String, Arc<dyn ShardStore>>,
-    /// Free bytes per node, refreshed by `heartbeat` (placement weights).
-    free: Vec<AtomicU64>,
+    /// The topology; changed at run time by the admin API (add, drain, remove).
+    nodes: RwLock<Vec<ClusterNode>>,
     keys: Arc<Keyring>,
     damaged: mpsc::UnboundedSender<ShardId>,
 }
@@ -67,18 +86,11 @@ impl Engine {
         nodes: Vec<ClusterNode>,
         keys: Arc<Keyring>,
     ) -> (Arc<Engine>, mpsc::UnboundedReceiver<ShardId>) {
-        let by_id = nodes
-            .iter()
-            .map(|n| (n.store.id().to_string(), n.store.clone()))
-            .collect();
-        let free = nodes.iter().map(|_| AtomicU64::new(1 << 40)).collect();
         let (damaged, rx) = mpsc::unbounded_channel();
         (
             Arc::new(Engine {
                 meta,
-                nodes,
-                by_id,
-                free,
+                nodes: RwLock::new(nodes),
                 keys,
                 damaged,
             }),
@@ -86,24 +98,44 @@ impl Engine {
         )
     }
 
-    pub fn nodes(&self) -> &[ClusterNode] {
-        &self.nodes
+    /// A snapshot of the topology.
+    pub fn nodes(&self) -> Vec<ClusterNode> {
+        self.nodes.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn stores(&self) -> Vec<Arc<dyn ShardStore>> {
-        self.nodes.iter().map(|n| n.store.clone()).collect()
+        self.nodes().into_iter().map(|n| n.store).collect()
     }
 
-    pub fn node(&self, id: &str) -> Option<&ClusterNode> {
-        self.nodes.iter().find(|n| n.store.id() == id)
+    pub fn node(&self, id: &str) -> Option<ClusterNode> {
+        self.nodes().into_iter().find(|n| n.store.id() == id)
+    }
+
+    fn store_of(&self, id: &str) -> Option<Arc<dyn ShardStore>> {
+        self.node(id).map(|n| n.store)
+    }
+
+    /// Adds a node (or replaces the one with the same id).
+    pub fn add_node(&self, node: ClusterNode) {
+        let mut nodes = self.nodes.write().unwrap_or_else(|p| p.into_inner());
+        nodes.retain(|n| n.store.id() != node.store.id());
+        nodes.push(node);
+    }
+
+    /// Forgets a node: its shards count as missing (read from parity) from now on.
+    pub fn remove_node(&self, id: &str) -> Option<ClusterNode> {
+        let mut nodes = self.nodes.write().unwrap_or_else(|p| p.into_inner());
+        let i = nodes.iter().position(|n| n.store.id() == id)?;
+        Some(nodes.remove(i))
     }
 
     /// Asks every node for its capacity (remote nodes thereby refresh their up/down flag).
     pub async fn heartbeat(&self) {
-        let stats = futures_util::future::join_all(self.nodes.iter().map(|n| n.store.stat())).await;
-        for (i, s) in stats.into_iter().enumerate() {
+        let nodes = self.nodes();
+        let stats = futures_util::future::join_all(nodes.iter().map(|n| n.store.stat())).await;
+        for (n, s) in nodes.iter().zip(stats) {
             if let Ok(s) = s {
-                self.free[i].store(s.free_bytes, Ordering::Relaxed);
+                n.free.store(s.free_bytes, Ordering::Relaxed);
             }
         }
     }
@@ -111,17 +143,16 @@ impl Engine {
     /// Chooses the store of each shard index for a new version under a residency policy.
     /// A slot no compliant node can take gets a `MissingStore` (recorded as degraded).
     fn place(&self, version: &VersionId, policy: &ResidencyPolicy) -> Result<Vec<Arc<dyn ShardStore>>, S3Error> {
-        let views: Vec<NodeView> = self
-            .nodes
+        let nodes = self.nodes();
+        let views: Vec<NodeView> = nodes
             .iter()
-            .enumerate()
-            .map(|(i, n)| NodeView {
+            .map(|n| NodeView {
                 id: n.store.id().to_string(),
                 country: n.location.country.clone(),
                 site: n.location.site.clone(),
                 zone: n.location.zone.clone(),
-                up: n.store.is_up(),
-                free_bytes: self.free[i].load(Ordering::Relaxed),
+                up: n.store.is_up() && !n.is_draining(),
+                free_bytes: n.free.load(Ordering::Relaxed),
             })
             .collect();
         let picked =
@@ -129,7 +160,7 @@ impl Engine {
         Ok(picked
             .into_iter()
             .map(|p| match p {
-                Some(i) => self.nodes[i].store.clone(),
+                Some(i) => nodes[i].store.clone(),
                 None => Arc::new(MissingStore) as Arc<dyn ShardStore>,
             })
             .collect())
@@ -298,7 +329,7 @@ impl Engine {
         }
         Ok(PartReader {
             layout: layout_of(rec),
-            stores: p.nodes.iter().map(|id| self.by_id.get(id).cloned()).collect(),
+            stores: p.nodes.iter().map(|id| self.store_of(id)).collect(),
             version: p.version,
             part: 0,
             size: p.size,
@@ -367,7 +398,7 @@ impl Engine {
                                     stripe,
                                     index: index as u8,
                                 };
-                                match self.by_id.get(node) {
+                                match self.store_of(node) {
                                     Some(s) => ok &= s.delete(id).await.is_ok(),
                                     None => tracing::warn!(node, "GC: node unknown, shard left"),
                                 }
@@ -387,7 +418,7 @@ impl Engine {
                             listed = Some(all);
                         }
                         let all = listed.as_deref().unwrap_or_default();
-                        ok &= all.len() == self.nodes.len();
+                        ok &= all.len() == self.nodes().len();
                         for (store, ids) in all {
                             for id in ids.iter().filter(|i| i.version == part.version) {
                                 ok &= store.delete(*id).await.is_ok();
