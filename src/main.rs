@@ -327,6 +327,12 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         tokio::spawn(async move {
             loop {
                 hb_engine.heartbeat().await;
+                // Degraded writes are healed once their nodes (or replacements) are up.
+                match hb_engine.heal().await {
+                    Ok(n) if n > 0 => tracing::info!(shards = n, "healed degraded writes"),
+                    Err(e) => tracing::warn!(error = %e, "healing pass failed"),
+                    _ => {}
+                }
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         });

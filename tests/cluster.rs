@@ -346,9 +346,42 @@ async fn residency_placement_failures_and_identity() {
     let audit: serde_json::Value =
         serde_json::from_str(&admin(&["audit", "residency"], &["fr-only", "--json"])).unwrap();
     assert!(audit["non_compliant"].as_array().unwrap().is_empty());
-    // A restarted node is used again: the objects read back.
+    let degraded: serde_json::Value =
+        serde_json::from_str(&admin(&["placement"], &["fr-only", "degraded", "--json"])).unwrap();
+    assert!(
+        degraded["shards"].as_array().unwrap().iter().any(|s| s["node"] == ""),
+        "one slot had no compliant node"
+    );
+    // A restarted node is used again: the objects read back, and the degraded write is healed.
     nodes[4].start();
     wait_heartbeats().await;
+    let mut healed = false;
+    for _ in 0..40 {
+        let p: serde_json::Value =
+            serde_json::from_str(&admin(&["placement"], &["fr-only", "degraded", "--json"])).unwrap();
+        let shards = p["shards"].as_array().unwrap();
+        if shards.iter().all(|s| s["node"] != "") {
+            for s in shards {
+                assert_eq!(s["country"], "FR");
+                let node = nodes.iter().find(|n| n.id == s["node"].as_str().unwrap()).unwrap();
+                let id = format!(
+                    "{}0000{:08x}{:02x}",
+                    s["version"].as_str().unwrap(),
+                    s["stripe"].as_u64().unwrap(),
+                    s["index"].as_u64().unwrap()
+                );
+                assert_eq!(
+                    shards_on_disk(&node.data).get(&id).map(String::as_str),
+                    s["blake3"].as_str(),
+                    "healed shard {id} on disk"
+                );
+            }
+            healed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(healed, "the missing shards of the degraded write were rebuilt");
     let got = c
         .get_object()
         .bucket("fr-only")

@@ -98,20 +98,16 @@ impl PartReader {
     /// them back to their stores, in the background. A rebuilt shard is written only if its
     /// BLAKE3 matches the layout, so a repair can never store wrong data.
     fn repair(&self, stripe: u32, data: &[Option<Vec<u8>>], bad: Vec<usize>) {
-        let shard_len = data.first().and_then(|s| s.as_ref()).map_or(0, |s| s.len());
-        let n = self.layout.scheme.total();
-        let mut buf = Vec::with_capacity(n * shard_len);
+        let mut concat = Vec::new();
         for s in data {
             match s {
-                Some(s) => buf.extend_from_slice(s),
+                Some(s) => concat.extend_from_slice(s),
                 None => return,
             }
         }
-        buf.resize(n * shard_len, 0);
-        if Codec::new(self.layout.scheme).encode(&mut buf, shard_len).is_err() {
+        let Some((buf, shard_len)) = self.with_parity(concat) else {
             return;
-        }
-        let buf = Bytes::from(buf);
+        };
         let this = self.clone();
         tokio::spawn(async move {
             for i in bad {
@@ -135,6 +131,32 @@ impl PartReader {
                 }
             }
         });
+    }
+
+    /// Every shard of a stripe from its `k` data shards (concatenated): parity recomputed.
+    fn with_parity(&self, mut data: Vec<u8>) -> Option<(Bytes, usize)> {
+        let (k, n) = (self.layout.scheme.data as usize, self.layout.scheme.total());
+        let shard_len = data.len() / k;
+        data.resize(n * shard_len, 0);
+        Codec::new(self.layout.scheme).encode(&mut data, shard_len).ok()?;
+        Some((Bytes::from(data), shard_len))
+    }
+
+    /// Rebuilds shard `index` of `stripe` from the others (healing a degraded write). The
+    /// result is checked against the layout's BLAKE3, so it is never wrong.
+    pub async fn rebuild_shard(&self, stripe: u32, index: usize) -> Result<Bytes, DataError> {
+        let data = self.fetch_stripe(stripe).await?;
+        let (buf, shard_len) = self
+            .with_parity(data)
+            .ok_or_else(|| DataError::Erasure("re-encoding failed".into()))?;
+        let shard = buf.slice(index * shard_len..(index + 1) * shard_len);
+        let expected = self.shard_hashes.get(stripe as usize).and_then(|h| h.get(index));
+        if expected != Some(blake3::hash(&shard).as_bytes()) {
+            return Err(DataError::Internal(format!(
+                "rebuilt shard {stripe}.{index} does not match its hash"
+            )));
+        }
+        Ok(shard)
     }
 
     /// Decrypts the packages of `stripe` that overlap `[from, to)` (offsets within the stripe).

@@ -12,8 +12,10 @@ pub const CF_UPLOADS: &str = "uploads";
 pub const CF_PARTS: &str = "parts";
 /// `nodes`: the node's address (`https://host:port`).
 pub const CF_NODES: &str = "nodes";
-pub const ALL_CFS: [&str; 8] = [
-    CF_BUCKETS, CF_OBJECTS, CF_LAYOUTS, CF_INTENTS, CF_GC, CF_UPLOADS, CF_PARTS, CF_NODES,
+/// `heal`: objects with degraded parts, keyed like `objects`.
+pub const CF_HEAL: &str = "heal";
+pub const ALL_CFS: [&str; 9] = [
+    CF_BUCKETS, CF_OBJECTS, CF_LAYOUTS, CF_INTENTS, CF_GC, CF_UPLOADS, CF_PARTS, CF_NODES, CF_HEAL,
 ];
 
 /// `buckets`: the bucket name.

@@ -231,7 +231,65 @@ impl MetaStore {
             self.queue_gc(b, old.gc_record());
         }
         b.put_cf(self.cf(keys::CF_OBJECTS), &okey, encode(rec));
+        if rec.parts.iter().any(|p| !p.degraded.is_empty()) {
+            b.put_cf(self.cf(keys::CF_HEAL), &okey, []);
+        }
         Ok(())
+    }
+
+    /// Objects with degraded parts: (bucket, key), at most `limit`.
+    pub fn to_heal(&self, limit: usize) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(keys::CF_HEAL), IteratorMode::Start)
+            .take(limit)
+        {
+            let (k, _) = item?;
+            let zero = k
+                .iter()
+                .position(|b| *b == 0)
+                .ok_or_else(|| MetaError::Corrupt("heal key".into()))?;
+            out.push((String::from_utf8_lossy(&k[..zero]).into_owned(), k[zero + 1..].to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Records a healed part (new node list, no more degraded slots) if the object is still
+    /// `version`; drops the heal entry once nothing is degraded. Returns false if it changed.
+    pub fn update_parts(
+        &self,
+        bucket: &str,
+        key: &[u8],
+        version: &VersionId,
+        parts: Vec<PartInfo>,
+    ) -> Result<bool, MetaError> {
+        let _g = self.lock_key(bucket, key);
+        let okey = keys::object(bucket, key);
+        let mut b = WriteBatch::default();
+        let current = self.get::<ObjectRecord>(keys::CF_OBJECTS, &okey)?;
+        let updated = match current {
+            Some(mut rec) if rec.version == *version => {
+                rec.parts = parts;
+                if rec.parts.iter().all(|p| p.degraded.is_empty()) {
+                    b.delete_cf(self.cf(keys::CF_HEAL), &okey);
+                }
+                b.put_cf(self.cf(keys::CF_OBJECTS), &okey, encode(&rec));
+                true
+            }
+            // Gone or replaced: nothing left to heal under this key's old version.
+            _ => {
+                if current
+                    .as_ref()
+                    .is_none_or(|r| r.parts.iter().all(|p| p.degraded.is_empty()))
+                {
+                    b.delete_cf(self.cf(keys::CF_HEAL), &okey);
+                }
+                false
+            }
+        };
+        self.db.write_opt(b, &sync_opts())?;
+        Ok(updated)
     }
 
     /// Queues shards for removal and forgets their layouts.
