@@ -397,17 +397,8 @@ fn admin_token(data: &Path) -> Result<String, String> {
         return Ok(t.trim().to_string());
     }
     let token = hex::encode(coffre_types::random_bytes::<24>());
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
+    coffre_types::create_private_file(&path, token.as_bytes())
         .map_err(|e| format!("creating {}: {e}", path.display()))?;
-    f.write_all(token.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|e| e.to_string())?;
     Ok(token)
 }
 
@@ -572,17 +563,8 @@ fn root_credentials(data: &Path) -> Result<(String, String, bool), String> {
     }
     let access = format!("CF{}", hex::encode_upper(coffre_types::random_bytes::<9>()));
     let secret = hex::encode(coffre_types::random_bytes::<20>());
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
+    coffre_types::create_private_file(&path, format!("{access}\n{secret}\n").as_bytes())
         .map_err(|e| format!("creating {}: {e}", path.display()))?;
-    f.write_all(format!("{access}\n{secret}\n").as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|e| e.to_string())?;
     Ok((access, secret, true))
 }
 

@@ -173,14 +173,6 @@ async fn lost_node_directory_reads_back() {
     assert!(got.into_bytes()[..] == d[..]);
 }
 
-async fn total_shards(addr: &str) -> u64 {
-    let (_, _, body) = raw_request(addr, "GET", "/metrics", &[("host".into(), addr.into())], b"");
-    body.lines()
-        .filter(|l| l.starts_with("coffre_store_shards{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 fn expected_for(key: &str) -> Vec<u8> {
     let i: usize = key.trim_start_matches("obj-").parse().unwrap();
     // Sizes from empty to several stripes.
@@ -293,13 +285,6 @@ async fn sigkill_during_puts_loses_nothing_acknowledged() {
         expected_shards += 6 * (want.len() as u64).div_ceil(4 << 20);
     }
     // Orphans of interrupted writes are collected.
-    let mut shards = 0;
-    for _ in 0..100 {
-        shards = total_shards(&s.addr).await;
-        if shards == expected_shards {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let shards = wait_for_shards(&s.addr, expected_shards).await;
     assert_eq!(shards, expected_shards, "only committed objects' shards remain");
 }

@@ -399,26 +399,6 @@ async fn part_copy_and_checksums() {
     }
 }
 
-async fn total_shards(addr: &str) -> u64 {
-    let (_, _, body) = raw_request(addr, "GET", "/metrics", &[("host".into(), addr.into())], b"");
-    body.lines()
-        .filter(|l| l.starts_with("coffre_store_shards{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
-async fn wait_for_shards(addr: &str, want: u64) -> u64 {
-    let mut got = 0;
-    for _ in 0..100 {
-        got = total_shards(addr).await;
-        if got == want {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    got
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aborted_and_superseded_parts_are_collected() {
     let s = Server::start();

@@ -278,3 +278,25 @@ pub fn crc32_b64(d: &[u8]) -> String {
     let c = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32IsoHdlc, d) as u32;
     base64::engine::general_purpose::STANDARD.encode(c.to_be_bytes())
 }
+
+/// Shards held by all the server's stores, from `/metrics`.
+pub async fn total_shards(addr: &str) -> u64 {
+    let (_, _, body) = raw_request(addr, "GET", "/metrics", &[("host".into(), addr.into())], b"");
+    body.lines()
+        .filter(|l| l.starts_with("coffre_store_shards{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Polls `/metrics` (up to 10 s) until the stores hold `want` shards; returns the last count.
+pub async fn wait_for_shards(addr: &str, want: u64) -> u64 {
+    let mut got = 0;
+    for _ in 0..100 {
+        got = total_shards(addr).await;
+        if got == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    got
+}

@@ -29,17 +29,7 @@ fn valid_name(s: &str) -> bool {
 }
 
 fn write_secret(path: &Path, text: &str) -> Result<(), String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|e| e.to_string())
+    coffre_types::create_private_file(path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn ca_params(name: &str) -> Result<CertificateParams, String> {

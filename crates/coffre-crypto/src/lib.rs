@@ -106,16 +106,8 @@ impl MasterKey {
         match std::fs::read_to_string(path) {
             Ok(text) => MasterKey::from_text(&text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                use std::io::Write;
-                use std::os::unix::fs::OpenOptionsExt;
                 let key: [u8; 32] = coffre_types::random_bytes();
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(path)?;
-                f.write_all(hex::encode(key).as_bytes())?;
-                f.sync_all()?;
+                coffre_types::create_private_file(path, hex::encode(key).as_bytes())?;
                 Ok(MasterKey::from_bytes(key))
             }
             Err(e) => Err(e.into()),

@@ -41,6 +41,31 @@ async fn part_policy(ctx: &Ctx, bucket: &str, up: &UploadRecord) -> Result<coffr
     Ok(p)
 }
 
+/// Commits an uploaded part; if that fails, its shards go to GC.
+fn record_part(
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    id: &[u8; 16],
+    number: u32,
+    info: &coffre_meta::PartInfo,
+    layout: &coffre_meta::LayoutRecord,
+) -> Result<UploadPartRecord, S3Error> {
+    let engine = &ctx.gw.engine;
+    let part = UploadPartRecord {
+        info: info.clone(),
+        last_modified_ms: now_millis(),
+    };
+    if let Err(e) = engine
+        .meta
+        .commit_part(bucket, key.as_bytes(), id, number, &part, layout)
+    {
+        engine.abort(&info.version, &info.nodes, Some(engine.stripes_of(info)));
+        return Err(e.into());
+    }
+    Ok(part)
+}
+
 async fn load_upload(ctx: &Ctx, bucket: &str, key: &str, id: &[u8; 16]) -> Result<UploadRecord, S3Error> {
     crate::bucket::bucket_record(ctx, bucket).await?;
     match ctx.gw.engine.meta.get_upload(bucket, key.as_bytes(), id)? {
@@ -110,17 +135,7 @@ pub async fn upload_part(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> 
             Some(slot),
         )
         .await?;
-    let part = UploadPartRecord {
-        info: info.clone(),
-        last_modified_ms: now_millis(),
-    };
-    if let Err(e) = engine
-        .meta
-        .commit_part(bucket, key.as_bytes(), &id, number, &part, &layout)
-    {
-        engine.abort(&info.version, &info.nodes, Some(engine.stripes_of(&info)));
-        return Err(e.into());
-    }
+    record_part(ctx, bucket, key, &id, number, &info, &layout)?;
     let mut r = Response::new(empty());
     set(&mut r, "etag", &format!("\"{}\"", info.md5));
     if let Some((a, v)) = &info.checksum {
@@ -156,17 +171,7 @@ pub async fn upload_part_copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res,
     let stream = crate::object::stream_of(engine.read(&sb, &sk, &srec, start, end)?);
     let policy = part_policy(ctx, bucket, &up).await?;
     let (info, layout) = engine.write_data(bucket, key, &policy, stream, None, None).await?;
-    let part = UploadPartRecord {
-        info: info.clone(),
-        last_modified_ms: now_millis(),
-    };
-    if let Err(e) = engine
-        .meta
-        .commit_part(bucket, key.as_bytes(), &id, number, &part, &layout)
-    {
-        engine.abort(&info.version, &info.nodes, Some(engine.stripes_of(&info)));
-        return Err(e.into());
-    }
+    let part = record_part(ctx, bucket, key, &id, number, &info, &layout)?;
     let mut x = Xml::new("CopyPartResult");
     x.elem("LastModified", &iso8601(part.last_modified_ms))
         .elem("ETag", &format!("\"{}\"", info.md5));

@@ -135,6 +135,20 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     b
 }
 
+/// Creates `path` (which must not exist) with mode 0600, writes `contents` and syncs it: how
+/// every secret (master key, credentials, tokens, private keys) reaches the disk.
+pub fn create_private_file(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(contents)?;
+    f.sync_all()
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_millis() -> u64 {
     SystemTime::now()
