@@ -86,6 +86,37 @@ fn parse_header(h: &[u8]) -> Option<(u8, ShardId, u32, u32)> {
     Some((h[4], id, len, crc))
 }
 
+/// The record at `pos` if its header is intact and its data fits in the file:
+/// (kind, shard id, data length, end of record).
+fn read_header(file: &File, pos: u64, file_len: u64) -> Option<(u8, ShardId, u32, u64)> {
+    let mut h = [0u8; HEADER_LEN];
+    file.read_exact_at(&mut h, pos).ok()?;
+    let (kind, sid, len, _data_crc) = parse_header(&h)?;
+    let end = pos + HEADER_LEN as u64 + len as u64;
+    (matches!(kind, KIND_PUT | KIND_DELETE) && end <= file_len).then_some((kind, sid, len, end))
+}
+
+/// The offset of the next intact record at or after `from`, if any.
+fn resync(file: &File, from: u64, file_len: u64) -> Option<u64> {
+    const CHUNK: u64 = 1 << 20;
+    let magic = MAGIC.to_le_bytes();
+    let mut at = from;
+    while at + HEADER_LEN as u64 <= file_len {
+        let len = CHUNK.min(file_len - at) as usize;
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, at).ok()?;
+        for i in buf.windows(4).enumerate().filter(|(_, w)| *w == magic).map(|(i, _)| i) {
+            let candidate = at + i as u64;
+            if read_header(file, candidate, file_len).is_some() {
+                return Some(candidate);
+            }
+        }
+        // Overlap so that a magic split across chunks is still found.
+        at += (len as u64).saturating_sub(3).max(1);
+    }
+    None
+}
+
 fn segment_path(dir: &Path, n: u32) -> PathBuf {
     dir.join(format!("seg-{n:08}.log"))
 }
@@ -113,18 +144,21 @@ impl LocalShardStore {
             let file = OpenOptions::new().read(true).write(true).open(&path)?;
             let file_len = file.metadata()?.len();
             let mut pos = 0u64;
-            let mut h = [0u8; HEADER_LEN];
+            // End of the last whole record: what follows it is a torn tail.
+            let mut valid_end = 0u64;
             while pos + HEADER_LEN as u64 <= file_len {
-                if file.read_exact_at(&mut h, pos).is_err() {
-                    break;
-                }
-                let Some((kind, sid, len, _data_crc)) = parse_header(&h) else {
-                    break;
+                let Some((kind, sid, len, end)) = read_header(&file, pos, file_len) else {
+                    // A damaged record in the middle of a segment must not cost the records
+                    // after it: look for the next valid header. None: a torn tail.
+                    match resync(&file, pos + 1, file_len) {
+                        Some(next) => {
+                            tracing::warn!(segment = %path.display(), from = pos, to = next, "skipping a damaged segment record");
+                            pos = next;
+                            continue;
+                        }
+                        None => break,
+                    }
                 };
-                let end = pos + HEADER_LEN as u64 + len as u64;
-                if end > file_len {
-                    break;
-                }
                 match kind {
                     KIND_PUT => {
                         let loc = Loc {
@@ -139,23 +173,24 @@ impl LocalShardStore {
                         }
                         segments.entry(n).or_default().live += len as u64 + HEADER_LEN as u64;
                     }
-                    KIND_DELETE => {
+                    _ => {
                         if let Some(old) = index.remove(&sid) {
                             if let Some(s) = segments.get_mut(&old.segment) {
                                 s.live = s.live.saturating_sub(old.len as u64 + HEADER_LEN as u64);
                             }
                         }
                     }
-                    _ => break,
                 }
                 pos = end;
+                valid_end = end;
             }
-            if pos < file_len {
+            if valid_end < file_len {
                 // A torn tail from a crash: never acknowledged, so cut it off.
-                tracing::warn!(segment = %path.display(), at = pos, "truncating torn segment tail");
-                file.set_len(pos)?;
+                tracing::warn!(segment = %path.display(), at = valid_end, "truncating torn segment tail");
+                file.set_len(valid_end)?;
                 file.sync_all()?;
             }
+            let pos = valid_end;
             let seg = segments.entry(n).or_default();
             seg.size = pos;
             seg.file = Some(Arc::new(file));
@@ -528,6 +563,34 @@ mod tests {
         drop(s);
         let s = LocalShardStore::open("n1", d.path()).unwrap();
         assert_eq!(&s.get_blocking(sid(3)).unwrap()[..], b"after");
+    }
+
+    #[test]
+    fn a_damaged_header_costs_only_its_own_record() {
+        let d = tempfile::tempdir().unwrap();
+        let s = LocalShardStore::open("n1", d.path()).unwrap();
+        for i in 0..3 {
+            s.put_blocking(sid(i), &[i as u8; 5000]).unwrap();
+        }
+        let seg = segment_path(d.path(), s.inner.active.lock().unwrap().segment);
+        drop(s);
+        // Bit rot in the second record's header.
+        let mut b = std::fs::read(&seg).unwrap();
+        b[HEADER_LEN + 5000 + 10] ^= 0xFF;
+        std::fs::write(&seg, &b).unwrap();
+        let s = LocalShardStore::open("n1", d.path()).unwrap();
+        assert_eq!(&s.get_blocking(sid(0)).unwrap()[..], &[0u8; 5000][..]);
+        assert!(s.get_blocking(sid(1)).is_err());
+        assert_eq!(
+            &s.get_blocking(sid(2)).unwrap()[..],
+            &[2u8; 5000][..],
+            "the record after survives"
+        );
+        assert_eq!(
+            std::fs::metadata(&seg).unwrap().len(),
+            b.len() as u64,
+            "nothing truncated"
+        );
     }
 
     #[test]
