@@ -111,7 +111,17 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
-    let (mut child, endpoint) = start_server(dir.path());
+    // COFFRE_BENCH_ENDPOINT: measure a server that is already running (a cluster gateway, say),
+    // with the root keys in COFFRE_BENCH_ACCESS_KEY / COFFRE_BENCH_SECRET_KEY.
+    let (mut child, endpoint) = match std::env::var("COFFRE_BENCH_ENDPOINT") {
+        Ok(e) => (None, e),
+        Err(_) => {
+            let (c, e) = start_server(dir.path());
+            (Some(c), e)
+        }
+    };
+    let access = std::env::var("COFFRE_BENCH_ACCESS_KEY").unwrap_or_else(|_| "BENCHKEY".into());
+    let secret = std::env::var("COFFRE_BENCH_SECRET_KEY").unwrap_or_else(|_| "bench-secret".into());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -121,7 +131,7 @@ fn main() {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("fr-par"))
             .endpoint_url(&endpoint)
-            .credentials_provider(Credentials::new("BENCHKEY", "bench-secret", None, None, "bench"))
+            .credentials_provider(Credentials::new(access.as_str(), secret.as_str(), None, None, "bench"))
             .force_path_style(true)
             .build();
         let c = aws_sdk_s3::Client::from_conf(conf);
@@ -168,6 +178,8 @@ fn main() {
             phase("GET", size, clients, secs, max_ops * 4, get).await;
         }
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    if let Some(child) = child.as_mut() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
