@@ -8,6 +8,7 @@ bash scripts/deps.sh libclang-dev rclone restic curl
 command -v aws >/dev/null || python3 -m pip install -q awscli
 python3 -c "import awscrt" 2>/dev/null || python3 -m pip install -q awscrt   # CRC32C in aws-cli
 command -v s3cmd >/dev/null || python3 -m pip install -q s3cmd
+python3 -c "import boto3" 2>/dev/null || python3 -m pip install -q boto3
 command -v pyenv >/dev/null && pyenv rehash 2>/dev/null || true
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/coffre-target}"
