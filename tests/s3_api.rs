@@ -568,6 +568,20 @@ async fn copy_object() {
         .unwrap();
     let h = c.head_object().bucket("bkt").key("src").send().await.unwrap();
     assert_eq!(h.metadata().and_then(|m| m.get("m")).map(String::as_str), Some("2"));
+    // …and it is metadata-only: no shard written or collected, the bytes unchanged.
+    let shards = total_shards(&s.addr).await;
+    c.copy_object()
+        .bucket("bkt")
+        .key("src")
+        .copy_source("bkt/src")
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .metadata("m", "3")
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_eq!(total_shards(&s.addr).await, shards);
+    assert!(get_body(&c, "bkt", "src").await == d);
     let e = c
         .copy_object()
         .bucket("bkt")

@@ -378,27 +378,32 @@ impl MetaStore {
         Ok(())
     }
 
-    /// Replaces the sealed attributes (tags) of the current version, if it is still `version`.
-    /// Returns false if the object is gone or was replaced meanwhile.
+    /// Replaces the sealed attributes (tags, or all of them for a copy onto itself) of the
+    /// current version, if it is still `version`; `touch` also sets its modification time.
+    /// Returns the updated record, or None if the object is gone or was replaced meanwhile.
     pub fn update_sealed(
         &self,
         bucket: &str,
         key: &[u8],
         version: &VersionId,
         sealed: Vec<u8>,
-    ) -> Result<bool, MetaError> {
+        touch: bool,
+    ) -> Result<Option<ObjectRecord>, MetaError> {
         let _g = self.lock_key(bucket, key);
         let okey = keys::object(bucket, key);
         let Some(mut rec) = self.get::<ObjectRecord>(keys::CF_OBJECTS, &okey)? else {
-            return Ok(false);
+            return Ok(None);
         };
         if rec.version != *version {
-            return Ok(false);
+            return Ok(None);
         }
         rec.sealed = sealed;
+        if touch {
+            rec.last_modified_ms = now_millis();
+        }
         self.db
             .put_cf_opt(self.cf(keys::CF_OBJECTS), &okey, encode(&rec), &sync_opts())?;
-        Ok(true)
+        Ok(Some(rec))
     }
 
     /// Deletes an object: its record (and so its wrapped data keys) goes first, atomically

@@ -436,6 +436,13 @@ pub(crate) fn stream_of(
     }))
 }
 
+fn copy_result(rec: &ObjectRecord) -> Res {
+    let mut x = Xml::new("CopyObjectResult");
+    x.elem("LastModified", &iso8601(rec.last_modified_ms))
+        .elem("ETag", &format!("\"{}\"", rec.etag));
+    xml_response(StatusCode::OK, x.finish("CopyObjectResult"))
+}
+
 pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     let dst_bucket = crate::bucket::bucket_record(ctx, bucket).await?;
     let (sb, sk, srec) = copy_source(ctx).await?;
@@ -461,6 +468,17 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
         Some("REPLACE") => {}
         _ => attrs.tags = src_attrs.tags.clone(),
     }
+    let engine = &ctx.gw.engine;
+    if sb == bucket && sk == key {
+        // Onto itself (metadata REPLACE): only the metadata changes, no data is copied.
+        let sealed = engine.seal_attrs(bucket, key, &srec.version, &attrs);
+        if let Some(rec) = engine
+            .meta
+            .update_sealed(bucket, key.as_bytes(), &srec.version, sealed, true)?
+        {
+            return Ok(copy_result(&rec));
+        }
+    }
     // Data is re-encrypted under the destination's identity and a fresh key: a copy shares
     // nothing with its source, so deleting one never affects the other.
     let stream = stream_of(ctx.gw.engine.read(sb, sk, &srec, 0, srec.size)?);
@@ -479,10 +497,7 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
             },
         )
         .await?;
-    let mut x = Xml::new("CopyObjectResult");
-    x.elem("LastModified", &iso8601(out.last_modified_ms))
-        .elem("ETag", &format!("\"{}\"", out.etag));
-    Ok(xml_response(StatusCode::OK, x.finish("CopyObjectResult")))
+    Ok(copy_result(&out))
 }
 
 pub async fn get_tagging(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
@@ -503,9 +518,10 @@ async fn replace_tags(ctx: &Ctx, bucket: &str, key: &str, tags: Vec<(String, Str
     let mut attrs = engine.open_attrs(bucket, key, &rec)?;
     attrs.tags = tags;
     let sealed = engine.seal_attrs(bucket, key, &rec.version, &attrs);
-    if !engine
+    if engine
         .meta
-        .update_sealed(bucket, key.as_bytes(), &rec.version, sealed)?
+        .update_sealed(bucket, key.as_bytes(), &rec.version, sealed, false)?
+        .is_none()
     {
         return Err(S3Error::no_such_key("The object was replaced or deleted meanwhile"));
     }
