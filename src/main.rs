@@ -284,7 +284,8 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                 (nodes, None)
             }
         };
-        let (engine, mut damaged) = Engine::new(meta, nodes, keys);
+        let gateway_location = identity.as_ref().map(|i| i.location.clone());
+        let (engine, mut damaged) = Engine::new(meta, nodes, gateway_location, keys);
         let config = Config {
             region: region.clone(),
             domain,

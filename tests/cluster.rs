@@ -632,3 +632,71 @@ async fn membership_changes_at_run_time_and_persist() {
         .unwrap();
     assert_eq!(fr1["draining"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_outside_the_policy_does_not_serve_the_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let ca = root.join("ca");
+    ok(coffre(&["admin", "ca", "init", "--out", ca.to_str().unwrap()]));
+    let nodes: Vec<Node> = (1..=6)
+        .map(|i| new_node(root, &ca, &format!("fr-{i}"), "FR", &format!("s{i}")))
+        .collect();
+    // The gateway sees plaintext: it is located too, here in Germany.
+    let gw_id = root.join("id-gw");
+    ok(coffre(&[
+        "admin",
+        "node-identity",
+        "--ca",
+        ca.to_str().unwrap(),
+        "--id",
+        "gw-de",
+        "--country",
+        "DE",
+        "--site",
+        "fra",
+        "--out",
+        gw_id.to_str().unwrap(),
+    ]));
+    let mut toml = format!(
+        "[cluster]\nca = \"{}\"\nidentity = \"{}\"\n",
+        ca.display(),
+        gw_id.display()
+    );
+    for n in &nodes {
+        toml.push_str(&format!("[[nodes]]\naddress = \"https://{}\"\n", n.addr));
+    }
+    toml.push_str("[regions.fr-par]\ncountries = [\"FR\"]\n[regions.eu]\ncountries = [\"FR\", \"DE\"]\n");
+    let cfg = root.join("gateway.toml");
+    std::fs::write(&cfg, &toml).unwrap();
+    let gw = Server::start_with(&root.join("gw"), "127.0.0.1:0", &["--config", cfg.to_str().unwrap()]);
+    let c = gw.client();
+    let e = c
+        .create_bucket()
+        .bucket("fr-only")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(e.meta().code(), Some("AccessDenied"));
+    assert!(
+        e.meta().message().unwrap_or("").contains("this gateway is in DE"),
+        "{e:?}"
+    );
+    let eu = CreateBucketConfiguration::builder()
+        .location_constraint("eu".into())
+        .build();
+    c.create_bucket()
+        .bucket("fr-de")
+        .create_bucket_configuration(eu)
+        .send()
+        .await
+        .unwrap();
+    c.put_object()
+        .bucket("fr-de")
+        .key("k")
+        .body(ByteStream::from_static(b"ok"))
+        .send()
+        .await
+        .unwrap();
+}

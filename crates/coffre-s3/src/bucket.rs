@@ -24,7 +24,15 @@ pub fn valid_bucket_name(n: &str) -> bool {
         && n.parse::<std::net::Ipv4Addr>().is_err()
 }
 
+/// A bucket's record, for an operation on its content: also where the gateway's location is
+/// checked against the bucket's residency policy.
 pub async fn bucket_record(ctx: &Ctx, bucket: &str) -> Result<BucketRecord, S3Error> {
+    let rec = bucket_record_unchecked(ctx, bucket).await?;
+    ctx.gw.engine.check_gateway(&rec.countries)?;
+    Ok(rec)
+}
+
+async fn bucket_record_unchecked(ctx: &Ctx, bucket: &str) -> Result<BucketRecord, S3Error> {
     ctx.gw
         .engine
         .meta
@@ -65,6 +73,7 @@ pub async fn create(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Er
                 known.join(", ")
             ))
         })?;
+    ctx.gw.engine.check_gateway(&policy.countries)?;
     let rec = BucketRecord {
         created_ms: coffre_types::now_millis(),
         region,

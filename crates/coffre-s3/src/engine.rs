@@ -51,6 +51,9 @@ pub struct Engine {
     pub meta: Arc<MetaStore>,
     /// The topology; changed at run time by the admin API (add, drain, remove).
     nodes: RwLock<Vec<ClusterNode>>,
+    /// Where this gateway is (cluster mode, from its certificate): it sees plaintext, so it
+    /// only serves buckets whose policy allows its country.
+    pub gateway: Option<Location>,
     keys: Arc<Keyring>,
     damaged: mpsc::UnboundedSender<ShardId>,
 }
@@ -84,6 +87,7 @@ impl Engine {
     pub fn new(
         meta: Arc<MetaStore>,
         nodes: Vec<ClusterNode>,
+        gateway: Option<Location>,
         keys: Arc<Keyring>,
     ) -> (Arc<Engine>, mpsc::UnboundedReceiver<ShardId>) {
         let (damaged, rx) = mpsc::unbounded_channel();
@@ -91,11 +95,24 @@ impl Engine {
             Arc::new(Engine {
                 meta,
                 nodes: RwLock::new(nodes),
+                gateway,
                 keys,
                 damaged,
             }),
             rx,
         )
+    }
+
+    /// Refuses to handle a bucket's data here if this gateway is outside its policy.
+    pub fn check_gateway(&self, countries: &[String]) -> Result<(), S3Error> {
+        match &self.gateway {
+            Some(g) if !countries.contains(&g.country) => Err(S3Error::access_denied(format!(
+                "this gateway is in {}, outside the bucket's residency policy (countries {}): use a gateway located there",
+                g.country,
+                countries.join(",")
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// A snapshot of the topology.
