@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 const MAGIC: u32 = 0xC0FF_5E61;
 const KIND_PUT: u8 = 1;
@@ -25,7 +25,7 @@ const KIND_DELETE: u8 = 2;
 const HEADER_LEN: usize = 4 + 1 + ShardId::LEN + 4 + 4 + 4;
 const SEGMENT_TARGET: u64 = 256 << 20;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Loc {
     segment: u32,
     offset: u64,
@@ -53,6 +53,10 @@ struct Inner {
     segments: Mutex<HashMap<u32, Segment>>,
     active: Mutex<Active>,
     synced: Mutex<u64>,
+    /// Puts and deletes share it; compaction takes it alone while it moves one record, so a
+    /// record it copies forward cannot be deleted or replaced under it (which would let the
+    /// stale copy win at the next start).
+    mutation: RwLock<()>,
 }
 
 #[derive(Clone)]
@@ -115,6 +119,12 @@ fn resync(file: &File, from: u64, file_len: u64) -> Option<u64> {
         at += (len as u64).saturating_sub(3).max(1);
     }
     None
+}
+
+/// A lock whose holder panicked still guards consistent data here (every update is a whole
+/// insert or remove), so poisoning is ignored.
+fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn segment_path(dir: &Path, n: u32) -> PathBuf {
@@ -216,6 +226,7 @@ impl LocalShardStore {
                 seq: 0,
             }),
             synced: Mutex::new(0),
+            mutation: RwLock::new(()),
         };
         Ok(LocalShardStore {
             id: id.into(),
@@ -242,14 +253,14 @@ impl LocalShardStore {
         let inner = &self.inner;
         let len = u32::try_from(data.len()).map_err(|_| std::io::Error::other("a shard is at most 4 GiB"))?;
         let h = header(kind, id, len, crc_fast::crc32_iscsi(data));
-        let mut active = inner.active.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+        let mut active = guard(&inner.active);
         if active.len >= SEGMENT_TARGET {
             // Roll: the old segment is made durable before anything lands in the new one, so a
             // group commit only ever needs to sync the active file.
             active.file.sync_data()?;
             let n = active.segment + 1;
             let file = Arc::new(Self::create_segment(&inner.dir, n)?);
-            let mut segs = inner.segments.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+            let mut segs = guard(&inner.segments);
             if let Some(s) = segs.get_mut(&active.segment) {
                 s.size = active.len;
             }
@@ -279,12 +290,12 @@ impl LocalShardStore {
     /// Group commit: whoever takes the lock first syncs for everyone appended so far.
     fn sync_to(&self, seq: u64) -> std::io::Result<()> {
         let inner = &self.inner;
-        let mut synced = inner.synced.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+        let mut synced = guard(&inner.synced);
         if *synced >= seq {
             return Ok(());
         }
         let (file, target) = {
-            let a = inner.active.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+            let a = guard(&inner.active);
             (a.file.clone(), a.seq)
         };
         file.sync_data()?;
@@ -293,27 +304,23 @@ impl LocalShardStore {
     }
 
     fn put_blocking(&self, id: ShardId, data: &[u8]) -> std::io::Result<()> {
+        let _shared = self.inner.mutation.read().unwrap_or_else(|p| p.into_inner());
+        self.put_unlocked(id, data)
+    }
+
+    fn put_unlocked(&self, id: ShardId, data: &[u8]) -> std::io::Result<()> {
         let (segment, offset, seq) = self.append(KIND_PUT, &id, data)?;
         self.sync_to(seq)?;
         let rec = data.len() as u64 + HEADER_LEN as u64;
-        let old = self
-            .inner
-            .index
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .insert(
-                id,
-                Loc {
-                    segment,
-                    offset,
-                    len: data.len() as u32,
-                },
-            );
-        let mut segs = self
-            .inner
-            .segments
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?;
+        let old = guard(&self.inner.index).insert(
+            id,
+            Loc {
+                segment,
+                offset,
+                len: data.len() as u32,
+            },
+        );
+        let mut segs = guard(&self.inner.segments);
         segs.entry(segment).or_default().live += rec;
         if let Some(old) = old {
             if let Some(s) = segs.get_mut(&old.segment) {
@@ -324,19 +331,11 @@ impl LocalShardStore {
     }
 
     fn get_blocking(&self, id: ShardId) -> Result<Bytes, StoreError> {
-        let loc = self
-            .inner
-            .index
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
+        let loc = guard(&self.inner.index)
             .get(&id)
             .copied()
             .ok_or(StoreError::NotFound(id))?;
-        let file = self
-            .inner
-            .segments
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
+        let file = guard(&self.inner.segments)
             .get(&loc.segment)
             .and_then(|s| s.file.clone())
             .ok_or(StoreError::NotFound(id))?;
@@ -346,29 +345,16 @@ impl LocalShardStore {
     }
 
     fn delete_blocking(&self, id: ShardId) -> std::io::Result<()> {
-        let present = self
-            .inner
-            .index
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .contains_key(&id);
+        let _shared = self.inner.mutation.read().unwrap_or_else(|p| p.into_inner());
+        let present = guard(&self.inner.index).contains_key(&id);
         if !present {
             return Ok(());
         }
         let (_, _, seq) = self.append(KIND_DELETE, &id, &[])?;
         self.sync_to(seq)?;
-        let old = self
-            .inner
-            .index
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .remove(&id);
+        let old = guard(&self.inner.index).remove(&id);
         if let Some(old) = old {
-            let mut segs = self
-                .inner
-                .segments
-                .lock()
-                .map_err(|_| std::io::Error::other("poisoned"))?;
+            let mut segs = guard(&self.inner.segments);
             if let Some(s) = segs.get_mut(&old.segment) {
                 s.live = s.live.saturating_sub(old.len as u64 + HEADER_LEN as u64);
             }
@@ -378,18 +364,9 @@ impl LocalShardStore {
 
     /// Rewrites sealed segments that are less than half live; returns the bytes reclaimed.
     pub fn compact(&self) -> std::io::Result<u64> {
-        let active_seg = self
-            .inner
-            .active
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .segment;
+        let active_seg = guard(&self.inner.active).segment;
         let victims: Vec<(u32, u64)> = {
-            let segs = self
-                .inner
-                .segments
-                .lock()
-                .map_err(|_| std::io::Error::other("poisoned"))?;
+            let segs = guard(&self.inner.segments);
             segs.iter()
                 .filter(|(n, s)| **n != active_seg && s.live * 2 < s.size)
                 .map(|(n, s)| (*n, s.size))
@@ -397,16 +374,16 @@ impl LocalShardStore {
         };
         let mut reclaimed = 0;
         for (n, size) in victims {
-            let live: Vec<(ShardId, Loc)> = self
-                .inner
-                .index
-                .lock()
-                .map_err(|_| std::io::Error::other("poisoned"))?
+            let live: Vec<(ShardId, Loc)> = guard(&self.inner.index)
                 .iter()
                 .filter(|(_, l)| l.segment == n)
                 .map(|(i, l)| (*i, *l))
                 .collect();
-            for (id, _) in &live {
+            for (id, loc) in &live {
+                let _alone = self.inner.mutation.write().unwrap_or_else(|p| p.into_inner());
+                if guard(&self.inner.index).get(id) != Some(loc) {
+                    continue; // deleted or replaced since the list was taken
+                }
                 // Copy forward through the normal write path (durable before the old file goes).
                 let data = match self.get_blocking(*id) {
                     Ok(d) => d,
@@ -414,13 +391,9 @@ impl LocalShardStore {
                     Err(StoreError::Io(e)) => return Err(e),
                     Err(e) => return Err(std::io::Error::other(e.to_string())),
                 };
-                self.put_blocking(*id, &data)?;
+                self.put_unlocked(*id, &data)?;
             }
-            self.inner
-                .segments
-                .lock()
-                .map_err(|_| std::io::Error::other("poisoned"))?
-                .remove(&n);
+            guard(&self.inner.segments).remove(&n);
             std::fs::remove_file(segment_path(&self.inner.dir, n))?;
             sync_dir(&self.inner.dir)?;
             reclaimed += size;
@@ -429,20 +402,8 @@ impl LocalShardStore {
     }
 
     fn stat_blocking(&self) -> std::io::Result<StoreStat> {
-        let shards = self
-            .inner
-            .index
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .len() as u64;
-        let used_bytes = self
-            .inner
-            .segments
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .values()
-            .map(|s| s.live)
-            .sum();
+        let shards = guard(&self.inner.index).len() as u64;
+        let used_bytes = guard(&self.inner.segments).values().map(|s| s.live).sum();
         let (free_bytes, total_bytes) = disk_space(&self.inner.dir)?;
         Ok(StoreStat {
             shards,
@@ -495,15 +456,7 @@ impl ShardStore for LocalShardStore {
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<ShardId>, StoreError>> {
         let s = self.clone();
-        Box::pin(blocking(move || {
-            Ok(s.inner
-                .index
-                .lock()
-                .map_err(|_| std::io::Error::other("poisoned"))?
-                .keys()
-                .copied()
-                .collect())
-        }))
+        Box::pin(blocking(move || Ok(guard(&s.inner.index).keys().copied().collect())))
     }
 
     fn stat(&self) -> BoxFuture<'_, Result<StoreStat, StoreError>> {
