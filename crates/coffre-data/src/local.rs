@@ -362,13 +362,31 @@ impl LocalShardStore {
         Ok(())
     }
 
-    /// Rewrites sealed segments that are less than half live; returns the bytes reclaimed.
+    /// Shard ids of the tombstones in segment `n`.
+    fn tombstones_in(&self, n: u32) -> std::io::Result<Vec<ShardId>> {
+        let Some(file) = guard(&self.inner.segments).get(&n).and_then(|s| s.file.clone()) else {
+            return Ok(Vec::new());
+        };
+        let len = file.metadata()?.len();
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while let Some((kind, id, _, end)) = read_header(&file, pos, len) {
+            if kind == KIND_DELETE {
+                out.push(id);
+            }
+            pos = end;
+        }
+        Ok(out)
+    }
+
+    /// Rewrites sealed segments that are less than half live (and removes empty ones left by
+    /// restarts); returns the bytes reclaimed.
     pub fn compact(&self) -> std::io::Result<u64> {
         let active_seg = guard(&self.inner.active).segment;
         let victims: Vec<(u32, u64)> = {
             let segs = guard(&self.inner.segments);
             segs.iter()
-                .filter(|(n, s)| **n != active_seg && s.live * 2 < s.size)
+                .filter(|(n, s)| **n != active_seg && (s.size == 0 || s.live * 2 < s.size))
                 .map(|(n, s)| (*n, s.size))
                 .collect()
         };
@@ -392,6 +410,18 @@ impl LocalShardStore {
                     Err(e) => return Err(std::io::Error::other(e.to_string())),
                 };
                 self.put_unlocked(*id, &data)?;
+            }
+            // Tombstones in this segment may be all that hides a deleted shard in an older one:
+            // carry them forward while older segments remain.
+            let older_exists = guard(&self.inner.segments).keys().any(|k| *k < n);
+            if older_exists {
+                for id in self.tombstones_in(n)? {
+                    let _alone = self.inner.mutation.write().unwrap_or_else(|p| p.into_inner());
+                    if !guard(&self.inner.index).contains_key(&id) {
+                        let (_, _, seq) = self.append(KIND_DELETE, &id, &[])?;
+                        self.sync_to(seq)?;
+                    }
+                }
             }
             guard(&self.inner.segments).remove(&n);
             std::fs::remove_file(segment_path(&self.inner.dir, n))?;
@@ -544,6 +574,28 @@ mod tests {
             b.len() as u64,
             "nothing truncated"
         );
+    }
+
+    #[test]
+    fn compaction_keeps_deleted_shards_deleted() {
+        let d = tempfile::tempdir().unwrap();
+        let s = LocalShardStore::open("n1", d.path()).unwrap();
+        s.put_blocking(sid(1), &[1; 1000]).unwrap();
+        s.put_blocking(sid(2), &[2; 100_000]).unwrap(); // keeps segment 1 over half live
+        drop(s);
+        // Segment 2 holds only the tombstone of shard 1 (whose data is in segment 1).
+        let s = LocalShardStore::open("n1", d.path()).unwrap();
+        s.delete_blocking(sid(1)).unwrap();
+        drop(s);
+        let s = LocalShardStore::open("n1", d.path()).unwrap();
+        assert!(s.compact().unwrap() > 0, "the tombstone-only segment is compacted");
+        drop(s);
+        let s = LocalShardStore::open("n1", d.path()).unwrap();
+        assert!(
+            s.get_blocking(sid(1)).is_err(),
+            "a compacted tombstone must not revive shard 1"
+        );
+        assert_eq!(&s.get_blocking(sid(2)).unwrap()[..], &[2u8; 100_000][..]);
     }
 
     #[test]
