@@ -103,7 +103,8 @@ fn shards_on_disk(dir: &Path) -> std::collections::HashMap<String, String> {
 }
 
 async fn wait_heartbeats() {
-    tokio::time::sleep(Duration::from_millis(2600)).await;
+    // Two heartbeat periods (2 s each), so that up/down flags have caught up.
+    tokio::time::sleep(Duration::from_millis(4200)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
