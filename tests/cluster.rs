@@ -700,4 +700,45 @@ async fn a_gateway_outside_the_policy_does_not_serve_the_bucket() {
         .send()
         .await
         .unwrap();
+    // The operator narrows the bucket's policy to France: this German gateway must stop serving it.
+    let token = std::fs::read_to_string(root.join("gw").join("admin.token")).unwrap();
+    let policy = |args: &[&str]| {
+        let mut cmd = vec![
+            "admin",
+            "bucket",
+            "policy",
+            "--endpoint",
+            &gw.admin_endpoint,
+            "--token",
+            token.trim(),
+        ];
+        cmd.extend_from_slice(args);
+        coffre(&cmd)
+    };
+    let bad = policy(&["fr-de", "--countries", "France"]);
+    assert!(!bad.status.success(), "a country is an ISO 3166-1 alpha-2 code");
+    let bad = policy(&["fr-de", "--scheme", "4+9"]);
+    assert!(!bad.status.success());
+    let said = ok(policy(&[
+        "fr-de",
+        "--countries",
+        "FR",
+        "--failure-domain",
+        "node",
+        "--scheme",
+        "3+2",
+    ]));
+    assert!(
+        said.contains("countries [\"FR\"]") && said.contains("scheme 3+2"),
+        "{said}"
+    );
+    let e = c
+        .get_object()
+        .bucket("fr-de")
+        .key("k")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(e.meta().code(), Some("AccessDenied"));
 }

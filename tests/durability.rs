@@ -65,8 +65,18 @@ fn segments_of(data: &Path, node: &str) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
-/// Flips one byte every 100 kB of a node's segment files (inside shard data).
-fn corrupt(data: &Path, node: &str) {
+/// Bytes in a node's segment files.
+fn segments_size(data: &Path, node: &str) -> u64 {
+    segments_of(data, node)
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum()
+}
+
+/// Flips one byte every 100 kB of a node's segment files (inside shard data); returns their
+/// size then.
+fn corrupt(data: &Path, node: &str) -> u64 {
+    let size = segments_size(data, node);
     for seg in segments_of(data, node) {
         let mut b = std::fs::read(&seg).unwrap();
         let mut i = 50_000;
@@ -76,6 +86,33 @@ fn corrupt(data: &Path, node: &str) {
         }
         std::fs::write(&seg, b).unwrap();
     }
+    size
+}
+
+/// Node id of each shard index of an object, from `coffre admin placement --json`.
+fn placement_nodes(s: &Server, bucket: &str, key: &str) -> Vec<String> {
+    let token = std::fs::read_to_string(s.data.join("admin.token")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args([
+            "admin",
+            "placement",
+            "--endpoint",
+            &s.admin_endpoint,
+            "--token",
+            token.trim(),
+            bucket,
+            key,
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut nodes = vec![String::new(); 6];
+    for sh in v["shards"].as_array().unwrap() {
+        nodes[sh["index"].as_u64().unwrap() as usize] = sh["node"].as_str().unwrap().to_string();
+    }
+    nodes
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,9 +128,10 @@ async fn bitrot_is_repaired_and_too_much_is_refused() {
         .send()
         .await
         .unwrap();
-    corrupt(&s.data, "node-2");
-    corrupt(&s.data, "node-5");
-    for _ in 0..2 {
+    // Which node holds which shard index (placement is per object): reads fetch parity only
+    // when a data shard is bad, so the data shards are the ones corrupted on purpose.
+    let node_of = placement_nodes(&s, "rot", "obj");
+    let read_ok = || async {
         let got = c
             .get_object()
             .bucket("rot")
@@ -105,38 +143,31 @@ async fn bitrot_is_repaired_and_too_much_is_refused() {
             .collect()
             .await
             .unwrap();
-        assert!(
-            got.into_bytes()[..] == d[..],
-            "two corrupt nodes of six: repaired from parity"
-        );
+        assert!(got.into_bytes()[..] == d[..]);
+    };
+    let sizes = [corrupt(&s.data, &node_of[0]), corrupt(&s.data, &node_of[1])];
+    read_ok().await; // two of six bad: rebuilt from parity, and repaired in the background
+    let mut repaired = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // A repair appends the rebuilt shards to their node's segment.
+        if segments_size(&s.data, &node_of[0]) > sizes[0] && segments_size(&s.data, &node_of[1]) > sizes[1] {
+            repaired = true;
+            break;
+        }
     }
-    // Reads repaired what they found bad: a third corrupt node is now within parity.
-    // (Repairs run in the background: give them a moment.)
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    corrupt(&s.data, "node-3");
-    let got = c
-        .get_object()
-        .bucket("rot")
-        .key("obj")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap();
-    assert!(
-        got.into_bytes()[..] == d[..],
-        "nodes 2 and 5 were repaired by the earlier reads"
-    );
+    assert!(repaired, "read repair rewrote the two bad shards");
+    // Shards 0 and 1 are whole again: a third corruption is within parity.
+    corrupt(&s.data, &node_of[2]);
+    read_ok().await;
     // Three fresh corruptions at once are beyond parity.
-    for n in ["node-1", "node-4", "node-6"] {
+    for n in &node_of[3..6] {
         corrupt(&s.data, n);
     }
     match c.get_object().bucket("rot").key("obj").send().await {
         Err(e) => assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(503)),
         // Had the error surfaced only mid-stream, the body must break off: never wrong bytes.
-        Ok(r) => assert!(r.body.collect().await.is_err(), "three corrupt nodes of six must fail"),
+        Ok(r) => assert!(r.body.collect().await.is_err(), "three corrupt shards of six must fail"),
     }
 }
 
