@@ -90,6 +90,19 @@ pub async fn serve(
     use hyper_util::rt::{TokioExecutor, TokioIo};
     let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config()?);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Space of deleted shards is reclaimed by compacting the segments, once a minute.
+    let compactor = store.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            let s = compactor.clone();
+            match tokio::task::spawn_blocking(move || s.compact()).await {
+                Ok(Ok(n)) if n > 0 => tracing::info!(bytes = n, "compacted shard segments"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "compaction failed"),
+                _ => {}
+            }
+        }
+    });
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {

@@ -56,6 +56,8 @@ pub struct Engine {
     pub gateway: Option<Location>,
     keys: Arc<Keyring>,
     damaged: mpsc::UnboundedSender<ShardId>,
+    /// When the GC last listed every store (for interrupted writes) without all answering.
+    last_listing: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// What a new object carries besides its bytes.
@@ -98,6 +100,7 @@ impl Engine {
                 gateway,
                 keys,
                 damaged,
+                last_listing: std::sync::Mutex::new(None),
             }),
             rx,
         )
@@ -423,8 +426,21 @@ impl Engine {
                         }
                     }
                     None => {
-                        // An interrupted write: how far it got is unknown, so look.
+                        // An interrupted write: how far it got is unknown, so look — listing
+                        // every store is costly, so at most once a minute while some fail.
                         if listed.is_none() {
+                            let due = {
+                                let mut last = self.last_listing.lock().unwrap_or_else(|p| p.into_inner());
+                                let due = last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60));
+                                if due {
+                                    *last = Some(std::time::Instant::now());
+                                }
+                                due
+                            };
+                            if !due {
+                                ok = false;
+                                continue;
+                            }
                             let mut all = Vec::new();
                             for s in self.stores() {
                                 match s.list().await {
@@ -435,7 +451,12 @@ impl Engine {
                             listed = Some(all);
                         }
                         let all = listed.as_deref().unwrap_or_default();
-                        ok &= all.len() == self.nodes().len();
+                        let complete = all.len() == self.nodes().len();
+                        if complete {
+                            // Every store answered: no need to wait for the next listing.
+                            *self.last_listing.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                        }
+                        ok &= complete;
                         for (store, ids) in all {
                             for id in ids.iter().filter(|i| i.version == part.version) {
                                 ok &= store.delete(*id).await.is_ok();
