@@ -3,6 +3,7 @@
 //! placement.
 
 pub mod identity;
+pub mod net;
 pub mod node;
 pub mod placement;
 pub mod remote;

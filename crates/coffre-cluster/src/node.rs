@@ -106,17 +106,9 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            c = crate::net::accept(&listener) => c,
             _ = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
         let (acceptor, store, watcher) = (acceptor.clone(), store.clone(), graceful.watcher());
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {

@@ -9,7 +9,6 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Serialize;
 use std::sync::Arc;
-use std::time::Duration;
 
 pub struct Admin {
     pub engine: Arc<Engine>,
@@ -367,13 +366,7 @@ pub async fn serve_admin(
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            c = coffre_cluster::net::accept(&listener) => c,
             _ = &mut shutdown => return,
         };
         let admin = admin.clone();

@@ -247,17 +247,9 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            c = coffre_cluster::net::accept(&listener) => c,
             _ = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
         let gw = gw.clone();
         let svc = hyper::service::service_fn(move |req| {
             let gw = gw.clone();
