@@ -52,6 +52,40 @@ impl PartReader {
         None
     }
 
+    /// The data shards holding the ciphertext of plaintext bytes `[from, to)` of a stripe.
+    fn shards_for(&self, stripe: u32, from: usize, to: usize) -> std::ops::Range<usize> {
+        let shard_len = self.layout.shard_len(self.layout.stripe_len(self.size, stripe)).max(1);
+        let package = PACKAGE_SIZE + TAG_LEN;
+        let c0 = from / PACKAGE_SIZE * package;
+        let c1 = to.div_ceil(PACKAGE_SIZE) * package;
+        let k = self.layout.scheme.data as usize;
+        (c0 / shard_len).min(k)..c1.div_ceil(shard_len).min(k)
+    }
+
+    /// The stripe's ciphertext for plaintext `[from, to)`: a range read fetches only the data
+    /// shards it needs (the others are left zero, never decrypted); any trouble falls back to
+    /// the whole stripe, rebuilt from parity where needed.
+    async fn fetch_range(&self, stripe: u32, from: usize, to: usize) -> Result<Vec<u8>, DataError> {
+        let k = self.layout.scheme.data as usize;
+        let want = self.shards_for(stripe, from, to);
+        if want.len() == k || want.is_empty() {
+            return self.fetch_stripe(stripe).await;
+        }
+        let got = futures_util::future::join_all(want.clone().map(|i| self.fetch(stripe, i))).await;
+        if got.iter().any(Option::is_none) {
+            return self.fetch_stripe(stripe).await;
+        }
+        let shard_len = self.layout.shard_len(self.layout.stripe_len(self.size, stripe));
+        let mut out = vec![0u8; k * shard_len];
+        for (i, shard) in want.zip(got) {
+            let shard = shard.ok_or_else(|| DataError::Internal("shard vanished".into()))?;
+            out.get_mut(i * shard_len..(i + 1) * shard_len)
+                .ok_or_else(|| DataError::Internal("shard of unexpected length".into()))?
+                .copy_from_slice(&shard);
+        }
+        Ok(out)
+    }
+
     /// The stripe's ciphertext (the `k` data shards, concatenated, padding included).
     async fn fetch_stripe(&self, stripe: u32) -> Result<Vec<u8>, DataError> {
         let k = self.layout.scheme.data as usize;
@@ -195,9 +229,15 @@ pub fn read_part(r: PartReader, start: u64, end: u64) -> mpsc::Receiver<Result<B
     let (first, last) = ((start / sp) as u32, ((end - 1) / sp) as u32);
     tokio::spawn(async move {
         let r = Arc::new(r);
+        // Plaintext bytes [from, to) of stripe s that the range covers.
+        let span = move |s: u32| {
+            let base = s as u64 * sp;
+            ((start.max(base) - base) as usize, (end.min(base + sp) - base) as usize)
+        };
         let spawn_fetch = |s: u32| {
             let r = r.clone();
-            tokio::spawn(async move { r.fetch_stripe(s).await })
+            let (from, to) = span(s);
+            tokio::spawn(async move { r.fetch_range(s, from, to).await })
         };
         let mut next = Some(spawn_fetch(first));
         for s in first..=last {
@@ -207,9 +247,7 @@ pub fn read_part(r: PartReader, start: u64, end: u64) -> mpsc::Receiver<Result<B
             }
             let result = match cur.await {
                 Ok(Ok(cipher)) => {
-                    let base = s as u64 * sp;
-                    let from = (start.max(base) - base) as usize;
-                    let to = (end.min(base + sp) - base) as usize;
+                    let (from, to) = span(s);
                     let r2 = r.clone();
                     tokio::task::spawn_blocking(move || r2.decrypt(s, cipher, from, to))
                         .await
