@@ -123,62 +123,18 @@ async fn residency_placement_failures_and_identity() {
         ("de-1", "DE", "fra1"),
         ("de-2", "DE", "fra1"),
     ];
-    let mut nodes: Vec<Node> = Vec::new();
-    for (id, cc, site) in layout {
-        let identity = root.join(format!("id-{id}"));
-        ok(coffre(&[
-            "admin",
-            "node-identity",
-            "--ca",
-            ca.to_str().unwrap(),
-            "--id",
-            id,
-            "--country",
-            cc,
-            "--site",
-            site,
-            "--zone",
-            "z1",
-            "--out",
-            identity.to_str().unwrap(),
-        ]));
-        let mut n = Node {
-            id: id.into(),
-            country: cc,
-            data: root.join(format!("data-{id}")),
-            identity,
-            addr: String::new(),
-            child: None,
-        };
-        n.start();
-        nodes.push(n);
-    }
-    let gw_id = root.join("id-gw");
-    ok(coffre(&[
-        "admin",
-        "node-identity",
-        "--ca",
-        ca.to_str().unwrap(),
-        "--id",
-        "gw-1",
-        "--country",
-        "FR",
-        "--site",
-        "par1",
-        "--out",
-        gw_id.to_str().unwrap(),
-    ]));
-    let mut toml = format!(
-        "[cluster]\nca = \"{}\"\nidentity = \"{}\"\n",
-        ca.display(),
-        gw_id.display()
+    let mut nodes: Vec<Node> = layout
+        .iter()
+        .map(|(id, cc, site)| new_node(root, &ca, id, cc, site))
+        .collect();
+    let gw_id = issue_identity(root, &ca, "gw-1", "FR", "par1");
+    let cfg = gateway_config(
+        root,
+        &ca,
+        &gw_id,
+        &nodes,
+        "[regions.fr-par]\ncountries = [\"FR\"]\nfailure_domain = \"site\"\n[regions.eu]\ncountries = [\"FR\", \"DE\"]\n",
     );
-    for n in &nodes {
-        toml.push_str(&format!("[[nodes]]\naddress = \"https://{}\"\n", n.addr));
-    }
-    toml.push_str("[regions.fr-par]\ncountries = [\"FR\"]\nfailure_domain = \"site\"\n[regions.eu]\ncountries = [\"FR\", \"DE\"]\n");
-    let cfg = root.join("gateway.toml");
-    std::fs::write(&cfg, &toml).unwrap();
     let gw_data = root.join("gw");
     let gw = Server::start_with(&gw_data, "127.0.0.1:0", &["--config", cfg.to_str().unwrap()]);
     let c = gw.client();
@@ -216,13 +172,7 @@ async fn residency_placement_failures_and_identity() {
     let token = std::fs::read_to_string(gw_data.join("admin.token")).unwrap();
     // `coffre admin <command…> --endpoint … --token … <args…>`; the words before the first
     // argument that is not a subcommand name are the command.
-    let admin = |command: &[&str], args: &[&str]| -> String {
-        let mut cmd = vec!["admin"];
-        cmd.extend_from_slice(command);
-        cmd.extend_from_slice(&["--endpoint", &gw.admin_endpoint, "--token", token.trim()]);
-        cmd.extend_from_slice(args);
-        ok(coffre(&cmd))
-    };
+    let admin = |command: &[&str], args: &[&str]| admin_cmd(&gw.admin_endpoint, &token, command, args);
     let p: serde_json::Value = serde_json::from_str(&admin(&["placement"], &["fr-only", "doc-2", "--json"])).unwrap();
     let shards = p["shards"].as_array().unwrap();
     assert_eq!(shards.len(), 3 * 6, "three stripes of six shards");
@@ -404,24 +354,7 @@ async fn foreign_ca_and_forged_location_are_rejected() {
     let (ca, other_ca) = (root.join("ca"), root.join("other-ca"));
     ok(coffre(&["admin", "ca", "init", "--out", ca.to_str().unwrap()]));
     ok(coffre(&["admin", "ca", "init", "--out", other_ca.to_str().unwrap()]));
-    let issue = |ca: &Path, id: &str, cc: &str| {
-        let out = root.join(format!("id-{id}"));
-        ok(coffre(&[
-            "admin",
-            "node-identity",
-            "--ca",
-            ca.to_str().unwrap(),
-            "--id",
-            id,
-            "--country",
-            cc,
-            "--site",
-            "s1",
-            "--out",
-            out.to_str().unwrap(),
-        ]));
-        out
-    };
+    let issue = |ca: &Path, id: &str, cc: &str| issue_identity(root, ca, id, cc, "s1");
     let gw = issue(&ca, "gw", "FR");
     let rogue = issue(&other_ca, "rogue", "FR");
     // A DE node whose certificate is edited to say FR: the CA's signature no longer matches.
@@ -484,22 +417,55 @@ async fn foreign_ca_and_forged_location_are_rejected() {
     }
 }
 
-fn new_node(root: &Path, ca: &Path, id: &str, cc: &'static str, site: &str) -> Node {
-    let identity = root.join(format!("id-{id}"));
-    ok(coffre(&[
+/// `coffre admin node-identity`: an identity for `id` at `cc`/`site`, signed by `ca`.
+fn issue_identity(root: &Path, ca: &Path, id: &str, cc: &str, site: &str) -> PathBuf {
+    let out = root.join(format!("id-{id}"));
+    let (ca, out_s) = (ca.to_str().unwrap(), out.to_str().unwrap());
+    let args = [
         "admin",
         "node-identity",
         "--ca",
-        ca.to_str().unwrap(),
+        ca,
         "--id",
         id,
         "--country",
         cc,
         "--site",
         site,
-        "--out",
-        identity.to_str().unwrap(),
-    ]));
+        "--zone",
+        "z1",
+    ];
+    ok(coffre(&[&args[..], &["--out", out_s]].concat()));
+    out
+}
+
+/// A gateway configuration naming the CA, the gateway's identity, `nodes` and `regions`.
+fn gateway_config(root: &Path, ca: &Path, identity: &Path, nodes: &[Node], regions: &str) -> PathBuf {
+    let mut toml = format!(
+        "[cluster]\nca = \"{}\"\nidentity = \"{}\"\n",
+        ca.display(),
+        identity.display()
+    );
+    for n in nodes {
+        toml.push_str(&format!("[[nodes]]\naddress = \"https://{}\"\n", n.addr));
+    }
+    toml.push_str(regions);
+    let cfg = root.join("gateway.toml");
+    std::fs::write(&cfg, &toml).unwrap();
+    cfg
+}
+
+/// `coffre admin <command…> --endpoint … --token … <args…>`.
+fn admin_cmd(endpoint: &str, token: &str, command: &[&str], args: &[&str]) -> String {
+    let mut cmd = vec!["admin"];
+    cmd.extend_from_slice(command);
+    cmd.extend_from_slice(&["--endpoint", endpoint, "--token", token.trim()]);
+    cmd.extend_from_slice(args);
+    ok(coffre(&cmd))
+}
+
+fn new_node(root: &Path, ca: &Path, id: &str, cc: &'static str, site: &str) -> Node {
+    let identity = issue_identity(root, ca, id, cc, site);
     let mut n = Node {
         id: id.into(),
         country: cc,
@@ -521,41 +487,12 @@ async fn membership_changes_at_run_time_and_persist() {
     let nodes: Vec<Node> = (1..=7)
         .map(|i| new_node(root, &ca, &format!("fr-{i}"), "FR", &format!("site{}", i % 3)))
         .collect();
-    let gw_id = root.join("id-gw");
-    ok(coffre(&[
-        "admin",
-        "node-identity",
-        "--ca",
-        ca.to_str().unwrap(),
-        "--id",
-        "gw",
-        "--country",
-        "FR",
-        "--site",
-        "s",
-        "--out",
-        gw_id.to_str().unwrap(),
-    ]));
-    let mut toml = format!(
-        "[cluster]\nca = \"{}\"\nidentity = \"{}\"\n",
-        ca.display(),
-        gw_id.display()
-    );
-    for n in &nodes[..6] {
-        toml.push_str(&format!("[[nodes]]\naddress = \"https://{}\"\n", n.addr));
-    }
-    let cfg = root.join("gateway.toml");
-    std::fs::write(&cfg, &toml).unwrap();
+    let gw_id = issue_identity(root, &ca, "gw", "FR", "s");
+    let cfg = gateway_config(root, &ca, &gw_id, &nodes[..6], "");
     let gw_data = root.join("gw");
     let mut gw = Server::start_with(&gw_data, "127.0.0.1:0", &["--config", cfg.to_str().unwrap()]);
     let token = std::fs::read_to_string(gw_data.join("admin.token")).unwrap();
-    let admin = |endpoint: &str, command: &[&str], args: &[&str]| -> String {
-        let mut cmd = vec!["admin"];
-        cmd.extend_from_slice(command);
-        cmd.extend_from_slice(&["--endpoint", endpoint, "--token", token.trim()]);
-        cmd.extend_from_slice(args);
-        ok(coffre(&cmd))
-    };
+    let admin = |endpoint: &str, command: &[&str], args: &[&str]| admin_cmd(endpoint, &token, command, args);
     let c = gw.client();
     c.create_bucket().bucket("members").send().await.unwrap();
     c.put_object()
@@ -644,32 +581,14 @@ async fn a_gateway_outside_the_policy_does_not_serve_the_bucket() {
         .map(|i| new_node(root, &ca, &format!("fr-{i}"), "FR", &format!("s{i}")))
         .collect();
     // The gateway sees plaintext: it is located too, here in Germany.
-    let gw_id = root.join("id-gw");
-    ok(coffre(&[
-        "admin",
-        "node-identity",
-        "--ca",
-        ca.to_str().unwrap(),
-        "--id",
-        "gw-de",
-        "--country",
-        "DE",
-        "--site",
-        "fra",
-        "--out",
-        gw_id.to_str().unwrap(),
-    ]));
-    let mut toml = format!(
-        "[cluster]\nca = \"{}\"\nidentity = \"{}\"\n",
-        ca.display(),
-        gw_id.display()
+    let gw_id = issue_identity(root, &ca, "gw-de", "DE", "fra");
+    let cfg = gateway_config(
+        root,
+        &ca,
+        &gw_id,
+        &nodes,
+        "[regions.fr-par]\ncountries = [\"FR\"]\n[regions.eu]\ncountries = [\"FR\", \"DE\"]\n",
     );
-    for n in &nodes {
-        toml.push_str(&format!("[[nodes]]\naddress = \"https://{}\"\n", n.addr));
-    }
-    toml.push_str("[regions.fr-par]\ncountries = [\"FR\"]\n[regions.eu]\ncountries = [\"FR\", \"DE\"]\n");
-    let cfg = root.join("gateway.toml");
-    std::fs::write(&cfg, &toml).unwrap();
     let gw = Server::start_with(&root.join("gw"), "127.0.0.1:0", &["--config", cfg.to_str().unwrap()]);
     let c = gw.client();
     let e = c
