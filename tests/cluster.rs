@@ -208,18 +208,8 @@ async fn residency_placement_failures_and_identity() {
     nodes[0].kill();
     nodes[2].kill();
     for (k, d) in &objects {
-        let got = c
-            .get_object()
-            .bucket("fr-only")
-            .key(k)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap();
-        assert!(got.into_bytes()[..] == d[..], "{k} with two nodes down");
+        let got = get_body(&c, "fr-only", k).await;
+        assert!(got[..] == d[..], "{k} with two nodes down");
     }
     // A third: clear errors, never wrong bytes.
     nodes[4].kill();
@@ -273,18 +263,8 @@ async fn residency_placement_failures_and_identity() {
         .send()
         .await
         .unwrap();
-    let got = c
-        .get_object()
-        .bucket("fr-only")
-        .key("degraded")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap();
-    assert!(got.into_bytes()[..] == d[..]);
+    let got = get_body(&c, "fr-only", "degraded").await;
+    assert!(got[..] == d[..]);
     for n in nodes.iter().filter(|n| n.country == "DE") {
         let on = shards_on_disk(&n.data);
         let p: serde_json::Value =
@@ -333,18 +313,8 @@ async fn residency_placement_failures_and_identity() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(healed, "the missing shards of the degraded write were rebuilt");
-    let got = c
-        .get_object()
-        .bucket("fr-only")
-        .key("doc-2")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap();
-    assert!(got.into_bytes()[..] == objects[2].1[..]);
+    let got = get_body(&c, "fr-only", "doc-2").await;
+    assert!(got[..] == objects[2].1[..]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -537,18 +507,8 @@ async fn membership_changes_at_run_time_and_persist() {
     assert!(used_seventh, "the admitted node takes shards");
     // Removing a node: what it held is rebuilt from parity.
     admin(&gw.admin_endpoint, &["nodes", "remove"], &["fr-2"]);
-    let got = c
-        .get_object()
-        .bucket("members")
-        .key("before")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap();
-    assert!(got.into_bytes()[..] == data(1 << 20, 1)[..]);
+    let got = get_body(&c, "members", "before").await;
+    assert!(got[..] == data(1 << 20, 1)[..]);
 
     // Membership survives a restart of the gateway: fr-7 (not in the file) and fr-1's drain.
     gw.kill();

@@ -132,18 +132,8 @@ async fn bitrot_is_repaired_and_too_much_is_refused() {
     // when a data shard is bad, so the data shards are the ones corrupted on purpose.
     let node_of = placement_nodes(&s, "rot", "obj");
     let read_ok = || async {
-        let got = c
-            .get_object()
-            .bucket("rot")
-            .key("obj")
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap();
-        assert!(got.into_bytes()[..] == d[..]);
+        let got = get_body(&c, "rot", "obj").await;
+        assert!(got[..] == d[..]);
     };
     let sizes = [corrupt(&s.data, &node_of[0]), corrupt(&s.data, &node_of[1])];
     read_ok().await; // two of six bad: rebuilt from parity, and repaired in the background
@@ -189,19 +179,7 @@ async fn lost_node_directory_reads_back() {
     std::fs::remove_dir_all(s.data.join("nodes").join("node-1")).unwrap();
     std::fs::remove_dir_all(s.data.join("nodes").join("node-6")).unwrap();
     let s2 = Server::start_at(&s.data, "127.0.0.1:0");
-    let got = s2
-        .client()
-        .get_object()
-        .bucket("lost")
-        .key("obj")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap();
-    assert!(got.into_bytes()[..] == d[..]);
+    assert!(get_body(&s2.client(), "lost", "obj").await == d);
 }
 
 fn expected_for(key: &str) -> Vec<u8> {
@@ -260,21 +238,8 @@ async fn sigkill_during_puts_loses_nothing_acknowledged() {
     assert!(!acked.is_empty(), "some writes were acknowledged before the kills");
     eprintln!("{} of {next} puts acknowledged before the kills", acked.len());
     for k in &acked {
-        let got = c
-            .get_object()
-            .bucket("crash")
-            .key(k)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap();
-        assert!(
-            got.into_bytes()[..] == expected_for(k)[..],
-            "acknowledged {k} reads back identical"
-        );
+        let got = get_body(&c, "crash", k).await;
+        assert!(got[..] == expected_for(k)[..], "acknowledged {k} reads back identical");
     }
     // Whatever is listed is whole (acknowledged or not).
     let mut listed = Vec::new();
@@ -301,18 +266,8 @@ async fn sigkill_during_puts_loses_nothing_acknowledged() {
     for (k, size) in &listed {
         let want = expected_for(k);
         assert_eq!(*size as usize, want.len());
-        let got = c
-            .get_object()
-            .bucket("crash")
-            .key(k)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap();
-        assert!(got.into_bytes()[..] == want[..], "listed {k} is whole");
+        let got = get_body(&c, "crash", k).await;
+        assert!(got[..] == want[..], "listed {k} is whole");
         expected_shards += 6 * (want.len() as u64).div_ceil(4 << 20);
     }
     // Orphans of interrupted writes are collected.

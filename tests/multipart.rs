@@ -52,18 +52,7 @@ async fn create(c: &aws_sdk_s3::Client, key: &str) -> String {
 }
 
 async fn read(c: &aws_sdk_s3::Client, key: &str) -> Vec<u8> {
-    c.get_object()
-        .bucket("mpu")
-        .key(key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes()
-        .to_vec()
+    get_body(c, "mpu", key).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

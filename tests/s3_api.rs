@@ -11,21 +11,6 @@ fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(e: &E) -> String {
     e.code().unwrap_or("<none>").to_string()
 }
 
-async fn get_body(c: &aws_sdk_s3::Client, b: &str, k: &str) -> Vec<u8> {
-    c.get_object()
-        .bucket(b)
-        .key(k)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes()
-        .to_vec()
-}
-
 #[tokio::test]
 async fn buckets_lifecycle() {
     let s = Server::start();

@@ -32,18 +32,8 @@ async fn config_file_maps_stores_and_scheme() {
         .send()
         .await
         .unwrap();
-    let got = c
-        .get_object()
-        .bucket("cfg")
-        .key("k")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap();
-    assert!(got.into_bytes()[..] == d[..]);
+    let got = get_body(&c, "cfg", "k").await;
+    assert!(got[..] == d[..]);
     for disk in &disks {
         let segs = std::fs::read_dir(disk).unwrap().count();
         assert!(segs > 0, "{} holds a segment", disk.display());
@@ -135,19 +125,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
     assert!(status.success(), "clean exit after SIGTERM: {status}");
     // The object is there after a restart.
     let s2 = Server::start_at(&s.data, "127.0.0.1:0");
-    let got = s2
-        .client()
-        .get_object()
-        .bucket("term")
-        .key("big")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap();
-    assert!(got.into_bytes()[..] == d[..]);
+    assert!(get_body(&s2.client(), "term", "big").await == d);
 }
 
 #[test]
@@ -271,18 +249,8 @@ async fn master_key_rotation_rewraps_without_rewriting_data() {
 
     let s2 = Server::start_at(&s.data, "127.0.0.1:0");
     let c2 = s2.client();
-    let got = c2
-        .get_object()
-        .bucket("rot")
-        .key("obj")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap();
-    assert!(got.into_bytes()[..] == d[..]);
+    let got = get_body(&c2, "rot", "obj").await;
+    assert!(got[..] == d[..]);
     assert_eq!(
         c2.get_object_tagging()
             .bucket("rot")

@@ -124,6 +124,12 @@ pub fn data(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// The whole body of an object (the GET must succeed).
+pub async fn get_body(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    let r = c.get_object().bucket(bucket).key(key).send().await.unwrap();
+    r.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
 pub fn md5_hex(d: &[u8]) -> String {
     use md5::Digest;
     hex::encode(md5::Md5::digest(d))
