@@ -1,6 +1,7 @@
 //! Load benchmark against the running server: starts the real `coffre server` and drives it
 //! with concurrent AWS SDK clients. `cargo bench --bench load` (env: COFFRE_BENCH_DIR for the
-//! data directory, COFFRE_BENCH_SECS for the seconds per phase, default 10).
+//! data directory, COFFRE_BENCH_SECS for the seconds per phase, default 10; COFFRE_BENCH_BIN
+//! for another `coffre` binary to measure, e.g. an older build, with the same load).
 //! Prints, per object size: PUT and GET throughput, ops/s, p50 and p99 latency.
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
@@ -16,7 +17,8 @@ use std::time::{Duration, Instant};
 type Op = Arc<dyn Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
 
 fn start_server(dir: &std::path::Path) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_coffre"))
+    let bin = std::env::var("COFFRE_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_coffre").to_string());
+    let mut child = Command::new(bin)
         .args([
             "server",
             "--data",

@@ -1,15 +1,13 @@
 //! `coffre`: the command line. Parses flags, reads the config, wires the crates together.
 
-mod admin;
-
 use clap::{Parser, Subcommand};
 use coffre_cluster::{FailureDomain, Identity, Location, RemoteShardStore, ResidencyPolicy};
 use coffre_crypto::{Keyring, MasterKey};
 use coffre_data::{LocalShardStore, ShardStore};
+use coffre_engine::{ClusterNode, Engine};
 use coffre_meta::MetaStore;
 use coffre_meta::NodeRecord;
-use coffre_s3::engine::ClusterNode;
-use coffre_s3::{Config, Engine, Gateway};
+use coffre_s3::{Config, Gateway};
 use coffre_types::Scheme;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -48,7 +46,7 @@ enum Command {
     },
     /// Cluster identities and the gateway's admin API.
     #[command(subcommand)]
-    Admin(admin::AdminCommand),
+    Admin(coffre_admin::cli::AdminCommand),
 }
 
 #[derive(clap::Args)]
@@ -157,8 +155,8 @@ fn main() {
     let result = match cli.command {
         Command::Server(a) => run_server(a),
         Command::RotateMasterKey { data } => rotate_master_key(&data),
-        Command::Node { data, listen, identity } => admin::run_node(&data, &listen, &identity),
-        Command::Admin(cmd) => admin::run(cmd),
+        Command::Node { data, listen, identity } => run_node(&data, &listen, &identity),
+        Command::Admin(cmd) => coffre_admin::cli::run(cmd),
     };
     if let Err(e) = result {
         eprintln!("coffre: {e}");
@@ -310,16 +308,12 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                 "writes interrupted by the last stop: their shards are queued for GC"
             );
         }
-        let admin = Arc::new(coffre_s3::admin::Admin {
+        let admin = Arc::new(coffre_admin::Admin {
             engine: engine.clone(),
             token: admin_token,
             identity,
         });
-        tokio::spawn(coffre_s3::admin::serve_admin(
-            admin_listener,
-            admin,
-            std::future::pending(),
-        ));
+        tokio::spawn(coffre_admin::serve(admin_listener, admin, std::future::pending()));
         println!(
             "Coffre admin endpoint: http://{admin_addr}  (token: COFFRE_ADMIN_TOKEN or {})",
             data.join("admin.token").display()
@@ -358,7 +352,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                 }
                 // Expiry and compaction on the first pass, then every minute.
                 if tick.is_multiple_of(120) {
-                    match gc_engine.expire_uploads(expiry) {
+                    match gc_engine.expire_uploads(expiry).await {
                         Ok(n) if n > 0 => tracing::info!(uploads = n, "expired incomplete multipart uploads"),
                         Err(e) => tracing::warn!(error = %e, "upload expiry failed"),
                         _ => {}
@@ -509,7 +503,7 @@ fn rotate_master_key(data: &Path) -> Result<(), String> {
     let meta =
         MetaStore::open(&data.join("meta")).map_err(|e| format!("metadata (is the server still running?): {e}"))?;
     let keys = Keyring::new(new, vec![current]);
-    let done = coffre_s3::engine::rotate_master_key(&meta, &keys).map_err(|e| e.to_string())?;
+    let done = coffre_engine::rotate_master_key(&meta, &keys).map_err(|e| e.to_string())?;
     drop(meta);
     if !from_env {
         std::fs::rename(data.join("master.key.next"), data.join("master.key")).map_err(|e| e.to_string())?;
@@ -528,6 +522,28 @@ fn rotate_master_key(data: &Path) -> Result<(), String> {
         println!("now start the server with COFFRE_MASTER_KEY set to the new key");
     }
     Ok(())
+}
+
+fn run_node(data: &Path, listen: &str, identity: &Path) -> Result<(), String> {
+    let identity = coffre_cluster::Identity::load(identity)?;
+    let store = coffre_cluster::node::open_store(&identity, data)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("listening on {listen}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        println!(
+            "Coffre node {} ({}/{}/{}) listening on https://{addr}",
+            identity.id, identity.location.country, identity.location.site, identity.location.zone
+        );
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        coffre_cluster::node::serve(listener, &identity, store, shutdown_signal()).await
+    })
 }
 
 async fn shutdown_signal() {

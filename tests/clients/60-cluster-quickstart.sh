@@ -2,7 +2,9 @@
 coffre() { "$COFFRE_BIN" "$@"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null' EXIT
+# `coffre` is a function, so `$!` is the subshell running it: stop the binary under it too.
+stop_all() { for p in "${pids[@]}"; do pkill -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
+trap stop_all EXIT
 
 # 1. The cluster CA, then one identity per node: its location is signed into its certificate.
 coffre admin ca init --out qs/ca

@@ -24,5 +24,11 @@ for t in "$here"/[0-9]*.sh; do
     echo "FAIL client $name"; failed=$((failed+1)); tail -n 30 "$work/$name.log"; tail -n 20 "$work/server.err"
   fi
 done
+# Every script ends what it starts: any other coffre process of this binary is a leak.
+left=$(pgrep -f -- "^$bin (node|server)" | grep -vx "$pid" || true)
+if [ -n "$left" ]; then
+  echo "FAIL client scripts left processes running:"; ps -o pid,args -p $left
+  kill $left 2>/dev/null; failed=$((failed+1))
+fi
 echo "clients: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

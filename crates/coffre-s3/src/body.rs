@@ -3,14 +3,14 @@
 //! an error before the end of the stream, so the write is never committed.
 
 use crate::auth::{Verified, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER, UNSIGNED_PAYLOAD};
-use crate::checksum::{Algorithm, Checksummer};
 use crate::error::into_io;
 use crate::S3Error;
 use bytes::{Buf, Bytes, BytesMut};
+use coffre_engine::checksum::{Algorithm, Checksummer};
+use coffre_engine::VerifiedChecksum;
 use futures_util::Stream;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use std::sync::{Arc, Mutex};
 
 /// How the payload is framed and signed (from `x-amz-content-sha256`).
 enum Payload {
@@ -32,9 +32,6 @@ enum State {
     Done,
 }
 
-/// The checksum the body was verified against, once it has been read whole.
-pub type ChecksumSlot = Arc<Mutex<Option<(Algorithm, String)>>>;
-
 pub struct BodyReader {
     inner: Option<Incoming>,
     buf: BytesMut,
@@ -49,7 +46,7 @@ pub struct BodyReader {
     decoded_len: Option<u64>,
     seen: u64,
     max_len: u64,
-    slot: ChecksumSlot,
+    slot: VerifiedChecksum,
 }
 
 fn header<'a>(h: &'a http::HeaderMap, n: &str) -> Option<&'a str> {
@@ -63,7 +60,7 @@ impl BodyReader {
         headers: &http::HeaderMap,
         verified: Option<Verified>,
         max_len: u64,
-    ) -> Result<(BodyReader, ChecksumSlot), S3Error> {
+    ) -> Result<(BodyReader, VerifiedChecksum), S3Error> {
         let payload = match verified.as_ref().map(|v| v.payload.as_str()) {
             None | Some(UNSIGNED_PAYLOAD) => Payload::Unsigned,
             Some(STREAMING_SIGNED) | Some(STREAMING_SIGNED_TRAILER) => Payload::Chunked { signed: true },
@@ -139,7 +136,7 @@ impl BodyReader {
             State::Plain
         };
         let sha256 = matches!(payload, Payload::Sha256(_)).then(|| ring::digest::Context::new(&ring::digest::SHA256));
-        let slot = ChecksumSlot::default();
+        let slot = VerifiedChecksum::default();
         let previous_signature = verified.as_ref().map(|v| v.seed_signature.clone()).unwrap_or_default();
         let reader = BodyReader {
             inner: Some(body),
@@ -283,7 +280,7 @@ impl BodyReader {
                     a.header()
                 )));
             }
-            *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((a, got));
+            *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((a.name().to_string(), got));
         }
         Ok(())
     }

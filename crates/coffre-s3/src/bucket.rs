@@ -1,11 +1,11 @@
 //! Bucket operations: create, head, delete, list, location, versioning.
 
 use crate::body::BodyReader;
-use crate::router::Ctx;
-use crate::server::{empty, xml_response, Res};
+use crate::context::Ctx;
+use crate::http::{empty, status, xml_response, Res};
 use crate::xml::Xml;
 use crate::S3Error;
-use coffre_meta::BucketRecord;
+use coffre_engine::BucketRecord;
 use coffre_types::time::iso8601;
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
@@ -22,22 +22,6 @@ pub fn valid_bucket_name(n: &str) -> bool {
         && !n.starts_with("xn--")
         && !n.ends_with("-s3alias")
         && n.parse::<std::net::Ipv4Addr>().is_err()
-}
-
-/// A bucket's record, for an operation on its content: also where the gateway's location is
-/// checked against the bucket's residency policy.
-pub async fn bucket_record(ctx: &Ctx, bucket: &str) -> Result<BucketRecord, S3Error> {
-    let rec = bucket_record_unchecked(ctx, bucket).await?;
-    ctx.gw.engine.check_gateway(&rec.countries)?;
-    Ok(rec)
-}
-
-async fn bucket_record_unchecked(ctx: &Ctx, bucket: &str) -> Result<BucketRecord, S3Error> {
-    ctx.gw
-        .engine
-        .meta
-        .get_bucket(bucket)?
-        .ok_or_else(|| S3Error::no_such_bucket("The specified bucket does not exist"))
 }
 
 pub async fn create(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
@@ -73,7 +57,6 @@ pub async fn create(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Er
                 known.join(", ")
             ))
         })?;
-    ctx.gw.engine.check_gateway(&policy.countries)?;
     let rec = BucketRecord {
         created_ms: coffre_types::now_millis(),
         region,
@@ -81,7 +64,7 @@ pub async fn create(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Er
         failure_domain: policy.failure_domain.to_string(),
         scheme: policy.scheme,
     };
-    ctx.gw.engine.meta.create_bucket(bucket, &rec)?;
+    ctx.engine().create_bucket(bucket, rec).await?;
     let mut r = Response::new(empty());
     r.headers_mut().insert(
         "location",
@@ -93,7 +76,7 @@ pub async fn create(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Er
 }
 
 pub async fn head(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
-    let rec = bucket_record(ctx, bucket).await?;
+    let rec = ctx.engine().bucket(bucket)?;
     let mut r = Response::new(empty());
     r.headers_mut().insert(
         "x-amz-bucket-region",
@@ -103,10 +86,8 @@ pub async fn head(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
 }
 
 pub async fn delete(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
-    ctx.gw.engine.meta.delete_bucket(bucket)?;
-    let mut r = Response::new(empty());
-    *r.status_mut() = StatusCode::NO_CONTENT;
-    Ok(r)
+    ctx.engine().delete_bucket(bucket).await?;
+    Ok(status(StatusCode::NO_CONTENT))
 }
 
 pub async fn list_buckets(ctx: &Ctx) -> Result<Res, S3Error> {
@@ -116,7 +97,7 @@ pub async fn list_buckets(ctx: &Ctx) -> Result<Res, S3Error> {
         .elem("DisplayName", "coffre")
         .close("Owner");
     x.open("Buckets");
-    for (name, rec) in ctx.gw.engine.meta.list_buckets()? {
+    for (name, rec) in ctx.engine().list_buckets()? {
         x.open("Bucket")
             .elem("Name", &name)
             .elem("CreationDate", &iso8601(rec.created_ms))
@@ -128,7 +109,7 @@ pub async fn list_buckets(ctx: &Ctx) -> Result<Res, S3Error> {
 }
 
 pub async fn location(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
-    let rec = bucket_record(ctx, bucket).await?;
+    let rec = ctx.engine().bucket(bucket)?;
     Ok(xml_response(
         StatusCode::OK,
         format!(
@@ -140,7 +121,7 @@ pub async fn location(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
 }
 
 pub async fn versioning(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
-    bucket_record(ctx, bucket).await?;
+    ctx.engine().bucket(bucket)?;
     Ok(xml_response(
         StatusCode::OK,
         Xml::new("VersioningConfiguration").finish("VersioningConfiguration"),

@@ -1,5 +1,6 @@
 //! The one error type of the S3 layer and its mapping to S3 codes and HTTP statuses.
 
+use coffre_engine::EngineError;
 use http::StatusCode;
 
 #[derive(Debug, Clone)]
@@ -32,6 +33,7 @@ codes! {
     bad_digest => "BadDigest", BAD_REQUEST;
     bucket_already_owned => "BucketAlreadyOwnedByYou", CONFLICT;
     bucket_not_empty => "BucketNotEmpty", CONFLICT;
+    conditional_conflict => "ConditionalRequestConflict", CONFLICT;
     entity_too_large => "EntityTooLarge", BAD_REQUEST;
     incomplete_body => "IncompleteBody", BAD_REQUEST;
     internal => "InternalError", INTERNAL_SERVER_ERROR;
@@ -65,39 +67,43 @@ codes! {
     time_skewed => "RequestTimeTooSkewed", FORBIDDEN;
 }
 
-impl From<coffre_meta::MetaError> for S3Error {
-    fn from(e: coffre_meta::MetaError) -> S3Error {
-        use coffre_meta::MetaError as M;
+/// The one place engine errors become S3 errors.
+impl From<EngineError> for S3Error {
+    fn from(e: EngineError) -> S3Error {
+        use EngineError as E;
         match e {
-            M::NoSuchBucket => S3Error::no_such_bucket("The specified bucket does not exist"),
-            M::BucketExists => S3Error::bucket_already_owned(
-                "Your previous request to create the named bucket succeeded and you already own it",
-            ),
-            M::BucketNotEmpty => {
-                S3Error::bucket_not_empty("The bucket you tried to delete is not empty")
-            }
-            M::NoSuchUpload => S3Error::no_such_upload(
+            E::NoSuchBucket => S3Error::no_such_bucket("The specified bucket does not exist"),
+            E::NoSuchKey => S3Error::no_such_key("The specified key does not exist."),
+            E::NoSuchUpload => S3Error::no_such_upload(
                 "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
             ),
-            other => {
-                tracing::error!(error = %other, "metadata failure");
-                S3Error::internal("metadata store failure")
+            E::BucketExists => S3Error::bucket_already_owned(
+                "Your previous request to create the named bucket succeeded and you already own it",
+            ),
+            E::BucketNotEmpty => S3Error::bucket_not_empty("The bucket you tried to delete is not empty"),
+            E::PreconditionFailed(m) => S3Error::precondition_failed(m),
+            E::Conflict(m) => S3Error::conditional_conflict(m),
+            E::BadDigest(m) => S3Error::bad_digest(m),
+            E::InvalidPart(m) => S3Error::invalid_part(m),
+            E::PartTooSmall(m) => S3Error::entity_too_small(m),
+            E::Forbidden(m) => S3Error::access_denied(m),
+            E::Unavailable(m) => S3Error::service_unavailable(m),
+            E::Body(io) => from_body_error(io),
+            E::Corrupt(m) => {
+                tracing::error!(error = %m, "stored data or metadata is corrupt");
+                S3Error::internal("stored data is damaged; the operator has been told")
+            }
+            E::Internal(m) => {
+                tracing::error!(error = %m, "internal failure");
+                S3Error::internal("internal failure")
             }
         }
     }
 }
 
-impl From<coffre_data::DataError> for S3Error {
-    fn from(e: coffre_data::DataError) -> S3Error {
-        use coffre_data::DataError as D;
-        match e {
-            D::Body(io) => from_body_error(io),
-            D::QuorumLost { .. } | D::Unrecoverable { .. } => S3Error::service_unavailable(e.to_string()),
-            other => {
-                tracing::error!(error = %other, "data path failure");
-                S3Error::internal(other.to_string())
-            }
-        }
+impl From<coffre_engine::DataError> for S3Error {
+    fn from(e: coffre_engine::DataError) -> S3Error {
+        EngineError::from(e).into()
     }
 }
 

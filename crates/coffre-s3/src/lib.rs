@@ -1,12 +1,18 @@
-//! The S3 protocol: routing, SigV4, XML, errors, and one module per operation group.
+//! The S3 protocol: routing, SigV4, bodies, XML, errors, and one module per operation group.
+//! The object engine below does the storage; this crate only speaks S3.
+//!
+//! Modules import downward only:
+//! `server` → the handlers (`bucket`, `object`, `multipart`, `list`) and `router` →
+//! `context`, `body`, `http`, `xml` → `auth` → `encoding`, `error`
+//! (tests/module_graph.rs checks that no module imports one above it).
 
-pub mod admin;
 pub mod auth;
 pub mod body;
 mod bucket;
-pub mod checksum;
-pub mod engine;
+pub mod context;
+pub mod encoding;
 pub mod error;
+pub mod http;
 mod list;
 mod multipart;
 mod object;
@@ -14,6 +20,6 @@ mod router;
 pub mod server;
 pub mod xml;
 
-pub use engine::Engine;
+pub use context::{Config, Gateway};
 pub use error::S3Error;
-pub use server::{serve, tls_config, Config, Gateway};
+pub use server::{serve, tls_config};

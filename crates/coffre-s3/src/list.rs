@@ -1,18 +1,18 @@
 //! ListObjectsV2 and ListObjects (v1). A page is one seek-driven range scan in metadata.
 
-use crate::router::Ctx;
-use crate::server::{xml_response, Res};
+use crate::context::Ctx;
+use crate::http::{xml_response, Res};
 use crate::xml::Xml;
 use crate::S3Error;
 use base64::Engine as _;
-use coffre_meta::ListEntry;
+use coffre_engine::ListEntry;
 use coffre_types::time::iso8601;
 use http::StatusCode;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> Result<Res, S3Error> {
-    crate::bucket::bucket_record(ctx, bucket).await?;
+    ctx.engine().bucket(bucket)?;
     let prefix = ctx.q("prefix").unwrap_or("").to_string();
     let delimiter = ctx.q("delimiter").filter(|d| !d.is_empty()).map(str::to_string);
     let max_keys = match ctx.q("max-keys") {
@@ -48,7 +48,7 @@ pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> Result<Res, S3Er
     let (entries, truncated) = if max_keys == 0 {
         (Vec::new(), false)
     } else {
-        ctx.gw.engine.meta.list(
+        ctx.engine().list(
             bucket,
             prefix.as_bytes(),
             delimiter.as_deref().map(str::as_bytes),
@@ -58,7 +58,7 @@ pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> Result<Res, S3Er
     };
     let enc = |s: &str| {
         if url {
-            crate::auth::uri_encode(s.as_bytes(), true)
+            crate::encoding::uri_encode(s.as_bytes(), true)
         } else {
             s.to_string()
         }

@@ -1,15 +1,15 @@
 //! Object operations: PUT, GET/HEAD (ranges, conditions), DELETE, DeleteObjects, Copy, tagging.
 
 use crate::body::BodyReader;
-use crate::engine::NewObject;
-use crate::router::Ctx;
-use crate::server::{empty, xml_response, Res};
+use crate::context::Ctx;
+use crate::http::{empty, set, status, xml_response, Res};
 use crate::xml::Xml;
 use crate::S3Error;
 use base64::Engine as _;
-use coffre_meta::{ObjectRecord, SealedAttrs};
+use coffre_engine::{NewObject, ReadHandle};
+use coffre_engine::{ObjectRecord, SealedAttrs};
 use coffre_types::time::iso8601;
-use http::{HeaderName, HeaderValue, Response, StatusCode};
+use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
 use std::time::{Duration, UNIX_EPOCH};
@@ -27,15 +27,6 @@ const MAX_USER_META: usize = 2048;
 
 fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
-}
-
-pub(crate) fn set(r: &mut Res, name: &str, value: &str) {
-    if let (Ok(n), Ok(v)) = (
-        HeaderName::from_bytes(name.as_bytes()),
-        HeaderValue::from_bytes(value.as_bytes()),
-    ) {
-        r.headers_mut().insert(n, v);
-    }
 }
 
 /// Parses `k1=v1&k2=v2` (x-amz-tagging) or validates a tag set.
@@ -79,7 +70,7 @@ pub(crate) fn attrs_from_headers(ctx: &Ctx) -> Result<SealedAttrs, S3Error> {
         ));
     }
     if let Some(t) = ctx.h("x-amz-tagging") {
-        a.tags = crate::router::parse_query(t)?;
+        a.tags = crate::encoding::parse_query(t)?;
         validate_tags(&a.tags)?;
     }
     Ok(a)
@@ -98,7 +89,7 @@ pub(crate) fn content_md5(ctx: &Ctx) -> Result<Option<[u8; 16]>, S3Error> {
 }
 
 pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Res, S3Error> {
-    let brec = crate::bucket::bucket_record(ctx, bucket).await?;
+    let brec = ctx.engine().bucket(bucket)?;
     let attrs = attrs_from_headers(ctx)?;
     let md5 = content_md5(ctx)?;
     if ctx.h("content-length").is_none()
@@ -115,7 +106,7 @@ pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<R
         content_md5: md5,
         checksum: Some(slot),
     };
-    let rec = ctx.gw.engine.put(bucket, &brec, key, reader.into_stream(), new).await?;
+    let rec = ctx.engine().put(bucket, &brec, key, reader.into_stream(), new).await?;
     let mut r = Response::new(empty());
     set(&mut r, "etag", &format!("\"{}\"", rec.etag));
     if let Some((a, v)) = rec.parts.first().and_then(|p| p.checksum.as_ref()) {
@@ -218,19 +209,23 @@ fn parse_range(h: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, S3Error
     Ok(Some(range))
 }
 
-pub async fn load(ctx: &Ctx, bucket: &str, key: &str) -> Result<ObjectRecord, S3Error> {
-    crate::bucket::bucket_record(ctx, bucket).await?;
-    ctx.gw
-        .engine
-        .meta
-        .get_object(bucket, key.as_bytes())?
-        .ok_or_else(|| S3Error::no_such_key("The specified key does not exist."))
+/// The current version of an object, for metadata only.
+fn load(ctx: &Ctx, bucket: &str, key: &str) -> Result<ObjectRecord, S3Error> {
+    ctx.engine().bucket(bucket)?;
+    Ok(ctx.engine().head(bucket, key)?)
+}
+
+/// The current version of an object, opened for reading its data.
+fn open(ctx: &Ctx, bucket: &str, key: &str) -> Result<ReadHandle, S3Error> {
+    ctx.engine().bucket(bucket)?;
+    Ok(ctx.engine().open(bucket, key)?)
 }
 
 pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, S3Error> {
-    let rec = load(ctx, bucket, key).await?;
-    check_conditions(ctx, &rec)?;
-    let attrs = ctx.gw.engine.open_attrs(bucket, key, &rec)?;
+    let handle = open(ctx, bucket, key)?;
+    let rec = &handle.record;
+    check_conditions(ctx, rec)?;
+    let attrs = ctx.engine().open_attrs(bucket, key, rec)?;
     let multipart = rec.etag.contains('-');
     let range = match ctx.q("partNumber") {
         Some(p) => {
@@ -301,7 +296,7 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, 
     if head || start == end {
         return Ok(r);
     }
-    let mut rx = ctx.gw.engine.read(bucket, key, &rec, start, end)?;
+    let mut rx = ctx.engine().read(&handle, start, end)?;
     // Wait for the first bytes before answering, so that an unreadable object gets a proper
     // error response rather than a cut connection.
     let first = match rx.recv().await {
@@ -329,15 +324,13 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, 
 }
 
 pub async fn delete(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
-    crate::bucket::bucket_record(ctx, bucket).await?;
-    ctx.gw.engine.meta.delete_object(bucket, key.as_bytes())?;
-    let mut r = Response::new(empty());
-    *r.status_mut() = StatusCode::NO_CONTENT;
-    Ok(r)
+    ctx.engine().bucket(bucket)?;
+    ctx.engine().delete(bucket, key).await?;
+    Ok(status(StatusCode::NO_CONTENT))
 }
 
 pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
-    crate::bucket::bucket_record(ctx, bucket).await?;
+    ctx.engine().bucket(bucket)?;
     let md5 = content_md5(ctx)?;
     let (reader, _) = BodyReader::new(body, &ctx.headers, Some(ctx.verified.clone()), 4 << 20)?;
     let raw = reader.read_all(4 << 20).await?;
@@ -373,11 +366,7 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
         let result = if k.is_empty() || k.len() > 1024 {
             Err(S3Error::key_too_long("key must be 1 to 1024 bytes"))
         } else {
-            ctx.gw
-                .engine
-                .meta
-                .delete_object(bucket, k.as_bytes())
-                .map_err(S3Error::from)
+            ctx.engine().delete(bucket, &k).await.map_err(S3Error::from)
         };
         match result {
             Ok(_) if quiet => {}
@@ -397,17 +386,18 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
 }
 
 /// The object named by `x-amz-copy-source`, once its `x-amz-copy-source-if-*` conditions hold.
-pub(crate) async fn copy_source(ctx: &Ctx) -> Result<(String, String, ObjectRecord), S3Error> {
+pub(crate) async fn copy_source(ctx: &Ctx) -> Result<ReadHandle, S3Error> {
     let src = ctx.h("x-amz-copy-source").unwrap_or("");
     let src = src.split_once("?versionId=").map_or(src, |(s, _)| s);
-    let src = String::from_utf8(crate::auth::percent_decode(src))
+    let src = String::from_utf8(crate::encoding::percent_decode(src))
         .map_err(|_| S3Error::invalid_argument("x-amz-copy-source is not UTF-8"))?;
     let (sb, sk) = src
         .trim_start_matches('/')
         .split_once('/')
         .filter(|(b, k)| !b.is_empty() && !k.is_empty())
         .ok_or_else(|| S3Error::invalid_argument("x-amz-copy-source must be bucket/key"))?;
-    let srec = load(ctx, sb, sk).await?;
+    let source = open(ctx, sb, sk)?;
+    let srec = &source.record;
     let modified = srec.last_modified_ms / 1000;
     let h = |n| ctx.h(n);
     let failed = h("x-amz-copy-source-if-match").is_some_and(|m| !etag_matches(m, &srec.etag))
@@ -423,12 +413,12 @@ pub(crate) async fn copy_source(ctx: &Ctx) -> Result<(String, String, ObjectReco
             "At least one of the pre-conditions you specified did not hold",
         ));
     }
-    Ok((sb.to_string(), sk.to_string(), srec))
+    Ok(source)
 }
 
 /// A data-path receiver as the body stream `Engine::put` takes.
 pub(crate) fn stream_of(
-    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, coffre_data::DataError>>,
+    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, coffre_engine::DataError>>,
 ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Unpin {
     Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
         let item = rx.recv().await?;
@@ -444,9 +434,9 @@ fn copy_result(rec: &ObjectRecord) -> Res {
 }
 
 pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
-    let dst_bucket = crate::bucket::bucket_record(ctx, bucket).await?;
-    let (sb, sk, srec) = copy_source(ctx).await?;
-    let (sb, sk) = (sb.as_str(), sk.as_str());
+    let dst_bucket = ctx.engine().bucket(bucket)?;
+    let source = copy_source(ctx).await?;
+    let (sb, sk, srec) = (source.bucket.as_str(), source.key.as_str(), &source.record);
     let replace = match ctx.h("x-amz-metadata-directive") {
         None | Some("COPY") => false,
         Some("REPLACE") => true,
@@ -457,7 +447,7 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
         ));
     }
-    let src_attrs = ctx.gw.engine.open_attrs(sb, sk, &srec)?;
+    let src_attrs = ctx.engine().open_attrs(sb, sk, srec)?;
     let mut attrs = if replace {
         attrs_from_headers(ctx)?
     } else {
@@ -468,23 +458,17 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
         Some("REPLACE") => {}
         _ => attrs.tags = src_attrs.tags.clone(),
     }
-    let engine = &ctx.gw.engine;
+    let engine = ctx.engine();
     if sb == bucket && sk == key {
         // Onto itself (metadata REPLACE): only the metadata changes, no data is copied.
-        let sealed = engine.seal_attrs(bucket, key, &srec.version, &attrs);
-        if let Some(rec) = engine
-            .meta
-            .update_sealed(bucket, key.as_bytes(), &srec.version, sealed, true)?
-        {
+        if let Some(rec) = engine.update_attrs(bucket, key, &srec.version, &attrs, true).await? {
             return Ok(copy_result(&rec));
         }
     }
     // Data is re-encrypted under the destination's identity and a fresh key: a copy shares
     // nothing with its source, so deleting one never affects the other.
-    let stream = stream_of(ctx.gw.engine.read(sb, sk, &srec, 0, srec.size)?);
-    let out = ctx
-        .gw
-        .engine
+    let stream = stream_of(engine.read(&source, 0, srec.size)?);
+    let out = engine
         .put(
             bucket,
             &dst_bucket,
@@ -501,8 +485,8 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
 }
 
 pub async fn get_tagging(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
-    let rec = load(ctx, bucket, key).await?;
-    let attrs = ctx.gw.engine.open_attrs(bucket, key, &rec)?;
+    let rec = load(ctx, bucket, key)?;
+    let attrs = ctx.engine().open_attrs(bucket, key, &rec)?;
     let mut x = Xml::new("Tagging");
     x.open("TagSet");
     for (k, v) in &attrs.tags {
@@ -513,14 +497,13 @@ pub async fn get_tagging(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Er
 }
 
 async fn replace_tags(ctx: &Ctx, bucket: &str, key: &str, tags: Vec<(String, String)>) -> Result<(), S3Error> {
-    let rec = load(ctx, bucket, key).await?;
-    let engine = &ctx.gw.engine;
+    let rec = load(ctx, bucket, key)?;
+    let engine = ctx.engine();
     let mut attrs = engine.open_attrs(bucket, key, &rec)?;
     attrs.tags = tags;
-    let sealed = engine.seal_attrs(bucket, key, &rec.version, &attrs);
     if engine
-        .meta
-        .update_sealed(bucket, key.as_bytes(), &rec.version, sealed, false)?
+        .update_attrs(bucket, key, &rec.version, &attrs, false)
+        .await?
         .is_none()
     {
         return Err(S3Error::no_such_key("The object was replaced or deleted meanwhile"));
@@ -549,9 +532,7 @@ pub async fn put_tagging(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> 
 
 pub async fn delete_tagging(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     replace_tags(ctx, bucket, key, Vec::new()).await?;
-    let mut r = Response::new(empty());
-    *r.status_mut() = StatusCode::NO_CONTENT;
-    Ok(r)
+    Ok(status(StatusCode::NO_CONTENT))
 }
 
 #[cfg(test)]

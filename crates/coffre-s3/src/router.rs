@@ -1,31 +1,11 @@
 //! From method, host, path and query to an S3 operation. Unknown operations are
 //! `NotImplemented`, never a 404.
 
-use crate::auth::{percent_decode, Verified};
-use crate::server::Gateway;
+use crate::encoding::{parse_query, percent_decode};
 use crate::S3Error;
 use http::{HeaderMap, Method};
-use std::sync::Arc;
 
-pub struct Ctx {
-    pub gw: Arc<Gateway>,
-    pub headers: HeaderMap,
-    pub query: Vec<(String, String)>,
-    #[allow(dead_code)]
-    pub verified: Verified,
-}
-
-impl Ctx {
-    pub fn q(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-    pub fn h(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(name)
-            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
-    }
-}
-
+/// An S3 operation and the resource it names.
 pub enum Op {
     ListBuckets,
     CreateBucket(String),
@@ -86,20 +66,6 @@ const UNSUPPORTED: &[&str] = &[
     "attributes",
     "policyStatus",
 ];
-
-pub fn parse_query(raw: &str) -> Result<Vec<(String, String)>, S3Error> {
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let k =
-                String::from_utf8(percent_decode(k)).map_err(|_| S3Error::invalid_argument("query is not UTF-8"))?;
-            let v =
-                String::from_utf8(percent_decode(v)).map_err(|_| S3Error::invalid_argument("query is not UTF-8"))?;
-            Ok((k, v))
-        })
-        .collect()
-}
 
 pub fn route(
     method: &Method,

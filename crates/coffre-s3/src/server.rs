@@ -1,91 +1,19 @@
 //! The HTTP server: accepts connections, authenticates, dispatches, renders errors.
 
-use crate::auth::{self, Credentials, RequestParts};
+use crate::auth::{self, RequestParts};
+use crate::context::{Ctx, Gateway};
+use crate::http::{error_response, full, Res};
 use crate::router::{route, Op};
-use crate::{Engine, S3Error};
-use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use crate::S3Error;
+use crate::{bucket, list, multipart, object};
+use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-pub type ResBody = BoxBody<Bytes, std::io::Error>;
-pub type Res = Response<ResBody>;
-
-pub struct Config {
-    pub region: String,
-    /// For virtual-hosted-style requests: `bucket.<domain>`.
-    pub domain: Option<String>,
-    pub access_key: String,
-    pub secret_key: String,
-    /// Largest single PUT (S3: 5 GiB).
-    pub max_put: u64,
-    /// Regions a bucket can be created in (`LocationConstraint`), each with the residency
-    /// policy its buckets get. `region` is the default.
-    pub regions: Vec<(String, coffre_cluster::ResidencyPolicy)>,
-}
-
-pub struct Gateway {
-    pub engine: Arc<Engine>,
-    pub config: Config,
-    requests: AtomicU64,
-    errors: AtomicU64,
-}
-
-impl Credentials for Config {
-    fn secret_for(&self, access_key: &str) -> Option<String> {
-        auth::constant_time_eq(access_key, &self.access_key).then(|| self.secret_key.clone())
-    }
-}
-
-pub fn full(b: impl Into<Bytes>) -> ResBody {
-    Full::new(b.into()).map_err(|never| match never {}).boxed()
-}
-
-pub fn empty() -> ResBody {
-    full(Bytes::new())
-}
-
-pub fn xml_response(status: StatusCode, body: String) -> Res {
-    let mut r = Response::new(full(body));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/xml"));
-    r
-}
-
-fn error_response(e: &S3Error, resource: &str, request_id: &str, head: bool) -> Res {
-    let body = if head || e.status == StatusCode::NOT_MODIFIED {
-        String::new()
-    } else {
-        format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId></Error>",
-            e.code,
-            crate::xml::escape(&e.message),
-            crate::xml::escape(resource),
-            request_id
-        )
-    };
-    let mut r = xml_response(e.status, body);
-    if head {
-        r.headers_mut().remove("content-type");
-    }
-    r
-}
-
 impl Gateway {
-    pub fn new(engine: Arc<Engine>, config: Config) -> Arc<Gateway> {
-        Arc::new(Gateway {
-            engine,
-            config,
-            requests: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-        })
-    }
-
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Res {
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
         let request_id = format!("{:016X}{:08X}", coffre_types::now_millis(), n as u32);
@@ -175,36 +103,36 @@ impl Gateway {
             &raw_query,
             self.config.domain.as_deref(),
         )?;
-        let ctx = crate::router::Ctx {
+        let ctx = Ctx {
             gw: self.clone(),
             headers: parts.headers,
             query: op.query,
             verified,
         };
         match op.op {
-            Op::ListBuckets => crate::bucket::list_buckets(&ctx).await,
-            Op::CreateBucket(b) => crate::bucket::create(&ctx, &b, body).await,
-            Op::HeadBucket(b) => crate::bucket::head(&ctx, &b).await,
-            Op::DeleteBucket(b) => crate::bucket::delete(&ctx, &b).await,
-            Op::GetBucketLocation(b) => crate::bucket::location(&ctx, &b).await,
-            Op::GetBucketVersioning(b) => crate::bucket::versioning(&ctx, &b).await,
-            Op::ListObjects { bucket, v2 } => crate::list::list_objects(&ctx, &bucket, v2).await,
-            Op::DeleteObjects(b) => crate::object::delete_objects(&ctx, &b, body).await,
-            Op::PutObject(b, k) => crate::object::put(&ctx, &b, &k, body).await,
-            Op::CopyObject(b, k) => crate::object::copy(&ctx, &b, &k).await,
-            Op::GetObject(b, k) => crate::object::get(&ctx, &b, &k, false).await,
-            Op::HeadObject(b, k) => crate::object::get(&ctx, &b, &k, true).await,
-            Op::DeleteObject(b, k) => crate::object::delete(&ctx, &b, &k).await,
-            Op::GetObjectTagging(b, k) => crate::object::get_tagging(&ctx, &b, &k).await,
-            Op::PutObjectTagging(b, k) => crate::object::put_tagging(&ctx, &b, &k, body).await,
-            Op::DeleteObjectTagging(b, k) => crate::object::delete_tagging(&ctx, &b, &k).await,
-            Op::CreateMultipartUpload(b, k) => crate::multipart::create(&ctx, &b, &k).await,
-            Op::UploadPart(b, k) => crate::multipart::upload_part(&ctx, &b, &k, body).await,
-            Op::UploadPartCopy(b, k) => crate::multipart::upload_part_copy(&ctx, &b, &k).await,
-            Op::CompleteMultipartUpload(b, k) => crate::multipart::complete(&ctx, &b, &k, body).await,
-            Op::AbortMultipartUpload(b, k) => crate::multipart::abort(&ctx, &b, &k).await,
-            Op::ListParts(b, k) => crate::multipart::list_parts(&ctx, &b, &k).await,
-            Op::ListMultipartUploads(b) => crate::multipart::list_uploads(&ctx, &b).await,
+            Op::ListBuckets => bucket::list_buckets(&ctx).await,
+            Op::CreateBucket(b) => bucket::create(&ctx, &b, body).await,
+            Op::HeadBucket(b) => bucket::head(&ctx, &b).await,
+            Op::DeleteBucket(b) => bucket::delete(&ctx, &b).await,
+            Op::GetBucketLocation(b) => bucket::location(&ctx, &b).await,
+            Op::GetBucketVersioning(b) => bucket::versioning(&ctx, &b).await,
+            Op::ListObjects { bucket, v2 } => list::list_objects(&ctx, &bucket, v2).await,
+            Op::DeleteObjects(b) => object::delete_objects(&ctx, &b, body).await,
+            Op::PutObject(b, k) => object::put(&ctx, &b, &k, body).await,
+            Op::CopyObject(b, k) => object::copy(&ctx, &b, &k).await,
+            Op::GetObject(b, k) => object::get(&ctx, &b, &k, false).await,
+            Op::HeadObject(b, k) => object::get(&ctx, &b, &k, true).await,
+            Op::DeleteObject(b, k) => object::delete(&ctx, &b, &k).await,
+            Op::GetObjectTagging(b, k) => object::get_tagging(&ctx, &b, &k).await,
+            Op::PutObjectTagging(b, k) => object::put_tagging(&ctx, &b, &k, body).await,
+            Op::DeleteObjectTagging(b, k) => object::delete_tagging(&ctx, &b, &k).await,
+            Op::CreateMultipartUpload(b, k) => multipart::create(&ctx, &b, &k).await,
+            Op::UploadPart(b, k) => multipart::upload_part(&ctx, &b, &k, body).await,
+            Op::UploadPartCopy(b, k) => multipart::upload_part_copy(&ctx, &b, &k).await,
+            Op::CompleteMultipartUpload(b, k) => multipart::complete(&ctx, &b, &k, body).await,
+            Op::AbortMultipartUpload(b, k) => multipart::abort(&ctx, &b, &k).await,
+            Op::ListParts(b, k) => multipart::list_parts(&ctx, &b, &k).await,
+            Op::ListMultipartUploads(b) => multipart::list_uploads(&ctx, &b).await,
         }
     }
 }

@@ -1,8 +1,8 @@
-//! `coffre admin …` and `coffre node`: cluster identities, the storage node, and a client of
-//! the gateway's admin API.
+//! `coffre admin …`: cluster identities (offline, with the CA) and the commands that talk to
+//! a gateway's admin API. The binary embeds `AdminCommand` and calls `run`.
 
 use clap::{Args, Subcommand};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Subcommand)]
 pub enum AdminCommand {
@@ -136,7 +136,7 @@ fn call(api: &Api, method: &str, path: &str) -> Result<serde_json::Value, String
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let (status, body) = rt.block_on(coffre_s3::admin::admin_call(&api.endpoint, &api.token, method, path))?;
+    let (status, body) = rt.block_on(crate::client::call(&api.endpoint, &api.token, method, path))?;
     let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("admin API answered {status}: {e}"))?;
     if status != 200 {
         return Err(format!("admin API: {status}: {}", v["error"].as_str().unwrap_or(&body)));
@@ -145,7 +145,7 @@ fn call(api: &Api, method: &str, path: &str) -> Result<serde_json::Value, String
 }
 
 fn enc(s: &str) -> String {
-    coffre_s3::auth::uri_encode(s.as_bytes(), false)
+    crate::client::encode(s)
 }
 
 fn print_json(v: &serde_json::Value) {
@@ -317,26 +317,4 @@ pub fn run(cmd: AdminCommand) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-pub fn run_node(data: &Path, listen: &str, identity: &Path) -> Result<(), String> {
-    let identity = coffre_cluster::Identity::load(identity)?;
-    let store = coffre_cluster::node::open_store(&identity, data)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| format!("listening on {listen}: {e}"))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        println!(
-            "Coffre node {} ({}/{}/{}) listening on https://{addr}",
-            identity.id, identity.location.country, identity.location.site, identity.location.zone
-        );
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
-        coffre_cluster::node::serve(listener, &identity, store, crate::shutdown_signal()).await
-    })
 }

@@ -1,0 +1,50 @@
+//! A minimal client of the admin API: one request, the JSON answer.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::rt::TokioIo;
+use std::time::Duration;
+
+/// The largest answer the client reads (a placement of a very large object is a few MiB).
+const MAX_ANSWER: usize = 256 << 20;
+
+/// Sends `method path_and_query` with the bearer token; returns the status and the body.
+pub async fn call(endpoint: &str, token: &str, method: &str, path_and_query: &str) -> Result<(u16, String), String> {
+    let hp = endpoint
+        .strip_prefix("http://")
+        .ok_or("the admin endpoint is http://HOST:PORT")?
+        .trim_end_matches('/');
+    let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(hp))
+        .await
+        .map_err(|_| format!("{endpoint}: connection timed out"))?
+        .map_err(|e| format!("{endpoint}: {e}"))?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path_and_query)
+        .header("host", hp)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let body = Limited::new(resp.into_body(), MAX_ANSWER)
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Percent-encodes a path segment or query value.
+pub fn encode(s: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, KEEP).to_string()
+}

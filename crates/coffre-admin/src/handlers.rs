@@ -1,0 +1,304 @@
+//! One function per admin endpoint.
+
+use crate::{Admin, ApiError, ApiResult};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::Json;
+use coffre_engine::{layout_of, policy_of, ClusterNode, ShardStore};
+use serde::Serialize;
+use serde_json::json;
+use std::sync::Arc;
+
+#[derive(Serialize)]
+pub struct NodeStatus {
+    pub id: String,
+    pub address: String,
+    pub draining: bool,
+    pub country: String,
+    pub site: String,
+    pub zone: String,
+    pub up: bool,
+    pub shards: u64,
+    pub used_bytes: u64,
+    pub free_bytes: u64,
+    pub total_bytes: u64,
+}
+
+#[derive(Serialize)]
+pub struct ShardPlacement {
+    pub part: usize,
+    /// The part's version id (hex): with stripe and index, the shard's id on its node.
+    pub version: String,
+    pub stripe: u32,
+    pub index: u8,
+    pub node: String,
+    pub country: String,
+    pub site: String,
+    pub zone: String,
+    pub size: u64,
+    pub blake3: String,
+}
+
+#[derive(Serialize)]
+pub struct Violation {
+    pub key: String,
+    pub part: usize,
+    pub index: u8,
+    pub node: String,
+    pub country: String,
+}
+
+/// The decoded `name=value` pairs of a query string.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(raw: Option<String>) -> Result<Query, ApiError> {
+        let mut out = Vec::new();
+        for pair in raw.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8()
+                    .map(|c| c.into_owned())
+                    .map_err(|_| bad_request("the query string is not UTF-8"))
+            };
+            out.push((decode(k)?, decode(v)?));
+        }
+        Ok(Query(out))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    fn require(&self, name: &str) -> Result<&str, ApiError> {
+        self.get(name).ok_or_else(|| bad_request(format!("{name} is required")))
+    }
+}
+
+fn bad_request(m: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, m.into())
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+fn path_arg(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    p.map(|Path(s)| s).map_err(|e| bad_request(e.body_text()))
+}
+
+fn location_of(admin: &Admin, node: &str) -> (String, String, String) {
+    match admin.engine.node(node) {
+        Some(n) => (n.location.country, n.location.site, n.location.zone),
+        None => (String::new(), String::new(), String::new()),
+    }
+}
+
+pub async fn status(State(admin): State<Arc<Admin>>) -> ApiResult {
+    let nodes = admin.engine.nodes();
+    let stats = futures_util::future::join_all(nodes.iter().map(|n| n.store.stat())).await;
+    let list: Vec<NodeStatus> = nodes
+        .iter()
+        .zip(stats)
+        .map(|(n, s)| {
+            let s = s.ok();
+            NodeStatus {
+                draining: n.is_draining(),
+                address: n.address.clone(),
+                id: n.id().to_string(),
+                country: n.location.country.clone(),
+                site: n.location.site.clone(),
+                zone: n.location.zone.clone(),
+                up: s.is_some() && n.store.is_up(),
+                shards: s.map_or(0, |s| s.shards),
+                used_bytes: s.map_or(0, |s| s.used_bytes),
+                free_bytes: s.map_or(0, |s| s.free_bytes),
+                total_bytes: s.map_or(0, |s| s.total_bytes),
+            }
+        })
+        .collect();
+    let up = list.iter().filter(|n| n.up).count();
+    Ok(Json(
+        json!({ "nodes": list, "nodes_up": up, "nodes_total": nodes.len() }),
+    ))
+}
+
+pub async fn placement(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery) -> ApiResult {
+    let q = Query::parse(raw)?;
+    let (bucket, key) = (q.require("bucket")?, q.require("key")?);
+    let meta = admin.engine.meta();
+    let rec = meta
+        .get_object(bucket, key.as_bytes())
+        .map_err(internal)?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "no such object".into()))?;
+    let policy = meta.get_bucket(bucket).ok().flatten().map(|b| policy_of(&b));
+    let n = rec.scheme.total();
+    let layout = layout_of(&rec);
+    let mut shards = Vec::new();
+    for (pi, part) in rec.parts.iter().enumerate() {
+        let hashes = meta
+            .get_layout(&part.version)
+            .ok()
+            .flatten()
+            .map(|l| l.hashes)
+            .unwrap_or_default();
+        for (h, hash) in hashes.iter().enumerate() {
+            let (stripe, index) = ((h / n) as u32, (h % n) as u8);
+            let node = part.nodes.get(index as usize).cloned().unwrap_or_default();
+            let (country, site, zone) = location_of(&admin, &node);
+            let size = layout.shard_len(layout.stripe_len(part.size, stripe)) as u64;
+            shards.push(ShardPlacement {
+                part: pi + 1,
+                version: part.version.to_hex(),
+                stripe,
+                index,
+                node,
+                country,
+                site,
+                zone,
+                size,
+                blake3: hex::encode(hash),
+            });
+        }
+    }
+    Ok(Json(json!({
+        "bucket": bucket,
+        "key": key,
+        "size": rec.size,
+        "scheme": rec.scheme.to_string(),
+        "policy": policy.map(|p| json!({"countries": p.countries, "failure_domain": p.failure_domain.to_string(), "scheme": p.scheme.to_string()})),
+        "shards": shards,
+    })))
+}
+
+pub async fn audit(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery) -> ApiResult {
+    let q = Query::parse(raw)?;
+    let bucket = q.require("bucket")?;
+    let meta = admin.engine.meta();
+    let b = meta
+        .get_bucket(bucket)
+        .map_err(internal)?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "no such bucket".into()))?;
+    let (mut objects, mut shards, mut compliant) = (0u64, 0u64, 0u64);
+    let mut violations = Vec::new();
+    for item in meta.scan_objects(bucket) {
+        let (key, rec) = item.map_err(internal)?;
+        objects += 1;
+        let layout = layout_of(&rec);
+        for (pi, part) in rec.parts.iter().enumerate() {
+            let stripes = layout.stripe_count(part.size) as u64;
+            for (index, node) in part.nodes.iter().enumerate() {
+                if node.is_empty() {
+                    continue; // a slot left empty (degraded write): no shard anywhere
+                }
+                let (country, _, _) = location_of(&admin, node);
+                shards += stripes;
+                if b.countries.contains(&country) {
+                    compliant += stripes;
+                } else {
+                    violations.push(Violation {
+                        key: String::from_utf8_lossy(&key).into_owned(),
+                        part: pi + 1,
+                        index: index as u8,
+                        node: node.clone(),
+                        country,
+                    });
+                }
+            }
+        }
+    }
+    Ok(Json(json!({
+        "bucket": bucket,
+        "countries": b.countries,
+        "objects": objects,
+        "shards": shards,
+        "compliant_shards": compliant,
+        "non_compliant": violations,
+    })))
+}
+
+pub async fn set_policy(
+    State(admin): State<Arc<Admin>>,
+    bucket: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let bucket = path_arg(bucket)?;
+    let q = Query::parse(raw)?;
+    let mut b = admin
+        .engine
+        .meta()
+        .get_bucket(&bucket)
+        .map_err(internal)?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "no such bucket".into()))?;
+    if let Some(c) = q.get("countries") {
+        let countries: Vec<String> = c
+            .split(',')
+            .map(|c| c.trim().to_ascii_uppercase())
+            .filter(|c| !c.is_empty())
+            .collect();
+        if countries.is_empty() || !countries.iter().all(|c| coffre_cluster::identity::valid_country(c)) {
+            return Err(bad_request("countries: ISO 3166-1 alpha-2 codes, comma-separated"));
+        }
+        b.countries = countries;
+    }
+    if let Some(fd) = q.get("failure_domain") {
+        b.failure_domain = fd
+            .parse::<coffre_cluster::FailureDomain>()
+            .map_err(bad_request)?
+            .to_string();
+    }
+    if let Some(s) = q.get("scheme") {
+        b.scheme = s.parse().map_err(bad_request)?;
+    }
+    admin.engine.update_bucket(&bucket, b.clone()).await.map_err(internal)?;
+    Ok(Json(
+        json!({"bucket": bucket, "countries": b.countries, "failure_domain": b.failure_domain, "scheme": b.scheme.to_string()}),
+    ))
+}
+
+fn node_json(n: &ClusterNode) -> serde_json::Value {
+    serde_json::to_value(n.record()).unwrap_or_default()
+}
+
+/// Admits a node by address: its id and location come from its CA-signed certificate.
+pub async fn add_node(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery) -> ApiResult {
+    let identity = admin
+        .identity
+        .as_ref()
+        .ok_or_else(|| bad_request("not a cluster gateway"))?;
+    let q = Query::parse(raw)?;
+    let address = q.require("address")?;
+    let store = coffre_cluster::RemoteShardStore::connect(identity, address)
+        .await
+        .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e))?;
+    if admin.engine.node(store.id()).is_some_and(|n| n.address != address) {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("another node already has the id {}", store.id()),
+        ));
+    }
+    let location = store.location.clone();
+    let node = ClusterNode::new(Arc::new(store), location, address.to_string(), false);
+    let answer = node_json(&node);
+    admin.engine.admit_node(node).await.map_err(internal)?;
+    Ok(Json(answer))
+}
+
+pub async fn drain_node(State(admin): State<Arc<Admin>>, id: Result<Path<String>, PathRejection>) -> ApiResult {
+    let id = path_arg(id)?;
+    if admin.engine.node(&id).is_none() {
+        return Err(ApiError(StatusCode::NOT_FOUND, "no such node".into()));
+    }
+    let node = admin.engine.drain_node(&id).await.map_err(internal)?;
+    Ok(Json(node_json(&node)))
+}
+
+pub async fn remove_node(State(admin): State<Arc<Admin>>, id: Result<Path<String>, PathRejection>) -> ApiResult {
+    let id = path_arg(id)?;
+    match admin.engine.remove_node(&id).await.map_err(internal)? {
+        Some(_) => Ok(Json(json!({ "removed": id }))),
+        None => Err(ApiError(StatusCode::NOT_FOUND, "no such node".into())),
+    }
+}

@@ -1,0 +1,82 @@
+//! The operator's admin API (HTTP, bearer token) on axum: cluster status and membership,
+//! bucket residency policies, proof of placement, residency audits. JSON field names are
+//! stable (docs/admin-api.md). `client` and `cli` are its command-line client.
+
+pub mod cli;
+pub mod client;
+mod handlers;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use coffre_engine::Engine;
+use std::sync::Arc;
+
+pub struct Admin {
+    pub engine: Arc<Engine>,
+    pub token: String,
+    /// The gateway's cluster identity (to admit new nodes); none in embedded mode.
+    pub identity: Option<Arc<coffre_cluster::Identity>>,
+}
+
+/// An admin API answer that is an error: `{"error": "..."}` with a status.
+pub(crate) struct ApiError(pub StatusCode, pub String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+pub(crate) type ApiResult = Result<Json<serde_json::Value>, ApiError>;
+
+/// The bearer-token check, as a layer in front of every route.
+async fn require_token(State(admin): State<Arc<Admin>>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !constant_time_eq(given.as_bytes(), admin.token.as_bytes()) {
+        return ApiError(StatusCode::UNAUTHORIZED, "a valid bearer token is required".into()).into_response();
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// The admin API's routes, behind the token check.
+pub fn router(admin: Arc<Admin>) -> Router {
+    Router::new()
+        .route("/v1/status", get(handlers::status))
+        .route("/v1/nodes", get(handlers::status).post(handlers::add_node))
+        .route("/v1/nodes/{id}/drain", post(handlers::drain_node))
+        .route("/v1/nodes/{id}", delete(handlers::remove_node))
+        .route("/v1/placement", get(handlers::placement))
+        .route("/v1/audit/residency", get(handlers::audit))
+        .route("/v1/buckets/{bucket}/policy", put(handlers::set_policy))
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "unknown admin endpoint".into()) })
+        .layer(axum::middleware::from_fn_with_state(admin.clone(), require_token))
+        .with_state(admin)
+}
+
+/// Serves the admin API until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    admin: Arc<Admin>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    if let Err(e) = axum::serve(listener, router(admin))
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::warn!(error = %e, "admin API stopped");
+    }
+}

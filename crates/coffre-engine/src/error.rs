@@ -1,0 +1,74 @@
+//! The engine's one error type. It names what went wrong in storage terms; the protocol
+//! crates map it to their own codes (S3 XML, admin JSON) in one place each.
+
+use coffre_data::DataError;
+use coffre_meta::MetaError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no such bucket")]
+    NoSuchBucket,
+    #[error("no such key")]
+    NoSuchKey,
+    #[error("no such upload")]
+    NoSuchUpload,
+    #[error("bucket already exists")]
+    BucketExists,
+    #[error("bucket not empty")]
+    BucketNotEmpty,
+    /// A condition the request set (If-Match, If-None-Match…) does not hold.
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
+    /// The condition held when the request started but a concurrent write changed the key
+    /// before the commit.
+    #[error("conflicting concurrent write: {0}")]
+    Conflict(String),
+    /// The content does not match the digest the client gave.
+    #[error("digest mismatch: {0}")]
+    BadDigest(String),
+    /// A part of a multipart upload is missing or is not the one named.
+    #[error("invalid part: {0}")]
+    InvalidPart(String),
+    #[error("part too small: {0}")]
+    PartTooSmall(String),
+    /// Refused for a reason of policy (residency of this gateway, a role).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Not enough nodes, or not enough shards readable: retry later.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The client's body stream failed; the error inside is the protocol's own.
+    #[error("request body: {0}")]
+    Body(std::io::Error),
+    /// Stored data or metadata is damaged beyond what the engine can repair.
+    #[error("corrupt: {0}")]
+    Corrupt(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+pub type EngineResult<T> = Result<T, EngineError>;
+
+impl From<MetaError> for EngineError {
+    fn from(e: MetaError) -> EngineError {
+        match e {
+            MetaError::NoSuchBucket => EngineError::NoSuchBucket,
+            MetaError::BucketExists => EngineError::BucketExists,
+            MetaError::BucketNotEmpty => EngineError::BucketNotEmpty,
+            MetaError::NoSuchUpload => EngineError::NoSuchUpload,
+            MetaError::Corrupt(m) => EngineError::Corrupt(m),
+            MetaError::Db(e) => EngineError::Internal(format!("metadata store: {e}")),
+        }
+    }
+}
+
+impl From<DataError> for EngineError {
+    fn from(e: DataError) -> EngineError {
+        match e {
+            DataError::Body(io) => EngineError::Body(io),
+            DataError::QuorumLost { .. } | DataError::Unrecoverable { .. } => EngineError::Unavailable(e.to_string()),
+            DataError::Tampered => EngineError::Corrupt(e.to_string()),
+            other => EngineError::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The object engine: the one place that joins the data path (shards on nodes) and the
+//! metadata (RocksDB). Protocol crates call it to create buckets, put, read and delete
+//! objects, run multipart uploads; background tasks call it to collect garbage and heal.
+//! It knows nothing of HTTP or S3 XML: its errors are `EngineError`.
+
+pub mod checksum;
+mod error;
+mod gc;
+mod heal;
+mod multipart;
+mod object;
+mod rotate;
+mod topology;
+
+pub use error::{EngineError, EngineResult};
+pub use multipart::{CompletedUpload, PartRequest, UploadListing};
+pub use object::{NewObject, ReadHandle, VerifiedChecksum};
+pub use rotate::{rotate_master_key, Rotation};
+pub use topology::ClusterNode;
+
+// The record types protocol crates read, so that they depend on the engine only.
+pub use coffre_data::{DataError, ShardStore, StoreStat};
+pub use coffre_meta::{
+    BucketRecord, ListEntry, NodeRecord, ObjectRecord, PartInfo, SealedAttrs, UploadEntry, UploadPartRecord,
+    UploadRecord,
+};
+
+use coffre_cluster::{FailureDomain, Location, ResidencyPolicy};
+use coffre_crypto::{DataKey, Keyring, ObjectIdentity, PackageCipher};
+use coffre_data::StripeLayout;
+use coffre_meta::MetaStore;
+use coffre_types::{ShardId, VersionId};
+use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc;
+
+pub struct Engine {
+    meta: Arc<MetaStore>,
+    /// The topology; changed at run time by the admin API (add, drain, remove).
+    nodes: RwLock<Vec<ClusterNode>>,
+    /// Where this gateway is (cluster mode, from its certificate): it sees plaintext, so it
+    /// only serves buckets whose policy allows its country.
+    pub gateway: Option<Location>,
+    keys: Arc<Keyring>,
+    damaged: mpsc::UnboundedSender<ShardId>,
+    /// When the GC last listed every store (for interrupted writes) without all answering.
+    last_listing: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// The stripe layout an object was written with.
+pub fn layout_of(rec: &ObjectRecord) -> StripeLayout {
+    StripeLayout {
+        scheme: rec.scheme,
+        packages_per_stripe: rec.packages_per_stripe as usize,
+    }
+}
+
+/// A bucket's residency policy, from its record.
+pub fn policy_of(b: &BucketRecord) -> ResidencyPolicy {
+    ResidencyPolicy {
+        countries: b.countries.clone(),
+        failure_domain: b.failure_domain.parse().unwrap_or(FailureDomain::Node),
+        scheme: b.scheme,
+    }
+}
+
+impl Engine {
+    pub fn new(
+        meta: Arc<MetaStore>,
+        nodes: Vec<ClusterNode>,
+        gateway: Option<Location>,
+        keys: Arc<Keyring>,
+    ) -> (Arc<Engine>, mpsc::UnboundedReceiver<ShardId>) {
+        let (damaged, rx) = mpsc::unbounded_channel();
+        (
+            Arc::new(Engine {
+                meta,
+                nodes: RwLock::new(nodes),
+                gateway,
+                keys,
+                damaged,
+                last_listing: std::sync::Mutex::new(None),
+            }),
+            rx,
+        )
+    }
+
+    /// The metadata store, for read-only views (admin placement and audits).
+    pub fn meta(&self) -> &MetaStore {
+        &self.meta
+    }
+
+    /// Runs a metadata call on a blocking thread: RocksDB writes wait for an fsync, which must
+    /// not stall the async workers serving other requests.
+    async fn meta_call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&MetaStore) -> Result<T, coffre_meta::MetaError> + Send + 'static,
+    ) -> EngineResult<T> {
+        let meta = self.meta.clone();
+        tokio::task::spawn_blocking(move || f(&meta))
+            .await
+            .map_err(|e| EngineError::Internal(format!("metadata task: {e}")))?
+            .map_err(EngineError::from)
+    }
+
+    /// Refuses to handle a bucket's data here if this gateway is outside its policy.
+    pub fn check_gateway(&self, countries: &[String]) -> EngineResult<()> {
+        match &self.gateway {
+            Some(g) if !countries.contains(&g.country) => Err(EngineError::Forbidden(format!(
+                "this gateway is in {}, outside the bucket's residency policy (countries {}): use a gateway located there",
+                g.country,
+                countries.join(",")
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    // ---- buckets ----
+
+    /// A bucket's record, for an operation on its content: also where this gateway's location
+    /// is checked against the bucket's residency policy.
+    pub fn bucket(&self, name: &str) -> EngineResult<BucketRecord> {
+        let rec = self.meta.get_bucket(name)?.ok_or(EngineError::NoSuchBucket)?;
+        self.check_gateway(&rec.countries)?;
+        Ok(rec)
+    }
+
+    pub async fn create_bucket(&self, name: &str, rec: BucketRecord) -> EngineResult<()> {
+        self.check_gateway(&rec.countries)?;
+        let name = name.to_string();
+        self.meta_call(move |m| m.create_bucket(&name, &rec)).await
+    }
+
+    pub async fn delete_bucket(&self, name: &str) -> EngineResult<()> {
+        let name = name.to_string();
+        self.meta_call(move |m| m.delete_bucket(&name)).await
+    }
+
+    pub fn list_buckets(&self) -> EngineResult<Vec<(String, BucketRecord)>> {
+        Ok(self.meta.list_buckets()?)
+    }
+
+    /// Replaces a bucket's residency policy (new writes follow it).
+    pub async fn update_bucket(&self, name: &str, rec: BucketRecord) -> EngineResult<()> {
+        let name = name.to_string();
+        self.meta_call(move |m| m.update_bucket(&name, &rec)).await
+    }
+
+    /// One page of a listing (see `MetaStore::list`).
+    pub fn list(
+        &self,
+        bucket: &str,
+        prefix: &[u8],
+        delimiter: Option<&[u8]>,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> EngineResult<(Vec<ListEntry>, bool)> {
+        Ok(self.meta.list(bucket, prefix, delimiter, after, limit)?)
+    }
+
+    // ---- sealed attributes ----
+
+    fn cipher(&self, dk: &DataKey, bucket: &str, key: &str, version: &VersionId) -> Arc<PackageCipher> {
+        Arc::new(PackageCipher::new(
+            dk,
+            &ObjectIdentity {
+                bucket,
+                key,
+                version: &version.0,
+            },
+        ))
+    }
+
+    pub fn seal_attrs(&self, bucket: &str, key: &str, version: &VersionId, a: &SealedAttrs) -> Vec<u8> {
+        let plain = postcard::to_stdvec(a).unwrap_or_default();
+        self.keys.seal(&attrs_aad(bucket, key, version), &plain)
+    }
+
+    pub fn open_attrs(&self, bucket: &str, key: &str, rec: &ObjectRecord) -> EngineResult<SealedAttrs> {
+        self.open_attrs_for(bucket, key, &rec.version, &rec.sealed)
+    }
+
+    /// Opens attributes sealed for `version` (an object version or an upload id).
+    pub fn open_attrs_for(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: &VersionId,
+        sealed: &[u8],
+    ) -> EngineResult<SealedAttrs> {
+        let plain = self
+            .keys
+            .open(&attrs_aad(bucket, key, version), sealed)
+            .map_err(|e| EngineError::Corrupt(format!("object attributes unreadable: {e}")))?;
+        postcard::from_bytes(&plain).map_err(|e| EngineError::Corrupt(format!("object attributes: {e}")))
+    }
+}
+
+pub(crate) fn attrs_aad(bucket: &str, key: &str, version: &VersionId) -> Vec<u8> {
+    let mut a = Vec::with_capacity(bucket.len() + key.len() + 32);
+    a.extend_from_slice(&(bucket.len() as u32).to_be_bytes());
+    a.extend_from_slice(bucket.as_bytes());
+    a.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    a.extend_from_slice(key.as_bytes());
+    a.extend_from_slice(&version.0);
+    a
+}

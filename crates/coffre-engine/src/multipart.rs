@@ -1,0 +1,228 @@
+//! Multipart uploads: each part is stored as its own stripes when it arrives (its own version
+//! id and data key); Complete only writes metadata, in one atomic batch, and a retried
+//! Complete of a completed upload answers the same.
+
+use crate::checksum::{multipart_checksum, Algorithm};
+use crate::object::VerifiedChecksum;
+use crate::{policy_of, Engine, EngineError, EngineResult};
+use bytes::Bytes;
+use coffre_meta::{BucketRecord, ObjectRecord, PartInfo, SealedAttrs, UploadPartRecord, UploadRecord};
+use coffre_types::{now_millis, VersionId};
+use futures_util::Stream;
+
+/// Parts but the last must be at least this large (S3: 5 MiB).
+pub const MIN_PART: u64 = 5 << 20;
+
+/// A part as Complete names it: its number and the ETag the client got for it.
+pub struct PartRequest {
+    pub number: u32,
+    pub etag: String,
+}
+
+/// What Complete made.
+pub struct CompletedUpload {
+    pub etag: String,
+    /// The object's checksum, `(algorithm, value)`, when the upload declared one.
+    pub checksum: Option<(String, String)>,
+}
+
+/// A page of uploads in progress: (key, upload id, record), and whether more follow.
+pub type UploadListing = (Vec<coffre_meta::UploadEntry>, bool);
+
+impl Engine {
+    pub async fn create_upload(
+        &self,
+        bucket: &str,
+        bucket_rec: &BucketRecord,
+        key: &str,
+        attrs: &SealedAttrs,
+        checksum_algorithm: Option<Algorithm>,
+        checksum_type: Option<String>,
+    ) -> EngineResult<VersionId> {
+        let id = VersionId::random();
+        let rec = UploadRecord {
+            created_ms: now_millis(),
+            scheme: bucket_rec.scheme,
+            packages_per_stripe: coffre_data::StripeLayout::DEFAULT_PACKAGES as u32,
+            sealed: self.seal_attrs(bucket, key, &id, attrs),
+            checksum_algorithm: checksum_algorithm.map(|a| a.name().to_string()),
+            checksum_type,
+            completed: None,
+        };
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.meta_call(move |m| m.create_upload(&bucket, key.as_bytes(), &id.0, &rec))
+            .await?;
+        Ok(id)
+    }
+
+    /// An upload in progress (not completed).
+    pub fn upload(&self, bucket: &str, key: &str, id: &[u8; 16]) -> EngineResult<UploadRecord> {
+        match self.meta.get_upload(bucket, key.as_bytes(), id)? {
+            Some(u) if u.completed.is_none() => Ok(u),
+            _ => Err(EngineError::NoSuchUpload),
+        }
+    }
+
+    /// Stores one part from a verified body stream and records it under `number`, replacing
+    /// (and collecting) a part with the same number.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upload_part<S>(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: &[u8; 16],
+        up: &UploadRecord,
+        number: u32,
+        body: S,
+        content_md5: Option<[u8; 16]>,
+        checksum: Option<VerifiedChecksum>,
+    ) -> EngineResult<UploadPartRecord>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send,
+    {
+        let mut policy = policy_of(&self.bucket(bucket)?);
+        // All parts of an object share the upload's scheme.
+        policy.scheme = up.scheme;
+        let (info, layout) = self
+            .write_data(bucket, key, &policy, body, content_md5, checksum)
+            .await?;
+        let part = UploadPartRecord {
+            info: info.clone(),
+            last_modified_ms: now_millis(),
+        };
+        let committed = {
+            let (bucket, key, id, part) = (bucket.to_string(), key.to_string(), *id, part.clone());
+            self.meta_call(move |m| m.commit_part(&bucket, key.as_bytes(), &id, number, &part, &layout))
+                .await
+        };
+        if let Err(e) = committed {
+            self.abort(&info.version, &info.nodes, Some(self.stripes_of(&info)))
+                .await;
+            return Err(e);
+        }
+        Ok(part)
+    }
+
+    /// For a retried Complete: what the completed upload made, if the object is still it.
+    /// `Ok(None)`: the upload is in progress.
+    pub fn completed_upload(&self, bucket: &str, key: &str, id: &[u8; 16]) -> EngineResult<Option<CompletedUpload>> {
+        let up = self
+            .meta
+            .get_upload(bucket, key.as_bytes(), id)?
+            .ok_or(EngineError::NoSuchUpload)?;
+        let Some((version, etag)) = &up.completed else {
+            return Ok(None);
+        };
+        match self.meta.get_object(bucket, key.as_bytes())? {
+            Some(rec) if rec.version == *version => Ok(Some(CompletedUpload {
+                etag: etag.clone(),
+                checksum: self.open_attrs(bucket, key, &rec)?.checksums.into_iter().next(),
+            })),
+            _ => Err(EngineError::NoSuchUpload),
+        }
+    }
+
+    /// Completes an upload with the parts named (in ascending order): the object made of them
+    /// becomes visible, the other parts are collected.
+    pub async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: &[u8; 16],
+        wanted: &[PartRequest],
+    ) -> EngineResult<CompletedUpload> {
+        self.bucket(bucket)?;
+        let up = self.upload(bucket, key, id)?;
+        let uploaded: std::collections::HashMap<u32, UploadPartRecord> =
+            self.meta.list_parts(id, 0, usize::MAX)?.0.into_iter().collect();
+        let mut parts: Vec<PartInfo> = Vec::with_capacity(wanted.len());
+        for (i, w) in wanted.iter().enumerate() {
+            let p = uploaded
+                .get(&w.number)
+                .filter(|p| p.info.md5 == w.etag)
+                .ok_or_else(|| {
+                    EngineError::InvalidPart(format!(
+                    "One or more of the specified parts could not be found or its entity tag did not match (part {}).",
+                    w.number
+                ))
+                })?;
+            if i + 1 < wanted.len() && p.info.size < MIN_PART {
+                return Err(EngineError::PartTooSmall(format!(
+                    "Your proposed upload is smaller than the minimum allowed size: part {} is {} bytes, parts but the last must be at least 5 MiB",
+                    w.number, p.info.size
+                )));
+            }
+            parts.push(p.info.clone());
+        }
+        let mut md5s = Vec::with_capacity(parts.len() * 16);
+        for p in &parts {
+            md5s.extend_from_slice(&hex::decode(&p.md5).map_err(|_| EngineError::Corrupt("part md5".into()))?);
+        }
+        let etag = {
+            use md5::Digest;
+            format!("{}-{}", hex::encode(md5::Md5::digest(&md5s)), parts.len())
+        };
+        let mut attrs = self.open_attrs_for(bucket, key, &VersionId(*id), &up.sealed)?;
+        if let Some(a) = up.checksum_algorithm.as_deref().and_then(Algorithm::parse) {
+            let sums: Option<Vec<(String, u64)>> = parts
+                .iter()
+                .map(|p| {
+                    p.checksum
+                        .as_ref()
+                        .filter(|(n, _)| n == a.name())
+                        .map(|(_, v)| (v.clone(), p.size))
+                })
+                .collect();
+            let full = up.checksum_type.as_deref() == Some("FULL_OBJECT");
+            if let Some(v) = sums.and_then(|s| multipart_checksum(a, &s, full)) {
+                attrs.checksums = vec![(a.name().to_string(), v)];
+            }
+        }
+        let version = VersionId::random();
+        let rec = ObjectRecord {
+            version,
+            size: parts.iter().map(|p| p.size).sum(),
+            etag: etag.clone(),
+            last_modified_ms: now_millis(),
+            scheme: up.scheme,
+            packages_per_stripe: up.packages_per_stripe,
+            parts,
+            sealed: self.seal_attrs(bucket, key, &version, &attrs),
+        };
+        let (b, k, id) = (bucket.to_string(), key.to_string(), *id);
+        self.meta_call(move |m| m.complete_upload(&b, k.as_bytes(), &id, &rec))
+            .await?;
+        Ok(CompletedUpload {
+            etag,
+            checksum: attrs.checksums.into_iter().next(),
+        })
+    }
+
+    /// Aborts an upload: its parts go to GC. Returns false if none was in progress.
+    pub async fn abort_upload(&self, bucket: &str, key: &str, id: &[u8; 16]) -> EngineResult<bool> {
+        let (bucket, key, id) = (bucket.to_string(), key.to_string(), *id);
+        self.meta_call(move |m| m.abort_upload(&bucket, key.as_bytes(), &id))
+            .await
+    }
+
+    /// Parts with numbers greater than `after`, at most `limit`; and whether more follow.
+    pub fn list_parts(
+        &self,
+        id: &[u8; 16],
+        after: u32,
+        limit: usize,
+    ) -> EngineResult<(Vec<(u32, UploadPartRecord)>, bool)> {
+        Ok(self.meta.list_parts(id, after, limit)?)
+    }
+
+    /// Uploads in progress under `prefix`, strictly after the marker.
+    pub fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: &[u8],
+        after: Option<(&[u8], Option<[u8; 16]>)>,
+        limit: usize,
+    ) -> EngineResult<UploadListing> {
+        Ok(self.meta.list_uploads(bucket, prefix, after, limit)?)
+    }
+}

@@ -1,0 +1,256 @@
+//! Objects: write a part's bytes, commit a version, read, delete, replace attributes.
+
+use crate::{layout_of, policy_of, Engine, EngineError, EngineResult};
+use bytes::Bytes;
+use coffre_cluster::ResidencyPolicy;
+use coffre_crypto::DataKey;
+use coffre_data::{read_part, write_part, DataError, PartReader, StripeLayout, WriteTarget};
+use coffre_meta::{BucketRecord, LayoutRecord, ObjectRecord, PartInfo, SealedAttrs};
+use coffre_types::{now_millis, VersionId};
+use futures_util::Stream;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// Where the body reader leaves the checksum it verified, `(algorithm, base64 value)`: known
+/// only once the body has been read whole.
+pub type VerifiedChecksum = Arc<Mutex<Option<(String, String)>>>;
+
+/// What a new object carries besides its bytes.
+pub struct NewObject {
+    pub attrs: SealedAttrs,
+    pub content_md5: Option<[u8; 16]>,
+    pub checksum: Option<VerifiedChecksum>,
+}
+
+/// An object version opened for reading.
+pub struct ReadHandle {
+    pub bucket: String,
+    pub key: String,
+    pub record: ObjectRecord,
+}
+
+impl Engine {
+    /// Writes one part's bytes (encrypted, erasure-coded) under a fresh version id and data
+    /// key. The caller commits the returned part, or the intent makes it an orphan for GC.
+    pub async fn write_data<S>(
+        &self,
+        bucket: &str,
+        key: &str,
+        policy: &ResidencyPolicy,
+        body: S,
+        content_md5: Option<[u8; 16]>,
+        checksum: Option<VerifiedChecksum>,
+    ) -> EngineResult<(PartInfo, LayoutRecord)>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send,
+    {
+        let version = VersionId::random();
+        let targets = self.place(&version, policy)?;
+        let nodes: Vec<String> = targets.iter().map(|s| s.id().to_string()).collect();
+        {
+            let nodes = nodes.clone();
+            self.meta_call(move |m| m.begin_write(&version, &nodes)).await?;
+        }
+        let dk = DataKey::random();
+        let target = WriteTarget {
+            layout: StripeLayout::new(policy.scheme),
+            stores: targets,
+            version,
+            part: 0,
+            cipher: self.cipher(&dk, bucket, key, &version),
+        };
+        let written = match write_part(target, body).await {
+            Ok(w) => w,
+            Err(e) => {
+                self.abort(&version, &nodes, None).await;
+                return Err(e.into());
+            }
+        };
+        if content_md5.is_some_and(|m| m != written.md5) {
+            self.abort(&version, &nodes, Some(written.shard_hashes.len() as u32))
+                .await;
+            return Err(EngineError::BadDigest(
+                "The Content-MD5 you specified did not match what we received.".into(),
+            ));
+        }
+        let checksum = checksum.and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let info = PartInfo {
+            version,
+            size: written.size,
+            md5: hex::encode(written.md5),
+            wrapped_key: self.keys.wrap(&dk, &version.0),
+            nodes,
+            degraded: written.degraded,
+            checksum,
+        };
+        Ok((
+            info,
+            LayoutRecord {
+                hashes: written.shard_hashes.into_iter().flatten().collect(),
+            },
+        ))
+    }
+
+    /// Turns an uncommitted write into a GC entry.
+    pub async fn abort(&self, version: &VersionId, nodes: &[String], stripes: Option<u32>) {
+        let (version, nodes) = (*version, nodes.to_vec());
+        if let Err(e) = self.meta_call(move |m| m.abort_write(&version, &nodes, stripes)).await {
+            tracing::error!(error = %e, "could not queue an aborted write for GC");
+        }
+    }
+
+    /// Stripes of a part, from its size.
+    pub fn stripes_of(&self, p: &PartInfo) -> u32 {
+        coffre_meta::GcPart::of(p, StripeLayout::DEFAULT_PACKAGES as u32)
+            .stripes
+            .unwrap_or(0)
+    }
+
+    /// Stores an object from a verified body stream and commits it. Nothing is visible
+    /// unless every check passed and the shards are durable.
+    pub async fn put<S>(
+        &self,
+        bucket: &str,
+        bucket_rec: &BucketRecord,
+        key: &str,
+        body: S,
+        new: NewObject,
+    ) -> EngineResult<ObjectRecord>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send,
+    {
+        let policy = policy_of(bucket_rec);
+        let scheme = policy.scheme;
+        let (info, layout) = self
+            .write_data(bucket, key, &policy, body, new.content_md5, new.checksum)
+            .await?;
+        let mut attrs = new.attrs;
+        if let Some((a, v)) = &info.checksum {
+            attrs.checksums = vec![(a.clone(), v.clone())];
+        }
+        let record = ObjectRecord {
+            version: info.version,
+            size: info.size,
+            etag: info.md5.clone(),
+            last_modified_ms: now_millis(),
+            scheme,
+            packages_per_stripe: StripeLayout::DEFAULT_PACKAGES as u32,
+            parts: vec![info.clone()],
+            sealed: self.seal_attrs(bucket, key, &info.version, &attrs),
+        };
+        let committed = {
+            let (bucket, key, record) = (bucket.to_string(), key.to_string(), record.clone());
+            let layouts = vec![(info.version, layout)];
+            self.meta_call(move |m| m.commit_object(&bucket, key.as_bytes(), &record, &layouts))
+                .await
+        };
+        if let Err(e) = committed {
+            self.abort(&info.version, &info.nodes, Some(self.stripes_of(&info)))
+                .await;
+            return Err(e);
+        }
+        Ok(record)
+    }
+
+    /// The current version of an object (no data read).
+    pub fn head(&self, bucket: &str, key: &str) -> EngineResult<ObjectRecord> {
+        self.meta
+            .get_object(bucket, key.as_bytes())?
+            .ok_or(EngineError::NoSuchKey)
+    }
+
+    /// Opens the current version of an object for reading.
+    pub fn open(&self, bucket: &str, key: &str) -> EngineResult<ReadHandle> {
+        Ok(ReadHandle {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            record: self.head(bucket, key)?,
+        })
+    }
+
+    pub(crate) fn part_reader(
+        &self,
+        bucket: &str,
+        key: &str,
+        rec: &ObjectRecord,
+        p: &PartInfo,
+    ) -> EngineResult<PartReader> {
+        let layout = self.meta.get_layout(&p.version)?.ok_or(EngineError::NoSuchKey)?;
+        let dk = self
+            .keys
+            .unwrap(&p.wrapped_key, &p.version.0)
+            .map_err(|e| EngineError::Corrupt(format!("data key unusable: {e}")))?;
+        let n = rec.scheme.total();
+        if layout.hashes.len() % n.max(1) != 0 {
+            return Err(EngineError::Corrupt("object layout is corrupt".into()));
+        }
+        Ok(PartReader {
+            layout: layout_of(rec),
+            stores: p.nodes.iter().map(|id| self.store_of(id)).collect(),
+            version: p.version,
+            part: 0,
+            size: p.size,
+            shard_hashes: Arc::new(layout.hashes.chunks(n).map(|c| c.to_vec()).collect()),
+            cipher: self.cipher(&dk, bucket, key, &p.version),
+            damaged: Some(self.damaged.clone()),
+        })
+    }
+
+    /// Streams bytes `[start, end)` of an opened object, part after part.
+    pub fn read(&self, h: &ReadHandle, start: u64, end: u64) -> EngineResult<mpsc::Receiver<Result<Bytes, DataError>>> {
+        let rec = &h.record;
+        let mut pieces = Vec::new();
+        let mut offset = 0u64;
+        for p in &rec.parts {
+            let (ps, pe) = (offset, offset.saturating_add(p.size));
+            if pe > start && ps < end {
+                pieces.push((
+                    self.part_reader(&h.bucket, &h.key, rec, p)?,
+                    start.max(ps) - ps,
+                    end.min(pe) - ps,
+                ));
+            }
+            offset = pe;
+        }
+        if pieces.len() == 1 {
+            let (r, s, e) = pieces.remove(0);
+            return Ok(read_part(r, s, e));
+        }
+        let (tx, rx) = mpsc::channel(2);
+        tokio::spawn(async move {
+            for (r, s, e) in pieces {
+                let mut inner = read_part(r, s, e);
+                while let Some(item) = inner.recv().await {
+                    let failed = item.is_err();
+                    if tx.send(item).await.is_err() || failed {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    /// Deletes an object: its record (and so its wrapped data keys) goes, atomically with
+    /// queueing its shards for GC. Returns whether it existed.
+    pub async fn delete(&self, bucket: &str, key: &str) -> EngineResult<bool> {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.meta_call(move |m| m.delete_object(&bucket, key.as_bytes())).await
+    }
+
+    /// Replaces the sealed attributes of version `version` (tags; everything for a copy onto
+    /// itself, which also `touch`es its modification time). `None` if it is gone or replaced.
+    pub async fn update_attrs(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: &VersionId,
+        attrs: &SealedAttrs,
+        touch: bool,
+    ) -> EngineResult<Option<ObjectRecord>> {
+        let sealed = self.seal_attrs(bucket, key, version, attrs);
+        let (bucket, key, version) = (bucket.to_string(), key.to_string(), *version);
+        self.meta_call(move |m| m.update_sealed(&bucket, key.as_bytes(), &version, sealed, touch))
+            .await
+    }
+}

@@ -1,0 +1,70 @@
+//! What every handler gets: the gateway's configuration and engine, and the request's
+//! headers, query and verified identity.
+
+use crate::auth::{self, Credentials, Verified};
+use coffre_engine::Engine;
+use http::HeaderMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+pub struct Config {
+    pub region: String,
+    /// For virtual-hosted-style requests: `bucket.<domain>`.
+    pub domain: Option<String>,
+    pub access_key: String,
+    pub secret_key: String,
+    /// Largest single PUT (S3: 5 GiB).
+    pub max_put: u64,
+    /// Regions a bucket can be created in (`LocationConstraint`), each with the residency
+    /// policy its buckets get. `region` is the default.
+    pub regions: Vec<(String, coffre_cluster::ResidencyPolicy)>,
+}
+
+impl Credentials for Config {
+    fn secret_for(&self, access_key: &str) -> Option<String> {
+        auth::constant_time_eq(access_key, &self.access_key).then(|| self.secret_key.clone())
+    }
+}
+
+/// The S3 gateway: configuration, engine, counters.
+pub struct Gateway {
+    pub engine: Arc<Engine>,
+    pub config: Config,
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+impl Gateway {
+    pub fn new(engine: Arc<Engine>, config: Config) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            engine,
+            config,
+            requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        })
+    }
+}
+
+/// One authenticated request, as handlers see it.
+pub struct Ctx {
+    pub gw: Arc<Gateway>,
+    pub headers: HeaderMap,
+    pub query: Vec<(String, String)>,
+    pub verified: Verified,
+}
+
+impl Ctx {
+    pub fn engine(&self) -> &Engine {
+        &self.gw.engine
+    }
+
+    pub fn q(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn h(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+    }
+}
