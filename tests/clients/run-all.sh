@@ -24,8 +24,11 @@ for t in "$here"/[0-9]*.sh; do
     echo "FAIL client $name"; failed=$((failed+1)); tail -n 30 "$work/$name.log"; tail -n 20 "$work/server.err"
   fi
 done
-# Every script ends what it starts: any other coffre process of this binary is a leak.
-left=$(pgrep -f -- "^$bin (node|server)" | grep -vx "$pid" || true)
+# Every script ends what it starts: any other live coffre process of this binary is a leak
+# (zombies of processes killed a moment ago are not).
+leaked() { ps -eo pid=,stat=,args= | awk -v b="$bin" -v m="$pid" '$2 !~ /^Z/ && $1 != m && $3 == b {print $1}'; }
+for _ in $(seq 20); do [ -z "$(leaked)" ] && break; sleep 0.1; done
+left=$(leaked)
 if [ -n "$left" ]; then
   echo "FAIL client scripts left processes running:"; ps -o pid,args -p $left
   kill $left 2>/dev/null; failed=$((failed+1))
