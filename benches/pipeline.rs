@@ -247,6 +247,7 @@ fn pipeline(c: &mut Criterion) {
         shard_hashes: Arc::new(hashes),
         cipher,
         damaged: None,
+        hold: None,
     };
     g.bench_function("get_64MiB_4+2", |b| {
         b.iter(|| {

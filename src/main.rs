@@ -81,6 +81,9 @@ struct ServerArgs {
     /// Admin API listen address (bearer token: COFFRE_ADMIN_TOKEN, else DATA/admin.token).
     #[arg(long, env = "COFFRE_ADMIN_LISTEN")]
     admin_listen: Option<String>,
+    /// Seconds a deleted or replaced version's shards are kept before the GC removes them.
+    #[arg(long, env = "COFFRE_GC_GRACE_SECS")]
+    gc_grace_secs: Option<u64>,
 }
 
 /// The TOML file: every field optional, flags and `COFFRE_*` variables win.
@@ -134,6 +137,7 @@ struct ServerSection {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     admin_listen: Option<String>,
+    gc_grace_secs: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -202,6 +206,10 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
             .or(file.server.upload_expiry_hours)
             .unwrap_or(7 * 24),
     );
+    let gc_grace = args
+        .gc_grace_secs
+        .or(file.server.gc_grace_secs)
+        .map(Duration::from_secs);
     std::fs::create_dir_all(&data).map_err(|e| format!("creating {}: {e}", data.display()))?;
 
     let admin_listen = args
@@ -283,7 +291,10 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
             }
         };
         let gateway_location = identity.as_ref().map(|i| i.location.clone());
-        let (engine, mut damaged) = Engine::new(meta, nodes, gateway_location, keys);
+        let engine_config = coffre_engine::EngineConfig {
+            gc_grace: gc_grace.unwrap_or(coffre_types::limits::GC_GRACE),
+        };
+        let (engine, mut damaged) = Engine::new(meta, nodes, gateway_location, keys, engine_config);
         let config = Config {
             region: region.clone(),
             domain,
@@ -308,10 +319,12 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                 "writes interrupted by the last stop: their shards are queued for GC"
             );
         }
+        let s3_counters = gw.clone();
         let admin = Arc::new(coffre_admin::Admin {
             engine: engine.clone(),
             token: admin_token,
             identity,
+            metrics: vec![Box::new(move || s3_counters.metrics_text())],
         });
         tokio::spawn(coffre_admin::serve(admin_listener, admin, std::future::pending()));
         println!(
@@ -383,13 +396,25 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
 }
 
 /// The admin API's bearer token: COFFRE_ADMIN_TOKEN, else DATA/admin.token (generated, 0600).
+/// A short token is refused: it would be guessable, and an empty one would open the API.
 fn admin_token(data: &Path) -> Result<String, String> {
+    let min = coffre_types::limits::MIN_ADMIN_TOKEN;
+    let check = |t: String, from: &str| {
+        if t.len() < min {
+            Err(format!(
+                "the admin token in {from} is {} bytes; at least {min} are needed (e.g. `openssl rand -hex 24`)",
+                t.len()
+            ))
+        } else {
+            Ok(t)
+        }
+    };
     if let Ok(t) = std::env::var("COFFRE_ADMIN_TOKEN") {
-        return Ok(t);
+        return check(t, "COFFRE_ADMIN_TOKEN");
     }
     let path = data.join("admin.token");
     if let Ok(t) = std::fs::read_to_string(&path) {
-        return Ok(t.trim().to_string());
+        return check(t.trim().to_string(), &path.display().to_string());
     }
     let token = hex::encode(coffre_types::random_bytes::<24>());
     coffre_types::create_private_file(&path, token.as_bytes())

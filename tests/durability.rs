@@ -271,6 +271,6 @@ async fn sigkill_during_puts_loses_nothing_acknowledged() {
         expected_shards += 6 * (want.len() as u64).div_ceil(4 << 20);
     }
     // Orphans of interrupted writes are collected.
-    let shards = wait_for_shards(&s.addr, expected_shards).await;
+    let shards = wait_for_shards(&s, expected_shards).await;
     assert_eq!(shards, expected_shards, "only committed objects' shards remain");
 }

@@ -399,7 +399,7 @@ async fn aborted_and_superseded_parts_are_collected() {
     upload(&c, "gone", &id, 1, &p).await;
     upload(&c, "gone", &id, 2, &p).await;
     assert_eq!(
-        total_shards(&s.addr).await,
+        total_shards(&s).await,
         2 * 2 * 6,
         "two parts of two stripes on six stores"
     );
@@ -410,11 +410,7 @@ async fn aborted_and_superseded_parts_are_collected() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        wait_for_shards(&s.addr, 0).await,
-        0,
-        "aborted upload's shards collected"
-    );
+    assert_eq!(wait_for_shards(&s, 0).await, 0, "aborted upload's shards collected");
     // Superseded part and unlisted part: only the object's shards remain.
     let id = create(&c, "kept").await;
     upload(&c, "kept", &id, 1, &data(5 * MIB, 2)).await;
@@ -429,13 +425,9 @@ async fn aborted_and_superseded_parts_are_collected() {
         .send()
         .await
         .unwrap();
-    assert_eq!(wait_for_shards(&s.addr, 2 * 6 + 6).await, 18);
+    assert_eq!(wait_for_shards(&s, 2 * 6 + 6).await, 18);
     c.delete_object().bucket("mpu").key("kept").send().await.unwrap();
-    assert_eq!(
-        wait_for_shards(&s.addr, 0).await,
-        0,
-        "deleted object's shards collected"
-    );
+    assert_eq!(wait_for_shards(&s, 0).await, 0, "deleted object's shards collected");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,11 +440,7 @@ async fn incomplete_uploads_expire() {
     s.kill();
     // An expiry of zero hours: every upload started before this start is stale.
     let s2 = Server::start_with(&s.data, "127.0.0.1:0", &["--upload-expiry-hours", "0"]);
-    assert_eq!(
-        wait_for_shards(&s2.addr, 0).await,
-        0,
-        "expired upload's shards collected"
-    );
+    assert_eq!(wait_for_shards(&s2, 0).await, 0, "expired upload's shards collected");
     let c2 = s2.client();
     assert!(c2
         .list_multipart_uploads()

@@ -554,7 +554,7 @@ async fn copy_object() {
     let h = c.head_object().bucket("bkt").key("src").send().await.unwrap();
     assert_eq!(h.metadata().and_then(|m| m.get("m")).map(String::as_str), Some("2"));
     // …and it is metadata-only: no shard written or collected, the bytes unchanged.
-    let shards = total_shards(&s.addr).await;
+    let shards = total_shards(&s).await;
     c.copy_object()
         .bucket("bkt")
         .key("src")
@@ -565,7 +565,7 @@ async fn copy_object() {
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-    assert_eq!(total_shards(&s.addr).await, shards);
+    assert_eq!(total_shards(&s).await, shards);
     assert!(get_body(&c, "bkt", "src").await == d);
     let e = c
         .copy_object()

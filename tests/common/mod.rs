@@ -44,6 +44,12 @@ impl Server {
                 listen,
             ])
             .args(["--admin-listen", "127.0.0.1:0"])
+            // GC as hot as it goes: readers rely on their leases, not on a grace period.
+            .args(if extra.contains(&"--gc-grace-secs") {
+                &[][..]
+            } else {
+                &["--gc-grace-secs", "0"][..]
+            })
             .args(extra)
             .env("COFFRE_ROOT_ACCESS_KEY", ACCESS)
             .env("COFFRE_ROOT_SECRET_KEY", SECRET)
@@ -285,9 +291,20 @@ pub fn crc32_b64(d: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(c.to_be_bytes())
 }
 
-/// Shards held by all the server's stores, from `/metrics`.
-pub async fn total_shards(addr: &str) -> u64 {
-    let (_, _, body) = raw_request(addr, "GET", "/metrics", &[("host".into(), addr.into())], b"");
+/// Shards held by all the server's stores, from the admin API's `/metrics`.
+pub async fn total_shards(s: &Server) -> u64 {
+    let admin = s.admin_endpoint.trim_start_matches("http://").to_string();
+    let token = std::fs::read_to_string(s.data.join("admin.token")).expect("admin token");
+    let (_, _, body) = raw_request(
+        &admin,
+        "GET",
+        "/metrics",
+        &[
+            ("host".into(), admin.clone()),
+            ("authorization".into(), format!("Bearer {}", token.trim())),
+        ],
+        b"",
+    );
     body.lines()
         .filter(|l| l.starts_with("coffre_store_shards{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
@@ -295,10 +312,10 @@ pub async fn total_shards(addr: &str) -> u64 {
 }
 
 /// Polls `/metrics` (up to 10 s) until the stores hold `want` shards; returns the last count.
-pub async fn wait_for_shards(addr: &str, want: u64) -> u64 {
+pub async fn wait_for_shards(s: &Server, want: u64) -> u64 {
     let mut got = 0;
     for _ in 0..100 {
-        got = total_shards(addr).await;
+        got = total_shards(s).await;
         if got == want {
             break;
         }

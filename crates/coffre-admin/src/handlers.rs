@@ -125,6 +125,40 @@ pub async fn status(State(admin): State<Arc<Admin>>) -> ApiResult {
     ))
 }
 
+/// Prometheus metrics: the S3 counters and each node's capacity. Embedded stores answer
+/// from memory; remote nodes from their last heartbeat, so a scrape never calls a node.
+pub async fn metrics(State(admin): State<Arc<Admin>>) -> impl axum::response::IntoResponse {
+    use std::fmt::Write;
+    let mut body = String::new();
+    for source in &admin.metrics {
+        body.push_str(&source());
+    }
+    let _ = writeln!(
+        body,
+        "# TYPE coffre_store_up gauge\n# TYPE coffre_store_shards gauge\n# TYPE coffre_store_used_bytes gauge\n# TYPE coffre_store_free_bytes gauge"
+    );
+    for n in admin.engine.nodes() {
+        let id = n.id();
+        let stat = if n.address.is_empty() {
+            n.store.stat().await.ok()
+        } else {
+            n.stat()
+        };
+        match stat.filter(|_| n.store.is_up()) {
+            Some(st) => {
+                let _ = writeln!(body, "coffre_store_up{{store=\"{id}\"}} 1");
+                let _ = writeln!(body, "coffre_store_shards{{store=\"{id}\"}} {}", st.shards);
+                let _ = writeln!(body, "coffre_store_used_bytes{{store=\"{id}\"}} {}", st.used_bytes);
+                let _ = writeln!(body, "coffre_store_free_bytes{{store=\"{id}\"}} {}", st.free_bytes);
+            }
+            None => {
+                let _ = writeln!(body, "coffre_store_up{{store=\"{id}\"}} 0");
+            }
+        }
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
 pub async fn placement(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery) -> ApiResult {
     let q = Query::parse(raw)?;
     let (bucket, key) = (q.require("bucket")?, q.require("key")?);

@@ -20,7 +20,12 @@ pub struct Admin {
     pub token: String,
     /// The gateway's cluster identity (to admit new nodes); none in embedded mode.
     pub identity: Option<Arc<coffre_cluster::Identity>>,
+    /// More Prometheus text for `/metrics` (the S3 listener's counters).
+    pub metrics: Vec<MetricsSource>,
 }
+
+/// Renders some metrics in Prometheus text format.
+pub type MetricsSource = Box<dyn Fn() -> String + Send + Sync>;
 
 /// An admin API answer that is an error: `{"error": "..."}` with a status.
 pub(crate) struct ApiError(pub StatusCode, pub String);
@@ -55,6 +60,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// The admin API's routes, behind the token check.
 pub fn router(admin: Arc<Admin>) -> Router {
     Router::new()
+        .route("/metrics", get(handlers::metrics))
         .route("/v1/status", get(handlers::status))
         .route("/v1/nodes", get(handlers::status).post(handlers::add_node))
         .route("/v1/nodes/{id}/drain", post(handlers::drain_node))

@@ -24,6 +24,9 @@ pub struct PartReader {
     pub cipher: Arc<PackageCipher>,
     /// Told of every shard found missing or corrupt, for healing.
     pub damaged: Option<mpsc::UnboundedSender<ShardId>>,
+    /// Held for as long as the reader (or a repair it started) runs: the caller's lease that
+    /// keeps the GC away from these shards.
+    pub hold: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl PartReader {

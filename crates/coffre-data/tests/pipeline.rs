@@ -125,6 +125,7 @@ async fn write(scheme: Scheme, packages_per_stripe: usize, body: &[u8]) -> Setup
         shard_hashes: Arc::new(written.shard_hashes),
         cipher,
         damaged: None,
+        hold: None,
     };
     Setup {
         _dir: dir,
@@ -347,6 +348,7 @@ fn write_quorum_tolerates_one_failed_store_and_records_the_gap() {
                 shard_hashes: Arc::new(w.shard_hashes),
                 cipher,
                 damaged: None,
+                hold: None,
             };
             assert!(read(&reader, 0, body.len() as u64).await.unwrap() == body);
         }

@@ -56,6 +56,13 @@ impl From<MetaError> for EngineError {
             MetaError::BucketExists => EngineError::BucketExists,
             MetaError::BucketNotEmpty => EngineError::BucketNotEmpty,
             MetaError::NoSuchUpload => EngineError::NoSuchUpload,
+            MetaError::NoSuchKey => EngineError::NoSuchKey,
+            MetaError::PreconditionFailed { .. } => {
+                EngineError::PreconditionFailed("At least one of the pre-conditions you specified did not hold".into())
+            }
+            MetaError::PartChanged => EngineError::Conflict(
+                "A part of this upload was uploaded again while it was being completed; retry".into(),
+            ),
             MetaError::Corrupt(m) => EngineError::Corrupt(m),
             MetaError::Db(e) => EngineError::Internal(format!("metadata store: {e}")),
         }

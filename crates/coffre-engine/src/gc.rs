@@ -10,12 +10,19 @@ use std::sync::Arc;
 type StoreListing = (Arc<dyn ShardStore>, Vec<ShardId>);
 
 impl Engine {
-    /// Removes the shards of deleted and replaced versions. Returns how many GC entries were
-    /// completed.
+    /// Removes the shards of deleted and replaced versions whose grace has passed and that no
+    /// reader holds a lease on. Returns how many GC entries were completed.
     pub async fn collect_garbage(&self) -> EngineResult<usize> {
         let mut cleaned = 0;
         let mut listed: Option<Vec<StoreListing>> = None;
-        for (raw, gc) in self.meta.gc_batch(256)? {
+        let cutoff = now_millis().saturating_sub(self.config.gc_grace.as_millis() as u64);
+        for (raw, gc) in self.meta.gc_batch(cutoff, 256)? {
+            let versions: Vec<_> = gc.parts.iter().map(|p| p.version).collect();
+            // No lease can start on these versions any more (they are not current), so once
+            // none is held the shards can go; a reader still streaming keeps them.
+            if self.meta.leased(&versions) {
+                continue;
+            }
             let mut ok = true;
             for part in &gc.parts {
                 match part.stripes {
@@ -30,6 +37,8 @@ impl Engine {
                                 };
                                 match self.store_of(node) {
                                     Some(s) => ok &= s.delete(id).await.is_ok(),
+                                    // A slot a degraded write left empty holds nothing.
+                                    None if node.is_empty() => {}
                                     None => tracing::warn!(node, "GC: node unknown, shard left"),
                                 }
                             }
@@ -76,7 +85,7 @@ impl Engine {
                 }
             }
             if ok {
-                self.meta_call(move |m| m.gc_done(&raw)).await?;
+                self.meta_call(move |m| m.gc_done(&raw, &gc)).await?;
                 cleaned += 1;
             }
         }

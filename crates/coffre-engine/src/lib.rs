@@ -22,7 +22,7 @@ pub use topology::ClusterNode;
 pub use coffre_data::{DataError, ShardStore, StoreStat};
 pub use coffre_meta::{
     BucketRecord, ListEntry, NodeRecord, ObjectRecord, PartInfo, SealedAttrs, UploadEntry, UploadPartRecord,
-    UploadRecord,
+    UploadRecord, WriteCondition,
 };
 
 use coffre_cluster::{FailureDomain, Location, ResidencyPolicy};
@@ -33,8 +33,26 @@ use coffre_types::{ShardId, VersionId};
 use std::sync::{Arc, RwLock};
 use tokio::sync::mpsc;
 
+/// How the engine behaves, beyond its topology.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// How long a deleted or replaced version's shards stay before the GC removes them.
+    /// Readers on this gateway hold leases and are safe whatever this is; the grace is for
+    /// readers that resolved the old version elsewhere (another gateway, a retried request).
+    pub gc_grace: std::time::Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            gc_grace: coffre_types::limits::GC_GRACE,
+        }
+    }
+}
+
 pub struct Engine {
     meta: Arc<MetaStore>,
+    config: EngineConfig,
     /// The topology; changed at run time by the admin API (add, drain, remove).
     nodes: RwLock<Vec<ClusterNode>>,
     /// Where this gateway is (cluster mode, from its certificate): it sees plaintext, so it
@@ -44,6 +62,9 @@ pub struct Engine {
     damaged: mpsc::UnboundedSender<ShardId>,
     /// When the GC last listed every store (for interrupted writes) without all answering.
     last_listing: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Where the last healing pass stopped in the heal queue (entries that cannot heal yet
+    /// must not keep the others waiting).
+    heal_cursor: std::sync::Mutex<Option<Vec<u8>>>,
 }
 
 /// The stripe layout an object was written with.
@@ -69,16 +90,19 @@ impl Engine {
         nodes: Vec<ClusterNode>,
         gateway: Option<Location>,
         keys: Arc<Keyring>,
+        config: EngineConfig,
     ) -> (Arc<Engine>, mpsc::UnboundedReceiver<ShardId>) {
         let (damaged, rx) = mpsc::unbounded_channel();
         (
             Arc::new(Engine {
                 meta,
+                config,
                 nodes: RwLock::new(nodes),
                 gateway,
                 keys,
                 damaged,
                 last_listing: std::sync::Mutex::new(None),
+                heal_cursor: std::sync::Mutex::new(None),
             }),
             rx,
         )
@@ -100,6 +124,17 @@ impl Engine {
             .await
             .map_err(|e| EngineError::Internal(format!("metadata task: {e}")))?
             .map_err(EngineError::from)
+    }
+
+    /// Applies a metadata command on a blocking thread; the inner result is the command's.
+    async fn meta_apply(
+        &self,
+        cmd: coffre_meta::MetaCommand,
+    ) -> EngineResult<Result<coffre_meta::Outcome, coffre_meta::MetaError>> {
+        let meta = self.meta.clone();
+        tokio::task::spawn_blocking(move || meta.apply(cmd))
+            .await
+            .map_err(|e| EngineError::Internal(format!("metadata task: {e}")))
     }
 
     /// Refuses to handle a bucket's data here if this gateway is outside its policy.

@@ -6,12 +6,14 @@ use crate::checksum::{multipart_checksum, Algorithm};
 use crate::object::VerifiedChecksum;
 use crate::{policy_of, Engine, EngineError, EngineResult};
 use bytes::Bytes;
-use coffre_meta::{BucketRecord, ObjectRecord, PartInfo, SealedAttrs, UploadPartRecord, UploadRecord};
+use coffre_meta::{
+    BucketRecord, MetaCommand, MetaError, ObjectRecord, PartInfo, SealedAttrs, UploadPartRecord, UploadRecord,
+    WriteCondition,
+};
 use coffre_types::{now_millis, VersionId};
 use futures_util::Stream;
 
-/// Parts but the last must be at least this large (S3: 5 MiB).
-pub const MIN_PART: u64 = 5 << 20;
+use coffre_types::limits::MIN_PART;
 
 /// A part as Complete names it: its number and the ETag the client got for it.
 pub struct PartRequest {
@@ -123,16 +125,50 @@ impl Engine {
     }
 
     /// Completes an upload with the parts named (in ascending order): the object made of them
-    /// becomes visible, the other parts are collected.
+    /// becomes visible, the other parts are collected. The commit re-checks that every part is
+    /// still the one the object was built from; a part uploaded again meanwhile makes it
+    /// start over with the new part.
     pub async fn complete_upload(
         &self,
         bucket: &str,
         key: &str,
         id: &[u8; 16],
         wanted: &[PartRequest],
+        condition: WriteCondition,
     ) -> EngineResult<CompletedUpload> {
         self.bucket(bucket)?;
-        let up = self.upload(bucket, key, id)?;
+        self.check_condition(bucket, key, &condition)?;
+        const ATTEMPTS: usize = 4;
+        for attempt in 1..=ATTEMPTS {
+            let up = self.upload(bucket, key, id)?;
+            let (record, done) = self.completion(bucket, key, id, &up, wanted)?;
+            let cmd = MetaCommand::CompleteUpload {
+                bucket: bucket.to_string(),
+                key: key.as_bytes().to_vec(),
+                id: *id,
+                numbers: wanted.iter().map(|w| w.number).collect(),
+                record,
+                condition: condition.clone(),
+                now_ms: now_millis(),
+            };
+            match self.meta_apply(cmd).await? {
+                Ok(_) => return Ok(done),
+                Err(MetaError::PartChanged) if attempt < ATTEMPTS => continue,
+                Err(e) => return Err(crate::object::failed_at_commit(&condition, e)),
+            }
+        }
+        Err(EngineError::Conflict("parts kept changing during Complete".into()))
+    }
+
+    /// The object an upload's current parts make, and what Complete answers for it.
+    fn completion(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: &[u8; 16],
+        up: &UploadRecord,
+        wanted: &[PartRequest],
+    ) -> EngineResult<(ObjectRecord, CompletedUpload)> {
         let uploaded: std::collections::HashMap<u32, UploadPartRecord> =
             self.meta.list_parts(id, 0, usize::MAX)?.0.into_iter().collect();
         let mut parts: Vec<PartInfo> = Vec::with_capacity(wanted.len());
@@ -179,9 +215,9 @@ impl Engine {
             }
         }
         let version = VersionId::random();
-        let rec = ObjectRecord {
+        let record = ObjectRecord {
             version,
-            size: parts.iter().map(|p| p.size).sum(),
+            size: parts.iter().fold(0u64, |n, p| n.saturating_add(p.size)),
             etag: etag.clone(),
             last_modified_ms: now_millis(),
             scheme: up.scheme,
@@ -189,13 +225,11 @@ impl Engine {
             parts,
             sealed: self.seal_attrs(bucket, key, &version, &attrs),
         };
-        let (b, k, id) = (bucket.to_string(), key.to_string(), *id);
-        self.meta_call(move |m| m.complete_upload(&b, k.as_bytes(), &id, &rec))
-            .await?;
-        Ok(CompletedUpload {
+        let done = CompletedUpload {
             etag,
             checksum: attrs.checksums.into_iter().next(),
-        })
+        };
+        Ok((record, done))
     }
 
     /// Aborts an upload: its parts go to GC. Returns false if none was in progress.

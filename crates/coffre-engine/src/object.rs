@@ -5,7 +5,10 @@ use bytes::Bytes;
 use coffre_cluster::ResidencyPolicy;
 use coffre_crypto::DataKey;
 use coffre_data::{read_part, write_part, DataError, PartReader, StripeLayout, WriteTarget};
-use coffre_meta::{BucketRecord, LayoutRecord, ObjectRecord, PartInfo, SealedAttrs};
+use coffre_meta::{
+    BucketRecord, LayoutRecord, MetaCommand, MetaError, ObjectRecord, Outcome, PartInfo, ReadLease, SealedAttrs,
+    WriteCondition,
+};
 use coffre_types::{now_millis, VersionId};
 use futures_util::Stream;
 use std::sync::{Arc, Mutex};
@@ -20,13 +23,29 @@ pub struct NewObject {
     pub attrs: SealedAttrs,
     pub content_md5: Option<[u8; 16]>,
     pub checksum: Option<VerifiedChecksum>,
+    /// Checked before the data is written and again, atomically, at commit.
+    pub condition: WriteCondition,
 }
 
-/// An object version opened for reading.
+/// An object version opened for reading. Its lease keeps the GC away from the version's
+/// shards while the handle, or a read started from it, lives.
 pub struct ReadHandle {
     pub bucket: String,
     pub key: String,
     pub record: ObjectRecord,
+    lease: Arc<ReadLease>,
+}
+
+/// A condition that held when a write started but not at its commit: a concurrent write or
+/// delete got there first.
+pub(crate) fn failed_at_commit(condition: &WriteCondition, e: MetaError) -> EngineError {
+    match e {
+        // The object it had to match was deleted meanwhile: S3 answers 409, retry.
+        MetaError::PreconditionFailed { exists: false } if condition.if_match.is_some() => {
+            EngineError::Conflict("The object was deleted while it was being written; retry".into())
+        }
+        other => other.into(),
+    }
 }
 
 impl Engine {
@@ -121,6 +140,7 @@ impl Engine {
     {
         let policy = policy_of(bucket_rec);
         let scheme = policy.scheme;
+        self.check_condition(bucket, key, &new.condition)?;
         let (info, layout) = self
             .write_data(bucket, key, &policy, body, new.content_md5, new.checksum)
             .await?;
@@ -138,18 +158,36 @@ impl Engine {
             parts: vec![info.clone()],
             sealed: self.seal_attrs(bucket, key, &info.version, &attrs),
         };
-        let committed = {
-            let (bucket, key, record) = (bucket.to_string(), key.to_string(), record.clone());
-            let layouts = vec![(info.version, layout)];
-            self.meta_call(move |m| m.commit_object(&bucket, key.as_bytes(), &record, &layouts))
-                .await
+        let cmd = MetaCommand::CommitObject {
+            bucket: bucket.to_string(),
+            key: key.as_bytes().to_vec(),
+            record: record.clone(),
+            layouts: vec![(info.version, layout)],
+            condition: new.condition.clone(),
+            now_ms: now_millis(),
         };
-        if let Err(e) = committed {
+        if let Err(e) = self.meta_apply(cmd).await? {
             self.abort(&info.version, &info.nodes, Some(self.stripes_of(&info)))
                 .await;
-            return Err(e);
+            return Err(failed_at_commit(&new.condition, e));
         }
         Ok(record)
+    }
+
+    /// Fails early, before any data is written, if a write's condition does not hold now.
+    pub(crate) fn check_condition(&self, bucket: &str, key: &str, condition: &WriteCondition) -> EngineResult<()> {
+        if condition.is_none() {
+            return Ok(());
+        }
+        let current = self.meta.get_object(bucket, key.as_bytes())?;
+        match (condition.holds(current.as_ref()), &current) {
+            (true, _) => Ok(()),
+            // S3: If-Match on a key that does not exist is a 404.
+            (false, None) if condition.if_match.is_some() => Err(EngineError::NoSuchKey),
+            (false, _) => Err(EngineError::PreconditionFailed(
+                "At least one of the pre-conditions you specified did not hold".into(),
+            )),
+        }
     }
 
     /// The current version of an object (no data read).
@@ -159,23 +197,27 @@ impl Engine {
             .ok_or(EngineError::NoSuchKey)
     }
 
-    /// Opens the current version of an object for reading.
+    /// Opens the current version of an object for reading, under a lease.
     pub fn open(&self, bucket: &str, key: &str) -> EngineResult<ReadHandle> {
+        let (record, lease) = self
+            .meta
+            .open_object(bucket, key.as_bytes())?
+            .ok_or(EngineError::NoSuchKey)?;
         Ok(ReadHandle {
             bucket: bucket.to_string(),
             key: key.to_string(),
-            record: self.head(bucket, key)?,
+            record,
+            lease: Arc::new(lease),
         })
     }
 
-    pub(crate) fn part_reader(
-        &self,
-        bucket: &str,
-        key: &str,
-        rec: &ObjectRecord,
-        p: &PartInfo,
-    ) -> EngineResult<PartReader> {
-        let layout = self.meta.get_layout(&p.version)?.ok_or(EngineError::NoSuchKey)?;
+    pub(crate) fn part_reader(&self, h: &ReadHandle, p: &PartInfo) -> EngineResult<PartReader> {
+        let (bucket, key, rec) = (h.bucket.as_str(), h.key.as_str(), &h.record);
+        // The lease keeps layouts too: a missing one means metadata damage, not a race.
+        let layout = self
+            .meta
+            .get_layout(&p.version)?
+            .ok_or_else(|| EngineError::Corrupt(format!("the layout of part {} is missing", p.version.to_hex())))?;
         let dk = self
             .keys
             .unwrap(&p.wrapped_key, &p.version.0)
@@ -193,6 +235,7 @@ impl Engine {
             shard_hashes: Arc::new(layout.hashes.chunks(n).map(|c| c.to_vec()).collect()),
             cipher: self.cipher(&dk, bucket, key, &p.version),
             damaged: Some(self.damaged.clone()),
+            hold: Some(h.lease.clone()),
         })
     }
 
@@ -204,11 +247,7 @@ impl Engine {
         for p in &rec.parts {
             let (ps, pe) = (offset, offset.saturating_add(p.size));
             if pe > start && ps < end {
-                pieces.push((
-                    self.part_reader(&h.bucket, &h.key, rec, p)?,
-                    start.max(ps) - ps,
-                    end.min(pe) - ps,
-                ));
+                pieces.push((self.part_reader(h, p)?, start.max(ps) - ps, end.min(pe) - ps));
             }
             offset = pe;
         }
@@ -234,8 +273,25 @@ impl Engine {
     /// Deletes an object: its record (and so its wrapped data keys) goes, atomically with
     /// queueing its shards for GC. Returns whether it existed.
     pub async fn delete(&self, bucket: &str, key: &str) -> EngineResult<bool> {
-        let (bucket, key) = (bucket.to_string(), key.to_string());
-        self.meta_call(move |m| m.delete_object(&bucket, key.as_bytes())).await
+        Ok(self
+            .delete_many(bucket, vec![key.to_string()])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
+
+    /// Deletes several objects in one atomic batch; says which existed.
+    pub async fn delete_many(&self, bucket: &str, keys: Vec<String>) -> EngineResult<Vec<bool>> {
+        let cmd = MetaCommand::DeleteObjects {
+            bucket: bucket.to_string(),
+            keys: keys.into_iter().map(String::into_bytes).collect(),
+            now_ms: now_millis(),
+        };
+        match self.meta_call(move |m| m.apply(cmd)).await? {
+            Outcome::Deleted(d) => Ok(d),
+            other => Err(EngineError::Internal(format!("DeleteObjects answered {other:?}"))),
+        }
     }
 
     /// Replaces the sealed attributes of version `version` (tags; everything for a copy onto
@@ -248,9 +304,16 @@ impl Engine {
         attrs: &SealedAttrs,
         touch: bool,
     ) -> EngineResult<Option<ObjectRecord>> {
-        let sealed = self.seal_attrs(bucket, key, version, attrs);
-        let (bucket, key, version) = (bucket.to_string(), key.to_string(), *version);
-        self.meta_call(move |m| m.update_sealed(&bucket, key.as_bytes(), &version, sealed, touch))
-            .await
+        let cmd = MetaCommand::UpdateSealed {
+            bucket: bucket.to_string(),
+            key: key.as_bytes().to_vec(),
+            version: *version,
+            sealed: self.seal_attrs(bucket, key, version, attrs),
+            touch_ms: touch.then(now_millis),
+        };
+        match self.meta_call(move |m| m.apply(cmd)).await? {
+            Outcome::Object(rec) => Ok(rec),
+            other => Err(EngineError::Internal(format!("UpdateSealed answered {other:?}"))),
+        }
     }
 }

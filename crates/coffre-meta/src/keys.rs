@@ -81,6 +81,11 @@ pub fn gc(enqueued_ms: u64, v: &VersionId) -> Vec<u8> {
     k
 }
 
+/// When a `gc` entry was queued.
+pub fn gc_time(raw: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(raw.get(..8)?.try_into().ok()?))
+}
+
 /// The smallest byte string greater than every string starting with `p`; `None` if there is
 /// none (all 0xFF).
 pub fn prefix_successor(p: &[u8]) -> Option<Vec<u8>> {
@@ -142,6 +147,7 @@ mod tests {
         fn gc_order_is_time_order(t1: u64, t2: u64, v1: [u8;16], v2: [u8;16]) {
             prop_assume!(t1 != t2);
             prop_assert_eq!(gc(t1, &VersionId(v1)).cmp(&gc(t2, &VersionId(v2))), t1.cmp(&t2));
+            prop_assert_eq!(gc_time(&gc(t1, &VersionId(v1))), Some(t1));
         }
     }
 }

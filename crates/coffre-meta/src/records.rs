@@ -65,6 +65,11 @@ pub struct ObjectRecord {
 }
 
 impl ObjectRecord {
+    /// Whether some part has shards a write could not store (to heal).
+    pub fn is_degraded(&self) -> bool {
+        self.parts.iter().any(|p| !p.degraded.is_empty())
+    }
+
     /// Shards to collect once this version is gone.
     pub fn gc_record(&self) -> GcRecord {
         GcRecord {

@@ -178,7 +178,8 @@ pub async fn complete(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Res
             "The list of parts was not in ascending order. Parts must be ordered by part number.",
         ));
     }
-    let done = engine.complete_upload(bucket, key, &id, &wanted).await?;
+    let condition = crate::object::write_condition(ctx)?;
+    let done = engine.complete_upload(bucket, key, &id, &wanted, condition).await?;
     Ok(complete_result(bucket, key, &done))
 }
 

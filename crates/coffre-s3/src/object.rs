@@ -7,7 +7,8 @@ use crate::xml::Xml;
 use crate::S3Error;
 use base64::Engine as _;
 use coffre_engine::{NewObject, ReadHandle};
-use coffre_engine::{ObjectRecord, SealedAttrs};
+use coffre_engine::{ObjectRecord, SealedAttrs, WriteCondition};
+use coffre_types::limits::MAX_KEY_LEN;
 use coffre_types::time::iso8601;
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
@@ -76,6 +77,30 @@ pub(crate) fn attrs_from_headers(ctx: &Ctx) -> Result<SealedAttrs, S3Error> {
     Ok(a)
 }
 
+/// `If-Match` / `If-None-Match: *` on a write (PUT, Copy destination, Complete), as S3 reads
+/// them: the condition is on the key's current version, checked again at commit.
+pub(crate) fn write_condition(ctx: &Ctx) -> Result<WriteCondition, S3Error> {
+    let if_none_match = match ctx.h("if-none-match").map(str::trim) {
+        None => false,
+        Some("*") => true,
+        Some(_) => {
+            return Err(S3Error::not_implemented(
+                "A header you provided implies functionality that is not implemented: If-None-Match on a write takes only *",
+            ))
+        }
+    };
+    let if_match = ctx
+        .h("if-match")
+        .map(|m| m.trim().trim_start_matches("W/").trim_matches('"').to_string());
+    if if_match.as_deref() == Some("") {
+        return Err(S3Error::invalid_argument("If-Match needs an ETag"));
+    }
+    Ok(WriteCondition {
+        if_match,
+        if_none_match,
+    })
+}
+
 pub(crate) fn content_md5(ctx: &Ctx) -> Result<Option<[u8; 16]>, S3Error> {
     match ctx.h("content-md5") {
         None => Ok(None),
@@ -105,6 +130,7 @@ pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<R
         attrs,
         content_md5: md5,
         checksum: Some(slot),
+        condition: write_condition(ctx)?,
     };
     let rec = ctx.engine().put(bucket, &brec, key, reader.into_stream(), new).await?;
     let mut r = Response::new(empty());
@@ -361,26 +387,22 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
     if keys.is_empty() || keys.len() > 1000 {
         return Err(S3Error::malformed_xml("Delete holds 1 to 1000 objects"));
     }
+    let (valid, invalid): (Vec<String>, Vec<String>) =
+        keys.into_iter().partition(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN);
+    // One atomic batch for all of them.
+    ctx.engine().delete_many(bucket, valid.clone()).await?;
     let mut x = Xml::new("DeleteResult");
-    for k in keys {
-        let result = if k.is_empty() || k.len() > 1024 {
-            Err(S3Error::key_too_long("key must be 1 to 1024 bytes"))
-        } else {
-            ctx.engine().delete(bucket, &k).await.map_err(S3Error::from)
-        };
-        match result {
-            Ok(_) if quiet => {}
-            Ok(_) => {
-                x.open("Deleted").elem("Key", &k).close("Deleted");
-            }
-            Err(e) => {
-                x.open("Error")
-                    .elem("Key", &k)
-                    .elem("Code", e.code)
-                    .elem("Message", &e.message)
-                    .close("Error");
-            }
+    if !quiet {
+        for k in &valid {
+            x.open("Deleted").elem("Key", k).close("Deleted");
         }
+    }
+    for k in &invalid {
+        x.open("Error")
+            .elem("Key", k)
+            .elem("Code", "KeyTooLongError")
+            .elem("Message", "key must be 1 to 1024 bytes")
+            .close("Error");
     }
     Ok(xml_response(StatusCode::OK, x.finish("DeleteResult")))
 }
@@ -435,6 +457,7 @@ fn copy_result(rec: &ObjectRecord) -> Res {
 
 pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     let dst_bucket = ctx.engine().bucket(bucket)?;
+    let condition = write_condition(ctx)?;
     let source = copy_source(ctx).await?;
     let (sb, sk, srec) = (source.bucket.as_str(), source.key.as_str(), &source.record);
     let replace = match ctx.h("x-amz-metadata-directive") {
@@ -459,7 +482,7 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
         _ => attrs.tags = src_attrs.tags.clone(),
     }
     let engine = ctx.engine();
-    if sb == bucket && sk == key {
+    if sb == bucket && sk == key && condition.is_none() {
         // Onto itself (metadata REPLACE): only the metadata changes, no data is copied.
         if let Some(rec) = engine.update_attrs(bucket, key, &srec.version, &attrs, true).await? {
             return Ok(copy_result(&rec));
@@ -478,6 +501,7 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
                 attrs,
                 content_md5: None,
                 checksum: None,
+                condition,
             },
         )
         .await?;

@@ -20,11 +20,11 @@ impl Gateway {
         let path = req.uri().path().to_string();
         let head = req.method() == http::Method::HEAD;
         if req.method() == http::Method::GET
-            && (path == "/health" || path == "/metrics")
+            && path == "/health"
             && req.uri().query().is_none()
             && req.headers().get("authorization").is_none()
         {
-            return self.health_or_metrics(&path).await;
+            return self.health();
         }
         let started = std::time::Instant::now();
         let method = req.method().clone();
@@ -45,40 +45,20 @@ impl Gateway {
         res
     }
 
-    async fn health_or_metrics(&self, path: &str) -> Res {
-        if path == "/health" {
-            let mut r = Response::new(full("ok\n"));
-            r.headers_mut()
-                .insert("content-type", HeaderValue::from_static("text/plain"));
-            return r;
-        }
-        use std::fmt::Write;
-        let mut body = String::new();
-        let _ = write!(
-            body,
+    fn health(&self) -> Res {
+        let mut r = Response::new(full("ok\n"));
+        r.headers_mut()
+            .insert("content-type", HeaderValue::from_static("text/plain"));
+        r
+    }
+
+    /// The S3 listener's counters, for the admin API's `/metrics`.
+    pub fn metrics_text(&self) -> String {
+        format!(
             "# TYPE coffre_requests_total counter\ncoffre_requests_total {}\n# TYPE coffre_errors_total counter\ncoffre_errors_total {}\n",
             self.requests.load(Ordering::Relaxed),
             self.errors.load(Ordering::Relaxed),
-        );
-        let _ = writeln!(body, "# TYPE coffre_store_up gauge\n# TYPE coffre_store_shards gauge\n# TYPE coffre_store_used_bytes gauge\n# TYPE coffre_store_free_bytes gauge");
-        for s in self.engine.stores() {
-            let id = s.id();
-            match s.stat().await {
-                Ok(st) => {
-                    let _ = writeln!(body, "coffre_store_up{{store=\"{id}\"}} 1");
-                    let _ = writeln!(body, "coffre_store_shards{{store=\"{id}\"}} {}", st.shards);
-                    let _ = writeln!(body, "coffre_store_used_bytes{{store=\"{id}\"}} {}", st.used_bytes);
-                    let _ = writeln!(body, "coffre_store_free_bytes{{store=\"{id}\"}} {}", st.free_bytes);
-                }
-                Err(_) => {
-                    let _ = writeln!(body, "coffre_store_up{{store=\"{id}\"}} 0");
-                }
-            }
-        }
-        let mut r = Response::new(full(body));
-        r.headers_mut()
-            .insert("content-type", HeaderValue::from_static("text/plain; version=0.0.4"));
-        r
+        )
     }
 
     async fn dispatch(self: Arc<Self>, req: Request<Incoming>) -> Result<Res, S3Error> {

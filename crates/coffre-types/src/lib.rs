@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub mod limits;
 pub mod time;
 
 /// Reed-Solomon scheme: `data` shards plus `parity` shards per stripe.

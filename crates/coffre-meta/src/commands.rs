@@ -1,0 +1,567 @@
+//! Every metadata mutation is a `MetaCommand`, applied by one state machine (`apply`).
+//!
+//! A command carries everything its outcome depends on (timestamps included), so applying
+//! the same commands in the same order gives the same store: what a replicated log needs.
+//! Inside `apply`, each command takes the locks of what it writes, re-reads and re-checks
+//! everything it relies on, and writes one atomic, synced WriteBatch. Read-modify-write
+//! (a replaced version going to the GC queue, a heal entry appearing or going) happens here,
+//! never in the caller.
+//!
+//! Locks: content writers (objects, uploads, parts) hold their bucket's lock shared and their
+//! key's lock; bucket writers (create, delete, policy) hold the bucket's lock exclusively. So a
+//! DeleteBucket never interleaves with a PUT into it, and two writers of one key are serial.
+
+use crate::records::{decode, encode, GcPart, GcRecord, IntentRecord, UploadPartRecord, UploadRecord};
+use crate::{keys, BucketRecord, LayoutRecord, MetaError, MetaStore, NodeRecord, ObjectRecord, PartInfo};
+use coffre_types::VersionId;
+use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
+use serde::{Deserialize, Serialize};
+
+pub(crate) fn sync_opts() -> WriteOptions {
+    let mut w = WriteOptions::default();
+    w.set_sync(true);
+    w
+}
+
+/// Conditions on the key's current version, checked at commit (S3's `If-Match` and
+/// `If-None-Match: *` on writes).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WriteCondition {
+    /// The current version must exist with this ETag (`*`: with any ETag).
+    pub if_match: Option<String>,
+    /// The key must have no current version.
+    pub if_none_match: bool,
+}
+
+impl WriteCondition {
+    pub fn is_none(&self) -> bool {
+        self.if_match.is_none() && !self.if_none_match
+    }
+
+    /// Whether the condition holds for the key's current version.
+    pub fn holds(&self, current: Option<&ObjectRecord>) -> bool {
+        if self.if_none_match && current.is_some() {
+            return false;
+        }
+        match (&self.if_match, current) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(e), Some(c)) => e == "*" || *e == c.etag,
+        }
+    }
+
+    fn check(&self, current: Option<&ObjectRecord>) -> Result<(), MetaError> {
+        if self.holds(current) {
+            Ok(())
+        } else {
+            Err(MetaError::PreconditionFailed {
+                exists: current.is_some(),
+            })
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum MetaCommand {
+    CreateBucket {
+        name: String,
+        record: BucketRecord,
+    },
+    /// Fails if the bucket holds objects or uploads in progress.
+    DeleteBucket {
+        name: String,
+    },
+    UpdateBucket {
+        name: String,
+        record: BucketRecord,
+    },
+    PutNode {
+        address: String,
+        record: NodeRecord,
+    },
+    DeleteNode {
+        address: String,
+    },
+    /// Shards of `version` are about to be written to `nodes`.
+    BeginWrite {
+        version: VersionId,
+        nodes: Vec<String>,
+        now_ms: u64,
+    },
+    /// A write that will not commit: its intent becomes a GC entry.
+    AbortWrite {
+        version: VersionId,
+        nodes: Vec<String>,
+        stripes: Option<u32>,
+        now_ms: u64,
+    },
+    /// Makes a written version current: the record and its parts' layouts in, their intents
+    /// out, the replaced version queued for GC. Fails if the bucket is gone or the condition
+    /// does not hold.
+    CommitObject {
+        bucket: String,
+        key: Vec<u8>,
+        record: ObjectRecord,
+        layouts: Vec<(VersionId, LayoutRecord)>,
+        condition: WriteCondition,
+        now_ms: u64,
+    },
+    /// Deletes objects (their records, and so their wrapped data keys), queueing their
+    /// shards for GC. `Outcome::Deleted` says which existed.
+    DeleteObjects {
+        bucket: String,
+        keys: Vec<Vec<u8>>,
+        now_ms: u64,
+    },
+    /// Replaces the sealed attributes of `version` if it is still current; `touch_ms` also
+    /// sets its modification time. `Outcome::Object` is the new record, or None.
+    UpdateSealed {
+        bucket: String,
+        key: Vec<u8>,
+        version: VersionId,
+        sealed: Vec<u8>,
+        touch_ms: Option<u64>,
+    },
+    /// Records healed parts of `version` if it is still current. `Outcome::Done` says whether
+    /// it was; the heal entry goes once nothing under the key is degraded.
+    UpdateParts {
+        bucket: String,
+        key: Vec<u8>,
+        version: VersionId,
+        parts: Vec<PartInfo>,
+    },
+    CreateUpload {
+        bucket: String,
+        key: Vec<u8>,
+        id: [u8; 16],
+        record: UploadRecord,
+    },
+    /// Records an uploaded part, replacing (and collecting) one with the same number.
+    CommitPart {
+        bucket: String,
+        key: Vec<u8>,
+        id: [u8; 16],
+        number: u32,
+        part: UploadPartRecord,
+        layout: LayoutRecord,
+        now_ms: u64,
+    },
+    /// Completes an upload: `record.parts[i]` must still be part `numbers[i]` (a part
+    /// re-uploaded meanwhile fails the command with `PartChanged`); the object becomes
+    /// current, unused parts go to GC, the upload is marked completed (for retries).
+    CompleteUpload {
+        bucket: String,
+        key: Vec<u8>,
+        id: [u8; 16],
+        numbers: Vec<u32>,
+        record: ObjectRecord,
+        condition: WriteCondition,
+        now_ms: u64,
+    },
+    /// Aborts an upload: its parts go to GC. `Outcome::Done` says whether it was in progress.
+    AbortUpload {
+        bucket: String,
+        key: Vec<u8>,
+        id: [u8; 16],
+        now_ms: u64,
+    },
+    /// A GC entry's shards are gone: the entry and the layouts of its versions go.
+    GcDone {
+        raw_key: Vec<u8>,
+        versions: Vec<VersionId>,
+    },
+    /// Forgets a heal entry whose object needs no healing (gone, replaced, healed).
+    DropHeal {
+        raw_key: Vec<u8>,
+    },
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    Unit,
+    Done(bool),
+    Deleted(Vec<bool>),
+    Object(Option<ObjectRecord>),
+}
+
+impl MetaStore {
+    /// The state machine: applies one command atomically.
+    pub fn apply(&self, cmd: MetaCommand) -> Result<Outcome, MetaError> {
+        use MetaCommand as C;
+        let mut b = WriteBatch::default();
+        let outcome = match cmd {
+            C::CreateBucket { name, record } => {
+                let _g = self.bucket_itself(&name);
+                if self.get_bucket(&name)?.is_some() {
+                    return Err(MetaError::BucketExists);
+                }
+                b.put_cf(self.cf(keys::CF_BUCKETS), keys::bucket(&name), encode(&record));
+                self.write(b)?;
+                Outcome::Unit
+            }
+            C::DeleteBucket { name } => {
+                let _g = self.bucket_itself(&name);
+                self.delete_bucket_in(&mut b, &name)?;
+                self.write(b)?;
+                Outcome::Unit
+            }
+            C::UpdateBucket { name, record } => {
+                let _g = self.bucket_itself(&name);
+                if self.get_bucket(&name)?.is_none() {
+                    return Err(MetaError::NoSuchBucket);
+                }
+                b.put_cf(self.cf(keys::CF_BUCKETS), keys::bucket(&name), encode(&record));
+                self.write(b)?;
+                Outcome::Unit
+            }
+            C::PutNode { address, record } => {
+                b.put_cf(self.cf(keys::CF_NODES), address.as_bytes(), encode(&record));
+                self.write(b)?;
+                Outcome::Unit
+            }
+            C::DeleteNode { address } => {
+                b.delete_cf(self.cf(keys::CF_NODES), address.as_bytes());
+                self.write(b)?;
+                Outcome::Unit
+            }
+            C::BeginWrite { version, nodes, now_ms } => {
+                let rec = IntentRecord {
+                    started_ms: now_ms,
+                    nodes,
+                };
+                b.put_cf(self.cf(keys::CF_INTENTS), keys::version(&version), encode(&rec));
+                self.write(b)?;
+                Outcome::Unit
+            }
+            C::AbortWrite {
+                version,
+                nodes,
+                stripes,
+                now_ms,
+            } => {
+                let part = GcPart {
+                    version,
+                    nodes,
+                    stripes,
+                };
+                self.queue_gc(&mut b, GcRecord { parts: vec![part] }, now_ms);
+                b.delete_cf(self.cf(keys::CF_INTENTS), keys::version(&version));
+                self.write(b)?;
+                Outcome::Unit
+            }
+            C::CommitObject {
+                bucket,
+                key,
+                record,
+                layouts,
+                condition,
+                now_ms,
+            } => {
+                let _b = self.bucket_content(&bucket);
+                let _k = self.lock_key(&bucket, &key);
+                self.require_bucket(&bucket)?;
+                let current = self.get_object(&bucket, &key)?;
+                condition.check(current.as_ref())?;
+                self.put_object_in(&mut b, &bucket, &key, &record, current, now_ms);
+                for (v, l) in &layouts {
+                    b.put_cf(self.cf(keys::CF_LAYOUTS), keys::version(v), encode(l));
+                    b.delete_cf(self.cf(keys::CF_INTENTS), keys::version(v));
+                }
+                self.write(b)?;
+                Outcome::Unit
+            }
+            C::DeleteObjects {
+                bucket,
+                keys: names,
+                now_ms,
+            } => {
+                let _b = self.bucket_content(&bucket);
+                let _k = self.lock_keys(&bucket, &names);
+                let mut existed = Vec::with_capacity(names.len());
+                // A key named twice is deleted once: the second sees the batch's view.
+                let mut gone = std::collections::HashSet::new();
+                for key in &names {
+                    let okey = keys::object(&bucket, key);
+                    let old = match gone.contains(&okey) {
+                        true => None,
+                        false => self.get::<ObjectRecord>(keys::CF_OBJECTS, &okey)?,
+                    };
+                    existed.push(old.is_some());
+                    if let Some(old) = old {
+                        self.queue_gc(&mut b, old.gc_record(), now_ms);
+                        b.delete_cf(self.cf(keys::CF_OBJECTS), &okey);
+                        b.delete_cf(self.cf(keys::CF_HEAL), &okey);
+                        gone.insert(okey);
+                    }
+                }
+                self.write(b)?;
+                Outcome::Deleted(existed)
+            }
+            C::UpdateSealed {
+                bucket,
+                key,
+                version,
+                sealed,
+                touch_ms,
+            } => {
+                let _b = self.bucket_content(&bucket);
+                let _k = self.lock_key(&bucket, &key);
+                let okey = keys::object(&bucket, &key);
+                match self.get::<ObjectRecord>(keys::CF_OBJECTS, &okey)? {
+                    Some(mut rec) if rec.version == version => {
+                        rec.sealed = sealed;
+                        if let Some(t) = touch_ms {
+                            rec.last_modified_ms = t;
+                        }
+                        b.put_cf(self.cf(keys::CF_OBJECTS), &okey, encode(&rec));
+                        self.write(b)?;
+                        Outcome::Object(Some(rec))
+                    }
+                    _ => Outcome::Object(None),
+                }
+            }
+            C::UpdateParts {
+                bucket,
+                key,
+                version,
+                parts,
+            } => {
+                let _b = self.bucket_content(&bucket);
+                let _k = self.lock_key(&bucket, &key);
+                let okey = keys::object(&bucket, &key);
+                let current = self.get::<ObjectRecord>(keys::CF_OBJECTS, &okey)?;
+                let updated = match current {
+                    Some(mut rec) if rec.version == version => {
+                        rec.parts = parts;
+                        if !rec.is_degraded() {
+                            b.delete_cf(self.cf(keys::CF_HEAL), &okey);
+                        }
+                        b.put_cf(self.cf(keys::CF_OBJECTS), &okey, encode(&rec));
+                        true
+                    }
+                    // Gone or replaced: nothing left to heal under this key's old version.
+                    other => {
+                        if !other.is_some_and(|r| r.is_degraded()) {
+                            b.delete_cf(self.cf(keys::CF_HEAL), &okey);
+                        }
+                        false
+                    }
+                };
+                self.write(b)?;
+                Outcome::Done(updated)
+            }
+            C::CreateUpload {
+                bucket,
+                key,
+                id,
+                record,
+            } => {
+                let _b = self.bucket_content(&bucket);
+                self.require_bucket(&bucket)?;
+                b.put_cf(
+                    self.cf(keys::CF_UPLOADS),
+                    keys::upload(&bucket, &key, &id),
+                    encode(&record),
+                );
+                self.write(b)?;
+                Outcome::Unit
+            }
+            C::CommitPart {
+                bucket,
+                key,
+                id,
+                number,
+                part,
+                layout,
+                now_ms,
+            } => {
+                let _b = self.bucket_content(&bucket);
+                let _k = self.lock_key(&bucket, &key);
+                let up = self.upload_in_progress(&bucket, &key, &id)?;
+                let pkey = keys::part(&id, number);
+                if let Some(old) = self.get::<UploadPartRecord>(keys::CF_PARTS, &pkey)? {
+                    let gc = GcRecord {
+                        parts: vec![GcPart::of(&old.info, up.packages_per_stripe)],
+                    };
+                    self.queue_gc(&mut b, gc, now_ms);
+                }
+                b.put_cf(self.cf(keys::CF_PARTS), &pkey, encode(&part));
+                b.put_cf(
+                    self.cf(keys::CF_LAYOUTS),
+                    keys::version(&part.info.version),
+                    encode(&layout),
+                );
+                b.delete_cf(self.cf(keys::CF_INTENTS), keys::version(&part.info.version));
+                self.write(b)?;
+                Outcome::Unit
+            }
+            C::CompleteUpload {
+                bucket,
+                key,
+                id,
+                numbers,
+                record,
+                condition,
+                now_ms,
+            } => {
+                let _b = self.bucket_content(&bucket);
+                let _k = self.lock_key(&bucket, &key);
+                self.require_bucket(&bucket)?;
+                let mut up = self.upload_in_progress(&bucket, &key, &id)?;
+                let uploaded = self.all_parts(&id)?;
+                if numbers.len() != record.parts.len() {
+                    return Err(MetaError::PartChanged);
+                }
+                for (n, p) in numbers.iter().zip(&record.parts) {
+                    let current = uploaded.iter().find(|(m, _)| m == n);
+                    if current.is_none_or(|(_, c)| c.info.version != p.version) {
+                        return Err(MetaError::PartChanged);
+                    }
+                }
+                let current = self.get_object(&bucket, &key)?;
+                condition.check(current.as_ref())?;
+                self.put_object_in(&mut b, &bucket, &key, &record, current, now_ms);
+                let used: std::collections::HashSet<VersionId> = record.parts.iter().map(|p| p.version).collect();
+                let unused: Vec<GcPart> = uploaded
+                    .iter()
+                    .filter(|(_, p)| !used.contains(&p.info.version))
+                    .map(|(_, p)| GcPart::of(&p.info, up.packages_per_stripe))
+                    .collect();
+                self.queue_gc(&mut b, GcRecord { parts: unused }, now_ms);
+                self.delete_parts_in(&mut b, &id);
+                up.completed = Some((record.version, record.etag.clone()));
+                up.sealed.clear();
+                b.put_cf(self.cf(keys::CF_UPLOADS), keys::upload(&bucket, &key, &id), encode(&up));
+                self.write(b)?;
+                Outcome::Unit
+            }
+            C::AbortUpload {
+                bucket,
+                key,
+                id,
+                now_ms,
+            } => {
+                let _b = self.bucket_content(&bucket);
+                let _k = self.lock_key(&bucket, &key);
+                let Some(up) = self.get_upload(&bucket, &key, &id)? else {
+                    return Ok(Outcome::Done(false));
+                };
+                if up.completed.is_none() {
+                    let parts = self
+                        .all_parts(&id)?
+                        .iter()
+                        .map(|(_, p)| GcPart::of(&p.info, up.packages_per_stripe))
+                        .collect();
+                    self.queue_gc(&mut b, GcRecord { parts }, now_ms);
+                    self.delete_parts_in(&mut b, &id);
+                }
+                b.delete_cf(self.cf(keys::CF_UPLOADS), keys::upload(&bucket, &key, &id));
+                self.write(b)?;
+                Outcome::Done(up.completed.is_none())
+            }
+            C::GcDone { raw_key, versions } => {
+                b.delete_cf(self.cf(keys::CF_GC), raw_key);
+                for v in &versions {
+                    b.delete_cf(self.cf(keys::CF_LAYOUTS), keys::version(v));
+                }
+                // Not synced: losing it only makes the GC delete the (missing) shards again.
+                self.db.write(b)?;
+                Outcome::Unit
+            }
+            C::DropHeal { raw_key } => {
+                b.delete_cf(self.cf(keys::CF_HEAL), raw_key);
+                self.db.write(b)?;
+                Outcome::Unit
+            }
+        };
+        Ok(outcome)
+    }
+
+    fn write(&self, b: WriteBatch) -> Result<(), MetaError> {
+        self.db.write_opt(b, &sync_opts())?;
+        Ok(())
+    }
+
+    fn require_bucket(&self, bucket: &str) -> Result<(), MetaError> {
+        match self.get_bucket(bucket)? {
+            Some(_) => Ok(()),
+            None => Err(MetaError::NoSuchBucket),
+        }
+    }
+
+    fn upload_in_progress(&self, bucket: &str, key: &[u8], id: &[u8; 16]) -> Result<UploadRecord, MetaError> {
+        match self.get_upload(bucket, key, id)? {
+            Some(u) if u.completed.is_none() => Ok(u),
+            _ => Err(MetaError::NoSuchUpload),
+        }
+    }
+
+    /// Adds "object := rec" to a batch, queueing the replaced version `current` for GC and
+    /// keeping the heal entry in step with the new record. Caller holds the key lock.
+    fn put_object_in(
+        &self,
+        b: &mut WriteBatch,
+        bucket: &str,
+        key: &[u8],
+        rec: &ObjectRecord,
+        current: Option<ObjectRecord>,
+        now_ms: u64,
+    ) {
+        let okey = keys::object(bucket, key);
+        if let Some(old) = current {
+            self.queue_gc(b, old.gc_record(), now_ms);
+        }
+        b.put_cf(self.cf(keys::CF_OBJECTS), &okey, encode(rec));
+        if rec.is_degraded() {
+            b.put_cf(self.cf(keys::CF_HEAL), &okey, []);
+        } else {
+            b.delete_cf(self.cf(keys::CF_HEAL), &okey);
+        }
+    }
+
+    /// Queues shards for removal. Their layouts stay until the GC is done with them: a reader
+    /// holding a lease may still need them.
+    fn queue_gc(&self, b: &mut WriteBatch, gc: GcRecord, now_ms: u64) {
+        let Some(first) = gc.parts.first().map(|p| p.version) else {
+            return;
+        };
+        b.put_cf(self.cf(keys::CF_GC), keys::gc(now_ms, &first), encode(&gc));
+    }
+
+    fn delete_parts_in(&self, b: &mut WriteBatch, id: &[u8; 16]) {
+        match keys::prefix_successor(id) {
+            Some(end) => b.delete_range_cf(self.cf(keys::CF_PARTS), keys::part(id, 0), end),
+            None => b.delete_range_cf(self.cf(keys::CF_PARTS), keys::part(id, 0), vec![0xFF; 21]),
+        }
+    }
+
+    fn delete_bucket_in(&self, b: &mut WriteBatch, name: &str) -> Result<(), MetaError> {
+        if self.get_bucket(name)?.is_none() {
+            return Err(MetaError::NoSuchBucket);
+        }
+        let start = keys::object_prefix(name, b"");
+        let mut it = self.db.raw_iterator_cf(self.cf(keys::CF_OBJECTS));
+        it.seek(&start);
+        if it.valid() && it.key().is_some_and(|k| k.starts_with(&start)) {
+            return Err(MetaError::BucketNotEmpty);
+        }
+        it.status()?;
+        // Uploads in progress keep the bucket; markers of completed ones go with it.
+        let iter = self.db.iterator_cf(
+            self.cf(keys::CF_UPLOADS),
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(&start) {
+                break;
+            }
+            if decode::<UploadRecord>(&v)?.completed.is_none() {
+                return Err(MetaError::BucketNotEmpty);
+            }
+            b.delete_cf(self.cf(keys::CF_UPLOADS), k);
+        }
+        b.delete_cf(self.cf(keys::CF_BUCKETS), keys::bucket(name));
+        Ok(())
+    }
+}

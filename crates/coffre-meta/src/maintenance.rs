@@ -1,0 +1,83 @@
+//! Offline maintenance (server stopped): rewriting records in place for a master key
+//! rotation, and bulk imports for benchmarks. Not commands: they run alone.
+
+use crate::records::{decode, encode, ObjectRecord, UploadPartRecord, UploadRecord};
+use crate::{keys, MetaError, MetaStore};
+use rocksdb::{IteratorMode, WriteBatch};
+
+impl MetaStore {
+    /// Rewrites records in place (offline maintenance such as a master key rotation): `f` gets
+    /// each object's bucket, key and record and says whether it changed it.
+    pub fn rewrite_objects(
+        &self,
+        mut f: impl FnMut(&str, &[u8], &mut ObjectRecord) -> Result<bool, MetaError>,
+    ) -> Result<usize, MetaError> {
+        self.rewrite_cf(keys::CF_OBJECTS, |raw, rec: &mut ObjectRecord| {
+            let zero = raw
+                .iter()
+                .position(|b| *b == 0)
+                .ok_or_else(|| MetaError::Corrupt("object key".into()))?;
+            let bucket = std::str::from_utf8(&raw[..zero]).map_err(|_| MetaError::Corrupt("bucket name".into()))?;
+            f(bucket, &raw[zero + 1..], rec)
+        })
+    }
+
+    /// As `rewrite_objects`, for the uploads in progress: (bucket, key, upload id, record).
+    pub fn rewrite_uploads(
+        &self,
+        mut f: impl FnMut(&str, &[u8], &[u8; 16], &mut UploadRecord) -> Result<bool, MetaError>,
+    ) -> Result<usize, MetaError> {
+        self.rewrite_cf(keys::CF_UPLOADS, |raw, rec: &mut UploadRecord| {
+            let zero = raw
+                .iter()
+                .position(|b| *b == 0)
+                .ok_or_else(|| MetaError::Corrupt("upload key".into()))?;
+            let bucket = std::str::from_utf8(&raw[..zero]).map_err(|_| MetaError::Corrupt("bucket name".into()))?;
+            let (key, id) =
+                keys::upload_parts_of(bucket, raw).ok_or_else(|| MetaError::Corrupt("upload key".into()))?;
+            f(bucket, key, &id, rec)
+        })
+    }
+
+    /// As `rewrite_objects`, for uploaded parts.
+    pub fn rewrite_parts(
+        &self,
+        mut f: impl FnMut(&mut UploadPartRecord) -> Result<bool, MetaError>,
+    ) -> Result<usize, MetaError> {
+        self.rewrite_cf(keys::CF_PARTS, |_, rec: &mut UploadPartRecord| f(rec))
+    }
+
+    fn rewrite_cf<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        cf: &str,
+        mut f: impl FnMut(&[u8], &mut T) -> Result<bool, MetaError>,
+    ) -> Result<usize, MetaError> {
+        let mut changed = 0;
+        let mut b = WriteBatch::default();
+        for item in self.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
+            let (k, v) = item?;
+            let mut rec: T = decode(&v)?;
+            if f(&k, &mut rec)? {
+                b.put_cf(self.cf(cf), &k, encode(&rec));
+                changed += 1;
+                if b.len() >= 1000 {
+                    self.db
+                        .write_opt(std::mem::take(&mut b), &crate::commands::sync_opts())?;
+                }
+            }
+        }
+        self.db.write_opt(b, &crate::commands::sync_opts())?;
+        Ok(changed)
+    }
+
+    /// Writes many object records in one unsynced batch, with no GC of replaced versions: for
+    /// bulk imports into an empty bucket and for benchmarks.
+    pub fn import_objects(&self, bucket: &str, items: &[(Vec<u8>, ObjectRecord)]) -> Result<(), MetaError> {
+        let mut b = WriteBatch::default();
+        for (k, rec) in items {
+            b.put_cf(self.cf(keys::CF_OBJECTS), keys::object(bucket, k), encode(rec));
+        }
+        self.db.write(b)?;
+        Ok(())
+    }
+}
