@@ -84,6 +84,18 @@ struct ServerArgs {
     /// Seconds a deleted or replaced version's shards are kept before the GC removes them.
     #[arg(long, env = "COFFRE_GC_GRACE_SECS")]
     gc_grace_secs: Option<u64>,
+    /// Connections open at once (lowered to fit the descriptor limit).
+    #[arg(long, env = "COFFRE_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Connections open at once from one client address.
+    #[arg(long, env = "COFFRE_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
+    /// Seconds a request head may take to arrive (also the idle keep-alive time).
+    #[arg(long, env = "COFFRE_HEADER_TIMEOUT_SECS")]
+    header_timeout_secs: Option<u64>,
+    /// Seconds a request body may send nothing before it is cut.
+    #[arg(long, env = "COFFRE_BODY_TIMEOUT_SECS")]
+    body_timeout_secs: Option<u64>,
 }
 
 /// The TOML file: every field optional, flags and `COFFRE_*` variables win.
@@ -138,6 +150,10 @@ struct ServerSection {
     tls_key: Option<PathBuf>,
     admin_listen: Option<String>,
     gc_grace_secs: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    header_timeout_secs: Option<u64>,
+    body_timeout_secs: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -210,6 +226,26 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         .gc_grace_secs
         .or(file.server.gc_grace_secs)
         .map(Duration::from_secs);
+    let defaults = coffre_s3::server::ServeLimits::default();
+    let serve_limits = coffre_s3::server::ServeLimits {
+        header_read_timeout: args
+            .header_timeout_secs
+            .or(file.server.header_timeout_secs)
+            .map_or(defaults.header_read_timeout, Duration::from_secs),
+        max_connections: args
+            .max_connections
+            .or(file.server.max_connections)
+            .unwrap_or(defaults.max_connections),
+        max_connections_per_ip: args
+            .max_connections_per_ip
+            .or(file.server.max_connections_per_ip)
+            .unwrap_or(defaults.max_connections_per_ip),
+        ..defaults
+    };
+    let mut body_limits = coffre_s3::body::BodyLimits::default();
+    if let Some(t) = args.body_timeout_secs.or(file.server.body_timeout_secs) {
+        body_limits.idle = Duration::from_secs(t);
+    }
     std::fs::create_dir_all(&data).map_err(|e| format!("creating {}: {e}", data.display()))?;
 
     let admin_listen = args
@@ -300,8 +336,9 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
             domain,
             access_key: access_key.clone(),
             secret_key: secret_key.clone(),
-            max_put: 5 << 30,
+            max_put: coffre_types::limits::MAX_PUT,
             regions,
+            body_limits,
         };
         let gw = Gateway::new(engine.clone(), config);
         let listener = tokio::net::TcpListener::bind(&listen)
@@ -390,7 +427,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                 tracing::warn!(shard = %id, "shard needs healing");
             }
         });
-        coffre_s3::serve(listener, tls, gw, shutdown_signal()).await;
+        coffre_s3::serve(listener, tls, gw, serve_limits, shutdown_signal()).await;
         Ok::<(), String>(())
     })
 }

@@ -69,20 +69,52 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/v1/audit/residency", get(handlers::audit))
         .route("/v1/buckets/{bucket}/policy", put(handlers::set_policy))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "unknown admin endpoint".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this method is not allowed on this endpoint".into(),
+            )
+        })
         .layer(axum::middleware::from_fn_with_state(admin.clone(), require_token))
         .with_state(admin)
 }
 
-/// Serves the admin API until `shutdown` resolves.
+/// Connections the admin API takes at once (operators and scrapers, not clients).
+const MAX_ADMIN_CONNECTIONS: usize = 64;
+
+/// Serves the admin API until `shutdown` resolves, with the S3 listener's protections:
+/// capped connections, a deadline for request heads, no client that stops reading.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     admin: Arc<Admin>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    if let Err(e) = axum::serve(listener, router(admin))
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::warn!(error = %e, "admin API stopped");
+    use coffre_cluster::net::{accept, ConnectionLimiter, StallIo};
+    use coffre_types::limits;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let app = router(admin);
+    let limiter = ConnectionLimiter::new(MAX_ADMIN_CONNECTIONS, MAX_ADMIN_CONNECTIONS);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits::HEADER_READ_TIMEOUT)
+        .max_headers(limits::MAX_HEADERS);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            c = accept(&listener) => c,
+            _ = &mut shutdown => return,
+        };
+        let Ok(permit) = limiter.admit(peer.ip()) else {
+            tracing::warn!(%peer, "admin connection refused: too many open");
+            continue;
+        };
+        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = http.serve_connection(TokioIo::new(StallIo::new(stream, limits::WRITE_STALL_TIMEOUT)), svc);
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "admin connection ended with an error");
+            }
+        });
     }
 }

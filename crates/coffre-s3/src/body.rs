@@ -8,9 +8,13 @@ use crate::S3Error;
 use bytes::{Buf, Bytes, BytesMut};
 use coffre_engine::checksum::{Algorithm, Checksummer};
 use coffre_engine::VerifiedChecksum;
+use coffre_types::limits;
 use futures_util::Stream;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+
+/// Where a body's bytes come from: the connection, or (in tests) any body.
+type Source = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// How the payload is framed and signed (from `x-amz-content-sha256`).
 enum Payload {
@@ -32,8 +36,32 @@ enum State {
     Done,
 }
 
+/// How slow a body may be before it is cut (RequestTimeout).
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimits {
+    /// No byte for this long.
+    pub idle: std::time::Duration,
+    /// After `rate_grace`, fewer bytes a second than this on average.
+    pub min_rate: u64,
+    pub rate_grace: std::time::Duration,
+}
+
+impl Default for BodyLimits {
+    fn default() -> BodyLimits {
+        BodyLimits {
+            idle: limits::BODY_IDLE_TIMEOUT,
+            min_rate: limits::MIN_BODY_RATE,
+            rate_grace: limits::BODY_RATE_GRACE,
+        }
+    }
+}
+
 pub struct BodyReader {
-    inner: Option<Incoming>,
+    inner: Option<Source>,
+    limits: BodyLimits,
+    started: std::time::Instant,
+    /// Bytes received from the connection (framing included), for the rate check.
+    received: u64,
     buf: BytesMut,
     state: State,
     payload: Payload,
@@ -56,10 +84,13 @@ fn header<'a>(h: &'a http::HeaderMap, n: &str) -> Option<&'a str> {
 impl BodyReader {
     /// Reads the headers that say how to verify the body. Errors are the client's.
     pub fn new(
-        body: Incoming,
+        body: impl http_body::Body<Data = Bytes, Error = impl Into<Box<dyn std::error::Error + Send + Sync>> + 'static>
+            + Send
+            + 'static,
         headers: &http::HeaderMap,
         verified: Option<Verified>,
         max_len: u64,
+        limits: BodyLimits,
     ) -> Result<(BodyReader, VerifiedChecksum), S3Error> {
         let payload = match verified.as_ref().map(|v| v.payload.as_str()) {
             None | Some(UNSIGNED_PAYLOAD) => Payload::Unsigned,
@@ -139,7 +170,10 @@ impl BodyReader {
         let slot = VerifiedChecksum::default();
         let previous_signature = verified.as_ref().map(|v| v.seed_signature.clone()).unwrap_or_default();
         let reader = BodyReader {
-            inner: Some(body),
+            inner: Some(body.map_err(Into::into).boxed_unsync()),
+            limits,
+            started: std::time::Instant::now(),
+            received: 0,
             buf: BytesMut::new(),
             state,
             payload,
@@ -171,7 +205,13 @@ impl BodyReader {
             let Some(inner) = self.inner.as_mut() else {
                 return Ok(None);
             };
-            match inner.frame().await {
+            let frame = tokio::time::timeout(self.limits.idle, inner.frame())
+                .await
+                .map_err(|_| S3Error::request_timeout(format!(
+                    "Your socket connection to the server was not read from or written to within the timeout period ({} s without data).",
+                    self.limits.idle.as_secs()
+                )))?;
+            match frame {
                 None => {
                     self.inner = None;
                     return Ok(None);
@@ -180,12 +220,30 @@ impl BodyReader {
                 Some(Ok(f)) => {
                     if let Ok(d) = f.into_data() {
                         if !d.is_empty() {
+                            self.check_rate(d.len())?;
                             return Ok(Some(d));
                         }
                     }
                 }
             }
         }
+    }
+
+    /// A body that trickles in slower than the minimum rate holds a connection and buffers
+    /// for nothing: cut it.
+    fn check_rate(&mut self, got: usize) -> Result<(), S3Error> {
+        self.received = self.received.saturating_add(got as u64);
+        let elapsed = self.started.elapsed();
+        if elapsed > self.limits.rate_grace {
+            let rate = self.received.saturating_mul(1000) / (elapsed.as_millis().max(1) as u64);
+            if rate < self.limits.min_rate {
+                return Err(S3Error::request_timeout(format!(
+                    "The request body arrived at {rate} bytes/s, under the minimum of {} bytes/s.",
+                    self.limits.min_rate
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn account(&mut self, data: &[u8]) -> Result<(), S3Error> {
@@ -213,7 +271,7 @@ impl BodyReader {
                     .map(Some)
                     .map_err(|_| S3Error::invalid_request("aws-chunked framing is not UTF-8"));
             }
-            if self.buf.len() > 8192 {
+            if self.buf.len() > limits::MAX_CHUNK_LINE {
                 return Err(S3Error::invalid_request("aws-chunked framing line too long"));
             }
             match self.fill().await? {
@@ -288,9 +346,17 @@ impl BodyReader {
     async fn trailers(&mut self) -> Result<(), S3Error> {
         let mut canonical = String::new();
         let mut signature = None;
+        let mut size = 0usize;
         while let Some(line) = self.line().await? {
             if line.is_empty() {
                 break;
+            }
+            size = size.saturating_add(line.len() + 2);
+            if size > limits::MAX_TRAILER {
+                return Err(S3Error::invalid_request(format!(
+                    "the aws-chunked trailer section is larger than {} bytes",
+                    limits::MAX_TRAILER
+                )));
             }
             let (name, value) = line
                 .split_once(':')
@@ -433,5 +499,158 @@ impl BodyReader {
             out.extend_from_slice(&c);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::SigningKey;
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+    use proptest::prelude::*;
+
+    fn verified(payload: &str) -> Verified {
+        let key = SigningKey::derive("secret", "20260101", "fr-par", "s3").unwrap();
+        Verified {
+            access_key: "AK".into(),
+            payload: payload.into(),
+            signing_key: key,
+            amz_date: "20260101T000000Z".into(),
+            scope: "20260101/fr-par/s3/aws4_request".into(),
+            seed_signature: "0".repeat(64),
+        }
+    }
+
+    /// The wire bytes cut into frames at the given points.
+    fn body_of(
+        wire: Vec<u8>,
+        cuts: &[usize],
+    ) -> StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>> {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (wire.len() + 1)).collect();
+        points.push(0);
+        points.push(wire.len());
+        points.sort_unstable();
+        points.dedup();
+        let frames: Vec<_> = points
+            .windows(2)
+            .map(|w| Ok(Frame::data(Bytes::copy_from_slice(&wire[w[0]..w[1]]))))
+            .collect();
+        StreamBody::new(futures_util::stream::iter(frames))
+    }
+
+    fn read(wire: Vec<u8>, cuts: &[usize], headers: &http::HeaderMap, v: Verified) -> Result<Vec<u8>, S3Error> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (r, _) = BodyReader::new(body_of(wire, cuts), headers, Some(v), 1 << 20, BodyLimits::default())?;
+            r.read_all(1 << 20).await
+        })
+    }
+
+    /// aws-chunked framing of `data` in chunks of `sizes` (cycled), with a CRC32 trailer,
+    /// signed with `v` when `signed`.
+    fn chunked(data: &[u8], sizes: &[usize], v: &Verified, signed: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut prev = v.seed_signature.clone();
+        let mut sign = |chunk: &[u8], out: &mut Vec<u8>| {
+            if signed {
+                let h = hex::encode(ring::digest::digest(&ring::digest::SHA256, chunk));
+                prev = v.chunk_signature(&prev, &h);
+                out.extend_from_slice(format!("{:x};chunk-signature={prev}\r\n", chunk.len()).as_bytes());
+            } else {
+                out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            }
+        };
+        let mut rest = data;
+        let mut i = 0;
+        while !rest.is_empty() {
+            let n = sizes[i % sizes.len()].clamp(1, rest.len());
+            sign(&rest[..n], &mut out);
+            out.extend_from_slice(&rest[..n]);
+            out.extend_from_slice(b"\r\n");
+            rest = &rest[n..];
+            i += 1;
+        }
+        sign(b"", &mut out);
+        let mut c = Checksummer::new(Algorithm::Crc32);
+        c.update(data);
+        out.extend_from_slice(format!("x-amz-checksum-crc32:{}\r\n", c.finish()).as_bytes());
+        if signed {
+            let trailer = format!("x-amz-checksum-crc32:{}\n", {
+                let mut c = Checksummer::new(Algorithm::Crc32);
+                c.update(data);
+                c.finish()
+            });
+            out.extend_from_slice(
+                format!("x-amz-trailer-signature:{}\r\n", v.trailer_signature(&prev, &trailer)).as_bytes(),
+            );
+        }
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+
+    fn headers(decoded: usize) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        h.insert("x-amz-trailer", "x-amz-checksum-crc32".parse().unwrap());
+        h.insert("x-amz-decoded-content-length", decoded.to_string().parse().unwrap());
+        h
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        /// Whatever the chunk sizes and however the connection cuts the bytes, the decoder
+        /// returns exactly the data, signed or not.
+        #[test]
+        fn chunked_roundtrip(data in proptest::collection::vec(any::<u8>(), 0..3000),
+                             sizes in proptest::collection::vec(1usize..700, 1..5),
+                             cuts in proptest::collection::vec(any::<usize>(), 0..12),
+                             signed: bool) {
+            let payload = if signed { STREAMING_SIGNED_TRAILER } else { STREAMING_UNSIGNED_TRAILER };
+            let v = verified(payload);
+            let wire = chunked(&data, &sizes, &v, signed);
+            prop_assert_eq!(read(wire, &cuts, &headers(data.len()), v).unwrap(), data);
+        }
+
+        /// One flipped byte anywhere is refused (a signature, the checksum, the framing or the
+        /// length catches it), never a wrong body accepted.
+        #[test]
+        fn chunked_tampering_is_refused(data in proptest::collection::vec(any::<u8>(), 1..2000),
+                                        sizes in proptest::collection::vec(1usize..500, 1..4),
+                                        at: usize, flip in 1u8..=255,
+                                        cuts in proptest::collection::vec(any::<usize>(), 0..6)) {
+            let v = verified(STREAMING_SIGNED_TRAILER);
+            let mut wire = chunked(&data, &sizes, &v, true);
+            let i = at % wire.len();
+            wire[i] ^= flip;
+            if let Ok(got) = read(wire, &cuts, &headers(data.len()), v) {
+                prop_assert_eq!(got, data, "a tampered body was accepted with other bytes");
+            }
+        }
+
+        /// Arbitrary bytes as an aws-chunked body: an answer, never a panic.
+        #[test]
+        fn chunked_garbage_never_panics(wire in proptest::collection::vec(any::<u8>(), 0..1500),
+                                        cuts in proptest::collection::vec(any::<usize>(), 0..8),
+                                        signed: bool) {
+            let payload = if signed { STREAMING_SIGNED_TRAILER } else { STREAMING_UNSIGNED_TRAILER };
+            let _ = read(wire, &cuts, &headers(10), verified(payload));
+        }
+    }
+
+    #[test]
+    fn an_endless_trailer_section_is_refused() {
+        let v = verified(STREAMING_UNSIGNED_TRAILER);
+        let mut wire = b"0\r\n".to_vec();
+        for i in 0..2000 {
+            wire.extend_from_slice(format!("x-pad-{i}:{}\r\n", "y".repeat(40)).as_bytes());
+        }
+        wire.extend_from_slice(b"\r\n");
+        let e = read(wire, &[], &headers(0), v).unwrap_err();
+        assert_eq!(e.code, "InvalidRequest");
+        assert!(e.message.contains("trailer"), "{}", e.message);
     }
 }

@@ -1,6 +1,5 @@
 //! Bucket operations: create, head, delete, list, location, versioning.
 
-use crate::body::BodyReader;
 use crate::context::Ctx;
 use crate::http::{empty, status, xml_response, Res};
 use crate::xml::Xml;
@@ -28,12 +27,12 @@ pub async fn create(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Er
     if !valid_bucket_name(bucket) {
         return Err(S3Error::invalid_bucket_name("The specified bucket is not valid"));
     }
-    let (reader, _) = BodyReader::new(body, &ctx.headers, Some(ctx.verified.clone()), 1 << 20)?;
+    let (reader, _) = ctx.body(body, 1 << 20)?;
     let raw = reader.read_all(64 * 1024).await?;
     let cfg = &ctx.gw.config;
     let mut region = cfg.region.clone();
     if !raw.iter().all(u8::is_ascii_whitespace) {
-        let doc = crate::xml::parse(&raw)?;
+        let doc = crate::xml::parse(&raw, 16)?;
         if doc.name != "CreateBucketConfiguration" {
             return Err(S3Error::malformed_xml("expected CreateBucketConfiguration"));
         }

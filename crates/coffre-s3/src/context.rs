@@ -2,8 +2,12 @@
 //! headers, query and verified identity.
 
 use crate::auth::{self, Credentials, Verified};
+use crate::body::{BodyLimits, BodyReader};
+use crate::S3Error;
 use coffre_engine::Engine;
+use coffre_engine::VerifiedChecksum;
 use http::HeaderMap;
+use hyper::body::Incoming;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -18,6 +22,8 @@ pub struct Config {
     /// Regions a bucket can be created in (`LocationConstraint`), each with the residency
     /// policy its buckets get. `region` is the default.
     pub regions: Vec<(String, coffre_cluster::ResidencyPolicy)>,
+    /// How slow a request body may be.
+    pub body_limits: BodyLimits,
 }
 
 impl Credentials for Config {
@@ -56,6 +62,17 @@ pub struct Ctx {
 impl Ctx {
     pub fn engine(&self) -> &Engine {
         &self.gw.engine
+    }
+
+    /// The request body, verified while it streams, of at most `max_len` bytes.
+    pub fn body(&self, body: Incoming, max_len: u64) -> Result<(BodyReader, VerifiedChecksum), S3Error> {
+        BodyReader::new(
+            body,
+            &self.headers,
+            Some(self.verified.clone()),
+            max_len,
+            self.gw.config.body_limits,
+        )
     }
 
     pub fn q(&self, name: &str) -> Option<&str> {

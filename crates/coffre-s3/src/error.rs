@@ -55,6 +55,8 @@ codes! {
     invalid_part_order => "InvalidPartOrder", BAD_REQUEST;
     entity_too_small => "EntityTooSmall", BAD_REQUEST;
     no_such_upload => "NoSuchUpload", NOT_FOUND;
+    request_timeout => "RequestTimeout", BAD_REQUEST;
+    slow_down => "SlowDown", SERVICE_UNAVAILABLE;
     missing_content_length => "MissingContentLength", LENGTH_REQUIRED;
     no_such_bucket => "NoSuchBucket", NOT_FOUND;
     no_such_key => "NoSuchKey", NOT_FOUND;

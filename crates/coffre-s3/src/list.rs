@@ -21,7 +21,7 @@ pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> Result<Res, S3Er
             .ok()
             .filter(|m| *m >= 0)
             .ok_or_else(|| S3Error::invalid_argument("max-keys must be a non-negative integer"))?
-            .min(1000) as usize,
+            .min(coffre_types::limits::MAX_PAGE as i64) as usize,
         None => 1000,
     };
     let url = match ctx.q("encoding-type") {

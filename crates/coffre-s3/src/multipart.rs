@@ -2,7 +2,6 @@
 //! uploads. The engine stores each part when it arrives; Complete only writes metadata (one
 //! atomic batch) and is idempotent for a retried request.
 
-use crate::body::BodyReader;
 use crate::context::Ctx;
 use crate::http::{empty, set, status, xml_response, Res};
 use crate::object::{attrs_from_headers, content_md5, copy_source};
@@ -15,8 +14,7 @@ use coffre_types::VersionId;
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
 
-const MAX_PART: u64 = 5 << 30;
-const MAX_PARTS: u32 = 10_000;
+use coffre_types::limits::{MAX_PART, MAX_PARTS, MAX_XML_BODY};
 
 fn upload_id(ctx: &Ctx) -> Result<[u8; 16], S3Error> {
     let raw = ctx.q("uploadId").unwrap_or("");
@@ -76,7 +74,7 @@ pub async fn upload_part(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> 
     let number = part_number(ctx)?;
     let up = load_upload(ctx, bucket, key, &id)?;
     let md5 = content_md5(ctx)?;
-    let (mut reader, slot) = BodyReader::new(body, &ctx.headers, Some(ctx.verified.clone()), MAX_PART)?;
+    let (mut reader, slot) = ctx.body(body, MAX_PART)?;
     if let Some(a) = up.checksum_algorithm.as_deref().and_then(Algorithm::parse) {
         reader.ensure_checksum(a);
     }
@@ -148,13 +146,14 @@ pub async fn complete(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Res
     let engine = ctx.engine();
     engine.bucket(bucket)?;
     let earlier = engine.completed_upload(bucket, key, &id)?;
-    let (reader, _) = BodyReader::new(body, &ctx.headers, Some(ctx.verified.clone()), 4 << 20)?;
-    let raw = reader.read_all(4 << 20).await?;
+    let (reader, _) = ctx.body(body, MAX_XML_BODY as u64)?;
+    let raw = reader.read_all(MAX_XML_BODY).await?;
     if let Some(done) = earlier {
         // A retry of a Complete that succeeded: answer the same.
         return Ok(complete_result(bucket, key, &done));
     }
-    let doc = crate::xml::parse(&raw)?;
+    // Part, PartNumber, ETag and one checksum per part.
+    let doc = crate::xml::parse(&raw, 2 + 4 * MAX_PARTS as usize)?;
     if doc.name != "CompleteMultipartUpload" {
         return Err(S3Error::malformed_xml("expected CompleteMultipartUpload"));
     }
@@ -205,7 +204,7 @@ pub async fn list_parts(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Err
             m.parse()
                 .map_err(|_| S3Error::invalid_argument("max-parts must be an integer"))
         })?
-        .min(1000);
+        .min(coffre_types::limits::MAX_PAGE);
     let (parts, truncated) = ctx.engine().list_parts(&id, marker, max)?;
     let mut x = Xml::new("ListPartsResult");
     x.elem("Bucket", bucket)
@@ -242,7 +241,7 @@ pub async fn list_uploads(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
             m.parse()
                 .map_err(|_| S3Error::invalid_argument("max-uploads must be an integer"))
         })?
-        .min(1000);
+        .min(coffre_types::limits::MAX_PAGE);
     let key_marker = ctx.q("key-marker").filter(|k| !k.is_empty());
     let id_marker = ctx.q("upload-id-marker").and_then(VersionId::from_hex).map(|v| v.0);
     let after = key_marker.map(|k| (k.as_bytes(), id_marker));

@@ -1,6 +1,5 @@
 //! Object operations: PUT, GET/HEAD (ranges, conditions), DELETE, DeleteObjects, Copy, tagging.
 
-use crate::body::BodyReader;
 use crate::context::Ctx;
 use crate::http::{empty, set, status, xml_response, Res};
 use crate::xml::Xml;
@@ -8,7 +7,7 @@ use crate::S3Error;
 use base64::Engine as _;
 use coffre_engine::{NewObject, ReadHandle};
 use coffre_engine::{ObjectRecord, SealedAttrs, WriteCondition};
-use coffre_types::limits::MAX_KEY_LEN;
+use coffre_types::limits::{MAX_DELETE_KEYS, MAX_KEY_LEN, MAX_OBJECT_TAGS, MAX_USER_META, MAX_XML_BODY};
 use coffre_types::time::iso8601;
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
@@ -24,7 +23,6 @@ const STORED_HEADERS: [&str; 6] = [
     "cache-control",
     "expires",
 ];
-const MAX_USER_META: usize = 2048;
 
 fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
@@ -32,7 +30,7 @@ fn b64() -> base64::engine::GeneralPurpose {
 
 /// Parses `k1=v1&k2=v2` (x-amz-tagging) or validates a tag set.
 fn validate_tags(tags: &[(String, String)]) -> Result<(), S3Error> {
-    if tags.len() > 10 {
+    if tags.len() > MAX_OBJECT_TAGS {
         return Err(S3Error::invalid_tag("Object tags cannot be greater than 10"));
     }
     let mut seen = std::collections::HashSet::new();
@@ -125,7 +123,7 @@ pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<R
             "You must provide the Content-Length HTTP header",
         ));
     }
-    let (reader, slot) = BodyReader::new(body, &ctx.headers, Some(ctx.verified.clone()), ctx.gw.config.max_put)?;
+    let (reader, slot) = ctx.body(body, ctx.gw.config.max_put)?;
     let new = NewObject {
         attrs,
         content_md5: md5,
@@ -224,7 +222,7 @@ fn parse_range(h: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, S3Error
                 if b < a {
                     return Ok(None);
                 }
-                (b + 1).min(size)
+                b.saturating_add(1).min(size)
             };
             if a >= size {
                 return Err(unsatisfiable());
@@ -358,8 +356,8 @@ pub async fn delete(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> 
 pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
     ctx.engine().bucket(bucket)?;
     let md5 = content_md5(ctx)?;
-    let (reader, _) = BodyReader::new(body, &ctx.headers, Some(ctx.verified.clone()), 4 << 20)?;
-    let raw = reader.read_all(4 << 20).await?;
+    let (reader, _) = ctx.body(body, MAX_XML_BODY as u64)?;
+    let raw = reader.read_all(MAX_XML_BODY).await?;
     if let Some(m) = md5 {
         let got: [u8; 16] = {
             use md5::Digest;
@@ -371,7 +369,8 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
             ));
         }
     }
-    let doc = crate::xml::parse(&raw)?;
+    // Object, Key and VersionId per key, then Quiet.
+    let doc = crate::xml::parse(&raw, 2 + 3 * MAX_DELETE_KEYS)?;
     if doc.name != "Delete" {
         return Err(S3Error::malformed_xml("expected a Delete element"));
     }
@@ -384,7 +383,7 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
                 .ok_or_else(|| S3Error::malformed_xml("an Object has no Key"))
         })
         .collect::<Result<_, _>>()?;
-    if keys.is_empty() || keys.len() > 1000 {
+    if keys.is_empty() || keys.len() > MAX_DELETE_KEYS {
         return Err(S3Error::malformed_xml("Delete holds 1 to 1000 objects"));
     }
     let (valid, invalid): (Vec<String>, Vec<String>) =
@@ -536,8 +535,8 @@ async fn replace_tags(ctx: &Ctx, bucket: &str, key: &str, tags: Vec<(String, Str
 }
 
 pub async fn put_tagging(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Res, S3Error> {
-    let (reader, _) = BodyReader::new(body, &ctx.headers, Some(ctx.verified.clone()), 1 << 20)?;
-    let doc = crate::xml::parse(&reader.read_all(64 * 1024).await?)?;
+    let (reader, _) = ctx.body(body, 1 << 20)?;
+    let doc = crate::xml::parse(&reader.read_all(64 * 1024).await?, 2 + 3 * 50)?;
     let set = doc
         .child("TagSet")
         .filter(|_| doc.name == "Tagging")
@@ -576,5 +575,20 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=a-b"), 100).unwrap(), None);
         assert_eq!(parse_range(Some("bytes=0-1,3-4"), 100).unwrap(), None);
         assert_eq!(parse_range(None, 100).unwrap(), None);
+        // A last byte past u64::MAX would overflow: the range simply ends with the object.
+        assert_eq!(
+            parse_range(Some("bytes=0-18446744073709551615"), 100).unwrap(),
+            Some((0, 100))
+        );
+    }
+
+    proptest::proptest! {
+        /// Any Range header: no panic, and a range, when there is one, lies inside the object.
+        #[test]
+        fn ranges_stay_inside(h in "bytes=[0-9]{0,21}-[0-9]{0,21}|[ -~]{0,30}", size in 0u64..u64::MAX) {
+            if let Ok(Some((a, b))) = parse_range(Some(&h), size) {
+                proptest::prop_assert!(a < b && b <= size, "{h} on {size}: {a}..{b}");
+            }
+        }
     }
 }

@@ -106,7 +106,7 @@ pub fn route(
         )));
     }
     let object = !key.is_empty();
-    if object && key.len() > 1024 {
+    if object && key.len() > coffre_types::limits::MAX_KEY_LEN {
         return Err(S3Error::key_too_long("Your key is too long: at most 1024 bytes"));
     }
     let op = match (method.as_str(), bucket.is_empty(), object) {
@@ -153,4 +153,48 @@ pub fn route(
         }
     };
     Ok(Routed { op, query })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Any method, path, query and host: an operation or an S3 error, never a panic.
+        #[test]
+        fn routing_never_panics(method in "GET|PUT|POST|DELETE|HEAD|PATCH|[A-Z]{1,7}",
+                                path in "/[ -~]{0,60}|/%[0-9A-Fa-f]{0,2}[ -~]{0,10}",
+                                query in "[ -~]{0,80}",
+                                host in "[a-z0-9.:-]{0,30}",
+                                domain in proptest::option::of("[a-z.]{1,12}")) {
+            let Ok(m) = Method::from_bytes(method.as_bytes()) else { return Ok(()) };
+            let mut h = HeaderMap::new();
+            if let Ok(v) = host.parse() {
+                h.insert("host", v);
+            }
+            let _ = route(&m, &h, &path, &query, domain.as_deref());
+            let _ = parse_query(&query);
+        }
+    }
+
+    #[test]
+    fn copy_header_routes_only_puts_of_objects() {
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-copy-source", "/a/b".parse().unwrap());
+        assert!(matches!(
+            route(&Method::PUT, &h, "/b/k", "", None).unwrap().op,
+            Op::CopyObject(..)
+        ));
+        assert!(matches!(
+            route(&Method::PUT, &h, "/b/k", "uploadId=1&partNumber=1", None)
+                .unwrap()
+                .op,
+            Op::UploadPartCopy(..)
+        ));
+        let long = format!("/b/{}", "k".repeat(1025));
+        assert_eq!(
+            route(&Method::GET, &h, &long, "", None).err().unwrap().code,
+            "KeyTooLongError"
+        );
+    }
 }

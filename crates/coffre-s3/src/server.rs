@@ -6,6 +6,8 @@ use crate::http::{error_response, full, Res};
 use crate::router::{route, Op};
 use crate::S3Error;
 use crate::{bucket, list, multipart, object};
+use coffre_cluster::net::{self, ConnectionLimiter, Refusal, StallIo};
+use coffre_types::limits;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use std::sync::atomic::Ordering;
@@ -141,33 +143,104 @@ pub fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<Arc<r
     Ok(Arc::new(cfg))
 }
 
+/// What bounds the S3 listener's connections.
+#[derive(Clone, Debug)]
+pub struct ServeLimits {
+    /// A request head must arrive within this (also how long an idle keep-alive connection
+    /// is kept: hyper starts the clock when the connection waits for a request).
+    pub header_read_timeout: Duration,
+    /// A client that takes nothing of a response for this long is dropped.
+    pub write_stall_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> ServeLimits {
+        ServeLimits {
+            header_read_timeout: limits::HEADER_READ_TIMEOUT,
+            write_stall_timeout: limits::WRITE_STALL_TIMEOUT,
+            max_connections: limits::MAX_CONNECTIONS,
+            max_connections_per_ip: limits::MAX_CONNECTIONS_PER_IP,
+        }
+    }
+}
+
+/// The answer to a connection over a cap, written on the socket before it is closed.
+fn slow_down(refusal: &Refusal) -> Vec<u8> {
+    let why = match refusal {
+        Refusal::TooManyConnections => "too many connections are open",
+        Refusal::TooManyFromAddress => "too many connections are open from your address",
+    };
+    let e = S3Error::slow_down(format!("Please reduce your request rate: {why}."));
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message></Error>",
+        e.code, e.message
+    );
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// Serves S3 on `listener` (over TLS when `tls` is given) until `shutdown` resolves, then lets
-/// in-flight requests finish.
+/// in-flight requests finish. Connections are capped in all and per client address (a 503
+/// SlowDown beyond), request heads must arrive within a timeout, and a client that stops
+/// reading its response is dropped.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     gw: Arc<Gateway>,
+    limits: ServeLimits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    use hyper_util::rt::TokioIo;
+    use hyper_util::rt::{TokioIo, TokioTimer};
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let max = net::connections_that_fit(limits.max_connections, coffre_types::limits::RESERVED_DESCRIPTORS);
+    let limiter = ConnectionLimiter::new(max, limits.max_connections_per_ip);
+    tracing::info!(
+        connections = max,
+        per_address = limits.max_connections_per_ip,
+        "S3 listener limits"
+    );
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(coffre_types::limits::MAX_HEADERS);
     tokio::pin!(shutdown);
     loop {
-        let (stream, peer) = tokio::select! {
-            c = coffre_cluster::net::accept(&listener) => c,
+        let (mut stream, peer) = tokio::select! {
+            c = net::accept(&listener) => c,
             _ = &mut shutdown => break,
+        };
+        let permit = match limiter.admit(peer.ip()) {
+            Ok(p) => p,
+            Err(refusal) => {
+                tracing::warn!(%peer, ?refusal, "connection refused");
+                if acceptor.is_none() {
+                    tokio::spawn(async move {
+                        use tokio::io::AsyncWriteExt;
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(2), stream.write_all(&slow_down(&refusal))).await;
+                    });
+                }
+                continue;
+            }
         };
         let gw = gw.clone();
         let svc = hyper::service::service_fn(move |req| {
             let gw = gw.clone();
             async move { Ok::<_, std::convert::Infallible>(gw.handle(req).await) }
         });
-        let http = hyper::server::conn::http1::Builder::new();
+        let stall = limits.write_stall_timeout;
+        let http = http.clone();
         match &acceptor {
             None => {
-                let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
+                let conn = graceful.watch(http.serve_connection(TokioIo::new(StallIo::new(stream, stall)), svc));
                 tokio::spawn(async move {
+                    let _permit = permit;
                     if let Err(e) = conn.await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
@@ -178,12 +251,14 @@ pub async fn serve(
                 // graceful shutdown once established.
                 let (acceptor, watcher) = (acceptor.clone(), graceful.watcher());
                 tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                    let _permit = permit;
+                    let handshake = acceptor.accept(stream);
+                    let tls = match tokio::time::timeout(coffre_types::limits::TLS_HANDSHAKE_TIMEOUT, handshake).await {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
                     };
-                    let conn = watcher.watch(http.serve_connection(TokioIo::new(tls), svc));
+                    let conn = watcher.watch(http.serve_connection(TokioIo::new(StallIo::new(tls, stall)), svc));
                     if let Err(e) = conn.await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
@@ -194,6 +269,6 @@ pub async fn serve(
     tracing::info!("shutting down: waiting for in-flight requests");
     tokio::select! {
         _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(30)) => tracing::warn!("in-flight requests still running after 30 s; stopping"),
+        _ = tokio::time::sleep(coffre_types::limits::SHUTDOWN_GRACE) => tracing::warn!("in-flight requests still running after the grace; stopping"),
     }
 }

@@ -67,17 +67,29 @@ impl Node {
     }
 }
 
-pub fn parse(body: &[u8]) -> Result<Node, crate::S3Error> {
+/// Parses a request body into a tree of at most `max_elements` elements, read as a stream:
+/// a body with more stops at the first one over, before it costs more memory.
+pub fn parse(body: &[u8], max_elements: usize) -> Result<Node, crate::S3Error> {
     use quick_xml::events::Event;
     let bad = |m: &str| crate::S3Error::malformed_xml(format!("The XML you provided was not well-formed: {m}"));
     let mut r = quick_xml::Reader::from_reader(body);
     let mut stack: Vec<Node> = vec![Node::default()];
     let mut buf = Vec::new();
+    let mut elements = 0usize;
     loop {
-        match r.read_event_into(&mut buf).map_err(|e| bad(&e.to_string()))? {
+        let event = r.read_event_into(&mut buf).map_err(|e| bad(&e.to_string()))?;
+        if matches!(event, Event::Start(_) | Event::Empty(_)) {
+            elements += 1;
+            if elements > max_elements {
+                return Err(crate::S3Error::malformed_xml(format!(
+                    "The XML you provided holds more than the {max_elements} elements this request may have"
+                )));
+            }
+        }
+        match event {
             Event::Start(e) => {
                 let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-                if stack.len() > 16 {
+                if stack.len() > coffre_types::limits::MAX_XML_DEPTH {
                     return Err(bad("nesting too deep"));
                 }
                 stack.push(Node {
@@ -141,14 +153,31 @@ mod tests {
 
     #[test]
     fn parse_delete() {
-        let n = parse(b"<?xml version=\"1.0\"?><Delete xmlns=\"x\"><Quiet>true</Quiet><Object><Key>a&amp;b</Key></Object><Object><Key>c</Key></Object></Delete>").unwrap();
+        let n = parse(b"<?xml version=\"1.0\"?><Delete xmlns=\"x\"><Quiet>true</Quiet><Object><Key>a&amp;b</Key></Object><Object><Key>c</Key></Object></Delete>", 100).unwrap();
         assert_eq!(n.name, "Delete");
         assert_eq!(n.child("Quiet").unwrap().text, "true");
         let keys: Vec<_> = n.all("Object").map(|o| o.child("Key").unwrap().text.clone()).collect();
         assert_eq!(keys, ["a&b", "c"]);
-        assert!(parse(b"<a><b></a>").is_err());
-        assert!(parse(b"").is_err());
-        assert!(parse(b"not xml").is_err());
+        assert!(parse(b"<a><b></a>", 100).is_err());
+        assert!(parse(b"", 100).is_err());
+        assert!(parse(b"not xml", 100).is_err());
+        // Counting stops the parse at the first element over the limit.
+        let many = format!("<Delete>{}</Delete>", "<Object><Key>k</Key></Object>".repeat(600));
+        assert!(parse(many.as_bytes(), 1201).is_ok());
+        assert_eq!(parse(many.as_bytes(), 1200).unwrap_err().code, "MalformedXML");
+    }
+
+    proptest::proptest! {
+        /// Whatever the bytes, parsing answers (a tree or MalformedXML), never panics.
+        #[test]
+        fn parse_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = parse(&body, 64);
+        }
+
+        #[test]
+        fn parse_never_panics_on_xmlish(body in "(<[A-Za-z]{1,3}>|</[A-Za-z]{1,3}>|<[A-Za-z]/>|&[a-z]{1,4};|[a-z ]{0,4}|<!\\[CDATA\\[x\\]\\]>){0,40}") {
+            let _ = parse(body.as_bytes(), 64);
+        }
     }
 
     #[test]
