@@ -225,6 +225,8 @@ fn pipeline(c: &mut Criterion) {
                 .map(|o| Ok(body.slice(o..o + (1 << 20))))
                 .collect();
             let target = WriteTarget {
+                budget: None,
+                size_hint: None,
                 layout,
                 stores: stores.clone(),
                 version,
@@ -248,6 +250,7 @@ fn pipeline(c: &mut Criterion) {
         cipher,
         damaged: None,
         hold: None,
+        budget: None,
     };
     g.bench_function("get_64MiB_4+2", |b| {
         b.iter(|| {

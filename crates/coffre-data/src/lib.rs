@@ -1,6 +1,7 @@
 //! The data path: object bytes ⇄ encrypted stripes ⇄ erasure-coded, BLAKE3-hashed shards on
 //! shard stores.
 
+pub mod budget;
 pub mod erasure;
 pub mod layout;
 pub mod local;
@@ -8,6 +9,7 @@ pub mod read;
 pub mod store;
 pub mod write;
 
+pub use budget::{MemoryBudget, Reservation};
 pub use erasure::Codec;
 pub use layout::StripeLayout;
 pub use local::LocalShardStore;

@@ -5,7 +5,7 @@
 //! treated alike: parity is fetched and the stripe rebuilt. More than `m` bad shards is an
 //! error, never wrong bytes.
 
-use crate::{Codec, DataError, ShardStore, StripeLayout};
+use crate::{Codec, DataError, MemoryBudget, Reservation, ShardStore, StripeLayout};
 use bytes::Bytes;
 use coffre_crypto::{PackageCipher, PACKAGE_SIZE, TAG_LEN};
 use coffre_types::{ShardId, VersionId};
@@ -27,6 +27,8 @@ pub struct PartReader {
     /// Held for as long as the reader (or a repair it started) runs: the caller's lease that
     /// keeps the GC away from these shards.
     pub hold: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    /// Where each stripe's fetch and plaintext are reserved; none: unbounded.
+    pub budget: Option<MemoryBudget>,
 }
 
 impl PartReader {
@@ -237,16 +239,33 @@ pub fn read_part(r: PartReader, start: u64, end: u64) -> mpsc::Receiver<Result<B
             let base = s as u64 * sp;
             ((start.max(base) - base) as usize, (end.min(base + sp) - base) as usize)
         };
+        // A stripe's ciphertext and its plaintext are reserved before it is fetched and given
+        // back once its bytes are handed on. The next stripe is prefetched only if it fits
+        // now: a reader never waits for room while holding some.
+        let bytes_of = |s: u32| 2 * r.layout.stripe_len(r.size, s);
         let spawn_fetch = |s: u32| {
             let r = r.clone();
             let (from, to) = span(s);
             tokio::spawn(async move { r.fetch_range(s, from, to).await })
         };
-        let mut next = Some(spawn_fetch(first));
+        let mut next = None;
         for s in first..=last {
-            let Some(cur) = next.take() else { break };
+            let (reservation, cur) = match next.take() {
+                Some(prefetched) => prefetched,
+                None => {
+                    let reserved = match &r.budget {
+                        Some(b) => b.reserve(bytes_of(s)).await,
+                        None => Reservation::none(),
+                    };
+                    (reserved, spawn_fetch(s))
+                }
+            };
             if s < last {
-                next = Some(spawn_fetch(s + 1));
+                let room = match &r.budget {
+                    Some(b) => b.try_reserve(bytes_of(s + 1)),
+                    None => Some(Reservation::none()),
+                };
+                next = room.map(|reserved| (reserved, spawn_fetch(s + 1)));
             }
             let result = match cur.await {
                 Ok(Ok(cipher)) => {
@@ -263,6 +282,7 @@ pub fn read_part(r: PartReader, start: u64, end: u64) -> mpsc::Receiver<Result<B
             if tx.send(result).await.is_err() || failed {
                 return;
             }
+            drop(reservation);
         }
     });
     rx

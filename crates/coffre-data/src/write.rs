@@ -5,7 +5,7 @@
 //! blocking thread computes the MD5 (the slowest hash, on its own core); another encrypts,
 //! erasure-codes and hashes; a task sends each stripe's shards to their stores in parallel.
 
-use crate::{Codec, DataError, ShardStore, StripeLayout};
+use crate::{Codec, DataError, MemoryBudget, Reservation, ShardStore, StripeLayout};
 use bytes::{Bytes, BytesMut};
 use coffre_crypto::{PackageCipher, PACKAGE_SIZE};
 use coffre_types::{ShardId, VersionId};
@@ -16,6 +16,11 @@ use tokio::sync::mpsc;
 
 pub struct WriteTarget {
     pub layout: StripeLayout,
+    /// Where stripe buffers are reserved; none: unbounded (tests, benches).
+    pub budget: Option<MemoryBudget>,
+    /// The body's length, when the request declared it: a small object reserves and
+    /// allocates what it needs, not a whole stripe.
+    pub size_hint: Option<u64>,
     /// One store per shard index (`k + m`).
     pub stores: Vec<Arc<dyn ShardStore>>,
     pub version: VersionId,
@@ -38,12 +43,24 @@ struct PlainStripe {
     number: u32,
     data: Bytes,
     last: bool,
+    /// The budget this stripe holds until its shards are written.
+    reservation: Reservation,
 }
 
 struct EncodedStripe {
     number: u32,
     shards: Vec<Bytes>,
     hashes: Vec<[u8; 32]>,
+    reservation: Reservation,
+}
+
+/// What a stripe of `plain` bytes holds at most: its plaintext and its encoded shards (1.5×
+/// for 4+2, plus tags).
+fn stripe_footprint(plain: usize, layout: &StripeLayout) -> usize {
+    let n = layout.scheme.total();
+    let k = layout.scheme.data as usize;
+    let sealed = plain + (plain / PACKAGE_SIZE + 1) * coffre_crypto::TAG_LEN;
+    plain + sealed.div_ceil(k.max(1)) * n
 }
 
 /// Encrypts one stripe in packages and erasure-codes it: returns `k + m` shards.
@@ -104,6 +121,7 @@ where
                     number: s.number,
                     shards,
                     hashes,
+                    reservation: s.reservation,
                 })
                 .is_err()
             {
@@ -153,17 +171,35 @@ where
                 });
             }
             hashes.push(s.hashes);
+            // The stripe is on its stores: its memory is free for the next one.
+            drop(s.reservation);
         }
         let degraded = (0..failed.len()).filter(|i| failed[*i]).map(|i| i as u8).collect();
         Ok::<_, DataError>((hashes, degraded))
     });
 
     // Stage one, here: cut the body into stripes, holding a full stripe back until we know
-    // whether more follows (its last package is sealed differently).
+    // whether more follows (its last package is sealed differently). Each stripe's memory is
+    // reserved before it is filled.
+    let (budget, hint, layout) = (target.budget.clone(), target.size_hint, target.layout);
+    let reserve = |size: u64| {
+        let budget = budget.clone();
+        // What this stripe will hold: the rest of a declared body, at most a stripe.
+        let plain = hint.map_or(stripe_plain, |h| {
+            (h.saturating_sub(size) as usize).clamp(1, stripe_plain)
+        });
+        async move {
+            let r = match &budget {
+                Some(b) => b.reserve(stripe_footprint(plain, &layout)).await,
+                None => Reservation::none(),
+            };
+            (BytesMut::with_capacity(plain), r)
+        }
+    };
     let mut size = 0u64;
     let mut number = 0u32;
-    let mut buf = BytesMut::with_capacity(stripe_plain);
-    let mut held: Option<Bytes> = None;
+    let mut current: Option<(BytesMut, Reservation)> = None;
+    let mut held: Option<(Bytes, Reservation)> = None;
     let mut body_err = None;
     let mut send_failed = false;
     'read: loop {
@@ -175,31 +211,38 @@ where
             }
             None => break,
         };
-        size += chunk.len() as u64;
         let mut rest = &chunk[..];
         while !rest.is_empty() {
-            if let Some(h) = held.take() {
-                if !send(&md5_tx, &enc_tx, number, h, false).await {
+            if let Some((h, r)) = held.take() {
+                if !send(&md5_tx, &enc_tx, number, h, false, r).await {
                     send_failed = true;
                     break 'read;
                 }
                 number += 1;
             }
+            let (buf, _) = match &mut current {
+                Some(c) => c,
+                None => current.insert(reserve(size).await),
+            };
             let take = rest.len().min(stripe_plain - buf.len());
             buf.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
+            size += take as u64;
             if buf.len() == stripe_plain {
-                held = Some(std::mem::replace(&mut buf, BytesMut::with_capacity(stripe_plain)).freeze());
+                if let Some((buf, r)) = current.take() {
+                    held = Some((buf.freeze(), r));
+                }
             }
         }
     }
     if body_err.is_none() && !send_failed {
-        if let Some(h) = held.take() {
-            send(&md5_tx, &enc_tx, number, h, buf.is_empty()).await;
+        let partial = current.take().filter(|(b, _)| !b.is_empty());
+        if let Some((h, r)) = held.take() {
+            send(&md5_tx, &enc_tx, number, h, partial.is_none(), r).await;
             number += 1;
         }
-        if !buf.is_empty() {
-            send(&md5_tx, &enc_tx, number, buf.freeze(), true).await;
+        if let Some((b, r)) = partial {
+            send(&md5_tx, &enc_tx, number, b.freeze(), true, r).await;
         }
     }
     drop(md5_tx);
@@ -226,6 +269,13 @@ async fn send(
     number: u32,
     data: Bytes,
     last: bool,
+    reservation: Reservation,
 ) -> bool {
-    md5_tx.send(data.clone()).await.is_ok() && enc_tx.send(PlainStripe { number, data, last }).await.is_ok()
+    let stripe = PlainStripe {
+        number,
+        data: data.clone(),
+        last,
+        reservation,
+    };
+    md5_tx.send(data).await.is_ok() && enc_tx.send(stripe).await.is_ok()
 }

@@ -102,6 +102,8 @@ async fn write(scheme: Scheme, packages_per_stripe: usize, body: &[u8]) -> Setup
     let chunks: Vec<Result<Bytes, std::io::Error>> =
         body.chunks(77_777).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
     let target = WriteTarget {
+        budget: None,
+        size_hint: None,
         layout,
         stores: dyn_stores.clone(),
         version,
@@ -126,6 +128,7 @@ async fn write(scheme: Scheme, packages_per_stripe: usize, body: &[u8]) -> Setup
         cipher,
         damaged: None,
         hold: None,
+        budget: None,
     };
     Setup {
         _dir: dir,
@@ -322,6 +325,8 @@ fn write_quorum_tolerates_one_failed_store_and_records_the_gap() {
             };
             let body = data(3 * STRIPE, 3);
             let target = WriteTarget {
+                budget: None,
+                size_hint: None,
                 layout,
                 stores: stores.clone(),
                 version,
@@ -349,6 +354,7 @@ fn write_quorum_tolerates_one_failed_store_and_records_the_gap() {
                 cipher,
                 damaged: None,
                 hold: None,
+                budget: None,
             };
             assert!(read(&reader, 0, body.len() as u64).await.unwrap() == body);
         }

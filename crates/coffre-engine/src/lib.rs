@@ -14,7 +14,7 @@ mod topology;
 
 pub use error::{EngineError, EngineResult};
 pub use multipart::{CompletedUpload, PartRequest, UploadListing};
-pub use object::{NewObject, ReadHandle, VerifiedChecksum};
+pub use object::{BodyInfo, NewObject, ReadHandle, VerifiedChecksum};
 pub use rotate::{rotate_master_key, Rotation};
 pub use topology::ClusterNode;
 
@@ -40,12 +40,15 @@ pub struct EngineConfig {
     /// Readers on this gateway hold leases and are safe whatever this is; the grace is for
     /// readers that resolved the old version elsewhere (another gateway, a retried request).
     pub gc_grace: std::time::Duration,
+    /// Request data buffered in the data path, all requests together.
+    pub request_buffer_budget: usize,
 }
 
 impl Default for EngineConfig {
     fn default() -> EngineConfig {
         EngineConfig {
             gc_grace: coffre_types::limits::GC_GRACE,
+            request_buffer_budget: coffre_types::limits::REQUEST_BUFFER_BUDGET,
         }
     }
 }
@@ -53,6 +56,7 @@ impl Default for EngineConfig {
 pub struct Engine {
     meta: Arc<MetaStore>,
     config: EngineConfig,
+    budget: coffre_data::MemoryBudget,
     /// The topology; changed at run time by the admin API (add, drain, remove).
     nodes: RwLock<Vec<ClusterNode>>,
     /// Where this gateway is (cluster mode, from its certificate): it sees plaintext, so it
@@ -96,6 +100,7 @@ impl Engine {
         (
             Arc::new(Engine {
                 meta,
+                budget: coffre_data::MemoryBudget::new(config.request_buffer_budget),
                 config,
                 nodes: RwLock::new(nodes),
                 gateway,

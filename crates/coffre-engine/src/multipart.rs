@@ -3,7 +3,7 @@
 //! Complete of a completed upload answers the same.
 
 use crate::checksum::{multipart_checksum, Algorithm};
-use crate::object::VerifiedChecksum;
+use crate::object::BodyInfo;
 use crate::{policy_of, Engine, EngineError, EngineResult};
 use bytes::Bytes;
 use coffre_meta::{
@@ -76,8 +76,7 @@ impl Engine {
         up: &UploadRecord,
         number: u32,
         body: S,
-        content_md5: Option<[u8; 16]>,
-        checksum: Option<VerifiedChecksum>,
+        info: BodyInfo,
     ) -> EngineResult<UploadPartRecord>
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send,
@@ -85,9 +84,7 @@ impl Engine {
         let mut policy = policy_of(&self.bucket(bucket)?);
         // All parts of an object share the upload's scheme.
         policy.scheme = up.scheme;
-        let (info, layout) = self
-            .write_data(bucket, key, &policy, body, content_md5, checksum)
-            .await?;
+        let (info, layout) = self.write_data(bucket, key, &policy, body, info).await?;
         let part = UploadPartRecord {
             info: info.clone(),
             last_modified_ms: now_millis(),

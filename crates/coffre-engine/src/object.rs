@@ -18,11 +18,21 @@ use tokio::sync::mpsc;
 /// only once the body has been read whole.
 pub type VerifiedChecksum = Arc<Mutex<Option<(String, String)>>>;
 
+/// What the engine knows of a body before and while it streams.
+#[derive(Default)]
+pub struct BodyInfo {
+    /// Its length, if the request declared it (what a stripe buffer needs to reserve).
+    pub size_hint: Option<u64>,
+    /// The client's Content-MD5: the write fails if the bytes do not match.
+    pub content_md5: Option<[u8; 16]>,
+    /// Where the body reader leaves the checksum it verified.
+    pub checksum: Option<VerifiedChecksum>,
+}
+
 /// What a new object carries besides its bytes.
 pub struct NewObject {
     pub attrs: SealedAttrs,
-    pub content_md5: Option<[u8; 16]>,
-    pub checksum: Option<VerifiedChecksum>,
+    pub body: BodyInfo,
     /// Checked before the data is written and again, atomically, at commit.
     pub condition: WriteCondition,
 }
@@ -57,8 +67,7 @@ impl Engine {
         key: &str,
         policy: &ResidencyPolicy,
         body: S,
-        content_md5: Option<[u8; 16]>,
-        checksum: Option<VerifiedChecksum>,
+        info: BodyInfo,
     ) -> EngineResult<(PartInfo, LayoutRecord)>
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send,
@@ -72,6 +81,8 @@ impl Engine {
         }
         let dk = DataKey::random();
         let target = WriteTarget {
+            budget: Some(self.budget.clone()),
+            size_hint: info.size_hint,
             layout: StripeLayout::new(policy.scheme),
             stores: targets,
             version,
@@ -85,14 +96,16 @@ impl Engine {
                 return Err(e.into());
             }
         };
-        if content_md5.is_some_and(|m| m != written.md5) {
+        if info.content_md5.is_some_and(|m| m != written.md5) {
             self.abort(&version, &nodes, Some(written.shard_hashes.len() as u32))
                 .await;
             return Err(EngineError::BadDigest(
                 "The Content-MD5 you specified did not match what we received.".into(),
             ));
         }
-        let checksum = checksum.and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let checksum = info
+            .checksum
+            .and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).take());
         let info = PartInfo {
             version,
             size: written.size,
@@ -141,9 +154,7 @@ impl Engine {
         let policy = policy_of(bucket_rec);
         let scheme = policy.scheme;
         self.check_condition(bucket, key, &new.condition)?;
-        let (info, layout) = self
-            .write_data(bucket, key, &policy, body, new.content_md5, new.checksum)
-            .await?;
+        let (info, layout) = self.write_data(bucket, key, &policy, body, new.body).await?;
         let mut attrs = new.attrs;
         if let Some((a, v)) = &info.checksum {
             attrs.checksums = vec![(a.clone(), v.clone())];
@@ -236,6 +247,7 @@ impl Engine {
             cipher: self.cipher(&dk, bucket, key, &p.version),
             damaged: Some(self.damaged.clone()),
             hold: Some(h.lease.clone()),
+            budget: Some(self.budget.clone()),
         })
     }
 

@@ -72,6 +72,8 @@ pub struct BodyReader {
     expected_checksum: Option<String>,
     trailer_checksum: Option<Algorithm>,
     decoded_len: Option<u64>,
+    /// The payload length the headers declare, if they do.
+    declared: Option<u64>,
     seen: u64,
     max_len: u64,
     slot: VerifiedChecksum,
@@ -184,11 +186,17 @@ impl BodyReader {
             expected_checksum,
             trailer_checksum,
             decoded_len,
+            declared,
             seen: 0,
             max_len,
             slot: slot.clone(),
         };
         Ok((reader, slot))
+    }
+
+    /// The body's length as the request declared it (decoded length for aws-chunked).
+    pub fn declared_len(&self) -> Option<u64> {
+        self.declared
     }
 
     /// Computes `a` over the body if the request itself named no checksum (a multipart

@@ -8,7 +8,7 @@ use crate::object::{attrs_from_headers, content_md5, copy_source};
 use crate::xml::Xml;
 use crate::S3Error;
 use coffre_engine::checksum::Algorithm;
-use coffre_engine::{CompletedUpload, PartRequest};
+use coffre_engine::{BodyInfo, CompletedUpload, PartRequest};
 use coffre_types::time::iso8601;
 use coffre_types::VersionId;
 use http::{Response, StatusCode};
@@ -78,9 +78,14 @@ pub async fn upload_part(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> 
     if let Some(a) = up.checksum_algorithm.as_deref().and_then(Algorithm::parse) {
         reader.ensure_checksum(a);
     }
+    let info = BodyInfo {
+        size_hint: reader.declared_len(),
+        content_md5: md5,
+        checksum: Some(slot),
+    };
     let part = ctx
         .engine()
-        .upload_part(bucket, key, &id, &up, number, reader.into_stream(), md5, Some(slot))
+        .upload_part(bucket, key, &id, &up, number, reader.into_stream(), info)
         .await?;
     let mut r = Response::new(empty());
     set(&mut r, "etag", &format!("\"{}\"", part.info.md5));
@@ -117,7 +122,18 @@ pub async fn upload_part_copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res,
     let engine = ctx.engine();
     let stream = crate::object::stream_of(engine.read(&source, start, end)?);
     let part = engine
-        .upload_part(bucket, key, &id, &up, number, stream, None, None)
+        .upload_part(
+            bucket,
+            key,
+            &id,
+            &up,
+            number,
+            stream,
+            BodyInfo {
+                size_hint: Some(end - start),
+                ..BodyInfo::default()
+            },
+        )
         .await?;
     let mut x = Xml::new("CopyPartResult");
     x.elem("LastModified", &iso8601(part.last_modified_ms))

@@ -5,7 +5,7 @@ use crate::http::{empty, set, status, xml_response, Res};
 use crate::xml::Xml;
 use crate::S3Error;
 use base64::Engine as _;
-use coffre_engine::{NewObject, ReadHandle};
+use coffre_engine::{BodyInfo, NewObject, ReadHandle};
 use coffre_engine::{ObjectRecord, SealedAttrs, WriteCondition};
 use coffre_types::limits::{MAX_DELETE_KEYS, MAX_KEY_LEN, MAX_OBJECT_TAGS, MAX_USER_META, MAX_XML_BODY};
 use coffre_types::time::iso8601;
@@ -126,8 +126,11 @@ pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<R
     let (reader, slot) = ctx.body(body, ctx.gw.config.max_put)?;
     let new = NewObject {
         attrs,
-        content_md5: md5,
-        checksum: Some(slot),
+        body: BodyInfo {
+            size_hint: reader.declared_len(),
+            content_md5: md5,
+            checksum: Some(slot),
+        },
         condition: write_condition(ctx)?,
     };
     let rec = ctx.engine().put(bucket, &brec, key, reader.into_stream(), new).await?;
@@ -498,8 +501,10 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
             stream,
             NewObject {
                 attrs,
-                content_md5: None,
-                checksum: None,
+                body: BodyInfo {
+                    size_hint: Some(srec.size),
+                    ..BodyInfo::default()
+                },
                 condition,
             },
         )

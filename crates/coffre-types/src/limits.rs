@@ -67,7 +67,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Request data buffered in the data path (stripes being cut, encoded, written or read),
 /// all requests together; a request waits for room rather than grow the process.
-pub const REQUEST_BUFFER_BUDGET: usize = 128 << 20;
+pub const REQUEST_BUFFER_BUDGET: usize = 96 << 20;
 
 // ---- cluster ----
 
