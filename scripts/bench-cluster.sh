@@ -13,7 +13,7 @@ trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 "$bin" admin ca init --out "$work/ca" >/dev/null
 echo -e "[cluster]\nca = \"$work/ca\"\nidentity = \"$work/gw\"" > "$work/gw.toml"
-"$bin" admin node-identity --ca "$work/ca" --id gw --country FR --site s1 --out "$work/gw" >/dev/null
+"$bin" admin node-identity --ca "$work/ca" --id gw --country FR --site s1 --role gateway --out "$work/gw" >/dev/null
 for n in 1 2 3 4 5 6; do
   "$bin" admin node-identity --ca "$work/ca" --id "node-$n" --country FR --site "site-$(( (n + 1) / 2 ))" --out "$work/id-$n" >/dev/null
   port=$(free_port)

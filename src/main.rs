@@ -43,6 +43,9 @@ enum Command {
         /// The node's identity, from `coffre admin node-identity`.
         #[arg(long, env = "COFFRE_IDENTITY")]
         identity: PathBuf,
+        /// Revoked certificate serials, one a line (re-read when it changes).
+        #[arg(long, env = "COFFRE_REVOKED")]
+        revoked: Option<PathBuf>,
     },
     /// Cluster identities and the gateway's admin API.
     #[command(subcommand)]
@@ -121,6 +124,11 @@ struct FileConfig {
 struct ClusterSection {
     ca: PathBuf,
     identity: PathBuf,
+    /// Serial numbers of revoked cluster certificates (checked on every handshake).
+    #[serde(default)]
+    revoked: Vec<String>,
+    /// A file of more revoked serials, one a line, re-read when it changes.
+    revoked_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -191,7 +199,12 @@ fn main() {
     let result = match cli.command {
         Command::Server(a) => run_server(a),
         Command::RotateMasterKey { data } => rotate_master_key(&data),
-        Command::Node { data, listen, identity } => run_node(&data, &listen, &identity),
+        Command::Node {
+            data,
+            listen,
+            identity,
+            revoked,
+        } => run_node(&data, &listen, &identity, revoked),
         Command::Admin(cmd) => coffre_admin::cli::run(cmd),
     };
     if let Err(e) = result {
@@ -316,7 +329,15 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         let mut locals = Vec::new();
         let (nodes, identity) = match &file.cluster {
             Some(c) => {
-                let identity = Arc::new(Identity::load_with_ca(&c.identity, &c.ca)?);
+                let identity = Identity::load_with_ca(&c.identity, &c.ca)?
+                    .with_revocations(coffre_cluster::Revocations::new(&c.revoked, c.revoked_file.clone()));
+                if identity.role != coffre_cluster::Role::Gateway {
+                    return Err(format!(
+                        "{} holds a {} certificate: a gateway needs one issued with --role gateway",
+                        identity.id, identity.role
+                    ));
+                }
+                let identity = Arc::new(identity);
                 (cluster_nodes(&identity, &file.nodes, &meta).await?, Some(identity))
             }
             None => {
@@ -603,8 +624,16 @@ fn rotate_master_key(data: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn run_node(data: &Path, listen: &str, identity: &Path) -> Result<(), String> {
-    let identity = coffre_cluster::Identity::load(identity)?;
+fn run_node(data: &Path, listen: &str, identity: &Path, revoked: Option<PathBuf>) -> Result<(), String> {
+    let identity = Arc::new(
+        coffre_cluster::Identity::load(identity)?.with_revocations(coffre_cluster::Revocations::new(&[], revoked)),
+    );
+    if identity.role != coffre_cluster::Role::Node {
+        return Err(format!(
+            "{} holds a {} certificate: a storage node needs one issued with --role node",
+            identity.id, identity.role
+        ));
+    }
     let store = coffre_cluster::node::open_store(&identity, data)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -621,7 +650,7 @@ fn run_node(data: &Path, listen: &str, identity: &Path) -> Result<(), String> {
         );
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        coffre_cluster::node::serve(listener, &identity, store, shutdown_signal()).await
+        coffre_cluster::node::serve(listener, identity, store, shutdown_signal()).await
     })
 }
 

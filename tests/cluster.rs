@@ -47,6 +47,8 @@ impl Node {
                 self.identity.to_str().unwrap(),
             ])
             .env("RUST_LOG", "warn")
+            // Revocations, if the test writes some (re-read on every change).
+            .env("COFFRE_REVOKED", self.data.with_extension("revoked"))
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -387,10 +389,17 @@ async fn foreign_ca_and_forged_location_are_rejected() {
     }
 }
 
-/// `coffre admin node-identity`: an identity for `id` at `cc`/`site`, signed by `ca`.
+/// `coffre admin node-identity`: an identity for `id` at `cc`/`site`, signed by `ca`; ids
+/// starting with `gw` are gateways, the others nodes.
 fn issue_identity(root: &Path, ca: &Path, id: &str, cc: &str, site: &str) -> PathBuf {
+    issue_with_serial(root, ca, id, cc, site).0
+}
+
+/// As `issue_identity`, also returning the certificate's serial (what revocations name).
+fn issue_with_serial(root: &Path, ca: &Path, id: &str, cc: &str, site: &str) -> (PathBuf, String) {
     let out = root.join(format!("id-{id}"));
     let (ca, out_s) = (ca.to_str().unwrap(), out.to_str().unwrap());
+    let role = if id.starts_with("gw") { "gateway" } else { "node" };
     let args = [
         "admin",
         "node-identity",
@@ -404,9 +413,17 @@ fn issue_identity(root: &Path, ca: &Path, id: &str, cc: &str, site: &str) -> Pat
         site,
         "--zone",
         "z1",
+        "--role",
+        role,
     ];
-    ok(coffre(&[&args[..], &["--out", out_s]].concat()));
-    out
+    let printed = ok(coffre(&[&args[..], &["--out", out_s]].concat()));
+    let serial = printed
+        .rsplit("(serial ")
+        .next()
+        .and_then(|s| s.split(')').next())
+        .unwrap_or_default()
+        .to_string();
+    (out, serial)
 }
 
 /// A gateway configuration naming the CA, the gateway's identity, `nodes` and `regions`.
@@ -620,4 +637,92 @@ async fn a_gateway_outside_the_policy_does_not_serve_the_bucket() {
         .unwrap_err()
         .into_service_error();
     assert_eq!(e.meta().code(), Some("AccessDenied"));
+}
+
+/// Starts a gateway on `cfg` and says whether it came up (its S3 banner) or, if it exited,
+/// what it wrote on stderr.
+fn gateway_comes_up(root: &Path, name: &str, cfg: &Path) -> Result<(), String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["server", "--data", root.join(format!("gw-{name}")).to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(["--config", cfg.to_str().unwrap()])
+        .env("COFFRE_ROOT_ACCESS_KEY", ACCESS)
+        .env("COFFRE_ROOT_SECRET_KEY", SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let up = loop {
+        line.clear();
+        if out.read_line(&mut line).unwrap_or(0) == 0 {
+            break false;
+        }
+        if line.starts_with("Coffre S3 endpoint") {
+            break true;
+        }
+    };
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    if up {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_and_revocations_are_enforced_on_every_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let ca = root.join("ca");
+    ok(coffre(&["admin", "ca", "init", "--out", ca.to_str().unwrap()]));
+    let (node_identity, node_serial) = issue_with_serial(root, &ca, "node-1", "FR", "s1");
+    let mut node = Node {
+        id: "node-1".into(),
+        country: "FR",
+        data: root.join("data-node-1"),
+        identity: node_identity.clone(),
+        addr: String::new(),
+        child: None,
+    };
+    node.start();
+    let (gw, gw_serial) = issue_with_serial(root, &ca, "gw-1", "FR", "s1");
+    let config = |name: &str, identity: &Path, cluster_extra: &str| {
+        let cfg = root.join(format!("{name}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[cluster]\nca = \"{}\"\nidentity = \"{}\"\n{cluster_extra}[[nodes]]\naddress = \"https://{}\"\n",
+                ca.display(),
+                identity.display(),
+                node.addr
+            ),
+        )
+        .unwrap();
+        cfg
+    };
+    // A node's certificate cannot run a gateway: it would read and delete shards everywhere.
+    let e = gateway_comes_up(root, "as-node", &config("as-node", &node_identity, "")).unwrap_err();
+    assert!(e.contains("--role gateway"), "{e}");
+    // The gateway's certificate works…
+    gateway_comes_up(root, "ok", &config("ok", &gw, "")).unwrap();
+    // …but not with a node whose certificate the cluster config revokes…
+    let revoked = format!("revoked = [\"{}\"]\n", node_serial.to_uppercase());
+    let e = gateway_comes_up(root, "no-node", &config("no-node", &gw, &revoked)).unwrap_err();
+    assert!(e.contains("node-1") || e.contains("127.0.0.1"), "{e}");
+    // …and a node refuses a gateway whose certificate it is told is revoked, from the next
+    // handshake on, without a restart.
+    std::fs::write(
+        node.data.with_extension("revoked"),
+        format!("# stolen laptop\n{gw_serial}\n"),
+    )
+    .unwrap();
+    let e = gateway_comes_up(root, "revoked", &config("revoked", &gw, "")).unwrap_err();
+    assert!(e.contains("does not serve this gateway"), "{e}");
+    std::fs::write(node.data.with_extension("revoked"), "").unwrap();
+    gateway_comes_up(root, "again", &config("again", &gw, "")).unwrap();
+    node.kill();
 }

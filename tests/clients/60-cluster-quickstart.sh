@@ -12,7 +12,7 @@ for n in 1 2 3 4 5 6; do
   site=$(( (n + 1) / 2 ))                      # nodes 1-2 in site 1, 3-4 in site 2, 5-6 in site 3
   coffre admin node-identity --ca qs/ca --id "node-$n" --country FR --site "paris-$site" --zone a --out "qs/node-$n"
 done
-coffre admin node-identity --ca qs/ca --id gateway-1 --country FR --site paris-1 --out qs/gateway
+coffre admin node-identity --ca qs/ca --id gateway-1 --country FR --site paris-1 --role gateway --out qs/gateway
 
 # 2. Six storage nodes (HTTP/2, mutual TLS).
 for n in 1 2 3 4 5 6; do

@@ -23,6 +23,10 @@ pub enum AdminCommand {
         site: String,
         #[arg(long, default_value = "default")]
         zone: String,
+        /// What the certificate allows: `node` (serves shards) or `gateway` (reads and writes
+        /// shards on nodes).
+        #[arg(long, default_value = "node")]
+        role: coffre_cluster::identity::Role,
         #[arg(long)]
         out: PathBuf,
     },
@@ -167,6 +171,7 @@ pub fn run(cmd: AdminCommand) -> Result<(), String> {
             country,
             site,
             zone,
+            role,
             out,
         } => {
             let loc = coffre_cluster::Location {
@@ -174,9 +179,9 @@ pub fn run(cmd: AdminCommand) -> Result<(), String> {
                 site,
                 zone,
             };
-            coffre_cluster::identity::issue(&ca, &id, &loc, &out)?;
+            let serial = coffre_cluster::identity::issue(&ca, &id, &loc, role, &out)?;
             println!(
-                "identity of {id} ({}/{}/{}) written to {}",
+                "identity of {role} {id} ({}/{}/{}) written to {} (serial {serial})",
                 loc.country,
                 loc.site,
                 loc.zone,

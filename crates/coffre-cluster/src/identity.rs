@@ -1,7 +1,8 @@
 //! Cluster identity. `init_ca` makes the cluster CA; `issue` makes a node's (or gateway's)
-//! certificate whose subject carries its id (CN), country (C), site (L) and zone (OU). The
-//! location the cluster believes is read from the CA-signed certificate, never from a flag
-//! a node could change.
+//! certificate whose subject carries its id (CN), country (C), site (L), zone (OU) and role
+//! (title: `node` or `gateway`). The location and role the cluster believes are read from the
+//! CA-signed certificate, never from a flag a peer could change; a revocation list (serial
+//! numbers) is checked on every handshake.
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -18,6 +19,96 @@ pub struct Location {
     pub country: String,
     pub site: String,
     pub zone: String,
+}
+
+/// What a cluster certificate allows its holder to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A storage node: serves shards, calls nobody.
+    Node,
+    /// A gateway: reads and writes shards on nodes.
+    Gateway,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Node => "node",
+            Role::Gateway => "gateway",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "node" => Ok(Role::Node),
+            "gateway" => Ok(Role::Gateway),
+            other => Err(format!("role {other:?}: node or gateway")),
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a cluster certificate says of its holder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertInfo {
+    pub id: String,
+    pub location: Location,
+    /// A certificate without a role (issued before roles existed) counts as a node's.
+    pub role: Role,
+    /// The serial number, lower-case hex: what a revocation names.
+    pub serial: String,
+}
+
+/// Serial numbers of revoked certificates, from the configuration and, for a node, a file
+/// re-read whenever it changes, so a revocation applies to the next handshake.
+#[derive(Default)]
+pub struct Revocations {
+    fixed: std::collections::HashSet<String>,
+    file: Option<std::path::PathBuf>,
+    loaded: std::sync::Mutex<(Option<std::time::SystemTime>, std::collections::HashSet<String>)>,
+}
+
+impl Revocations {
+    /// `serials`: hex, any case, `:` separators allowed; `file`: one serial a line, `#` comments.
+    pub fn new(serials: &[String], file: Option<std::path::PathBuf>) -> Revocations {
+        Revocations {
+            fixed: serials.iter().map(|s| normalize_serial(s)).collect(),
+            file,
+            loaded: Default::default(),
+        }
+    }
+
+    pub fn is_revoked(&self, serial: &str) -> bool {
+        if self.fixed.contains(serial) {
+            return true;
+        }
+        let Some(path) = &self.file else { return false };
+        let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if loaded.0 != mtime || mtime.is_none() {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            loaded.1 = text
+                .lines()
+                .map(|l| l.split('#').next().unwrap_or("").trim())
+                .filter(|l| !l.is_empty())
+                .map(normalize_serial)
+                .collect();
+            loaded.0 = mtime;
+        }
+        loaded.1.contains(serial)
+    }
+}
+
+fn normalize_serial(s: &str) -> String {
+    s.chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase()
 }
 
 pub fn valid_country(c: &str) -> bool {
@@ -66,8 +157,8 @@ pub fn init_ca(out: &Path) -> Result<(), String> {
 }
 
 /// Issues an identity signed by the CA in `ca_dir` into `out`: `cert.pem`, `key.pem` (0600),
-/// `ca.pem`.
-pub fn issue(ca_dir: &Path, id: &str, loc: &Location, out: &Path) -> Result<(), String> {
+/// `ca.pem`. Returns the certificate's serial number (hex), what a revocation names.
+pub fn issue(ca_dir: &Path, id: &str, loc: &Location, role: Role, out: &Path) -> Result<String, String> {
     if !valid_name(id) {
         return Err(format!("node id {id:?}: 1-63 letters, digits, '-' or '_'"));
     }
@@ -90,7 +181,13 @@ pub fn issue(ca_dir: &Path, id: &str, loc: &Location, out: &Path) -> Result<(), 
     dn.push(DnType::CountryName, loc.country.as_str());
     dn.push(DnType::LocalityName, loc.site.as_str());
     dn.push(DnType::OrganizationalUnitName, loc.zone.as_str());
+    dn.push(DnType::CustomDnType(TITLE_OID.to_vec()), role.name());
     params.distinguished_name = dn;
+    // A random positive serial: what revocations name.
+    let mut serial: [u8; 16] = coffre_types::random_bytes();
+    serial[0] &= 0x7F;
+    serial[0] |= 0x01;
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
     params.not_before = rcgen::date_time_ymd(2025, 1, 1);
@@ -101,16 +198,22 @@ pub fn issue(ca_dir: &Path, id: &str, loc: &Location, out: &Path) -> Result<(), 
     write_secret(&out.join("key.pem"), &key.serialize_pem())?;
     std::fs::write(out.join("cert.pem"), cert.pem()).map_err(|e| e.to_string())?;
     std::fs::write(out.join("ca.pem"), read("ca.pem")?).map_err(|e| e.to_string())?;
-    Ok(())
+    Ok(hex::encode(serial))
 }
+
+/// The `title` attribute (2.5.4.12), which carries the role.
+const TITLE_OID: [u64; 4] = [2, 5, 4, 12];
 
 /// A loaded identity: certificate, key, the cluster CA, and what the certificate says.
 pub struct Identity {
     pub id: String,
     pub location: Location,
+    pub role: Role,
     pub cert: CertificateDer<'static>,
     key: PrivateKeyDer<'static>,
     pub ca: CertificateDer<'static>,
+    /// Certificates refused even though the CA signed them.
+    pub revoked: Arc<Revocations>,
 }
 
 impl Identity {
@@ -126,14 +229,38 @@ impl Identity {
             PrivateKeyDer::from_pem_file(dir.join("key.pem")).map_err(|e| format!("{}/key.pem: {e}", dir.display()))?;
         let ca = CertificateDer::from_pem_file(ca_dir.join("ca.pem"))
             .map_err(|e| format!("{}/ca.pem: {e}", ca_dir.display()))?;
-        let (id, location) = subject_of(&cert).ok_or("the certificate carries no Coffre identity (CN, C, L, OU)")?;
+        let info = cert_info(&cert).ok_or("the certificate carries no Coffre identity (CN, C, L, OU)")?;
         Ok(Identity {
-            id,
-            location,
+            id: info.id,
+            location: info.location,
+            role: info.role,
             cert,
             key,
             ca,
+            revoked: Arc::new(Revocations::default()),
         })
+    }
+
+    /// The same identity, refusing the certificates `revoked` names.
+    pub fn with_revocations(mut self, revoked: Revocations) -> Identity {
+        self.revoked = Arc::new(revoked);
+        self
+    }
+
+    /// Whether a peer's certificate (already verified against the CA) may act as `role`:
+    /// it names that role and is not revoked.
+    pub fn admits(&self, peer: &CertificateDer<'_>, role: Role) -> Result<CertInfo, String> {
+        let info = cert_info(peer).ok_or("the peer's certificate carries no Coffre identity")?;
+        if self.revoked.is_revoked(&info.serial) {
+            return Err(format!(
+                "the certificate of {} (serial {}) is revoked",
+                info.id, info.serial
+            ));
+        }
+        if info.role != role {
+            return Err(format!("{} holds a {} certificate, not a {role}'s", info.id, info.role));
+        }
+        Ok(info)
     }
 
     fn roots(&self) -> Result<Arc<rustls::RootCertStore>, String> {
@@ -172,7 +299,11 @@ impl Identity {
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| e.to_string())?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NodeVerifier { inner, expected }))
+            .with_custom_certificate_verifier(Arc::new(NodeVerifier {
+                inner,
+                expected,
+                revoked: self.revoked.clone(),
+            }))
             .with_client_auth_cert(vec![self.cert.clone()], self.key.clone_key())
             .map_err(|e| e.to_string())?;
         c.alpn_protocols = vec![b"h2".to_vec()];
@@ -181,11 +312,20 @@ impl Identity {
 }
 
 /// Verifies a node's certificate chain against the cluster CA with the node id its own
-/// certificate names (or the one expected), so a gateway can learn who a new address is.
-#[derive(Debug)]
+/// certificate names (or the one expected), so a gateway can learn who a new address is; the
+/// certificate must be a node's and not revoked.
 struct NodeVerifier {
     inner: Arc<rustls::client::WebPkiServerVerifier>,
     expected: Option<String>,
+    revoked: Arc<Revocations>,
+}
+
+impl std::fmt::Debug for NodeVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeVerifier")
+            .field("expected", &self.expected)
+            .finish()
+    }
 }
 
 impl rustls::client::danger::ServerCertVerifier for NodeVerifier {
@@ -197,8 +337,17 @@ impl rustls::client::danger::ServerCertVerifier for NodeVerifier {
         ocsp: &[u8],
         now: rustls::pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        let (id, _) =
-            subject_of(end_entity).ok_or(rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+        let info =
+            cert_info(end_entity).ok_or(rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+        if self.revoked.is_revoked(&info.serial) {
+            return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked));
+        }
+        if info.role != Role::Node {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::InvalidPurpose,
+            ));
+        }
+        let id = info.id;
         if self.expected.as_ref().is_some_and(|e| *e != id) {
             return Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::NotValidForName,
@@ -254,17 +403,24 @@ fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 
 /// The (id, location) a certificate's subject names: CN, C, L, OU.
 pub fn subject_of(cert: &[u8]) -> Option<(String, Location)> {
+    cert_info(cert).map(|i| (i.id, i.location))
+}
+
+/// What a certificate says: its subject's CN, C, L, OU and title (role), and its serial.
+pub fn cert_info(cert: &[u8]) -> Option<CertInfo> {
     let (0x30, cert, _) = der(cert)? else { return None };
     let (0x30, mut tbs, _) = der(cert)? else { return None };
     // [0] version (optional), serial, signature algorithm, issuer, validity, subject
     if tbs.first() == Some(&0xA0) {
         tbs = der(tbs)?.2;
     }
-    for _ in 0..4 {
+    let (0x02, serial, rest) = der(tbs)? else { return None };
+    tbs = rest;
+    for _ in 0..3 {
         tbs = der(tbs)?.2;
     }
     let (0x30, mut name, _) = der(tbs)? else { return None };
-    let (mut cn, mut c, mut l, mut ou) = (None, None, None, None);
+    let (mut cn, mut c, mut l, mut ou, mut title) = (None, None, None, None, None);
     while !name.is_empty() {
         let (0x31, set, rest) = der(name)? else { return None };
         name = rest;
@@ -277,17 +433,28 @@ pub fn subject_of(cert: &[u8]) -> Option<(String, Location)> {
             [0x55, 0x04, 0x06] => c = Some(value),
             [0x55, 0x04, 0x07] => l = Some(value),
             [0x55, 0x04, 0x0B] => ou = Some(value),
+            [0x55, 0x04, 0x0C] => title = Some(value),
             _ => {}
         }
     }
-    Some((
-        cn?,
-        Location {
+    // DER integers carry a leading zero when the top bit is set: not part of the serial.
+    let serial = match serial {
+        [0, rest @ ..] if !rest.is_empty() => rest,
+        s => s,
+    };
+    Some(CertInfo {
+        id: cn?,
+        location: Location {
             country: c?,
             site: l?,
             zone: ou.unwrap_or_default(),
         },
-    ))
+        role: match title.as_deref() {
+            None => Role::Node,
+            Some(t) => t.parse().ok()?,
+        },
+        serial: hex::encode(serial),
+    })
 }
 
 #[cfg(test)]
@@ -304,24 +471,40 @@ mod tests {
             site: "paris-1".into(),
             zone: "a".into(),
         };
-        issue(&d.path().join("ca"), "node-1", &loc, &d.path().join("n1")).unwrap();
+        let serial = issue(&d.path().join("ca"), "node-1", &loc, Role::Node, &d.path().join("n1")).unwrap();
         let id = Identity::load(&d.path().join("n1")).unwrap();
         assert_eq!(id.id, "node-1");
         assert_eq!(id.location, loc);
+        assert_eq!(id.role, Role::Node);
+        assert_eq!(cert_info(&id.cert).unwrap().serial, serial);
+        issue(&d.path().join("ca"), "gw", &loc, Role::Gateway, &d.path().join("gw")).unwrap();
+        let gw = Identity::load(&d.path().join("gw")).unwrap();
+        assert_eq!(gw.role, Role::Gateway);
+        // A node admits the gateway, not another node, and not a revoked gateway.
+        assert!(id.admits(&gw.cert, Role::Gateway).is_ok());
+        assert!(id
+            .admits(&id.cert, Role::Gateway)
+            .unwrap_err()
+            .contains("not a gateway"));
+        let gw_serial = cert_info(&gw.cert).unwrap().serial;
+        let list = d.path().join("revoked");
+        std::fs::write(&list, format!("# revoked\n{}\n", gw_serial.to_uppercase())).unwrap();
+        let id = id.with_revocations(Revocations::new(&[], Some(list)));
+        assert!(id.admits(&gw.cert, Role::Gateway).unwrap_err().contains("revoked"));
         id.server_config().unwrap();
         id.client_config(None).unwrap();
         let bad = Location {
             country: "France".into(),
             ..loc.clone()
         };
-        assert!(issue(&d.path().join("ca"), "node-2", &bad, &d.path().join("n2")).is_err());
-        assert!(issue(&d.path().join("ca"), "../x", &loc, &d.path().join("n3")).is_err());
+        assert!(issue(&d.path().join("ca"), "node-2", &bad, Role::Node, &d.path().join("n2")).is_err());
+        assert!(issue(&d.path().join("ca"), "../x", &loc, Role::Node, &d.path().join("n3")).is_err());
     }
 
     proptest::proptest! {
         #[test]
         fn der_reader_never_panics(bytes: Vec<u8>) {
-            let _ = subject_of(&bytes);
+            let _ = cert_info(&bytes);
         }
     }
 }

@@ -8,6 +8,6 @@ pub mod node;
 pub mod placement;
 pub mod remote;
 
-pub use identity::{Identity, Location};
+pub use identity::{CertInfo, Identity, Location, Revocations, Role};
 pub use placement::{place, FailureDomain, NodeView, PlacementError, ResidencyPolicy};
 pub use remote::RemoteShardStore;

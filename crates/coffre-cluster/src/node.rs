@@ -5,17 +5,18 @@
 //! Protocol: `PUT|GET|DELETE /shards/<hex shard id>`, `GET /shards` (23-byte ids, concatenated),
 //! `GET /stat` (`shards used_bytes free_bytes total_bytes`).
 
-use crate::identity::Identity;
+use crate::identity::{Identity, Role};
 use bytes::Bytes;
 use coffre_data::{LocalShardStore, ShardStore, StoreError};
 use coffre_types::ShardId;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest shard a node accepts (a 64 MiB stripe over one data shard).
-pub const MAX_SHARD: usize = 64 << 20;
+pub const MAX_SHARD: usize = coffre_types::limits::MAX_SHARD;
 
 fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
@@ -83,7 +84,7 @@ async fn handle(store: LocalShardStore, req: Request<Incoming>) -> Response<Full
 /// Serves a node until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    identity: &Identity,
+    identity: Arc<Identity>,
     store: LocalShardStore,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
@@ -109,13 +110,26 @@ pub async fn serve(
             c = crate::net::accept(&listener) => c,
             _ = &mut shutdown => break,
         };
-        let (acceptor, store, watcher) = (acceptor.clone(), store.clone(), graceful.watcher());
+        let (acceptor, store, watcher, identity) =
+            (acceptor.clone(), store.clone(), graceful.watcher(), identity.clone());
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+            let tls = match tokio::time::timeout(coffre_types::limits::TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                .await
+            {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => return tracing::warn!(%peer, error = %e, "peer refused: TLS handshake failed"),
                 Err(_) => return tracing::warn!(%peer, "TLS handshake timed out"),
             };
+            // The CA signed the peer's certificate; it must also be a gateway's, not revoked:
+            // another node (or a stolen node key) may not read or delete shards here.
+            let admitted = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+                Some(cert) => identity.admits(cert, Role::Gateway),
+                None => Err("no client certificate".to_string()),
+            };
+            match admitted {
+                Ok(who) => tracing::debug!(%peer, gateway = who.id, "gateway connected"),
+                Err(why) => return tracing::warn!(%peer, reason = %why, "peer refused"),
+            }
             let svc = hyper::service::service_fn(move |req| {
                 let store = store.clone();
                 async move { Ok::<_, std::convert::Infallible>(handle(store, req).await) }

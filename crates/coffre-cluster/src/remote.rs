@@ -13,8 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const CALL_TIMEOUT: Duration = coffre_types::limits::NODE_CALL_TIMEOUT;
+const CONNECT_TIMEOUT: Duration = coffre_types::limits::NODE_CONNECT_TIMEOUT;
+/// The largest answer to a call that returns no shard data (a status, an error message).
+const SMALL_ANSWER: usize = 64 << 10;
 
 type Sender = hyper::client::conn::http2::SendRequest<Full<Bytes>>;
 
@@ -76,17 +78,35 @@ async fn connect(
 
 impl RemoteShardStore {
     /// Connects to a node and learns its id and location from its certificate.
+    /// Connects to a node and learns its id and location from its certificate; the node must
+    /// also answer a call, so a node that refuses this gateway (its role, a revocation) is
+    /// found now rather than at the first write.
     pub async fn connect(identity: &Identity, address: &str) -> Result<RemoteShardStore, String> {
         let (send, who) = connect(address, identity.client_config(None)?).await?;
         let (id, location) = who.ok_or_else(|| format!("{address}: no Coffre identity in the node's certificate"))?;
-        Ok(RemoteShardStore {
+        let store = RemoteShardStore {
             tls: identity.client_config(Some(id.clone()))?,
             id,
             address: address.to_string(),
             location,
             conn: Mutex::new(Some(send)),
             up: AtomicBool::new(true),
-        })
+        };
+        match store
+            .call(Method::GET, "/stat".into(), Bytes::new(), SMALL_ANSWER)
+            .await
+        {
+            Ok((StatusCode::OK, _)) => Ok(store),
+            Ok((status, body)) => Err(format!(
+                "node {} ({address}) answered {status}: {}",
+                store.id,
+                String::from_utf8_lossy(&body)
+            )),
+            Err(e) => Err(format!(
+                "node {} ({address}) does not serve this gateway: {e}",
+                store.id
+            )),
+        }
     }
 
     async fn sender(&self, fresh: bool) -> Result<Sender, StoreError> {
@@ -103,7 +123,15 @@ impl RemoteShardStore {
         Ok(send)
     }
 
-    async fn call(&self, method: Method, path: String, body: Bytes) -> Result<(StatusCode, Bytes), StoreError> {
+    /// One call, reading at most `limit` bytes of answer: a node cannot make the gateway
+    /// buffer more than the call can legitimately return.
+    async fn call(
+        &self,
+        method: Method,
+        path: String,
+        body: Bytes,
+        limit: usize,
+    ) -> Result<(StatusCode, Bytes), StoreError> {
         let mut last = String::new();
         for attempt in 0..2 {
             let mut send = match self.sender(attempt > 0).await {
@@ -121,7 +149,11 @@ impl RemoteShardStore {
             let result = tokio::time::timeout(CALL_TIMEOUT, async {
                 let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
                 let status = resp.status();
-                let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+                let body = http_body_util::Limited::new(resp.into_body(), limit)
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .to_bytes();
                 Ok::<_, String>((status, body))
             })
             .await;
@@ -162,7 +194,7 @@ impl RemoteShardStore {
     /// Heartbeat: one `/stat` call; marks the node up or down.
     pub async fn ping(&self) -> bool {
         matches!(
-            self.call(Method::GET, "/stat".into(), Bytes::new()).await,
+            self.call(Method::GET, "/stat".into(), Bytes::new(), SMALL_ANSWER).await,
             Ok((StatusCode::OK, _))
         )
     }
@@ -179,7 +211,7 @@ impl ShardStore for RemoteShardStore {
 
     fn put(&self, id: ShardId, data: Bytes) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            match self.call(Method::PUT, shard_path(&id), data).await? {
+            match self.call(Method::PUT, shard_path(&id), data, SMALL_ANSWER).await? {
                 (StatusCode::NO_CONTENT, _) => Ok(()),
                 (s, b) => Err(self.unexpected(s, &b)),
             }
@@ -188,7 +220,8 @@ impl ShardStore for RemoteShardStore {
 
     fn get(&self, id: ShardId) -> BoxFuture<'_, Result<Bytes, StoreError>> {
         Box::pin(async move {
-            match self.call(Method::GET, shard_path(&id), Bytes::new()).await? {
+            let limit = coffre_types::limits::MAX_SHARD + SMALL_ANSWER;
+            match self.call(Method::GET, shard_path(&id), Bytes::new(), limit).await? {
                 (StatusCode::OK, b) => Ok(b),
                 (StatusCode::NOT_FOUND, _) => Err(StoreError::NotFound(id)),
                 (s, b) => Err(self.unexpected(s, &b)),
@@ -198,7 +231,10 @@ impl ShardStore for RemoteShardStore {
 
     fn delete(&self, id: ShardId) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            match self.call(Method::DELETE, shard_path(&id), Bytes::new()).await? {
+            match self
+                .call(Method::DELETE, shard_path(&id), Bytes::new(), SMALL_ANSWER)
+                .await?
+            {
                 (StatusCode::NO_CONTENT, _) => Ok(()),
                 (s, b) => Err(self.unexpected(s, &b)),
             }
@@ -207,7 +243,8 @@ impl ShardStore for RemoteShardStore {
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<ShardId>, StoreError>> {
         Box::pin(async move {
-            match self.call(Method::GET, "/shards".into(), Bytes::new()).await? {
+            let limit = coffre_types::limits::MAX_NODE_LISTING;
+            match self.call(Method::GET, "/shards".into(), Bytes::new(), limit).await? {
                 (StatusCode::OK, b) => Ok(b.chunks(ShardId::LEN).filter_map(ShardId::from_bytes).collect()),
                 (s, b) => Err(self.unexpected(s, &b)),
             }
@@ -220,7 +257,10 @@ impl ShardStore for RemoteShardStore {
 
     fn stat(&self) -> BoxFuture<'_, Result<StoreStat, StoreError>> {
         Box::pin(async move {
-            match self.call(Method::GET, "/stat".into(), Bytes::new()).await? {
+            match self
+                .call(Method::GET, "/stat".into(), Bytes::new(), SMALL_ANSWER)
+                .await?
+            {
                 (StatusCode::OK, b) => {
                     let v: Vec<u64> = String::from_utf8_lossy(&b)
                         .split_whitespace()
