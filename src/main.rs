@@ -186,8 +186,33 @@ fn limit_malloc_arenas() {
     }
 }
 
+/// Everything Coffre creates (metadata, segments, keys, identities) is for its own user only.
+fn private_files() {
+    // SAFETY: umask only sets the process's file creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+/// Data directories of an earlier version may be group- or world-readable: tighten them
+/// (directories 0700, files 0600), down to the metadata and segment files.
+fn tighten_permissions(dir: &Path, depth: usize) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let Ok(kind) = e.file_type() else { continue };
+        if kind.is_dir() && depth > 0 {
+            tighten_permissions(&e.path(), depth - 1);
+        } else if kind.is_file() {
+            let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o600));
+        }
+    }
+}
+
 fn main() {
     limit_malloc_arenas();
+    private_files();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -276,6 +301,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         body_limits.idle = Duration::from_secs(t);
     }
     std::fs::create_dir_all(&data).map_err(|e| format!("creating {}: {e}", data.display()))?;
+    tighten_permissions(&data, 3);
 
     let admin_listen = args
         .admin_listen
@@ -634,6 +660,8 @@ fn run_node(data: &Path, listen: &str, identity: &Path, revoked: Option<PathBuf>
             identity.id, identity.role
         ));
     }
+    std::fs::create_dir_all(data).map_err(|e| format!("creating {}: {e}", data.display()))?;
+    tighten_permissions(data, 2);
     let store = coffre_cluster::node::open_store(&identity, data)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -541,3 +541,60 @@ async fn the_admin_door_is_shut() {
     let (status, _, _) = raw_request(&s.addr, "GET", "/metrics", &[("host".into(), s.addr.clone())], b"");
     assert_eq!(status, 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_at_rest_is_readable_by_others_and_checksums_are_sealed() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Server::start();
+    let c = s.client();
+    c.create_bucket().bucket("bkt").send().await.unwrap();
+    let put = c
+        .put_object()
+        .bucket("bkt")
+        .key("scan.pdf")
+        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
+        .body(ByteStream::from_static(b"a confidential scan"))
+        .send()
+        .await
+        .unwrap();
+    let sha = put.checksum_sha256().unwrap().to_string();
+    // Still answered in clear to the client…
+    let head = c
+        .head_object()
+        .bucket("bkt")
+        .key("scan.pdf")
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.checksum_sha256(), Some(sha.as_str()));
+    // …but nowhere in clear on disk, and nothing there is for other users.
+    let mut stack = vec![s.data.clone()];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+                continue;
+            }
+            files += 1;
+            assert_eq!(
+                meta.permissions().mode() & 0o077,
+                0,
+                "{} is readable by others",
+                e.path().display()
+            );
+            let bytes = std::fs::read(e.path()).unwrap();
+            assert!(
+                !bytes.windows(sha.len()).any(|w| w == sha.as_bytes()),
+                "the content's SHA-256 is in clear in {}",
+                e.path().display()
+            );
+        }
+    }
+    assert!(files > 10, "only {files} files looked at");
+}

@@ -155,7 +155,8 @@ impl MasterKey {
     /// The key that seals sensitive metadata values.
     pub fn metadata_sealer(&self) -> Sealer {
         Sealer {
-            key: gcm_key(&hkdf32(&self.key, b"coffre", b"coffre metadata seal v1")),
+            root: hkdf32(&self.key, b"coffre", b"coffre metadata seal v2"),
+            legacy: gcm_key(&hkdf32(&self.key, b"coffre", b"coffre metadata seal v1")),
         }
     }
 }
@@ -220,43 +221,77 @@ impl Keyring {
     }
 }
 
-/// Seals small values (metadata) with AES-256-GCM and a random nonce: nonce ∥ ciphertext ∥ tag.
+/// Seals small values (metadata) with AES-256-GCM under a key derived for each value from a
+/// random 128-bit salt: `SEAL_V2 ∥ salt ∥ ciphertext ∥ tag`. A fresh key per value makes the
+/// (zero) nonce safe for any number of values; random 96-bit nonces under one key would not be
+/// past a few billion records. Values sealed by the first format (`nonce ∥ ciphertext ∥ tag`
+/// under one key) still open.
 pub struct Sealer {
-    key: LessSafeKey,
+    root: [u8; 32],
+    legacy: LessSafeKey,
 }
 
+const SEAL_V2: u8 = 0xC2;
+const SEAL_SALT: usize = 16;
+
 impl Sealer {
+    fn value_key(&self, salt: &[u8]) -> LessSafeKey {
+        gcm_key(&hkdf32(&self.root, salt, b"coffre sealed value"))
+    }
+
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-        let nonce: [u8; 12] = coffre_types::random_bytes();
-        let mut out = Vec::with_capacity(12 + plaintext.len() + TAG_LEN);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(plaintext);
-        let (n, body) = out.split_at_mut(12);
-        let tag = self
-            .key
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(n.try_into().expect("12 bytes")),
-                Aad::from(aad),
-                body,
-            )
+        let salt: [u8; SEAL_SALT] = coffre_types::random_bytes();
+        let mut out = Vec::with_capacity(1 + SEAL_SALT + plaintext.len() + TAG_LEN);
+        out.push(SEAL_V2);
+        out.extend_from_slice(&salt);
+        let mut body = plaintext.to_vec();
+        self.value_key(&salt)
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key([0; 12]), Aad::from(aad), &mut body)
             .expect("AES-GCM seal");
-        out.extend_from_slice(tag.as_ref());
+        out.extend_from_slice(&body);
         out
     }
 
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if sealed.first() == Some(&SEAL_V2) && sealed.len() >= 1 + SEAL_SALT + TAG_LEN {
+            let (salt, body) = sealed[1..].split_at(SEAL_SALT);
+            let mut buf = body.to_vec();
+            if let Ok(p) =
+                self.value_key(salt)
+                    .open_in_place(Nonce::assume_unique_for_key([0; 12]), Aad::from(aad), &mut buf)
+            {
+                let n = p.len();
+                buf.truncate(n);
+                return Ok(buf);
+            }
+        }
+        self.open_legacy(aad, sealed)
+    }
+
+    fn open_legacy(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
         if sealed.len() < 12 + TAG_LEN {
             return Err(CryptoError::Tampered);
         }
         let nonce: [u8; 12] = sealed[..12].try_into().map_err(|_| CryptoError::Tampered)?;
         let mut buf = sealed[12..].to_vec();
         let n = self
-            .key
+            .legacy
             .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
             .map_err(|_| CryptoError::Tampered)?
             .len();
         buf.truncate(n);
         Ok(buf)
+    }
+
+    /// The first format, for tests of what older stores hold.
+    #[cfg(test)]
+    fn seal_legacy(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let nonce: [u8; 12] = coffre_types::random_bytes();
+        let mut body = plaintext.to_vec();
+        self.legacy
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
+            .expect("AES-GCM seal");
+        [&nonce[..], &body].concat()
     }
 }
 
@@ -328,6 +363,17 @@ mod tests {
         ));
         assert!(only_new.open(b"a", &sealed_old).is_err());
         assert_eq!(only_new.unwrap(&rewrapped, b"v").unwrap().0, dk.0);
+    }
+
+    #[test]
+    fn sealed_values_never_share_a_key_and_old_ones_still_open() {
+        let s = mk().metadata_sealer();
+        let (a, b) = (s.seal(b"aad", b"same"), s.seal(b"aad", b"same"));
+        assert_ne!(a[1..17], b[1..17], "a fresh salt, so a fresh key, per value");
+        assert_ne!(a, b);
+        let old = s.seal_legacy(b"aad", b"from an older store");
+        assert_eq!(s.open(b"aad", &old).unwrap(), b"from an older store");
+        assert!(s.open(b"other", &old).is_err());
     }
 
     proptest::proptest! {

@@ -197,15 +197,14 @@ impl Engine {
         };
         let mut attrs = self.open_attrs_for(bucket, key, &VersionId(*id), &up.sealed)?;
         if let Some(a) = up.checksum_algorithm.as_deref().and_then(Algorithm::parse) {
-            let sums: Option<Vec<(String, u64)>> = parts
-                .iter()
-                .map(|p| {
-                    p.checksum
-                        .as_ref()
-                        .filter(|(n, _)| n == a.name())
-                        .map(|(_, v)| (v.clone(), p.size))
-                })
-                .collect();
+            let mut sums = Some(Vec::with_capacity(parts.len()));
+            for p in &parts {
+                let c = self.part_checksum(p)?.filter(|(n, _)| n == a.name());
+                match (c, sums.as_mut()) {
+                    (Some((_, v)), Some(s)) => s.push((v, p.size)),
+                    _ => sums = None,
+                }
+            }
             let full = up.checksum_type.as_deref() == Some("FULL_OBJECT");
             if let Some(v) = sums.and_then(|s| multipart_checksum(a, &s, full)) {
                 attrs.checksums = vec![(a.name().to_string(), v)];

@@ -105,7 +105,8 @@ impl Engine {
         }
         let checksum = info
             .checksum
-            .and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).take());
+            .and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).take())
+            .map(|(a, v)| (a, self.seal_checksum(&version, &v)));
         let info = PartInfo {
             version,
             size: written.size,
@@ -121,6 +122,33 @@ impl Engine {
                 hashes: written.shard_hashes.into_iter().flatten().collect(),
             },
         ))
+    }
+
+    /// A part's checksum is a digest of its content (SHA-256 can confirm a guess): it is stored
+    /// sealed, bound to the part, as `~` and the base64 of the sealed value.
+    pub(crate) fn seal_checksum(&self, version: &VersionId, value: &str) -> String {
+        use base64::Engine as _;
+        let sealed = self.keys.seal(&checksum_aad(version), value.as_bytes());
+        format!("~{}", base64::engine::general_purpose::STANDARD.encode(sealed))
+    }
+
+    /// The checksum a part was verified against, `(algorithm, value)`, opened. (Values stored
+    /// before checksums were sealed are in clear: base64 never starts with `~`.)
+    pub fn part_checksum(&self, p: &PartInfo) -> EngineResult<Option<(String, String)>> {
+        use base64::Engine as _;
+        let Some((a, v)) = &p.checksum else { return Ok(None) };
+        let Some(sealed) = v.strip_prefix('~') else {
+            return Ok(Some((a.clone(), v.clone())));
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .map_err(|_| EngineError::Corrupt("a sealed checksum is not base64".into()))?;
+        let plain = self
+            .keys
+            .open(&checksum_aad(&p.version), &bytes)
+            .map_err(|e| EngineError::Corrupt(format!("a part checksum is unreadable: {e}")))?;
+        let value = String::from_utf8(plain).map_err(|_| EngineError::Corrupt("a part checksum".into()))?;
+        Ok(Some((a.clone(), value)))
     }
 
     /// Turns an uncommitted write into a GC entry.
@@ -156,8 +184,8 @@ impl Engine {
         self.check_condition(bucket, key, &new.condition)?;
         let (info, layout) = self.write_data(bucket, key, &policy, body, new.body).await?;
         let mut attrs = new.attrs;
-        if let Some((a, v)) = &info.checksum {
-            attrs.checksums = vec![(a.clone(), v.clone())];
+        if let Some(c) = self.part_checksum(&info)? {
+            attrs.checksums = vec![c];
         }
         let record = ObjectRecord {
             version: info.version,
@@ -328,4 +356,9 @@ impl Engine {
             other => Err(EngineError::Internal(format!("UpdateSealed answered {other:?}"))),
         }
     }
+}
+
+/// What a part's sealed checksum is bound to.
+pub(crate) fn checksum_aad(version: &VersionId) -> Vec<u8> {
+    [&b"coffre part checksum"[..], &version.0].concat()
 }

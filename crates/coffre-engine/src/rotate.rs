@@ -27,6 +27,19 @@ pub fn rotate_master_key(meta: &MetaStore, keys: &Keyring) -> EngineResult<Rotat
         }
         let dk = keys.unwrap(&p.wrapped_key, &p.version.0).map_err(fail)?;
         p.wrapped_key = keys.wrap(&dk, &p.version.0);
+        // The sealed checksum, re-sealed under the new key too.
+        if let Some((_, v)) = p.checksum.as_mut() {
+            if let Some(b64) = v.strip_prefix('~') {
+                use base64::Engine as _;
+                let std = base64::engine::general_purpose::STANDARD;
+                let sealed = std
+                    .decode(b64)
+                    .map_err(|_| MetaError::Corrupt("sealed checksum".into()))?;
+                let aad = crate::object::checksum_aad(&p.version);
+                let plain = keys.open(&aad, &sealed).map_err(fail)?;
+                *v = format!("~{}", std.encode(keys.seal(&aad, &plain)));
+            }
+        }
         Ok(true)
     };
     let reseal = |aad: Vec<u8>, sealed: &mut Vec<u8>| -> Result<(), MetaError> {

@@ -89,7 +89,7 @@ pub async fn upload_part(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> 
         .await?;
     let mut r = Response::new(empty());
     set(&mut r, "etag", &format!("\"{}\"", part.info.md5));
-    if let Some((a, v)) = &part.info.checksum {
+    if let Some((a, v)) = &ctx.engine().part_checksum(&part.info)? {
         set(&mut r, &format!("x-amz-checksum-{a}"), v);
     }
     Ok(r)
@@ -239,7 +239,7 @@ pub async fn list_parts(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Err
             .elem("LastModified", &iso8601(p.last_modified_ms))
             .elem("ETag", &format!("\"{}\"", p.info.md5))
             .elem("Size", &p.info.size.to_string());
-        if let Some((a, v)) = &p.info.checksum {
+        if let Some((a, v)) = &ctx.engine().part_checksum(&p.info)? {
             x.elem(&format!("Checksum{}", a.to_ascii_uppercase()), v);
         }
         x.close("Part");

@@ -136,8 +136,14 @@ pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<R
     let rec = ctx.engine().put(bucket, &brec, key, reader.into_stream(), new).await?;
     let mut r = Response::new(empty());
     set(&mut r, "etag", &format!("\"{}\"", rec.etag));
-    if let Some((a, v)) = rec.parts.first().and_then(|p| p.checksum.as_ref()) {
-        set(&mut r, &format!("x-amz-checksum-{a}"), v);
+    if let Some((a, v)) = rec
+        .parts
+        .first()
+        .map(|p| ctx.engine().part_checksum(p))
+        .transpose()?
+        .flatten()
+    {
+        set(&mut r, &format!("x-amz-checksum-{a}"), &v);
     }
     Ok(r)
 }
