@@ -24,13 +24,7 @@ async fn a_presigned_put_plus_an_unsigned_copy_source_is_refused() {
     let s = Server::start();
     let c = s.client();
     c.create_bucket().bucket("vault").send().await.unwrap();
-    c.put_object()
-        .bucket("vault")
-        .key("secret")
-        .body(ByteStream::from_static(b"top secret"))
-        .send()
-        .await
-        .unwrap();
+    put(&c, "vault", "secret", b"top secret").await;
     let cfg = aws_sdk_s3::presigning::PresigningConfig::expires_in(Duration::from_secs(300)).unwrap();
     let p = c
         .put_object()
@@ -180,13 +174,7 @@ async fn hostile_numbers_and_xml_get_s3_errors() {
     let s = Server::start();
     let c = s.client();
     c.create_bucket().bucket("bkt").send().await.unwrap();
-    c.put_object()
-        .bucket("bkt")
-        .key("k")
-        .body(ByteStream::from_static(b"0123456789"))
-        .send()
-        .await
-        .unwrap();
+    put(&c, "bkt", "k", b"0123456789").await;
     // The last byte of the widest range there is: the object, whole.
     let r = c
         .get_object()
@@ -422,26 +410,14 @@ async fn a_slow_reader_keeps_its_version_while_it_is_overwritten_and_collected()
     let c = s.client();
     c.create_bucket().bucket("bkt").send().await.unwrap();
     let old = data(24 << 20, 7);
-    c.put_object()
-        .bucket("bkt")
-        .key("k")
-        .body(ByteStream::from(old.clone()))
-        .send()
-        .await
-        .unwrap();
+    put(&c, "bkt", "k", old.clone()).await;
     // A GET that reads slowly.
     let get = c.get_object().bucket("bkt").key("k").send().await.unwrap();
     let mut body = get.body.into_async_read();
     let mut got = vec![0u8; 1 << 20];
     tokio::io::AsyncReadExt::read_exact(&mut body, &mut got).await.unwrap();
     // Meanwhile: overwritten, then deleted; the GC (grace 0) runs several passes.
-    c.put_object()
-        .bucket("bkt")
-        .key("k")
-        .body(ByteStream::from(data(100, 8)))
-        .send()
-        .await
-        .unwrap();
+    put(&c, "bkt", "k", data(100, 8)).await;
     c.delete_object().bucket("bkt").key("k").send().await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut rest = Vec::new();

@@ -130,6 +130,17 @@ pub fn data(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// PUTs `body` under `bucket/key` (the PUT must succeed).
+pub async fn put(c: &aws_sdk_s3::Client, bucket: &str, key: &str, body: impl Into<Vec<u8>>) {
+    c.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(body.into()))
+        .send()
+        .await
+        .unwrap();
+}
+
 /// The whole body of an object (the GET must succeed).
 pub async fn get_body(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
     let r = c.get_object().bucket(bucket).key(key).send().await.unwrap();

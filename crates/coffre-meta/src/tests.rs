@@ -27,6 +27,18 @@ fn rec(size: u64) -> ObjectRecord {
     }
 }
 
+fn upload_record() -> UploadRecord {
+    UploadRecord {
+        created_ms: 10,
+        scheme: Scheme::DEFAULT,
+        packages_per_stripe: 64,
+        sealed: vec![],
+        checksum_algorithm: None,
+        checksum_type: None,
+        completed: None,
+    }
+}
+
 fn store_with(keys: &[&str]) -> (tempfile::TempDir, MetaStore) {
     let d = tempfile::tempdir().unwrap();
     let m = MetaStore::open(d.path()).unwrap();
@@ -127,15 +139,7 @@ fn intents_survive_reopen() {
 fn multipart_lifecycle() {
     let (_d, m) = store_with(&[]);
     let id = [7u8; 16];
-    let up = UploadRecord {
-        created_ms: 10,
-        scheme: Scheme::DEFAULT,
-        packages_per_stripe: 64,
-        sealed: vec![],
-        checksum_algorithm: None,
-        checksum_type: None,
-        completed: None,
-    };
+    let up = upload_record();
     m.create_upload("b", b"big", &id, &up).unwrap();
     let parts: Vec<UploadPartRecord> = (0..3)
         .map(|_| UploadPartRecord {
@@ -204,15 +208,7 @@ fn multipart_lifecycle() {
 fn complete_refuses_a_part_replaced_since_it_was_read() {
     let (_d, m) = store_with(&[]);
     let id = [9u8; 16];
-    let up = UploadRecord {
-        created_ms: 10,
-        scheme: Scheme::DEFAULT,
-        packages_per_stripe: 64,
-        sealed: vec![],
-        checksum_algorithm: None,
-        checksum_type: None,
-        completed: None,
-    };
+    let up = upload_record();
     m.create_upload("b", b"k", &id, &up).unwrap();
     let first = UploadPartRecord {
         info: part(10),
