@@ -217,6 +217,11 @@ async fn ranges_and_conditions() {
         .await
         .unwrap_err();
     assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(304));
+    // A 304 names the version it stands for.
+    assert_eq!(
+        e.raw_response().and_then(|r| r.headers().get("etag")),
+        Some(etag.as_str())
+    );
     let future = aws_sdk_s3::primitives::DateTime::from_secs(now() as i64 + 3600);
     let e = c
         .get_object()

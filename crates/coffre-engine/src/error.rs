@@ -29,6 +29,9 @@ pub enum EngineError {
     /// A part of a multipart upload is missing or is not the one named.
     #[error("invalid part: {0}")]
     InvalidPart(String),
+    /// The request contradicts what it acts on (a checksum type other than the upload's…).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     #[error("part too small: {0}")]
     PartTooSmall(String),
     /// Refused for a reason of policy (residency of this gateway, a role).

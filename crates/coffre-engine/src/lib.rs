@@ -13,7 +13,7 @@ mod rotate;
 mod topology;
 
 pub use error::{EngineError, EngineResult};
-pub use multipart::{CompletedUpload, PartRequest, UploadListing};
+pub use multipart::{CompleteRequest, CompletedUpload, PartRequest, UploadListing};
 pub use object::{BodyInfo, NewObject, ReadHandle, VerifiedChecksum};
 pub use rotate::{rotate_master_key, Rotation};
 pub use topology::ClusterNode;
@@ -21,8 +21,8 @@ pub use topology::ClusterNode;
 // The record types protocol crates read, so that they depend on the engine only.
 pub use coffre_data::{DataError, ShardStore, StoreStat};
 pub use coffre_meta::{
-    BucketRecord, ListEntry, NodeRecord, ObjectRecord, PartInfo, SealedAttrs, UploadEntry, UploadPartRecord,
-    UploadRecord, WriteCondition,
+    BucketConfigKind, BucketRecord, CorsConfig, CorsRule, EncryptionConfig, ListEntry, NodeRecord, ObjectRecord,
+    OwnershipConfig, PartInfo, SealedAttrs, UploadEntry, UploadPartRecord, UploadRecord, WriteCondition,
 };
 
 use coffre_cluster::{FailureDomain, Location, ResidencyPolicy};
@@ -173,6 +173,27 @@ impl Engine {
     pub async fn delete_bucket(&self, name: &str) -> EngineResult<()> {
         let name = name.to_string();
         self.meta_call(move |m| m.delete_bucket(&name)).await
+    }
+
+    /// A bucket sub-resource (CORS rules, default encryption, ownership), if set.
+    pub fn bucket_config<T: serde::de::DeserializeOwned>(
+        &self,
+        bucket: &str,
+        kind: coffre_meta::BucketConfigKind,
+    ) -> EngineResult<Option<T>> {
+        Ok(self.meta.get_bucket_config(bucket, kind)?)
+    }
+
+    /// Sets or (`None`) removes a bucket sub-resource.
+    pub async fn put_bucket_config<T: serde::Serialize + Send + 'static>(
+        &self,
+        bucket: &str,
+        kind: coffre_meta::BucketConfigKind,
+        value: Option<T>,
+    ) -> EngineResult<()> {
+        let bucket = bucket.to_string();
+        self.meta_call(move |m| m.put_bucket_config(&bucket, kind, value.as_ref()))
+            .await
     }
 
     pub fn list_buckets(&self) -> EngineResult<Vec<(String, BucketRecord)>> {

@@ -15,10 +15,23 @@ use futures_util::Stream;
 
 use coffre_types::limits::MIN_PART;
 
-/// A part as Complete names it: its number and the ETag the client got for it.
+/// A part as Complete names it: its number, the ETag the client got for it, and the checksums
+/// it names (`(algorithm, value)`), which must be the part's.
 pub struct PartRequest {
     pub number: u32,
     pub etag: String,
+    pub checksums: Vec<(String, String)>,
+}
+
+/// A CompleteMultipartUpload: the parts, and what the whole object must be.
+pub struct CompleteRequest {
+    pub parts: Vec<PartRequest>,
+    /// The object's checksum as the client computed it (`x-amz-checksum-*`): Complete fails
+    /// with BadDigest, before anything is committed, unless it is what the parts make.
+    pub checksum: Option<(String, String)>,
+    /// `x-amz-checksum-type`: must be the upload's.
+    pub checksum_type: Option<String>,
+    pub condition: WriteCondition,
 }
 
 /// What Complete made.
@@ -130,15 +143,15 @@ impl Engine {
         bucket: &str,
         key: &str,
         id: &[u8; 16],
-        wanted: &[PartRequest],
-        condition: WriteCondition,
+        req: &CompleteRequest,
     ) -> EngineResult<CompletedUpload> {
+        let (wanted, condition) = (&req.parts, req.condition.clone());
         self.bucket(bucket)?;
         self.check_condition(bucket, key, &condition)?;
         const ATTEMPTS: usize = 4;
         for attempt in 1..=ATTEMPTS {
             let up = self.upload(bucket, key, id)?;
-            let (record, done) = self.completion(bucket, key, id, &up, wanted)?;
+            let (record, done) = self.completion(bucket, key, id, &up, req)?;
             let cmd = MetaCommand::CompleteUpload {
                 bucket: bucket.to_string(),
                 key: key.as_bytes().to_vec(),
@@ -164,8 +177,21 @@ impl Engine {
         key: &str,
         id: &[u8; 16],
         up: &UploadRecord,
-        wanted: &[PartRequest],
+        req: &CompleteRequest,
     ) -> EngineResult<(ObjectRecord, CompletedUpload)> {
+        let wanted = &req.parts;
+        let upload_type = up
+            .checksum_algorithm
+            .as_ref()
+            .map(|_| up.checksum_type.as_deref().unwrap_or("COMPOSITE"));
+        if let Some(t) = &req.checksum_type {
+            if upload_type.is_none_or(|u| !u.eq_ignore_ascii_case(t)) {
+                return Err(EngineError::InvalidRequest(format!(
+                    "The upload was created with checksum type {}, not {t}",
+                    upload_type.unwrap_or("none")
+                )));
+            }
+        }
         let uploaded: std::collections::HashMap<u32, UploadPartRecord> =
             self.meta.list_parts(id, 0, usize::MAX)?.0.into_iter().collect();
         let mut parts: Vec<PartInfo> = Vec::with_capacity(wanted.len());
@@ -179,6 +205,20 @@ impl Engine {
                     w.number
                 ))
                 })?;
+            if !w.checksums.is_empty() {
+                let stored = self.part_checksum(&p.info)?;
+                for (a, v) in &w.checksums {
+                    let same = stored
+                        .as_ref()
+                        .is_some_and(|(sa, sv)| sa.eq_ignore_ascii_case(a) && sv == v);
+                    if !same {
+                        return Err(EngineError::InvalidPart(format!(
+                            "One or more of the specified parts could not be found: the {a} checksum of part {} is not the part's",
+                            w.number
+                        )));
+                    }
+                }
+            }
             if i + 1 < wanted.len() && p.info.size < MIN_PART {
                 return Err(EngineError::PartTooSmall(format!(
                     "Your proposed upload is smaller than the minimum allowed size: part {} is {} bytes, parts but the last must be at least 5 MiB",
@@ -208,6 +248,16 @@ impl Engine {
             let full = up.checksum_type.as_deref() == Some("FULL_OBJECT");
             if let Some(v) = sums.and_then(|s| multipart_checksum(a, &s, full)) {
                 attrs.checksums = vec![(a.name().to_string(), v)];
+            }
+        }
+        if let Some((a, v)) = &req.checksum {
+            let computed = attrs.checksums.iter().find(|(n, _)| n.eq_ignore_ascii_case(a));
+            // A composite value may be given with or without its `-N` suffix.
+            let same = |c: &String| c == v || c.rsplit_once('-').is_some_and(|(bare, _)| bare == v);
+            if computed.is_none_or(|(_, c)| !same(c)) {
+                return Err(EngineError::BadDigest(format!(
+                    "The x-amz-checksum-{a} you specified did not match the calculated checksum."
+                )));
             }
         }
         let version = VersionId::random();

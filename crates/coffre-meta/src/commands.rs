@@ -75,6 +75,12 @@ pub enum MetaCommand {
         name: String,
         record: BucketRecord,
     },
+    /// Sets (or, with `None`, removes) a bucket sub-resource: `value` is its encoded record.
+    PutBucketConfig {
+        bucket: String,
+        kind: crate::BucketConfigKind,
+        value: Option<Vec<u8>>,
+    },
     PutNode {
         address: String,
         record: NodeRecord,
@@ -211,6 +217,17 @@ impl MetaStore {
                     return Err(MetaError::NoSuchBucket);
                 }
                 b.put_cf(self.cf(keys::CF_BUCKETS), keys::bucket(&name), encode(&record));
+                self.write(b)?;
+                Outcome::Unit
+            }
+            C::PutBucketConfig { bucket, kind, value } => {
+                let _g = self.bucket_itself(&bucket);
+                self.require_bucket(&bucket)?;
+                let k = keys::bucket_config(&bucket, kind.key());
+                match value {
+                    Some(v) => b.put_cf(self.cf(keys::CF_BUCKET_CONFIG), k, v),
+                    None => b.delete_cf(self.cf(keys::CF_BUCKET_CONFIG), k),
+                }
                 self.write(b)?;
                 Outcome::Unit
             }
@@ -560,6 +577,11 @@ impl MetaStore {
                 return Err(MetaError::BucketNotEmpty);
             }
             b.delete_cf(self.cf(keys::CF_UPLOADS), k);
+        }
+        // Its sub-resources go with it: a bucket created again under the name starts bare.
+        let configs = keys::bucket_config(name, "");
+        if let Some(end) = keys::prefix_successor(&configs) {
+            b.delete_range_cf(self.cf(keys::CF_BUCKET_CONFIG), configs, end);
         }
         b.delete_cf(self.cf(keys::CF_BUCKETS), keys::bucket(name));
         Ok(())

@@ -14,8 +14,20 @@ pub const CF_PARTS: &str = "parts";
 pub const CF_NODES: &str = "nodes";
 /// `heal`: objects with degraded parts, keyed like `objects`.
 pub const CF_HEAL: &str = "heal";
-pub const ALL_CFS: [&str; 9] = [
-    CF_BUCKETS, CF_OBJECTS, CF_LAYOUTS, CF_INTENTS, CF_GC, CF_UPLOADS, CF_PARTS, CF_NODES, CF_HEAL,
+/// `bucket_config`: a bucket's sub-resources (CORS, encryption, ownership…), keyed
+/// `bucket ∥ 0x00 ∥ kind`.
+pub const CF_BUCKET_CONFIG: &str = "bucket_config";
+pub const ALL_CFS: [&str; 10] = [
+    CF_BUCKETS,
+    CF_OBJECTS,
+    CF_LAYOUTS,
+    CF_INTENTS,
+    CF_GC,
+    CF_UPLOADS,
+    CF_PARTS,
+    CF_NODES,
+    CF_HEAL,
+    CF_BUCKET_CONFIG,
 ];
 
 /// `buckets`: the bucket name.
@@ -31,6 +43,12 @@ pub fn object(bucket: &str, key: &[u8]) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(key);
     k
+}
+
+/// `bucket_config`: `bucket ∥ 0x00 ∥ kind`: one bucket's sub-resources are contiguous, so a
+/// DeleteBucket removes them with one range.
+pub fn bucket_config(bucket: &str, kind: &str) -> Vec<u8> {
+    object(bucket, kind.as_bytes())
 }
 
 /// The first `objects` key of a bucket (and of a prefix within it).

@@ -18,8 +18,8 @@ pub use commands::{MetaCommand, Outcome, WriteCondition};
 pub use leases::ReadLease;
 pub use list::{ListEntry, UploadEntry, UploadRef};
 pub use records::{
-    BucketRecord, GcPart, GcRecord, IntentRecord, LayoutRecord, NodeRecord, ObjectRecord, PartInfo, SealedAttrs,
-    UploadPartRecord, UploadRecord,
+    BucketConfigKind, BucketRecord, CorsConfig, CorsRule, EncryptionConfig, GcPart, GcRecord, IntentRecord,
+    LayoutRecord, NodeRecord, ObjectRecord, OwnershipConfig, PartInfo, SealedAttrs, UploadPartRecord, UploadRecord,
 };
 
 use coffre_types::VersionId;
@@ -140,6 +140,30 @@ impl MetaStore {
 
     pub fn get_bucket(&self, name: &str) -> Result<Option<BucketRecord>, MetaError> {
         self.get(keys::CF_BUCKETS, &keys::bucket(name))
+    }
+
+    /// A bucket sub-resource, if set.
+    pub fn get_bucket_config<T: serde::de::DeserializeOwned>(
+        &self,
+        bucket: &str,
+        kind: BucketConfigKind,
+    ) -> Result<Option<T>, MetaError> {
+        self.get(keys::CF_BUCKET_CONFIG, &keys::bucket_config(bucket, kind.key()))
+    }
+
+    /// Sets or (`None`) removes a bucket sub-resource; fails if the bucket does not exist.
+    pub fn put_bucket_config<T: serde::Serialize>(
+        &self,
+        bucket: &str,
+        kind: BucketConfigKind,
+        value: Option<&T>,
+    ) -> Result<(), MetaError> {
+        self.apply(MetaCommand::PutBucketConfig {
+            bucket: bucket.into(),
+            kind,
+            value: value.map(records::encode),
+        })
+        .map(drop)
     }
 
     pub fn list_buckets(&self) -> Result<Vec<(String, BucketRecord)>, MetaError> {

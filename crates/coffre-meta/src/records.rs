@@ -32,6 +32,54 @@ pub struct BucketRecord {
     pub scheme: Scheme,
 }
 
+/// A bucket sub-resource stored in `bucket_config`, by the name of its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BucketConfigKind {
+    Cors,
+    Encryption,
+    Ownership,
+}
+
+impl BucketConfigKind {
+    pub fn key(self) -> &'static str {
+        match self {
+            BucketConfigKind::Cors => "cors",
+            BucketConfigKind::Encryption => "encryption",
+            BucketConfigKind::Ownership => "ownership",
+        }
+    }
+}
+
+/// One CORS rule, as PutBucketCors gives it (validated by the protocol layer).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct CorsRule {
+    pub id: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<String>,
+    pub allowed_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub max_age_secs: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct CorsConfig {
+    pub rules: Vec<CorsRule>,
+}
+
+/// Default server-side encryption of a bucket. Everything is encrypted at rest whatever it
+/// says; this is what GetBucketEncryption answers and PUTs echo.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EncryptionConfig {
+    pub algorithm: String,
+    pub bucket_key_enabled: bool,
+}
+
+/// Object ownership (`BucketOwnerEnforced`, `BucketOwnerPreferred`, `ObjectWriter`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OwnershipConfig {
+    pub rule: String,
+}
+
 /// One stored part: a plain PUT is one part, a multipart upload one per part. Each part has its
 /// own version id (its shards are named after it) and its own data key.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

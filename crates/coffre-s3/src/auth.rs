@@ -339,6 +339,67 @@ pub fn verify(req: &RequestParts<'_>, creds: &dyn Credentials, our_region: &str)
     }))
 }
 
+/// The signature fields of a POST Object form, by lower-case name.
+pub struct PostSignature<'a> {
+    /// The base64 policy document, as the form holds it (what is signed).
+    pub policy: &'a str,
+    pub field: &'a dyn Fn(&str) -> Option<&'a str>,
+}
+
+/// Verifies a POST Object form's signature over its policy: SigV4 (`x-amz-algorithm`,
+/// `x-amz-credential`, `x-amz-date`, `x-amz-signature`), or the older HMAC-SHA1 signature
+/// (`AWSAccessKeyId`, `signature`) that SDKs and tests still send. Returns the access key.
+/// `Ok(None)`: the form is not signed (anonymous).
+pub fn verify_post(
+    form: &PostSignature<'_>,
+    creds: &dyn Credentials,
+    our_region: &str,
+) -> Result<Option<String>, S3Error> {
+    let f = form.field;
+    if let Some(sig) = f("x-amz-signature") {
+        if f("x-amz-algorithm") != Some("AWS4-HMAC-SHA256") {
+            return Err(S3Error::invalid_argument("x-amz-algorithm must be AWS4-HMAC-SHA256"));
+        }
+        let cred = f("x-amz-credential").ok_or_else(|| S3Error::invalid_argument("the form needs x-amz-credential"))?;
+        let amz_date = f("x-amz-date").ok_or_else(|| S3Error::invalid_argument("the form needs x-amz-date"))?;
+        let (access_key, date, region, service) = parse_credential(cred)?;
+        if service != SERVICE || !accepted_region(&region, our_region) {
+            return Err(S3Error::malformed_auth(format!(
+                "the credential scope must be {our_region}/s3"
+            )));
+        }
+        if !amz_date.starts_with(&date) || parse_amz_date(amz_date).is_none() {
+            return Err(S3Error::malformed_auth("The credential date does not match x-amz-date"));
+        }
+        let secret = creds.secret_for(&access_key).ok_or_else(|| {
+            S3Error::invalid_access_key("The AWS Access Key Id you provided does not exist in our records")
+        })?;
+        let expected = SigningKey::derive(&secret, &date, &region, SERVICE)?.sign(form.policy);
+        if !constant_time_eq(&expected, &sig.to_ascii_lowercase()) {
+            return Err(S3Error::signature_mismatch(
+                "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+            ));
+        }
+        return Ok(Some(access_key));
+    }
+    if let (Some(access_key), Some(sig)) = (f("awsaccesskeyid"), f("signature")) {
+        let secret = creds.secret_for(access_key).ok_or_else(|| {
+            S3Error::invalid_access_key("The AWS Access Key Id you provided does not exist in our records")
+        })?;
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes());
+        let mac = ring::hmac::sign(&key, form.policy.as_bytes());
+        use base64::Engine as _;
+        let expected = base64::engine::general_purpose::STANDARD.encode(mac.as_ref());
+        if !constant_time_eq(&expected, sig.trim()) {
+            return Err(S3Error::signature_mismatch(
+                "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+            ));
+        }
+        return Ok(Some(access_key.to_string()));
+    }
+    Ok(None)
+}
+
 impl Verified {
     /// Signature of one aws-chunked chunk, chained from the previous one.
     pub fn chunk_signature(&self, previous: &str, chunk_sha256_hex: &str) -> String {

@@ -112,9 +112,10 @@ impl BodyReader {
         let mut expected_checksum = None;
         for a in Algorithm::ALL {
             if let Some(v) = header(headers, &a.header()) {
+                // S3 answers BadDigest for a malformed value as for a wrong one.
                 if !a.valid_value(v) {
-                    return Err(S3Error::invalid_digest(format!(
-                        "The {} you specified is not valid",
+                    return Err(S3Error::bad_digest(format!(
+                        "The {} you specified did not match the calculated checksum.",
                         a.header()
                     )));
                 }
@@ -376,8 +377,8 @@ impl BodyReader {
             }
             if let Some(a) = self.trailer_checksum.filter(|a| a.header() == name) {
                 if !a.valid_value(&value) {
-                    return Err(S3Error::invalid_digest(format!(
-                        "The {name} you specified is not valid"
+                    return Err(S3Error::bad_digest(format!(
+                        "The {name} you specified did not match the calculated checksum."
                     )));
                 }
                 self.expected_checksum = Some(value.clone());

@@ -1,10 +1,11 @@
-//! Bucket operations: create, head, delete, list, location, versioning.
+//! Bucket operations: create, head, delete, list, location, versioning, default encryption,
+//! ownership controls.
 
 use crate::context::Ctx;
 use crate::http::{empty, status, xml_response, Res};
 use crate::xml::Xml;
 use crate::S3Error;
-use coffre_engine::BucketRecord;
+use coffre_engine::{BucketConfigKind, BucketRecord, EncryptionConfig, OwnershipConfig};
 use coffre_types::time::iso8601;
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
@@ -63,7 +64,16 @@ pub async fn create(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Er
         failure_domain: policy.failure_domain.to_string(),
         scheme: policy.scheme,
     };
+    let ownership = match ctx.h("x-amz-object-ownership") {
+        None => None,
+        Some(o) => Some(ownership_rule(o)?),
+    };
     ctx.engine().create_bucket(bucket, rec).await?;
+    if let Some(rule) = ownership {
+        ctx.engine()
+            .put_bucket_config(bucket, BucketConfigKind::Ownership, Some(OwnershipConfig { rule }))
+            .await?;
+    }
     let mut r = Response::new(empty());
     r.headers_mut().insert(
         "location",
@@ -125,6 +135,132 @@ pub async fn versioning(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
         StatusCode::OK,
         Xml::new("VersioningConfiguration").finish("VersioningConfiguration"),
     ))
+}
+
+/// A bucket's default encryption: SSE-S3 (AES256) unless configured otherwise.
+fn encryption_of(ctx: &Ctx, bucket: &str) -> Result<EncryptionConfig, S3Error> {
+    Ok(ctx
+        .engine()
+        .bucket_config(bucket, BucketConfigKind::Encryption)?
+        .unwrap_or(EncryptionConfig {
+            algorithm: "AES256".into(),
+            bucket_key_enabled: false,
+        }))
+}
+
+pub async fn put_encryption(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
+    ctx.engine().bucket(bucket)?;
+    let (reader, _) = ctx.body(body, 64 * 1024)?;
+    let raw = reader.read_all(64 * 1024).await?;
+    crate::object::check_content_md5(ctx, &raw)?;
+    let doc = crate::xml::parse(&raw, 32)?;
+    let rules: Vec<_> = doc.all("Rule").collect();
+    if doc.name != "ServerSideEncryptionConfiguration" || rules.len() != 1 {
+        return Err(S3Error::malformed_xml(
+            "expected a ServerSideEncryptionConfiguration with one Rule",
+        ));
+    }
+    let rule = rules[0];
+    let algorithm = rule
+        .child("ApplyServerSideEncryptionByDefault")
+        .and_then(|d| d.child("SSEAlgorithm"))
+        .map(|a| a.text.as_str())
+        .ok_or_else(|| S3Error::malformed_xml("the Rule needs ApplyServerSideEncryptionByDefault/SSEAlgorithm"))?;
+    let cfg = EncryptionConfig {
+        algorithm: crate::sse::algorithm(algorithm)?.to_string(),
+        bucket_key_enabled: rule.child("BucketKeyEnabled").is_some_and(|b| b.text.trim() == "true"),
+    };
+    ctx.engine()
+        .put_bucket_config(bucket, BucketConfigKind::Encryption, Some(cfg))
+        .await?;
+    Ok(Response::new(empty()))
+}
+
+pub async fn get_encryption(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
+    ctx.engine().bucket(bucket)?;
+    let cfg = encryption_of(ctx, bucket)?;
+    let mut x = Xml::new("ServerSideEncryptionConfiguration");
+    x.open("Rule")
+        .open("ApplyServerSideEncryptionByDefault")
+        .elem("SSEAlgorithm", &cfg.algorithm)
+        .close("ApplyServerSideEncryptionByDefault")
+        .elem(
+            "BucketKeyEnabled",
+            if cfg.bucket_key_enabled { "true" } else { "false" },
+        )
+        .close("Rule");
+    Ok(xml_response(
+        StatusCode::OK,
+        x.finish("ServerSideEncryptionConfiguration"),
+    ))
+}
+
+/// Back to the default (AES256): objects stay encrypted whatever the configuration.
+pub async fn delete_encryption(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
+    ctx.engine().bucket(bucket)?;
+    ctx.engine()
+        .put_bucket_config::<EncryptionConfig>(bucket, BucketConfigKind::Encryption, None)
+        .await?;
+    Ok(status(StatusCode::NO_CONTENT))
+}
+
+fn ownership_rule(v: &str) -> Result<String, S3Error> {
+    match v.trim() {
+        r @ ("BucketOwnerEnforced" | "BucketOwnerPreferred" | "ObjectWriter") => Ok(r.to_string()),
+        _ => Err(S3Error::invalid_argument(
+            "ObjectOwnership is BucketOwnerEnforced, BucketOwnerPreferred or ObjectWriter",
+        )),
+    }
+}
+
+pub async fn put_ownership(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
+    ctx.engine().bucket(bucket)?;
+    let (reader, _) = ctx.body(body, 64 * 1024)?;
+    let raw = reader.read_all(64 * 1024).await?;
+    crate::object::check_content_md5(ctx, &raw)?;
+    let doc = crate::xml::parse(&raw, 16)?;
+    let rules: Vec<_> = doc.all("Rule").collect();
+    if doc.name != "OwnershipControls" || rules.len() != 1 {
+        return Err(S3Error::malformed_xml("expected OwnershipControls with one Rule"));
+    }
+    let rule = rules[0]
+        .child("ObjectOwnership")
+        .ok_or_else(|| S3Error::malformed_xml("the Rule needs ObjectOwnership"))?;
+    let cfg = OwnershipConfig {
+        rule: ownership_rule(&rule.text)?,
+    };
+    ctx.engine()
+        .put_bucket_config(bucket, BucketConfigKind::Ownership, Some(cfg))
+        .await?;
+    Ok(Response::new(empty()))
+}
+
+/// A new bucket has `BucketOwnerEnforced` (as in S3 since 2023) until its controls are set
+/// or deleted; deleted controls are kept as an empty rule, so GET answers 404.
+pub async fn get_ownership(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
+    ctx.engine().bucket(bucket)?;
+    let cfg: Option<OwnershipConfig> = ctx.engine().bucket_config(bucket, BucketConfigKind::Ownership)?;
+    let rule = match cfg {
+        None => "BucketOwnerEnforced".to_string(),
+        Some(c) if c.rule.is_empty() => {
+            return Err(S3Error::no_ownership_controls(
+                "The bucket ownership controls were not found",
+            ))
+        }
+        Some(c) => c.rule,
+    };
+    let mut x = Xml::new("OwnershipControls");
+    x.open("Rule").elem("ObjectOwnership", &rule).close("Rule");
+    Ok(xml_response(StatusCode::OK, x.finish("OwnershipControls")))
+}
+
+pub async fn delete_ownership(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
+    ctx.engine().bucket(bucket)?;
+    let none = OwnershipConfig { rule: String::new() };
+    ctx.engine()
+        .put_bucket_config(bucket, BucketConfigKind::Ownership, Some(none))
+        .await?;
+    Ok(status(StatusCode::NO_CONTENT))
 }
 
 #[cfg(test)]

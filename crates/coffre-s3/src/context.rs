@@ -26,6 +26,14 @@ pub struct Config {
     pub body_limits: BodyLimits,
 }
 
+impl Config {
+    /// The owner of every bucket (one account until tenants): ListBuckets' `Owner/ID`, what
+    /// `x-amz-expected-bucket-owner` must name.
+    pub fn owner_id(&self) -> &str {
+        &self.access_key
+    }
+}
+
 impl Credentials for Config {
     fn secret_for(&self, access_key: &str) -> Option<String> {
         auth::constant_time_eq(access_key, &self.access_key).then(|| self.secret_key.clone())
@@ -69,6 +77,27 @@ impl Ctx {
         BodyReader::new(
             body,
             &self.headers,
+            Some(self.verified.clone()),
+            max_len,
+            self.gw.config.body_limits,
+        )
+    }
+
+    /// A small request body whose `x-amz-checksum-*` headers describe something else (the
+    /// object a CompleteMultipartUpload makes), so they are not checked against it.
+    pub fn body_ignoring_checksums(
+        &self,
+        body: Incoming,
+        max_len: u64,
+    ) -> Result<(BodyReader, VerifiedChecksum), S3Error> {
+        let mut headers = self.headers.clone();
+        for a in coffre_engine::checksum::Algorithm::ALL {
+            headers.remove(a.header());
+        }
+        headers.remove("x-amz-sdk-checksum-algorithm");
+        BodyReader::new(
+            body,
+            &headers,
             Some(self.verified.clone()),
             max_len,
             self.gw.config.body_limits,

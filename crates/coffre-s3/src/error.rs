@@ -30,6 +30,14 @@ macro_rules! codes {
 
 codes! {
     access_denied => "AccessDenied", FORBIDDEN;
+    access_forbidden => "AccessForbidden", FORBIDDEN;
+    acl_not_supported => "AccessControlListNotSupported", BAD_REQUEST;
+    invalid_policy => "InvalidPolicyDocument", BAD_REQUEST;
+    malformed_post => "MalformedPOSTRequest", BAD_REQUEST;
+    max_pre_data => "MaxPostPreDataLengthExceeded", BAD_REQUEST;
+    bad_request => "BadRequest", BAD_REQUEST;
+    no_such_cors => "NoSuchCORSConfiguration", NOT_FOUND;
+    no_ownership_controls => "OwnershipControlsNotFoundError", NOT_FOUND;
     bad_digest => "BadDigest", BAD_REQUEST;
     bucket_already_owned => "BucketAlreadyOwnedByYou", CONFLICT;
     bucket_not_empty => "BucketNotEmpty", CONFLICT;
@@ -87,6 +95,7 @@ impl From<EngineError> for S3Error {
             E::Conflict(m) => S3Error::conditional_conflict(m),
             E::BadDigest(m) => S3Error::bad_digest(m),
             E::InvalidPart(m) => S3Error::invalid_part(m),
+            E::InvalidRequest(m) => S3Error::invalid_request(m),
             E::PartTooSmall(m) => S3Error::entity_too_small(m),
             E::Forbidden(m) => S3Error::access_denied(m),
             E::Unavailable(m) => S3Error::service_unavailable(m),

@@ -2,22 +2,25 @@
 //! The object engine below does the storage; this crate only speaks S3.
 //!
 //! Modules import downward only:
-//! `server` → the handlers (`bucket`, `object`, `multipart`, `list`) and `router` →
-//! `context`, `body`, `http`, `xml` → `auth` → `encoding`, `error`
+//! `server` → the handlers (`bucket`, `cors`, `object`, `multipart`, `list`, `post`) and `router` →
+//! `context`, `body`, `http`, `sse`, `xml` → `auth` → `encoding`, `error`
 //! (tests/module_graph.rs checks that no module imports one above it).
 
 pub mod auth;
 pub mod body;
 mod bucket;
 pub mod context;
+mod cors;
 pub mod encoding;
 pub mod error;
 pub mod http;
 mod list;
 mod multipart;
 mod object;
+mod post;
 mod router;
 pub mod server;
+mod sse;
 pub mod xml;
 
 pub use context::{Config, Gateway};

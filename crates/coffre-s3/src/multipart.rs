@@ -8,7 +8,7 @@ use crate::object::{attrs_from_headers, content_md5, copy_source};
 use crate::xml::Xml;
 use crate::S3Error;
 use coffre_engine::checksum::Algorithm;
-use coffre_engine::{BodyInfo, CompletedUpload, PartRequest};
+use coffre_engine::{BodyInfo, CompleteRequest, CompletedUpload, PartRequest};
 use coffre_types::time::iso8601;
 use coffre_types::VersionId;
 use http::{Response, StatusCode};
@@ -37,6 +37,7 @@ fn load_upload(ctx: &Ctx, bucket: &str, key: &str, id: &[u8; 16]) -> Result<coff
 
 pub async fn create(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     let brec = ctx.engine().bucket(bucket)?;
+    crate::sse::check_request(&ctx.headers)?;
     let attrs = attrs_from_headers(ctx)?;
     let algorithm = match ctx.h("x-amz-checksum-algorithm") {
         Some(a) => Some(
@@ -62,6 +63,7 @@ pub async fn create(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> 
     let mut x = Xml::new("InitiateMultipartUploadResult");
     x.elem("Bucket", bucket).elem("Key", key).elem("UploadId", &id.to_hex());
     let mut r = xml_response(StatusCode::OK, x.finish("InitiateMultipartUploadResult"));
+    crate::sse::echo(&mut r);
     if let Some(a) = algorithm {
         set(&mut r, "x-amz-checksum-algorithm", &a.name().to_ascii_uppercase());
         set(&mut r, "x-amz-checksum-type", ctype.as_deref().unwrap_or("COMPOSITE"));
@@ -73,6 +75,7 @@ pub async fn upload_part(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> 
     let id = upload_id(ctx)?;
     let number = part_number(ctx)?;
     let up = load_upload(ctx, bucket, key, &id)?;
+    crate::sse::check_request(&ctx.headers)?;
     let md5 = content_md5(ctx)?;
     let (mut reader, slot) = ctx.body(body, MAX_PART)?;
     if let Some(a) = up.checksum_algorithm.as_deref().and_then(Algorithm::parse) {
@@ -89,6 +92,7 @@ pub async fn upload_part(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> 
         .await?;
     let mut r = Response::new(empty());
     set(&mut r, "etag", &format!("\"{}\"", part.info.md5));
+    crate::sse::echo(&mut r);
     if let Some((a, v)) = &ctx.engine().part_checksum(&part.info)? {
         set(&mut r, &format!("x-amz-checksum-{a}"), v);
     }
@@ -99,6 +103,7 @@ pub async fn upload_part_copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res,
     let id = upload_id(ctx)?;
     let number = part_number(ctx)?;
     let up = load_upload(ctx, bucket, key, &id)?;
+    crate::sse::check_request(&ctx.headers)?;
     let source = copy_source(ctx).await?;
     let size = source.record.size;
     let (start, end) = match ctx.h("x-amz-copy-source-range") {
@@ -154,7 +159,9 @@ fn complete_result(bucket: &str, key: &str, done: &CompletedUpload) -> Res {
             if v.contains('-') { "COMPOSITE" } else { "FULL_OBJECT" },
         );
     }
-    xml_response(StatusCode::OK, x.finish("CompleteMultipartUploadResult"))
+    let mut r = xml_response(StatusCode::OK, x.finish("CompleteMultipartUploadResult"));
+    crate::sse::echo(&mut r);
+    r
 }
 
 pub async fn complete(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Res, S3Error> {
@@ -162,8 +169,10 @@ pub async fn complete(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Res
     let engine = ctx.engine();
     engine.bucket(bucket)?;
     let earlier = engine.completed_upload(bucket, key, &id)?;
-    let (reader, _) = ctx.body(body, MAX_XML_BODY as u64)?;
+    // The checksum headers of a Complete are the whole object's, not its XML body's.
+    let (reader, _) = ctx.body_ignoring_checksums(body, MAX_XML_BODY as u64)?;
     let raw = reader.read_all(MAX_XML_BODY).await?;
+    crate::object::check_content_md5(ctx, &raw)?;
     if let Some(done) = earlier {
         // A retry of a Complete that succeeded: answer the same.
         return Ok(complete_result(bucket, key, &done));
@@ -183,7 +192,19 @@ pub async fn complete(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Res
             .child("ETag")
             .map(|e| e.text.trim().trim_matches('"').to_string())
             .ok_or_else(|| S3Error::malformed_xml("a Part has no ETag"))?;
-        wanted.push(PartRequest { number, etag });
+        let checksums = Algorithm::ALL
+            .into_iter()
+            .filter_map(|a| {
+                let name = format!("Checksum{}", a.name().to_ascii_uppercase());
+                p.child(&name)
+                    .map(|v| (a.name().to_string(), v.text.trim().to_string()))
+            })
+            .collect();
+        wanted.push(PartRequest {
+            number,
+            etag,
+            checksums,
+        });
     }
     if wanted.is_empty() {
         return Err(S3Error::malformed_xml("You must specify at least one part"));
@@ -193,8 +214,22 @@ pub async fn complete(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Res
             "The list of parts was not in ascending order. Parts must be ordered by part number.",
         ));
     }
-    let condition = crate::object::write_condition(ctx)?;
-    let done = engine.complete_upload(bucket, key, &id, &wanted, condition).await?;
+    let mut checksum = None;
+    for a in Algorithm::ALL {
+        if let Some(v) = ctx.h(&a.header()) {
+            if checksum.is_some() {
+                return Err(S3Error::invalid_request("Expecting a single x-amz-checksum- header"));
+            }
+            checksum = Some((a.name().to_string(), v.trim().to_string()));
+        }
+    }
+    let req = CompleteRequest {
+        parts: wanted,
+        checksum,
+        checksum_type: ctx.h("x-amz-checksum-type").map(|t| t.trim().to_ascii_uppercase()),
+        condition: crate::object::write_condition(ctx)?,
+    };
+    let done = engine.complete_upload(bucket, key, &id, &req).await?;
     Ok(complete_result(bucket, key, &done))
 }
 

@@ -15,7 +15,7 @@ use hyper::body::{Frame, Incoming};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// Standard headers stored with an object and returned on GET/HEAD.
-const STORED_HEADERS: [&str; 6] = [
+pub(crate) const STORED_HEADERS: [&str; 6] = [
     "content-type",
     "content-encoding",
     "content-disposition",
@@ -111,8 +111,29 @@ pub(crate) fn content_md5(ctx: &Ctx) -> Result<Option<[u8; 16]>, S3Error> {
     }
 }
 
+fn check_md5(md5: Option<[u8; 16]>, raw: &[u8]) -> Result<(), S3Error> {
+    if let Some(m) = md5 {
+        let got: [u8; 16] = {
+            use md5::Digest;
+            md5::Md5::digest(raw).into()
+        };
+        if got != m {
+            return Err(S3Error::bad_digest(
+                "The Content-MD5 you specified did not match what we received.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a small body read whole against the request's `Content-MD5`, if any.
+pub(crate) fn check_content_md5(ctx: &Ctx, raw: &[u8]) -> Result<(), S3Error> {
+    check_md5(content_md5(ctx)?, raw)
+}
+
 pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Res, S3Error> {
     let brec = ctx.engine().bucket(bucket)?;
+    crate::sse::check_request(&ctx.headers)?;
     let attrs = attrs_from_headers(ctx)?;
     let md5 = content_md5(ctx)?;
     if ctx.h("content-length").is_none()
@@ -136,6 +157,7 @@ pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<R
     let rec = ctx.engine().put(bucket, &brec, key, reader.into_stream(), new).await?;
     let mut r = Response::new(empty());
     set(&mut r, "etag", &format!("\"{}\"", rec.etag));
+    crate::sse::echo(&mut r);
     if let Some((a, v)) = rec
         .parts
         .first()
@@ -255,9 +277,19 @@ fn open(ctx: &Ctx, bucket: &str, key: &str) -> Result<ReadHandle, S3Error> {
 }
 
 pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, S3Error> {
+    crate::sse::check_request(&ctx.headers)?;
     let handle = open(ctx, bucket, key)?;
     let rec = &handle.record;
-    check_conditions(ctx, rec)?;
+    match check_conditions(ctx, rec) {
+        // A 304 still names the version it stands for, as S3 answers it.
+        Err(e) if e.status == StatusCode::NOT_MODIFIED => {
+            let mut r = status(StatusCode::NOT_MODIFIED);
+            set(&mut r, "etag", &format!("\"{}\"", rec.etag));
+            set(&mut r, "last-modified", &http_date(rec.last_modified_ms));
+            return Ok(r);
+        }
+        other => other?,
+    }
     let attrs = ctx.engine().open_attrs(bucket, key, rec)?;
     let multipart = rec.etag.contains('-');
     let range = match ctx.q("partNumber") {
@@ -290,6 +322,7 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, 
     set(&mut r, "etag", &format!("\"{}\"", rec.etag));
     set(&mut r, "last-modified", &http_date(rec.last_modified_ms));
     set(&mut r, "accept-ranges", "bytes");
+    crate::sse::echo(&mut r);
     set(&mut r, "content-type", "binary/octet-stream");
     for (h, v) in &attrs.headers {
         set(&mut r, h, v);
@@ -306,11 +339,22 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, 
     if ctx
         .h("x-amz-checksum-mode")
         .is_some_and(|m| m.eq_ignore_ascii_case("enabled"))
-        && range.is_none()
     {
+        let part = ctx.q("partNumber").and_then(|n| n.parse::<usize>().ok());
         for (a, v) in &attrs.checksums {
-            set(&mut r, &format!("x-amz-checksum-{a}"), v);
             let kind = if v.contains('-') { "COMPOSITE" } else { "FULL_OBJECT" };
+            match (range, part) {
+                // The whole object: its checksum.
+                (None, _) => set(&mut r, &format!("x-amz-checksum-{a}"), v),
+                // One part of a multipart object: that part's.
+                (Some(_), Some(n)) => {
+                    if let Some((pa, pv)) = ctx.engine().part_checksum(&rec.parts[n - 1])? {
+                        set(&mut r, &format!("x-amz-checksum-{pa}"), &pv);
+                    }
+                }
+                // A byte range has no checksum of its own.
+                (Some(_), None) => continue,
+            }
             set(&mut r, "x-amz-checksum-type", kind);
         }
     }
@@ -367,17 +411,7 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
     let md5 = content_md5(ctx)?;
     let (reader, _) = ctx.body(body, MAX_XML_BODY as u64)?;
     let raw = reader.read_all(MAX_XML_BODY).await?;
-    if let Some(m) = md5 {
-        let got: [u8; 16] = {
-            use md5::Digest;
-            md5::Md5::digest(&raw).into()
-        };
-        if got != m {
-            return Err(S3Error::bad_digest(
-                "The Content-MD5 you specified did not match what we received.",
-            ));
-        }
-    }
+    check_md5(md5, &raw)?;
     // Object, Key and VersionId per key, then Quiet.
     let doc = crate::xml::parse(&raw, 2 + 3 * MAX_DELETE_KEYS)?;
     if doc.name != "Delete" {
@@ -426,6 +460,13 @@ pub(crate) async fn copy_source(ctx: &Ctx) -> Result<ReadHandle, S3Error> {
         .split_once('/')
         .filter(|(b, k)| !b.is_empty() && !k.is_empty())
         .ok_or_else(|| S3Error::invalid_argument("x-amz-copy-source must be bucket/key"))?;
+    if let Some(expected) = ctx.h("x-amz-source-expected-bucket-owner") {
+        if !crate::auth::constant_time_eq(expected, ctx.gw.config.owner_id()) {
+            return Err(S3Error::access_denied(
+                "Access Denied: the source bucket has another owner",
+            ));
+        }
+    }
     let source = open(ctx, sb, sk)?;
     let srec = &source.record;
     let modified = srec.last_modified_ms / 1000;
@@ -460,11 +501,14 @@ fn copy_result(rec: &ObjectRecord) -> Res {
     let mut x = Xml::new("CopyObjectResult");
     x.elem("LastModified", &iso8601(rec.last_modified_ms))
         .elem("ETag", &format!("\"{}\"", rec.etag));
-    xml_response(StatusCode::OK, x.finish("CopyObjectResult"))
+    let mut r = xml_response(StatusCode::OK, x.finish("CopyObjectResult"));
+    crate::sse::echo(&mut r);
+    r
 }
 
 pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     let dst_bucket = ctx.engine().bucket(bucket)?;
+    crate::sse::check_request(&ctx.headers)?;
     let condition = write_condition(ctx)?;
     let source = copy_source(ctx).await?;
     let (sb, sk, srec) = (source.bucket.as_str(), source.key.as_str(), &source.record);
@@ -518,6 +562,94 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     Ok(copy_result(&out))
 }
 
+/// `ChecksumSHA256`… as S3 names a checksum element.
+fn checksum_element(algorithm: &str) -> String {
+    format!("Checksum{}", algorithm.to_ascii_uppercase())
+}
+
+/// GetObjectAttributes: what `x-amz-object-attributes` asks of the current version, without
+/// reading its data.
+pub async fn attributes(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
+    crate::sse::check_request(&ctx.headers)?;
+    const NAMES: [&str; 5] = ["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"];
+    // One header with a list, or the header repeated: both are how SDKs send it.
+    let asked: Vec<&str> = ctx
+        .headers
+        .get_all("x-amz-object-attributes")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect();
+    if asked.is_empty() {
+        return Err(S3Error::invalid_argument(
+            "x-amz-object-attributes names at least one attribute",
+        ));
+    }
+    if let Some(a) = asked.iter().find(|a| !NAMES.contains(a)) {
+        return Err(S3Error::invalid_argument(format!(
+            "Invalid attribute name specified: {a}"
+        )));
+    }
+    let wants = |n: &str| asked.contains(&n);
+    let number = |h: &str, default: u32| -> Result<u32, S3Error> {
+        ctx.h(h).map_or(Ok(default), |v| {
+            v.trim()
+                .parse()
+                .map_err(|_| S3Error::invalid_argument(format!("{h} must be a non-negative integer")))
+        })
+    };
+    let max_parts = number("x-amz-max-parts", 1000)?.min(1000);
+    let marker = number("x-amz-part-number-marker", 0)?;
+    let rec = load(ctx, bucket, key)?;
+    let attrs = ctx.engine().open_attrs(bucket, key, &rec)?;
+    let mut x = Xml::new("GetObjectAttributesResponse");
+    if wants("ETag") {
+        x.elem("ETag", &rec.etag);
+    }
+    if wants("Checksum") {
+        if let Some((a, v)) = attrs.checksums.first() {
+            let kind = if v.contains('-') { "COMPOSITE" } else { "FULL_OBJECT" };
+            x.open("Checksum")
+                .elem(&checksum_element(a), v)
+                .elem("ChecksumType", kind)
+                .close("Checksum");
+        }
+    }
+    if wants("ObjectParts") && rec.etag.contains('-') {
+        let total = rec.parts.len();
+        let from = (marker as usize).min(total);
+        let to = from.saturating_add(max_parts as usize).min(total);
+        let truncated = to < total;
+        x.open("ObjectParts")
+            .elem("PartsCount", &total.to_string())
+            .elem("PartNumberMarker", &marker.to_string());
+        if truncated {
+            x.elem("NextPartNumberMarker", &to.to_string());
+        }
+        x.elem("MaxParts", &max_parts.to_string())
+            .elem("IsTruncated", if truncated { "true" } else { "false" });
+        for (i, p) in rec.parts.iter().enumerate().take(to).skip(from) {
+            x.open("Part").elem("PartNumber", &(i + 1).to_string());
+            if let Some((a, v)) = ctx.engine().part_checksum(p)? {
+                x.elem(&checksum_element(&a), &v);
+            }
+            x.elem("Size", &p.size.to_string()).close("Part");
+        }
+        x.close("ObjectParts");
+    }
+    if wants("StorageClass") {
+        x.elem("StorageClass", "STANDARD");
+    }
+    if wants("ObjectSize") {
+        x.elem("ObjectSize", &rec.size.to_string());
+    }
+    let mut r = xml_response(StatusCode::OK, x.finish("GetObjectAttributesResponse"));
+    set(&mut r, "last-modified", &http_date(rec.last_modified_ms));
+    Ok(r)
+}
+
 pub async fn get_tagging(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     let rec = load(ctx, bucket, key)?;
     let attrs = ctx.engine().open_attrs(bucket, key, &rec)?;
@@ -545,9 +677,9 @@ async fn replace_tags(ctx: &Ctx, bucket: &str, key: &str, tags: Vec<(String, Str
     Ok(())
 }
 
-pub async fn put_tagging(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Res, S3Error> {
-    let (reader, _) = ctx.body(body, 1 << 20)?;
-    let doc = crate::xml::parse(&reader.read_all(64 * 1024).await?, 2 + 3 * 50)?;
+/// A `Tagging` document's tag set, validated.
+pub(crate) fn parse_tagging(raw: &[u8]) -> Result<Vec<(String, String)>, S3Error> {
+    let doc = crate::xml::parse(raw, 2 + 3 * 50)?;
     let set = doc
         .child("TagSet")
         .filter(|_| doc.name == "Tagging")
@@ -560,6 +692,12 @@ pub async fn put_tagging(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> 
         })
         .collect::<Result<_, _>>()?;
     validate_tags(&tags)?;
+    Ok(tags)
+}
+
+pub async fn put_tagging(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Res, S3Error> {
+    let (reader, _) = ctx.body(body, 1 << 20)?;
+    let tags = parse_tagging(&reader.read_all(64 * 1024).await?)?;
     replace_tags(ctx, bucket, key, tags).await?;
     Ok(Response::new(empty()))
 }

@@ -30,6 +30,58 @@ pub enum Op {
     AbortMultipartUpload(String, String),
     ListParts(String, String),
     ListMultipartUploads(String),
+    PutBucketCors(String),
+    GetBucketCors(String),
+    DeleteBucketCors(String),
+    PutBucketEncryption(String),
+    GetBucketEncryption(String),
+    DeleteBucketEncryption(String),
+    PutBucketOwnershipControls(String),
+    GetBucketOwnershipControls(String),
+    DeleteBucketOwnershipControls(String),
+    GetObjectAttributes(String, String),
+}
+
+impl Op {
+    /// The bucket the operation acts on (none for ListBuckets).
+    pub fn bucket(&self) -> Option<&str> {
+        use Op::*;
+        match self {
+            ListBuckets => None,
+            CreateBucket(b)
+            | HeadBucket(b)
+            | DeleteBucket(b)
+            | GetBucketLocation(b)
+            | GetBucketVersioning(b)
+            | ListObjects { bucket: b, .. }
+            | DeleteObjects(b)
+            | ListMultipartUploads(b)
+            | PutBucketCors(b)
+            | GetBucketCors(b)
+            | DeleteBucketCors(b)
+            | PutBucketEncryption(b)
+            | GetBucketEncryption(b)
+            | DeleteBucketEncryption(b)
+            | PutBucketOwnershipControls(b)
+            | GetBucketOwnershipControls(b)
+            | DeleteBucketOwnershipControls(b) => Some(b),
+            PutObject(b, _)
+            | CopyObject(b, _)
+            | GetObject(b, _)
+            | HeadObject(b, _)
+            | DeleteObject(b, _)
+            | GetObjectTagging(b, _)
+            | PutObjectTagging(b, _)
+            | DeleteObjectTagging(b, _)
+            | CreateMultipartUpload(b, _)
+            | UploadPart(b, _)
+            | UploadPartCopy(b, _)
+            | CompleteMultipartUpload(b, _)
+            | AbortMultipartUpload(b, _)
+            | ListParts(b, _)
+            | GetObjectAttributes(b, _) => Some(b),
+        }
+    }
 }
 
 pub struct Routed {
@@ -41,13 +93,11 @@ pub struct Routed {
 const UNSUPPORTED: &[&str] = &[
     "acl",
     "policy",
-    "cors",
     "lifecycle",
     "website",
     "logging",
     "notification",
     "replication",
-    "encryption",
     "object-lock",
     "retention",
     "legal-hold",
@@ -57,25 +107,20 @@ const UNSUPPORTED: &[&str] = &[
     "metrics",
     "inventory",
     "intelligent-tiering",
-    "ownershipControls",
     "publicAccessBlock",
     "restore",
     "select",
     "torrent",
     "versions",
-    "attributes",
     "policyStatus",
 ];
 
-pub fn route(
-    method: &Method,
-    headers: &HeaderMap,
-    raw_path: &str,
-    raw_query: &str,
-    domain: Option<&str>,
-) -> Result<Routed, S3Error> {
-    let query = parse_query(raw_query)?;
-    let has = |n: &str| query.iter().any(|(k, _)| k == n);
+/// Sub-resources of a bucket only: on an object they name nothing we serve.
+const BUCKET_ONLY: &[&str] = &["cors", "encryption", "ownershipControls"];
+
+/// The bucket and key a request names (path-style, or virtual-hosted under `domain`); both
+/// empty for the service itself.
+pub fn target(headers: &HeaderMap, raw_path: &str, domain: Option<&str>) -> Result<(String, String), S3Error> {
     let path =
         String::from_utf8(percent_decode(raw_path)).map_err(|_| S3Error::invalid_argument("the path is not UTF-8"))?;
     let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("");
@@ -93,19 +138,36 @@ pub fn route(
         .and_then(|d| host.strip_suffix(d)?.strip_suffix('.'))
         .filter(|b| !b.is_empty());
     let rest = path.strip_prefix('/').unwrap_or(&path);
-    let (bucket, key) = match vhost_bucket {
+    Ok(match vhost_bucket {
         Some(b) => (b.to_string(), rest.to_string()),
         None => match rest.split_once('/') {
             Some((b, k)) => (b.to_string(), k.to_string()),
             None => (rest.to_string(), String::new()),
         },
-    };
+    })
+}
+
+pub fn route(
+    method: &Method,
+    headers: &HeaderMap,
+    raw_path: &str,
+    raw_query: &str,
+    domain: Option<&str>,
+) -> Result<Routed, S3Error> {
+    let query = parse_query(raw_query)?;
+    let has = |n: &str| query.iter().any(|(k, _)| k == n);
+    let (bucket, key) = target(headers, raw_path, domain)?;
     if let Some(u) = UNSUPPORTED.iter().find(|u| has(u)) {
         return Err(S3Error::not_implemented(format!(
             "The '{u}' operation is not implemented by Coffre"
         )));
     }
     let object = !key.is_empty();
+    if let Some(u) = BUCKET_ONLY.iter().find(|u| object && has(u)) {
+        return Err(S3Error::not_implemented(format!(
+            "The '{u}' sub-resource of an object is not implemented by Coffre"
+        )));
+    }
     if object && key.len() > coffre_types::limits::MAX_KEY_LEN {
         return Err(S3Error::key_too_long("Your key is too long: at most 1024 bytes"));
     }
@@ -121,6 +183,16 @@ pub fn route(
         ("DELETE", _, false) if query.is_empty() => Op::DeleteBucket(bucket),
         ("GET", _, false) if has("location") => Op::GetBucketLocation(bucket),
         ("GET", _, false) if has("versioning") => Op::GetBucketVersioning(bucket),
+        ("PUT", _, false) if has("cors") => Op::PutBucketCors(bucket),
+        ("GET", _, false) if has("cors") => Op::GetBucketCors(bucket),
+        ("DELETE", _, false) if has("cors") => Op::DeleteBucketCors(bucket),
+        ("PUT", _, false) if has("encryption") => Op::PutBucketEncryption(bucket),
+        ("GET", _, false) if has("encryption") => Op::GetBucketEncryption(bucket),
+        ("DELETE", _, false) if has("encryption") => Op::DeleteBucketEncryption(bucket),
+        ("PUT", _, false) if has("ownershipControls") => Op::PutBucketOwnershipControls(bucket),
+        ("GET", _, false) if has("ownershipControls") => Op::GetBucketOwnershipControls(bucket),
+        ("DELETE", _, false) if has("ownershipControls") => Op::DeleteBucketOwnershipControls(bucket),
+        ("GET", _, true) if has("attributes") => Op::GetObjectAttributes(bucket, key),
         ("GET", _, false) if has("tagging") => {
             return Err(S3Error::not_implemented("bucket tagging is not implemented"))
         }

@@ -3,9 +3,9 @@
 use crate::auth::{self, RequestParts};
 use crate::context::{Ctx, Gateway};
 use crate::http::{error_response, full, Res};
-use crate::router::{route, Op};
+use crate::router::{self, route, Op};
 use crate::S3Error;
-use crate::{bucket, list, multipart, object};
+use crate::{bucket, cors, list, multipart, object, post};
 use coffre_cluster::net::{self, ConnectionLimiter, Refusal, StallIo};
 use coffre_types::limits;
 use http::{HeaderValue, Request, Response};
@@ -30,7 +30,20 @@ impl Gateway {
         }
         let started = std::time::Instant::now();
         let method = req.method().clone();
-        let mut res = match self.clone().dispatch(req).await {
+        // A browser's request: its response, error or not, carries the bucket's CORS grant.
+        let cors_request = req.headers().contains_key("origin").then(|| {
+            let bucket = router::target(req.headers(), &path, self.config.domain.as_deref())
+                .map(|(b, _)| b)
+                .unwrap_or_default();
+            (bucket, req.headers().clone())
+        });
+        let outcome = if method == http::Method::OPTIONS {
+            router::target(req.headers(), &path, self.config.domain.as_deref())
+                .and_then(|(bucket, _)| cors::preflight(&self.engine, &bucket, req.headers()))
+        } else {
+            self.clone().dispatch(req).await
+        };
+        let mut res = match outcome {
             Ok(r) => r,
             Err(e) => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
@@ -38,6 +51,9 @@ impl Gateway {
                 error_response(&e, &path, &request_id, head)
             }
         };
+        if let Some((bucket, headers)) = cors_request.filter(|_| method != http::Method::OPTIONS) {
+            cors::decorate(&self.engine, &bucket, method.as_str(), &headers, &mut res);
+        }
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             res.headers_mut().insert("x-amz-request-id", v);
         }
@@ -67,6 +83,13 @@ impl Gateway {
         let (parts, body) = req.into_parts();
         let raw_path = parts.uri.path().to_string();
         let raw_query = parts.uri.query().unwrap_or("").to_string();
+        // A browser's form upload authenticates with its own fields, not with headers.
+        if !parts.headers.contains_key("authorization") {
+            let (bucket, key) = router::target(&parts.headers, &raw_path, self.config.domain.as_deref())?;
+            if !bucket.is_empty() && post::is_form_upload(&parts.method, &parts.headers, &key, &raw_query) {
+                return post::post_object(self.clone(), &parts.headers, &bucket, body).await;
+            }
+        }
         let verified = auth::verify(
             &RequestParts {
                 method: parts.method.as_str(),
@@ -91,6 +114,11 @@ impl Gateway {
             query: op.query,
             verified,
         };
+        if let (Some(expected), Some(_)) = (ctx.h("x-amz-expected-bucket-owner"), op.op.bucket()) {
+            if !auth::constant_time_eq(expected, self.config.owner_id()) {
+                return Err(S3Error::access_denied("Access Denied: the bucket has another owner"));
+            }
+        }
         match op.op {
             Op::ListBuckets => bucket::list_buckets(&ctx).await,
             Op::CreateBucket(b) => bucket::create(&ctx, &b, body).await,
@@ -115,6 +143,16 @@ impl Gateway {
             Op::AbortMultipartUpload(b, k) => multipart::abort(&ctx, &b, &k).await,
             Op::ListParts(b, k) => multipart::list_parts(&ctx, &b, &k).await,
             Op::ListMultipartUploads(b) => multipart::list_uploads(&ctx, &b).await,
+            Op::PutBucketCors(b) => cors::put(&ctx, &b, body).await,
+            Op::GetBucketCors(b) => cors::get(&ctx, &b).await,
+            Op::DeleteBucketCors(b) => cors::delete(&ctx, &b).await,
+            Op::PutBucketEncryption(b) => bucket::put_encryption(&ctx, &b, body).await,
+            Op::GetBucketEncryption(b) => bucket::get_encryption(&ctx, &b).await,
+            Op::DeleteBucketEncryption(b) => bucket::delete_encryption(&ctx, &b).await,
+            Op::PutBucketOwnershipControls(b) => bucket::put_ownership(&ctx, &b, body).await,
+            Op::GetBucketOwnershipControls(b) => bucket::get_ownership(&ctx, &b).await,
+            Op::DeleteBucketOwnershipControls(b) => bucket::delete_ownership(&ctx, &b).await,
+            Op::GetObjectAttributes(b, k) => object::attributes(&ctx, &b, &k).await,
         }
     }
 }
