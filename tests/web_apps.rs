@@ -661,6 +661,19 @@ async fn encryption_ownership_and_expected_owner() {
     assert_eq!(r.server_side_encryption(), Some(&ServerSideEncryption::Aes256));
     let h = c.head_object().bucket("enc").key("k").send().await.unwrap();
     assert_eq!(h.server_side_encryption(), Some(&ServerSideEncryption::Aes256));
+    // Asking for SSE on a read is an error, as in S3.
+    let signed = sign(
+        &s.addr,
+        "GET",
+        "/enc/k",
+        "",
+        &[("x-amz-server-side-encryption", "AES256")],
+        "UNSIGNED-PAYLOAD",
+        now(),
+    );
+    let (st, _, body) = raw_request(&s.addr, "GET", "/enc/k", &signed.headers, b"");
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("<Code>InvalidArgument</Code>"), "{body}");
     let e = c
         .put_object()
         .bucket("enc")

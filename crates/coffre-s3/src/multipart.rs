@@ -37,7 +37,7 @@ fn load_upload(ctx: &Ctx, bucket: &str, key: &str, id: &[u8; 16]) -> Result<coff
 
 pub async fn create(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     let brec = ctx.engine().bucket(bucket)?;
-    crate::sse::check_request(&ctx.headers)?;
+    crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
     let attrs = attrs_from_headers(ctx)?;
     let algorithm = match ctx.h("x-amz-checksum-algorithm") {
         Some(a) => Some(
@@ -75,7 +75,7 @@ pub async fn upload_part(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> 
     let id = upload_id(ctx)?;
     let number = part_number(ctx)?;
     let up = load_upload(ctx, bucket, key, &id)?;
-    crate::sse::check_request(&ctx.headers)?;
+    crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
     let md5 = content_md5(ctx)?;
     let (mut reader, slot) = ctx.body(body, MAX_PART)?;
     if let Some(a) = up.checksum_algorithm.as_deref().and_then(Algorithm::parse) {
@@ -103,7 +103,7 @@ pub async fn upload_part_copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res,
     let id = upload_id(ctx)?;
     let number = part_number(ctx)?;
     let up = load_upload(ctx, bucket, key, &id)?;
-    crate::sse::check_request(&ctx.headers)?;
+    crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
     let source = copy_source(ctx).await?;
     let size = source.record.size;
     let (start, end) = match ctx.h("x-amz-copy-source-range") {

@@ -133,7 +133,7 @@ pub(crate) fn check_content_md5(ctx: &Ctx, raw: &[u8]) -> Result<(), S3Error> {
 
 pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Res, S3Error> {
     let brec = ctx.engine().bucket(bucket)?;
-    crate::sse::check_request(&ctx.headers)?;
+    crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
     let attrs = attrs_from_headers(ctx)?;
     let md5 = content_md5(ctx)?;
     if ctx.h("content-length").is_none()
@@ -277,7 +277,7 @@ fn open(ctx: &Ctx, bucket: &str, key: &str) -> Result<ReadHandle, S3Error> {
 }
 
 pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, S3Error> {
-    crate::sse::check_request(&ctx.headers)?;
+    crate::sse::check_request(&ctx.headers, crate::sse::Use::Read)?;
     let handle = open(ctx, bucket, key)?;
     let rec = &handle.record;
     match check_conditions(ctx, rec) {
@@ -508,7 +508,7 @@ fn copy_result(rec: &ObjectRecord) -> Res {
 
 pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     let dst_bucket = ctx.engine().bucket(bucket)?;
-    crate::sse::check_request(&ctx.headers)?;
+    crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
     let condition = write_condition(ctx)?;
     let source = copy_source(ctx).await?;
     let (sb, sk, srec) = (source.bucket.as_str(), source.key.as_str(), &source.record);
@@ -570,7 +570,7 @@ fn checksum_element(algorithm: &str) -> String {
 /// GetObjectAttributes: what `x-amz-object-attributes` asks of the current version, without
 /// reading its data.
 pub async fn attributes(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
-    crate::sse::check_request(&ctx.headers)?;
+    crate::sse::check_request(&ctx.headers, crate::sse::Use::Read)?;
     const NAMES: [&str; 5] = ["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"];
     // One header with a list, or the header repeated: both are how SDKs send it.
     let asked: Vec<&str> = ctx

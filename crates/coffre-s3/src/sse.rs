@@ -22,11 +22,29 @@ pub fn algorithm(v: &str) -> Result<&'static str, S3Error> {
     }
 }
 
+/// Whether a request writes an object (where SSE-S3 may be asked for) or reads one (where
+/// asking for it is an error, as S3 answers).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    Write,
+    Read,
+}
+
 /// Checks the SSE headers of a request. Customer-provided keys (SSE-C) are refused rather
 /// than ignored: a client must never believe its key protects data it does not.
-pub fn check_request(headers: &HeaderMap) -> Result<(), S3Error> {
+pub fn check_request(headers: &HeaderMap, usage: Use) -> Result<(), S3Error> {
     if let Some(v) = headers.get("x-amz-server-side-encryption") {
-        algorithm(std::str::from_utf8(v.as_bytes()).unwrap_or(""))?;
+        if usage == Use::Read {
+            return Err(S3Error::invalid_argument(
+                "The x-amz-server-side-encryption header is not supported for this operation.",
+            ));
+        }
+        let alg = algorithm(std::str::from_utf8(v.as_bytes()).unwrap_or(""))?;
+        if headers.contains_key("x-amz-server-side-encryption-aws-kms-key-id") {
+            return Err(S3Error::invalid_argument(format!(
+                "x-amz-server-side-encryption-aws-kms-key-id goes with aws:kms, not {alg}"
+            )));
+        }
     }
     let customer = headers.keys().any(|k| {
         let k = k.as_str();
@@ -39,8 +57,8 @@ pub fn check_request(headers: &HeaderMap) -> Result<(), S3Error> {
         ));
     }
     if headers.contains_key("x-amz-server-side-encryption-aws-kms-key-id") {
-        return Err(S3Error::not_implemented(
-            "Server-side encryption with KMS keys is not available",
+        return Err(S3Error::invalid_argument(
+            "x-amz-server-side-encryption-aws-kms-key-id needs x-amz-server-side-encryption: aws:kms, which is not available",
         ));
     }
     Ok(())
