@@ -99,6 +99,10 @@ struct ServerArgs {
     /// Seconds a request body may send nothing before it is cut.
     #[arg(long, env = "COFFRE_BODY_TIMEOUT_SECS")]
     body_timeout_secs: Option<u64>,
+    /// Accept customer-provided keys (SSE-C) over plain HTTP (test set-ups only: the key
+    /// travels in the request headers).
+    #[arg(long, env = "COFFRE_ALLOW_SSE_C_OVER_HTTP", value_parser = clap::builder::FalseyValueParser::new())]
+    allow_sse_c_over_http: bool,
 }
 
 /// The TOML file: every field optional, flags and `COFFRE_*` variables win.
@@ -162,6 +166,7 @@ struct ServerSection {
     max_connections_per_ip: Option<usize>,
     header_timeout_secs: Option<u64>,
     body_timeout_secs: Option<u64>,
+    allow_sse_c_over_http: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -403,6 +408,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
             max_put: coffre_types::limits::MAX_PUT,
             regions,
             body_limits,
+            allow_sse_c_over_http: args.allow_sse_c_over_http || file.server.allow_sse_c_over_http.unwrap_or(false),
         };
         let gw = Gateway::new(engine.clone(), config);
         let listener = tokio::net::TcpListener::bind(&listen)

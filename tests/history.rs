@@ -217,10 +217,13 @@ async fn client_loop(
 }
 
 /// A multipart upload refused with a definite 4xx did not happen; anything else may have.
+/// `NoSuchUpload` is not definite: the SDK retries a Complete whose answer was lost (the
+/// server killed after its commit), and the retry of a Complete that succeeded answers
+/// NoSuchUpload once the object has been overwritten since, as in S3.
 fn mpu_outcome(e: &aws_sdk_s3::Error) -> Outcome {
     use aws_sdk_s3::error::ProvideErrorMetadata;
     match e.code() {
-        Some("NoSuchUpload" | "InvalidPart" | "NoSuchBucket") => Outcome::Refused,
+        Some("InvalidPart" | "NoSuchBucket") => Outcome::Refused,
         _ => Outcome::Unknown,
     }
 }

@@ -973,3 +973,291 @@ async fn post_object_form_uploads() {
     );
     assert_eq!(get_body(&c, "forms", "v2.txt").await, b"v2");
 }
+
+/// (key, MD5) as the SSE-C headers carry them.
+fn sse_c(seed: u8) -> (String, String) {
+    let key = [seed; 32];
+    let md5: [u8; 16] = {
+        use md5::Digest;
+        md5::Md5::digest(key).into()
+    };
+    (b64(&key), b64(&md5))
+}
+
+#[tokio::test]
+async fn sse_c_objects_need_their_key() {
+    // Over plain HTTP, only when the operator allows it.
+    let strict = Server::start();
+    let c = strict.client();
+    c.create_bucket().bucket("keys").send().await.unwrap();
+    let (ka, ma) = sse_c(1);
+    let e = c
+        .put_object()
+        .bucket("keys")
+        .key("k")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&ka)
+        .sse_customer_key_md5(&ma)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "InvalidRequest");
+    drop(strict);
+
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let mut s = Server::start_with(&data_dir, "127.0.0.1:0", &["--allow-sse-c-over-http"]);
+    let c = s.client();
+    c.create_bucket().bucket("keys").send().await.unwrap();
+    let (kb, mb) = sse_c(2);
+    let body = data(300_000, 9);
+    let r = c
+        .put_object()
+        .bucket("keys")
+        .key("doc")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&ka)
+        .sse_customer_key_md5(&ma)
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.sse_customer_key_md5(), Some(ma.as_str()));
+    assert_ne!(
+        r.e_tag().unwrap().trim_matches('"'),
+        md5_hex(&body),
+        "an SSE-C ETag is not the MD5"
+    );
+    // A wrong MD5 of the key, no key, another key.
+    let e = c
+        .get_object()
+        .bucket("keys")
+        .key("doc")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&ka)
+        .sse_customer_key_md5(&mb)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "InvalidArgument");
+    let e = c.get_object().bucket("keys").key("doc").send().await.unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "InvalidRequest");
+    let e = c.head_object().bucket("keys").key("doc").send().await.unwrap_err();
+    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(400));
+    let e = c
+        .get_object()
+        .bucket("keys")
+        .key("doc")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&kb)
+        .sse_customer_key_md5(&mb)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "AccessDenied");
+    // The right key: whole, a range, HEAD, attributes.
+    let get = |range: Option<&str>| {
+        c.get_object()
+            .bucket("keys")
+            .key("doc")
+            .set_range(range.map(str::to_string))
+            .sse_customer_algorithm("AES256")
+            .sse_customer_key(&ka)
+            .sse_customer_key_md5(&ma)
+            .send()
+    };
+    let o = get(None).await.unwrap();
+    assert_eq!(o.sse_customer_key_md5(), Some(ma.as_str()));
+    assert_eq!(o.body.collect().await.unwrap().into_bytes().as_ref(), &body[..]);
+    let o = get(Some("bytes=100000-100009")).await.unwrap();
+    assert_eq!(
+        o.body.collect().await.unwrap().into_bytes().as_ref(),
+        &body[100_000..100_010]
+    );
+    let e = c
+        .get_object_attributes()
+        .bucket("keys")
+        .key("doc")
+        .object_attributes(ObjectAttributes::ObjectSize)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(400));
+    let a = c
+        .get_object_attributes()
+        .bucket("keys")
+        .key("doc")
+        .object_attributes(ObjectAttributes::ObjectSize)
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&ka)
+        .sse_customer_key_md5(&ma)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.object_size(), Some(300_000));
+    // A plain object takes no key.
+    put(&c, "keys", "plain", b"plain".to_vec()).await;
+    let e = c
+        .get_object()
+        .bucket("keys")
+        .key("plain")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&ka)
+        .sse_customer_key_md5(&ma)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "InvalidRequest");
+
+    // Copy: source key A, target key B; and to a plain copy.
+    c.copy_object()
+        .bucket("keys")
+        .key("doc-b")
+        .copy_source("keys/doc")
+        .copy_source_sse_customer_algorithm("AES256")
+        .copy_source_sse_customer_key(&ka)
+        .copy_source_sse_customer_key_md5(&ma)
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&kb)
+        .sse_customer_key_md5(&mb)
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .copy_object()
+        .bucket("keys")
+        .key("stolen")
+        .copy_source("keys/doc")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "InvalidRequest");
+    c.copy_object()
+        .bucket("keys")
+        .key("doc-plain")
+        .copy_source("keys/doc")
+        .copy_source_sse_customer_algorithm("AES256")
+        .copy_source_sse_customer_key(&ka)
+        .copy_source_sse_customer_key_md5(&ma)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get_body(&c, "keys", "doc-plain").await, body);
+    let o = c
+        .get_object()
+        .bucket("keys")
+        .key("doc-b")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&kb)
+        .sse_customer_key_md5(&mb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(o.body.collect().await.unwrap().into_bytes().as_ref(), &body[..]);
+
+    // Multipart: every part with the upload's key.
+    let up = c
+        .create_multipart_upload()
+        .bucket("keys")
+        .key("mp")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&ka)
+        .sse_customer_key_md5(&ma)
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let part = |n: i32, key: Option<(&str, &str)>, bytes: Vec<u8>| {
+        let mut b = c
+            .upload_part()
+            .bucket("keys")
+            .key("mp")
+            .upload_id(id)
+            .part_number(n)
+            .body(ByteStream::from(bytes));
+        if let Some((k, m)) = key {
+            b = b
+                .sse_customer_algorithm("AES256")
+                .sse_customer_key(k)
+                .sse_customer_key_md5(m);
+        }
+        b.send()
+    };
+    let e = part(1, Some((&kb, &mb)), vec![1; 10]).await.unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "AccessDenied");
+    let e = part(1, None, vec![1; 10]).await.unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "InvalidRequest");
+    let (p1, p2) = (data(5 << 20, 3), data(1000, 4));
+    let r1 = part(1, Some((&ka, &ma)), p1.clone()).await.unwrap();
+    let r2 = part(2, Some((&ka, &ma)), p2.clone()).await.unwrap();
+    let parts = vec![
+        CompletedPart::builder()
+            .part_number(1)
+            .e_tag(r1.e_tag().unwrap())
+            .build(),
+        CompletedPart::builder()
+            .part_number(2)
+            .e_tag(r2.e_tag().unwrap())
+            .build(),
+    ];
+    c.complete_multipart_upload()
+        .bucket("keys")
+        .key("mp")
+        .upload_id(id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+        .send()
+        .await
+        .unwrap();
+    let e = c.get_object().bucket("keys").key("mp").send().await.unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "InvalidRequest");
+    let o = c
+        .get_object()
+        .bucket("keys")
+        .key("mp")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&ka)
+        .sse_customer_key_md5(&ma)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        o.body.collect().await.unwrap().into_bytes().as_ref(),
+        &[p1, p2].concat()[..]
+    );
+
+    // The key is never stored: no file under the data directory holds it.
+    s.kill();
+    let needle = [1u8; 32];
+    let mut stack = vec![data_dir.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                assert!(
+                    !bytes.windows(32).any(|w| w == needle),
+                    "{} holds the customer key",
+                    p.display()
+                );
+            }
+        }
+    }
+    // After a restart, still only with the key.
+    let s = Server::start_with(&data_dir, "127.0.0.1:0", &["--allow-sse-c-over-http"]);
+    let c = s.client();
+    let e = c.get_object().bucket("keys").key("doc").send().await.unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "InvalidRequest");
+    let o = c
+        .get_object()
+        .bucket("keys")
+        .key("doc")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&ka)
+        .sse_customer_key_md5(&ma)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(o.body.collect().await.unwrap().into_bytes().as_ref(), &body[..]);
+}

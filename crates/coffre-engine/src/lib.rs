@@ -19,6 +19,7 @@ pub use rotate::{rotate_master_key, Rotation};
 pub use topology::ClusterNode;
 
 // The record types protocol crates read, so that they depend on the engine only.
+pub use coffre_crypto::CustomerKey;
 pub use coffre_data::{DataError, ShardStore, StoreStat};
 pub use coffre_meta::{
     BucketConfigKind, BucketRecord, CorsConfig, CorsRule, EncryptionConfig, ListEntry, NodeRecord, ObjectRecord,
@@ -232,8 +233,7 @@ impl Engine {
     }
 
     pub fn seal_attrs(&self, bucket: &str, key: &str, version: &VersionId, a: &SealedAttrs) -> Vec<u8> {
-        let plain = postcard::to_stdvec(a).unwrap_or_default();
-        self.keys.seal(&attrs_aad(bucket, key, version), &plain)
+        self.keys.seal(&attrs_aad(bucket, key, version), &a.encode())
     }
 
     pub fn open_attrs(&self, bucket: &str, key: &str, rec: &ObjectRecord) -> EngineResult<SealedAttrs> {
@@ -252,7 +252,7 @@ impl Engine {
             .keys
             .open(&attrs_aad(bucket, key, version), sealed)
             .map_err(|e| EngineError::Corrupt(format!("object attributes unreadable: {e}")))?;
-        postcard::from_bytes(&plain).map_err(|e| EngineError::Corrupt(format!("object attributes: {e}")))
+        Ok(SealedAttrs::decode(&plain)?)
     }
 }
 

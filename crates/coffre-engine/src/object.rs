@@ -3,7 +3,7 @@
 use crate::{layout_of, policy_of, Engine, EngineError, EngineResult};
 use bytes::Bytes;
 use coffre_cluster::ResidencyPolicy;
-use coffre_crypto::DataKey;
+use coffre_crypto::{CustomerKey, DataKey};
 use coffre_data::{read_part, write_part, DataError, PartReader, StripeLayout, WriteTarget};
 use coffre_meta::{
     BucketRecord, LayoutRecord, MetaCommand, MetaError, ObjectRecord, Outcome, PartInfo, ReadLease, SealedAttrs,
@@ -27,6 +27,8 @@ pub struct BodyInfo {
     pub content_md5: Option<[u8; 16]>,
     /// Where the body reader leaves the checksum it verified.
     pub checksum: Option<VerifiedChecksum>,
+    /// SSE-C: the data is encrypted under a key bound to this one, and its ETag is keyed.
+    pub customer_key: Option<CustomerKey>,
 }
 
 /// What a new object carries besides its bytes.
@@ -43,6 +45,9 @@ pub struct ReadHandle {
     pub bucket: String,
     pub key: String,
     pub record: ObjectRecord,
+    /// SSE-C: the customer's key, once the caller has checked it against the object
+    /// (`Engine::check_customer_key`). Without it an SSE-C object's data does not decrypt.
+    pub customer_key: Option<CustomerKey>,
     lease: Arc<ReadLease>,
 }
 
@@ -80,6 +85,11 @@ impl Engine {
             self.meta_call(move |m| m.begin_write(&version, &nodes)).await?;
         }
         let dk = DataKey::random();
+        // SSE-C: what encrypts is bound to the customer's key; only `dk` is stored (wrapped).
+        let data_key = match &info.customer_key {
+            Some(ck) => ck.bind(&dk, &version.0),
+            None => dk.clone(),
+        };
         let target = WriteTarget {
             budget: Some(self.budget.clone()),
             size_hint: info.size_hint,
@@ -87,7 +97,7 @@ impl Engine {
             stores: targets,
             version,
             part: 0,
-            cipher: self.cipher(&dk, bucket, key, &version),
+            cipher: self.cipher(&data_key, bucket, key, &version),
         };
         let written = match write_part(target, body).await {
             Ok(w) => w,
@@ -107,10 +117,14 @@ impl Engine {
             .checksum
             .and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).take())
             .map(|(a, v)| (a, self.seal_checksum(&version, &v)));
+        let md5 = match &info.customer_key {
+            Some(ck) => ck.tag_digest(&written.md5),
+            None => written.md5,
+        };
         let info = PartInfo {
             version,
             size: written.size,
-            md5: hex::encode(written.md5),
+            md5: hex::encode(md5),
             wrapped_key: self.keys.wrap(&dk, &version.0),
             nodes,
             degraded: written.degraded,
@@ -182,8 +196,10 @@ impl Engine {
         let policy = policy_of(bucket_rec);
         let scheme = policy.scheme;
         self.check_condition(bucket, key, &new.condition)?;
+        let sse_c = new.body.customer_key.as_ref().map(CustomerKey::new_check);
         let (info, layout) = self.write_data(bucket, key, &policy, body, new.body).await?;
         let mut attrs = new.attrs;
+        attrs.sse_c = sse_c;
         if let Some(c) = self.part_checksum(&info)? {
             attrs.checksums = vec![c];
         }
@@ -246,8 +262,27 @@ impl Engine {
             bucket: bucket.to_string(),
             key: key.to_string(),
             record,
+            customer_key: None,
             lease: Arc::new(lease),
         })
+    }
+
+    /// Whether `given` (a request's SSE-C key) opens data whose attributes are `attrs`: an
+    /// SSE-C object needs its key, another object takes none.
+    pub fn check_customer_key(&self, attrs: &SealedAttrs, given: Option<&CustomerKey>) -> EngineResult<()> {
+        match (&attrs.sse_c, given) {
+            (None, None) => Ok(()),
+            (Some(_), None) => Err(EngineError::InvalidRequest(
+                "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.".into(),
+            )),
+            (None, Some(_)) => Err(EngineError::InvalidRequest(
+                "The encryption parameters are not applicable to this object.".into(),
+            )),
+            (Some(check), Some(k)) if k.matches(check) => Ok(()),
+            (Some(_), Some(_)) => Err(EngineError::Forbidden(
+                "The provided customer key is not the one the object was stored with".into(),
+            )),
+        }
     }
 
     pub(crate) fn part_reader(&self, h: &ReadHandle, p: &PartInfo) -> EngineResult<PartReader> {
@@ -257,10 +292,13 @@ impl Engine {
             .meta
             .get_layout(&p.version)?
             .ok_or_else(|| EngineError::Corrupt(format!("the layout of part {} is missing", p.version.to_hex())))?;
-        let dk = self
+        let mut dk = self
             .keys
             .unwrap(&p.wrapped_key, &p.version.0)
             .map_err(|e| EngineError::Corrupt(format!("data key unusable: {e}")))?;
+        if let Some(ck) = &h.customer_key {
+            dk = ck.bind(&dk, &p.version.0);
+        }
         let n = rec.scheme.total();
         if layout.hashes.len() % n.max(1) != 0 {
             return Err(EngineError::Corrupt("object layout is corrupt".into()));

@@ -140,6 +140,39 @@ pub struct SealedAttrs {
     pub tags: Vec<(String, String)>,
     /// `x-amz-checksum-*` (algorithm, base64 value, type FULL_OBJECT or COMPOSITE).
     pub checksums: Vec<(String, String)>,
+    /// SSE-C: the salted MAC that recognises the customer's key (never the key). Encoded
+    /// after the fields above (`SealedExt`), so attributes sealed before it still open.
+    #[serde(skip)]
+    pub sse_c: Option<Vec<u8>>,
+}
+
+/// Fields of `SealedAttrs` added since its first format, encoded after it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SealedExt {
+    pub sse_c: Option<Vec<u8>>,
+}
+
+impl SealedAttrs {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = postcard::to_stdvec(self).expect("attributes always serialize");
+        let ext = SealedExt {
+            sse_c: self.sse_c.clone(),
+        };
+        if ext != SealedExt::default() {
+            out.extend(postcard::to_stdvec(&ext).expect("attributes always serialize"));
+        }
+        out
+    }
+
+    pub fn decode(b: &[u8]) -> Result<SealedAttrs, crate::MetaError> {
+        let bad = |e: postcard::Error| crate::MetaError::Corrupt(format!("object attributes: {e}"));
+        let (mut a, rest): (SealedAttrs, _) = postcard::take_from_bytes(b).map_err(bad)?;
+        if !rest.is_empty() {
+            let ext: SealedExt = postcard::from_bytes(rest).map_err(bad)?;
+            a.sse_c = ext.sse_c;
+        }
+        Ok(a)
+    }
 }
 
 /// BLAKE3 of every shard of one part, stripe after stripe, shard index after shard index.
@@ -217,6 +250,21 @@ pub struct UploadPartRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sealed_attrs_old_and_new() {
+        let mut a = SealedAttrs {
+            headers: vec![("content-type".into(), "text/plain".into())],
+            ..SealedAttrs::default()
+        };
+        // Written before the extension existed: plain postcard of the first fields.
+        let old = postcard::to_stdvec(&a).unwrap();
+        assert_eq!(SealedAttrs::decode(&old).unwrap(), a);
+        assert_eq!(a.encode(), old, "no extension, same bytes");
+        a.sse_c = Some(vec![7; 48]);
+        assert_eq!(SealedAttrs::decode(&a.encode()).unwrap(), a);
+        assert!(SealedAttrs::decode(&a.encode()[..5]).is_err());
+    }
 
     #[test]
     fn versioned_roundtrip() {

@@ -24,6 +24,8 @@ pub struct Config {
     pub regions: Vec<(String, coffre_cluster::ResidencyPolicy)>,
     /// How slow a request body may be.
     pub body_limits: BodyLimits,
+    /// Whether SSE-C keys are accepted over plain HTTP (tests only).
+    pub allow_sse_c_over_http: bool,
 }
 
 impl Config {
@@ -65,6 +67,8 @@ pub struct Ctx {
     pub headers: HeaderMap,
     pub query: Vec<(String, String)>,
     pub verified: Verified,
+    /// The request came over TLS.
+    pub secure: bool,
 }
 
 impl Ctx {
@@ -102,6 +106,11 @@ impl Ctx {
             max_len,
             self.gw.config.body_limits,
         )
+    }
+
+    /// The SSE-C key the request gives for its object (`sse::TARGET`) or a copy's source.
+    pub fn customer_key(&self, which: crate::sse::KeyHeaders) -> Result<Option<crate::sse::GivenKey>, S3Error> {
+        crate::sse::customer_key(&self.headers, which, self.secure, self.gw.config.allow_sse_c_over_http)
     }
 
     pub fn q(&self, name: &str) -> Option<&str> {

@@ -35,10 +35,28 @@ fn load_upload(ctx: &Ctx, bucket: &str, key: &str, id: &[u8; 16]) -> Result<coff
     Ok(ctx.engine().upload(bucket, key, id)?)
 }
 
+/// The SSE-C key a part of this upload comes with, checked against the upload's.
+fn part_key(
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    id: &[u8; 16],
+    up: &coffre_engine::UploadRecord,
+) -> Result<Option<crate::sse::GivenKey>, S3Error> {
+    let given = ctx.customer_key(crate::sse::TARGET)?;
+    let attrs = ctx.engine().open_attrs_for(bucket, key, &VersionId(*id), &up.sealed)?;
+    ctx.engine()
+        .check_customer_key(&attrs, given.as_ref().map(|g| &g.key))?;
+    Ok(given)
+}
+
 pub async fn create(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     let brec = ctx.engine().bucket(bucket)?;
     crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
-    let attrs = attrs_from_headers(ctx)?;
+    let given = ctx.customer_key(crate::sse::TARGET)?;
+    let mut attrs = attrs_from_headers(ctx)?;
+    // Every part must come with the same key: the upload keeps what recognises it.
+    attrs.sse_c = given.as_ref().map(|g| g.key.new_check());
     let algorithm = match ctx.h("x-amz-checksum-algorithm") {
         Some(a) => Some(
             Algorithm::parse(a)
@@ -63,7 +81,7 @@ pub async fn create(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> 
     let mut x = Xml::new("InitiateMultipartUploadResult");
     x.elem("Bucket", bucket).elem("Key", key).elem("UploadId", &id.to_hex());
     let mut r = xml_response(StatusCode::OK, x.finish("InitiateMultipartUploadResult"));
-    crate::sse::echo(&mut r);
+    crate::sse::echo_for(&mut r, given.as_ref());
     if let Some(a) = algorithm {
         set(&mut r, "x-amz-checksum-algorithm", &a.name().to_ascii_uppercase());
         set(&mut r, "x-amz-checksum-type", ctype.as_deref().unwrap_or("COMPOSITE"));
@@ -76,6 +94,7 @@ pub async fn upload_part(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> 
     let number = part_number(ctx)?;
     let up = load_upload(ctx, bucket, key, &id)?;
     crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
+    let given = part_key(ctx, bucket, key, &id, &up)?;
     let md5 = content_md5(ctx)?;
     let (mut reader, slot) = ctx.body(body, MAX_PART)?;
     if let Some(a) = up.checksum_algorithm.as_deref().and_then(Algorithm::parse) {
@@ -85,6 +104,7 @@ pub async fn upload_part(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> 
         size_hint: reader.declared_len(),
         content_md5: md5,
         checksum: Some(slot),
+        customer_key: given.as_ref().map(|g| g.key.clone()),
     };
     let part = ctx
         .engine()
@@ -92,7 +112,7 @@ pub async fn upload_part(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> 
         .await?;
     let mut r = Response::new(empty());
     set(&mut r, "etag", &format!("\"{}\"", part.info.md5));
-    crate::sse::echo(&mut r);
+    crate::sse::echo_for(&mut r, given.as_ref());
     if let Some((a, v)) = &ctx.engine().part_checksum(&part.info)? {
         set(&mut r, &format!("x-amz-checksum-{a}"), v);
     }
@@ -104,6 +124,7 @@ pub async fn upload_part_copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res,
     let number = part_number(ctx)?;
     let up = load_upload(ctx, bucket, key, &id)?;
     crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
+    let given = part_key(ctx, bucket, key, &id, &up)?;
     let source = copy_source(ctx).await?;
     let size = source.record.size;
     let (start, end) = match ctx.h("x-amz-copy-source-range") {
@@ -136,6 +157,7 @@ pub async fn upload_part_copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res,
             stream,
             BodyInfo {
                 size_hint: Some(end - start),
+                customer_key: given.map(|g| g.key),
                 ..BodyInfo::default()
             },
         )

@@ -144,6 +144,7 @@ pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<R
             "You must provide the Content-Length HTTP header",
         ));
     }
+    let given = ctx.customer_key(crate::sse::TARGET)?;
     let (reader, slot) = ctx.body(body, ctx.gw.config.max_put)?;
     let new = NewObject {
         attrs,
@@ -151,13 +152,14 @@ pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<R
             size_hint: reader.declared_len(),
             content_md5: md5,
             checksum: Some(slot),
+            customer_key: given.as_ref().map(|g| g.key.clone()),
         },
         condition: write_condition(ctx)?,
     };
     let rec = ctx.engine().put(bucket, &brec, key, reader.into_stream(), new).await?;
     let mut r = Response::new(empty());
     set(&mut r, "etag", &format!("\"{}\"", rec.etag));
-    crate::sse::echo(&mut r);
+    crate::sse::echo_for(&mut r, given.as_ref());
     if let Some((a, v)) = rec
         .parts
         .first()
@@ -278,7 +280,12 @@ fn open(ctx: &Ctx, bucket: &str, key: &str) -> Result<ReadHandle, S3Error> {
 
 pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, S3Error> {
     crate::sse::check_request(&ctx.headers, crate::sse::Use::Read)?;
-    let handle = open(ctx, bucket, key)?;
+    let given = ctx.customer_key(crate::sse::TARGET)?;
+    let mut handle = open(ctx, bucket, key)?;
+    let attrs = ctx.engine().open_attrs(bucket, key, &handle.record)?;
+    ctx.engine()
+        .check_customer_key(&attrs, given.as_ref().map(|g| &g.key))?;
+    handle.customer_key = given.as_ref().map(|g| g.key.clone());
     let rec = &handle.record;
     match check_conditions(ctx, rec) {
         // A 304 still names the version it stands for, as S3 answers it.
@@ -290,7 +297,6 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, 
         }
         other => other?,
     }
-    let attrs = ctx.engine().open_attrs(bucket, key, rec)?;
     let multipart = rec.etag.contains('-');
     let range = match ctx.q("partNumber") {
         Some(p) => {
@@ -322,7 +328,7 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, 
     set(&mut r, "etag", &format!("\"{}\"", rec.etag));
     set(&mut r, "last-modified", &http_date(rec.last_modified_ms));
     set(&mut r, "accept-ranges", "bytes");
-    crate::sse::echo(&mut r);
+    crate::sse::echo_for(&mut r, given.as_ref());
     set(&mut r, "content-type", "binary/octet-stream");
     for (h, v) in &attrs.headers {
         set(&mut r, h, v);
@@ -467,7 +473,12 @@ pub(crate) async fn copy_source(ctx: &Ctx) -> Result<ReadHandle, S3Error> {
             ));
         }
     }
-    let source = open(ctx, sb, sk)?;
+    let mut source = open(ctx, sb, sk)?;
+    let given = ctx.customer_key(crate::sse::COPY_SOURCE)?;
+    let attrs = ctx.engine().open_attrs(sb, sk, &source.record)?;
+    ctx.engine()
+        .check_customer_key(&attrs, given.as_ref().map(|g| &g.key))?;
+    source.customer_key = given.map(|g| g.key);
     let srec = &source.record;
     let modified = srec.last_modified_ms / 1000;
     let h = |n| ctx.h(n);
@@ -501,9 +512,7 @@ fn copy_result(rec: &ObjectRecord) -> Res {
     let mut x = Xml::new("CopyObjectResult");
     x.elem("LastModified", &iso8601(rec.last_modified_ms))
         .elem("ETag", &format!("\"{}\"", rec.etag));
-    let mut r = xml_response(StatusCode::OK, x.finish("CopyObjectResult"));
-    crate::sse::echo(&mut r);
-    r
+    xml_response(StatusCode::OK, x.finish("CopyObjectResult"))
 }
 
 pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
@@ -534,10 +543,14 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
         _ => attrs.tags = src_attrs.tags.clone(),
     }
     let engine = ctx.engine();
-    if sb == bucket && sk == key && condition.is_none() {
+    let given = ctx.customer_key(crate::sse::TARGET)?;
+    let rekeyed = given.is_some() || source.customer_key.is_some();
+    if sb == bucket && sk == key && condition.is_none() && !rekeyed {
         // Onto itself (metadata REPLACE): only the metadata changes, no data is copied.
         if let Some(rec) = engine.update_attrs(bucket, key, &srec.version, &attrs, true).await? {
-            return Ok(copy_result(&rec));
+            let mut r = copy_result(&rec);
+            crate::sse::echo(&mut r);
+            return Ok(r);
         }
     }
     // Data is re-encrypted under the destination's identity and a fresh key: a copy shares
@@ -553,13 +566,16 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
                 attrs,
                 body: BodyInfo {
                     size_hint: Some(srec.size),
+                    customer_key: given.as_ref().map(|g| g.key.clone()),
                     ..BodyInfo::default()
                 },
                 condition,
             },
         )
         .await?;
-    Ok(copy_result(&out))
+    let mut r = copy_result(&out);
+    crate::sse::echo_for(&mut r, given.as_ref());
+    Ok(r)
 }
 
 /// `ChecksumSHA256`… as S3 names a checksum element.
@@ -604,6 +620,9 @@ pub async fn attributes(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Err
     let marker = number("x-amz-part-number-marker", 0)?;
     let rec = load(ctx, bucket, key)?;
     let attrs = ctx.engine().open_attrs(bucket, key, &rec)?;
+    let given = ctx.customer_key(crate::sse::TARGET)?;
+    ctx.engine()
+        .check_customer_key(&attrs, given.as_ref().map(|g| &g.key))?;
     let mut x = Xml::new("GetObjectAttributesResponse");
     if wants("ETag") {
         x.elem("ETag", &rec.etag);

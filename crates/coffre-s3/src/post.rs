@@ -482,6 +482,7 @@ pub async fn post_object(gw: Arc<Gateway>, headers: &HeaderMap, bucket: &str, bo
                     size_hint: None,
                     content_md5: None,
                     checksum: Some(slot),
+                    customer_key: None,
                 },
                 condition: WriteCondition::default(),
             },

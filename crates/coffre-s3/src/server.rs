@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 impl Gateway {
-    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Res {
+    async fn handle(self: Arc<Self>, req: Request<Incoming>, secure: bool) -> Res {
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
         let request_id = format!("{:016X}{:08X}", coffre_types::now_millis(), n as u32);
         let path = req.uri().path().to_string();
@@ -41,7 +41,7 @@ impl Gateway {
             router::target(req.headers(), &path, self.config.domain.as_deref())
                 .and_then(|(bucket, _)| cors::preflight(&self.engine, &bucket, req.headers()))
         } else {
-            self.clone().dispatch(req).await
+            self.clone().dispatch(req, secure).await
         };
         let mut res = match outcome {
             Ok(r) => r,
@@ -79,7 +79,7 @@ impl Gateway {
         )
     }
 
-    async fn dispatch(self: Arc<Self>, req: Request<Incoming>) -> Result<Res, S3Error> {
+    async fn dispatch(self: Arc<Self>, req: Request<Incoming>, secure: bool) -> Result<Res, S3Error> {
         let (parts, body) = req.into_parts();
         let raw_path = parts.uri.path().to_string();
         let raw_query = parts.uri.query().unwrap_or("").to_string();
@@ -113,6 +113,7 @@ impl Gateway {
             headers: parts.headers,
             query: op.query,
             verified,
+            secure,
         };
         if let (Some(expected), Some(_)) = (ctx.h("x-amz-expected-bucket-owner"), op.op.bucket()) {
             if !auth::constant_time_eq(expected, self.config.owner_id()) {
@@ -268,9 +269,10 @@ pub async fn serve(
             }
         };
         let gw = gw.clone();
+        let secure = acceptor.is_some();
         let svc = hyper::service::service_fn(move |req| {
             let gw = gw.clone();
-            async move { Ok::<_, std::convert::Infallible>(gw.handle(req).await) }
+            async move { Ok::<_, std::convert::Infallible>(gw.handle(req, secure).await) }
         });
         let stall = limits.write_stall_timeout;
         let http = http.clone();

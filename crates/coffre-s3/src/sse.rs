@@ -4,6 +4,8 @@
 
 use crate::http::{set, Res};
 use crate::S3Error;
+use base64::Engine as _;
+use coffre_engine::CustomerKey;
 use http::HeaderMap;
 
 /// The algorithm every object is stored under.
@@ -46,14 +48,10 @@ pub fn check_request(headers: &HeaderMap, usage: Use) -> Result<(), S3Error> {
             )));
         }
     }
-    let customer = headers.keys().any(|k| {
-        let k = k.as_str();
-        k.starts_with("x-amz-server-side-encryption-customer-")
-            || k.starts_with("x-amz-copy-source-server-side-encryption-customer-")
-    });
-    if customer {
-        return Err(S3Error::not_implemented(
-            "Server-side encryption with customer-provided keys (SSE-C) is not implemented yet",
+    let customer = headers.keys().any(|k| k.as_str().starts_with(TARGET.0));
+    if customer && headers.contains_key("x-amz-server-side-encryption") {
+        return Err(S3Error::invalid_argument(
+            "Server Side Encryption with Customer provided key is incompatible with the encryption method specified",
         ));
     }
     if headers.contains_key("x-amz-server-side-encryption-aws-kms-key-id") {
@@ -67,4 +65,80 @@ pub fn check_request(headers: &HeaderMap, usage: Use) -> Result<(), S3Error> {
 /// What every object response says of its encryption.
 pub fn echo(r: &mut Res) {
     set(r, "x-amz-server-side-encryption", ALGORITHM);
+}
+
+/// Which SSE-C headers: those of the object written or read, or those of a copy's source.
+pub struct KeyHeaders(&'static str);
+pub const TARGET: KeyHeaders = KeyHeaders("x-amz-server-side-encryption-customer-");
+pub const COPY_SOURCE: KeyHeaders = KeyHeaders("x-amz-copy-source-server-side-encryption-customer-");
+
+/// A customer key as a request gave it, with the MD5 it is echoed by.
+pub struct GivenKey {
+    pub key: CustomerKey,
+    pub md5: String,
+}
+
+/// The SSE-C key a request gives (`…-algorithm`, `…-key`, `…-key-MD5`), checked as S3 checks
+/// it. Over plain HTTP only when the operator allowed it: the key travels in the headers.
+pub fn customer_key(
+    headers: &HeaderMap,
+    which: KeyHeaders,
+    secure: bool,
+    allow_http: bool,
+) -> Result<Option<GivenKey>, S3Error> {
+    let h = |n: &str| {
+        headers
+            .get(format!("{}{n}", which.0))
+            .map(|v| std::str::from_utf8(v.as_bytes()).unwrap_or("").trim().to_string())
+    };
+    let (alg, key, md5) = (h("algorithm"), h("key"), h("key-md5"));
+    if alg.is_none() && key.is_none() && md5.is_none() {
+        return Ok(None);
+    }
+    if !secure && !allow_http {
+        return Err(S3Error::invalid_request(
+            "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection.",
+        ));
+    }
+    let (Some(alg), Some(key), Some(md5)) = (alg, key, md5) else {
+        return Err(S3Error::invalid_argument(
+            "Requests specifying Server Side Encryption with Customer provided keys must provide an appropriate secret key and its MD5.",
+        ));
+    };
+    if alg != ALGORITHM {
+        return Err(S3Error::invalid_argument(
+            "The requested encryption algorithm is not valid, must be AES256.",
+        ));
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let raw: [u8; 32] = b64
+        .decode(&key)
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| S3Error::invalid_argument("The secret key was invalid for the specified algorithm."))?;
+    let digest: [u8; 16] = {
+        use md5::Digest;
+        md5::Md5::digest(raw).into()
+    };
+    let given_md5 = b64.decode(&md5).unwrap_or_default();
+    if !crate::auth::constant_time_eq(&hex::encode(digest), &hex::encode(given_md5)) {
+        return Err(S3Error::invalid_argument(
+            "The calculated MD5 hash of the key did not match the hash that was provided.",
+        ));
+    }
+    Ok(Some(GivenKey {
+        key: CustomerKey::from_bytes(raw),
+        md5: b64.encode(digest),
+    }))
+}
+
+/// What an object response says of its encryption: SSE-C (with the key's MD5) or SSE-S3.
+pub fn echo_for(r: &mut Res, key: Option<&GivenKey>) {
+    match key {
+        Some(k) => {
+            set(r, "x-amz-server-side-encryption-customer-algorithm", ALGORITHM);
+            set(r, "x-amz-server-side-encryption-customer-key-md5", &k.md5);
+        }
+        None => echo(r),
+    }
 }
