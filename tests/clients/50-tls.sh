@@ -16,7 +16,8 @@ head -c 3000000 /dev/urandom > tls.bin
 aws s3 cp tls.bin s3://tls-bkt/x && aws s3 cp s3://tls-bkt/x tls.back && cmp tls.bin tls.back
 # SSE-C over TLS (refused over plain HTTP): aws-cli's --sse-c, single and multipart, then a copy
 # to another key; without the key the object is unreadable.
-ck=$(head -c 32 /dev/urandom | base64) ck2=$(head -c 32 /dev/urandom | base64)
+# aws-cli takes the 32 key bytes as they are (it base64-encodes them): 32 hex characters.
+ck=$(openssl rand -hex 16) ck2=$(openssl rand -hex 16)
 head -c $((20 * 1024 * 1024)) /dev/urandom > ssec.bin
 aws s3 cp tls.bin s3://tls-bkt/c1 --sse-c AES256 --sse-c-key "$ck"
 aws s3 cp ssec.bin s3://tls-bkt/c2 --sse-c AES256 --sse-c-key "$ck"

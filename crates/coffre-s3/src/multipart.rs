@@ -125,6 +125,7 @@ pub async fn upload_part_copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res,
     let up = load_upload(ctx, bucket, key, &id)?;
     crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
     let given = part_key(ctx, bucket, key, &id, &up)?;
+    let target_key = given.clone();
     let source = copy_source(ctx).await?;
     let size = source.record.size;
     let (start, end) = match ctx.h("x-amz-copy-source-range") {
@@ -165,7 +166,9 @@ pub async fn upload_part_copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res,
     let mut x = Xml::new("CopyPartResult");
     x.elem("LastModified", &iso8601(part.last_modified_ms))
         .elem("ETag", &format!("\"{}\"", part.info.md5));
-    Ok(xml_response(StatusCode::OK, x.finish("CopyPartResult")))
+    let mut r = xml_response(StatusCode::OK, x.finish("CopyPartResult"));
+    crate::sse::echo_for(&mut r, target_key.as_ref());
+    Ok(r)
 }
 
 fn complete_result(bucket: &str, key: &str, done: &CompletedUpload) -> Res {

@@ -73,6 +73,7 @@ pub const TARGET: KeyHeaders = KeyHeaders("x-amz-server-side-encryption-customer
 pub const COPY_SOURCE: KeyHeaders = KeyHeaders("x-amz-copy-source-server-side-encryption-customer-");
 
 /// A customer key as a request gave it, with the MD5 it is echoed by.
+#[derive(Clone)]
 pub struct GivenKey {
     pub key: CustomerKey,
     pub md5: String,
