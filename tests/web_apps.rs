@@ -984,6 +984,21 @@ fn sse_c(seed: u8) -> (String, String) {
     (b64(&key), b64(&md5))
 }
 
+/// GET of a whole SSE-C object with its key (key, MD5), its bytes.
+async fn get_with_key(c: &aws_sdk_s3::Client, bucket: &str, key: &str, (k, m): (&str, &str)) -> Vec<u8> {
+    let o = c
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(k)
+        .sse_customer_key_md5(m)
+        .send()
+        .await
+        .unwrap();
+    o.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
 #[tokio::test]
 async fn sse_c_objects_need_their_key() {
     // Over plain HTTP, only when the operator allows it.
@@ -1144,17 +1159,7 @@ async fn sse_c_objects_need_their_key() {
         .await
         .unwrap();
     assert_eq!(get_body(&c, "keys", "doc-plain").await, body);
-    let o = c
-        .get_object()
-        .bucket("keys")
-        .key("doc-b")
-        .sse_customer_algorithm("AES256")
-        .sse_customer_key(&kb)
-        .sse_customer_key_md5(&mb)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(o.body.collect().await.unwrap().into_bytes().as_ref(), &body[..]);
+    assert_eq!(get_with_key(&c, "keys", "doc-b", (&kb, &mb)).await, &body[..]);
 
     // Multipart: every part with the upload's key.
     let up = c
@@ -1211,20 +1216,7 @@ async fn sse_c_objects_need_their_key() {
         .unwrap();
     let e = c.get_object().bucket("keys").key("mp").send().await.unwrap_err();
     assert_eq!(code(&e.into_service_error()), "InvalidRequest");
-    let o = c
-        .get_object()
-        .bucket("keys")
-        .key("mp")
-        .sse_customer_algorithm("AES256")
-        .sse_customer_key(&ka)
-        .sse_customer_key_md5(&ma)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        o.body.collect().await.unwrap().into_bytes().as_ref(),
-        &[p1, p2].concat()[..]
-    );
+    assert_eq!(get_with_key(&c, "keys", "mp", (&ka, &ma)).await, &[p1, p2].concat()[..]);
 
     // The key is never stored: no file under the data directory holds it.
     s.kill();
@@ -1249,15 +1241,5 @@ async fn sse_c_objects_need_their_key() {
     let c = s.client();
     let e = c.get_object().bucket("keys").key("doc").send().await.unwrap_err();
     assert_eq!(code(&e.into_service_error()), "InvalidRequest");
-    let o = c
-        .get_object()
-        .bucket("keys")
-        .key("doc")
-        .sse_customer_algorithm("AES256")
-        .sse_customer_key(&ka)
-        .sse_customer_key_md5(&ma)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(o.body.collect().await.unwrap().into_bytes().as_ref(), &body[..]);
+    assert_eq!(get_with_key(&c, "keys", "doc", (&ka, &ma)).await, &body[..]);
 }

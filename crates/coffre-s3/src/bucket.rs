@@ -150,9 +150,7 @@ fn encryption_of(ctx: &Ctx, bucket: &str) -> Result<EncryptionConfig, S3Error> {
 
 pub async fn put_encryption(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
     ctx.engine().bucket(bucket)?;
-    let (reader, _) = ctx.body(body, 64 * 1024)?;
-    let raw = reader.read_all(64 * 1024).await?;
-    crate::object::check_content_md5(ctx, &raw)?;
+    let raw = crate::object::read_document(ctx, body, 64 * 1024).await?;
     let doc = crate::xml::parse(&raw, 32)?;
     let rules: Vec<_> = doc.all("Rule").collect();
     if doc.name != "ServerSideEncryptionConfiguration" || rules.len() != 1 {
@@ -215,9 +213,7 @@ fn ownership_rule(v: &str) -> Result<String, S3Error> {
 
 pub async fn put_ownership(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
     ctx.engine().bucket(bucket)?;
-    let (reader, _) = ctx.body(body, 64 * 1024)?;
-    let raw = reader.read_all(64 * 1024).await?;
-    crate::object::check_content_md5(ctx, &raw)?;
+    let raw = crate::object::read_document(ctx, body, 64 * 1024).await?;
     let doc = crate::xml::parse(&raw, 16)?;
     let rules: Vec<_> = doc.all("Rule").collect();
     if doc.name != "OwnershipControls" || rules.len() != 1 {

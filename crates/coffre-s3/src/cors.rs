@@ -131,9 +131,7 @@ pub fn render(cfg: &CorsConfig) -> String {
 
 pub async fn put(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
     ctx.engine().bucket(bucket)?;
-    let (reader, _) = ctx.body(body, MAX_DOCUMENT as u64)?;
-    let raw = reader.read_all(MAX_DOCUMENT).await?;
-    crate::object::check_content_md5(ctx, &raw)?;
+    let raw = crate::object::read_document(ctx, body, MAX_DOCUMENT).await?;
     let cfg = parse(&raw)?;
     ctx.engine()
         .put_bucket_config(bucket, BucketConfigKind::Cors, Some(cfg))

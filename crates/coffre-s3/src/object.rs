@@ -131,6 +131,15 @@ pub(crate) fn check_content_md5(ctx: &Ctx, raw: &[u8]) -> Result<(), S3Error> {
     check_md5(content_md5(ctx)?, raw)
 }
 
+/// A configuration document (CORS rules, encryption, ownership…): read whole, at most
+/// `max` bytes, checked against the request's `Content-MD5`.
+pub(crate) async fn read_document(ctx: &Ctx, body: Incoming, max: usize) -> Result<Vec<u8>, S3Error> {
+    let (reader, _) = ctx.body(body, max as u64)?;
+    let raw = reader.read_all(max).await?;
+    check_content_md5(ctx, &raw)?;
+    Ok(raw)
+}
+
 pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Res, S3Error> {
     let brec = ctx.engine().bucket(bucket)?;
     crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
