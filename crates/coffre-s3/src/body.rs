@@ -83,6 +83,47 @@ fn header<'a>(h: &'a http::HeaderMap, n: &str) -> Option<&'a str> {
     h.get(n).and_then(|v| v.to_str().ok())
 }
 
+fn mismatch(a: Algorithm) -> S3Error {
+    S3Error::bad_digest(format!(
+        "The {} you specified did not match the calculated checksum.",
+        a.header()
+    ))
+}
+
+/// The one `x-amz-checksum-<algorithm>` value among `get`'s (request headers, form fields):
+/// S3 answers BadDigest for a malformed value as for a wrong one, InvalidRequest for two.
+pub fn named_checksum<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    what: &str,
+) -> Result<Option<(Algorithm, &'a str)>, S3Error> {
+    let mut found = None;
+    for a in Algorithm::ALL {
+        if let Some(v) = get(&a.header()) {
+            if !a.valid_value(v) {
+                return Err(mismatch(a));
+            }
+            if found.replace((a, v)).is_some() {
+                return Err(S3Error::invalid_request(format!(
+                    "Expecting a single x-amz-checksum- {what}"
+                )));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Finishes a checksum computed over a whole body: it must be `expected` when one was given,
+/// and is left in `slot` for the engine to store.
+pub fn settle_checksum(c: Checksummer, expected: Option<&str>, slot: &VerifiedChecksum) -> Result<(), S3Error> {
+    let a = c.algorithm();
+    let got = c.finish();
+    if expected.is_some_and(|e| e != got) {
+        return Err(mismatch(a));
+    }
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((a.name().to_string(), got));
+    Ok(())
+}
+
 impl BodyReader {
     /// Reads the headers that say how to verify the body. Errors are the client's.
     pub fn new(
@@ -108,24 +149,9 @@ impl BodyReader {
             }
         };
         // A checksum given in a header, else announced for the trailer, else asked for by name.
-        let mut checksum = None;
-        let mut expected_checksum = None;
-        for a in Algorithm::ALL {
-            if let Some(v) = header(headers, &a.header()) {
-                // S3 answers BadDigest for a malformed value as for a wrong one.
-                if !a.valid_value(v) {
-                    return Err(S3Error::bad_digest(format!(
-                        "The {} you specified did not match the calculated checksum.",
-                        a.header()
-                    )));
-                }
-                if checksum.is_some() {
-                    return Err(S3Error::invalid_request("Expecting a single x-amz-checksum- header"));
-                }
-                checksum = Some(Checksummer::new(a));
-                expected_checksum = Some(v.to_string());
-            }
-        }
+        let named = named_checksum(|n| header(headers, n), "header")?;
+        let mut checksum = named.map(|(a, _)| Checksummer::new(a));
+        let expected_checksum = named.map(|(_, v)| v.to_string());
         let mut trailer_checksum = None;
         if let Some(t) = header(headers, "x-amz-trailer") {
             let a = t
@@ -332,22 +358,13 @@ impl BodyReader {
             }
         }
         if let Some(c) = self.checksum.take() {
-            let a = c.algorithm();
-            let got = c.finish();
-            if let Some(exp) = &self.expected_checksum {
-                if *exp != got {
-                    return Err(S3Error::bad_digest(format!(
-                        "The {} you specified did not match the calculated checksum.",
-                        a.header()
-                    )));
-                }
-            } else if self.trailer_checksum.is_some() {
+            if self.expected_checksum.is_none() && self.trailer_checksum.is_some() {
                 return Err(S3Error::invalid_request(format!(
                     "the trailer {} was announced but not sent",
-                    a.header()
+                    c.algorithm().header()
                 )));
             }
-            *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((a.name().to_string(), got));
+            settle_checksum(c, self.expected_checksum.as_deref(), &self.slot)?;
         }
         Ok(())
     }
@@ -377,9 +394,7 @@ impl BodyReader {
             }
             if let Some(a) = self.trailer_checksum.filter(|a| a.header() == name) {
                 if !a.valid_value(&value) {
-                    return Err(S3Error::bad_digest(format!(
-                        "The {name} you specified did not match the calculated checksum."
-                    )));
+                    return Err(mismatch(a));
                 }
                 self.expected_checksum = Some(value.clone());
             }

@@ -148,17 +148,20 @@ fn encryption_of(ctx: &Ctx, bucket: &str) -> Result<EncryptionConfig, S3Error> {
         }))
 }
 
+/// The one `Rule` of a `root` document (encryption, ownership controls).
+fn single_rule<'a>(doc: &'a crate::xml::Node, root: &str) -> Result<&'a crate::xml::Node, S3Error> {
+    let mut rules = doc.all("Rule");
+    match (doc.name == root, rules.next(), rules.next()) {
+        (true, Some(rule), None) => Ok(rule),
+        _ => Err(S3Error::malformed_xml(format!("expected {root} with one Rule"))),
+    }
+}
+
 pub async fn put_encryption(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
     ctx.engine().bucket(bucket)?;
     let raw = crate::object::read_document(ctx, body, 64 * 1024).await?;
     let doc = crate::xml::parse(&raw, 32)?;
-    let rules: Vec<_> = doc.all("Rule").collect();
-    if doc.name != "ServerSideEncryptionConfiguration" || rules.len() != 1 {
-        return Err(S3Error::malformed_xml(
-            "expected a ServerSideEncryptionConfiguration with one Rule",
-        ));
-    }
-    let rule = rules[0];
+    let rule = single_rule(&doc, "ServerSideEncryptionConfiguration")?;
     let algorithm = rule
         .child("ApplyServerSideEncryptionByDefault")
         .and_then(|d| d.child("SSEAlgorithm"))
@@ -215,11 +218,7 @@ pub async fn put_ownership(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Re
     ctx.engine().bucket(bucket)?;
     let raw = crate::object::read_document(ctx, body, 64 * 1024).await?;
     let doc = crate::xml::parse(&raw, 16)?;
-    let rules: Vec<_> = doc.all("Rule").collect();
-    if doc.name != "OwnershipControls" || rules.len() != 1 {
-        return Err(S3Error::malformed_xml("expected OwnershipControls with one Rule"));
-    }
-    let rule = rules[0]
+    let rule = single_rule(&doc, "OwnershipControls")?
         .child("ObjectOwnership")
         .ok_or_else(|| S3Error::malformed_xml("the Rule needs ObjectOwnership"))?;
     let cfg = OwnershipConfig {

@@ -4,7 +4,7 @@
 
 use crate::context::Ctx;
 use crate::http::{empty, set, status, xml_response, Res};
-use crate::object::{attrs_from_headers, content_md5, copy_source};
+use crate::object::{attrs_from_headers, checksum_element, checksum_type, content_md5, copy_source};
 use crate::xml::Xml;
 use crate::S3Error;
 use coffre_engine::checksum::Algorithm;
@@ -126,7 +126,7 @@ pub async fn upload_part_copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res,
     crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
     let given = part_key(ctx, bucket, key, &id, &up)?;
     let target_key = given.clone();
-    let source = copy_source(ctx).await?;
+    let (source, _) = copy_source(ctx).await?;
     let size = source.record.size;
     let (start, end) = match ctx.h("x-amz-copy-source-range") {
         None => (0, size),
@@ -178,11 +178,8 @@ fn complete_result(bucket: &str, key: &str, done: &CompletedUpload) -> Res {
         .elem("Key", key)
         .elem("ETag", &format!("\"{}\"", done.etag));
     if let Some((a, v)) = &done.checksum {
-        x.elem(&format!("Checksum{}", a.to_ascii_uppercase()), v);
-        x.elem(
-            "ChecksumType",
-            if v.contains('-') { "COMPOSITE" } else { "FULL_OBJECT" },
-        );
+        x.elem(&checksum_element(a), v);
+        x.elem("ChecksumType", checksum_type(v));
     }
     let mut r = xml_response(StatusCode::OK, x.finish("CompleteMultipartUploadResult"));
     crate::sse::echo(&mut r);
@@ -220,8 +217,7 @@ pub async fn complete(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Res
         let checksums = Algorithm::ALL
             .into_iter()
             .filter_map(|a| {
-                let name = format!("Checksum{}", a.name().to_ascii_uppercase());
-                p.child(&name)
+                p.child(&checksum_element(a.name()))
                     .map(|v| (a.name().to_string(), v.text.trim().to_string()))
             })
             .collect();
@@ -239,6 +235,8 @@ pub async fn complete(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Res
             "The list of parts was not in ascending order. Parts must be ordered by part number.",
         ));
     }
+    // The object's checksum: not validated as a part's would be (a composite one ends in
+    // `-N`); the engine compares it with what the parts make.
     let mut checksum = None;
     for a in Algorithm::ALL {
         if let Some(v) = ctx.h(&a.header()) {
@@ -300,7 +298,7 @@ pub async fn list_parts(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Err
             .elem("ETag", &format!("\"{}\"", p.info.md5))
             .elem("Size", &p.info.size.to_string());
         if let Some((a, v)) = &ctx.engine().part_checksum(&p.info)? {
-            x.elem(&format!("Checksum{}", a.to_ascii_uppercase()), v);
+            x.elem(&checksum_element(a), v);
         }
         x.close("Part");
     }

@@ -357,7 +357,7 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, 
     {
         let part = ctx.q("partNumber").and_then(|n| n.parse::<usize>().ok());
         for (a, v) in &attrs.checksums {
-            let kind = if v.contains('-') { "COMPOSITE" } else { "FULL_OBJECT" };
+            let kind = checksum_type(v);
             match (range, part) {
                 // The whole object: its checksum.
                 (None, _) => set(&mut r, &format!("x-amz-checksum-{a}"), v),
@@ -464,8 +464,9 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
     Ok(xml_response(StatusCode::OK, x.finish("DeleteResult")))
 }
 
-/// The object named by `x-amz-copy-source`, once its `x-amz-copy-source-if-*` conditions hold.
-pub(crate) async fn copy_source(ctx: &Ctx) -> Result<ReadHandle, S3Error> {
+/// The object named by `x-amz-copy-source`, once its `x-amz-copy-source-if-*` conditions hold
+/// and its SSE-C key (if it has one) is given, with its opened attributes.
+pub(crate) async fn copy_source(ctx: &Ctx) -> Result<(ReadHandle, SealedAttrs), S3Error> {
     let src = ctx.h("x-amz-copy-source").unwrap_or("");
     let src = src.split_once("?versionId=").map_or(src, |(s, _)| s);
     let src = String::from_utf8(crate::encoding::percent_decode(src))
@@ -504,7 +505,7 @@ pub(crate) async fn copy_source(ctx: &Ctx) -> Result<ReadHandle, S3Error> {
             "At least one of the pre-conditions you specified did not hold",
         ));
     }
-    Ok(source)
+    Ok((source, attrs))
 }
 
 /// A data-path receiver as the body stream `Engine::put` takes.
@@ -528,7 +529,7 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     let dst_bucket = ctx.engine().bucket(bucket)?;
     crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
     let condition = write_condition(ctx)?;
-    let source = copy_source(ctx).await?;
+    let (source, src_attrs) = copy_source(ctx).await?;
     let (sb, sk, srec) = (source.bucket.as_str(), source.key.as_str(), &source.record);
     let replace = match ctx.h("x-amz-metadata-directive") {
         None | Some("COPY") => false,
@@ -540,7 +541,6 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
         ));
     }
-    let src_attrs = ctx.engine().open_attrs(sb, sk, srec)?;
     let mut attrs = if replace {
         attrs_from_headers(ctx)?
     } else {
@@ -588,8 +588,17 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
 }
 
 /// `ChecksumSHA256`… as S3 names a checksum element.
-fn checksum_element(algorithm: &str) -> String {
+pub(crate) fn checksum_element(algorithm: &str) -> String {
     format!("Checksum{}", algorithm.to_ascii_uppercase())
+}
+
+/// The type of an object's checksum, from its value: a composite one ends in `-N`.
+pub(crate) fn checksum_type(value: &str) -> &'static str {
+    if value.contains('-') {
+        "COMPOSITE"
+    } else {
+        "FULL_OBJECT"
+    }
 }
 
 /// GetObjectAttributes: what `x-amz-object-attributes` asks of the current version, without
@@ -638,7 +647,7 @@ pub async fn attributes(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Err
     }
     if wants("Checksum") {
         if let Some((a, v)) = attrs.checksums.first() {
-            let kind = if v.contains('-') { "COMPOSITE" } else { "FULL_OBJECT" };
+            let kind = checksum_type(v);
             x.open("Checksum")
                 .elem(&checksum_element(a), v)
                 .elem("ChecksumType", kind)

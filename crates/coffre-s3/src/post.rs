@@ -332,18 +332,9 @@ fn file_stream(
                     ));
                 }
                 if let Some((c, expected)) = st.sum.take() {
-                    let a = c.algorithm();
-                    let got = c.finish();
-                    if got != expected {
-                        return Some((
-                            Err(io(S3Error::bad_digest(format!(
-                                "The {} you specified did not match the calculated checksum.",
-                                a.header()
-                            )))),
-                            st,
-                        ));
+                    if let Err(e) = crate::body::settle_checksum(c, Some(&expected), &st.slot) {
+                        return Some((Err(io(e)), st));
                     }
-                    *st.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((a.name().to_string(), got));
                 }
                 None
             }
@@ -453,20 +444,7 @@ pub async fn post_object(gw: Arc<Gateway>, headers: &HeaderMap, bucket: &str, bo
             "Server-side encryption with customer-provided keys (SSE-C) is not implemented yet",
         ));
     }
-    let mut checksum = None;
-    for a in Algorithm::ALL {
-        if let Some(v) = form.get(&a.header()) {
-            if !a.valid_value(v) {
-                return Err(S3Error::bad_digest(format!(
-                    "The {} you specified did not match the calculated checksum.",
-                    a.header()
-                )));
-            }
-            if checksum.replace((a, v.to_string())).is_some() {
-                return Err(S3Error::invalid_request("Expecting a single x-amz-checksum- field"));
-            }
-        }
-    }
+    let checksum = crate::body::named_checksum(|n| form.get(n), "field")?.map(|(a, v)| (a, v.to_string()));
     let attrs = attrs_of(&form)?;
     let slot = VerifiedChecksum::default();
     let stream = file_stream(file, range, checksum, slot.clone());
