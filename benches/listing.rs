@@ -1,7 +1,10 @@
 //! A ListObjects page out of a bucket of 1,000,000 objects: it must cost O(page).
 //! `cargo bench --bench listing`; results in docs/performance.md.
 
-use coffre_meta::{BucketRecord, MetaStore, ObjectRecord, PartInfo};
+use coffre_meta::{
+    AccessKeyRecord, BucketRecord, IamCommand, MetaCommand, MetaStore, NewTenant, ObjectRecord, PartInfo, Quota,
+    TenantRecord, UserRecord, DEFAULT_TENANT,
+};
 use coffre_types::{Scheme, VersionId};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::time::Duration;
@@ -38,6 +41,32 @@ fn key(i: usize) -> Vec<u8> {
 fn listing(c: &mut Criterion) {
     let dir = tempfile::tempdir_in(std::env::var("COFFRE_BENCH_DIR").unwrap_or_else(|_| ".".into())).unwrap();
     let m = MetaStore::open(dir.path()).unwrap();
+    m.apply(MetaCommand::Iam(IamCommand::CreateTenant(Box::new(NewTenant {
+        name: DEFAULT_TENANT.into(),
+        record: TenantRecord {
+            created_ms: 0,
+            kek: vec![],
+            quota: Quota::default(),
+            oidc: None,
+        },
+        admin_user: "admin".into(),
+        admin: UserRecord {
+            id: "AIDA0".into(),
+            created_ms: 0,
+            admin: true,
+            policies: vec![],
+        },
+        access_key: "AK".into(),
+        key: AccessKeyRecord {
+            tenant: DEFAULT_TENANT.into(),
+            user: "admin".into(),
+            secret: vec![],
+            created_ms: 0,
+            enabled: true,
+            expires_ms: None,
+        },
+    }))))
+    .unwrap();
     m.create_bucket(
         "big",
         &BucketRecord {
@@ -46,6 +75,7 @@ fn listing(c: &mut Criterion) {
             countries: vec!["FR".into()],
             failure_domain: "node".into(),
             scheme: Scheme::DEFAULT,
+            tenant: DEFAULT_TENANT.into(),
         },
     )
     .unwrap();

@@ -313,6 +313,14 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         .or(file.server.admin_listen)
         .unwrap_or_else(|| "127.0.0.1:9001".into());
     let keys = Arc::new(load_keyring(&data)?);
+    let operator_key = Arc::new(
+        coffre_engine::OperatorKey::load_or_create(&data.join("operator.key"), &keys).map_err(|e| {
+            format!(
+                "operator signing key {}: {e} (is this the master key the store was written with?)",
+                data.join("operator.key").display()
+            )
+        })?,
+    );
     let (access_key, secret_key, generated) = root_credentials(&data)?;
     let admin_token = admin_token(&data)?;
     let meta = Arc::new(MetaStore::open(&data.join("meta")).map_err(|e| format!("metadata: {e}"))?);
@@ -400,17 +408,22 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
             ..Default::default()
         };
         let (engine, mut damaged) = Engine::new(meta, nodes, gateway_location, keys, engine_config);
+        // The root key is the `default` tenant's admin: created with the tenant on the first
+        // start (a store of an earlier version gets it too: its buckets are the default
+        // tenant's already), its secret updated if the operator changed it.
+        let iam = coffre_iam::Iam::new(engine.clone());
+        iam.ensure_root(coffre_engine::DEFAULT_TENANT, &access_key, &secret_key)
+            .await
+            .map_err(|e| format!("root credentials: {e}"))?;
         let config = Config {
             region: region.clone(),
             domain,
-            access_key: access_key.clone(),
-            secret_key: secret_key.clone(),
             max_put: coffre_types::limits::MAX_PUT,
             regions,
             body_limits,
             allow_sse_c_over_http: args.allow_sse_c_over_http || file.server.allow_sse_c_over_http.unwrap_or(false),
         };
-        let gw = Gateway::new(engine.clone(), config);
+        let gw = Gateway::new(engine.clone(), iam.clone(), config);
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .map_err(|e| format!("listening on {listen}: {e}"))?;
@@ -429,6 +442,8 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         let s3_counters = gw.clone();
         let admin = Arc::new(coffre_admin::Admin {
             engine: engine.clone(),
+            iam: iam.clone(),
+            operator_key: operator_key.clone(),
             token: admin_token,
             identity,
             metrics: vec![Box::new(move || s3_counters.metrics_text())],
@@ -637,6 +652,12 @@ fn rotate_master_key(data: &Path) -> Result<(), String> {
     let keys = Keyring::new(new, vec![current]);
     let done = coffre_engine::rotate_master_key(&meta, &keys).map_err(|e| e.to_string())?;
     drop(meta);
+    // The operator's signing key file is sealed again under the new key as it is read.
+    let signing = data.join("operator.key");
+    if signing.exists() {
+        coffre_engine::OperatorKey::load_or_create(&signing, &keys)
+            .map_err(|e| format!("operator signing key: {e}"))?;
+    }
     if !from_env {
         std::fs::rename(data.join("master.key.next"), data.join("master.key")).map_err(|e| e.to_string())?;
         std::fs::File::open(data)
@@ -644,8 +665,10 @@ fn rotate_master_key(data: &Path) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
     println!(
-        "master key rotated to {}: {} objects, {} parts, {} uploads re-wrapped",
+        "master key rotated to {}: {} tenant keys, {} access keys, {} objects, {} parts, {} uploads re-wrapped",
         keys.current().id_hex(),
+        done.tenants,
+        done.access_keys,
         done.objects,
         done.parts,
         done.uploads

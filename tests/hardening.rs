@@ -513,9 +513,10 @@ async fn the_admin_door_is_shut() {
     let (status, _, body) = raw_request(&admin, "GET", "/metrics", &[host, auth], b"");
     assert_eq!(status, 200);
     assert!(body.contains("coffre_store_shards{store=\"node-1\"}"), "{body}");
-    // The S3 port serves no metrics to anonymous callers.
-    let (status, _, _) = raw_request(&s.addr, "GET", "/metrics", &[("host".into(), s.addr.clone())], b"");
-    assert_eq!(status, 403);
+    // The S3 port serves no metrics: `/metrics` there is a bucket (that does not exist).
+    let (status, _, body) = raw_request(&s.addr, "GET", "/metrics", &[("host".into(), s.addr.clone())], b"");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("NoSuchBucket") && !body.contains("coffre_"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -730,10 +730,11 @@ async fn encryption_ownership_and_expected_owner() {
         Some(ObjectOwnership::BucketOwnerPreferred)
     );
 
-    // x-amz-expected-bucket-owner: the owner passes, anyone else is refused.
+    // x-amz-expected-bucket-owner: the owner (the root key's tenant, `default`) passes,
+    // anyone else is refused.
     c.head_bucket()
         .bucket("enc")
-        .expected_bucket_owner(ACCESS)
+        .expected_bucket_owner("default")
         .send()
         .await
         .unwrap();

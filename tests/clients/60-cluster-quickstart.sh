@@ -2,9 +2,17 @@
 coffre() { "$COFFRE_BIN" "$@"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pids=()
-# `coffre` is a function, so `$!` is the subshell running it: stop the binary under it too.
-stop_all() { for p in "${pids[@]}"; do pkill -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
+# `coffre` is a function, so `$!` is the subshell running it (or, when bash execs the binary
+# in it, the binary itself): stop the binary under it too. Errors do not stop the cleanup
+# (`set -e` applies in a trap, and pkill fails when there is no child).
+stop_all() {
+  set +e
+  for p in "${pids[@]}"; do pkill -P "$p"; kill "$p"; done
+  wait
+} 2>/dev/null
 trap stop_all EXIT
+# This cluster is its own: not the admin API of the server the other scripts use.
+unset COFFRE_ADMIN_ENDPOINT COFFRE_ADMIN_TOKEN
 
 # 1. The cluster CA, then one identity per node: its location is signed into its certificate.
 coffre admin ca init --out qs/ca

@@ -14,6 +14,9 @@ COFFRE_ROOT_ACCESS_KEY=$AWS_ACCESS_KEY_ID COFFRE_ROOT_SECRET_KEY=$AWS_SECRET_ACC
 pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
 export ENDPOINT="http://127.0.0.1:$port" WORK="$work" COFFRE_BIN="$bin"
+# The operator's plane, for scripts that manage tenants (coffre admin …).
+export COFFRE_ADMIN_ENDPOINT=$(sed -n 's/^Coffre admin endpoint: \([^ ]*\).*/\1/p' "$work/server.out")
+export COFFRE_ADMIN_TOKEN=$(cat "$work/data/admin.token")
 
 passed=0; failed=0
 for t in "$here"/[0-9]*.sh; do

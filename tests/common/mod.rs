@@ -92,6 +92,45 @@ impl Server {
         client_with(&self.endpoint, ACCESS, SECRET)
     }
 
+    /// Runs `coffre admin <args…>` against this server's admin API: (success, stdout, stderr).
+    pub fn admin(&self, args: &[&str]) -> (bool, String, String) {
+        let token = std::fs::read_to_string(self.data.join("admin.token")).expect("admin token");
+        let out = Command::new(env!("CARGO_BIN_EXE_coffre"))
+            .arg("admin")
+            .args(args)
+            .env("COFFRE_ADMIN_ENDPOINT", &self.admin_endpoint)
+            .env("COFFRE_ADMIN_TOKEN", token.trim())
+            .output()
+            .expect("run coffre admin");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `coffre admin <args…> --json` that must succeed, parsed.
+    pub fn admin_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let (ok, out, err) = self.admin(&a);
+        assert!(ok, "coffre admin {args:?} failed: {err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("coffre admin {args:?}: {e}: {out}"))
+    }
+
+    /// A new tenant; returns its admin's (access key, secret key).
+    pub fn tenant(&self, name: &str, extra: &[&str]) -> (String, String) {
+        let mut args = vec!["tenant", "create", name];
+        args.extend_from_slice(extra);
+        let v = self.admin_json(&args);
+        assert_eq!(v["tenant"], name);
+        assert_eq!(v["user"], "admin");
+        (
+            v["access_key"].as_str().unwrap().to_string(),
+            v["secret_key"].as_str().unwrap().to_string(),
+        )
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -205,13 +244,30 @@ pub fn sign(
     payload_hash: &str,
     unix: u64,
 ) -> Signed {
+    sign_for("s3", ACCESS, SECRET, addr, method, path, query, extra, payload_hash, unix)
+}
+
+/// As `sign`, for a service (`s3`, `iam`, `sts`) and keys. Query APIs send no
+/// `x-amz-content-sha256`: the payload hash is signed without the header.
+#[allow(clippy::too_many_arguments)]
+pub fn sign_for(
+    service: &str,
+    access: &str,
+    secret: &str,
+    addr: &str,
+    method: &str,
+    path: &str,
+    query: &str,
+    extra: &[(&str, &str)],
+    payload_hash: &str,
+    unix: u64,
+) -> Signed {
     let date = amz_date(unix);
     let day = &date[..8];
-    let mut headers: Vec<(String, String)> = vec![
-        ("host".into(), addr.into()),
-        ("x-amz-content-sha256".into(), payload_hash.into()),
-        ("x-amz-date".into(), date.clone()),
-    ];
+    let mut headers: Vec<(String, String)> = vec![("host".into(), addr.into()), ("x-amz-date".into(), date.clone())];
+    if service == "s3" {
+        headers.push(("x-amz-content-sha256".into(), payload_hash.into()));
+    }
     headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     headers.sort();
     let signed: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
@@ -220,18 +276,18 @@ pub fn sign(
         "{method}\n{path}\n{query}\n{canon_headers}\n{}\n{payload_hash}",
         signed.join(";")
     );
-    let scope = format!("{day}/fr-par/s3/aws4_request");
+    let scope = format!("{day}/fr-par/{service}/aws4_request");
     let sts = format!(
         "AWS4-HMAC-SHA256\n{date}\n{scope}\n{}",
         sha256_hex(canonical.as_bytes())
     );
-    let mut k = hmac(format!("AWS4{SECRET}").as_bytes(), day);
-    for p in ["fr-par", "s3", "aws4_request"] {
+    let mut k = hmac(format!("AWS4{secret}").as_bytes(), day);
+    for p in ["fr-par", service, "aws4_request"] {
         k = hmac(&k, p);
     }
     let signature = hex::encode(hmac(&k, &sts));
     let auth = format!(
-        "AWS4-HMAC-SHA256 Credential={ACCESS}/{scope},SignedHeaders={},Signature={signature}",
+        "AWS4-HMAC-SHA256 Credential={access}/{scope},SignedHeaders={},Signature={signature}",
         signed.join(";")
     );
     headers.push(("authorization".into(), auth));

@@ -55,6 +55,230 @@ pub enum AdminCommand {
     /// Cluster membership (persisted by the gateway).
     #[command(subcommand)]
     Nodes(NodesCommand),
+    /// Tenants (accounts): each owns its buckets, users and key-encryption key.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Users of a tenant.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Access keys of a tenant's users.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Roles a tenant's web identities (OIDC) may assume through STS.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Check a signed erasure certificate (exit 0 only if untampered and the operator's).
+    VerifyCertificate {
+        /// The certificate (JSON), as `tenant delete --erase` printed it.
+        file: PathBuf,
+        /// The operator's public key (base64); by default asked of the admin API.
+        #[arg(long)]
+        public_key: Option<String>,
+        #[arg(long, env = "COFFRE_ADMIN_ENDPOINT", default_value = "http://127.0.0.1:9001")]
+        endpoint: String,
+        #[arg(long, env = "COFFRE_ADMIN_TOKEN")]
+        token: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and its admin user; prints the admin's access key and secret (once).
+    Create {
+        #[command(flatten)]
+        api: Api,
+        name: String,
+        #[arg(long)]
+        quota_bytes: Option<u64>,
+        #[arg(long)]
+        quota_objects: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tenants with usage and quotas.
+    List {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One tenant: usage, quotas, buckets, users, key id.
+    Show {
+        #[command(flatten)]
+        api: Api,
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a tenant that owns no bucket; --erase deletes its (empty) buckets and destroys
+    /// its key, printing a signed erasure certificate; --force also deletes their objects.
+    Delete {
+        #[command(flatten)]
+        api: Api,
+        name: String,
+        #[arg(long)]
+        erase: bool,
+        #[arg(long, requires = "erase")]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set (or with no limit given, remove) a tenant's quota.
+    Quota {
+        #[command(flatten)]
+        api: Api,
+        name: String,
+        #[arg(long)]
+        bytes: Option<u64>,
+        #[arg(long)]
+        objects: Option<u64>,
+    },
+    /// Set the tenant's OpenID Connect issuer (or --remove it).
+    Oidc {
+        #[command(flatten)]
+        api: Api,
+        name: String,
+        #[arg(long, required_unless_present = "remove")]
+        issuer: Option<String>,
+        /// What `aud` must hold (the client id at the issuer).
+        #[arg(long, required_unless_present = "remove")]
+        audience: Option<String>,
+        /// The issuer's keys (a JWKS file), kept inline: no outbound call.
+        #[arg(long, conflicts_with = "jwks_url")]
+        jwks_file: Option<PathBuf>,
+        /// Where to fetch the issuer's keys from (the gateway then calls it).
+        #[arg(long)]
+        jwks_url: Option<String>,
+        #[arg(long)]
+        remove: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user (with no key and no right until given some).
+    Create {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a user and its keys.
+    Delete {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
+    List {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Attach (or --remove) an inline IAM policy to a user.
+    Policy {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        tenant: String,
+        user: String,
+        /// The policy's name.
+        name: String,
+        /// The JSON policy document.
+        #[arg(long, required_unless_present = "remove")]
+        file: Option<PathBuf>,
+        #[arg(long)]
+        remove: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// A new access key for a user; prints the secret (once).
+    Create {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        user: String,
+        /// The key stops working after this many seconds.
+        #[arg(long)]
+        expires_in_secs: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    Disable {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        tenant: String,
+        key: String,
+    },
+    Enable {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        tenant: String,
+        key: String,
+    },
+    Delete {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        tenant: String,
+        key: String,
+    },
+    List {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RoleCommand {
+    /// Create or replace a role: its sessions get the policy; tokens must carry the claims.
+    Put {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        /// The JSON policy document of its sessions.
+        #[arg(long)]
+        policy_file: PathBuf,
+        /// A claim the web identity token must carry, NAME=PATTERN (`*` wildcards); repeatable.
+        #[arg(long)]
+        claim: Vec<String>,
+        #[arg(long)]
+        max_session_secs: Option<u32>,
+    },
+    Delete {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
+    List {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -123,6 +347,16 @@ pub enum BucketCommand {
         #[arg(long)]
         scheme: Option<String>,
     },
+    /// Set (or with no limit given, remove) a bucket's quota.
+    Quota {
+        #[command(flatten)]
+        api: Api,
+        bucket: String,
+        #[arg(long)]
+        bytes: Option<u64>,
+        #[arg(long)]
+        objects: Option<u64>,
+    },
 }
 
 #[derive(Args)]
@@ -136,11 +370,15 @@ pub struct Api {
 }
 
 fn call(api: &Api, method: &str, path: &str) -> Result<serde_json::Value, String> {
+    call_with(api, method, path, None)
+}
+
+fn call_with(api: &Api, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<serde_json::Value, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let (status, body) = rt.block_on(crate::client::call(&api.endpoint, &api.token, method, path))?;
+    let (status, body) = rt.block_on(crate::client::call(&api.endpoint, &api.token, method, path, body))?;
     let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("admin API answered {status}: {e}"))?;
     if status != 200 {
         return Err(format!("admin API: {status}: {}", v["error"].as_str().unwrap_or(&body)));
@@ -156,8 +394,402 @@ fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
+/// `?a=1&b=2` of the limits given (none: no limit).
+fn quota_query(bytes: Option<u64>, objects: Option<u64>) -> String {
+    let mut q = Vec::new();
+    if let Some(b) = bytes {
+        q.push(format!("quota_bytes={b}"));
+    }
+    if let Some(o) = objects {
+        q.push(format!("quota_objects={o}"));
+    }
+    q.join("&")
+}
+
+fn read_file(p: &std::path::Path) -> Result<Vec<u8>, String> {
+    std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn print_tenant(v: &serde_json::Value) {
+    let limit = |x: &serde_json::Value| x.as_u64().map_or("unlimited".to_string(), |n| n.to_string());
+    println!(
+        "tenant {}: {} bytes, {} objects (quota {} bytes, {} objects); buckets {}; users {}; key {}{}",
+        v["tenant"].as_str().unwrap_or(""),
+        v["usage"]["bytes"],
+        v["usage"]["objects"],
+        limit(&v["quota_bytes"]),
+        limit(&v["quota_objects"]),
+        v["buckets"],
+        v["users"],
+        v["kek_id"].as_str().unwrap_or(""),
+        v["oidc_issuer"]
+            .as_str()
+            .map(|i| format!("; issuer {i}"))
+            .unwrap_or_default()
+    );
+}
+
+fn tenant_command(cmd: TenantCommand) -> Result<(), String> {
+    match cmd {
+        TenantCommand::Create {
+            api,
+            name,
+            quota_bytes,
+            quota_objects,
+            json,
+        } => {
+            let q = quota_query(quota_bytes, quota_objects);
+            let v = call(&api, "POST", &format!("/v1/tenants?name={}&{q}", enc(&name)))?;
+            if json {
+                println!("{v}");
+            } else {
+                println!("tenant {name} created; its admin user's key (the secret is shown only now):");
+                println!("  access key: {}", v["access_key"].as_str().unwrap_or(""));
+                println!("  secret key: {}", v["secret_key"].as_str().unwrap_or(""));
+            }
+        }
+        TenantCommand::List { api, json } => {
+            let v = call(&api, "GET", "/v1/tenants")?;
+            if json {
+                print_json(&v);
+            } else {
+                for t in v["tenants"].as_array().into_iter().flatten() {
+                    print_tenant(t);
+                }
+            }
+        }
+        TenantCommand::Show { api, name, json } => {
+            let v = call(&api, "GET", &format!("/v1/tenants/{}", enc(&name)))?;
+            if json {
+                print_json(&v);
+            } else {
+                print_tenant(&v);
+            }
+        }
+        TenantCommand::Delete {
+            api,
+            name,
+            erase,
+            force,
+            json,
+        } => {
+            let v = call(
+                &api,
+                "DELETE",
+                &format!("/v1/tenants/{}?erase={erase}&force={force}", enc(&name)),
+            )?;
+            match (&v["certificate"], json) {
+                (c, _) if c.is_object() => print_json(c),
+                (_, true) => println!("{v}"),
+                _ => println!("tenant {name} deleted"),
+            }
+        }
+        TenantCommand::Quota {
+            api,
+            name,
+            bytes,
+            objects,
+        } => {
+            call(
+                &api,
+                "PUT",
+                &format!("/v1/tenants/{}/quota?{}", enc(&name), quota_query(bytes, objects)),
+            )?;
+            println!("tenant {name}: quota set");
+        }
+        TenantCommand::Oidc {
+            api,
+            name,
+            issuer,
+            audience,
+            jwks_file,
+            jwks_url,
+            remove,
+        } => {
+            let body = if remove {
+                Vec::new()
+            } else {
+                let jwks = match &jwks_file {
+                    Some(f) => Some(String::from_utf8(read_file(f)?).map_err(|_| "the JWKS is not UTF-8")?),
+                    None => None,
+                };
+                if jwks.is_none() && jwks_url.is_none() {
+                    return Err("give --jwks-file or --jwks-url".into());
+                }
+                serde_json::to_vec(&serde_json::json!({
+                    "issuer": issuer, "audience": audience, "jwks": jwks, "jwks_url": jwks_url
+                }))
+                .map_err(|e| e.to_string())?
+            };
+            call_with(&api, "PUT", &format!("/v1/tenants/{}/oidc", enc(&name)), Some(body))?;
+            println!("tenant {name}: issuer {}", if remove { "removed" } else { "set" });
+        }
+    }
+    Ok(())
+}
+
+fn user_command(cmd: UserCommand) -> Result<(), String> {
+    match cmd {
+        UserCommand::Create {
+            api,
+            tenant,
+            name,
+            json,
+        } => {
+            let v = call(
+                &api,
+                "POST",
+                &format!("/v1/tenants/{}/users?name={}", enc(&tenant), enc(&name)),
+            )?;
+            if json {
+                println!("{v}");
+            } else {
+                println!("user {} created ({})", name, v["arn"].as_str().unwrap_or(""));
+            }
+        }
+        UserCommand::Delete { api, tenant, name } => {
+            call(
+                &api,
+                "DELETE",
+                &format!("/v1/tenants/{}/users/{}", enc(&tenant), enc(&name)),
+            )?;
+            println!("user {name} deleted, with its keys");
+        }
+        UserCommand::List { api, tenant, json } => {
+            let v = call(&api, "GET", &format!("/v1/tenants/{}/users", enc(&tenant)))?;
+            if json {
+                print_json(&v);
+            } else {
+                for u in v["users"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<24} {:<22} {}{}",
+                        u["user"].as_str().unwrap_or(""),
+                        u["id"].as_str().unwrap_or(""),
+                        if u["admin"].as_bool() == Some(true) {
+                            "admin "
+                        } else {
+                            ""
+                        },
+                        u["policies"]
+                    );
+                }
+            }
+        }
+        UserCommand::Policy {
+            api,
+            tenant,
+            user,
+            name,
+            file,
+            remove,
+        } => {
+            let path = format!(
+                "/v1/tenants/{}/users/{}/policies/{}",
+                enc(&tenant),
+                enc(&user),
+                enc(&name)
+            );
+            match (remove, file) {
+                (true, _) => {
+                    call(&api, "DELETE", &path)?;
+                }
+                (false, Some(f)) => {
+                    call_with(&api, "PUT", &path, Some(read_file(&f)?))?;
+                }
+                (false, None) => return Err("give --file or --remove".into()),
+            }
+            println!("user {user}: policy {name} {}", if remove { "removed" } else { "set" });
+        }
+    }
+    Ok(())
+}
+
+fn key_command(cmd: KeyCommand) -> Result<(), String> {
+    match cmd {
+        KeyCommand::Create {
+            api,
+            tenant,
+            user,
+            expires_in_secs,
+            json,
+        } => {
+            let q = expires_in_secs
+                .map(|s| format!("?expires_in_secs={s}"))
+                .unwrap_or_default();
+            let v = call(
+                &api,
+                "POST",
+                &format!("/v1/tenants/{}/users/{}/keys{q}", enc(&tenant), enc(&user)),
+            )?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"access_key": v["access_key"], "secret_key": v["secret_key"]})
+                );
+            } else {
+                println!("access key: {}", v["access_key"].as_str().unwrap_or(""));
+                println!(
+                    "secret key: {} (shown only now)",
+                    v["secret_key"].as_str().unwrap_or("")
+                );
+            }
+        }
+        KeyCommand::Disable { api, tenant, key } => {
+            call(
+                &api,
+                "POST",
+                &format!("/v1/tenants/{}/keys/{}/disable", enc(&tenant), enc(&key)),
+            )?;
+            println!("key {key} disabled");
+        }
+        KeyCommand::Enable { api, tenant, key } => {
+            call(
+                &api,
+                "POST",
+                &format!("/v1/tenants/{}/keys/{}/enable", enc(&tenant), enc(&key)),
+            )?;
+            println!("key {key} enabled");
+        }
+        KeyCommand::Delete { api, tenant, key } => {
+            call(
+                &api,
+                "DELETE",
+                &format!("/v1/tenants/{}/keys/{}", enc(&tenant), enc(&key)),
+            )?;
+            println!("key {key} deleted");
+        }
+        KeyCommand::List {
+            api,
+            tenant,
+            user,
+            json,
+        } => {
+            let q = user.map(|u| format!("?user={}", enc(&u))).unwrap_or_default();
+            let v = call(&api, "GET", &format!("/v1/tenants/{}/keys{q}", enc(&tenant)))?;
+            if json {
+                print_json(&v);
+            } else {
+                for k in v["keys"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<22} {:<24} {}",
+                        k["access_key"].as_str().unwrap_or(""),
+                        k["user"].as_str().unwrap_or(""),
+                        if k["enabled"].as_bool() == Some(true) {
+                            "enabled"
+                        } else {
+                            "DISABLED"
+                        }
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn role_command(cmd: RoleCommand) -> Result<(), String> {
+    match cmd {
+        RoleCommand::Put {
+            api,
+            tenant,
+            name,
+            policy_file,
+            claim,
+            max_session_secs,
+        } => {
+            let policy = String::from_utf8(read_file(&policy_file)?).map_err(|_| "the policy is not UTF-8")?;
+            let mut claims = serde_json::Map::new();
+            for c in claim {
+                let (k, v) = c.split_once('=').ok_or("a claim is NAME=PATTERN")?;
+                claims.insert(k.to_string(), serde_json::Value::String(v.to_string()));
+            }
+            let body = serde_json::json!({"policy": policy, "claims": claims, "max_session_secs": max_session_secs});
+            let v = call_with(
+                &api,
+                "PUT",
+                &format!("/v1/tenants/{}/roles/{}", enc(&tenant), enc(&name)),
+                Some(body.to_string().into_bytes()),
+            )?;
+            println!("role {}", v["arn"].as_str().unwrap_or(""));
+        }
+        RoleCommand::Delete { api, tenant, name } => {
+            call(
+                &api,
+                "DELETE",
+                &format!("/v1/tenants/{}/roles/{}", enc(&tenant), enc(&name)),
+            )?;
+            println!("role {name} deleted");
+        }
+        RoleCommand::List { api, tenant } => {
+            print_json(&call(&api, "GET", &format!("/v1/tenants/{}/roles", enc(&tenant)))?);
+        }
+    }
+    Ok(())
+}
+
+/// Checks a certificate against the operator's key (given, or the admin API's).
+fn verify_certificate(
+    file: &std::path::Path,
+    public_key: Option<String>,
+    endpoint: String,
+    token: Option<String>,
+) -> Result<(), String> {
+    use base64::Engine as _;
+    let text = String::from_utf8(read_file(file)?).map_err(|_| "the certificate is not UTF-8")?;
+    let key_b64 = match public_key {
+        Some(k) => k,
+        None => {
+            let api = Api {
+                endpoint,
+                token: token.ok_or("give --public-key, or COFFRE_ADMIN_TOKEN to ask the admin API")?,
+            };
+            call(&api, "GET", "/v1/operator-key")?["public_key"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        }
+    };
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(key_b64.trim())
+        .map_err(|_| "the operator's public key is not base64")?;
+    let e =
+        crate::certificate::Certificate::verify(&text, &key).map_err(|why| format!("certificate NOT valid: {why}"))?;
+    println!(
+        "certificate valid: tenant {} erased at {} (key {}, {} objects, {} bytes), signed by the operator",
+        e.tenant, e.erased_at, e.kek_id, e.objects, e.bytes
+    );
+    Ok(())
+}
+
 pub fn run(cmd: AdminCommand) -> Result<(), String> {
     match cmd {
+        AdminCommand::Tenant(c) => return tenant_command(c),
+        AdminCommand::User(c) => return user_command(c),
+        AdminCommand::Key(c) => return key_command(c),
+        AdminCommand::Role(c) => return role_command(c),
+        AdminCommand::VerifyCertificate {
+            file,
+            public_key,
+            endpoint,
+            token,
+        } => return verify_certificate(&file, public_key, endpoint, token),
+        AdminCommand::Bucket(BucketCommand::Quota {
+            api,
+            bucket,
+            bytes,
+            objects,
+        }) => {
+            let v = call(
+                &api,
+                "PUT",
+                &format!("/v1/buckets/{}/quota?{}", enc(&bucket), quota_query(bytes, objects)),
+            )?;
+            println!(
+                "bucket {bucket}: quota set; it holds {} bytes, {} objects",
+                v["usage"]["bytes"], v["usage"]["objects"]
+            );
+            return Ok(());
+        }
         AdminCommand::Ca(CaCommand::Init { out }) => {
             coffre_cluster::identity::init_ca(&out)?;
             println!(

@@ -1,15 +1,22 @@
 //! A minimal client of the admin API: one request, the JSON answer.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use std::time::Duration;
 
 /// The largest answer the client reads (a placement of a very large object is a few MiB).
 const MAX_ANSWER: usize = 256 << 20;
 
-/// Sends `method path_and_query` with the bearer token; returns the status and the body.
-pub async fn call(endpoint: &str, token: &str, method: &str, path_and_query: &str) -> Result<(u16, String), String> {
+/// Sends `method path_and_query` (with a JSON `body`, if any) and the bearer token; returns
+/// the status and the answer.
+pub async fn call(
+    endpoint: &str,
+    token: &str,
+    method: &str,
+    path_and_query: &str,
+    body: Option<Vec<u8>>,
+) -> Result<(u16, String), String> {
     let hp = endpoint
         .strip_prefix("http://")
         .ok_or("the admin endpoint is http://HOST:PORT")?
@@ -27,7 +34,8 @@ pub async fn call(endpoint: &str, token: &str, method: &str, path_and_query: &st
         .uri(path_and_query)
         .header("host", hp)
         .header("authorization", format!("Bearer {token}"))
-        .body(Empty::<Bytes>::new())
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .map_err(|e| e.to_string())?;
     let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();

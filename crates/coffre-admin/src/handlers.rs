@@ -50,10 +50,10 @@ pub struct Violation {
 }
 
 /// The decoded `name=value` pairs of a query string.
-struct Query(Vec<(String, String)>);
+pub(crate) struct Query(Vec<(String, String)>);
 
 impl Query {
-    fn parse(raw: Option<String>) -> Result<Query, ApiError> {
+    pub(crate) fn parse(raw: Option<String>) -> Result<Query, ApiError> {
         let mut out = Vec::new();
         for pair in raw.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -68,11 +68,11 @@ impl Query {
         Ok(Query(out))
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
-    fn require(&self, name: &str) -> Result<&str, ApiError> {
+    pub(crate) fn require(&self, name: &str) -> Result<&str, ApiError> {
         self.get(name).ok_or_else(|| bad_request(format!("{name} is required")))
     }
 }

@@ -1,10 +1,14 @@
 //! The operator's admin API (HTTP, bearer token) on axum: cluster status and membership,
-//! bucket residency policies, proof of placement, residency audits. JSON field names are
-//! stable (docs/admin-api.md). `client` and `cli` are its command-line client.
+//! bucket residency policies and quotas, proof of placement, residency audits, tenants and
+//! their users, keys, policies, roles and erasure. JSON field names are stable
+//! (docs/admin-api.md). `client` and `cli` are its command-line client. Tenants' access keys
+//! never work here: only the operator's bearer token does.
 
+pub mod certificate;
 pub mod cli;
 pub mod client;
 mod handlers;
+mod tenants;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -17,6 +21,9 @@ use std::sync::Arc;
 
 pub struct Admin {
     pub engine: Arc<Engine>,
+    pub iam: Arc<coffre_iam::Iam>,
+    /// Signs erasure certificates.
+    pub operator_key: Arc<coffre_engine::OperatorKey>,
     pub token: String,
     /// The gateway's cluster identity (to admit new nodes); none in embedded mode.
     pub identity: Option<Arc<coffre_cluster::Identity>>,
@@ -68,6 +75,33 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/v1/placement", get(handlers::placement))
         .route("/v1/audit/residency", get(handlers::audit))
         .route("/v1/buckets/{bucket}/policy", put(handlers::set_policy))
+        .route("/v1/buckets/{bucket}/quota", put(tenants::set_bucket_quota))
+        .route("/v1/operator-key", get(tenants::operator_key))
+        .route("/v1/tenants", get(tenants::list_tenants).post(tenants::create_tenant))
+        .route(
+            "/v1/tenants/{t}",
+            get(tenants::show_tenant).delete(tenants::delete_tenant),
+        )
+        .route("/v1/tenants/{t}/quota", put(tenants::set_tenant_quota))
+        .route("/v1/tenants/{t}/oidc", put(tenants::set_oidc))
+        .route(
+            "/v1/tenants/{t}/users",
+            get(tenants::list_users).post(tenants::create_user),
+        )
+        .route("/v1/tenants/{t}/users/{u}", delete(tenants::delete_user))
+        .route(
+            "/v1/tenants/{t}/users/{u}/policies/{p}",
+            put(tenants::put_user_policy).delete(tenants::delete_user_policy),
+        )
+        .route("/v1/tenants/{t}/users/{u}/keys", post(tenants::create_key))
+        .route("/v1/tenants/{t}/keys", get(tenants::list_keys))
+        .route("/v1/tenants/{t}/keys/{k}", delete(tenants::delete_key))
+        .route("/v1/tenants/{t}/keys/{k}/{action}", post(tenants::key_action))
+        .route("/v1/tenants/{t}/roles", get(tenants::list_roles))
+        .route(
+            "/v1/tenants/{t}/roles/{r}",
+            put(tenants::put_role).delete(tenants::delete_role),
+        )
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "unknown admin endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError(

@@ -180,35 +180,11 @@ impl MasterKey {
     /// Wraps a data key; `context` (the version id) is bound as associated data so a wrapped
     /// key cannot be moved to another object.
     pub fn wrap(&self, dk: &DataKey, context: &[u8]) -> Vec<u8> {
-        let salt: [u8; WRAP_SALT] = coffre_types::random_bytes();
-        // A fresh key per wrap (HKDF over a random salt) lets the zero nonce be used safely
-        // for any number of wraps.
-        let kek = gcm_key(&hkdf32(&self.key, &salt, b"coffre key wrap v1"));
-        let mut buf = dk.0.to_vec();
-        kek.seal_in_place_append_tag(Nonce::assume_unique_for_key([0; 12]), Aad::from(context), &mut buf)
-            .expect("AES-GCM seal of 32 bytes");
-        let mut out = Vec::with_capacity(WRAPPED_LEN);
-        out.extend_from_slice(&self.id);
-        out.extend_from_slice(&salt);
-        out.extend_from_slice(&buf);
-        out
+        wrap_with(&self.key, &self.id, &dk.0, context)
     }
 
     pub fn unwrap(&self, wrapped: &[u8], context: &[u8]) -> Result<DataKey, CryptoError> {
-        if wrapped.len() != WRAPPED_LEN {
-            return Err(CryptoError::Tampered);
-        }
-        if wrapped[..8] != self.id {
-            return Err(CryptoError::UnknownKeyId(hex::encode(&wrapped[..8])));
-        }
-        let kek = gcm_key(&hkdf32(&self.key, &wrapped[8..8 + WRAP_SALT], b"coffre key wrap v1"));
-        let mut buf = wrapped[8 + WRAP_SALT..].to_vec();
-        let plain = kek
-            .open_in_place(Nonce::assume_unique_for_key([0; 12]), Aad::from(context), &mut buf)
-            .map_err(|_| CryptoError::Tampered)?;
-        let mut k = [0u8; 32];
-        k.copy_from_slice(plain);
-        Ok(DataKey(k))
+        unwrap_with(&self.key, &self.id, wrapped, context).map(DataKey)
     }
 
     /// The key that seals sensitive metadata values.
@@ -217,6 +193,89 @@ impl MasterKey {
             root: hkdf32(&self.key, b"coffre", b"coffre metadata seal v2"),
             legacy: gcm_key(&hkdf32(&self.key, b"coffre", b"coffre metadata seal v1")),
         }
+    }
+}
+
+/// `id ∥ salt ∥ AES-GCM(key32)` under a key derived from `kek` and the salt; `context` is
+/// bound as associated data.
+fn wrap_with(kek: &[u8; 32], id: &[u8; 8], plain: &[u8; 32], context: &[u8]) -> Vec<u8> {
+    let salt: [u8; WRAP_SALT] = coffre_types::random_bytes();
+    // A fresh key per wrap (HKDF over a random salt) lets the zero nonce be used safely for
+    // any number of wraps.
+    let k = gcm_key(&hkdf32(kek, &salt, b"coffre key wrap v1"));
+    let mut buf = plain.to_vec();
+    k.seal_in_place_append_tag(Nonce::assume_unique_for_key([0; 12]), Aad::from(context), &mut buf)
+        .expect("AES-GCM seal of 32 bytes");
+    let mut out = Vec::with_capacity(WRAPPED_LEN);
+    out.extend_from_slice(id);
+    out.extend_from_slice(&salt);
+    out.extend_from_slice(&buf);
+    out
+}
+
+fn unwrap_with(kek: &[u8; 32], id: &[u8; 8], wrapped: &[u8], context: &[u8]) -> Result<[u8; 32], CryptoError> {
+    if wrapped.len() != WRAPPED_LEN {
+        return Err(CryptoError::Tampered);
+    }
+    if wrapped[..8] != *id {
+        return Err(CryptoError::UnknownKeyId(hex::encode(&wrapped[..8])));
+    }
+    let k = gcm_key(&hkdf32(kek, &wrapped[8..8 + WRAP_SALT], b"coffre key wrap v1"));
+    let mut buf = wrapped[8 + WRAP_SALT..].to_vec();
+    let plain = k
+        .open_in_place(Nonce::assume_unique_for_key([0; 12]), Aad::from(context), &mut buf)
+        .map_err(|_| CryptoError::Tampered)?;
+    let mut out = [0u8; 32];
+    out.copy_from_slice(plain);
+    Ok(out)
+}
+
+/// A tenant's key-encryption key: it wraps the data keys of the tenant's objects and is
+/// itself stored only wrapped by the master key. Destroying it (tenant erasure) makes every
+/// data key it wrapped unreadable, whoever holds the master key.
+pub struct TenantKey {
+    key: [u8; 32],
+    id: [u8; 8],
+}
+
+impl std::fmt::Debug for TenantKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TenantKey(id {})", hex::encode(self.id))
+    }
+}
+
+/// What a tenant's key is wrapped with as associated data: it belongs to that tenant only.
+fn tenant_context(tenant: &str) -> Vec<u8> {
+    [b"coffre tenant kek v1:".as_slice(), tenant.as_bytes()].concat()
+}
+
+impl TenantKey {
+    pub fn random() -> TenantKey {
+        TenantKey::from_bytes(coffre_types::random_bytes())
+    }
+
+    fn from_bytes(key: [u8; 32]) -> TenantKey {
+        let d = hkdf32(&key, b"coffre", b"coffre tenant key id v1");
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&d[..8]);
+        TenantKey { key, id }
+    }
+
+    pub fn id_hex(&self) -> String {
+        hex::encode(self.id)
+    }
+
+    /// Whether `wrapped` (a wrapped data key) was made by this key.
+    pub fn made(&self, wrapped: &[u8]) -> bool {
+        wrapped.get(..8) == Some(&self.id[..])
+    }
+
+    pub fn wrap(&self, dk: &DataKey, context: &[u8]) -> Vec<u8> {
+        wrap_with(&self.key, &self.id, &dk.0, context)
+    }
+
+    pub fn unwrap(&self, wrapped: &[u8], context: &[u8]) -> Result<DataKey, CryptoError> {
+        unwrap_with(&self.key, &self.id, wrapped, context).map(DataKey)
     }
 }
 
@@ -259,6 +318,28 @@ impl Keyring {
             .unwrap(wrapped, context)
     }
 
+    /// Wraps a tenant's key-encryption key under the current master key, bound to the tenant.
+    pub fn wrap_tenant_key(&self, tk: &TenantKey, tenant: &str) -> Vec<u8> {
+        wrap_with(&self.current.key, &self.current.id, &tk.key, &tenant_context(tenant))
+    }
+
+    pub fn unwrap_tenant_key(&self, wrapped: &[u8], tenant: &str) -> Result<TenantKey, CryptoError> {
+        let id = wrapped.get(..8).ok_or(CryptoError::Tampered)?;
+        let mk = std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id[..] == *id)
+            .ok_or_else(|| CryptoError::UnknownKeyId(hex::encode(id)))?;
+        unwrap_with(&mk.key, &mk.id, wrapped, &tenant_context(tenant)).map(TenantKey::from_bytes)
+    }
+
+    /// Whether a wrapped key was made by one of these master keys (rather than a tenant's).
+    pub fn knows(&self, wrapped: &[u8]) -> bool {
+        let id = wrapped.get(..8);
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .any(|k| id == Some(&k.id[..]))
+    }
+
     /// Whether a wrapped key was made by the current master key.
     pub fn is_current(&self, wrapped: &[u8]) -> bool {
         wrapped.get(..8) == Some(&self.current.id[..])
@@ -278,6 +359,71 @@ impl Keyring {
                 .ok_or(e),
         }
     }
+}
+
+/// The operator's signing key (Ed25519): it signs what the operator attests, such as tenant
+/// erasure certificates. Stored in a 0600 file sealed under the master key.
+pub struct OperatorKey {
+    pair: ring::signature::Ed25519KeyPair,
+}
+
+const OPERATOR_KEY_AAD: &[u8] = b"coffre operator signing key v1";
+
+impl OperatorKey {
+    /// Reads the key file, or creates it with a fresh key. A file sealed under a previous
+    /// master key is sealed again under the current one.
+    pub fn load_or_create(path: &Path, keys: &Keyring) -> Result<OperatorKey, CryptoError> {
+        let bad = |e: ring::error::KeyRejected| CryptoError::MasterKey(format!("operator signing key: {e}"));
+        match std::fs::read(path) {
+            Ok(sealed) => {
+                let pkcs8 = keys.open(OPERATOR_KEY_AAD, &sealed)?;
+                if keys.current_sealer.open(OPERATOR_KEY_AAD, &sealed).is_err() {
+                    write_replacing(path, &keys.seal(OPERATOR_KEY_AAD, &pkcs8))?;
+                }
+                Ok(OperatorKey {
+                    pair: ring::signature::Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(bad)?,
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let rng = ring::rand::SystemRandom::new();
+                let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+                    .map_err(|_| CryptoError::MasterKey("no randomness for a signing key".into()))?;
+                coffre_types::create_private_file(path, &keys.seal(OPERATOR_KEY_AAD, pkcs8.as_ref()))?;
+                Ok(OperatorKey {
+                    pair: ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(bad)?,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn public_key(&self) -> Vec<u8> {
+        use ring::signature::KeyPair;
+        self.pair.public_key().as_ref().to_vec()
+    }
+
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        self.pair.sign(message).as_ref().to_vec()
+    }
+}
+
+/// Whether `signature` is `public_key`'s Ed25519 signature of `message`.
+pub fn verify_ed25519(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public_key)
+        .verify(message, signature)
+        .is_ok()
+}
+
+/// Replaces a file's content atomically (a new 0600 file renamed over it, then synced).
+fn write_replacing(path: &Path, data: &[u8]) -> Result<(), CryptoError> {
+    let tmp = path.with_extension("new");
+    let _ = std::fs::remove_file(&tmp);
+    coffre_types::create_private_file(&tmp, data)?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Seals small values (metadata) with AES-256-GCM under a key derived for each value from a
@@ -401,6 +547,58 @@ mod tests {
         let mut bad = w.clone();
         bad[30] ^= 1;
         assert!(mk.unwrap(&bad, b"version-1").is_err());
+    }
+
+    #[test]
+    fn tenant_keys_wrap_data_keys_and_are_wrapped_by_the_master_key() {
+        let ring = Keyring::new(mk(), vec![]);
+        let tk = TenantKey::random();
+        let wrapped_tk = ring.wrap_tenant_key(&tk, "hopital");
+        assert!(ring.is_current(&wrapped_tk));
+        // Bound to its tenant: another tenant's name does not open it.
+        assert!(ring.unwrap_tenant_key(&wrapped_tk, "mairie").is_err());
+        let tk2 = ring.unwrap_tenant_key(&wrapped_tk, "hopital").unwrap();
+        assert_eq!(tk2.id, tk.id);
+        let dk = DataKey::random();
+        let w = tk.wrap(&dk, b"v1");
+        assert!(tk2.made(&w) && !ring.is_current(&w));
+        assert_eq!(tk2.unwrap(&w, b"v1").unwrap().0, dk.0);
+        assert!(tk2.unwrap(&w, b"v2").is_err());
+        // The master key alone cannot open what a tenant key wrapped.
+        assert!(matches!(ring.unwrap(&w, b"v1"), Err(CryptoError::UnknownKeyId(_))));
+        assert!(TenantKey::random().unwrap(&w, b"v1").is_err());
+        // After a rotation the old master key still opens the tenant key.
+        let rotated = Keyring::new(MasterKey::from_bytes([9; 32]), vec![mk()]);
+        assert_eq!(rotated.unwrap_tenant_key(&wrapped_tk, "hopital").unwrap().id, tk.id);
+        assert!(!rotated.is_current(&wrapped_tk));
+    }
+
+    #[test]
+    fn operator_key_is_sealed_and_survives_a_rotation() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("operator.key");
+        let ring = Keyring::new(mk(), vec![]);
+        let k = OperatorKey::load_or_create(&p, &ring).unwrap();
+        let sig = k.sign(b"certificate");
+        assert!(verify_ed25519(&k.public_key(), b"certificate", &sig));
+        assert!(!verify_ed25519(&k.public_key(), b"certificatE", &sig));
+        let on_disk = std::fs::read(&p).unwrap();
+        assert!(
+            ring.open(OPERATOR_KEY_AAD, &on_disk).is_ok(),
+            "sealed under the master key"
+        );
+        // A new master key with the old one as previous: same key, sealed again.
+        let rotated = Keyring::new(MasterKey::from_bytes([3; 32]), vec![mk()]);
+        assert_eq!(
+            OperatorKey::load_or_create(&p, &rotated).unwrap().public_key(),
+            k.public_key()
+        );
+        let only_new = Keyring::new(MasterKey::from_bytes([3; 32]), vec![]);
+        assert_eq!(
+            OperatorKey::load_or_create(&p, &only_new).unwrap().public_key(),
+            k.public_key()
+        );
+        assert!(OperatorKey::load_or_create(&p, &ring).is_err());
     }
 
     #[test]

@@ -12,8 +12,23 @@ pub enum EngineError {
     NoSuchKey,
     #[error("no such upload")]
     NoSuchUpload,
+    /// The bucket exists and is the caller's tenant's.
     #[error("bucket already exists")]
     BucketExists,
+    /// The bucket name is another tenant's.
+    #[error("bucket name taken")]
+    BucketTaken,
+    /// The write would take a bucket or a tenant over its quota.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
+    /// A tenant, user, access key, role or policy that does not exist.
+    #[error("{0} not found")]
+    NoSuchEntity(String),
+    #[error("{0} already exists")]
+    EntityExists(String),
+    /// Deleting it would orphan what depends on it.
+    #[error("{0}")]
+    DeleteConflict(String),
     #[error("bucket not empty")]
     BucketNotEmpty,
     /// A condition the request set (If-Match, If-None-Match…) does not hold.
@@ -57,6 +72,11 @@ impl From<MetaError> for EngineError {
         match e {
             MetaError::NoSuchBucket => EngineError::NoSuchBucket,
             MetaError::BucketExists => EngineError::BucketExists,
+            MetaError::BucketTaken => EngineError::BucketTaken,
+            MetaError::QuotaExceeded(m) => EngineError::QuotaExceeded(m),
+            MetaError::NoSuchEntity(m) => EngineError::NoSuchEntity(m),
+            MetaError::EntityExists(m) => EngineError::EntityExists(m),
+            MetaError::DeleteConflict(m) => EngineError::DeleteConflict(m),
             MetaError::BucketNotEmpty => EngineError::BucketNotEmpty,
             MetaError::NoSuchUpload => EngineError::NoSuchUpload,
             MetaError::NoSuchKey => EngineError::NoSuchKey,

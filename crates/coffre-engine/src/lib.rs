@@ -10,20 +10,23 @@ mod heal;
 mod multipart;
 mod object;
 mod rotate;
+mod tenants;
 mod topology;
 
 pub use error::{EngineError, EngineResult};
 pub use multipart::{CompleteRequest, CompletedUpload, PartRequest, UploadListing};
 pub use object::{BodyInfo, NewObject, ReadHandle, VerifiedChecksum};
 pub use rotate::{rotate_master_key, Rotation};
+pub use tenants::{new_id, Erasure, ADMIN_USER};
 pub use topology::ClusterNode;
 
 // The record types protocol crates read, so that they depend on the engine only.
-pub use coffre_crypto::CustomerKey;
+pub use coffre_crypto::{verify_ed25519, CustomerKey, OperatorKey};
 pub use coffre_data::{DataError, ShardStore, StoreStat};
 pub use coffre_meta::{
-    BucketConfigKind, BucketRecord, CorsConfig, CorsRule, EncryptionConfig, ListEntry, NodeRecord, ObjectRecord,
-    OwnershipConfig, PartInfo, SealedAttrs, UploadEntry, UploadPartRecord, UploadRecord, WriteCondition,
+    AccessKeyRecord, BucketConfigKind, BucketRecord, CorsConfig, CorsRule, EncryptionConfig, IamCommand, ListEntry,
+    NodeRecord, ObjectRecord, OidcConfig, OwnershipConfig, PartInfo, Quota, RoleRecord, SealedAttrs, TenantRecord,
+    UploadEntry, UploadPartRecord, UploadRecord, Usage, UserRecord, WriteCondition, DEFAULT_TENANT,
 };
 
 use coffre_cluster::{FailureDomain, Location, ResidencyPolicy};
@@ -70,6 +73,8 @@ pub struct Engine {
     /// Where the last healing pass stopped in the heal queue (entries that cannot heal yet
     /// must not keep the others waiting).
     heal_cursor: std::sync::Mutex<Option<Vec<u8>>>,
+    /// Tenants' key-encryption keys, unwrapped.
+    tenant_keys: std::sync::Mutex<tenants::TenantKeys>,
 }
 
 /// The stripe layout an object was written with.
@@ -109,6 +114,7 @@ impl Engine {
                 damaged,
                 last_listing: std::sync::Mutex::new(None),
                 heal_cursor: std::sync::Mutex::new(None),
+                tenant_keys: Default::default(),
             }),
             rx,
         )

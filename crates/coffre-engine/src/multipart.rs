@@ -94,10 +94,12 @@ impl Engine {
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send,
     {
-        let mut policy = policy_of(&self.bucket(bucket)?);
+        let brec = self.bucket(bucket)?;
+        let mut policy = policy_of(&brec);
         // All parts of an object share the upload's scheme.
         policy.scheme = up.scheme;
-        let (info, layout) = self.write_data(bucket, key, &policy, body, info).await?;
+        let info = BodyInfo { part: true, ..info };
+        let (info, layout) = self.write_data(bucket, &brec.tenant, key, &policy, body, info).await?;
         let part = UploadPartRecord {
             info: info.clone(),
             last_modified_ms: now_millis(),
@@ -145,8 +147,12 @@ impl Engine {
         id: &[u8; 16],
         req: &CompleteRequest,
     ) -> EngineResult<CompletedUpload> {
-        let (wanted, condition) = (&req.parts, req.condition.clone());
-        self.bucket(bucket)?;
+        let owner = self.bucket(bucket)?.tenant;
+        let wanted = &req.parts;
+        let condition = WriteCondition {
+            owner: Some(owner),
+            ..req.condition.clone()
+        };
         self.check_condition(bucket, key, &condition)?;
         const ATTEMPTS: usize = 4;
         for attempt in 1..=ATTEMPTS {

@@ -29,6 +29,8 @@ pub struct BodyInfo {
     pub checksum: Option<VerifiedChecksum>,
     /// SSE-C: the data is encrypted under a key bound to this one, and its ETag is keyed.
     pub customer_key: Option<CustomerKey>,
+    /// A part of a multipart upload (not an object of its own yet, for quotas).
+    pub part: bool,
 }
 
 /// What a new object carries besides its bytes.
@@ -43,6 +45,8 @@ pub struct NewObject {
 /// shards while the handle, or a read started from it, lives.
 pub struct ReadHandle {
     pub bucket: String,
+    /// The bucket's tenant, whose key wrapped the data keys.
+    pub tenant: String,
     pub key: String,
     pub record: ObjectRecord,
     /// SSE-C: the customer's key, once the caller has checked it against the object
@@ -69,6 +73,7 @@ impl Engine {
     pub async fn write_data<S>(
         &self,
         bucket: &str,
+        tenant: &str,
         key: &str,
         policy: &ResidencyPolicy,
         body: S,
@@ -77,14 +82,17 @@ impl Engine {
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send,
     {
+        self.check_quota_early(tenant, bucket, (!info.part).then_some(key), info.size_hint)?;
+        // Wrapped before any byte is written: a tenant without a key takes no data.
+        let dk = DataKey::random();
         let version = VersionId::random();
+        let wrapped_key = self.wrap_data_key(tenant, &dk, &version.0)?;
         let targets = self.place(&version, policy)?;
         let nodes: Vec<String> = targets.iter().map(|s| s.id().to_string()).collect();
         {
             let nodes = nodes.clone();
             self.meta_call(move |m| m.begin_write(&version, &nodes)).await?;
         }
-        let dk = DataKey::random();
         // SSE-C: what encrypts is bound to the customer's key; only `dk` is stored (wrapped).
         let data_key = match &info.customer_key {
             Some(ck) => ck.bind(&dk, &version.0),
@@ -125,7 +133,7 @@ impl Engine {
             version,
             size: written.size,
             md5: hex::encode(md5),
-            wrapped_key: self.keys.wrap(&dk, &version.0),
+            wrapped_key,
             nodes,
             degraded: written.degraded,
             checksum,
@@ -197,7 +205,13 @@ impl Engine {
         let scheme = policy.scheme;
         self.check_condition(bucket, key, &new.condition)?;
         let sse_c = new.body.customer_key.as_ref().map(CustomerKey::new_check);
-        let (info, layout) = self.write_data(bucket, key, &policy, body, new.body).await?;
+        let (info, layout) = self
+            .write_data(bucket, &bucket_rec.tenant, key, &policy, body, new.body)
+            .await?;
+        let condition = WriteCondition {
+            owner: Some(bucket_rec.tenant.clone()),
+            ..new.condition
+        };
         let mut attrs = new.attrs;
         attrs.sse_c = sse_c;
         if let Some(c) = self.part_checksum(&info)? {
@@ -218,13 +232,13 @@ impl Engine {
             key: key.as_bytes().to_vec(),
             record: record.clone(),
             layouts: vec![(info.version, layout)],
-            condition: new.condition.clone(),
+            condition: condition.clone(),
             now_ms: now_millis(),
         };
         if let Err(e) = self.meta_apply(cmd).await? {
             self.abort(&info.version, &info.nodes, Some(self.stripes_of(&info)))
                 .await;
-            return Err(failed_at_commit(&new.condition, e));
+            return Err(failed_at_commit(&condition, e));
         }
         Ok(record)
     }
@@ -254,12 +268,14 @@ impl Engine {
 
     /// Opens the current version of an object for reading, under a lease.
     pub fn open(&self, bucket: &str, key: &str) -> EngineResult<ReadHandle> {
+        let tenant = self.meta.get_bucket(bucket)?.ok_or(EngineError::NoSuchBucket)?.tenant;
         let (record, lease) = self
             .meta
             .open_object(bucket, key.as_bytes())?
             .ok_or(EngineError::NoSuchKey)?;
         Ok(ReadHandle {
             bucket: bucket.to_string(),
+            tenant,
             key: key.to_string(),
             record,
             customer_key: None,
@@ -292,10 +308,7 @@ impl Engine {
             .meta
             .get_layout(&p.version)?
             .ok_or_else(|| EngineError::Corrupt(format!("the layout of part {} is missing", p.version.to_hex())))?;
-        let mut dk = self
-            .keys
-            .unwrap(&p.wrapped_key, &p.version.0)
-            .map_err(|e| EngineError::Corrupt(format!("data key unusable: {e}")))?;
+        let mut dk = self.unwrap_data_key(&h.tenant, &p.wrapped_key, &p.version.0)?;
         if let Some(ck) = &h.customer_key {
             dk = ck.bind(&dk, &p.version.0);
         }

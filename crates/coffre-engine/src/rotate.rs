@@ -1,5 +1,6 @@
-//! Master key rotation (offline): every data key re-wrapped and every sealed attribute
-//! re-sealed under the new key; no object data is rewritten.
+//! Master key rotation (offline): tenants' keys re-wrapped, data keys still wrapped by a
+//! master key moved under their tenant's key (or re-wrapped), every sealed value re-sealed
+//! under the new key; no object data is rewritten.
 
 use crate::{attrs_aad, EngineResult};
 use coffre_crypto::Keyring;
@@ -9,25 +10,53 @@ use coffre_types::VersionId;
 /// How many records a key rotation rewrote.
 #[derive(Debug, Default)]
 pub struct Rotation {
+    pub tenants: usize,
+    pub access_keys: usize,
     pub objects: usize,
     pub parts: usize,
     pub uploads: usize,
 }
 
-/// Re-wraps every data key and re-seals every sealed attribute under the keyring's current
-/// master key. Records already under the current key are left alone, so an interrupted
-/// rotation is resumed by running it again.
+/// Re-wraps tenants' keys and the data keys a master key wrapped, and re-seals every sealed
+/// value, under the keyring's current master key. Keys already under the current key are
+/// left alone and sealed values open under either key, so an interrupted rotation is resumed
+/// by running it again.
 pub fn rotate_master_key(meta: &MetaStore, keys: &Keyring) -> EngineResult<Rotation> {
     let fail = |e: coffre_crypto::CryptoError| {
         MetaError::Corrupt(format!("cannot open a record with any known master key: {e}"))
     };
-    let rewrap = |p: &mut PartInfo| -> Result<bool, MetaError> {
-        if keys.is_current(&p.wrapped_key) {
+    // Tenants' keys first: the data keys moved under them below need them.
+    let tenants = meta.rewrite_tenants(|name, t| {
+        if keys.is_current(&t.kek) {
             return Ok(false);
         }
-        let dk = keys.unwrap(&p.wrapped_key, &p.version.0).map_err(fail)?;
-        p.wrapped_key = keys.wrap(&dk, &p.version.0);
-        // The sealed checksum, re-sealed under the new key too.
+        let tk = keys.unwrap_tenant_key(&t.kek, name).map_err(fail)?;
+        t.kek = keys.wrap_tenant_key(&tk, name);
+        Ok(true)
+    })?;
+    let mut tenant_keys: std::collections::HashMap<String, coffre_crypto::TenantKey> = Default::default();
+    for (name, t) in meta.list_tenants()? {
+        tenant_keys.insert(name.clone(), keys.unwrap_tenant_key(&t.kek, &name).map_err(fail)?);
+    }
+    let access_keys = meta.rewrite_access_keys(|id, k| {
+        let aad = crate::tenants::access_key_aad(id);
+        let plain = keys.open(&aad, &k.secret).map_err(fail)?;
+        k.secret = keys.seal(&aad, &plain);
+        Ok(true)
+    })?;
+    // A data key wrapped by a master key (written before tenants had keys) moves under its
+    // tenant's key when the tenant is known, so that erasing the tenant reaches it too.
+    let rewrap = |p: &mut PartInfo, tenant: Option<&coffre_crypto::TenantKey>| -> Result<bool, MetaError> {
+        let mut changed = false;
+        if keys.knows(&p.wrapped_key) && (tenant.is_some() || !keys.is_current(&p.wrapped_key)) {
+            let dk = keys.unwrap(&p.wrapped_key, &p.version.0).map_err(fail)?;
+            p.wrapped_key = match tenant {
+                Some(tk) => tk.wrap(&dk, &p.version.0),
+                None => keys.wrap(&dk, &p.version.0),
+            };
+            changed = true;
+        }
+        // The sealed checksum, re-sealed under the new key whoever wraps the data key.
         if let Some((_, v)) = p.checksum.as_mut() {
             if let Some(b64) = v.strip_prefix('~') {
                 use base64::Engine as _;
@@ -38,9 +67,10 @@ pub fn rotate_master_key(meta: &MetaStore, keys: &Keyring) -> EngineResult<Rotat
                 let aad = crate::object::checksum_aad(&p.version);
                 let plain = keys.open(&aad, &sealed).map_err(fail)?;
                 *v = format!("~{}", std.encode(keys.seal(&aad, &plain)));
+                changed = true;
             }
         }
-        Ok(true)
+        Ok(changed)
     };
     let reseal = |aad: Vec<u8>, sealed: &mut Vec<u8>| -> Result<(), MetaError> {
         if !sealed.is_empty() {
@@ -49,16 +79,21 @@ pub fn rotate_master_key(meta: &MetaStore, keys: &Keyring) -> EngineResult<Rotat
         }
         Ok(())
     };
+    let mut owners: std::collections::HashMap<String, String> = Default::default();
+    for (name, b) in meta.list_buckets()? {
+        owners.insert(name, b.tenant);
+    }
     let objects = meta.rewrite_objects(|bucket, key, rec| {
         let mut changed = false;
+        let tk = owners.get(bucket).and_then(|t| tenant_keys.get(t));
         for p in &mut rec.parts {
-            changed |= rewrap(p)?;
+            changed |= rewrap(p, tk)?;
         }
         let key = String::from_utf8_lossy(key);
         reseal(attrs_aad(bucket, &key, &rec.version), &mut rec.sealed)?;
         Ok(changed || !rec.sealed.is_empty())
     })?;
-    let parts = meta.rewrite_parts(|p| rewrap(&mut p.info))?;
+    let parts = meta.rewrite_parts(|p| rewrap(&mut p.info, None))?;
     let uploads = meta.rewrite_uploads(|bucket, key, id, up| {
         reseal(
             attrs_aad(bucket, &String::from_utf8_lossy(key), &VersionId(*id)),
@@ -67,6 +102,8 @@ pub fn rotate_master_key(meta: &MetaStore, keys: &Keyring) -> EngineResult<Rotat
         Ok(!up.sealed.is_empty())
     })?;
     Ok(Rotation {
+        tenants,
+        access_keys,
         objects,
         parts,
         uploads,

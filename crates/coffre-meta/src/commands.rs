@@ -31,9 +31,13 @@ pub struct WriteCondition {
     pub if_match: Option<String>,
     /// The key must have no current version.
     pub if_none_match: bool,
+    /// The bucket must still belong to this tenant, the one the write started for (a bucket
+    /// deleted and created again by another tenant meanwhile is not the same bucket).
+    pub owner: Option<String>,
 }
 
 impl WriteCondition {
+    /// Whether it sets no condition on the key (the owner is not the key's).
     pub fn is_none(&self) -> bool {
         self.if_match.is_none() && !self.if_none_match
     }
@@ -47,6 +51,13 @@ impl WriteCondition {
             (None, _) => true,
             (Some(_), None) => false,
             (Some(e), Some(c)) => e == "*" || *e == c.etag,
+        }
+    }
+
+    fn check_owner(&self, owner: &str) -> Result<(), MetaError> {
+        match &self.owner {
+            Some(o) if o != owner => Err(MetaError::NoSuchBucket),
+            _ => Ok(()),
         }
     }
 
@@ -180,6 +191,8 @@ pub enum MetaCommand {
     DropHeal {
         raw_key: Vec<u8>,
     },
+    /// Tenants, users, access keys, roles (`iam.rs`).
+    Iam(crate::IamCommand),
 }
 
 #[derive(Debug, PartialEq)]
@@ -197,27 +210,43 @@ impl MetaStore {
         let mut b = WriteBatch::default();
         let outcome = match cmd {
             C::CreateBucket { name, record } => {
+                // The tenant cannot be deleted meanwhile (its deletion takes the same lock).
+                let _t = self.iam_guard();
                 let _g = self.bucket_itself(&name);
-                if self.get_bucket(&name)?.is_some() {
-                    return Err(MetaError::BucketExists);
+                if let Some(existing) = self.get_bucket(&name)? {
+                    return Err(match existing.tenant == record.tenant {
+                        true => MetaError::BucketExists,
+                        false => MetaError::BucketTaken,
+                    });
                 }
-                b.put_cf(self.cf(keys::CF_BUCKETS), keys::bucket(&name), encode(&record));
+                if self.get_tenant(&record.tenant)?.is_none() {
+                    return Err(MetaError::NoSuchEntity(format!("tenant '{}'", record.tenant)));
+                }
+                b.put_cf(self.cf(keys::CF_BUCKETS), keys::bucket(&name), record.encode());
                 self.write(b)?;
+                self.bump_generation();
                 Outcome::Unit
             }
             C::DeleteBucket { name } => {
                 let _g = self.bucket_itself(&name);
                 self.delete_bucket_in(&mut b, &name)?;
                 self.write(b)?;
+                self.bump_generation();
                 Outcome::Unit
             }
             C::UpdateBucket { name, record } => {
                 let _g = self.bucket_itself(&name);
-                if self.get_bucket(&name)?.is_none() {
-                    return Err(MetaError::NoSuchBucket);
+                match self.get_bucket(&name)? {
+                    None => return Err(MetaError::NoSuchBucket),
+                    // The owner is not a residency setting: it never changes here.
+                    Some(old) if old.tenant != record.tenant => {
+                        return Err(MetaError::DeleteConflict("a bucket's owner cannot change".into()))
+                    }
+                    Some(_) => {}
                 }
-                b.put_cf(self.cf(keys::CF_BUCKETS), keys::bucket(&name), encode(&record));
+                b.put_cf(self.cf(keys::CF_BUCKETS), keys::bucket(&name), record.encode());
                 self.write(b)?;
+                self.bump_generation();
                 Outcome::Unit
             }
             C::PutBucketConfig { bucket, kind, value } => {
@@ -229,6 +258,7 @@ impl MetaStore {
                     None => b.delete_cf(self.cf(keys::CF_BUCKET_CONFIG), k),
                 }
                 self.write(b)?;
+                self.bump_generation();
                 Outcome::Unit
             }
             C::PutNode { address, record } => {
@@ -276,9 +306,12 @@ impl MetaStore {
             } => {
                 let _b = self.bucket_content(&bucket);
                 let _k = self.lock_key(&bucket, &key);
-                self.require_bucket(&bucket)?;
+                let owner = self.require_bucket(&bucket)?.tenant;
+                condition.check_owner(&owner)?;
                 let current = self.get_object(&bucket, &key)?;
                 condition.check(current.as_ref())?;
+                let (bytes, objects) = growth(&record, current.as_ref());
+                let _q = self.account(&mut b, &owner, &bucket, bytes, objects)?;
                 self.put_object_in(&mut b, &bucket, &key, &record, current, now_ms);
                 for (v, l) in &layouts {
                     b.put_cf(self.cf(keys::CF_LAYOUTS), keys::version(v), encode(l));
@@ -294,6 +327,8 @@ impl MetaStore {
             } => {
                 let _b = self.bucket_content(&bucket);
                 let _k = self.lock_keys(&bucket, &names);
+                let owner = self.get_bucket(&bucket)?.map(|r| r.tenant).unwrap_or_default();
+                let (mut freed_bytes, mut freed_objects) = (0i64, 0i64);
                 let mut existed = Vec::with_capacity(names.len());
                 // A key named twice is deleted once: the second sees the batch's view.
                 let mut gone = std::collections::HashSet::new();
@@ -305,12 +340,15 @@ impl MetaStore {
                     };
                     existed.push(old.is_some());
                     if let Some(old) = old {
+                        freed_bytes = freed_bytes.saturating_add(old.size as i64);
+                        freed_objects += 1;
                         self.queue_gc(&mut b, old.gc_record(), now_ms);
                         b.delete_cf(self.cf(keys::CF_OBJECTS), &okey);
                         b.delete_cf(self.cf(keys::CF_HEAL), &okey);
                         gone.insert(okey);
                     }
                 }
+                self.account(&mut b, &owner, &bucket, -freed_bytes, -freed_objects)?;
                 self.write(b)?;
                 Outcome::Deleted(existed)
             }
@@ -423,7 +461,8 @@ impl MetaStore {
             } => {
                 let _b = self.bucket_content(&bucket);
                 let _k = self.lock_key(&bucket, &key);
-                self.require_bucket(&bucket)?;
+                let owner = self.require_bucket(&bucket)?.tenant;
+                condition.check_owner(&owner)?;
                 let mut up = self.upload_in_progress(&bucket, &key, &id)?;
                 let uploaded = self.all_parts(&id)?;
                 if numbers.len() != record.parts.len() {
@@ -437,6 +476,8 @@ impl MetaStore {
                 }
                 let current = self.get_object(&bucket, &key)?;
                 condition.check(current.as_ref())?;
+                let (bytes, objects) = growth(&record, current.as_ref());
+                let _q = self.account(&mut b, &owner, &bucket, bytes, objects)?;
                 self.put_object_in(&mut b, &bucket, &key, &record, current, now_ms);
                 let used: std::collections::HashSet<VersionId> = record.parts.iter().map(|p| p.version).collect();
                 let unused: Vec<GcPart> = uploaded
@@ -490,20 +531,18 @@ impl MetaStore {
                 self.db.write(b)?;
                 Outcome::Unit
             }
+            C::Iam(c) => self.apply_iam(c)?,
         };
         Ok(outcome)
     }
 
-    fn write(&self, b: WriteBatch) -> Result<(), MetaError> {
+    pub(crate) fn write(&self, b: WriteBatch) -> Result<(), MetaError> {
         self.db.write_opt(b, &sync_opts())?;
         Ok(())
     }
 
-    fn require_bucket(&self, bucket: &str) -> Result<(), MetaError> {
-        match self.get_bucket(bucket)? {
-            Some(_) => Ok(()),
-            None => Err(MetaError::NoSuchBucket),
-        }
+    fn require_bucket(&self, bucket: &str) -> Result<crate::BucketRecord, MetaError> {
+        self.get_bucket(bucket)?.ok_or(MetaError::NoSuchBucket)
     }
 
     fn upload_in_progress(&self, bucket: &str, key: &[u8], id: &[u8; 16]) -> Result<UploadRecord, MetaError> {
@@ -584,6 +623,13 @@ impl MetaStore {
             b.delete_range_cf(self.cf(keys::CF_BUCKET_CONFIG), configs, end);
         }
         b.delete_cf(self.cf(keys::CF_BUCKETS), keys::bucket(name));
+        b.delete_cf(self.cf(keys::CF_USAGE), keys::usage_bucket(name));
         Ok(())
     }
+}
+
+/// What replacing `current` by `new` adds to its bucket: (bytes, objects).
+fn growth(new: &ObjectRecord, current: Option<&ObjectRecord>) -> (i64, i64) {
+    let old = current.map_or(0, |c| c.size as i64);
+    ((new.size as i64).saturating_sub(old), i64::from(current.is_none()))
 }

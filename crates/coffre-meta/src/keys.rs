@@ -17,7 +17,13 @@ pub const CF_HEAL: &str = "heal";
 /// `bucket_config`: a bucket's sub-resources (CORS, encryption, ownership…), keyed
 /// `bucket ∥ 0x00 ∥ kind`.
 pub const CF_BUCKET_CONFIG: &str = "bucket_config";
-pub const ALL_CFS: [&str; 10] = [
+/// `iam`: tenants, users, roles, access keys and the index of a user's keys, each under its
+/// own leading tag byte (see the functions below).
+pub const CF_IAM: &str = "iam";
+/// `usage`: bytes and objects held per bucket and per tenant, summed by a merge operator
+/// (`usage_bucket`, `usage_tenant`; values `usage_value`).
+pub const CF_USAGE: &str = "usage";
+pub const ALL_CFS: [&str; 12] = [
     CF_BUCKETS,
     CF_OBJECTS,
     CF_LAYOUTS,
@@ -28,6 +34,8 @@ pub const ALL_CFS: [&str; 10] = [
     CF_NODES,
     CF_HEAL,
     CF_BUCKET_CONFIG,
+    CF_IAM,
+    CF_USAGE,
 ];
 
 /// `buckets`: the bucket name.
@@ -104,6 +112,115 @@ pub fn gc_time(raw: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(raw.get(..8)?.try_into().ok()?))
 }
 
+const TAG_TENANT: u8 = b'T';
+const TAG_USER: u8 = b'U';
+const TAG_ROLE: u8 = b'R';
+const TAG_ACCESS_KEY: u8 = b'K';
+const TAG_USER_KEY: u8 = b'k';
+
+fn tagged(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = vec![tag];
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            k.push(0);
+        }
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+/// `iam`: `T ∥ tenant`. Names never hold 0x00 (the IAM layer checks them), so the tenants
+/// sort by name and one tenant's users are contiguous.
+pub fn tenant(name: &str) -> Vec<u8> {
+    tagged(TAG_TENANT, &[name.as_bytes()])
+}
+
+/// The first `iam` key of the tenants, and the bound past them.
+pub fn tenants_range() -> (Vec<u8>, Vec<u8>) {
+    (vec![TAG_TENANT], vec![TAG_TENANT + 1])
+}
+
+/// The name in a `tenant` key.
+pub fn tenant_name_of(raw: &[u8]) -> Option<&[u8]> {
+    raw.strip_prefix(&[TAG_TENANT])
+}
+
+/// `iam`: `U ∥ tenant ∥ 0x00 ∥ user`.
+pub fn user(tenant: &str, name: &str) -> Vec<u8> {
+    tagged(TAG_USER, &[tenant.as_bytes(), name.as_bytes()])
+}
+
+/// The prefix of one tenant's users.
+pub fn users_of(tenant: &str) -> Vec<u8> {
+    tagged(TAG_USER, &[tenant.as_bytes(), b""])
+}
+
+/// `iam`: `R ∥ tenant ∥ 0x00 ∥ role`.
+pub fn role(tenant: &str, name: &str) -> Vec<u8> {
+    tagged(TAG_ROLE, &[tenant.as_bytes(), name.as_bytes()])
+}
+
+/// The prefix of one tenant's roles.
+pub fn roles_of(tenant: &str) -> Vec<u8> {
+    tagged(TAG_ROLE, &[tenant.as_bytes(), b""])
+}
+
+/// `iam`: `K ∥ access key id`: what a signed request looks up.
+pub fn access_key(id: &str) -> Vec<u8> {
+    tagged(TAG_ACCESS_KEY, &[id.as_bytes()])
+}
+
+/// `iam`: `k ∥ tenant ∥ 0x00 ∥ user ∥ 0x00 ∥ access key id`: a user's keys, contiguous.
+pub fn user_key(tenant: &str, user: &str, id: &str) -> Vec<u8> {
+    tagged(TAG_USER_KEY, &[tenant.as_bytes(), user.as_bytes(), id.as_bytes()])
+}
+
+/// The prefix of one user's keys (`user == None`: of all the tenant's users).
+pub fn user_keys_of(tenant: &str, user: Option<&str>) -> Vec<u8> {
+    match user {
+        Some(u) => tagged(TAG_USER_KEY, &[tenant.as_bytes(), u.as_bytes(), b""]),
+        None => tagged(TAG_USER_KEY, &[tenant.as_bytes(), b""]),
+    }
+}
+
+/// The last 0x00-separated field of an `iam` key (a user's, a role's or a key's name).
+pub fn last_field(raw: &[u8]) -> &[u8] {
+    match raw.iter().rposition(|b| *b == 0) {
+        Some(i) => &raw[i + 1..],
+        None => raw.get(1..).unwrap_or(&[]),
+    }
+}
+
+/// `usage`: `b ∥ bucket`.
+pub fn usage_bucket(bucket: &str) -> Vec<u8> {
+    tagged(b'b', &[bucket.as_bytes()])
+}
+
+/// `usage`: `t ∥ tenant`.
+pub fn usage_tenant(tenant: &str) -> Vec<u8> {
+    tagged(b't', &[tenant.as_bytes()])
+}
+
+/// A `usage` value or merge operand: bytes and objects (i64 little-endian each), deltas
+/// summed by the merge operator.
+pub fn usage_value(bytes: i64, objects: i64) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&bytes.to_le_bytes());
+    v[8..].copy_from_slice(&objects.to_le_bytes());
+    v
+}
+
+/// (bytes, objects) of a `usage` value; a malformed one counts as zero.
+pub fn usage_of(raw: &[u8]) -> (i64, i64) {
+    match (raw.get(..8), raw.get(8..16)) {
+        (Some(b), Some(o)) => (
+            i64::from_le_bytes(b.try_into().unwrap_or([0; 8])),
+            i64::from_le_bytes(o.try_into().unwrap_or([0; 8])),
+        ),
+        _ => (0, 0),
+    }
+}
+
 /// The smallest byte string greater than every string starting with `p`; `None` if there is
 /// none (all 0xFF).
 pub fn prefix_successor(p: &[u8]) -> Option<Vec<u8>> {
@@ -159,6 +276,33 @@ mod tests {
         #[test]
         fn parts_sort_by_number(id: [u8;16], a: u32, b: u32) {
             prop_assert_eq!(part(&id, a).cmp(&part(&id, b)), a.cmp(&b));
+        }
+
+        #[test]
+        fn iam_keys_group_by_tenant(t1 in "[a-z0-9-]{1,12}", t2 in "[a-z0-9-]{1,12}", u1 in "[A-Za-z0-9+=,.@_-]{1,12}", u2 in "[A-Za-z0-9+=,.@_-]{1,12}") {
+            // One tenant's users are contiguous, sorted by name, under the tenant's prefix.
+            let (e1, e2) = (user(&t1, &u1), user(&t2, &u2));
+            prop_assert!(e1.starts_with(&users_of(&t1)));
+            prop_assert_eq!(last_field(&e1), u1.as_bytes());
+            if t1 == t2 {
+                prop_assert_eq!(e1.cmp(&e2), u1.cmp(&u2));
+            } else {
+                prop_assert!(!e2.starts_with(&users_of(&t1)));
+                prop_assert_eq!(e1.cmp(&e2), users_of(&t1).cmp(&users_of(&t2)));
+            }
+            let k = user_key(&t1, &u1, "AKID");
+            prop_assert!(k.starts_with(&user_keys_of(&t1, Some(&u1))));
+            prop_assert!(k.starts_with(&user_keys_of(&t1, None)));
+            prop_assert_eq!(last_field(&k), b"AKID");
+            prop_assert!(!user_key(&t2, &u2, "A").starts_with(&user_keys_of(&t1, Some(&u1))) || (t1 == t2 && u1 == u2));
+            let (lo, hi) = tenants_range();
+            prop_assert!(tenant(&t1) >= lo && tenant(&t1) < hi && tenant_name_of(&tenant(&t1)) == Some(t1.as_bytes()));
+            prop_assert!(user(&t1, &u1) >= hi || user(&t1, &u1) < lo);
+        }
+
+        #[test]
+        fn usage_values_roundtrip(b: i64, o: i64) {
+            prop_assert_eq!(usage_of(&usage_value(b, o)), (b, o));
         }
 
         #[test]

@@ -8,6 +8,7 @@
 //! a `ReadLease` (`leases.rs`) so that the GC leaves the versions it reads alone.
 
 pub mod commands;
+mod iam;
 pub mod keys;
 mod leases;
 mod list;
@@ -15,11 +16,13 @@ mod maintenance;
 pub mod records;
 
 pub use commands::{MetaCommand, Outcome, WriteCondition};
+pub use iam::{IamCommand, NewTenant, Usage};
 pub use leases::ReadLease;
 pub use list::{ListEntry, UploadEntry, UploadRef};
 pub use records::{
-    BucketConfigKind, BucketRecord, CorsConfig, CorsRule, EncryptionConfig, GcPart, GcRecord, IntentRecord,
-    LayoutRecord, NodeRecord, ObjectRecord, OwnershipConfig, PartInfo, SealedAttrs, UploadPartRecord, UploadRecord,
+    AccessKeyRecord, BucketConfigKind, BucketRecord, CorsConfig, CorsRule, EncryptionConfig, GcPart, GcRecord,
+    IntentRecord, LayoutRecord, NodeRecord, ObjectRecord, OidcConfig, OwnershipConfig, PartInfo, Quota, RoleRecord,
+    SealedAttrs, TenantRecord, UploadPartRecord, UploadRecord, UserRecord, DEFAULT_TENANT,
 };
 
 use coffre_types::VersionId;
@@ -36,8 +39,12 @@ pub enum MetaError {
     Corrupt(String),
     #[error("no such bucket")]
     NoSuchBucket,
+    /// The bucket exists and the caller's tenant owns it.
     #[error("bucket already exists")]
     BucketExists,
+    /// The bucket name is another tenant's (bucket names are one global namespace).
+    #[error("bucket name taken")]
+    BucketTaken,
     #[error("bucket not empty")]
     BucketNotEmpty,
     #[error("no such upload")]
@@ -51,6 +58,18 @@ pub enum MetaError {
     /// A part named by a Complete was replaced (or removed) since it was read.
     #[error("a part changed while the upload was being completed")]
     PartChanged,
+    /// The write would take its bucket or tenant over quota; the message says which.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
+    /// An identity record (tenant, user, key, role) named does not exist.
+    #[error("{0} not found")]
+    NoSuchEntity(String),
+    /// An identity record to create exists already.
+    #[error("{0} already exists")]
+    EntityExists(String),
+    /// Removing it would leave records that depend on it (a tenant's buckets, a user's keys).
+    #[error("{0}")]
+    DeleteConflict(String),
 }
 
 /// An object to heal: (bucket, key, raw key of the heal entry).
@@ -67,6 +86,15 @@ pub struct MetaStore {
     /// Serialize read-modify-write of one object key (PUT over PUT, DELETE over PUT, Complete
     /// over an upload's parts), and a reader's lease against the GC entry its version gets.
     key_locks: Vec<Mutex<()>>,
+    /// Serialize commits that check a quota of one tenant (only tenants or buckets with a
+    /// quota take it): usage read, checked and added to in one critical section.
+    quota_locks: Vec<Mutex<()>>,
+    /// Serializes identity mutations (tenants, users, keys, roles): rare, and each re-checks
+    /// what it relies on (the tenant exists, the name is free…).
+    iam_lock: Mutex<()>,
+    /// Bumped after every change to what authorization reads (identities, bucket owners and
+    /// policies): caches of it are valid while it has not moved.
+    generation: std::sync::atomic::AtomicU64,
     leases: leases::Leases,
 }
 
@@ -80,13 +108,40 @@ impl MetaStore {
         // RocksDB keeps every table file open by default: bound it, so descriptors stay for
         // connections.
         opts.set_max_open_files(256);
-        let db = DB::open_cf(&opts, dir, keys::ALL_CFS)?;
-        Ok(MetaStore {
+        // A store written before usage was counted gets its counters once, from its objects.
+        let existing = DB::list_cf(&opts, dir).unwrap_or_default();
+        let count_usage = !existing.is_empty() && !existing.iter().any(|c| c == keys::CF_USAGE);
+        let cfs = keys::ALL_CFS.iter().map(|name| {
+            let mut o = Options::default();
+            o.set_compression_type(rocksdb::DBCompressionType::None);
+            if *name == keys::CF_USAGE {
+                o.set_merge_operator_associative("coffre-usage-sum", iam::sum_usage);
+            }
+            rocksdb::ColumnFamilyDescriptor::new(*name, o)
+        });
+        let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
+        let store = MetaStore {
             db,
             bucket_locks: (0..LOCK_STRIPES).map(|_| RwLock::new(())).collect(),
             key_locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            quota_locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            iam_lock: Mutex::new(()),
+            generation: std::sync::atomic::AtomicU64::new(1),
             leases: leases::Leases::default(),
-        })
+        };
+        if count_usage {
+            store.count_usage()?;
+        }
+        Ok(store)
+    }
+
+    /// Where caches of identities, bucket owners and policies stand (see `generation`).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn bump_generation(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     fn cf(&self, name: &str) -> &ColumnFamily {
@@ -139,7 +194,10 @@ impl MetaStore {
     // ---- reads ----
 
     pub fn get_bucket(&self, name: &str) -> Result<Option<BucketRecord>, MetaError> {
-        self.get(keys::CF_BUCKETS, &keys::bucket(name))
+        match self.db.get_pinned_cf(self.cf(keys::CF_BUCKETS), keys::bucket(name))? {
+            Some(v) => Ok(Some(BucketRecord::decode(&v)?)),
+            None => Ok(None),
+        }
     }
 
     /// A bucket sub-resource, if set.
@@ -170,7 +228,7 @@ impl MetaStore {
         let mut out = Vec::new();
         for item in self.db.iterator_cf(self.cf(keys::CF_BUCKETS), IteratorMode::Start) {
             let (k, v) = item?;
-            out.push((String::from_utf8_lossy(&k).into_owned(), decode(&v)?));
+            out.push((String::from_utf8_lossy(&k).into_owned(), BucketRecord::decode(&v)?));
         }
         Ok(out)
     }

@@ -47,6 +47,43 @@ impl MetaStore {
         self.rewrite_cf(keys::CF_PARTS, |_, rec: &mut UploadPartRecord| f(rec))
     }
 
+    /// As `rewrite_objects`, for tenants: (name, record). Access keys' sealed secrets are
+    /// rewritten through `rewrite_access_keys`.
+    pub fn rewrite_tenants(
+        &self,
+        mut f: impl FnMut(&str, &mut crate::TenantRecord) -> Result<bool, MetaError>,
+    ) -> Result<usize, MetaError> {
+        let mut changed = 0;
+        let mut b = WriteBatch::default();
+        for (name, mut rec) in self.list_tenants()? {
+            if f(&name, &mut rec)? {
+                b.put_cf(self.cf(keys::CF_IAM), keys::tenant(&name), encode(&rec));
+                changed += 1;
+            }
+        }
+        self.write(b)?;
+        Ok(changed)
+    }
+
+    /// As `rewrite_objects`, for access keys: (id, record).
+    pub fn rewrite_access_keys(
+        &self,
+        mut f: impl FnMut(&str, &mut crate::AccessKeyRecord) -> Result<bool, MetaError>,
+    ) -> Result<usize, MetaError> {
+        let mut changed = 0;
+        let mut b = WriteBatch::default();
+        for (name, _) in self.list_tenants()? {
+            for (id, mut rec) in self.list_access_keys(&name, None)? {
+                if f(&id, &mut rec)? {
+                    b.put_cf(self.cf(keys::CF_IAM), keys::access_key(&id), encode(&rec));
+                    changed += 1;
+                }
+            }
+        }
+        self.write(b)?;
+        Ok(changed)
+    }
+
     fn rewrite_cf<T: serde::Serialize + serde::de::DeserializeOwned>(
         &self,
         cf: &str,

@@ -30,6 +30,128 @@ pub struct BucketRecord {
     pub failure_domain: String,
     /// …with which erasure scheme.
     pub scheme: Scheme,
+    /// The tenant that owns the bucket (its data keys are wrapped by the tenant's key).
+    pub tenant: String,
+}
+
+/// The tenant of buckets written before tenants existed.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// A bucket record as the first format wrote it, before tenants.
+#[derive(Deserialize)]
+struct BucketRecordV1 {
+    created_ms: u64,
+    region: String,
+    countries: Vec<String>,
+    failure_domain: String,
+    scheme: Scheme,
+}
+
+const FORMAT_V2: u8 = 2;
+
+impl BucketRecord {
+    /// `FORMAT_V2 ∥ postcard`: the record gained its tenant.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![FORMAT_V2];
+        out.extend_from_slice(&postcard::to_stdvec(self).expect("records always serialize"));
+        out
+    }
+
+    /// Reads either format; a first-format bucket belongs to the `default` tenant.
+    pub fn decode(b: &[u8]) -> Result<BucketRecord, crate::MetaError> {
+        let bad = |e: postcard::Error| crate::MetaError::Corrupt(format!("bucket record: {e}"));
+        match b.split_first() {
+            Some((&FORMAT_V2, rest)) => postcard::from_bytes(rest).map_err(bad),
+            Some((&FORMAT_V1, rest)) => {
+                let v1: BucketRecordV1 = postcard::from_bytes(rest).map_err(bad)?;
+                Ok(BucketRecord {
+                    created_ms: v1.created_ms,
+                    region: v1.region,
+                    countries: v1.countries,
+                    failure_domain: v1.failure_domain,
+                    scheme: v1.scheme,
+                    tenant: DEFAULT_TENANT.to_string(),
+                })
+            }
+            Some((v, _)) => Err(crate::MetaError::Corrupt(format!("unknown bucket record format {v}"))),
+            None => Err(crate::MetaError::Corrupt("empty bucket record".into())),
+        }
+    }
+}
+
+/// A tenant (an account): it owns buckets, users and a key-encryption key.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TenantRecord {
+    pub created_ms: u64,
+    /// The tenant's key-encryption key, wrapped by the master key. Removing it (erasure)
+    /// makes every data key it wrapped, and so the tenant's data, unreadable.
+    pub kek: Vec<u8>,
+    pub quota: Quota,
+    /// The OpenID Connect issuer whose tokens `AssumeRoleWithWebIdentity` accepts.
+    pub oidc: Option<OidcConfig>,
+}
+
+/// Limits on what a tenant or a bucket holds; `None` is unlimited.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Quota {
+    pub bytes: Option<u64>,
+    pub objects: Option<u64>,
+}
+
+impl Quota {
+    pub fn is_unlimited(&self) -> bool {
+        self.bytes.is_none() && self.objects.is_none()
+    }
+}
+
+/// A tenant's identity provider for web identity federation.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OidcConfig {
+    /// `iss` of accepted tokens, exactly.
+    pub issuer: String,
+    /// What `aud` must contain (the client id registered at the issuer).
+    pub audience: String,
+    /// The issuer's public keys (a JWKS document), when configured inline.
+    pub jwks: Option<String>,
+    /// Where to fetch the JWKS from, when not inline (the only outbound call Coffre makes,
+    /// and only when the operator configures it).
+    pub jwks_url: Option<String>,
+}
+
+/// A user of a tenant.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UserRecord {
+    /// Stable id (`AIDA…`), what `aws:userid` is.
+    pub id: String,
+    pub created_ms: u64,
+    /// The tenant's admin user: full rights on the tenant's buckets and users.
+    pub admin: bool,
+    /// Inline identity policies: (name, JSON document), validated when put.
+    pub policies: Vec<(String, String)>,
+}
+
+/// An access key: the secret sealed under the master key, never in clear.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AccessKeyRecord {
+    pub tenant: String,
+    pub user: String,
+    pub secret: Vec<u8>,
+    pub created_ms: u64,
+    pub enabled: bool,
+    pub expires_ms: Option<u64>,
+}
+
+/// A role that web identities of the tenant's issuer may assume.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RoleRecord {
+    /// Stable id (`AROA…`).
+    pub id: String,
+    pub created_ms: u64,
+    /// The permissions of its sessions (JSON identity policy).
+    pub policy: String,
+    /// Claims the token must carry: (claim name, value pattern with `*`); all must match.
+    pub claims: Vec<(String, String)>,
+    pub max_session_secs: u32,
 }
 
 /// A bucket sub-resource stored in `bucket_config`, by the name of its key.
@@ -38,6 +160,12 @@ pub enum BucketConfigKind {
     Cors,
     Encryption,
     Ownership,
+    /// The bucket policy: its JSON document, as given (validated by the IAM layer).
+    Policy,
+    /// Limits on the bucket's content (`Quota`).
+    Quota,
+    /// The bucket's canned ACL when it grants others access (`public-read`, …).
+    Acl,
 }
 
 impl BucketConfigKind {
@@ -46,6 +174,9 @@ impl BucketConfigKind {
             BucketConfigKind::Cors => "cors",
             BucketConfigKind::Encryption => "encryption",
             BucketConfigKind::Ownership => "ownership",
+            BucketConfigKind::Policy => "policy",
+            BucketConfigKind::Quota => "quota",
+            BucketConfigKind::Acl => "acl",
         }
     }
 }
@@ -268,19 +399,50 @@ mod tests {
 
     #[test]
     fn versioned_roundtrip() {
-        let b = BucketRecord {
+        let u = UserRecord {
+            id: "AIDA1".into(),
+            created_ms: 5,
+            admin: true,
+            policies: vec![("p".into(), "{}".into())],
+        };
+        let e = encode(&u);
+        assert_eq!(e[0], FORMAT_V1);
+        assert_eq!(decode::<UserRecord>(&e).unwrap(), u);
+        let mut bad = e.clone();
+        bad[0] = 9;
+        assert!(decode::<UserRecord>(&bad).is_err());
+        assert!(decode::<UserRecord>(&[]).is_err());
+    }
+
+    #[test]
+    fn bucket_records_of_both_formats() {
+        #[derive(Serialize)]
+        struct V1 {
+            created_ms: u64,
+            region: String,
+            countries: Vec<String>,
+            failure_domain: String,
+            scheme: Scheme,
+        }
+        let v1 = V1 {
             created_ms: 5,
             region: "fr-par".into(),
             countries: vec!["FR".into()],
             failure_domain: "node".into(),
             scheme: Scheme::DEFAULT,
         };
-        let e = encode(&b);
-        assert_eq!(e[0], FORMAT_V1);
-        assert_eq!(decode::<BucketRecord>(&e).unwrap(), b);
-        let mut bad = e.clone();
-        bad[0] = 9;
-        assert!(decode::<BucketRecord>(&bad).is_err());
-        assert!(decode::<BucketRecord>(&[]).is_err());
+        // Written by the version before tenants: the default tenant's.
+        let old = encode(&v1);
+        let b = BucketRecord::decode(&old).unwrap();
+        assert_eq!(b.tenant, DEFAULT_TENANT);
+        assert_eq!((b.created_ms, b.region.as_str()), (5, "fr-par"));
+        let mut b2 = b.clone();
+        b2.tenant = "hopital".into();
+        let e = b2.encode();
+        assert_eq!(e[0], FORMAT_V2);
+        assert_eq!(BucketRecord::decode(&e).unwrap(), b2);
+        assert!(BucketRecord::decode(&e[..3]).is_err());
+        assert!(BucketRecord::decode(&[7, 1]).is_err());
+        assert!(BucketRecord::decode(&[]).is_err());
     }
 }

@@ -39,16 +39,52 @@ fn upload_record() -> UploadRecord {
     }
 }
 
-fn store_with(keys: &[&str]) -> (tempfile::TempDir, MetaStore) {
-    let d = tempfile::tempdir().unwrap();
-    let m = MetaStore::open(d.path()).unwrap();
-    let b = BucketRecord {
+fn bucket_of(tenant: &str) -> BucketRecord {
+    BucketRecord {
         created_ms: 0,
         region: "fr-par".into(),
         countries: vec!["FR".into()],
         failure_domain: "node".into(),
         scheme: Scheme::DEFAULT,
-    };
+        tenant: tenant.into(),
+    }
+}
+
+/// A tenant with its admin user and key `AK-<name>`.
+fn create_tenant(m: &MetaStore, name: &str, quota: Quota) {
+    m.apply(MetaCommand::Iam(IamCommand::CreateTenant(Box::new(NewTenant {
+        name: name.into(),
+        record: TenantRecord {
+            created_ms: 1,
+            kek: vec![1; 8],
+            quota,
+            oidc: None,
+        },
+        admin_user: "admin".into(),
+        admin: UserRecord {
+            id: format!("AIDA-{name}"),
+            created_ms: 1,
+            admin: true,
+            policies: vec![],
+        },
+        access_key: format!("AK-{name}"),
+        key: AccessKeyRecord {
+            tenant: name.into(),
+            user: "admin".into(),
+            secret: vec![2; 8],
+            created_ms: 1,
+            enabled: true,
+            expires_ms: None,
+        },
+    }))))
+    .unwrap();
+}
+
+fn store_with(keys: &[&str]) -> (tempfile::TempDir, MetaStore) {
+    let d = tempfile::tempdir().unwrap();
+    let m = MetaStore::open(d.path()).unwrap();
+    create_tenant(&m, DEFAULT_TENANT, Quota::default());
+    let b = bucket_of(DEFAULT_TENANT);
     m.create_bucket("b", &b).unwrap();
     m.create_bucket("c", &b).unwrap();
     for k in keys {
@@ -356,9 +392,272 @@ fn commands_roundtrip_through_their_encoding() {
         condition: WriteCondition {
             if_match: Some("x".into()),
             if_none_match: false,
+            owner: Some("t".into()),
         },
         now_ms: 7,
     };
     let bytes = records::encode(&cmd);
     assert_eq!(records::decode::<MetaCommand>(&bytes).unwrap(), cmd);
+}
+
+#[test]
+fn tenants_users_and_keys() {
+    let (_d, m) = store_with(&[]);
+    create_tenant(&m, "hopital", Quota::default());
+    let iam = |c| m.apply(MetaCommand::Iam(c));
+    // A second tenant of the same name, or a key id in use, is refused whole.
+    assert!(matches!(
+        m.apply(MetaCommand::Iam(IamCommand::SetTenantQuota {
+            name: "nope".into(),
+            quota: Quota::default()
+        })),
+        Err(MetaError::NoSuchEntity(_))
+    ));
+    let user = UserRecord {
+        id: "AIDA2".into(),
+        created_ms: 2,
+        admin: false,
+        policies: vec![],
+    };
+    iam(IamCommand::CreateUser {
+        tenant: "hopital".into(),
+        name: "backup".into(),
+        record: user.clone(),
+    })
+    .unwrap();
+    assert!(matches!(
+        iam(IamCommand::CreateUser {
+            tenant: "hopital".into(),
+            name: "backup".into(),
+            record: user.clone()
+        }),
+        Err(MetaError::EntityExists(_))
+    ));
+    let key = AccessKeyRecord {
+        tenant: "hopital".into(),
+        user: "backup".into(),
+        secret: vec![3],
+        created_ms: 2,
+        enabled: true,
+        expires_ms: None,
+    };
+    iam(IamCommand::CreateAccessKey {
+        id: "AK2".into(),
+        record: key.clone(),
+    })
+    .unwrap();
+    assert!(matches!(
+        iam(IamCommand::CreateAccessKey {
+            id: "AK-default".into(),
+            record: key.clone()
+        }),
+        Err(MetaError::EntityExists(_))
+    ));
+    let keys_of = |u: Option<&str>| -> Vec<String> {
+        m.list_access_keys("hopital", u)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    };
+    assert_eq!(keys_of(Some("backup")), vec!["AK2"]);
+    assert_eq!(keys_of(None), vec!["AK-hopital", "AK2"]);
+    // Another tenant cannot touch the key; its own tenant can.
+    assert!(matches!(
+        iam(IamCommand::SetAccessKeyEnabled {
+            tenant: "default".into(),
+            id: "AK2".into(),
+            enabled: false
+        }),
+        Err(MetaError::NoSuchEntity(_))
+    ));
+    iam(IamCommand::SetAccessKeyEnabled {
+        tenant: "hopital".into(),
+        id: "AK2".into(),
+        enabled: false,
+    })
+    .unwrap();
+    assert!(!m.get_access_key("AK2").unwrap().unwrap().enabled);
+    // A user with keys stays unless its keys go with it; the admin stays.
+    let delete = |with_keys| {
+        iam(IamCommand::DeleteUser {
+            tenant: "hopital".into(),
+            name: "backup".into(),
+            with_keys,
+        })
+    };
+    assert!(matches!(delete(false), Err(MetaError::DeleteConflict(_))));
+    delete(true).unwrap();
+    assert!(m.get_access_key("AK2").unwrap().is_none());
+    assert!(matches!(
+        iam(IamCommand::DeleteUser {
+            tenant: "hopital".into(),
+            name: "admin".into(),
+            with_keys: true
+        }),
+        Err(MetaError::DeleteConflict(_))
+    ));
+    // A tenant with a bucket stays; without, everything of it goes.
+    m.create_bucket("hb", &bucket_of("hopital")).unwrap();
+    assert!(matches!(
+        m.create_bucket("hb", &bucket_of("default")),
+        Err(MetaError::BucketTaken)
+    ));
+    assert!(matches!(
+        m.create_bucket("hb", &bucket_of("hopital")),
+        Err(MetaError::BucketExists)
+    ));
+    assert!(matches!(
+        m.create_bucket("xb", &bucket_of("ghost")),
+        Err(MetaError::NoSuchEntity(_))
+    ));
+    let del = || iam(IamCommand::DeleteTenant { name: "hopital".into() });
+    assert!(matches!(del(), Err(MetaError::DeleteConflict(_))));
+    m.delete_bucket("hb").unwrap();
+    let g = m.generation();
+    del().unwrap();
+    assert!(m.generation() > g, "identity changes move the generation");
+    assert!(m.get_tenant("hopital").unwrap().is_none());
+    assert!(m.get_access_key("AK-hopital").unwrap().is_none());
+    assert!(m.list_users("hopital").unwrap().is_empty());
+    assert_eq!(
+        m.list_tenants()
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect::<Vec<_>>(),
+        vec!["default"]
+    );
+}
+
+#[test]
+fn usage_is_counted_and_quotas_hold() {
+    let (_d, m) = store_with(&[]);
+    create_tenant(
+        &m,
+        "t",
+        Quota {
+            bytes: Some(100),
+            objects: Some(3),
+        },
+    );
+    m.create_bucket("tb", &bucket_of("t")).unwrap();
+    m.commit_object("tb", b"a", &rec(60), &[]).unwrap();
+    // Over the byte quota: refused, nothing counted.
+    assert!(matches!(
+        m.commit_object("tb", b"b", &rec(50), &[]),
+        Err(MetaError::QuotaExceeded(_))
+    ));
+    assert!(m.get_object("tb", b"b").unwrap().is_none());
+    // Overwriting with less always passes.
+    m.commit_object("tb", b"a", &rec(10), &[]).unwrap();
+    m.commit_object("tb", b"b", &rec(10), &[]).unwrap();
+    m.commit_object("tb", b"c", &rec(10), &[]).unwrap();
+    assert!(matches!(
+        m.commit_object("tb", b"d", &rec(1), &[]),
+        Err(MetaError::QuotaExceeded(_))
+    ));
+    assert_eq!(m.tenant_usage("t").unwrap(), Usage { bytes: 30, objects: 3 });
+    assert_eq!(m.bucket_usage("tb").unwrap(), Usage { bytes: 30, objects: 3 });
+    m.delete_object("tb", b"a").unwrap();
+    assert_eq!(m.tenant_usage("t").unwrap(), Usage { bytes: 20, objects: 2 });
+    // A bucket quota, tighter than the tenant's.
+    m.put_bucket_config(
+        "tb",
+        BucketConfigKind::Quota,
+        Some(&Quota {
+            bytes: Some(25),
+            objects: None,
+        }),
+    )
+    .unwrap();
+    assert!(matches!(
+        m.commit_object("tb", b"e", &rec(6), &[]),
+        Err(MetaError::QuotaExceeded(m)) if m.contains("bucket 'tb'")
+    ));
+    m.commit_object("tb", b"e", &rec(5), &[]).unwrap();
+    // Another tenant's usage is its own.
+    m.commit_object("b", b"x", &rec(1000), &[]).unwrap();
+    assert_eq!(m.tenant_usage("t").unwrap(), Usage { bytes: 25, objects: 3 });
+}
+
+#[test]
+fn concurrent_writers_never_pass_a_quota() {
+    let (_d, m) = store_with(&[]);
+    create_tenant(
+        &m,
+        "q",
+        Quota {
+            bytes: None,
+            objects: Some(10),
+        },
+    );
+    m.create_bucket("qb", &bucket_of("q")).unwrap();
+    let m = std::sync::Arc::new(m);
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                (0..5)
+                    .filter(|i| {
+                        m.commit_object("qb", format!("{t}-{i}").as_bytes(), &rec(1), &[])
+                            .is_ok()
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    let ok: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(ok, 10, "exactly the quota's worth of new objects");
+    assert_eq!(m.tenant_usage("q").unwrap().objects, 10);
+}
+
+#[test]
+fn usage_of_a_store_from_before_counting() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let m = MetaStore::open(d.path()).unwrap();
+        create_tenant(&m, DEFAULT_TENANT, Quota::default());
+        m.create_bucket("b", &bucket_of(DEFAULT_TENANT)).unwrap();
+        m.commit_object("b", b"1", &rec(7), &[]).unwrap();
+        m.commit_object("b", b"2", &rec(8), &[]).unwrap();
+    }
+    // Take the counters away, as a store of the previous version has none. (The log still
+    // holds merges of the counters: the operator must be there to replay them.)
+    {
+        let cfs = keys::ALL_CFS.iter().map(|n| {
+            let mut o = rocksdb::Options::default();
+            if *n == keys::CF_USAGE {
+                o.set_merge_operator_associative("coffre-usage-sum", crate::iam::sum_usage);
+            }
+            rocksdb::ColumnFamilyDescriptor::new(*n, o)
+        });
+        let mut db = rocksdb::DB::open_cf_descriptors(&rocksdb::Options::default(), d.path(), cfs).unwrap();
+        db.drop_cf(keys::CF_USAGE).unwrap();
+    }
+    let m = MetaStore::open(d.path()).unwrap();
+    assert_eq!(m.bucket_usage("b").unwrap(), Usage { bytes: 15, objects: 2 });
+    assert_eq!(m.tenant_usage(DEFAULT_TENANT).unwrap(), Usage { bytes: 15, objects: 2 });
+}
+
+#[test]
+fn a_write_lands_only_in_the_bucket_it_started_for() {
+    let (_d, m) = store_with(&[]);
+    create_tenant(&m, "other", Quota::default());
+    let put = |owner: &str| {
+        m.apply(MetaCommand::CommitObject {
+            bucket: "b".into(),
+            key: b"k".to_vec(),
+            record: rec(1),
+            layouts: vec![],
+            condition: WriteCondition {
+                owner: Some(owner.into()),
+                ..Default::default()
+            },
+            now_ms: 5,
+        })
+    };
+    // "b" was deleted and created again by another tenant while the write ran.
+    assert!(matches!(put("other"), Err(MetaError::NoSuchBucket)));
+    put(DEFAULT_TENANT).unwrap();
 }

@@ -20,6 +20,8 @@ pub const STREAMING_UNSIGNED_TRAILER: &str = "STREAMING-UNSIGNED-PAYLOAD-TRAILER
 const MAX_SKEW_SECS: i64 = 15 * 60;
 const MAX_PRESIGN_SECS: i64 = 7 * 24 * 3600;
 const SERVICE: &str = "s3";
+/// Longest session token taken (`x-amz-security-token`).
+const MAX_SESSION_TOKEN: usize = 4096;
 
 /// Regions whose signatures are accepted.
 pub fn accepted_region(region: &str, ours: &str) -> bool {
@@ -54,10 +56,16 @@ pub struct Verified {
     pub amz_date: String,
     pub scope: String,
     pub seed_signature: String,
+    /// Signed in the query string (a presigned URL) rather than a header.
+    pub presigned: bool,
 }
 
+/// Where signatures find secrets: an access key (with the session token of temporary
+/// credentials, if the request carries one) gives its secret and who it is, or the S3 error
+/// that refuses it (unknown, disabled, expired).
 pub trait Credentials {
-    fn secret_for(&self, access_key: &str) -> Option<String>;
+    type Identity;
+    fn lookup(&self, access_key: &str, session_token: Option<&str>) -> Result<(String, Self::Identity), S3Error>;
 }
 
 fn sha256_hex(d: &[u8]) -> String {
@@ -266,8 +274,42 @@ fn must_be_signed(name: &str) -> bool {
     name.starts_with("x-amz-") || name == "content-md5"
 }
 
-/// Verifies the request's signature. `Ok(None)`: the request is anonymous.
-pub fn verify(req: &RequestParts<'_>, creds: &dyn Credentials, our_region: &str) -> Result<Option<Verified>, S3Error> {
+/// Verifies an S3 request's signature. `Ok(None)`: the request is anonymous.
+pub fn verify<C: Credentials + ?Sized>(
+    req: &RequestParts<'_>,
+    creds: &C,
+    our_region: &str,
+) -> Result<Option<(Verified, C::Identity)>, S3Error> {
+    verify_for(req, creds, our_region, SERVICE, None)
+}
+
+/// The session token of temporary credentials, from the header or a presigned query.
+fn session_token(req: &RequestParts<'_>) -> Result<Option<String>, S3Error> {
+    let t = match header_str(req.headers, "x-amz-security-token") {
+        Some(t) => Some(t.to_string()),
+        None => query_pairs(req.raw_query)
+            .into_iter()
+            .find(|(k, _)| k == b"X-Amz-Security-Token")
+            .map(|(_, v)| String::from_utf8_lossy(&v).into_owned()),
+    };
+    if t.as_ref().is_some_and(|t| t.len() > MAX_SESSION_TOKEN) {
+        return Err(S3Error::invalid_token(
+            "The provided token is malformed or otherwise invalid.",
+        ));
+    }
+    Ok(t)
+}
+
+/// Verifies a request signed for `service` (`s3`, or `iam` and `sts` for the query APIs,
+/// whose clients send no `x-amz-content-sha256`: `body_sha256` is then the hash of the body
+/// as received).
+pub fn verify_for<C: Credentials + ?Sized>(
+    req: &RequestParts<'_>,
+    creds: &C,
+    our_region: &str,
+    service: &str,
+    body_sha256: Option<&str>,
+) -> Result<Option<(Verified, C::Identity)>, S3Error> {
     let now = coffre_types::now_millis() as i64 / 1000;
     let Some(auth) = parse_auth(req, now)? else {
         return Ok(None);
@@ -275,9 +317,9 @@ pub fn verify(req: &RequestParts<'_>, creds: &dyn Credentials, our_region: &str)
     if !auth.signed_headers.iter().any(|h| h == "host") {
         return Err(S3Error::malformed_auth("SignedHeaders must include host"));
     }
-    if auth.service != SERVICE {
+    if auth.service != service {
         return Err(S3Error::malformed_auth(format!(
-            "the credential's service is '{}'; expecting 's3'",
+            "the credential's service is '{}'; expecting '{service}'",
             auth.service
         )));
     }
@@ -309,12 +351,11 @@ pub fn verify(req: &RequestParts<'_>, creds: &dyn Credentials, our_region: &str)
             unsigned.join(", ")
         )));
     }
-    let secret = creds.secret_for(&auth.access_key).ok_or_else(|| {
-        S3Error::invalid_access_key("The AWS Access Key Id you provided does not exist in our records")
-    })?;
+    let (secret, identity) = creds.lookup(&auth.access_key, session_token(req)?.as_deref())?;
     let payload = match header_str(req.headers, "x-amz-content-sha256") {
         Some(p) => p.to_string(),
         None if auth.presigned => UNSIGNED_PAYLOAD.to_string(),
+        None if body_sha256.is_some() => body_sha256.unwrap_or_default().to_string(),
         None => {
             return Err(S3Error::invalid_request(
                 "Missing required header for this request: x-amz-content-sha256",
@@ -322,21 +363,25 @@ pub fn verify(req: &RequestParts<'_>, creds: &dyn Credentials, our_region: &str)
         }
     };
     let canonical = canonical_request(req, &auth, &payload)?;
-    let key = SigningKey::derive(&secret, &auth.date, &auth.region, SERVICE)?;
+    let key = SigningKey::derive(&secret, &auth.date, &auth.region, service)?;
     let expected = key.sign(&string_to_sign(&auth, &canonical));
     if !constant_time_eq(&expected, &auth.signature.to_ascii_lowercase()) {
         return Err(S3Error::signature_mismatch(
             "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
         ));
     }
-    Ok(Some(Verified {
-        scope: auth.scope(),
-        access_key: auth.access_key,
-        payload,
-        signing_key: key,
-        amz_date: auth.amz_date,
-        seed_signature: expected,
-    }))
+    Ok(Some((
+        Verified {
+            scope: auth.scope(),
+            access_key: auth.access_key,
+            payload,
+            signing_key: key,
+            amz_date: auth.amz_date,
+            seed_signature: expected,
+            presigned: auth.presigned,
+        },
+        identity,
+    )))
 }
 
 /// The signature fields of a POST Object form, by lower-case name.
@@ -348,14 +393,15 @@ pub struct PostSignature<'a> {
 
 /// Verifies a POST Object form's signature over its policy: SigV4 (`x-amz-algorithm`,
 /// `x-amz-credential`, `x-amz-date`, `x-amz-signature`), or the older HMAC-SHA1 signature
-/// (`AWSAccessKeyId`, `signature`) that SDKs and tests still send. Returns the access key.
+/// (`AWSAccessKeyId`, `signature`) that SDKs and tests still send. Returns who signed it.
 /// `Ok(None)`: the form is not signed (anonymous).
-pub fn verify_post(
+pub fn verify_post<C: Credentials + ?Sized>(
     form: &PostSignature<'_>,
-    creds: &dyn Credentials,
+    creds: &C,
     our_region: &str,
-) -> Result<Option<String>, S3Error> {
+) -> Result<Option<C::Identity>, S3Error> {
     let f = form.field;
+    let token = f("x-amz-security-token");
     if let Some(sig) = f("x-amz-signature") {
         if f("x-amz-algorithm") != Some("AWS4-HMAC-SHA256") {
             return Err(S3Error::invalid_argument("x-amz-algorithm must be AWS4-HMAC-SHA256"));
@@ -371,21 +417,17 @@ pub fn verify_post(
         if !amz_date.starts_with(&date) || parse_amz_date(amz_date).is_none() {
             return Err(S3Error::malformed_auth("The credential date does not match x-amz-date"));
         }
-        let secret = creds.secret_for(&access_key).ok_or_else(|| {
-            S3Error::invalid_access_key("The AWS Access Key Id you provided does not exist in our records")
-        })?;
+        let (secret, who) = creds.lookup(&access_key, token)?;
         let expected = SigningKey::derive(&secret, &date, &region, SERVICE)?.sign(form.policy);
         if !constant_time_eq(&expected, &sig.to_ascii_lowercase()) {
             return Err(S3Error::signature_mismatch(
                 "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
             ));
         }
-        return Ok(Some(access_key));
+        return Ok(Some(who));
     }
     if let (Some(access_key), Some(sig)) = (f("awsaccesskeyid"), f("signature")) {
-        let secret = creds.secret_for(access_key).ok_or_else(|| {
-            S3Error::invalid_access_key("The AWS Access Key Id you provided does not exist in our records")
-        })?;
+        let (secret, who) = creds.lookup(access_key, token)?;
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes());
         let mac = ring::hmac::sign(&key, form.policy.as_bytes());
         use base64::Engine as _;
@@ -395,7 +437,7 @@ pub fn verify_post(
                 "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
             ));
         }
-        return Ok(Some(access_key.to_string()));
+        return Ok(Some(who));
     }
     Ok(None)
 }

@@ -543,14 +543,14 @@ mod tests {
             amz_date: "20260101T000000Z".into(),
             scope: "20260101/fr-par/s3/aws4_request".into(),
             seed_signature: "0".repeat(64),
+            presigned: false,
         }
     }
 
+    type TestBody = StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>>;
+
     /// The wire bytes cut into frames at the given points.
-    fn body_of(
-        wire: Vec<u8>,
-        cuts: &[usize],
-    ) -> StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>> {
+    fn body_of(wire: Vec<u8>, cuts: &[usize]) -> TestBody {
         let mut points: Vec<usize> = cuts.iter().map(|c| c % (wire.len() + 1)).collect();
         points.push(0);
         points.push(wire.len());

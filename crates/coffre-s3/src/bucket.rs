@@ -1,6 +1,7 @@
 //! Bucket operations: create, head, delete, list, location, versioning, default encryption,
-//! ownership controls.
+//! ownership controls, policy and ACL.
 
+use crate::acl;
 use crate::context::Ctx;
 use crate::http::{empty, status, xml_response, Res};
 use crate::xml::Xml;
@@ -63,15 +64,46 @@ pub async fn create(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Er
         countries: policy.countries,
         failure_domain: policy.failure_domain.to_string(),
         scheme: policy.scheme,
+        tenant: ctx.tenant()?.to_string(),
     };
     let ownership = match ctx.h("x-amz-object-ownership") {
         None => None,
         Some(o) => Some(ownership_rule(o)?),
     };
+    // A canned ACL other than private needs ACLs, which BucketOwnerEnforced (the default)
+    // disables — as S3 answers.
+    let canned = match ctx.h("x-amz-acl") {
+        None => None,
+        Some(a) => acl::bucket_canned(a)?,
+    };
+    if [
+        "x-amz-grant-read",
+        "x-amz-grant-write",
+        "x-amz-grant-read-acp",
+        "x-amz-grant-write-acp",
+        "x-amz-grant-full-control",
+    ]
+    .iter()
+    .any(|h| ctx.headers.contains_key(*h))
+    {
+        return Err(S3Error::not_implemented(
+            "Grants to other accounts are not supported: use a bucket policy",
+        ));
+    }
+    if canned.is_some() && ownership.as_deref().is_none_or(|o| o == "BucketOwnerEnforced") {
+        return Err(S3Error::acl_with_ownership(
+            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+        ));
+    }
     ctx.engine().create_bucket(bucket, rec).await?;
     if let Some(rule) = ownership {
         ctx.engine()
             .put_bucket_config(bucket, BucketConfigKind::Ownership, Some(OwnershipConfig { rule }))
+            .await?;
+    }
+    if let Some(c) = canned {
+        ctx.engine()
+            .put_bucket_config(bucket, BucketConfigKind::Acl, Some(c.to_string()))
             .await?;
     }
     let mut r = Response::new(empty());
@@ -99,14 +131,21 @@ pub async fn delete(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
     Ok(status(StatusCode::NO_CONTENT))
 }
 
+/// The caller's tenant's buckets only.
 pub async fn list_buckets(ctx: &Ctx) -> Result<Res, S3Error> {
+    let tenant = ctx.tenant()?;
     let mut x = Xml::new("ListAllMyBucketsResult");
     x.open("Owner")
-        .elem("ID", &ctx.gw.config.access_key)
-        .elem("DisplayName", "coffre")
+        .elem("ID", tenant)
+        .elem("DisplayName", tenant)
         .close("Owner");
     x.open("Buckets");
-    for (name, rec) in ctx.engine().list_buckets()? {
+    for (name, rec) in ctx
+        .engine()
+        .list_buckets()?
+        .into_iter()
+        .filter(|(_, r)| r.tenant == tenant)
+    {
         x.open("Bucket")
             .elem("Name", &name)
             .elem("CreationDate", &iso8601(rec.created_ms))
@@ -256,6 +295,86 @@ pub async fn delete_ownership(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
         .put_bucket_config(bucket, BucketConfigKind::Ownership, Some(none))
         .await?;
     Ok(status(StatusCode::NO_CONTENT))
+}
+
+pub async fn put_policy(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
+    ctx.engine().bucket(bucket)?;
+    let raw = crate::object::read_document(ctx, body, coffre_iam::policy::MAX_BUCKET_POLICY + 1).await?;
+    let doc = String::from_utf8(raw).map_err(|_| S3Error::malformed_policy("Policies must be valid JSON (UTF-8)"))?;
+    coffre_iam::Policy::parse(&doc, &coffre_iam::PolicyKind::Bucket(bucket.to_string()))
+        .map_err(S3Error::malformed_policy)?;
+    ctx.engine()
+        .put_bucket_config(bucket, BucketConfigKind::Policy, Some(doc))
+        .await?;
+    Ok(status(StatusCode::NO_CONTENT))
+}
+
+pub async fn get_policy(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
+    ctx.engine().bucket(bucket)?;
+    let doc: String = ctx
+        .engine()
+        .bucket_config(bucket, BucketConfigKind::Policy)?
+        .ok_or_else(|| S3Error::no_such_bucket_policy("The bucket policy does not exist"))?;
+    let mut r = Response::new(crate::http::full(doc));
+    r.headers_mut()
+        .insert("content-type", http::HeaderValue::from_static("application/json"));
+    Ok(r)
+}
+
+pub async fn delete_policy(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
+    ctx.engine().bucket(bucket)?;
+    ctx.engine()
+        .put_bucket_config::<String>(bucket, BucketConfigKind::Policy, None)
+        .await?;
+    Ok(status(StatusCode::NO_CONTENT))
+}
+
+/// Public when the policy allows everyone something without condition, or the bucket's
+/// canned ACL grants everyone access.
+pub async fn policy_status(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
+    ctx.engine().bucket(bucket)?;
+    let doc: Option<String> = ctx.engine().bucket_config(bucket, BucketConfigKind::Policy)?;
+    let canned: Option<String> = ctx.engine().bucket_config(bucket, BucketConfigKind::Acl)?;
+    let public = doc
+        .and_then(|d| coffre_iam::Policy::parse(&d, &coffre_iam::PolicyKind::Bucket(bucket.to_string())).ok())
+        .is_some_and(|p| p.is_public())
+        || canned.is_some();
+    let mut x = Xml::new("PolicyStatus");
+    x.elem("IsPublic", if public { "true" } else { "false" });
+    Ok(xml_response(StatusCode::OK, x.finish("PolicyStatus")))
+}
+
+pub async fn get_acl(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
+    ctx.engine().bucket(bucket)?;
+    let canned: Option<String> = ctx.engine().bucket_config(bucket, BucketConfigKind::Acl)?;
+    Ok(xml_response(
+        StatusCode::OK,
+        acl::document(&ctx.owner_of(bucket)?, canned.as_deref()),
+    ))
+}
+
+/// A canned ACL (`x-amz-acl`) or an `AccessControlPolicy` document: the owner's own access,
+/// or (when the bucket allows ACLs) read / read-write for everyone, kept as the policy
+/// statements they amount to.
+pub async fn put_acl(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
+    ctx.engine().bucket(bucket)?;
+    let raw = crate::object::read_document(ctx, body, 64 * 1024).await?;
+    let canned = match ctx.h("x-amz-acl") {
+        Some(a) => acl::bucket_canned(a)?,
+        None if raw.iter().all(u8::is_ascii_whitespace) => {
+            return Err(S3Error::malformed_xml(
+                "PutBucketAcl needs x-amz-acl or an AccessControlPolicy",
+            ))
+        }
+        None => acl::canned_of_document(&raw, &ctx.owner_of(bucket)?)?,
+    };
+    if canned.is_some() && !acl::acls_enabled(ctx.engine(), bucket)? {
+        return Err(S3Error::acl_not_supported("The bucket does not allow ACLs"));
+    }
+    ctx.engine()
+        .put_bucket_config(bucket, BucketConfigKind::Acl, canned.map(str::to_string))
+        .await?;
+    Ok(Response::new(empty()))
 }
 
 #[cfg(test)]

@@ -1,22 +1,22 @@
-//! What every handler gets: the gateway's configuration and engine, and the request's
-//! headers, query and verified identity.
+//! What every handler gets: the gateway's configuration, engine and identity service, and
+//! the request's headers, query, caller, and the authorization of what it asks.
 
-use crate::auth::{self, Credentials, Verified};
+use crate::auth::{Credentials, Verified};
 use crate::body::{BodyLimits, BodyReader};
 use crate::S3Error;
 use coffre_engine::Engine;
 use coffre_engine::VerifiedChecksum;
+use coffre_iam::{Caller, Iam, Target};
 use http::HeaderMap;
 use hyper::body::Incoming;
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub struct Config {
     pub region: String,
     /// For virtual-hosted-style requests: `bucket.<domain>`.
     pub domain: Option<String>,
-    pub access_key: String,
-    pub secret_key: String,
     /// Largest single PUT (S3: 5 GiB).
     pub max_put: u64,
     /// Regions a bucket can be created in (`LocationConstraint`), each with the residency
@@ -28,32 +28,29 @@ pub struct Config {
     pub allow_sse_c_over_http: bool,
 }
 
-impl Config {
-    /// The owner of every bucket (one account until tenants): ListBuckets' `Owner/ID`, what
-    /// `x-amz-expected-bucket-owner` must name.
-    pub fn owner_id(&self) -> &str {
-        &self.access_key
+/// Access keys and session tokens, as SigV4 verification looks them up.
+impl Credentials for Iam {
+    type Identity = Arc<Caller>;
+
+    fn lookup(&self, access_key: &str, session_token: Option<&str>) -> Result<(String, Arc<Caller>), S3Error> {
+        Ok(self.resolve(access_key, session_token)?)
     }
 }
 
-impl Credentials for Config {
-    fn secret_for(&self, access_key: &str) -> Option<String> {
-        auth::constant_time_eq(access_key, &self.access_key).then(|| self.secret_key.clone())
-    }
-}
-
-/// The S3 gateway: configuration, engine, counters.
+/// The S3 gateway: configuration, engine, identities, counters.
 pub struct Gateway {
     pub engine: Arc<Engine>,
+    pub iam: Arc<Iam>,
     pub config: Config,
     pub requests: AtomicU64,
     pub errors: AtomicU64,
 }
 
 impl Gateway {
-    pub fn new(engine: Arc<Engine>, config: Config) -> Arc<Gateway> {
+    pub fn new(engine: Arc<Engine>, iam: Arc<Iam>, config: Config) -> Arc<Gateway> {
         Arc::new(Gateway {
             engine,
+            iam,
             config,
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -61,19 +58,124 @@ impl Gateway {
     }
 }
 
-/// One authenticated request, as handlers see it.
-pub struct Ctx {
-    pub gw: Arc<Gateway>,
-    pub headers: HeaderMap,
-    pub query: Vec<(String, String)>,
-    pub verified: Verified,
+/// Where a request comes from and how, as policy conditions see it.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin {
+    pub peer: SocketAddr,
     /// The request came over TLS.
     pub secure: bool,
 }
 
+/// The request context of policy conditions: the caller's keys, then the request's.
+pub fn policy_context(
+    caller: &Caller,
+    headers: &HeaderMap,
+    query: &[(String, String)],
+    origin: Origin,
+    auth_type: &str,
+) -> coffre_iam::Context {
+    let mut c = caller.context();
+    c.set("aws:SourceIp", origin.peer.ip().to_string());
+    c.set("aws:SecureTransport", origin.secure.to_string());
+    c.set("s3:authType", auth_type);
+    if auth_type != "Anonymous" {
+        c.set("s3:signatureversion", "AWS4-HMAC-SHA256");
+    }
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    for (key, header) in [
+        ("aws:Referer", "referer"),
+        ("aws:UserAgent", "user-agent"),
+        ("s3:x-amz-server-side-encryption", "x-amz-server-side-encryption"),
+        ("s3:x-amz-acl", "x-amz-acl"),
+        ("s3:x-amz-copy-source", "x-amz-copy-source"),
+        ("s3:x-amz-metadata-directive", "x-amz-metadata-directive"),
+        ("s3:x-amz-storage-class", "x-amz-storage-class"),
+        ("s3:x-amz-content-sha256", "x-amz-content-sha256"),
+    ] {
+        if let Some(v) = h(header) {
+            c.set(key, v);
+        }
+    }
+    for (key, param) in [
+        ("s3:prefix", "prefix"),
+        ("s3:delimiter", "delimiter"),
+        ("s3:max-keys", "max-keys"),
+    ] {
+        if let Some((_, v)) = query.iter().find(|(k, _)| k == param) {
+            c.set(key, v.as_str());
+        }
+    }
+    c
+}
+
+/// One request, authenticated or anonymous, as handlers see it.
+pub struct Ctx {
+    pub gw: Arc<Gateway>,
+    pub headers: HeaderMap,
+    pub query: Vec<(String, String)>,
+    /// The signature's facts; `None` for an anonymous request.
+    pub verified: Option<Verified>,
+    pub caller: Arc<Caller>,
+    pub origin: Origin,
+    /// The request came over TLS.
+    pub secure: bool,
+    policy_context: OnceLock<coffre_iam::Context>,
+}
+
 impl Ctx {
+    pub fn new(
+        gw: Arc<Gateway>,
+        headers: HeaderMap,
+        query: Vec<(String, String)>,
+        verified: Option<Verified>,
+        caller: Arc<Caller>,
+        origin: Origin,
+    ) -> Ctx {
+        Ctx {
+            gw,
+            headers,
+            query,
+            verified,
+            caller,
+            secure: origin.secure,
+            origin,
+            policy_context: OnceLock::new(),
+        }
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.gw.engine
+    }
+
+    /// Whether the caller may do `action` on `target` (AccessDenied, or NoSuchBucket for a
+    /// bucket that does not exist).
+    pub fn authorize(&self, action: &str, target: Target<'_>) -> Result<(), S3Error> {
+        let ctx = self.policy_context.get_or_init(|| {
+            let auth_type = match &self.verified {
+                None => "Anonymous",
+                Some(v) if v.presigned => "REST-QUERY-STRING",
+                Some(_) => "REST-HEADER",
+            };
+            policy_context(&self.caller, &self.headers, &self.query, self.origin, auth_type)
+        });
+        Ok(self.gw.iam.authorize(&self.caller, action, target, ctx)?)
+    }
+
+    /// The tenant that owns a bucket: what `Owner/ID` shows and what
+    /// `x-amz-expected-bucket-owner` must name.
+    pub fn owner_of(&self, bucket: &str) -> Result<String, S3Error> {
+        self.gw
+            .iam
+            .bucket_owner(bucket)?
+            .ok_or_else(|| S3Error::no_such_bucket("The specified bucket does not exist"))
+    }
+
+    /// The caller's tenant (an anonymous caller has none and gets AccessDenied).
+    pub fn tenant(&self) -> Result<&str, S3Error> {
+        self.caller
+            .principal
+            .tenant()
+            .ok_or_else(|| S3Error::access_denied("Anonymous users cannot do this: sign your request"))
     }
 
     /// The request body, verified while it streams, of at most `max_len` bytes.
@@ -81,7 +183,7 @@ impl Ctx {
         BodyReader::new(
             body,
             &self.headers,
-            Some(self.verified.clone()),
+            self.verified.clone(),
             max_len,
             self.gw.config.body_limits,
         )
@@ -102,7 +204,7 @@ impl Ctx {
         BodyReader::new(
             body,
             &headers,
-            Some(self.verified.clone()),
+            self.verified.clone(),
             max_len,
             self.gw.config.body_limits,
         )

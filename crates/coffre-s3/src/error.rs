@@ -1,6 +1,7 @@
 //! The one error type of the S3 layer and its mapping to S3 codes and HTTP statuses.
 
 use coffre_engine::EngineError;
+use coffre_iam::IamError;
 use http::StatusCode;
 
 #[derive(Debug, Clone)]
@@ -40,6 +41,14 @@ codes! {
     no_ownership_controls => "OwnershipControlsNotFoundError", NOT_FOUND;
     bad_digest => "BadDigest", BAD_REQUEST;
     bucket_already_owned => "BucketAlreadyOwnedByYou", CONFLICT;
+    bucket_already_exists => "BucketAlreadyExists", CONFLICT;
+    quota_exceeded => "QuotaExceeded", FORBIDDEN;
+    invalid_token => "InvalidToken", BAD_REQUEST;
+    expired_token => "ExpiredToken", BAD_REQUEST;
+    malformed_policy => "MalformedPolicy", BAD_REQUEST;
+    no_such_bucket_policy => "NoSuchBucketPolicy", NOT_FOUND;
+    acl_with_ownership => "InvalidBucketAclWithObjectOwnership", BAD_REQUEST;
+    unresolvable_grant => "UnresolvableGrantByEmailAddress", BAD_REQUEST;
     bucket_not_empty => "BucketNotEmpty", CONFLICT;
     conditional_conflict => "ConditionalRequestConflict", CONFLICT;
     entity_too_large => "EntityTooLarge", BAD_REQUEST;
@@ -91,6 +100,13 @@ impl From<EngineError> for S3Error {
                 "Your previous request to create the named bucket succeeded and you already own it",
             ),
             E::BucketNotEmpty => S3Error::bucket_not_empty("The bucket you tried to delete is not empty"),
+            E::BucketTaken => S3Error::bucket_already_exists(
+                "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.",
+            ),
+            E::QuotaExceeded(m) => S3Error::quota_exceeded(format!("Quota exceeded: {m}; nothing was stored")),
+            E::NoSuchEntity(m) => S3Error::access_denied(format!("Access Denied: {m} does not exist")),
+            E::EntityExists(m) => S3Error::invalid_request(format!("{m} already exists")),
+            E::DeleteConflict(m) => S3Error::invalid_request(m),
             E::PreconditionFailed(m) => S3Error::precondition_failed(m),
             E::Conflict(m) => S3Error::conditional_conflict(m),
             E::BadDigest(m) => S3Error::bad_digest(m),
@@ -108,6 +124,24 @@ impl From<EngineError> for S3Error {
                 tracing::error!(error = %m, "internal failure");
                 S3Error::internal("internal failure")
             }
+        }
+    }
+}
+
+/// Identity errors on the S3 listener.
+impl From<IamError> for S3Error {
+    fn from(e: IamError) -> S3Error {
+        match e {
+            IamError::AccessDenied(m) => S3Error::access_denied(m),
+            IamError::InvalidAccessKeyId(m) => S3Error::invalid_access_key(m),
+            IamError::InvalidToken(m) => S3Error::invalid_token(m),
+            IamError::ExpiredToken(m) => S3Error::expired_token(m),
+            IamError::MalformedPolicy(m) => S3Error::malformed_policy(m),
+            IamError::InvalidInput(m) => S3Error::invalid_argument(m),
+            IamError::NoSuchEntity(m) => S3Error::access_denied(format!("Access Denied: {m} does not exist")),
+            IamError::EntityAlreadyExists(m) | IamError::DeleteConflict(m) => S3Error::invalid_request(m),
+            IamError::InvalidIdentityToken(m) | IamError::IdpCommunication(m) => S3Error::access_denied(m),
+            IamError::Engine(e) => e.into(),
         }
     }
 }

@@ -2,10 +2,11 @@
 //! The object engine below does the storage; this crate only speaks S3.
 //!
 //! Modules import downward only:
-//! `server` → the handlers (`bucket`, `cors`, `object`, `multipart`, `list`, `post`) and `router` →
-//! `context`, `body`, `http`, `sse`, `xml` → `auth` → `encoding`, `error`
+//! `server` → the handlers (`bucket`, `cors`, `object`, `multipart`, `list`, `post`, `iam_api`)
+//! and `router` → `acl` → `context`, `body`, `http`, `sse`, `xml` → `auth` → `encoding`, `error`
 //! (tests/module_graph.rs checks that no module imports one above it).
 
+mod acl;
 pub mod auth;
 pub mod body;
 mod bucket;
@@ -14,6 +15,7 @@ mod cors;
 pub mod encoding;
 pub mod error;
 pub mod http;
+mod iam_api;
 mod list;
 mod multipart;
 mod object;

@@ -96,7 +96,10 @@ pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> Result<Res, S3Er
             x.elem("NextMarker", &enc(&String::from_utf8_lossy(l)));
         }
     }
-    let owner = !v2 || ctx.q("fetch-owner") == Some("true");
+    let owner_id = match !v2 || ctx.q("fetch-owner") == Some("true") {
+        true => Some(ctx.owner_of(bucket)?),
+        false => None,
+    };
     let mut prefixes = Vec::new();
     for e in &entries {
         match e {
@@ -107,11 +110,8 @@ pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> Result<Res, S3Er
                     .elem("ETag", &format!("\"{}\"", rec.etag))
                     .elem("Size", &rec.size.to_string())
                     .elem("StorageClass", "STANDARD");
-                if owner {
-                    x.open("Owner")
-                        .elem("ID", &ctx.gw.config.access_key)
-                        .elem("DisplayName", "coffre")
-                        .close("Owner");
+                if let Some(o) = &owner_id {
+                    x.open("Owner").elem("ID", o).elem("DisplayName", o).close("Owner");
                 }
                 x.close("Contents");
             }

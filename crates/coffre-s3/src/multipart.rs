@@ -53,6 +53,7 @@ fn part_key(
 pub async fn create(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     let brec = ctx.engine().bucket(bucket)?;
     crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
+    crate::acl::check_object_write(ctx, bucket)?;
     let given = ctx.customer_key(crate::sse::TARGET)?;
     let mut attrs = attrs_from_headers(ctx)?;
     // Every part must come with the same key: the upload keeps what recognises it.
@@ -105,6 +106,7 @@ pub async fn upload_part(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> 
         content_md5: md5,
         checksum: Some(slot),
         customer_key: given.as_ref().map(|g| g.key.clone()),
+        part: false,
     };
     let part = ctx
         .engine()
@@ -323,6 +325,7 @@ pub async fn list_uploads(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
     let (all, _) = ctx
         .engine()
         .list_uploads(bucket, prefix.as_bytes(), after, usize::MAX)?;
+    let owner = ctx.owner_of(bucket)?;
     let mut x = Xml::new("ListMultipartUploadsResult");
     x.elem("Bucket", bucket)
         .elem("KeyMarker", key_marker.unwrap_or(""))
@@ -359,12 +362,12 @@ pub async fn list_uploads(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
         next = Some((key.clone(), hex::encode(id)));
         x.open("Upload").elem("Key", &key).elem("UploadId", &hex::encode(id));
         x.open("Initiator")
-            .elem("ID", &ctx.gw.config.access_key)
-            .elem("DisplayName", "coffre")
+            .elem("ID", &owner)
+            .elem("DisplayName", &owner)
             .close("Initiator");
         x.open("Owner")
-            .elem("ID", &ctx.gw.config.access_key)
-            .elem("DisplayName", "coffre")
+            .elem("ID", &owner)
+            .elem("DisplayName", &owner)
             .close("Owner");
         x.elem("StorageClass", "STANDARD")
             .elem("Initiated", &iso8601(rec.created_ms))

@@ -96,6 +96,7 @@ pub(crate) fn write_condition(ctx: &Ctx) -> Result<WriteCondition, S3Error> {
     Ok(WriteCondition {
         if_match,
         if_none_match,
+        owner: None,
     })
 }
 
@@ -143,6 +144,7 @@ pub(crate) async fn read_document(ctx: &Ctx, body: Incoming, max: usize) -> Resu
 pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Res, S3Error> {
     let brec = ctx.engine().bucket(bucket)?;
     crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
+    crate::acl::check_object_write(ctx, bucket)?;
     let attrs = attrs_from_headers(ctx)?;
     let md5 = content_md5(ctx)?;
     if ctx.h("content-length").is_none()
@@ -162,6 +164,7 @@ pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<R
             content_md5: md5,
             checksum: Some(slot),
             customer_key: given.as_ref().map(|g| g.key.clone()),
+            part: false,
         },
         condition: write_condition(ctx)?,
     };
@@ -446,11 +449,22 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
     }
     let (valid, invalid): (Vec<String>, Vec<String>) =
         keys.into_iter().partition(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN);
+    // Each key is a DeleteObject of its own, as S3 authorizes it.
+    let mut allowed = Vec::with_capacity(valid.len());
+    let mut refused = Vec::new();
+    for k in valid {
+        match ctx.authorize("s3:DeleteObject", coffre_iam::Target::Object(bucket, &k)) {
+            Ok(()) => allowed.push(k),
+            Err(e) => refused.push((k, e)),
+        }
+    }
     // One atomic batch for all of them.
-    ctx.engine().delete_many(bucket, valid.clone()).await?;
+    if !allowed.is_empty() {
+        ctx.engine().delete_many(bucket, allowed.clone()).await?;
+    }
     let mut x = Xml::new("DeleteResult");
     if !quiet {
-        for k in &valid {
+        for k in &allowed {
             x.open("Deleted").elem("Key", k).close("Deleted");
         }
     }
@@ -459,6 +473,13 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
             .elem("Key", k)
             .elem("Code", "KeyTooLongError")
             .elem("Message", "key must be 1 to 1024 bytes")
+            .close("Error");
+    }
+    for (k, e) in &refused {
+        x.open("Error")
+            .elem("Key", k)
+            .elem("Code", e.code)
+            .elem("Message", &e.message)
             .close("Error");
     }
     Ok(xml_response(StatusCode::OK, x.finish("DeleteResult")))
@@ -476,8 +497,10 @@ pub(crate) async fn copy_source(ctx: &Ctx) -> Result<(ReadHandle, SealedAttrs), 
         .split_once('/')
         .filter(|(b, k)| !b.is_empty() && !k.is_empty())
         .ok_or_else(|| S3Error::invalid_argument("x-amz-copy-source must be bucket/key"))?;
+    // Reading the source is a GetObject of its own, whoever owns it.
+    ctx.authorize("s3:GetObject", coffre_iam::Target::Object(sb, sk))?;
     if let Some(expected) = ctx.h("x-amz-source-expected-bucket-owner") {
-        if !crate::auth::constant_time_eq(expected, ctx.gw.config.owner_id()) {
+        if !crate::auth::constant_time_eq(expected, &ctx.owner_of(sb)?) {
             return Err(S3Error::access_denied(
                 "Access Denied: the source bucket has another owner",
             ));
@@ -528,6 +551,7 @@ fn copy_result(rec: &ObjectRecord) -> Res {
 pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     let dst_bucket = ctx.engine().bucket(bucket)?;
     crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
+    crate::acl::check_object_write(ctx, bucket)?;
     let condition = write_condition(ctx)?;
     let (source, src_attrs) = copy_source(ctx).await?;
     let (sb, sk, srec) = (source.bucket.as_str(), source.key.as_str(), &source.record);
@@ -742,6 +766,38 @@ pub async fn put_tagging(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> 
 pub async fn delete_tagging(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     replace_tags(ctx, bucket, key, Vec::new()).await?;
     Ok(status(StatusCode::NO_CONTENT))
+}
+
+/// Objects belong to their bucket's owner, who has FULL_CONTROL.
+pub async fn get_acl(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
+    ctx.engine().bucket(bucket)?;
+    ctx.engine().head(bucket, key)?;
+    Ok(xml_response(
+        StatusCode::OK,
+        crate::acl::document(&ctx.owner_of(bucket)?, None),
+    ))
+}
+
+/// Only the owner's own access can be set on an object (`private`,
+/// `bucket-owner-full-control`, or a document granting the owner FULL_CONTROL).
+pub async fn put_acl(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Res, S3Error> {
+    ctx.engine().bucket(bucket)?;
+    ctx.engine().head(bucket, key)?;
+    let raw = read_document(ctx, body, 64 * 1024).await?;
+    crate::acl::check_object_write(ctx, bucket)?;
+    if ctx.h("x-amz-acl").is_none() && !raw.iter().all(u8::is_ascii_whitespace) {
+        let owner = ctx.owner_of(bucket)?;
+        if crate::acl::canned_of_document(&raw, &owner)?.is_some() {
+            return Err(if crate::acl::acls_enabled(ctx.engine(), bucket)? {
+                S3Error::not_implemented(
+                    "Object ACLs that grant access to others are not supported: grant it with a bucket policy (PutBucketPolicy)",
+                )
+            } else {
+                S3Error::acl_not_supported("The bucket does not allow ACLs")
+            });
+        }
+    }
+    Ok(Response::new(empty()))
 }
 
 #[cfg(test)]

@@ -347,7 +347,13 @@ fn file_stream(
 }
 
 /// Handles a form upload on `bucket`.
-pub async fn post_object(gw: Arc<Gateway>, headers: &HeaderMap, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
+pub async fn post_object(
+    gw: Arc<Gateway>,
+    headers: &HeaderMap,
+    bucket: &str,
+    body: Incoming,
+    origin: crate::context::Origin,
+) -> Result<Res, S3Error> {
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
     let boundary = multer::parse_boundary(content_type).map_err(|e| malformed(format!("{e}")))?;
     let engine = gw.engine.clone();
@@ -404,31 +410,46 @@ pub async fn post_object(gw: Arc<Gateway>, headers: &HeaderMap, bucket: &str, bo
             policy: &policy_b64,
             field: &lookup,
         },
-        &gw.config,
+        gw.iam.as_ref(),
         &gw.config.region,
     )?;
-    if signer.is_none() {
-        return Err(S3Error::access_denied(
-            "Anonymous access is not allowed: sign the form's policy (SigV4)",
-        ));
-    }
-    if policy_b64.is_empty() {
-        return Err(S3Error::invalid_argument("A signed POST form needs a policy field"));
-    }
-    let now = coffre_types::now_millis() as i64 / 1000;
-    let policy = parse_policy(&policy_b64, now)?;
     let key_field = form.get("key").ok_or_else(|| {
         S3Error::invalid_argument(
             "Bucket POST must contain a field named 'key'.  If it is specified, please check the order of the fields.",
         )
     })?;
-    let range = policy.check(&form, bucket)?;
     let key = key_field.replace("${filename}", &filename);
     if key.is_empty() || key.len() > MAX_KEY_LEN {
         return Err(S3Error::key_too_long("A key is 1 to 1024 bytes"));
     }
+    // A signed form is its signer's PutObject; an unsigned one is anonymous, allowed only
+    // where the bucket's policy lets everyone write (and then bounded by nothing but it).
+    let range = match &signer {
+        Some(_) => {
+            if policy_b64.is_empty() {
+                return Err(S3Error::invalid_argument("A signed POST form needs a policy field"));
+            }
+            let now = coffre_types::now_millis() as i64 / 1000;
+            parse_policy(&policy_b64, now)?.check(&form, bucket)?
+        }
+        None => (0, gw.config.max_put),
+    };
+    let caller = signer.unwrap_or_else(coffre_iam::Caller::anonymous);
+    let auth_type = if caller.principal.tenant().is_some() {
+        "POST"
+    } else {
+        "Anonymous"
+    };
+    let pctx = crate::context::policy_context(&caller, headers, &[], origin, auth_type);
+    gw.iam
+        .authorize(&caller, "s3:PutObject", coffre_iam::Target::Object(bucket, &key), &pctx)?;
     match form.get("acl").map(str::trim) {
         None | Some("private") | Some("bucket-owner-full-control") => {}
+        Some(_) if crate::acl::acls_enabled(&engine, bucket)? => {
+            return Err(S3Error::not_implemented(
+                "Object ACLs that grant access to others are not supported: grant it with a bucket policy (PutBucketPolicy)",
+            ));
+        }
         Some(_) => {
             return Err(S3Error::acl_not_supported("The bucket does not allow ACLs"));
         }
@@ -461,6 +482,7 @@ pub async fn post_object(gw: Arc<Gateway>, headers: &HeaderMap, bucket: &str, bo
                     content_md5: None,
                     checksum: Some(slot),
                     customer_key: None,
+                    part: false,
                 },
                 condition: WriteCondition::default(),
             },

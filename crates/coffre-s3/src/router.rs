@@ -40,6 +40,14 @@ pub enum Op {
     GetBucketOwnershipControls(String),
     DeleteBucketOwnershipControls(String),
     GetObjectAttributes(String, String),
+    PutBucketPolicy(String),
+    GetBucketPolicy(String),
+    DeleteBucketPolicy(String),
+    GetBucketPolicyStatus(String),
+    GetBucketAcl(String),
+    PutBucketAcl(String),
+    GetObjectAcl(String, String),
+    PutObjectAcl(String, String),
 }
 
 impl Op {
@@ -64,7 +72,13 @@ impl Op {
             | DeleteBucketEncryption(b)
             | PutBucketOwnershipControls(b)
             | GetBucketOwnershipControls(b)
-            | DeleteBucketOwnershipControls(b) => Some(b),
+            | DeleteBucketOwnershipControls(b)
+            | PutBucketPolicy(b)
+            | GetBucketPolicy(b)
+            | DeleteBucketPolicy(b)
+            | GetBucketPolicyStatus(b)
+            | GetBucketAcl(b)
+            | PutBucketAcl(b) => Some(b),
             PutObject(b, _)
             | CopyObject(b, _)
             | GetObject(b, _)
@@ -79,8 +93,79 @@ impl Op {
             | CompleteMultipartUpload(b, _)
             | AbortMultipartUpload(b, _)
             | ListParts(b, _)
-            | GetObjectAttributes(b, _) => Some(b),
+            | GetObjectAttributes(b, _)
+            | GetObjectAcl(b, _)
+            | PutObjectAcl(b, _) => Some(b),
         }
+    }
+
+    /// The object key the operation acts on, if it acts on one.
+    pub fn key(&self) -> Option<&str> {
+        use Op::*;
+        match self {
+            PutObject(_, k)
+            | CopyObject(_, k)
+            | GetObject(_, k)
+            | HeadObject(_, k)
+            | DeleteObject(_, k)
+            | GetObjectTagging(_, k)
+            | PutObjectTagging(_, k)
+            | DeleteObjectTagging(_, k)
+            | CreateMultipartUpload(_, k)
+            | UploadPart(_, k)
+            | UploadPartCopy(_, k)
+            | CompleteMultipartUpload(_, k)
+            | AbortMultipartUpload(_, k)
+            | ListParts(_, k)
+            | GetObjectAttributes(_, k)
+            | GetObjectAcl(_, k)
+            | PutObjectAcl(_, k) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// The policy action that authorizes the operation (as AWS names it). DeleteObjects has
+    /// none of its own: each key it names is authorized as `s3:DeleteObject`.
+    pub fn action(&self) -> Option<&'static str> {
+        use Op::*;
+        Some(match self {
+            ListBuckets => "s3:ListAllMyBuckets",
+            CreateBucket(_) => "s3:CreateBucket",
+            HeadBucket(_) | ListObjects { .. } => "s3:ListBucket",
+            DeleteBucket(_) => "s3:DeleteBucket",
+            GetBucketLocation(_) => "s3:GetBucketLocation",
+            GetBucketVersioning(_) => "s3:GetBucketVersioning",
+            DeleteObjects(_) => return None,
+            PutObject(..)
+            | CopyObject(..)
+            | CreateMultipartUpload(..)
+            | UploadPart(..)
+            | UploadPartCopy(..)
+            | CompleteMultipartUpload(..) => "s3:PutObject",
+            GetObject(..) | HeadObject(..) => "s3:GetObject",
+            DeleteObject(..) => "s3:DeleteObject",
+            GetObjectTagging(..) => "s3:GetObjectTagging",
+            PutObjectTagging(..) => "s3:PutObjectTagging",
+            DeleteObjectTagging(..) => "s3:DeleteObjectTagging",
+            AbortMultipartUpload(..) => "s3:AbortMultipartUpload",
+            ListParts(..) => "s3:ListMultipartUploadParts",
+            ListMultipartUploads(_) => "s3:ListBucketMultipartUploads",
+            PutBucketCors(_) | DeleteBucketCors(_) => "s3:PutBucketCORS",
+            GetBucketCors(_) => "s3:GetBucketCORS",
+            PutBucketEncryption(_) | DeleteBucketEncryption(_) => "s3:PutEncryptionConfiguration",
+            GetBucketEncryption(_) => "s3:GetEncryptionConfiguration",
+            PutBucketOwnershipControls(_) | DeleteBucketOwnershipControls(_) => "s3:PutBucketOwnershipControls",
+            GetBucketOwnershipControls(_) => "s3:GetBucketOwnershipControls",
+            GetObjectAttributes(..) => "s3:GetObjectAttributes",
+            PutBucketPolicy(_) => "s3:PutBucketPolicy",
+            GetBucketPolicy(_) => "s3:GetBucketPolicy",
+            DeleteBucketPolicy(_) => "s3:DeleteBucketPolicy",
+            GetBucketPolicyStatus(_) => "s3:GetBucketPolicyStatus",
+            GetBucketAcl(_) => "s3:GetBucketAcl",
+            PutBucketAcl(_) => "s3:PutBucketAcl",
+            GetObjectAcl(..) => "s3:GetObjectAcl",
+            PutObjectAcl(..) => "s3:PutObjectAcl",
+        })
     }
 }
 
@@ -91,8 +176,6 @@ pub struct Routed {
 
 /// Query parameters that name a sub-resource we do not serve.
 const UNSUPPORTED: &[&str] = &[
-    "acl",
-    "policy",
     "lifecycle",
     "website",
     "logging",
@@ -112,11 +195,10 @@ const UNSUPPORTED: &[&str] = &[
     "select",
     "torrent",
     "versions",
-    "policyStatus",
 ];
 
 /// Sub-resources of a bucket only: on an object they name nothing we serve.
-const BUCKET_ONLY: &[&str] = &["cors", "encryption", "ownershipControls"];
+const BUCKET_ONLY: &[&str] = &["cors", "encryption", "ownershipControls", "policy", "policyStatus"];
 
 /// The bucket and key a request names (path-style, or virtual-hosted under `domain`); both
 /// empty for the service itself.
@@ -193,6 +275,14 @@ pub fn route(
         ("GET", _, false) if has("ownershipControls") => Op::GetBucketOwnershipControls(bucket),
         ("DELETE", _, false) if has("ownershipControls") => Op::DeleteBucketOwnershipControls(bucket),
         ("GET", _, true) if has("attributes") => Op::GetObjectAttributes(bucket, key),
+        ("PUT", _, false) if has("policy") => Op::PutBucketPolicy(bucket),
+        ("GET", _, false) if has("policy") => Op::GetBucketPolicy(bucket),
+        ("DELETE", _, false) if has("policy") => Op::DeleteBucketPolicy(bucket),
+        ("GET", _, false) if has("policyStatus") => Op::GetBucketPolicyStatus(bucket),
+        ("GET", _, false) if has("acl") => Op::GetBucketAcl(bucket),
+        ("PUT", _, false) if has("acl") => Op::PutBucketAcl(bucket),
+        ("GET", _, true) if has("acl") => Op::GetObjectAcl(bucket, key),
+        ("PUT", _, true) if has("acl") => Op::PutObjectAcl(bucket, key),
         ("GET", _, false) if has("tagging") => {
             return Err(S3Error::not_implemented("bucket tagging is not implemented"))
         }

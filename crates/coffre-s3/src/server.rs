@@ -1,12 +1,13 @@
 //! The HTTP server: accepts connections, authenticates, dispatches, renders errors.
 
 use crate::auth::{self, RequestParts};
-use crate::context::{Ctx, Gateway};
+use crate::context::{Ctx, Gateway, Origin};
 use crate::http::{error_response, full, Res};
 use crate::router::{self, route, Op};
 use crate::S3Error;
-use crate::{bucket, cors, list, multipart, object, post};
+use crate::{bucket, cors, iam_api, list, multipart, object, post};
 use coffre_cluster::net::{self, ConnectionLimiter, Refusal, StallIo};
+use coffre_iam::{Caller, Target};
 use coffre_types::limits;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 impl Gateway {
-    async fn handle(self: Arc<Self>, req: Request<Incoming>, secure: bool) -> Res {
+    async fn handle(self: Arc<Self>, req: Request<Incoming>, origin: Origin) -> Res {
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
         let request_id = format!("{:016X}{:08X}", coffre_types::now_millis(), n as u32);
         let path = req.uri().path().to_string();
@@ -41,7 +42,7 @@ impl Gateway {
             router::target(req.headers(), &path, self.config.domain.as_deref())
                 .and_then(|(bucket, _)| cors::preflight(&self.engine, &bucket, req.headers()))
         } else {
-            self.clone().dispatch(req, secure).await
+            self.clone().dispatch(req, origin).await
         };
         let mut res = match outcome {
             Ok(r) => r,
@@ -59,7 +60,7 @@ impl Gateway {
         }
         res.headers_mut().insert("server", HeaderValue::from_static("Coffre"));
         // Access log: who did what, never secrets or object data.
-        tracing::info!(target: "coffre::access", %method, %path, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, request_id, "request");
+        tracing::info!(target: "coffre::access", %method, %path, peer = %origin.peer, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, request_id, "request");
         res
     }
 
@@ -79,28 +80,35 @@ impl Gateway {
         )
     }
 
-    async fn dispatch(self: Arc<Self>, req: Request<Incoming>, secure: bool) -> Result<Res, S3Error> {
+    async fn dispatch(self: Arc<Self>, req: Request<Incoming>, origin: Origin) -> Result<Res, S3Error> {
         let (parts, body) = req.into_parts();
         let raw_path = parts.uri.path().to_string();
         let raw_query = parts.uri.query().unwrap_or("").to_string();
+        let (bucket, key) = router::target(&parts.headers, &raw_path, self.config.domain.as_deref())?;
         // A browser's form upload authenticates with its own fields, not with headers.
-        if !parts.headers.contains_key("authorization") {
-            let (bucket, key) = router::target(&parts.headers, &raw_path, self.config.domain.as_deref())?;
-            if !bucket.is_empty() && post::is_form_upload(&parts.method, &parts.headers, &key, &raw_query) {
-                return post::post_object(self.clone(), &parts.headers, &bucket, body).await;
-            }
+        if !parts.headers.contains_key("authorization")
+            && !bucket.is_empty()
+            && post::is_form_upload(&parts.method, &parts.headers, &key, &raw_query)
+        {
+            return post::post_object(self.clone(), &parts.headers, &bucket, body, origin).await;
         }
-        let verified = auth::verify(
+        // The tenant's IAM and STS query APIs share the listener (POST / with a form).
+        if bucket.is_empty() && iam_api::is_query_api(&parts.method, &parts.headers, &raw_query) {
+            return iam_api::handle(self.clone(), parts, body, origin).await;
+        }
+        let (verified, caller) = match auth::verify(
             &RequestParts {
                 method: parts.method.as_str(),
                 raw_path: &raw_path,
                 raw_query: &raw_query,
                 headers: &parts.headers,
             },
-            &self.config,
+            self.iam.as_ref(),
             &self.config.region,
-        )?
-        .ok_or_else(|| S3Error::access_denied("Anonymous access is not allowed: sign your requests (SigV4)"))?;
+        )? {
+            Some((v, c)) => (Some(v), c),
+            None => (None, Caller::anonymous()),
+        };
         let op = route(
             &parts.method,
             &parts.headers,
@@ -108,15 +116,18 @@ impl Gateway {
             &raw_query,
             self.config.domain.as_deref(),
         )?;
-        let ctx = Ctx {
-            gw: self.clone(),
-            headers: parts.headers,
-            query: op.query,
-            verified,
-            secure,
-        };
-        if let (Some(expected), Some(_)) = (ctx.h("x-amz-expected-bucket-owner"), op.op.bucket()) {
-            if !auth::constant_time_eq(expected, self.config.owner_id()) {
+        let ctx = Ctx::new(self.clone(), parts.headers, op.query, verified, caller, origin);
+        if let Some(action) = op.op.action() {
+            let target = match (&op.op, op.op.bucket(), op.op.key()) {
+                (Op::CreateBucket(b), _, _) => Target::NewBucket(b),
+                (_, Some(b), Some(k)) => Target::Object(b, k),
+                (_, Some(b), None) => Target::Bucket(b),
+                (_, None, _) => Target::Service,
+            };
+            ctx.authorize(action, target)?;
+        }
+        if let (Some(expected), Some(b)) = (ctx.h("x-amz-expected-bucket-owner"), op.op.bucket()) {
+            if !matches!(op.op, Op::CreateBucket(_)) && !auth::constant_time_eq(expected, &ctx.owner_of(b)?) {
                 return Err(S3Error::access_denied("Access Denied: the bucket has another owner"));
             }
         }
@@ -154,6 +165,14 @@ impl Gateway {
             Op::GetBucketOwnershipControls(b) => bucket::get_ownership(&ctx, &b).await,
             Op::DeleteBucketOwnershipControls(b) => bucket::delete_ownership(&ctx, &b).await,
             Op::GetObjectAttributes(b, k) => object::attributes(&ctx, &b, &k).await,
+            Op::PutBucketPolicy(b) => bucket::put_policy(&ctx, &b, body).await,
+            Op::GetBucketPolicy(b) => bucket::get_policy(&ctx, &b).await,
+            Op::DeleteBucketPolicy(b) => bucket::delete_policy(&ctx, &b).await,
+            Op::GetBucketPolicyStatus(b) => bucket::policy_status(&ctx, &b).await,
+            Op::GetBucketAcl(b) => bucket::get_acl(&ctx, &b).await,
+            Op::PutBucketAcl(b) => bucket::put_acl(&ctx, &b, body).await,
+            Op::GetObjectAcl(b, k) => object::get_acl(&ctx, &b, &k).await,
+            Op::PutObjectAcl(b, k) => object::put_acl(&ctx, &b, &k, body).await,
         }
     }
 }
@@ -269,10 +288,13 @@ pub async fn serve(
             }
         };
         let gw = gw.clone();
-        let secure = acceptor.is_some();
+        let origin = Origin {
+            peer,
+            secure: acceptor.is_some(),
+        };
         let svc = hyper::service::service_fn(move |req| {
             let gw = gw.clone();
-            async move { Ok::<_, std::convert::Infallible>(gw.handle(req, secure).await) }
+            async move { Ok::<_, std::convert::Infallible>(gw.handle(req, origin).await) }
         });
         let stall = limits.write_stall_timeout;
         let http = http.clone();

@@ -44,6 +44,11 @@ impl Xml {
         self.0.push_str(&escape(v));
         self.close(n)
     }
+    /// Markup written as given (a caller's constant, never client data).
+    pub fn raw(&mut self, markup: &str) -> &mut Self {
+        self.0.push_str(markup);
+        self
+    }
     pub fn finish(mut self, root: &str) -> String {
         self.close(root);
         self.0

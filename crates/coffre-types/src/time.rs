@@ -60,6 +60,69 @@ pub fn parse_amz_date(s: &str) -> Option<i64> {
     Some(days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + se)
 }
 
+/// Parses an ISO 8601 date or time into milliseconds since the epoch: `2026-11-26`,
+/// `2026-11-26T13:51:25Z`, with a fraction of a second, with `Z` or an offset (`+01:00`).
+pub fn parse_iso8601(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let num = |t: &str| -> Option<i64> {
+        if t.is_empty() || !t.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        t.parse().ok()
+    };
+    let (date, time) = match s.split_once(['T', 't']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (s, None),
+    };
+    let mut dp = date.splitn(3, '-');
+    let (y, mo, d) = (num(dp.next()?)?, num(dp.next()?)?, num(dp.next()?)?);
+    if date.len() != 10 || !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let mut ms = days_from_civil(y, mo as u32, d as u32).checked_mul(86_400_000)?;
+    if let Some(t) = time {
+        let (clock, offset_ms) = if let Some(c) = t.strip_suffix(['Z', 'z']) {
+            (c, 0)
+        } else if let Some(i) = t.rfind(['+', '-']) {
+            let (c, off) = t.split_at(i);
+            let sign = if off.starts_with('-') { -1 } else { 1 };
+            let (oh, om) = off[1..].split_once(':').unwrap_or((&off[1..], "0"));
+            let (oh, om) = (num(oh)?, num(om)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            (c, sign * (oh * 3600 + om * 60) * 1000)
+        } else {
+            (t, 0)
+        };
+        let (hms, frac) = match clock.split_once('.') {
+            Some((a, f)) => (a, Some(f)),
+            None => (clock, None),
+        };
+        let mut tp = hms.splitn(3, ':');
+        let (h, mi) = (num(tp.next()?)?, num(tp.next()?)?);
+        let se = match tp.next() {
+            Some(x) => num(x)?,
+            None => 0,
+        };
+        if h > 23 || mi > 59 || se > 60 {
+            return None;
+        }
+        let frac_ms = match frac {
+            Some(f) => {
+                let digits: String = f.chars().take(3).collect();
+                if !f.bytes().all(|c| c.is_ascii_digit()) || digits.is_empty() {
+                    return None;
+                }
+                num(&format!("{digits:0<3}"))?
+            }
+            None => 0,
+        };
+        ms = ms.checked_add((h * 3600 + mi * 60 + se) * 1000 + frac_ms - offset_ms)?;
+    }
+    Some(ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,9 +135,33 @@ mod tests {
         assert_eq!(parse_amz_date("20000229T000000Z"), Some(951_782_400));
         assert_eq!(parse_amz_date("2026-11-26"), None);
         assert_eq!(parse_amz_date("20261326T135125Z"), None);
+        assert_eq!(parse_iso8601("2026-11-26T13:51:25.123Z"), Some(1_795_701_085_123));
+        assert_eq!(parse_iso8601("2026-11-26T13:51:25Z"), Some(1_795_701_085_000));
+        assert_eq!(parse_iso8601("2026-11-26T14:51:25+01:00"), Some(1_795_701_085_000));
+        assert_eq!(parse_iso8601("2026-11-26"), Some(1_795_651_200_000));
+        for bad in [
+            "2026-13-01",
+            "2026-11-26T25:00:00Z",
+            "x",
+            "",
+            "2026-11-26T13:51:25.Z",
+            "2026-1-2",
+        ] {
+            assert_eq!(parse_iso8601(bad), None, "{bad}");
+        }
     }
 
     proptest::proptest! {
+        #[test]
+        fn iso8601_roundtrip(ms in 0u64..8_000_000_000_000) {
+            proptest::prop_assert_eq!(parse_iso8601(&iso8601(ms)), Some(ms as i64));
+        }
+
+        #[test]
+        fn iso8601_never_panics(s in "\\PC{0,40}") {
+            let _ = parse_iso8601(&s);
+        }
+
         #[test]
         fn days_roundtrip(z in -1_000_000i64..1_000_000) {
             let (y, m, d) = civil_from_days(z);

@@ -1,9 +1,20 @@
 use super::*;
 
 struct One;
-impl Credentials for One {
+impl One {
     fn secret_for(&self, a: &str) -> Option<String> {
         (a == "AKIAIOSFODNN7EXAMPLE").then(|| "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".to_string())
+    }
+}
+impl Credentials for One {
+    type Identity = ();
+    fn lookup(&self, a: &str, token: Option<&str>) -> Result<(String, ()), S3Error> {
+        if token.is_some() {
+            return Err(S3Error::invalid_token("no sessions here"));
+        }
+        self.secret_for(a)
+            .map(|s| (s, ()))
+            .ok_or_else(|| S3Error::invalid_access_key("unknown"))
     }
 }
 

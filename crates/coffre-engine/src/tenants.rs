@@ -1,0 +1,302 @@
+//! Tenants as the engine sees them: each owns buckets and a key-encryption key (KEK) that
+//! wraps the data keys of its objects; identity records (users, keys, roles) go through
+//! `IamCommand`s; secrets are sealed under the master key; erasure destroys the KEK.
+
+use crate::{Engine, EngineError, EngineResult};
+use coffre_crypto::{DataKey, TenantKey};
+use coffre_meta::{
+    AccessKeyRecord, IamCommand, MetaCommand, NewTenant, Outcome, Quota, TenantRecord, Usage, UserRecord,
+};
+use coffre_types::now_millis;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Unwrapped tenant keys, valid while the metadata generation they were read at holds.
+#[derive(Default)]
+pub(crate) struct TenantKeys {
+    generation: u64,
+    keys: HashMap<String, Arc<TenantKey>>,
+}
+
+/// What erasing a tenant destroyed.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Erasure {
+    pub tenant: String,
+    /// Id of the destroyed key-encryption key (hex).
+    pub kek_id: String,
+    pub erased_ms: u64,
+    pub buckets: Vec<String>,
+    /// Objects (and their bytes) deleted by the erasure, whose data keys the KEK wrapped.
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+/// The tenant's admin user's name.
+pub const ADMIN_USER: &str = "admin";
+
+/// A fresh IAM-style id: a prefix (`AIDA` users, `AROA` roles) and 16 upper-case hex digits.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}{}", hex::encode_upper(coffre_types::random_bytes::<8>()))
+}
+
+/// Objects deleted per batch when a tenant is erased by force.
+const ERASE_BATCH: usize = 500;
+
+pub(crate) fn access_key_aad(id: &str) -> Vec<u8> {
+    [b"coffre access key secret v1:".as_slice(), id.as_bytes()].concat()
+}
+
+impl Engine {
+    /// Applies an identity command on a blocking thread.
+    pub async fn iam_apply(&self, cmd: IamCommand) -> EngineResult<()> {
+        self.meta_call(move |m| m.apply(MetaCommand::Iam(cmd)).map(drop)).await
+    }
+
+    /// A secret (an access key's) sealed under the master key, bound to its key id.
+    pub fn seal_secret(&self, id: &str, secret: &str) -> Vec<u8> {
+        self.keys.seal(&access_key_aad(id), secret.as_bytes())
+    }
+
+    pub fn open_secret(&self, id: &str, sealed: &[u8]) -> EngineResult<String> {
+        let plain = self
+            .keys
+            .open(&access_key_aad(id), sealed)
+            .map_err(|e| EngineError::Corrupt(format!("the secret of access key {id} is unreadable: {e}")))?;
+        String::from_utf8(plain).map_err(|_| EngineError::Corrupt(format!("the secret of access key {id}")))
+    }
+
+    /// Seals a value that only this store reads back (STS session tokens), bound to `aad`.
+    pub fn seal_value(&self, aad: &[u8], plain: &[u8]) -> Vec<u8> {
+        self.keys.seal(aad, plain)
+    }
+
+    /// Opens what `seal_value` sealed with the same `aad`; `None` if it was not.
+    pub fn open_value(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        self.keys.open(aad, sealed).ok()
+    }
+
+    /// Creates a tenant with a fresh key-encryption key, its admin user and the admin's
+    /// first access key.
+    pub async fn create_tenant(&self, name: &str, quota: Quota, access_key: &str, secret: &str) -> EngineResult<()> {
+        let kek = TenantKey::random();
+        let now = now_millis();
+        let cmd = IamCommand::CreateTenant(Box::new(NewTenant {
+            name: name.to_string(),
+            record: TenantRecord {
+                created_ms: now,
+                kek: self.keys.wrap_tenant_key(&kek, name),
+                quota,
+                oidc: None,
+            },
+            admin_user: ADMIN_USER.to_string(),
+            admin: UserRecord {
+                id: new_id("AIDA"),
+                created_ms: now,
+                admin: true,
+                policies: vec![],
+            },
+            access_key: access_key.to_string(),
+            key: AccessKeyRecord {
+                tenant: name.to_string(),
+                user: ADMIN_USER.to_string(),
+                secret: self.seal_secret(access_key, secret),
+                created_ms: now,
+                enabled: true,
+                expires_ms: None,
+            },
+        }));
+        self.iam_apply(cmd).await
+    }
+
+    /// A tenant's key-encryption key, unwrapped (cached while the metadata generation holds).
+    pub(crate) fn tenant_key(&self, tenant: &str) -> EngineResult<Arc<TenantKey>> {
+        let generation = self.meta.generation();
+        {
+            let cache = self.tenant_keys.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.generation == generation {
+                if let Some(k) = cache.keys.get(tenant) {
+                    return Ok(k.clone());
+                }
+            }
+        }
+        let rec = self.meta.get_tenant(tenant)?.ok_or_else(|| {
+            EngineError::Forbidden(format!(
+                "the tenant '{tenant}' and its key no longer exist: its data is unreadable"
+            ))
+        })?;
+        let key = Arc::new(
+            self.keys
+                .unwrap_tenant_key(&rec.kek, tenant)
+                .map_err(|e| EngineError::Corrupt(format!("the key of tenant '{tenant}' is unusable: {e}")))?,
+        );
+        let mut cache = self.tenant_keys.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.generation != generation {
+            cache.keys.clear();
+            cache.generation = generation;
+        }
+        cache.keys.insert(tenant.to_string(), key.clone());
+        Ok(key)
+    }
+
+    /// The id of a tenant's key-encryption key (hex).
+    pub fn tenant_key_id(&self, tenant: &str) -> EngineResult<String> {
+        if self.meta.get_tenant(tenant)?.is_none() {
+            return Err(EngineError::NoSuchEntity(format!("tenant '{tenant}'")));
+        }
+        Ok(self.tenant_key(tenant)?.id_hex())
+    }
+
+    /// Wraps a new part's data key with its tenant's key.
+    pub(crate) fn wrap_data_key(&self, tenant: &str, dk: &DataKey, context: &[u8]) -> EngineResult<Vec<u8>> {
+        Ok(self.tenant_key(tenant)?.wrap(dk, context))
+    }
+
+    /// Unwraps a part's data key: with its tenant's key, or with the master key for parts
+    /// written before tenants had keys.
+    pub(crate) fn unwrap_data_key(&self, tenant: &str, wrapped: &[u8], context: &[u8]) -> EngineResult<DataKey> {
+        let unusable = |e: coffre_crypto::CryptoError| EngineError::Corrupt(format!("data key unusable: {e}"));
+        if self.keys.knows(wrapped) {
+            return self.keys.unwrap(wrapped, context).map_err(unusable);
+        }
+        self.tenant_key(tenant)?.unwrap(wrapped, context).map_err(unusable)
+    }
+
+    /// Fails early, before any data is written, if a write of `size` bytes under `key` would
+    /// take the bucket or its tenant over quota: what it adds is its size less the object it
+    /// replaces, and one object if the key has none. A multipart part (`key == None`) is not
+    /// an object yet: only its bytes count. The commit checks again, atomically.
+    pub(crate) fn check_quota_early(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: Option<&str>,
+        size: Option<u64>,
+    ) -> EngineResult<()> {
+        let tq = self.meta.get_tenant(tenant)?.map(|t| t.quota).unwrap_or_default();
+        let bq: Quota = self
+            .meta
+            .get_bucket_config(bucket, coffre_meta::BucketConfigKind::Quota)?
+            .unwrap_or_default();
+        if tq.is_unlimited() && bq.is_unlimited() {
+            return Ok(());
+        }
+        let (mut grows, mut new_object) = (size.unwrap_or(0), key.is_some());
+        if let Some(k) = key {
+            if let Some(current) = self.meta.get_object(bucket, k.as_bytes())? {
+                grows = grows.saturating_sub(current.size);
+                new_object = false;
+            }
+        }
+        let over = |kind: &str, name: &str, q: &Quota, u: Usage| -> EngineResult<()> {
+            let bytes = u.bytes.saturating_add(grows);
+            if (grows > 0 && q.bytes.is_some_and(|l| bytes > l))
+                || (new_object && q.objects.is_some_and(|l| u.objects >= l))
+            {
+                return Err(EngineError::QuotaExceeded(format!(
+                    "the {kind} '{name}' is at its quota ({} bytes, {} objects held; quota {} bytes, {} objects)",
+                    u.bytes,
+                    u.objects,
+                    q.bytes.map_or("unlimited".into(), |b| b.to_string()),
+                    q.objects.map_or("unlimited".into(), |o| o.to_string()),
+                )));
+            }
+            Ok(())
+        };
+        if !bq.is_unlimited() {
+            over("bucket", bucket, &bq, self.meta.bucket_usage(bucket)?)?;
+        }
+        if !tq.is_unlimited() {
+            over("tenant", tenant, &tq, self.meta.tenant_usage(tenant)?)?;
+        }
+        Ok(())
+    }
+
+    /// Erases a tenant: its access keys are disabled first (no new writes), its buckets
+    /// emptied (`force`: objects and uploads deleted; otherwise they must be empty) and
+    /// deleted, then its key-encryption key destroyed with the tenant. Every data key the
+    /// KEK wrapped is then unreadable, by anyone, with any master key.
+    pub async fn erase_tenant(&self, tenant: &str, force: bool) -> EngineResult<Erasure> {
+        let kek_id = self.tenant_key_id(tenant)?;
+        let buckets = self.meta.buckets_of(tenant)?;
+        if !force {
+            for (b, _) in &buckets {
+                let (objects, _) = self.meta.list(b, b"", None, None, 1)?;
+                let (uploads, _) = self.meta.list_uploads(b, b"", None, 1)?;
+                if !objects.is_empty() || !uploads.is_empty() {
+                    return Err(EngineError::BucketNotEmpty);
+                }
+            }
+        }
+        for (id, _) in self.meta.list_access_keys(tenant, None)? {
+            self.iam_apply(IamCommand::SetAccessKeyEnabled {
+                tenant: tenant.to_string(),
+                id,
+                enabled: false,
+            })
+            .await?;
+        }
+        let mut erasure = Erasure {
+            tenant: tenant.to_string(),
+            kek_id,
+            erased_ms: 0,
+            buckets: vec![],
+            objects: 0,
+            bytes: 0,
+        };
+        for (b, _) in buckets {
+            self.empty_bucket(&b, &mut erasure).await?;
+            self.delete_bucket(&b).await?;
+            erasure.buckets.push(b);
+        }
+        self.iam_apply(IamCommand::DeleteTenant {
+            name: tenant.to_string(),
+        })
+        .await?;
+        self.tenant_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys
+            .remove(tenant);
+        erasure.erased_ms = now_millis();
+        Ok(erasure)
+    }
+
+    /// Deletes every object and upload of a bucket (its tenant is being erased).
+    async fn empty_bucket(&self, bucket: &str, erasure: &mut Erasure) -> EngineResult<()> {
+        loop {
+            let (uploads, _) = self.meta.list_uploads(bucket, b"", None, ERASE_BATCH)?;
+            if uploads.is_empty() {
+                break;
+            }
+            for (key, id, _) in uploads {
+                self.abort_upload(bucket, &String::from_utf8_lossy(&key), &id).await?;
+            }
+        }
+        loop {
+            let (page, _) = self.meta.list(bucket, b"", None, None, ERASE_BATCH)?;
+            let keys: Vec<String> = page
+                .iter()
+                .filter_map(|e| match e {
+                    coffre_meta::ListEntry::Object(k, rec) => {
+                        erasure.objects += 1;
+                        erasure.bytes = erasure.bytes.saturating_add(rec.size);
+                        Some(String::from_utf8_lossy(k).into_owned())
+                    }
+                    coffre_meta::ListEntry::CommonPrefix(_) => None,
+                })
+                .collect();
+            if keys.is_empty() {
+                return Ok(());
+            }
+            let cmd = MetaCommand::DeleteObjects {
+                bucket: bucket.to_string(),
+                keys: keys.into_iter().map(String::into_bytes).collect(),
+                now_ms: now_millis(),
+            };
+            match self.meta_call(move |m| m.apply(cmd)).await? {
+                Outcome::Deleted(_) => {}
+                other => return Err(EngineError::Internal(format!("DeleteObjects answered {other:?}"))),
+            }
+        }
+    }
+}
