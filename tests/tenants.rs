@@ -1022,7 +1022,10 @@ async fn the_iam_api_manages_a_tenants_own_users() {
     assert_eq!(status, 200, "{body}");
     let (status, body) = query_api(&s, "iam", me, "Action=CreateAccessKey&UserName=compta");
     assert_eq!(status, 200, "{body}");
-    let (ck, cs) = (between(&body, "AccessKeyId").to_string(), between(&body, "SecretAccessKey").to_string());
+    let (ck, cs) = (
+        between(&body, "AccessKeyId").to_string(),
+        between(&body, "SecretAccessKey").to_string(),
+    );
     client_with(&s.endpoint, &ck, &cs).list_buckets().send().await.unwrap();
     // The user manages nothing; the other tenant sees none of it.
     let (status, body) = query_api(&s, "iam", (&ck, &cs), "Action=CreateUser&UserName=x");
@@ -1042,4 +1045,96 @@ async fn the_iam_api_manages_a_tenants_own_users() {
     let (status, body) = query_api(&s, "iam", me, "Action=AttachRolePolicy");
     assert_eq!(status, 400);
     assert!(body.contains("InvalidAction"), "{body}");
+}
+
+/// A tiny HTTP server answering every request with `body` (an issuer's JWKS endpoint);
+/// returns its URL. It serves `count` requests, then ends.
+fn serve_jwks(body: String, count: usize) -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/realms/etat/protocol/openid-connect/certs",
+        l.local_addr().unwrap()
+    );
+    std::thread::spawn(move || {
+        for stream in l.incoming().take(count) {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sts_fetches_the_issuers_keys_when_configured_by_url() {
+    let s = Server::start();
+    s.tenant("region", &[]);
+    let issuer = Issuer::new();
+    let url = serve_jwks(issuer.jwks(), 1);
+    let (ok, _, err) = s.admin(&[
+        "tenant",
+        "oidc",
+        "region",
+        "--issuer",
+        "https://idp.example/realms/etat",
+        "--audience",
+        "coffre",
+        "--jwks-url",
+        &url,
+    ]);
+    assert!(ok, "{err}");
+    let policy = s.data.join("p.json");
+    std::fs::write(
+        &policy,
+        r#"{"Statement":[{"Effect":"Allow","Action":"s3:ListAllMyBuckets","Resource":"*"}]}"#,
+    )
+    .unwrap();
+    assert!(
+        s.admin(&[
+            "role",
+            "put",
+            "--tenant",
+            "region",
+            "agents",
+            "--policy-file",
+            policy.to_str().unwrap()
+        ])
+        .0
+    );
+    let now = now() as i64;
+    let token = |sub: &str| {
+        issuer.token(serde_json::json!({"iss": "https://idp.example/realms/etat", "aud": ["coffre"], "sub": sub, "exp": now + 300}))
+    };
+    // Fetched once, then kept: the second call needs no server (it served one request).
+    for sub in ["a", "b"] {
+        let (status, body) = assume(&s, "arn:aws:iam::region:role/agents", &token(sub));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(between(&body, "SubjectFromWebIdentityToken"), sub);
+    }
+    let tak = {
+        let (_, body) = assume(&s, "arn:aws:iam::region:role/agents", &token("c"));
+        (
+            between(&body, "AccessKeyId").to_string(),
+            between(&body, "SecretAccessKey").to_string(),
+            between(&body, "SessionToken").to_string(),
+        )
+    };
+    let temp = aws_sdk_s3::Client::from_conf(
+        client_builder(&s.endpoint, &tak.0, &tak.1)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                &tak.0,
+                &tak.1,
+                Some(tak.2),
+                None,
+                "sts",
+            ))
+            .build(),
+    );
+    temp.list_buckets().send().await.unwrap();
 }

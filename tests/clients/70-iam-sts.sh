@@ -48,27 +48,50 @@ aws iam delete-user --user-name lecteur
 if aws iam get-user --user-name lecteur 2>err.txt; then echo "the user is still there"; exit 1; fi
 grep -q NoSuchEntity err.txt
 
-# STS: a local issuer (an EC key made now), its JWKS given to the tenant inline.
+# A public document bucket: a bucket policy lets anyone read, plain curl works, nothing else.
+aws s3 mb s3://iam-script-public
+aws s3 cp rapport.txt s3://iam-script-public/rapport.txt
+aws s3 cp rapport.txt s3://iam-script-public/private/rapport.txt
+test "$(curl -s -o /dev/null -w '%{http_code}' "$ENDPOINT/iam-script-public/rapport.txt")" = 403
+aws s3api put-bucket-policy --bucket iam-script-public --policy '{"Version": "2012-10-17", "Statement": [
+  {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::iam-script-public/*"},
+  {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::iam-script-public/private/*"}]}'
+test "$(aws s3api get-bucket-policy-status --bucket iam-script-public --query PolicyStatus.IsPublic --output text)" = True
+curl -fsS "$ENDPOINT/iam-script-public/rapport.txt" | cmp - rapport.txt
+test "$(curl -s -o /dev/null -w '%{http_code}' "$ENDPOINT/iam-script-public/private/rapport.txt")" = 403
+test "$(curl -s -o /dev/null -w '%{http_code}' -X PUT --data-binary @rapport.txt "$ENDPOINT/iam-script-public/x")" = 403
+test "$(curl -s -o /dev/null -w '%{http_code}' "$ENDPOINT/iam-script-public?list-type=2")" = 403
+
+# STS: a local issuer (an EC and an RSA key made now), its JWKS given to the tenant inline.
 python3 -c "import cryptography" 2>/dev/null || python3 -m pip install -q cryptography
 python3 - <<'PY'
 import base64, json, time
-from cryptography.hazmat.primitives.asymmetric import ec, utils
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives import hashes
 b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-key = ec.generate_private_key(ec.SECP256R1())
-nums = key.public_key().public_numbers()
-jwk = {"kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig",
-       "x": b64(nums.x.to_bytes(32, "big")), "y": b64(nums.y.to_bytes(32, "big"))}
-open("jwks.json", "w").write(json.dumps({"keys": [jwk]}))
-def token(claims):
-    h = b64(json.dumps({"alg": "ES256", "kid": "k1", "typ": "JWT"}).encode())
+ec_key = ec.generate_private_key(ec.SECP256R1())
+rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+e, r = ec_key.public_key().public_numbers(), rsa_key.public_key().public_numbers()
+jwks = {"keys": [
+    {"kty": "EC", "crv": "P-256", "kid": "ec1", "use": "sig", "x": b64(e.x.to_bytes(32, "big")), "y": b64(e.y.to_bytes(32, "big"))},
+    {"kty": "RSA", "kid": "rsa1", "use": "sig", "alg": "RS256", "n": b64(r.n.to_bytes(256, "big")), "e": b64(r.e.to_bytes(3, "big"))},
+]}
+open("jwks.json", "w").write(json.dumps(jwks))
+def token(claims, alg):
+    h = b64(json.dumps({"alg": alg, "kid": "ec1" if alg == "ES256" else "rsa1", "typ": "JWT"}).encode())
     p = b64(json.dumps(claims).encode())
-    r, s = utils.decode_dss_signature(key.sign(f"{h}.{p}".encode(), ec.ECDSA(hashes.SHA256())))
-    return f"{h}.{p}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+    msg = f"{h}.{p}".encode()
+    if alg == "ES256":
+        r_, s_ = utils.decode_dss_signature(ec_key.sign(msg, ec.ECDSA(hashes.SHA256())))
+        sig = r_.to_bytes(32, "big") + s_.to_bytes(32, "big")
+    else:
+        sig = rsa_key.sign(msg, padding.PKCS1v15(), hashes.SHA256())
+    return f"{h}.{p}.{b64(sig)}"
 now = int(time.time())
 base = {"iss": "https://keycloak.example/realms/etat", "aud": "coffre", "sub": "marie", "groups": ["archivistes"]}
-open("token.jwt", "w").write(token(dict(base, exp=now + 600)))
-open("expired.jwt", "w").write(token(dict(base, exp=now - 600)))
+open("token.jwt", "w").write(token(dict(base, exp=now + 600), "ES256"))
+open("token-rsa.jwt", "w").write(token(dict(base, exp=now + 600), "RS256"))
+open("expired.jwt", "w").write(token(dict(base, exp=now - 600), "RS256"))
 PY
 "$COFFRE_BIN" admin tenant oidc iam-script --issuer https://keycloak.example/realms/etat --audience coffre --jwks-file jwks.json
 cat > role.json <<'JSON'
@@ -87,6 +110,8 @@ aws s3 cp s3://iam-script-bkt/docs/rapport.txt sts.txt && cmp rapport.txt sts.tx
 if aws s3 cp rapport.txt s3://iam-script-bkt/x 2>err.txt; then echo "the role could write"; exit 1; fi
 grep -q AccessDenied err.txt
 unset AWS_SESSION_TOKEN
+aws sts assume-role-with-web-identity --role-arn "$role" --role-session-name marie --web-identity-token "$(cat token-rsa.jwt)" \
+  --query Credentials.AccessKeyId --output text | grep -q '^ASIA'
 if aws sts assume-role-with-web-identity --role-arn "$role" --role-session-name marie --web-identity-token "$(cat expired.jwt)" 2>err.txt; then
   echo "an expired token was taken"; exit 1
 fi

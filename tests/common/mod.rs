@@ -244,7 +244,18 @@ pub fn sign(
     payload_hash: &str,
     unix: u64,
 ) -> Signed {
-    sign_for("s3", ACCESS, SECRET, addr, method, path, query, extra, payload_hash, unix)
+    sign_for(
+        "s3",
+        ACCESS,
+        SECRET,
+        addr,
+        method,
+        path,
+        query,
+        extra,
+        payload_hash,
+        unix,
+    )
 }
 
 /// As `sign`, for a service (`s3`, `iam`, `sts`) and keys. Query APIs send no

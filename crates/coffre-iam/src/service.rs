@@ -356,27 +356,46 @@ impl Iam {
     /// tenant's resources; another tenant needs the bucket policy's Allow *and* its own
     /// (its admin has it); anonymous callers only get what a bucket policy grants to `*`.
     /// A bucket that does not exist is `NoSuchBucket`, whoever asks.
-    pub fn authorize(&self, caller: &Caller, action: &str, target: Target<'_>, ctx: &Context) -> IamResult<()> {
+    ///
+    /// `ctx` gives the request context; it is only built when some policy has to be read
+    /// (a tenant's admin working on its own buckets, none with a policy, needs none).
+    pub fn authorize<'c>(
+        &self,
+        caller: &Caller,
+        action: &str,
+        target: Target<'_>,
+        ctx: &dyn Fn() -> &'c Context,
+    ) -> IamResult<()> {
         let p = &caller.principal;
-        let (resource, bucket) = match target {
-            Target::Service => ("arn:aws:s3:::*".to_string(), None),
-            Target::NewBucket(b) => (format!("arn:aws:s3:::{b}"), None),
-            Target::Bucket(b) => (format!("arn:aws:s3:::{b}"), Some(b)),
-            Target::Object(b, k) => (format!("arn:aws:s3:::{b}/{k}"), Some(b)),
-            Target::Iam(arn) => (arn.to_string(), None),
-        };
-        let bucket = match bucket {
-            Some(b) => Some(
+        let bucket = match target {
+            Target::Bucket(b) | Target::Object(b, _) => Some(
                 self.bucket_entry(b)?
                     .ok_or(IamError::Engine(EngineError::NoSuchBucket))?,
             ),
-            None => None,
+            _ => None,
+        };
+        let owner = bucket.as_ref().map(|b| b.owner.as_str());
+        let own_tenant = p.tenant().is_some() && (owner.is_none() || owner == p.tenant());
+        let no_policy =
+            caller.policies.is_empty() && bucket.as_ref().is_none_or(|b| b.policy.is_none() && b.acl.is_none());
+        if no_policy {
+            // Without any policy, only a tenant's admin on its own tenant is allowed.
+            return match own_tenant && p.is_tenant_admin() {
+                true => Ok(()),
+                false => Err(denied()),
+            };
+        }
+        let resource = match target {
+            Target::Service => "arn:aws:s3:::*".to_string(),
+            Target::NewBucket(b) | Target::Bucket(b) => format!("arn:aws:s3:::{b}"),
+            Target::Object(b, k) => format!("arn:aws:s3:::{b}/{k}"),
+            Target::Iam(arn) => arn.to_string(),
         };
         let req = Request {
             action,
             resource: &resource,
             principal: p,
-            context: ctx,
+            context: ctx(),
         };
         let identity = caller
             .policies
@@ -386,8 +405,6 @@ impl Iam {
             .iter()
             .flat_map(|b| b.policy.iter().chain(&b.acl))
             .fold(Decision::default(), |d, pol| d.merge(pol.evaluate(&req)));
-        let owner = bucket.as_ref().map(|b| b.owner.as_str());
-        let own_tenant = p.tenant().is_some() && (owner.is_none() || owner == p.tenant());
         // The owner's admin can always manage the bucket policy (no lock-out by a Deny).
         if own_tenant
             && p.is_tenant_admin()

@@ -150,15 +150,17 @@ impl Ctx {
     /// Whether the caller may do `action` on `target` (AccessDenied, or NoSuchBucket for a
     /// bucket that does not exist).
     pub fn authorize(&self, action: &str, target: Target<'_>) -> Result<(), S3Error> {
-        let ctx = self.policy_context.get_or_init(|| {
-            let auth_type = match &self.verified {
-                None => "Anonymous",
-                Some(v) if v.presigned => "REST-QUERY-STRING",
-                Some(_) => "REST-HEADER",
-            };
-            policy_context(&self.caller, &self.headers, &self.query, self.origin, auth_type)
-        });
-        Ok(self.gw.iam.authorize(&self.caller, action, target, ctx)?)
+        let ctx = || {
+            self.policy_context.get_or_init(|| {
+                let auth_type = match &self.verified {
+                    None => "Anonymous",
+                    Some(v) if v.presigned => "REST-QUERY-STRING",
+                    Some(_) => "REST-HEADER",
+                };
+                policy_context(&self.caller, &self.headers, &self.query, self.origin, auth_type)
+            })
+        };
+        Ok(self.gw.iam.authorize(&self.caller, action, target, &ctx)?)
     }
 
     /// The tenant that owns a bucket: what `Owner/ID` shows and what

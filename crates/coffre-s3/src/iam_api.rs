@@ -148,7 +148,7 @@ impl Call {
             &self.caller,
             &format!("iam:{action}"),
             Target::Iam(&user_arn(tenant, user)),
-            &ctx,
+            &|| &ctx,
         )?;
         Ok(())
     }

@@ -441,8 +441,12 @@ pub async fn post_object(
         "Anonymous"
     };
     let pctx = crate::context::policy_context(&caller, headers, &[], origin, auth_type);
-    gw.iam
-        .authorize(&caller, "s3:PutObject", coffre_iam::Target::Object(bucket, &key), &pctx)?;
+    gw.iam.authorize(
+        &caller,
+        "s3:PutObject",
+        coffre_iam::Target::Object(bucket, &key),
+        &|| &pctx,
+    )?;
     match form.get("acl").map(str::trim) {
         None | Some("private") | Some("bucket-owner-full-control") => {}
         Some(_) if crate::acl::acls_enabled(&engine, bucket)? => {
