@@ -1,7 +1,9 @@
 //! Load benchmark against the running server: starts the real `coffre server` and drives it
 //! with concurrent AWS SDK clients. `cargo bench --bench load` (env: COFFRE_BENCH_DIR for the
 //! data directory, COFFRE_BENCH_SECS for the seconds per phase, default 10; COFFRE_BENCH_BIN
-//! for another `coffre` binary to measure, e.g. an older build, with the same load).
+//! for another `coffre` binary to measure, e.g. an older build, with the same load;
+//! COFFRE_BENCH_SIZES, e.g. `4096`, for some object sizes only; COFFRE_BENCH_POLICY=1 to give
+//! the bucket a policy, so that every request evaluates it).
 //! Prints, per object size: PUT and GET throughput, ops/s, p50 and p99 latency.
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
@@ -138,11 +140,26 @@ fn main() {
             .build();
         let c = aws_sdk_s3::Client::from_conf(conf);
         c.create_bucket().bucket("bench").send().await.unwrap();
+        if std::env::var("COFFRE_BENCH_POLICY").is_ok_and(|v| v == "1") {
+            // What a real bucket carries: a grant with a condition, a Deny that never matches.
+            let policy = r#"{"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::partner:root"}, "Action": ["s3:GetObject", "s3:ListBucket"],
+                 "Resource": ["arn:aws:s3:::bench", "arn:aws:s3:::bench/*"], "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}},
+                {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::bench/*",
+                 "Condition": {"Bool": {"aws:SecureTransport": "false"}, "StringLike": {"aws:UserAgent": "forbidden-*"}}}]}"#;
+            c.put_bucket_policy().bucket("bench").policy(policy).send().await.unwrap();
+        }
         println!(
             "coffre load benchmark: {endpoint}, {secs} s per phase, data in {}",
             dir.path().display()
         );
+        let sizes: Option<Vec<usize>> = std::env::var("COFFRE_BENCH_SIZES")
+            .ok()
+            .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect());
         for (size, clients, max_ops) in [(4 << 10, 16, 20_000), (1 << 20, 8, 4_000), (64 << 20, 4, 64)] {
+            if sizes.as_ref().is_some_and(|s| !s.contains(&size)) {
+                continue;
+            }
             let body = Bytes::from((0..size).map(|i| (i * 31 + 7) as u8).collect::<Vec<u8>>());
             let written = Arc::new(AtomicUsize::new(0));
             let (c1, b1, w1) = (c.clone(), body.clone(), written.clone());

@@ -75,6 +75,9 @@ pub struct Engine {
     heal_cursor: std::sync::Mutex<Option<Vec<u8>>>,
     /// Tenants' key-encryption keys, unwrapped.
     tenant_keys: std::sync::Mutex<tenants::TenantKeys>,
+    /// Bucket records as requests read them, valid while the metadata generation holds
+    /// (every bucket change moves it). Commits never use it: they re-read inside `apply`.
+    buckets: std::sync::Mutex<(u64, std::collections::HashMap<String, BucketRecord>)>,
 }
 
 /// The stripe layout an object was written with.
@@ -115,6 +118,7 @@ impl Engine {
                 last_listing: std::sync::Mutex::new(None),
                 heal_cursor: std::sync::Mutex::new(None),
                 tenant_keys: Default::default(),
+                buckets: Default::default(),
             }),
             rx,
         )
@@ -166,9 +170,34 @@ impl Engine {
     /// A bucket's record, for an operation on its content: also where this gateway's location
     /// is checked against the bucket's residency policy.
     pub fn bucket(&self, name: &str) -> EngineResult<BucketRecord> {
-        let rec = self.meta.get_bucket(name)?.ok_or(EngineError::NoSuchBucket)?;
+        let rec = self.bucket_record(name)?.ok_or(EngineError::NoSuchBucket)?;
         self.check_gateway(&rec.countries)?;
         Ok(rec)
+    }
+
+    /// A bucket's record, from the cache of them (see `buckets`).
+    pub(crate) fn bucket_record(&self, name: &str) -> EngineResult<Option<BucketRecord>> {
+        // The generation is read before the record: a record cached under it is never older.
+        let generation = self.meta.generation();
+        {
+            let cache = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.0 == generation {
+                if let Some(r) = cache.1.get(name) {
+                    return Ok(Some(r.clone()));
+                }
+            }
+        }
+        let Some(rec) = self.meta.get_bucket(name)? else {
+            return Ok(None);
+        };
+        let mut cache = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.0 != generation {
+            *cache = (generation, Default::default());
+        }
+        if cache.1.len() < 100_000 {
+            cache.1.insert(name.to_string(), rec.clone());
+        }
+        Ok(Some(rec))
     }
 
     pub async fn create_bucket(&self, name: &str, rec: BucketRecord) -> EngineResult<()> {

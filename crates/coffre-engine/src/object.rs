@@ -268,7 +268,7 @@ impl Engine {
 
     /// Opens the current version of an object for reading, under a lease.
     pub fn open(&self, bucket: &str, key: &str) -> EngineResult<ReadHandle> {
-        let tenant = self.meta.get_bucket(bucket)?.ok_or(EngineError::NoSuchBucket)?.tenant;
+        let tenant = self.bucket_record(bucket)?.ok_or(EngineError::NoSuchBucket)?.tenant;
         let (record, lease) = self
             .meta
             .open_object(bucket, key.as_bytes())?

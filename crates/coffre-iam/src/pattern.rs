@@ -15,6 +15,15 @@ enum Tok {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pattern {
     toks: Vec<Tok>,
+    /// The pattern as bytes when it is ASCII without variables: matched without allocating.
+    ascii: Option<Vec<FlatByte>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum FlatByte {
+    Lit(u8),
+    Star,
+    One,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -64,19 +73,41 @@ impl Pattern {
                 c => toks.push(Tok::Lit(c)),
             }
         }
-        Ok(Pattern { toks })
+        Ok(Pattern::of(toks))
+    }
+
+    fn of(toks: Vec<Tok>) -> Pattern {
+        let ascii = toks
+            .iter()
+            .map(|t| match t {
+                Tok::Lit(c) if c.is_ascii() => Some(FlatByte::Lit(*c as u8)),
+                Tok::Star => Some(FlatByte::Star),
+                Tok::One => Some(FlatByte::One),
+                _ => None,
+            })
+            .collect();
+        Pattern { toks, ascii }
     }
 
     /// A pattern that is the text itself (no wildcard, no variable).
     pub fn literal(text: &str) -> Pattern {
-        Pattern {
-            toks: text.chars().map(Tok::Lit).collect(),
-        }
+        Pattern::of(text.chars().map(Tok::Lit).collect())
+    }
+
+    /// The variables it reads (lower-case names).
+    pub fn variables(&self) -> impl Iterator<Item = &str> {
+        self.toks.iter().filter_map(|t| match t {
+            Tok::Var(v) => Some(v.as_str()),
+            _ => None,
+        })
     }
 
     /// Whether the pattern matches `text`. A variable the request does not carry matches
     /// nothing, as in AWS.
     pub fn matches(&self, text: &str, ctx: &Context, case_insensitive: bool) -> bool {
+        if let (Some(p), true) = (&self.ascii, text.is_ascii()) {
+            return wildcard_ascii(p, text.as_bytes(), case_insensitive);
+        }
         let mut flat = Vec::with_capacity(self.toks.len());
         for t in &self.toks {
             match t {
@@ -103,6 +134,37 @@ impl Pattern {
             })
             .collect()
     }
+}
+
+/// `wildcard` on ASCII bytes (the common case: actions, ARNs, addresses).
+fn wildcard_ascii(p: &[FlatByte], t: &[u8], ci: bool) -> bool {
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some(FlatByte::Star) => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(FlatByte::One) => {
+                pi += 1;
+                ti += 1;
+            }
+            Some(FlatByte::Lit(c)) if *c == t[ti] || (ci && c.eq_ignore_ascii_case(&t[ti])) => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|f| *f == FlatByte::Star)
 }
 
 fn eq(a: char, b: char, ci: bool) -> bool {
@@ -163,6 +225,21 @@ mod tests {
             let pc: Vec<char> = p.chars().collect();
             let tc: Vec<char> = t.chars().collect();
             prop_assert_eq!(pat.matches(&t, &Context::default(), false), reference(&pc, &tc));
+        }
+
+        #[test]
+        fn ascii_and_unicode_paths_agree(p in "[aB*?é]{0,8}", t in "[abAé]{0,10}") {
+            // The same pattern matched through the byte path (ASCII text) and the char path.
+            let pat = Pattern::parse(&p, false).unwrap();
+            let pc: Vec<char> = p.chars().collect();
+            let tc: Vec<char> = t.chars().collect();
+            prop_assert_eq!(pat.matches(&t, &Context::default(), false), reference(&pc, &tc));
+            let lower = t.to_lowercase();
+            let upper = t.to_uppercase();
+            prop_assert_eq!(
+                pat.matches(&upper, &Context::default(), true),
+                pat.matches(&lower, &Context::default(), true)
+            );
         }
 
         #[test]

@@ -62,6 +62,8 @@ pub struct Request<'a> {
 #[derive(Clone, Debug)]
 pub struct Policy {
     statements: Vec<Statement>,
+    /// The request context keys it reads (condition keys, policy variables), lower-case.
+    reads: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -500,12 +502,36 @@ impl Policy {
         if statements.len() > MAX_STATEMENTS {
             return Err(format!("A policy holds at most {MAX_STATEMENTS} statements"));
         }
-        let parsed = statements
+        let parsed: Vec<Statement> = statements
             .into_iter()
             .enumerate()
             .map(|(i, s)| parse_statement(s, kind, variables).map_err(|e| format!("Statement {}: {e}", i + 1)))
             .collect::<Result<_, _>>()?;
-        Ok(Policy { statements: parsed })
+        let mut reads: Vec<String> = Vec::new();
+        for st in &parsed {
+            let patterns = st
+                .resources
+                .0
+                .iter()
+                .chain(st.conditions.iter().flat_map(|c| match &c.expected {
+                    Expected::Text(ps) => ps.as_slice(),
+                    _ => &[],
+                }));
+            reads.extend(patterns.flat_map(|p| p.variables().map(str::to_string)));
+            reads.extend(st.conditions.iter().map(|c| c.key.clone()));
+        }
+        reads.sort();
+        reads.dedup();
+        Ok(Policy {
+            statements: parsed,
+            reads,
+        })
+    }
+
+    /// Whether it reads this request context key (lower-case): the request context is built
+    /// with those keys only.
+    pub fn reads(&self, key: &str) -> bool {
+        self.reads.iter().any(|k| k == key)
     }
 
     /// What this document says of a request.

@@ -36,26 +36,43 @@ impl Caller {
         })
     }
 
-    /// The request context's keys that describe the caller, and the time.
-    pub fn context(&self) -> Context {
+    /// The request context's keys that describe the caller, and the time: those `wants`
+    /// (lower-case names).
+    pub fn context(&self, wants: &dyn Fn(&str) -> bool) -> Context {
         let mut ctx = Context::default();
         let p = &self.principal;
-        if let Some(u) = p.username() {
+        if let Some(u) = p.username().filter(|_| wants("aws:username")) {
             ctx.set("aws:username", u);
         }
-        if let Some(id) = p.userid() {
+        if let Some(id) = p.userid().filter(|_| wants("aws:userid")) {
             ctx.set("aws:userid", id);
         }
         if let Some(t) = p.tenant() {
-            ctx.set("aws:PrincipalAccount", t);
-            ctx.set("aws:PrincipalArn", p.arn());
+            if wants("aws:principalaccount") {
+                ctx.set("aws:PrincipalAccount", t);
+            }
+            if wants("aws:principalarn") {
+                ctx.set("aws:PrincipalArn", p.arn());
+            }
         }
-        ctx.set("aws:PrincipalType", p.kind());
+        if wants("aws:principaltype") {
+            ctx.set("aws:PrincipalType", p.kind());
+        }
         let now = now_millis();
-        ctx.set("aws:CurrentTime", coffre_types::time::iso8601(now));
-        ctx.set("aws:EpochTime", (now / 1000).to_string());
+        if wants("aws:currenttime") {
+            ctx.set("aws:CurrentTime", coffre_types::time::iso8601(now));
+        }
+        if wants("aws:epochtime") {
+            ctx.set("aws:EpochTime", (now / 1000).to_string());
+        }
         ctx
     }
+}
+
+/// Where a request's context comes from: the protocol knows the request, the policies know
+/// which keys (lower-case names) they read; only those are built.
+pub trait ContextSource {
+    fn context(&self, wants: &dyn Fn(&str) -> bool) -> Context;
 }
 
 /// What a request acts on, for authorization.
@@ -357,14 +374,15 @@ impl Iam {
     /// (its admin has it); anonymous callers only get what a bucket policy grants to `*`.
     /// A bucket that does not exist is `NoSuchBucket`, whoever asks.
     ///
-    /// `ctx` gives the request context; it is only built when some policy has to be read
-    /// (a tenant's admin working on its own buckets, none with a policy, needs none).
-    pub fn authorize<'c>(
+    /// `ctx` builds the request context with the keys its argument wants: only those the
+    /// policies at hand read, and only when some policy has to be read (a tenant's admin
+    /// working on its own buckets, none with a policy, needs none).
+    pub fn authorize(
         &self,
         caller: &Caller,
         action: &str,
         target: Target<'_>,
-        ctx: &dyn Fn() -> &'c Context,
+        ctx: &dyn ContextSource,
     ) -> IamResult<()> {
         let p = &caller.principal;
         let bucket = match target {
@@ -391,11 +409,17 @@ impl Iam {
             Target::Object(b, k) => format!("arn:aws:s3:::{b}/{k}"),
             Target::Iam(arn) => arn.to_string(),
         };
+        let policies: Vec<&Policy> = caller
+            .policies
+            .iter()
+            .chain(bucket.iter().flat_map(|b| b.policy.iter().chain(&b.acl)))
+            .collect();
+        let context = ctx.context(&|key| policies.iter().any(|p| p.reads(key)));
         let req = Request {
             action,
             resource: &resource,
             principal: p,
-            context: ctx(),
+            context: &context,
         };
         let identity = caller
             .policies

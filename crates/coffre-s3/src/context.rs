@@ -11,7 +11,7 @@ use http::HeaderMap;
 use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 pub struct Config {
     pub region: String,
@@ -66,46 +66,58 @@ pub struct Origin {
     pub secure: bool,
 }
 
-/// The request context of policy conditions: the caller's keys, then the request's.
-pub fn policy_context(
-    caller: &Caller,
-    headers: &HeaderMap,
-    query: &[(String, String)],
-    origin: Origin,
-    auth_type: &str,
-) -> coffre_iam::Context {
-    let mut c = caller.context();
-    c.set("aws:SourceIp", origin.peer.ip().to_string());
-    c.set("aws:SecureTransport", origin.secure.to_string());
-    c.set("s3:authType", auth_type);
-    if auth_type != "Anonymous" {
-        c.set("s3:signatureversion", "AWS4-HMAC-SHA256");
-    }
-    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-    for (key, header) in [
-        ("aws:Referer", "referer"),
-        ("aws:UserAgent", "user-agent"),
-        ("s3:x-amz-server-side-encryption", "x-amz-server-side-encryption"),
-        ("s3:x-amz-acl", "x-amz-acl"),
-        ("s3:x-amz-copy-source", "x-amz-copy-source"),
-        ("s3:x-amz-metadata-directive", "x-amz-metadata-directive"),
-        ("s3:x-amz-storage-class", "x-amz-storage-class"),
-        ("s3:x-amz-content-sha256", "x-amz-content-sha256"),
-    ] {
-        if let Some(v) = h(header) {
-            c.set(key, v);
+/// What policy conditions may ask of a request.
+pub struct RequestFacts<'a> {
+    pub caller: &'a Caller,
+    pub headers: &'a HeaderMap,
+    pub query: &'a [(String, String)],
+    pub origin: Origin,
+    /// `s3:authType`: `REST-HEADER`, `REST-QUERY-STRING`, `POST` or `Anonymous`.
+    pub auth_type: &'a str,
+}
+
+impl coffre_iam::ContextSource for RequestFacts<'_> {
+    /// The keys `wants` (lower-case): the caller's, then the request's.
+    fn context(&self, wants: &dyn Fn(&str) -> bool) -> coffre_iam::Context {
+        let mut c = self.caller.context(wants);
+        if wants("aws:sourceip") {
+            c.set("aws:SourceIp", self.origin.peer.ip().to_string());
         }
-    }
-    for (key, param) in [
-        ("s3:prefix", "prefix"),
-        ("s3:delimiter", "delimiter"),
-        ("s3:max-keys", "max-keys"),
-    ] {
-        if let Some((_, v)) = query.iter().find(|(k, _)| k == param) {
-            c.set(key, v.as_str());
+        if wants("aws:securetransport") {
+            c.set("aws:SecureTransport", self.origin.secure.to_string());
         }
+        if wants("s3:authtype") {
+            c.set("s3:authType", self.auth_type);
+        }
+        if self.auth_type != "Anonymous" && wants("s3:signatureversion") {
+            c.set("s3:signatureversion", "AWS4-HMAC-SHA256");
+        }
+        let h = |n: &str| self.headers.get(n).and_then(|v| v.to_str().ok());
+        for (key, header) in [
+            ("aws:referer", "referer"),
+            ("aws:useragent", "user-agent"),
+            ("s3:x-amz-server-side-encryption", "x-amz-server-side-encryption"),
+            ("s3:x-amz-acl", "x-amz-acl"),
+            ("s3:x-amz-copy-source", "x-amz-copy-source"),
+            ("s3:x-amz-metadata-directive", "x-amz-metadata-directive"),
+            ("s3:x-amz-storage-class", "x-amz-storage-class"),
+            ("s3:x-amz-content-sha256", "x-amz-content-sha256"),
+        ] {
+            if let Some(v) = h(header).filter(|_| wants(key)) {
+                c.set(key, v);
+            }
+        }
+        for (key, param) in [
+            ("s3:prefix", "prefix"),
+            ("s3:delimiter", "delimiter"),
+            ("s3:max-keys", "max-keys"),
+        ] {
+            if let Some((_, v)) = self.query.iter().find(|(k, _)| k == param).filter(|_| wants(key)) {
+                c.set(key, v.as_str());
+            }
+        }
+        c
     }
-    c
 }
 
 /// One request, authenticated or anonymous, as handlers see it.
@@ -119,7 +131,6 @@ pub struct Ctx {
     pub origin: Origin,
     /// The request came over TLS.
     pub secure: bool,
-    policy_context: OnceLock<coffre_iam::Context>,
 }
 
 impl Ctx {
@@ -139,7 +150,6 @@ impl Ctx {
             caller,
             secure: origin.secure,
             origin,
-            policy_context: OnceLock::new(),
         }
     }
 
@@ -150,17 +160,19 @@ impl Ctx {
     /// Whether the caller may do `action` on `target` (AccessDenied, or NoSuchBucket for a
     /// bucket that does not exist).
     pub fn authorize(&self, action: &str, target: Target<'_>) -> Result<(), S3Error> {
-        let ctx = || {
-            self.policy_context.get_or_init(|| {
-                let auth_type = match &self.verified {
-                    None => "Anonymous",
-                    Some(v) if v.presigned => "REST-QUERY-STRING",
-                    Some(_) => "REST-HEADER",
-                };
-                policy_context(&self.caller, &self.headers, &self.query, self.origin, auth_type)
-            })
+        let auth_type = match &self.verified {
+            None => "Anonymous",
+            Some(v) if v.presigned => "REST-QUERY-STRING",
+            Some(_) => "REST-HEADER",
         };
-        Ok(self.gw.iam.authorize(&self.caller, action, target, &ctx)?)
+        let facts = RequestFacts {
+            caller: &self.caller,
+            headers: &self.headers,
+            query: &self.query,
+            origin: self.origin,
+            auth_type,
+        };
+        Ok(self.gw.iam.authorize(&self.caller, action, target, &facts)?)
     }
 
     /// The tenant that owns a bucket: what `Owner/ID` shows and what

@@ -5,7 +5,7 @@
 
 use crate::auth::{self, RequestParts};
 use crate::body::BodyReader;
-use crate::context::{policy_context, Gateway, Origin};
+use crate::context::{Gateway, Origin, RequestFacts};
 use crate::http::{full, Res};
 use crate::xml::{escape, Xml};
 use crate::S3Error;
@@ -143,12 +143,18 @@ impl Call {
     /// Authorizes `iam:<action>` on a user of the caller's tenant.
     fn allow(&self, action: &str, user: &str) -> Result<(), ApiError> {
         let tenant = self.tenant()?;
-        let ctx = policy_context(&self.caller, &self.headers, &[], self.origin, "REST-HEADER");
+        let facts = RequestFacts {
+            caller: &self.caller,
+            headers: &self.headers,
+            query: &[],
+            origin: self.origin,
+            auth_type: "REST-HEADER",
+        };
         self.gw.iam.authorize(
             &self.caller,
             &format!("iam:{action}"),
             Target::Iam(&user_arn(tenant, user)),
-            &|| &ctx,
+            &facts,
         )?;
         Ok(())
     }

@@ -440,12 +440,18 @@ pub async fn post_object(
     } else {
         "Anonymous"
     };
-    let pctx = crate::context::policy_context(&caller, headers, &[], origin, auth_type);
+    let facts = crate::context::RequestFacts {
+        caller: &caller,
+        headers,
+        query: &[],
+        origin,
+        auth_type,
+    };
     gw.iam.authorize(
         &caller,
         "s3:PutObject",
         coffre_iam::Target::Object(bucket, &key),
-        &|| &pctx,
+        &facts,
     )?;
     match form.get("acl").map(str::trim) {
         None | Some("private") | Some("bucket-owner-full-control") => {}
