@@ -74,6 +74,7 @@ fn authorize(c: &mut Criterion) {
                     query: &[],
                     origin,
                     auth_type: "REST-HEADER",
+                    object: None,
                 };
                 iam.authorize(
                     &caller,

@@ -1138,3 +1138,90 @@ async fn sts_fetches_the_issuers_keys_when_configured_by_url() {
     );
     temp.list_buckets().send().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_conditions_and_what_missing_keys_reveal() {
+    let s = Server::start();
+    let (ak, sk) = s.tenant("musee", &[]);
+    let (bk, bs) = s.tenant("visiteurs", &[]);
+    let owner = client_with(&s.endpoint, &ak, &sk);
+    let other = client_with(&s.endpoint, &bk, &bs);
+    owner.create_bucket().bucket("collections").send().await.unwrap();
+    owner
+        .put_object()
+        .bucket("collections")
+        .key("public/tableau")
+        .tagging("diffusion=publique")
+        .body(ByteStream::from_static(b"tableau"))
+        .send()
+        .await
+        .unwrap();
+    owner
+        .put_object()
+        .bucket("collections")
+        .key("public/reserve")
+        .tagging("diffusion=interne")
+        .body(ByteStream::from_static(b"reserve"))
+        .send()
+        .await
+        .unwrap();
+    // Reads by the object's tags; writes only with the tag they must carry; listing of
+    // public/ only.
+    owner
+        .put_bucket_policy()
+        .bucket("collections")
+        .policy(
+            r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Principal":{"AWS":"visiteurs"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::collections/*",
+             "Condition":{"StringEquals":{"s3:ExistingObjectTag/diffusion":"publique"}}},
+            {"Effect":"Allow","Principal":{"AWS":"visiteurs"},"Action":"s3:PutObject","Resource":"arn:aws:s3:::collections/depot/*",
+             "Condition":{"StringEquals":{"s3:RequestObjectTag/origine":"visiteur"}}},
+            {"Effect":"Allow","Principal":{"AWS":"visiteurs"},"Action":"s3:ListBucket","Resource":"arn:aws:s3:::collections",
+             "Condition":{"StringLike":{"s3:prefix":"public/*"}}}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get_body(&other, "collections", "public/tableau").await, b"tableau");
+    assert_eq!(
+        refused!(other.get_object().bucket("collections").key("public/reserve")),
+        "AccessDenied"
+    );
+    other
+        .put_object()
+        .bucket("collections")
+        .key("depot/carte")
+        .tagging("origine=visiteur")
+        .body(ByteStream::from_static(b"carte"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused!(other
+            .put_object()
+            .bucket("collections")
+            .key("depot/carte2")
+            .body(ByteStream::from_static(b"x"))),
+        "AccessDenied"
+    );
+    // A key that does not exist: 404 to whoever may list where it would be, 403 to others.
+    assert_eq!(
+        refused_status!(owner.head_object().bucket("collections").key("nowhere")),
+        404
+    );
+    assert_eq!(
+        refused_status!(other.head_object().bucket("collections").key("public/nothing")),
+        404
+    );
+    assert_eq!(
+        refused_status!(other.head_object().bucket("collections").key("prive/nothing")),
+        403
+    );
+    // NotPrincipal with Allow is refused (as AWS does).
+    assert_eq!(
+        refused!(owner.put_bucket_policy().bucket("collections").policy(
+            r#"{"Statement":[{"Effect":"Allow","NotPrincipal":{"AWS":"visiteurs"},"Action":"s3:ListBucket","Resource":"arn:aws:s3:::collections"}]}"#
+        )),
+        "MalformedPolicy"
+    );
+}

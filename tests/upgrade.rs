@@ -127,6 +127,34 @@ async fn a_store_of_the_previous_version_opens_as_the_default_tenant() {
         let now = now.unwrap_or_else(|| panic!("{path} is gone"));
         assert_eq!(&now[..bytes.len()], &bytes[..], "{path} was rewritten");
     }
+
+    // A master-key rotation moves the old data keys under the tenant's key; all still reads.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["rotate-master-key", "--data", data.to_str().unwrap()])
+        .env_remove("COFFRE_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("1 tenant keys") && said.contains("5 objects"), "{said}");
+    let s = Server::start_with(&data, "127.0.0.1:0", &["--gc-grace-secs", "3600"]);
+    let c = s.client();
+    assert_eq!(get_body(&c, "legacy", "data/big.bin").await, data_of(200_000, 7));
+    assert_eq!(get_body(&c, "legacy", "mp.bin").await, data_of(100_000, 8));
+    assert_eq!(get_body(&c, "legacy", "pending.bin").await, data_of(50_000, 10));
+    assert_eq!(get_body(&c, "legacy", "new.txt").await, b"after");
+    drop(s);
+    let meta = coffre_meta::MetaStore::open(&data.join("meta")).unwrap();
+    let keys = coffre_crypto::Keyring::new(
+        coffre_crypto::MasterKey::load_or_create(&data.join("master.key")).unwrap(),
+        vec![],
+    );
+    for key in ["hello.txt", "data/big.bin", "mp.bin", "pending.bin", "new.txt"] {
+        let rec = meta.get_object("legacy", key.as_bytes()).unwrap().unwrap();
+        for p in &rec.parts {
+            assert!(!keys.knows(&p.wrapped_key), "{key}: still wrapped by a master key");
+        }
+    }
 }
 
 fn data_of(len: usize, seed: u8) -> Vec<u8> {

@@ -244,8 +244,16 @@ impl Engine {
             bytes: 0,
         };
         for (b, _) in buckets {
-            self.empty_bucket(&b, &mut erasure).await?;
-            self.delete_bucket(&b).await?;
+            // Writers other tenants' grants let in may still be at work: empty it again until
+            // the deletion finds it empty (DeleteBucket checks that inside its lock).
+            let mut attempts = 0;
+            loop {
+                self.empty_bucket(&b, &mut erasure).await?;
+                match self.delete_bucket(&b).await {
+                    Err(EngineError::BucketNotEmpty) if force && attempts < 5 => attempts += 1,
+                    other => break other?,
+                }
+            }
             erasure.buckets.push(b);
         }
         self.iam_apply(IamCommand::DeleteTenant {

@@ -529,9 +529,12 @@ impl Policy {
     }
 
     /// Whether it reads this request context key (lower-case): the request context is built
-    /// with those keys only.
+    /// with those keys only. A key ending in `/` asks for a family (`s3:existingobjecttag/`).
     pub fn reads(&self, key: &str) -> bool {
-        self.reads.iter().any(|k| k == key)
+        match key.ends_with('/') {
+            true => self.reads.iter().any(|k| k.starts_with(key)),
+            false => self.reads.iter().any(|k| k == key),
+        }
     }
 
     /// What this document says of a request.
@@ -593,6 +596,9 @@ fn parse_statement(v: &Value, kind: &PolicyKind, variables: bool) -> Parse<State
         }
     }
     let effect = effect.ok_or("Missing required field Effect")?;
+    if effect == Effect::Allow && not_principal.is_some() {
+        return Err("Invalid principal in policy: NotPrincipal is only supported with Effect Deny".into());
+    }
     let principals = match (kind, principal, not_principal) {
         (PolicyKind::Identity, None, None) => None,
         (PolicyKind::Identity, _, _) => {

@@ -74,6 +74,9 @@ pub struct RequestFacts<'a> {
     pub origin: Origin,
     /// `s3:authType`: `REST-HEADER`, `REST-QUERY-STRING`, `POST` or `Anonymous`.
     pub auth_type: &'a str,
+    /// The object the request acts on, for `s3:ExistingObjectTag/<key>` (read only if a
+    /// policy asks for it).
+    pub object: Option<(&'a Engine, &'a str, &'a str)>,
 }
 
 impl coffre_iam::ContextSource for RequestFacts<'_> {
@@ -97,6 +100,10 @@ impl coffre_iam::ContextSource for RequestFacts<'_> {
             ("aws:referer", "referer"),
             ("aws:useragent", "user-agent"),
             ("s3:x-amz-server-side-encryption", "x-amz-server-side-encryption"),
+            (
+                "s3:x-amz-server-side-encryption-customer-algorithm",
+                "x-amz-server-side-encryption-customer-algorithm",
+            ),
             ("s3:x-amz-acl", "x-amz-acl"),
             ("s3:x-amz-copy-source", "x-amz-copy-source"),
             ("s3:x-amz-metadata-directive", "x-amz-metadata-directive"),
@@ -114,6 +121,24 @@ impl coffre_iam::ContextSource for RequestFacts<'_> {
         ] {
             if let Some((_, v)) = self.query.iter().find(|(k, _)| k == param).filter(|_| wants(key)) {
                 c.set(key, v.as_str());
+            }
+        }
+        // Tags: the ones a write asks for, the ones the object has.
+        if wants("s3:requestobjecttag/") || wants("s3:requestobjecttagkeys") {
+            let tags = h("x-amz-tagging").and_then(|t| crate::encoding::parse_query(t).ok());
+            for (k, v) in tags.unwrap_or_default() {
+                c.add("s3:RequestObjectTagKeys", k.as_str());
+                c.set(&format!("s3:RequestObjectTag/{k}"), v);
+            }
+        }
+        if let (Some((engine, bucket, key)), true) = (self.object, wants("s3:existingobjecttag/")) {
+            let tags = engine
+                .head(bucket, key)
+                .and_then(|rec| engine.open_attrs(bucket, key, &rec))
+                .map(|a| a.tags)
+                .unwrap_or_default();
+            for (k, v) in tags {
+                c.set(&format!("s3:ExistingObjectTag/{k}"), v);
             }
         }
         c
@@ -171,8 +196,34 @@ impl Ctx {
             query: &self.query,
             origin: self.origin,
             auth_type,
+            object: match target {
+                Target::Object(b, k) => Some((self.engine(), b, k)),
+                _ => None,
+            },
         };
         Ok(self.gw.iam.authorize(&self.caller, action, target, &facts)?)
+    }
+
+    /// Whether the caller may list `bucket` under the prefix `key` (what tells it that a
+    /// key does not exist).
+    pub fn may_list(&self, bucket: &str, key: &str) -> bool {
+        let query = [("prefix".to_string(), key.to_string())];
+        let facts = RequestFacts {
+            caller: &self.caller,
+            headers: &self.headers,
+            query: &query,
+            origin: self.origin,
+            auth_type: if self.verified.is_some() {
+                "REST-HEADER"
+            } else {
+                "Anonymous"
+            },
+            object: None,
+        };
+        self.gw
+            .iam
+            .authorize(&self.caller, "s3:ListBucket", Target::Bucket(bucket), &facts)
+            .is_ok()
     }
 
     /// The tenant that owns a bucket: what `Owner/ID` shows and what

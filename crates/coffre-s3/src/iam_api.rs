@@ -149,6 +149,7 @@ impl Call {
             query: &[],
             origin: self.origin,
             auth_type: "REST-HEADER",
+            object: None,
         };
         self.gw.iam.authorize(
             &self.caller,

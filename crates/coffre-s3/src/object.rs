@@ -285,9 +285,17 @@ fn load(ctx: &Ctx, bucket: &str, key: &str) -> Result<ObjectRecord, S3Error> {
 }
 
 /// The current version of an object, opened for reading its data.
+/// Opens an object for reading. A key that does not exist is `NoSuchKey` only to a caller
+/// that may list it (`s3:ListBucket` with the key as prefix); to others it is AccessDenied,
+/// as S3 answers, so that reads do not reveal which keys exist.
 fn open(ctx: &Ctx, bucket: &str, key: &str) -> Result<ReadHandle, S3Error> {
     ctx.engine().bucket(bucket)?;
-    Ok(ctx.engine().open(bucket, key)?)
+    match ctx.engine().open(bucket, key) {
+        Err(coffre_engine::EngineError::NoSuchKey) if !ctx.may_list(bucket, key) => {
+            Err(S3Error::access_denied("Access Denied"))
+        }
+        other => Ok(other?),
+    }
 }
 
 pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, S3Error> {

@@ -446,6 +446,7 @@ pub async fn post_object(
         query: &[],
         origin,
         auth_type,
+        object: None,
     };
     gw.iam.authorize(
         &caller,

@@ -124,7 +124,19 @@ impl Gateway {
                 (_, Some(b), None) => Target::Bucket(b),
                 (_, None, _) => Target::Service,
             };
-            ctx.authorize(action, target)?;
+            if let Err(denied) = ctx.authorize(action, target) {
+                // A read of a key that does not exist is a 404 to whoever may list it, as
+                // S3 answers (its GetObject permission aside); a 403 to anyone else.
+                return Err(match (&op.op, target) {
+                    (Op::GetObject(..) | Op::HeadObject(..), Target::Object(b, k))
+                        if matches!(ctx.engine().head(b, k), Err(coffre_engine::EngineError::NoSuchKey))
+                            && ctx.may_list(b, k) =>
+                    {
+                        S3Error::no_such_key("The specified key does not exist.")
+                    }
+                    _ => denied,
+                });
+            }
         }
         if let (Some(expected), Some(b)) = (ctx.h("x-amz-expected-bucket-owner"), op.op.bucket()) {
             if !matches!(op.op, Op::CreateBucket(_)) && !auth::constant_time_eq(expected, &ctx.owner_of(b)?) {

@@ -396,3 +396,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn tag_condition_keys() {
+    let p = bucket_policy(
+        r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Principal":{"AWS":"visiteurs"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::docs/*",
+         "Condition":{"StringEquals":{"s3:ExistingObjectTag/diffusion":"publique"}}}]}"#,
+    );
+    assert!(p.reads("s3:existingobjecttag/") && p.reads("s3:existingobjecttag/diffusion"));
+    assert!(!p.reads("s3:requestobjecttag/"));
+    let mut ctx = Context::default();
+    let who = user("visiteurs", "admin");
+    assert!(!allowed(&p, &who, "s3:GetObject", "arn:aws:s3:::docs/a", &ctx));
+    ctx.set("s3:ExistingObjectTag/diffusion", "publique");
+    assert!(allowed(&p, &who, "s3:GetObject", "arn:aws:s3:::docs/a", &ctx));
+}
