@@ -118,6 +118,8 @@ struct FileConfig {
     cluster: Option<ClusterSection>,
     #[serde(default)]
     nodes: Vec<NodeSection>,
+    /// Replicated metadata: this gateway is one of the replicas.
+    meta: Option<MetaSection>,
     /// LocationConstraint name → residency policy.
     #[serde(default)]
     regions: std::collections::BTreeMap<String, RegionSection>,
@@ -133,6 +135,17 @@ struct ClusterSection {
     revoked: Vec<String>,
     /// A file of more revoked serials, one a line, re-read when it changes.
     revoked_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetaSection {
+    /// This replica's Raft endpoint (HTTP/2, mutual TLS with the `[cluster]` identity).
+    listen: String,
+    /// How the other replicas reach it; `https://LISTEN` by default.
+    address: Option<String>,
+    /// Every replica of the set (3 or 5), this one included.
+    replicas: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -364,8 +377,12 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    if file.meta.is_some() && file.cluster.is_none() {
+        return Err("[meta] replicas are gateways of a cluster: a [cluster] section is needed".into());
+    }
     rt.block_on(async move {
         let mut locals = Vec::new();
+        let mut replica: Option<Arc<coffre_engine::replica::Replica>> = None;
         let (nodes, identity) = match &file.cluster {
             Some(c) => {
                 let identity = Identity::load_with_ca(&c.identity, &c.ca)?
@@ -377,6 +394,35 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                     ));
                 }
                 let identity = Arc::new(identity);
+                if let Some(m) = &file.meta {
+                    let config = coffre_engine::replication::ReplicationConfig {
+                        listen: m.listen.clone(),
+                        address: m
+                            .address
+                            .clone()
+                            .unwrap_or_else(|| format!("https://{}", m.listen))
+                            .trim_end_matches('/')
+                            .to_string(),
+                        replicas: m.replicas.clone(),
+                    };
+                    let r = coffre_engine::replication::start_replica(
+                        meta.clone(),
+                        identity.clone(),
+                        &config,
+                        data.join("meta-snapshots"),
+                    )
+                    .await?;
+                    // Nothing below can be written before a quorum of replicas answers.
+                    while let Err(e) = r.barrier().await {
+                        tracing::warn!(error = %e, "waiting for a quorum of metadata replicas");
+                    }
+                    println!(
+                        "Coffre metadata replica {} ({}) joined its replica set",
+                        r.id(),
+                        config.address
+                    );
+                    replica = Some(r);
+                }
                 (cluster_nodes(&identity, &file.nodes, &meta).await?, Some(identity))
             }
             None => {
@@ -432,7 +478,12 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
             .await
             .map_err(|e| format!("admin API on {admin_listen}: {e}"))?;
         let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
-        let orphans = engine.recover_intents().map_err(|e| e.to_string())?;
+        // Alone, this gateway knows every write in flight was its own and died with it;
+        // one of several cannot tell (the leader expires old intents below).
+        let orphans = match replica {
+            None => engine.recover_intents().map_err(|e| e.to_string())?,
+            Some(_) => 0,
+        };
         if orphans > 0 {
             tracing::warn!(
                 orphans,
@@ -447,16 +498,28 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
             token: admin_token,
             identity,
             metrics: vec![Box::new(move || s3_counters.metrics_text())],
+            replica: replica.clone(),
         });
         tokio::spawn(coffre_admin::serve(admin_listener, admin, std::future::pending()));
         println!(
             "Coffre admin endpoint: http://{admin_addr}  (token: COFFRE_ADMIN_TOKEN or {})",
             data.join("admin.token").display()
         );
+        // Background work that changes metadata runs once per cluster: on the metadata
+        // leader (and on the next one when it changes).
+        let leads = {
+            let replica = replica.clone();
+            move || replica.as_ref().is_none_or(|r| r.is_leader())
+        };
         let hb_engine = engine.clone();
+        let hb_leads = leads.clone();
         tokio::spawn(async move {
             loop {
                 hb_engine.heartbeat().await;
+                if !hb_leads() {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    continue;
+                }
                 // Degraded writes are healed once their nodes (or replacements) are up.
                 match hb_engine.heal().await {
                     Ok(n) if n > 0 => tracing::info!(shards = n, "healed degraded writes"),
@@ -480,6 +543,10 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         tokio::spawn(async move {
             let mut tick = 0u64;
             loop {
+                if !leads() {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
                 match gc_engine.collect_garbage().await {
                     Ok(n) if n > 0 => tracing::debug!(versions = n, "GC removed shards"),
                     Ok(_) => {}
@@ -491,6 +558,15 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                         Ok(n) if n > 0 => tracing::info!(uploads = n, "expired incomplete multipart uploads"),
                         Err(e) => tracing::warn!(error = %e, "upload expiry failed"),
                         _ => {}
+                    }
+                    if gc_engine.meta().is_replica() {
+                        match gc_engine.expire_intents(coffre_types::limits::INTENT_EXPIRY).await {
+                            Ok(n) if n > 0 => {
+                                tracing::warn!(writes = n, "writes never committed: shards queued for GC")
+                            }
+                            Err(e) => tracing::warn!(error = %e, "intent expiry failed"),
+                            _ => {}
+                        }
                     }
                     for s in &locals {
                         let s = s.clone();

@@ -5,77 +5,12 @@ mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::CreateBucketConfiguration;
+use common::cluster::*;
 use common::*;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn coffre(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_coffre")).args(args).output().unwrap()
-}
-
-fn ok(out: std::process::Output) -> String {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-struct Node {
-    id: String,
-    country: &'static str,
-    data: PathBuf,
-    identity: PathBuf,
-    addr: String,
-    child: Option<Child>,
-}
-
-impl Node {
-    fn start(&mut self) {
-        let listen = if self.addr.is_empty() {
-            "127.0.0.1:0".to_string()
-        } else {
-            self.addr.clone()
-        };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_coffre"))
-            .args([
-                "node",
-                "--data",
-                self.data.to_str().unwrap(),
-                "--listen",
-                &listen,
-                "--identity",
-                self.identity.to_str().unwrap(),
-            ])
-            .env("RUST_LOG", "warn")
-            // Revocations, if the test writes some (re-read on every change).
-            .env("COFFRE_REVOKED", self.data.with_extension("revoked"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        self.addr = line.trim().rsplit("https://").next().unwrap().to_string();
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            while out.read_line(&mut s).map(|n| n > 0).unwrap_or(false) {}
-        });
-        self.child = Some(child);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// Shard ids (hex) → BLAKE3 of their data, read straight from a node's segment files.
 fn shards_on_disk(dir: &Path) -> std::collections::HashMap<String, String> {
@@ -391,41 +326,6 @@ async fn foreign_ca_and_forged_location_are_rejected() {
 
 /// `coffre admin node-identity`: an identity for `id` at `cc`/`site`, signed by `ca`; ids
 /// starting with `gw` are gateways, the others nodes.
-fn issue_identity(root: &Path, ca: &Path, id: &str, cc: &str, site: &str) -> PathBuf {
-    issue_with_serial(root, ca, id, cc, site).0
-}
-
-/// As `issue_identity`, also returning the certificate's serial (what revocations name).
-fn issue_with_serial(root: &Path, ca: &Path, id: &str, cc: &str, site: &str) -> (PathBuf, String) {
-    let out = root.join(format!("id-{id}"));
-    let (ca, out_s) = (ca.to_str().unwrap(), out.to_str().unwrap());
-    let role = if id.starts_with("gw") { "gateway" } else { "node" };
-    let args = [
-        "admin",
-        "node-identity",
-        "--ca",
-        ca,
-        "--id",
-        id,
-        "--country",
-        cc,
-        "--site",
-        site,
-        "--zone",
-        "z1",
-        "--role",
-        role,
-    ];
-    let printed = ok(coffre(&[&args[..], &["--out", out_s]].concat()));
-    let serial = printed
-        .rsplit("(serial ")
-        .next()
-        .and_then(|s| s.split(')').next())
-        .unwrap_or_default()
-        .to_string();
-    (out, serial)
-}
-
 /// A gateway configuration naming the CA, the gateway's identity, `nodes` and `regions`.
 fn gateway_config(root: &Path, ca: &Path, identity: &Path, nodes: &[Node], regions: &str) -> PathBuf {
     let mut toml = format!(
@@ -440,29 +340,6 @@ fn gateway_config(root: &Path, ca: &Path, identity: &Path, nodes: &[Node], regio
     let cfg = root.join("gateway.toml");
     std::fs::write(&cfg, &toml).unwrap();
     cfg
-}
-
-/// `coffre admin <command…> --endpoint … --token … <args…>`.
-fn admin_cmd(endpoint: &str, token: &str, command: &[&str], args: &[&str]) -> String {
-    let mut cmd = vec!["admin"];
-    cmd.extend_from_slice(command);
-    cmd.extend_from_slice(&["--endpoint", endpoint, "--token", token.trim()]);
-    cmd.extend_from_slice(args);
-    ok(coffre(&cmd))
-}
-
-fn new_node(root: &Path, ca: &Path, id: &str, cc: &'static str, site: &str) -> Node {
-    let identity = issue_identity(root, ca, id, cc, site);
-    let mut n = Node {
-        id: id.into(),
-        country: cc,
-        data: root.join(format!("data-{id}")),
-        identity,
-        addr: String::new(),
-        child: None,
-    };
-    n.start();
-    n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

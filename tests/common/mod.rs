@@ -1,6 +1,8 @@
 //! Test harness: starts the real `coffre` binary on a free port and hands out clients.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};

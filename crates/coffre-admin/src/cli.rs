@@ -55,6 +55,9 @@ pub enum AdminCommand {
     /// Cluster membership (persisted by the gateway).
     #[command(subcommand)]
     Nodes(NodesCommand),
+    /// The replicated metadata: its replicas, leader and lag; membership.
+    #[command(subcommand)]
+    Meta(MetaCommand),
     /// Tenants (accounts): each owns its buckets, users and key-encryption key.
     #[command(subcommand)]
     Tenant(TenantCommand),
@@ -278,6 +281,31 @@ pub enum RoleCommand {
         api: Api,
         #[arg(long)]
         tenant: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum MetaCommand {
+    /// The leader, the term, and each replica's state, commit index and lag.
+    Status {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a replica by its Raft address: it joins as a learner, catches up (by snapshot
+    /// if needed), then votes.
+    Add {
+        #[command(flatten)]
+        api: Api,
+        /// https://HOST:PORT
+        address: String,
+    },
+    /// Remove a replica (by the id `meta status` shows).
+    Remove {
+        #[command(flatten)]
+        api: Api,
+        id: u64,
     },
 }
 
@@ -819,6 +847,32 @@ pub fn run(cmd: AdminCommand) -> Result<(), String> {
                 loc.zone,
                 out.display()
             );
+        }
+        AdminCommand::Meta(MetaCommand::Status { api, json }) => {
+            let v = call(&api, "GET", "/v1/meta")?;
+            if json {
+                print_json(&v);
+            } else {
+                println!("leader {}  term {}", v["leader"], v["term"]);
+                for r in v["replicas"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:>20}  {:<9} {:<32} commit {:<10} lag {}",
+                        r["id"],
+                        r["state"].as_str().unwrap_or(""),
+                        r["address"].as_str().unwrap_or(""),
+                        r["commit_index"],
+                        r["lag"]
+                    );
+                }
+            }
+        }
+        AdminCommand::Meta(MetaCommand::Add { api, address }) => {
+            let v = call(&api, "POST", &format!("/v1/meta/replicas?address={}", enc(&address)))?;
+            println!("replica {} ({address}) added", v["id"]);
+        }
+        AdminCommand::Meta(MetaCommand::Remove { api, id }) => {
+            call(&api, "DELETE", &format!("/v1/meta/replicas/{id}"))?;
+            println!("replica {id} removed");
         }
         AdminCommand::Nodes(NodesCommand::Add { api, address }) => {
             let v = call(&api, "POST", &format!("/v1/nodes?address={}", enc(&address)))?;

@@ -336,3 +336,45 @@ pub async fn remove_node(State(admin): State<Arc<Admin>>, id: Result<Path<String
         None => Err(ApiError(StatusCode::NOT_FOUND, "no such node".into())),
     }
 }
+
+fn replica_of(admin: &Admin) -> Result<&Arc<coffre_engine::replica::Replica>, ApiError> {
+    admin
+        .replica
+        .as_ref()
+        .ok_or_else(|| bad_request("the metadata of this gateway is not replicated (no [meta] section)"))
+}
+
+fn meta_error(e: coffre_engine::MetaError) -> ApiError {
+    match e {
+        coffre_engine::MetaError::Unavailable(m) => ApiError(StatusCode::SERVICE_UNAVAILABLE, m),
+        coffre_engine::MetaError::DeleteConflict(m) => ApiError(StatusCode::CONFLICT, m),
+        other => ApiError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    }
+}
+
+/// The replica set: leader, term, and each replica's state, commit index and lag.
+pub async fn meta_status(State(admin): State<Arc<Admin>>) -> ApiResult {
+    let s = replica_of(&admin)?.status();
+    Ok(Json(serde_json::to_value(s).map_err(|e| internal(e.to_string()))?))
+}
+
+/// Adds a replica by its Raft address (learner, caught up, then voter).
+pub async fn add_replica(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery) -> ApiResult {
+    let replica = replica_of(&admin)?;
+    let q = Query::parse(raw)?;
+    let address = q.require("address")?;
+    if !address.starts_with("https://") {
+        return Err(bad_request("a replica address is https://HOST:PORT"));
+    }
+    let id = replica.add_replica(address).await.map_err(meta_error)?;
+    Ok(Json(json!({ "id": id, "address": address })))
+}
+
+pub async fn remove_replica(State(admin): State<Arc<Admin>>, id: Result<Path<String>, PathRejection>) -> ApiResult {
+    let replica = replica_of(&admin)?;
+    let id: u64 = path_arg(id)?
+        .parse()
+        .map_err(|_| bad_request("a replica id is a number (see `coffre admin meta status`)"))?;
+    replica.remove_replica(id).await.map_err(meta_error)?;
+    Ok(Json(json!({ "removed": id })))
+}

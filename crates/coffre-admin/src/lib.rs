@@ -29,6 +29,8 @@ pub struct Admin {
     pub identity: Option<Arc<coffre_cluster::Identity>>,
     /// More Prometheus text for `/metrics` (the S3 listener's counters).
     pub metrics: Vec<MetricsSource>,
+    /// This gateway's metadata replica, when the metadata is replicated.
+    pub replica: Option<Arc<coffre_engine::replica::Replica>>,
 }
 
 /// Renders some metrics in Prometheus text format.
@@ -73,6 +75,9 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/v1/nodes/{id}/drain", post(handlers::drain_node))
         .route("/v1/nodes/{id}", delete(handlers::remove_node))
         .route("/v1/placement", get(handlers::placement))
+        .route("/v1/meta", get(handlers::meta_status))
+        .route("/v1/meta/replicas", post(handlers::add_replica))
+        .route("/v1/meta/replicas/{id}", delete(handlers::remove_replica))
         .route("/v1/audit/residency", get(handlers::audit))
         .route("/v1/buckets/{bucket}/policy", put(handlers::set_policy))
         .route("/v1/buckets/{bucket}/quota", put(tenants::set_bucket_quota))

@@ -292,6 +292,12 @@ impl Identity {
     /// Client side: the peer must present a CA-signed certificate (for `expected` id when
     /// given; otherwise whatever id its certificate names), and we present ours.
     pub fn client_config(&self, expected: Option<String>) -> Result<Arc<rustls::ClientConfig>, String> {
+        self.client_config_for(Role::Node, expected)
+    }
+
+    /// Client side towards a peer of `role` (a node's shard store, another gateway's
+    /// metadata replica).
+    pub fn client_config_for(&self, role: Role, expected: Option<String>) -> Result<Arc<rustls::ClientConfig>, String> {
         let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(self.roots()?, Self::provider())
             .build()
             .map_err(|e| e.to_string())?;
@@ -301,6 +307,7 @@ impl Identity {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NodeVerifier {
                 inner,
+                role,
                 expected,
                 revoked: self.revoked.clone(),
             }))
@@ -316,6 +323,7 @@ impl Identity {
 /// certificate must be a node's and not revoked.
 struct NodeVerifier {
     inner: Arc<rustls::client::WebPkiServerVerifier>,
+    role: Role,
     expected: Option<String>,
     revoked: Arc<Revocations>,
 }
@@ -342,7 +350,7 @@ impl rustls::client::danger::ServerCertVerifier for NodeVerifier {
         if self.revoked.is_revoked(&info.serial) {
             return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked));
         }
-        if info.role != Role::Node {
+        if info.role != self.role {
             return Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::InvalidPurpose,
             ));

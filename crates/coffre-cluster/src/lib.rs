@@ -5,6 +5,7 @@
 pub mod identity;
 pub mod net;
 pub mod node;
+pub mod peer;
 pub mod placement;
 pub mod remote;
 

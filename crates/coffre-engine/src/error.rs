@@ -88,6 +88,7 @@ impl From<MetaError> for EngineError {
             ),
             MetaError::Corrupt(m) => EngineError::Corrupt(m),
             MetaError::Db(e) => EngineError::Internal(format!("metadata store: {e}")),
+            MetaError::Unavailable(m) => EngineError::Unavailable(m),
         }
     }
 }

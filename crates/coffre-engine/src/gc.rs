@@ -101,6 +101,24 @@ impl Engine {
         Ok(intents.len())
     }
 
+    /// Aborts writes begun more than `max_age` ago that never committed (with several
+    /// gateways, one restarting cannot tell its own orphans from the others' writes in
+    /// flight; an intent that old is an orphan whoever began it).
+    pub async fn expire_intents(&self, max_age: std::time::Duration) -> EngineResult<usize> {
+        let cutoff = now_millis().saturating_sub(max_age.as_millis() as u64);
+        self.meta_call(move |m| {
+            let mut n = 0;
+            for (v, rec) in m.intents()? {
+                if rec.started_ms < cutoff {
+                    m.abort_write(&v, &rec.nodes, None)?;
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+        .await
+    }
+
     /// Aborts multipart uploads older than `max_age` and forgets old completion markers.
     pub async fn expire_uploads(&self, max_age: std::time::Duration) -> EngineResult<usize> {
         let cutoff = now_millis().saturating_sub(max_age.as_millis() as u64);

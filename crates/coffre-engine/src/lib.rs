@@ -9,6 +9,7 @@ mod gc;
 mod heal;
 mod multipart;
 mod object;
+pub mod replication;
 mod rotate;
 mod tenants;
 mod topology;
@@ -23,6 +24,7 @@ pub use topology::ClusterNode;
 // The record types protocol crates read, so that they depend on the engine only.
 pub use coffre_crypto::{verify_ed25519, CustomerKey, OperatorKey};
 pub use coffre_data::{DataError, ShardStore, StoreStat};
+pub use coffre_meta::{replica, MetaError};
 pub use coffre_meta::{
     AccessKeyRecord, BucketConfigKind, BucketRecord, CorsConfig, CorsRule, EncryptionConfig, IamCommand, ListEntry,
     NodeRecord, ObjectRecord, OidcConfig, OwnershipConfig, PartInfo, Quota, RoleRecord, SealedAttrs, TenantRecord,
@@ -131,6 +133,16 @@ impl Engine {
 
     /// Runs a metadata call on a blocking thread: RocksDB writes wait for an fsync, which must
     /// not stall the async workers serving other requests.
+    /// Returns once the metadata seen here includes every write acknowledged anywhere before
+    /// the call (at once on a store that is not replicated): a request that starts with it
+    /// reads linearizably on any gateway.
+    pub async fn barrier(&self) -> EngineResult<()> {
+        if !self.meta.is_replica() {
+            return Ok(());
+        }
+        self.meta_call(|m| m.barrier()).await
+    }
+
     async fn meta_call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&MetaStore) -> Result<T, coffre_meta::MetaError> + Send + 'static,

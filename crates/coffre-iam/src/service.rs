@@ -474,10 +474,16 @@ impl Iam {
     pub async fn ensure_root(&self, tenant: &str, access_key: &str, secret: &str) -> IamResult<bool> {
         let meta = self.engine.meta();
         if meta.get_tenant(tenant).map_err(EngineError::from)?.is_none() {
-            self.engine
+            match self
+                .engine
                 .create_tenant(tenant, Quota::default(), access_key, secret)
-                .await?;
-            return Ok(true);
+                .await
+            {
+                Ok(_) => return Ok(true),
+                // Another gateway of the cluster created it meanwhile: check its key below.
+                Err(EngineError::EntityExists(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         match meta.get_access_key(access_key).map_err(EngineError::from)? {
             Some(k) if k.tenant == tenant => {

@@ -105,7 +105,8 @@ pub enum MetaCommand {
         nodes: Vec<String>,
         now_ms: u64,
     },
-    /// A write that will not commit: its intent becomes a GC entry.
+    /// A write that will not commit: its intent becomes a GC entry (nothing happens if the
+    /// intent is gone: the write did commit).
     AbortWrite {
         version: VersionId,
         nodes: Vec<String>,
@@ -195,7 +196,7 @@ pub enum MetaCommand {
     Iam(crate::IamCommand),
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
     Unit,
     Done(bool),
@@ -204,10 +205,23 @@ pub enum Outcome {
 }
 
 impl MetaStore {
-    /// The state machine: applies one command atomically.
+    /// Applies one command: through the replicated log when the store is a replica (the
+    /// command is applied by every replica's state machine, and this returns its outcome
+    /// here once committed), directly otherwise.
     pub fn apply(&self, cmd: MetaCommand) -> Result<Outcome, MetaError> {
+        match self.replicator() {
+            Some(r) => r.propose(cmd),
+            None => self.apply_at(cmd, None),
+        }
+    }
+
+    /// The state machine: applies one command atomically. `applied` (a replica's log
+    /// position, encoded) is written in the command's own batch, so a crash never leaves a
+    /// command applied but not recorded as such (commands are not idempotent: a commit
+    /// applied twice would collect the version it made current).
+    pub(crate) fn apply_at(&self, cmd: MetaCommand, applied: Option<&[u8]>) -> Result<Outcome, MetaError> {
         use MetaCommand as C;
-        let mut b = WriteBatch::default();
+        let mut b = self.batch(applied);
         let outcome = match cmd {
             C::CreateBucket { name, record } => {
                 // The tenant cannot be deleted meanwhile (its deletion takes the same lock).
@@ -286,13 +300,18 @@ impl MetaStore {
                 stripes,
                 now_ms,
             } => {
-                let part = GcPart {
-                    version,
-                    nodes,
-                    stripes,
-                };
-                self.queue_gc(&mut b, GcRecord { parts: vec![part] }, now_ms);
-                b.delete_cf(self.cf(keys::CF_INTENTS), keys::version(&version));
+                // Without its intent, the write was committed (a commit whose answer was
+                // lost, then applied) or aborted already: its shards are not garbage.
+                let intent = keys::version(&version);
+                if self.db.get_pinned_cf(self.cf(keys::CF_INTENTS), &intent)?.is_some() {
+                    let part = GcPart {
+                        version,
+                        nodes,
+                        stripes,
+                    };
+                    self.queue_gc(&mut b, GcRecord { parts: vec![part] }, now_ms);
+                    b.delete_cf(self.cf(keys::CF_INTENTS), intent);
+                }
                 self.write(b)?;
                 Outcome::Unit
             }
@@ -531,13 +550,24 @@ impl MetaStore {
                 self.db.write(b)?;
                 Outcome::Unit
             }
-            C::Iam(c) => self.apply_iam(c)?,
+            C::Iam(c) => self.apply_iam(c, applied)?,
         };
         Ok(outcome)
     }
 
+    /// A batch for one command, starting with the replica's log position if any.
+    pub(crate) fn batch(&self, applied: Option<&[u8]>) -> WriteBatch {
+        let mut b = WriteBatch::default();
+        if let Some(a) = applied {
+            b.put_cf(self.cf(keys::CF_RAFT_STATE), keys::RAFT_APPLIED, a);
+        }
+        b
+    }
+
     pub(crate) fn write(&self, b: WriteBatch) -> Result<(), MetaError> {
-        self.db.write_opt(b, &sync_opts())?;
+        let mut w = WriteOptions::default();
+        w.set_sync(self.sync_applies.load(std::sync::atomic::Ordering::Acquire));
+        self.db.write_opt(b, &w)?;
         Ok(())
     }
 

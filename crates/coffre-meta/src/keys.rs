@@ -23,7 +23,23 @@ pub const CF_IAM: &str = "iam";
 /// `usage`: bytes and objects held per bucket and per tenant, summed by a merge operator
 /// (`usage_bucket`, `usage_tenant`; values `usage_value`).
 pub const CF_USAGE: &str = "usage";
-pub const ALL_CFS: [&str; 12] = [
+/// `raft_log`: the replicated log of a metadata replica, `index` as 8 bytes big-endian
+/// (`raft_log_index`); unused by a store that is not replicated.
+pub const CF_RAFT_LOG: &str = "raft_log";
+/// `raft_state`: the replica's vote, purge point, and the last command applied to the
+/// records above (written in the batch of that command); keys `RAFT_*`.
+pub const CF_RAFT_STATE: &str = "raft_state";
+pub const RAFT_VOTE: &[u8] = b"vote";
+pub const RAFT_COMMITTED: &[u8] = b"committed";
+pub const RAFT_PURGED: &[u8] = b"purged";
+pub const RAFT_APPLIED: &[u8] = b"applied";
+pub const RAFT_MEMBERSHIP: &[u8] = b"membership";
+/// Present while a snapshot is being installed: a store found with it at start-up holds a
+/// half-written state machine and must be emptied (the leader sends the snapshot again).
+pub const RAFT_INSTALLING: &[u8] = b"installing";
+
+/// The column families holding the state machine's records: what a snapshot copies.
+pub const STATE_CFS: [&str; 12] = [
     CF_BUCKETS,
     CF_OBJECTS,
     CF_LAYOUTS,
@@ -37,6 +53,28 @@ pub const ALL_CFS: [&str; 12] = [
     CF_IAM,
     CF_USAGE,
 ];
+
+pub const ALL_CFS: [&str; 14] = [
+    CF_BUCKETS,
+    CF_OBJECTS,
+    CF_LAYOUTS,
+    CF_INTENTS,
+    CF_GC,
+    CF_UPLOADS,
+    CF_PARTS,
+    CF_NODES,
+    CF_HEAL,
+    CF_BUCKET_CONFIG,
+    CF_IAM,
+    CF_USAGE,
+    CF_RAFT_LOG,
+    CF_RAFT_STATE,
+];
+
+/// `raft_log`: a log index, big-endian so that the log sorts by index.
+pub fn raft_log_index(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
 
 /// `buckets`: the bucket name.
 pub fn bucket(name: &str) -> Vec<u8> {
@@ -310,6 +348,11 @@ mod tests {
             prop_assume!(t1 != t2);
             prop_assert_eq!(gc(t1, &VersionId(v1)).cmp(&gc(t2, &VersionId(v2))), t1.cmp(&t2));
             prop_assert_eq!(gc_time(&gc(t1, &VersionId(v1))), Some(t1));
+        }
+
+        #[test]
+        fn raft_log_order_is_index_order(a: u64, b: u64) {
+            prop_assert_eq!(raft_log_index(a).cmp(&raft_log_index(b)), a.cmp(&b));
         }
     }
 }

@@ -14,6 +14,7 @@ mod leases;
 mod list;
 mod maintenance;
 pub mod records;
+pub mod replica;
 
 pub use commands::{MetaCommand, Outcome, WriteCondition};
 pub use iam::{IamCommand, NewTenant, Usage};
@@ -31,10 +32,10 @@ use rocksdb::{ColumnFamily, IteratorMode, Options, DB};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-#[derive(Debug, thiserror::Error)]
+/// Serializable (a replica answers a forwarded command with its outcome or refusal), except
+/// `Db`: a storage failure is the replica's own, never an outcome of the command.
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum MetaError {
-    #[error("metadata store: {0}")]
-    Db(#[from] rocksdb::Error),
     #[error("corrupt metadata record: {0}")]
     Corrupt(String),
     #[error("no such bucket")]
@@ -70,6 +71,23 @@ pub enum MetaError {
     /// Removing it would leave records that depend on it (a tenant's buckets, a user's keys).
     #[error("{0}")]
     DeleteConflict(String),
+    /// The metadata replica set cannot commit or serve now (no quorum, no leader); the
+    /// message says which replicas answer. Nothing was applied.
+    #[error("metadata unavailable: {0}")]
+    Unavailable(String),
+    /// Last: a skipped variant must not shift the encoded index of those before it.
+    #[error("metadata store: {0}")]
+    #[serde(skip)]
+    Db(#[from] rocksdb::Error),
+}
+
+/// Where commands go when the store is a replica of a replicated set: `propose` returns once
+/// the command is committed and applied here (or refused); `barrier` returns once this
+/// replica has applied every command committed anywhere before the call (what makes a read
+/// after it linearizable).
+pub trait Replicator: Send + Sync {
+    fn propose(&self, cmd: MetaCommand) -> Result<Outcome, MetaError>;
+    fn barrier(&self) -> Result<(), MetaError>;
 }
 
 /// An object to heal: (bucket, key, raw key of the heal entry).
@@ -96,6 +114,12 @@ pub struct MetaStore {
     /// policies): caches of it are valid while it has not moved.
     generation: std::sync::atomic::AtomicU64,
     leases: leases::Leases,
+    /// Set while the store is a replica (`replica::Replica::start`); `None`: commands are
+    /// applied here directly.
+    replicator: RwLock<Option<std::sync::Arc<dyn Replicator>>>,
+    /// Whether a command's batch is synced (a replica's is not: its log entry is).
+    sync_applies: std::sync::atomic::AtomicBool,
+    dir: std::path::PathBuf,
 }
 
 impl MetaStore {
@@ -128,11 +152,47 @@ impl MetaStore {
             iam_lock: Mutex::new(()),
             generation: std::sync::atomic::AtomicU64::new(1),
             leases: leases::Leases::default(),
+            replicator: RwLock::new(None),
+            sync_applies: std::sync::atomic::AtomicBool::new(true),
+            dir: dir.to_path_buf(),
         };
+        store.recover_interrupted_install()?;
         if count_usage {
             store.count_usage()?;
         }
         Ok(store)
+    }
+
+    pub(crate) fn replicator(&self) -> Option<std::sync::Arc<dyn Replicator>> {
+        self.replicator.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn set_replicator(&self, r: Option<std::sync::Arc<dyn Replicator>>) {
+        *self.replicator.write().unwrap_or_else(|p| p.into_inner()) = r;
+    }
+
+    pub(crate) fn set_sync_applies(&self, sync: bool) {
+        self.sync_applies.store(sync, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Returns once this store has applied every command committed before the call, in
+    /// the replica set it belongs to (at once when it is not a replica). Reads made after it
+    /// see every write acknowledged before it, on any gateway.
+    pub fn barrier(&self) -> Result<(), MetaError> {
+        match self.replicator() {
+            Some(r) => r.barrier(),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether commands go through a replicated log.
+    pub fn is_replica(&self) -> bool {
+        self.replicator().is_some()
+    }
+
+    /// The directory of the RocksDB files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Where caches of identities, bucket owners and policies stand (see `generation`).

@@ -13,7 +13,7 @@ fn part(size: u64) -> PartInfo {
     }
 }
 
-fn rec(size: u64) -> ObjectRecord {
+pub(crate) fn rec(size: u64) -> ObjectRecord {
     let p = part(size);
     ObjectRecord {
         version: p.version,
@@ -39,7 +39,7 @@ fn upload_record() -> UploadRecord {
     }
 }
 
-fn bucket_of(tenant: &str) -> BucketRecord {
+pub(crate) fn bucket_of(tenant: &str) -> BucketRecord {
     BucketRecord {
         created_ms: 0,
         region: "fr-par".into(),
@@ -52,7 +52,12 @@ fn bucket_of(tenant: &str) -> BucketRecord {
 
 /// A tenant with its admin user and key `AK-<name>`.
 fn create_tenant(m: &MetaStore, name: &str, quota: Quota) {
-    m.apply(MetaCommand::Iam(IamCommand::CreateTenant(Box::new(NewTenant {
+    m.apply(tenant_command(name, quota)).unwrap();
+}
+
+/// The command creating tenant `name`.
+pub(crate) fn tenant_command(name: &str, quota: Quota) -> MetaCommand {
+    MetaCommand::Iam(IamCommand::CreateTenant(Box::new(NewTenant {
         name: name.into(),
         record: TenantRecord {
             created_ms: 1,
@@ -76,8 +81,7 @@ fn create_tenant(m: &MetaStore, name: &str, quota: Quota) {
             enabled: true,
             expires_ms: None,
         },
-    }))))
-    .unwrap();
+    })))
 }
 
 fn store_with(keys: &[&str]) -> (tempfile::TempDir, MetaStore) {
@@ -401,6 +405,30 @@ fn commands_roundtrip_through_their_encoding() {
 }
 
 #[test]
+fn refusals_keep_their_kind_through_the_replicas_encoding() {
+    let all = [
+        MetaError::Corrupt("c".into()),
+        MetaError::NoSuchBucket,
+        MetaError::BucketExists,
+        MetaError::BucketTaken,
+        MetaError::BucketNotEmpty,
+        MetaError::NoSuchUpload,
+        MetaError::NoSuchKey,
+        MetaError::PreconditionFailed { exists: true },
+        MetaError::PartChanged,
+        MetaError::QuotaExceeded("q".into()),
+        MetaError::NoSuchEntity("e".into()),
+        MetaError::EntityExists("x".into()),
+        MetaError::DeleteConflict("d".into()),
+        MetaError::Unavailable("u".into()),
+    ];
+    for e in all {
+        let back: MetaError = postcard::from_bytes(&postcard::to_allocvec(&e).unwrap()).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{e:?}"));
+    }
+}
+
+#[test]
 fn tenants_users_and_keys() {
     let (_d, m) = store_with(&[]);
     create_tenant(&m, "hopital", Quota::default());
@@ -660,4 +688,45 @@ fn a_write_lands_only_in_the_bucket_it_started_for() {
     // "b" was deleted and created again by another tenant while the write ran.
     assert!(matches!(put("other"), Err(MetaError::NoSuchBucket)));
     put(DEFAULT_TENANT).unwrap();
+}
+
+#[test]
+fn a_tenant_is_never_deleted_under_a_bucket_being_created() {
+    // Many rounds of: threads create buckets for a tenant while another deletes it. Either the
+    // deletion sees a bucket and refuses, or the creations find no tenant: never a bucket
+    // whose owner is gone.
+    for round in 0..20 {
+        let (_d, m) = store_with(&[]);
+        let m = std::sync::Arc::new(m);
+        let t = format!("t{round}");
+        create_tenant(&m, &t, Quota::default());
+        let creators: Vec<_> = (0..4)
+            .map(|i| {
+                let (m, t) = (m.clone(), t.clone());
+                std::thread::spawn(move || {
+                    let _ = m.create_bucket(&format!("b{round}-{i}"), &bucket_of(&t));
+                })
+            })
+            .collect();
+        let deleter = {
+            let (m, t) = (m.clone(), t.clone());
+            std::thread::spawn(move || m.apply(MetaCommand::Iam(IamCommand::DeleteTenant { name: t })).is_ok())
+        };
+        creators.into_iter().for_each(|c| c.join().unwrap());
+        let deleted = deleter.join().unwrap();
+        let owned = m.buckets_of(&t).unwrap();
+        match deleted {
+            true => assert!(
+                owned.is_empty(),
+                "round {round}: buckets of a deleted tenant: {owned:?}"
+            ),
+            false => assert!(m.get_tenant(&t).unwrap().is_some()),
+        }
+        for (_, b) in m.list_buckets().unwrap() {
+            assert!(
+                m.get_tenant(&b.tenant).unwrap().is_some(),
+                "round {round}: orphan bucket"
+            );
+        }
+    }
 }

@@ -85,6 +85,9 @@ impl Gateway {
         let raw_path = parts.uri.path().to_string();
         let raw_query = parts.uri.query().unwrap_or("").to_string();
         let (bucket, key) = router::target(&parts.headers, &raw_path, self.config.domain.as_deref())?;
+        // With replicated metadata, this gateway first catches up with every write
+        // acknowledged anywhere (keys, policies, objects): what follows reads linearizably.
+        self.engine.barrier().await?;
         // A browser's form upload authenticates with its own fields, not with headers.
         if !parts.headers.contains_key("authorization")
             && !bucket.is_empty()

@@ -85,3 +85,6 @@ pub const MAX_NODE_LISTING: usize = 512 << 20;
 pub const MIN_ADMIN_TOKEN: usize = 32;
 /// Deleted and replaced versions wait this long before their shards are removed.
 pub const GC_GRACE: Duration = Duration::from_secs(15 * 60);
+/// With several gateways, a write begun this long ago that never committed is an orphan
+/// (its gateway died): the leader queues its shards for GC. Longer than any part upload.
+pub const INTENT_EXPIRY: Duration = Duration::from_secs(24 * 3600);

@@ -1,0 +1,571 @@
+//! Metadata replicated by Raft (openraft): every replica's state machine applies the same
+//! `MetaCommand`s in the same order (`storage.rs`), a lagging or new replica catches up from
+//! a snapshot (`snapshot.rs`). `MetaStore` stays the only door: once a `Replica` is started
+//! on it, `MetaStore::apply` proposes through the log and `MetaStore::barrier` makes reads
+//! linearizable; callers do not learn about Raft.
+//!
+//! The network is a `Transport` that carries opaque request bytes to a replica's address and
+//! brings its answer back (`Replica::handle` on the other side): HTTP/2 with mutual TLS
+//! between gateways, memory in tests.
+//!
+//! A command is proposed at most once per answer it may get: it is retried only when it was
+//! certainly not appended (the node asked was not the leader). When its fate is unknown
+//! (the leader did not answer in time), the caller gets `Unavailable`, as a client of any
+//! store gets a timeout; a write that commits later anyway is safe, because an abort after
+//! a commit finds no intent and collects nothing.
+
+// openraft's traits fix the error types (`StorageError`, `RPCError`): large, not ours to box.
+#![allow(clippy::result_large_err)]
+
+mod network;
+pub(crate) mod snapshot;
+mod storage;
+
+pub use network::{Transport, TransportError};
+pub use snapshot::SnapshotFile;
+
+use crate::{MetaCommand, MetaError, MetaStore, Outcome, Replicator};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{Config, Raft, ServerState};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a replica answers to a command: its outcome, or the refusal of the state machine.
+pub type Reply = Result<Outcome, MetaError>;
+
+openraft::declare_raft_types!(
+    pub TypeConfig:
+        D = MetaCommand,
+        R = Reply,
+        NodeId = u64,
+        Node = ReplicaNode,
+        SnapshotData = SnapshotFile,
+);
+
+/// A replica as the others know it: where its Raft endpoint listens.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaNode {
+    pub address: String,
+}
+
+/// A replica's id: derived from its address, so that every replica computes the same
+/// initial membership from the same configuration, without a bootstrap step.
+pub fn replica_id(address: &str) -> u64 {
+    let h = blake3::hash(address.trim_end_matches('/').as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h.as_bytes()[..8]);
+    // Never 0: openraft reserves nothing, but 0 reads as "unset" in our status output.
+    u64::from_le_bytes(b).max(1)
+}
+
+#[derive(Clone, Debug)]
+pub struct ReplicaConfig {
+    /// This replica's Raft address, as in the `replicas` list.
+    pub address: String,
+    /// Where snapshots are kept (not inside the RocksDB directory).
+    pub snapshot_dir: PathBuf,
+    pub heartbeat: Duration,
+    /// Elections start after a random delay in [min, 2·min).
+    pub election_timeout: Duration,
+    /// How long a command or a read barrier may wait for a quorum before `Unavailable`.
+    pub request_timeout: Duration,
+    /// A snapshot is taken every this many applied entries (then the log before it goes).
+    pub snapshot_every: u64,
+}
+
+impl ReplicaConfig {
+    pub fn new(address: impl Into<String>, snapshot_dir: PathBuf) -> ReplicaConfig {
+        ReplicaConfig {
+            address: address.into(),
+            snapshot_dir,
+            heartbeat: Duration::from_millis(250),
+            election_timeout: Duration::from_millis(1500),
+            request_timeout: Duration::from_secs(10),
+            snapshot_every: 20_000,
+        }
+    }
+}
+
+/// One request between replicas (carried as postcard bytes by the `Transport`).
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Request {
+    AppendEntries(openraft::raft::AppendEntriesRequest<TypeConfig>),
+    Vote(openraft::raft::VoteRequest<u64>),
+    InstallSnapshot(openraft::raft::InstallSnapshotRequest<TypeConfig>),
+    /// A command forwarded to the leader.
+    Propose(MetaCommand),
+    /// A follower asks the leader up to where it must apply before a linearizable read.
+    ReadIndex,
+    /// Membership changes forwarded to the leader.
+    AddReplica(String),
+    RemoveReplica(u64),
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Response {
+    AppendEntries(Result<openraft::raft::AppendEntriesResponse<u64>, RaftError<u64>>),
+    Vote(Result<openraft::raft::VoteResponse<u64>, RaftError<u64>>),
+    InstallSnapshot(
+        Result<openraft::raft::InstallSnapshotResponse<u64>, RaftError<u64, openraft::error::InstallSnapshotError>>,
+    ),
+    /// The answer to a forwarded command or membership change.
+    Leader(LeaderAnswer),
+    ReadIndex(LeaderAnswer),
+    /// The request could not be decoded.
+    Malformed(String),
+}
+
+/// What the leader (or who was asked as leader) answers to a forwarded request.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum LeaderAnswer {
+    /// Applied on the leader at this log index (none for a membership change).
+    Done(Reply, Option<u64>),
+    /// A read index.
+    Index(Option<u64>),
+    /// Not the leader: nothing was appended; try there (if known).
+    NotLeader(Option<ReplicaNode>),
+    /// The request may or may not take effect (no quorum in time, shutting down).
+    Unknown(String),
+}
+
+/// The state of the replica set, as `coffre admin meta status` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Status {
+    pub id: u64,
+    pub leader: Option<u64>,
+    pub term: u64,
+    pub state: String,
+    pub last_log_index: Option<u64>,
+    pub last_applied: Option<u64>,
+    pub replicas: Vec<ReplicaStatus>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ReplicaStatus {
+    pub id: u64,
+    pub address: String,
+    /// `leader`, `follower` (a voter) or `learner` (catching up, not yet voting).
+    pub state: String,
+    /// The highest log index known to be on the replica (the leader's view; on another
+    /// replica, its own applied index for itself and nothing for the others).
+    pub commit_index: Option<u64>,
+    /// Entries the replica lags behind the leader's log (the leader's view).
+    pub lag: Option<u64>,
+}
+
+/// A running replica of the metadata.
+pub struct Replica {
+    id: u64,
+    raft: Raft<TypeConfig>,
+    store: Arc<MetaStore>,
+    transport: Arc<dyn Transport>,
+    runtime: tokio::runtime::Handle,
+    config: ReplicaConfig,
+}
+
+fn unavailable(m: impl std::fmt::Display) -> MetaError {
+    MetaError::Unavailable(m.to_string())
+}
+
+impl Replica {
+    /// Starts the replica on `store` (inside a tokio runtime). From here on, the store's
+    /// commands go through the log. The replica set forms with `join_initial`.
+    pub async fn start(
+        store: Arc<MetaStore>,
+        config: ReplicaConfig,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Arc<Replica>, MetaError> {
+        std::fs::create_dir_all(&config.snapshot_dir)
+            .map_err(|e| unavailable(format!("snapshot directory {}: {e}", config.snapshot_dir.display())))?;
+        let election = config.election_timeout.as_millis() as u64;
+        let raft_config = Config {
+            cluster_name: "coffre-meta".into(),
+            heartbeat_interval: config.heartbeat.as_millis() as u64,
+            election_timeout_min: election,
+            election_timeout_max: election * 2,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+            max_in_snapshot_log_to_keep: 1000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| unavailable(format!("replica configuration: {e}")))?;
+        // Applying no longer needs its own fsync: the log entry it comes from is synced,
+        // and a crash re-applies what the state machine lost (see `storage.rs`).
+        store.set_sync_applies(false);
+        let log = storage::LogStore { store: store.clone() };
+        let sm = storage::StateMachine {
+            store: store.clone(),
+            snapshot_dir: config.snapshot_dir.clone(),
+        };
+        let net = network::Network {
+            transport: transport.clone(),
+        };
+        let id = replica_id(&config.address);
+        let raft = Raft::new(id, Arc::new(raft_config), net, log, sm)
+            .await
+            .map_err(|e| unavailable(format!("starting the replica: {e}")))?;
+        let replica = Arc::new(Replica {
+            id,
+            raft,
+            store: store.clone(),
+            transport,
+            runtime: tokio::runtime::Handle::current(),
+            config,
+        });
+        store.set_replicator(Some(replica.clone()));
+        Ok(replica)
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn store(&self) -> &Arc<MetaStore> {
+        &self.store
+    }
+
+    /// Forms the initial replica set from the configured addresses, if this replica has
+    /// never been part of one. Every replica may call it with the same list: they all write
+    /// the same first membership, and the first election decides.
+    pub async fn join_initial(&self, addresses: &[String]) -> Result<(), MetaError> {
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| unavailable(format!("replica stopped: {e}")))?;
+        if initialized || self.store.has_raft_state()? {
+            return Ok(());
+        }
+        let members: BTreeMap<u64, ReplicaNode> = addresses
+            .iter()
+            .map(|a| {
+                (
+                    replica_id(a),
+                    ReplicaNode {
+                        address: a.trim_end_matches('/').to_string(),
+                    },
+                )
+            })
+            .collect();
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            // Another replica's membership arrived first: the set is formed.
+            Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(unavailable(format!("forming the replica set: {e}"))),
+        }
+    }
+
+    /// Proposes a command; returns its outcome once applied here.
+    pub async fn propose(&self, cmd: MetaCommand) -> Reply {
+        let deadline = tokio::time::Instant::now() + self.config.request_timeout;
+        loop {
+            let answer = match self.leader().await {
+                Some((id, _)) if id == self.id => self.propose_here(cmd.clone()).await,
+                Some((_, node)) => self.forward(&node, Request::Propose(cmd.clone())).await,
+                None => LeaderAnswer::NotLeader(None),
+            };
+            match answer {
+                // Applied on the leader: once applied here too, what the caller reads next
+                // on this replica includes it.
+                LeaderAnswer::Done(reply, Some(index)) => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    self.raft
+                        .wait(Some(left.max(Duration::from_millis(1))))
+                        .applied_index_at_least(Some(index), "forwarded command")
+                        .await
+                        .map_err(|_| unavailable("this replica could not catch up with the leader in time"))?;
+                    return reply;
+                }
+                LeaderAnswer::Done(reply, None) => return reply,
+                LeaderAnswer::Index(_) => return Err(unavailable("unexpected answer to a command")),
+                LeaderAnswer::Unknown(m) => return Err(unavailable(m)),
+                LeaderAnswer::NotLeader(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(self.no_quorum().await)
+                }
+                // Nothing was appended: safe to try again once a leader is known.
+                LeaderAnswer::NotLeader(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// Returns once this replica has applied everything committed before the call.
+    pub async fn barrier(&self) -> Result<(), MetaError> {
+        let deadline = tokio::time::Instant::now() + self.config.request_timeout;
+        loop {
+            let answer = match self.leader().await {
+                Some((id, _)) if id == self.id => self.read_index_here().await,
+                Some((_, node)) => self.forward(&node, Request::ReadIndex).await,
+                None => LeaderAnswer::NotLeader(None),
+            };
+            match answer {
+                LeaderAnswer::Index(index) => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    return self
+                        .raft
+                        .wait(Some(left.max(Duration::from_millis(1))))
+                        .applied_index_at_least(index, "read barrier")
+                        .await
+                        .map(drop)
+                        .map_err(|_| unavailable("this replica could not catch up with the leader in time"));
+                }
+                // A read changes nothing: ask again, whatever happened to the question.
+                LeaderAnswer::NotLeader(_) | LeaderAnswer::Unknown(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                LeaderAnswer::NotLeader(_) | LeaderAnswer::Unknown(_) => return Err(self.no_quorum().await),
+                LeaderAnswer::Done(..) => return Err(unavailable("unexpected answer to a read index")),
+            }
+        }
+    }
+
+    /// Adds a replica at `address`: it joins as a learner, catches up (by snapshot if the
+    /// log it needs is gone), then becomes a voter.
+    pub async fn add_replica(&self, address: &str) -> Result<u64, MetaError> {
+        let address = address.trim_end_matches('/').to_string();
+        match self.leader().await {
+            Some((id, _)) if id == self.id => self.add_here(&address).await,
+            Some((_, node)) => match self.forward(&node, Request::AddReplica(address.clone())).await {
+                LeaderAnswer::Done(r, _) => r.map(|_| replica_id(&address)),
+                other => Err(unavailable(format!("adding a replica: {other:?}"))),
+            },
+            None => Err(self.no_quorum().await),
+        }
+        .map(|_| replica_id(&address))
+    }
+
+    /// Removes replica `id` from the set (it stops receiving the log).
+    pub async fn remove_replica(&self, id: u64) -> Result<(), MetaError> {
+        match self.leader().await {
+            Some((l, _)) if l == self.id => self.remove_here(id).await,
+            Some((_, node)) => match self.forward(&node, Request::RemoveReplica(id)).await {
+                LeaderAnswer::Done(r, _) => r.map(drop),
+                other => Err(unavailable(format!("removing a replica: {other:?}"))),
+            },
+            None => Err(self.no_quorum().await),
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let replicas = membership
+            .nodes()
+            .map(|(id, node)| {
+                let matched = match (&m.replication, *id == self.id) {
+                    (Some(r), _) => r.get(id).and_then(|l| l.as_ref().map(|l| l.index)),
+                    (None, true) => m.last_applied.map(|l| l.index),
+                    (None, false) => None,
+                };
+                let state = match (m.current_leader == Some(*id), voters.contains(id)) {
+                    (true, _) => "leader",
+                    (false, true) => "follower",
+                    (false, false) => "learner",
+                };
+                ReplicaStatus {
+                    id: *id,
+                    address: node.address.clone(),
+                    state: state.into(),
+                    commit_index: matched,
+                    lag: match (m.replication.as_ref(), m.last_log_index) {
+                        (Some(_), Some(last)) => Some(last.saturating_sub(matched.unwrap_or(0))),
+                        _ => None,
+                    },
+                }
+            })
+            .collect();
+        Status {
+            id: self.id,
+            leader: m.current_leader,
+            term: m.current_term,
+            state: format!("{:?}", m.state).to_lowercase(),
+            last_log_index: m.last_log_index,
+            last_applied: m.last_applied.map(|l| l.index),
+            replicas,
+        }
+    }
+
+    /// Whether this replica leads now (background work runs on the leader only).
+    pub fn is_leader(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.id)
+    }
+
+    /// Takes a snapshot now (tests, and before a backup).
+    pub async fn snapshot_now(&self) -> Result<(), MetaError> {
+        self.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| unavailable(format!("snapshot: {e}")))
+    }
+
+    /// Serves one request from another replica (the `Transport`'s server side).
+    pub async fn handle(&self, request: &[u8]) -> Vec<u8> {
+        let response = match postcard::from_bytes::<Request>(request) {
+            Err(e) => Response::Malformed(e.to_string()),
+            Ok(Request::AppendEntries(r)) => Response::AppendEntries(self.raft.append_entries(r).await),
+            Ok(Request::Vote(r)) => Response::Vote(self.raft.vote(r).await),
+            Ok(Request::InstallSnapshot(r)) => Response::InstallSnapshot(self.raft.install_snapshot(r).await),
+            Ok(Request::Propose(cmd)) => Response::Leader(self.propose_here(cmd).await),
+            Ok(Request::ReadIndex) => Response::ReadIndex(self.read_index_here().await),
+            Ok(Request::AddReplica(address)) => {
+                let r = self.add_here(&address).await.map(|_| Outcome::Unit);
+                Response::Leader(LeaderAnswer::Done(r, None))
+            }
+            Ok(Request::RemoveReplica(id)) => {
+                let r = self.remove_here(id).await.map(|_| Outcome::Unit);
+                Response::Leader(LeaderAnswer::Done(r, None))
+            }
+        };
+        storage::encode(&response)
+    }
+
+    /// Stops the replica; the store no longer takes commands (they fail `Unavailable`).
+    pub async fn shutdown(&self) {
+        self.store.set_replicator(Some(Arc::new(Stopped)));
+        let _ = self.raft.shutdown().await;
+    }
+
+    async fn leader(&self) -> Option<(u64, ReplicaNode)> {
+        let id = self.raft.current_leader().await?;
+        let m = self.raft.metrics().borrow().clone();
+        let node = m.membership_config.membership().get_node(&id)?.clone();
+        Some((id, node))
+    }
+
+    async fn propose_here(&self, cmd: MetaCommand) -> LeaderAnswer {
+        match tokio::time::timeout(self.config.request_timeout, self.raft.client_write(cmd)).await {
+            Ok(Ok(r)) => LeaderAnswer::Done(r.data, Some(r.log_id.index)),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                LeaderAnswer::NotLeader(f.leader_node)
+            }
+            Ok(Err(e)) => LeaderAnswer::Unknown(format!("the metadata leader failed: {e}")),
+            Err(_) => LeaderAnswer::Unknown(format!(
+                "a write was not committed within {:?}: a quorum of metadata replicas does not answer",
+                self.config.request_timeout
+            )),
+        }
+    }
+
+    async fn read_index_here(&self) -> LeaderAnswer {
+        match tokio::time::timeout(self.config.request_timeout, self.raft.get_read_log_id()).await {
+            Ok(Ok((read, _))) => LeaderAnswer::Index(read.map(|l| l.index)),
+            Ok(Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f)))) => {
+                LeaderAnswer::NotLeader(f.leader_node)
+            }
+            Ok(Err(e)) => LeaderAnswer::Unknown(format!("the metadata leader failed: {e}")),
+            Err(_) => LeaderAnswer::Unknown("the metadata leader could not confirm its leadership in time".into()),
+        }
+    }
+
+    async fn add_here(&self, address: &str) -> Result<u64, MetaError> {
+        let id = replica_id(address);
+        let node = ReplicaNode {
+            address: address.to_string(),
+        };
+        self.raft
+            .add_learner(id, node, true)
+            .await
+            .map_err(|e| unavailable(format!("adding {address} as a learner: {e}")))?;
+        let m = self.raft.metrics().borrow().clone();
+        let mut voters: BTreeSet<u64> = m.membership_config.membership().voter_ids().collect();
+        voters.insert(id);
+        self.raft
+            .change_membership(voters, false)
+            .await
+            .map_err(|e| unavailable(format!("promoting {address}: {e}")))?;
+        Ok(id)
+    }
+
+    async fn remove_here(&self, id: u64) -> Result<(), MetaError> {
+        let m = self.raft.metrics().borrow().clone();
+        let voters: BTreeSet<u64> = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|v| *v != id)
+            .collect();
+        if voters.is_empty() {
+            return Err(MetaError::DeleteConflict("the last replica cannot be removed".into()));
+        }
+        self.raft
+            .change_membership(voters, false)
+            .await
+            .map_err(|e| unavailable(format!("removing replica {id}: {e}")))?;
+        Ok(())
+    }
+
+    async fn forward(&self, node: &ReplicaNode, request: Request) -> LeaderAnswer {
+        let bytes = storage::encode(&request);
+        match self
+            .transport
+            .call(&node.address, bytes, self.config.request_timeout)
+            .await
+        {
+            Ok(answer) => match postcard::from_bytes::<Response>(&answer) {
+                Ok(Response::Leader(a)) | Ok(Response::ReadIndex(a)) => a,
+                Ok(_) => LeaderAnswer::Unknown("an unexpected answer from the metadata leader".into()),
+                Err(e) => LeaderAnswer::Unknown(format!("an undecodable answer from the metadata leader: {e}")),
+            },
+            // Never sent: as if it had not been the leader (try again once one answers).
+            Err(e) if !e.maybe_sent => LeaderAnswer::NotLeader(None),
+            // Sent or not, we cannot tell: never send it again.
+            Err(e) => LeaderAnswer::Unknown(format!("the metadata leader at {} does not answer: {e}", node.address)),
+        }
+    }
+
+    /// The error for "no quorum", naming who answers.
+    async fn no_quorum(&self) -> MetaError {
+        let s = self.status();
+        let voters: Vec<String> = s
+            .replicas
+            .iter()
+            .filter(|r| r.state != "learner")
+            .map(|r| r.address.clone())
+            .collect();
+        unavailable(format!(
+            "no metadata leader: a majority of the replicas [{}] is needed and does not answer this replica ({}); nothing was written",
+            voters.join(", "),
+            self.config.address
+        ))
+    }
+}
+
+impl Replica {
+    /// Waits for `f` from synchronous code: a blocking thread (where metadata calls run), a
+    /// plain thread, or, at start-up, a runtime worker (which is told it blocks).
+    fn wait<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        tokio::task::block_in_place(|| self.runtime.block_on(f))
+    }
+}
+
+impl Replicator for Replica {
+    fn propose(&self, cmd: MetaCommand) -> Result<Outcome, MetaError> {
+        self.wait(Replica::propose(self, cmd))
+    }
+
+    fn barrier(&self) -> Result<(), MetaError> {
+        self.wait(Replica::barrier(self))
+    }
+}
+
+/// What a store answers once its replica has stopped.
+struct Stopped;
+
+impl Replicator for Stopped {
+    fn propose(&self, _: MetaCommand) -> Result<Outcome, MetaError> {
+        Err(unavailable("this metadata replica has stopped"))
+    }
+
+    fn barrier(&self) -> Result<(), MetaError> {
+        Err(unavailable("this metadata replica has stopped"))
+    }
+}
+
+#[cfg(test)]
+mod tests;
