@@ -50,6 +50,26 @@ enum Command {
     /// Cluster identities and the gateway's admin API.
     #[command(subcommand)]
     Admin(coffre_admin::cli::AdminCommand),
+    /// Offline metadata operations (the server stopped).
+    #[command(subcommand)]
+    Meta(MetaCommand),
+}
+
+#[derive(Subcommand)]
+enum MetaCommand {
+    /// Build a new store's metadata from a backup (`coffre admin meta backup`). The data
+    /// directory must hold no metadata; the master key that sealed the backup must be given
+    /// (COFFRE_MASTER_KEY, or DATA/master.key copied there). With --config naming a `[meta]`
+    /// section, the store is the only replica of a new set (add the others with
+    /// `coffre admin meta add`); without, a gateway without replication.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long, env = "COFFRE_DATA")]
+        data: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -249,6 +269,7 @@ fn main() {
             revoked,
         } => run_node(&data, &listen, &identity, revoked),
         Command::Admin(cmd) => coffre_admin::cli::run(cmd),
+        Command::Meta(MetaCommand::Restore { from, data, config }) => restore_metadata(&from, &data, config.as_deref()),
     };
     if let Err(e) = result {
         eprintln!("coffre: {e}");
@@ -491,6 +512,11 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
             );
         }
         let s3_counters = gw.clone();
+        // Another gateway may admit, drain or remove nodes: follow the metadata.
+        let node_sync = match (&replica, &identity) {
+            (Some(_), Some(id)) => Some(id.clone()),
+            _ => None,
+        };
         let admin = Arc::new(coffre_admin::Admin {
             engine: engine.clone(),
             iam: iam.clone(),
@@ -515,6 +541,22 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         let hb_leads = leads.clone();
         tokio::spawn(async move {
             loop {
+                if let Some(identity) = &node_sync {
+                    let connect = |address: &str, rec: &NodeRecord| {
+                        let location = Location {
+                            country: rec.country.clone(),
+                            site: rec.site.clone(),
+                            zone: rec.zone.clone(),
+                        };
+                        RemoteShardStore::known(identity, address, &rec.id, location)
+                            .map(|s| Arc::new(s) as Arc<dyn ShardStore>)
+                    };
+                    match hb_engine.sync_nodes(connect).await {
+                        Ok(n) if n > 0 => tracing::info!(nodes = n, "node list changed by another gateway"),
+                        Err(e) => tracing::warn!(error = %e, "reading the node list failed"),
+                        _ => {}
+                    }
+                }
                 hb_engine.heartbeat().await;
                 if !hb_leads() {
                     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -702,6 +744,50 @@ fn load_keyring(data: &Path) -> Result<Keyring, String> {
         vec![]
     };
     Ok(Keyring::new(current, previous))
+}
+
+fn restore_metadata(from: &Path, data: &Path, config: Option<&Path>) -> Result<(), String> {
+    if std::env::var("COFFRE_MASTER_KEY").is_err() && !data.join("master.key").exists() {
+        return Err(format!(
+            "no master key: set COFFRE_MASTER_KEY or copy the store's master.key into {} (a backup opens only with the key that sealed it)",
+            data.display()
+        ));
+    }
+    let meta_section = match config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
+            let file: FileConfig = toml::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+            file.meta
+        }
+        None => None,
+    };
+    std::fs::create_dir_all(data).map_err(|e| format!("creating {}: {e}", data.display()))?;
+    tighten_permissions(data, 3);
+    let keys = load_keyring(data)?;
+    let address = meta_section.map(|m| {
+        m.address
+            .unwrap_or_else(|| format!("https://{}", m.listen))
+            .trim_end_matches('/')
+            .to_string()
+    });
+    let snapshots = data.join("meta-snapshots");
+    let replica = address.as_deref().map(|a| (a, snapshots.as_path()));
+    let restored = coffre_engine::backup::restore_backup(&keys, from, &data.join("meta"), replica)
+        .map_err(|e| format!("restoring {}: {e}", from.display()))?;
+    match restored.replica {
+        Some(id) => println!(
+            "metadata restored from {} (snapshot {}): this store is replica {id}, alone in its set; add the others with `coffre admin meta add`",
+            from.display(),
+            restored.snapshot_id
+        ),
+        None => println!(
+            "metadata restored from {} (snapshot {}) into {}",
+            from.display(),
+            restored.snapshot_id,
+            data.display()
+        ),
+    }
+    Ok(())
 }
 
 fn rotate_master_key(data: &Path) -> Result<(), String> {

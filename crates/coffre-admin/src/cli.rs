@@ -307,6 +307,14 @@ pub enum MetaCommand {
         api: Api,
         id: u64,
     },
+    /// Write a consistent backup of the metadata, sealed with the master key, while the
+    /// gateway serves (restore with `coffre meta restore`).
+    Backup {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -869,6 +877,22 @@ pub fn run(cmd: AdminCommand) -> Result<(), String> {
         AdminCommand::Meta(MetaCommand::Add { api, address }) => {
             let v = call(&api, "POST", &format!("/v1/meta/replicas?address={}", enc(&address)))?;
             println!("replica {} ({address}) added", v["id"]);
+        }
+        AdminCommand::Meta(MetaCommand::Backup { api, out }) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let (status, answer) = rt.block_on(crate::client::download(
+                &api.endpoint,
+                &api.token,
+                "/v1/meta/backup",
+                &out,
+            ))?;
+            if status != 200 {
+                return Err(format!("the admin API answered {status}: {answer}"));
+            }
+            println!("metadata backup written to {}", out.display());
         }
         AdminCommand::Meta(MetaCommand::Remove { api, id }) => {
             call(&api, "DELETE", &format!("/v1/meta/replicas/{id}"))?;

@@ -47,6 +47,57 @@ pub async fn call(
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
+/// GETs `path` into a new file at `out` (mode 0600), streaming; the status and, on an
+/// error, the answer.
+pub async fn download(endpoint: &str, token: &str, path: &str, out: &std::path::Path) -> Result<(u16, String), String> {
+    use tokio::io::AsyncWriteExt;
+    let hp = endpoint
+        .strip_prefix("http://")
+        .ok_or("the admin endpoint is http://HOST:PORT")?
+        .trim_end_matches('/');
+    let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(hp))
+        .await
+        .map_err(|_| format!("{endpoint}: connection timed out"))?
+        .map_err(|e| format!("{endpoint}: {e}"))?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = http::Request::builder()
+        .method("GET")
+        .uri(path)
+        .header("host", hp)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    if status != 200 {
+        let b = Limited::new(body, 1 << 20)
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        return Ok((status, String::from_utf8_lossy(&b).into_owned()));
+    }
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .await
+        .map_err(|e| format!("{}: {e}", out.display()))?;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("download cut: {e}"))?;
+        if let Some(data) = frame.data_ref() {
+            file.write_all(data).await.map_err(|e| e.to_string())?;
+        }
+    }
+    file.sync_all().await.map_err(|e| e.to_string())?;
+    Ok((status, String::new()))
+}
+
 /// Percent-encodes a path segment or query value.
 pub fn encode(s: &str) -> String {
     const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC

@@ -378,3 +378,38 @@ pub async fn remove_replica(State(admin): State<Arc<Admin>>, id: Result<Path<Str
     replica.remove_replica(id).await.map_err(meta_error)?;
     Ok(Json(json!({ "removed": id })))
 }
+
+/// A sealed backup of the metadata (`application/octet-stream`), made while serving. Works
+/// with or without replication. The file is made next to the metadata, unlinked at once, and
+/// streamed from its open handle.
+pub async fn meta_backup(State(admin): State<Arc<Admin>>) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    use tokio::io::AsyncReadExt;
+    let dir = admin
+        .engine
+        .meta()
+        .dir()
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| ".".into());
+    let path = dir.join(format!(".backup-{}.tmp", coffre_engine::new_id("")));
+    let id = admin.engine.backup_metadata(path.clone()).await.map_err(internal)?;
+    let file = tokio::fs::File::open(&path).await.map_err(internal)?;
+    let _ = tokio::fs::remove_file(&path).await;
+    let stream = futures_util::stream::unfold(file, |mut f| async move {
+        let mut buf = vec![0u8; 1 << 20];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_string()),
+        (axum::http::HeaderName::from_static("x-coffre-snapshot"), id),
+    ];
+    Ok((headers, axum::body::Body::from_stream(stream)).into_response())
+}

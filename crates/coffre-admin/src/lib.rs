@@ -77,6 +77,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/v1/placement", get(handlers::placement))
         .route("/v1/meta", get(handlers::meta_status))
         .route("/v1/meta/replicas", post(handlers::add_replica))
+        .route("/v1/meta/backup", get(handlers::meta_backup))
         .route("/v1/meta/replicas/{id}", delete(handlers::remove_replica))
         .route("/v1/audit/residency", get(handlers::audit))
         .route("/v1/buckets/{bucket}/policy", put(handlers::set_policy))

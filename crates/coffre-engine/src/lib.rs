@@ -3,6 +3,7 @@
 //! objects, run multipart uploads; background tasks call it to collect garbage and heal.
 //! It knows nothing of HTTP or S3 XML: its errors are `EngineError`.
 
+pub mod backup;
 pub mod checksum;
 mod error;
 mod gc;
@@ -133,6 +134,31 @@ impl Engine {
 
     /// Runs a metadata call on a blocking thread: RocksDB writes wait for an fsync, which must
     /// not stall the async workers serving other requests.
+    /// Writes a sealed backup of the metadata into `path` (0600) while serving; returns the
+    /// snapshot's id. See `backup`.
+    pub async fn backup_metadata(&self, path: std::path::PathBuf) -> EngineResult<String> {
+        let (meta, keys) = (self.meta.clone(), self.keys.clone());
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::OpenOptionsExt;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| EngineError::Internal(format!("backup file {}: {e}", path.display())))?;
+            let mut out = std::io::BufWriter::new(file);
+            let id = backup::write_backup(&meta, &keys, &mut out)?;
+            let file = out
+                .into_inner()
+                .map_err(|e| EngineError::Internal(format!("backup: {e}")))?;
+            file.sync_all()
+                .map_err(|e| EngineError::Internal(format!("backup: {e}")))?;
+            Ok(id)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(format!("backup task: {e}")))?
+    }
+
     /// Returns once the metadata seen here includes every write acknowledged anywhere before
     /// the call (at once on a store that is not replicated): a request that starts with it
     /// reads linearizably on any gateway.

@@ -120,6 +120,44 @@ impl Engine {
         Ok(removed)
     }
 
+    /// Brings this gateway's node list in line with the metadata, where another gateway may
+    /// have admitted, drained or removed nodes (replicated metadata). `connect` makes the
+    /// store of a node this gateway does not know yet. Returns how many nodes changed.
+    pub async fn sync_nodes(
+        &self,
+        connect: impl Fn(&str, &NodeRecord) -> Result<Arc<dyn ShardStore>, String>,
+    ) -> EngineResult<usize> {
+        let recorded = self.meta_call(|m| m.nodes()).await?;
+        let mut changed = 0;
+        let mut nodes = self.nodes.write().unwrap_or_else(|p| p.into_inner());
+        for (address, rec) in &recorded {
+            match nodes.iter().find(|n| n.address == *address) {
+                Some(n) => {
+                    if n.draining.swap(rec.draining, Ordering::Relaxed) != rec.draining {
+                        changed += 1;
+                    }
+                }
+                None => match connect(address, rec) {
+                    Ok(store) => {
+                        let location = Location {
+                            country: rec.country.clone(),
+                            site: rec.site.clone(),
+                            zone: rec.zone.clone(),
+                        };
+                        nodes.retain(|n| n.id() != rec.id);
+                        nodes.push(ClusterNode::new(store, location, address.clone(), rec.draining));
+                        changed += 1;
+                    }
+                    Err(e) => tracing::warn!(%address, error = %e, "a node admitted elsewhere cannot be used here"),
+                },
+            }
+        }
+        let before = nodes.len();
+        nodes.retain(|n| n.address.is_empty() || recorded.iter().any(|(a, _)| *a == n.address));
+        changed += before - nodes.len();
+        Ok(changed)
+    }
+
     /// Asks every node for its capacity (remote nodes thereby refresh their up/down flag).
     pub async fn heartbeat(&self) {
         let nodes = self.nodes();

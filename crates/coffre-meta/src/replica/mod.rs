@@ -22,7 +22,7 @@ pub(crate) mod snapshot;
 mod storage;
 
 pub use network::{Transport, TransportError};
-pub use snapshot::SnapshotFile;
+pub use snapshot::{Restored, SnapshotFile};
 
 use crate::{MetaCommand, MetaError, MetaStore, Outcome, Replicator};
 use openraft::error::{ClientWriteError, RaftError};
@@ -102,6 +102,8 @@ pub(crate) enum Request {
     /// Membership changes forwarded to the leader.
     AddReplica(String),
     RemoveReplica(u64),
+    /// Whether the replica has joined a replica set (asked before forming one).
+    Hello,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -114,6 +116,10 @@ pub(crate) enum Response {
     /// The answer to a forwarded command or membership change.
     Leader(LeaderAnswer),
     ReadIndex(LeaderAnswer),
+    /// Whether the replica is part of a formed set.
+    Hello {
+        initialized: bool,
+    },
     /// The request could not be decoded.
     Malformed(String),
 }
@@ -228,8 +234,10 @@ impl Replica {
     }
 
     /// Forms the initial replica set from the configured addresses, if this replica has
-    /// never been part of one. Every replica may call it with the same list: they all write
-    /// the same first membership, and the first election decides.
+    /// never been part of one, once a majority of them answers. Every replica may do it with
+    /// the same list: they all write the same first membership, and the first election
+    /// decides. A replica that finds the set formed already (it was wiped, or it is new)
+    /// does not: it is fed by the leader if it is a member, or waits for `meta add`.
     pub async fn join_initial(&self, addresses: &[String]) -> Result<(), MetaError> {
         let initialized = self
             .raft
@@ -250,6 +258,35 @@ impl Replica {
                 )
             })
             .collect();
+        let majority = members.len() / 2 + 1;
+        let mut waited = false;
+        loop {
+            let mut answering = 1;
+            for (id, node) in &members {
+                if *id == self.id {
+                    continue;
+                }
+                let hello = storage::encode(&Request::Hello);
+                let answer = self.transport.call(&node.address, hello, Duration::from_secs(2)).await;
+                match answer.ok().and_then(|a| postcard::from_bytes::<Response>(&a).ok()) {
+                    Some(Response::Hello { initialized: true }) => return Ok(()),
+                    Some(Response::Hello { initialized: false }) => answering += 1,
+                    _ => {}
+                }
+            }
+            if answering >= majority {
+                break;
+            }
+            if !waited {
+                tracing::warn!(
+                    answering,
+                    majority,
+                    "waiting for a majority of metadata replicas to form the set"
+                );
+                waited = true;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
         match self.raft.initialize(members).await {
             Ok(()) => Ok(()),
             // Another replica's membership arrived first: the set is formed.
@@ -417,6 +454,9 @@ impl Replica {
                 let r = self.add_here(&address).await.map(|_| Outcome::Unit);
                 Response::Leader(LeaderAnswer::Done(r, None))
             }
+            Ok(Request::Hello) => Response::Hello {
+                initialized: self.raft.is_initialized().await.unwrap_or(false),
+            },
             Ok(Request::RemoveReplica(id)) => {
                 let r = self.remove_here(id).await.map(|_| Outcome::Unit);
                 Response::Leader(LeaderAnswer::Done(r, None))

@@ -380,3 +380,84 @@ impl MetaStore {
         install(self, &path).map(drop)
     }
 }
+
+/// What a restore made of a store.
+#[derive(Debug)]
+pub struct Restored {
+    /// The snapshot the backup held (its id).
+    pub snapshot_id: String,
+    /// The replica set the store now is alone in, if it was restored as a replica.
+    pub replica: Option<u64>,
+}
+
+impl MetaStore {
+    /// Writes a consistent snapshot of every record to `out` (the store keeps serving); its
+    /// id. The base of a metadata backup.
+    pub fn write_snapshot(&self, out: impl Write) -> Result<String, MetaError> {
+        write_to(self, out).map(|m| m.snapshot_id)
+    }
+
+    /// Fills an empty store from a snapshot file (checked first). Without `replica`, the store
+    /// is a plain one (a gateway without `[meta]`). With `(address, snapshot_dir)`, it is the
+    /// only replica of a new set, at log position 1, its snapshot the restored state: replicas
+    /// added later receive that snapshot, never a log replayed on an empty store.
+    pub fn restore_snapshot(&self, path: &Path, replica: Option<(&str, &Path)>) -> Result<Restored, MetaError> {
+        if self.holds_anything()? {
+            return Err(MetaError::DeleteConflict(format!(
+                "the metadata store in {} is not empty: restore into a new data directory",
+                self.dir.display()
+            )));
+        }
+        let meta = install(self, path)?;
+        let state = self.cf(keys::CF_RAFT_STATE);
+        let mut b = WriteBatch::default();
+        let id = match replica {
+            None => {
+                b.delete_cf(state, keys::RAFT_APPLIED);
+                b.delete_cf(state, keys::RAFT_MEMBERSHIP);
+                None
+            }
+            Some((address, _)) => {
+                let address = address.trim_end_matches('/');
+                let id = super::replica_id(address);
+                let at = LogId::new(openraft::CommittedLeaderId::new(1, id), 1);
+                let node = ReplicaNode {
+                    address: address.to_string(),
+                };
+                let members = openraft::Membership::new(
+                    vec![std::collections::BTreeSet::from([id])],
+                    std::collections::BTreeMap::from([(id, node)]),
+                );
+                b.put_cf(state, keys::RAFT_APPLIED, encode(&at));
+                b.put_cf(state, keys::RAFT_PURGED, encode(&at));
+                b.put_cf(
+                    state,
+                    keys::RAFT_MEMBERSHIP,
+                    encode(&Membership::new(Some(at), members)),
+                );
+                Some(id)
+            }
+        };
+        self.db.write_opt(b, &crate::commands::sync_opts())?;
+        if let Some((_, dir)) = replica {
+            std::fs::create_dir_all(dir).map_err(io)?;
+            build(self, dir)?;
+        }
+        Ok(Restored {
+            snapshot_id: meta.snapshot_id,
+            replica: id,
+        })
+    }
+
+    fn holds_anything(&self) -> Result<bool, MetaError> {
+        for name in keys::ALL_CFS {
+            let mut it = self.db.raw_iterator_cf(self.cf(name));
+            it.seek_to_first();
+            if it.valid() {
+                return Ok(true);
+            }
+            it.status()?;
+        }
+        Ok(false)
+    }
+}
