@@ -162,9 +162,21 @@ pub struct ReplicaStatus {
     pub lag: Option<u64>,
 }
 
+/// Read indexes shared by concurrent readers (`Replica::read_index`).
+#[derive(Default)]
+struct ReadIndexes {
+    /// One request for a read index out at a time.
+    gate: tokio::sync::Mutex<()>,
+    /// How many requests were started (a request's epoch is the count when it started).
+    started: std::sync::atomic::AtomicU64,
+    /// The epoch and answer of the last request that succeeded.
+    last: std::sync::Mutex<(u64, Option<u64>)>,
+}
+
 /// A running replica of the metadata.
 pub struct Replica {
     id: u64,
+    reads: ReadIndexes,
     raft: Raft<TypeConfig>,
     store: Arc<MetaStore>,
     transport: Arc<dyn Transport>,
@@ -215,6 +227,7 @@ impl Replica {
             .map_err(|e| unavailable(format!("starting the replica: {e}")))?;
         let replica = Arc::new(Replica {
             id,
+            reads: ReadIndexes::default(),
             raft,
             store: store.clone(),
             transport,
@@ -332,11 +345,7 @@ impl Replica {
     pub async fn barrier(&self) -> Result<(), MetaError> {
         let deadline = tokio::time::Instant::now() + self.config.request_timeout;
         loop {
-            let answer = match self.leader().await {
-                Some((id, _)) if id == self.id => self.read_index_here().await,
-                Some((_, node)) => self.forward(&node, Request::ReadIndex).await,
-                None => LeaderAnswer::NotLeader(None),
-            };
+            let answer = self.read_index().await;
             match answer {
                 LeaderAnswer::Index(index) => {
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -356,6 +365,30 @@ impl Replica {
                 LeaderAnswer::Done(..) => return Err(unavailable("unexpected answer to a read index")),
             }
         }
+    }
+
+    /// A read index obtained by a request sent after the call began. Concurrent callers
+    /// share one: while a request is out, the callers that arrive wait for the next one,
+    /// which serves them all (a round trip to the leader and a heartbeat to a quorum per
+    /// batch of requests, not per request).
+    async fn read_index(&self) -> LeaderAnswer {
+        use std::sync::atomic::Ordering;
+        let ticket = self.reads.started.load(Ordering::Acquire);
+        let _one_at_a_time = self.reads.gate.lock().await;
+        let (epoch, index) = *self.reads.last.lock().unwrap_or_else(|p| p.into_inner());
+        if epoch > ticket {
+            return LeaderAnswer::Index(index);
+        }
+        let epoch = self.reads.started.fetch_add(1, Ordering::AcqRel) + 1;
+        let answer = match self.leader().await {
+            Some((id, _)) if id == self.id => self.read_index_here().await,
+            Some((_, node)) => self.forward(&node, Request::ReadIndex).await,
+            None => LeaderAnswer::NotLeader(None),
+        };
+        if let LeaderAnswer::Index(index) = answer {
+            *self.reads.last.lock().unwrap_or_else(|p| p.into_inner()) = (epoch, index);
+        }
+        answer
     }
 
     /// Adds a replica at `address`: it joins as a learner, catches up (by snapshot if the
