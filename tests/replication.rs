@@ -435,3 +435,67 @@ async fn a_metadata_backup_made_while_serving_restores_every_object() {
 fn data_of(i: u8) -> Vec<u8> {
     data(10_000 + i as usize * 1_000, i)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_set_is_rebuilt_from_a_backup_after_every_gateway_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cluster(dir.path());
+    let client = c.gateways[1].client();
+    client.create_bucket().bucket("restored").send().await.unwrap();
+    for i in 0..10u8 {
+        client
+            .put_object()
+            .bucket("restored")
+            .key(format!("k{i}"))
+            .body(ByteStream::from(data_of(i)))
+            .send()
+            .await
+            .unwrap();
+    }
+    let backup = dir.path().join("dr.backup");
+    admin_cmd(
+        &c.gateways[2].admin,
+        "replication-test-admin-token-0123456789",
+        &["meta", "backup"],
+        &["--out", backup.to_str().unwrap()],
+    );
+    // Every gateway lost, disks included; the nodes keep the shards.
+    for g in &mut c.gateways {
+        g.kill();
+        std::fs::remove_dir_all(&g.data).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["meta", "restore", "--from", backup.to_str().unwrap()])
+        .args(["--data", c.gateways[0].data.to_str().unwrap()])
+        .args(["--config", c.gateways[0].config.to_str().unwrap()])
+        .env("COFFRE_MASTER_KEY", MASTER_KEY)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The restored gateway leads a set of one and serves at once.
+    c.gateways[0].spawn();
+    c.gateways[0].wait_up();
+    assert_eq!(
+        get(&c.gateways[0].client(), "restored", "k3").await.as_deref(),
+        Some(&data_of(3)[..])
+    );
+    // An empty gateway waits to be added, then catches up from the restored snapshot.
+    c.gateways[1].spawn();
+    admin_cmd(
+        &c.gateways[0].admin,
+        "replication-test-admin-token-0123456789",
+        &["meta", "add"],
+        &[&c.gateways[1].raft],
+    );
+    c.gateways[1].wait_up();
+    let client1 = c.gateways[1].client();
+    for i in 0..10u8 {
+        let got = get(&client1, "restored", &format!("k{i}")).await;
+        assert!(
+            got.as_deref() == Some(&data_of(i)[..]),
+            "k{i} through the added replica"
+        );
+    }
+    let s = c.gateways[1].meta_status();
+    assert_eq!(s["replicas"].as_array().unwrap().len(), 2, "{s}");
+}

@@ -13,8 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
-/// The largest request or answer between peers (a snapshot chunk, a batch of log entries).
-pub const MAX_PEER_MESSAGE: usize = 64 << 20;
+/// The largest request or answer between peers (a snapshot chunk, a batch of at most 64 log
+/// entries, each at most a few MiB: a 5 GiB object's layout is 245 KiB). Peers are gateways
+/// of the cluster CA, authenticated before any byte is read.
+pub const MAX_PEER_MESSAGE: usize = 256 << 20;
 const PATH: &str = "/meta/raft";
 
 type Sender = hyper::client::conn::http2::SendRequest<Full<Bytes>>;

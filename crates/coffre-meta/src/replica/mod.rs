@@ -206,6 +206,8 @@ impl Replica {
             election_timeout_max: election * 2,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
             max_in_snapshot_log_to_keep: 1000,
+            // Bounds one AppendEntries message (see `coffre_cluster::peer::MAX_PEER_MESSAGE`).
+            max_payload_entries: 64,
             ..Default::default()
         }
         .validate()
