@@ -265,6 +265,11 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .keys
             .remove(tenant);
+        // The wrapped key must not outlive the record in a log entry, a snapshot or a
+        // table file waiting for compaction, on any replica.
+        self.meta_call(|m| m.forget_history())
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("the tenant and its key are deleted, but {e}")))?;
         erasure.erased_ms = now_millis();
         Ok(erasure)
     }

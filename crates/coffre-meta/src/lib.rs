@@ -88,6 +88,8 @@ pub enum MetaError {
 pub trait Replicator: Send + Sync {
     fn propose(&self, cmd: MetaCommand) -> Result<Outcome, MetaError>;
     fn barrier(&self) -> Result<(), MetaError>;
+    /// `MetaStore::forget_history` on every replica of the set.
+    fn forget_history(&self) -> Result<(), MetaError>;
 }
 
 /// An object to heal: (bucket, key, raw key of the heal entry).
@@ -183,6 +185,32 @@ impl MetaStore {
             Some(r) => r.barrier(),
             None => Ok(()),
         }
+    }
+
+    /// Makes deleted records physically gone: on every replica, a snapshot of the state now
+    /// replaces the log and the snapshots before it, and RocksDB rewrites its files without
+    /// them. What an erasure needs (a tenant's key must not survive in an old log entry, a
+    /// snapshot, or a table file waiting for compaction).
+    pub fn forget_history(&self) -> Result<(), MetaError> {
+        match self.replicator() {
+            Some(r) => r.forget_history(),
+            None => self.compact_files(),
+        }
+    }
+
+    /// Flushes and compacts every column family down to the last level, so that deleted
+    /// records are gone from the files (and the write-ahead logs holding them are retired).
+    pub(crate) fn compact_files(&self) -> Result<(), MetaError> {
+        let mut flush = rocksdb::FlushOptions::default();
+        flush.set_wait(true);
+        let mut compact = rocksdb::CompactOptions::default();
+        compact.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        for name in keys::ALL_CFS {
+            self.db.flush_cf_opt(self.cf(name), &flush)?;
+            self.db
+                .compact_range_cf_opt(self.cf(name), None::<&[u8]>, None::<&[u8]>, &compact);
+        }
+        Ok(())
     }
 
     /// Whether commands go through a replicated log.

@@ -104,6 +104,8 @@ pub(crate) enum Request {
     RemoveReplica(u64),
     /// Whether the replica has joined a replica set (asked before forming one).
     Hello,
+    /// `Replica::forget_history_here`.
+    ForgetHistory,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -393,6 +395,79 @@ impl Replica {
         answer
     }
 
+    /// `MetaStore::forget_history` on every replica: each one snapshots what it has applied,
+    /// drops the log and older snapshots, and compacts its files. Fails naming the replicas
+    /// that could not (they must be asked again, or wiped).
+    pub async fn forget_history(&self) -> Result<(), MetaError> {
+        let members: Vec<(u64, ReplicaNode)> = {
+            let m = self.raft.metrics().borrow().clone();
+            m.membership_config
+                .membership()
+                .nodes()
+                .map(|(id, n)| (*id, n.clone()))
+                .collect()
+        };
+        let mut failed = Vec::new();
+        for (id, node) in members {
+            let r = match id == self.id {
+                true => self.forget_history_here().await,
+                false => match self.forward(&node, Request::ForgetHistory).await {
+                    LeaderAnswer::Done(r, _) => r.map(drop),
+                    other => Err(unavailable(format!("{other:?}"))),
+                },
+            };
+            if let Err(e) = r {
+                failed.push(format!("{} ({e})", node.address));
+            }
+        }
+        match failed.is_empty() {
+            true => Ok(()),
+            false => Err(unavailable(format!(
+                "the history of these replicas is not compacted: {}",
+                failed.join(", ")
+            ))),
+        }
+    }
+
+    async fn forget_history_here(&self) -> Result<(), MetaError> {
+        // First apply everything committed (the deletion that asked for this, at least), so
+        // that the snapshot replacing the history is taken after it.
+        self.barrier().await?;
+        let Some(applied) = self.raft.metrics().borrow().last_applied.map(|l| l.index) else {
+            return Ok(());
+        };
+        let failed = |what: &str| unavailable(format!("compacting this replica's history: {what}"));
+        self.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|_| failed("the replica stopped"))?;
+        let m = self
+            .raft
+            .wait(Some(self.config.request_timeout))
+            .metrics(
+                |m| m.snapshot.is_some_and(|s| s.index >= applied),
+                "snapshot for compaction",
+            )
+            .await
+            .map_err(|_| failed("no snapshot in time"))?;
+        let upto = m.snapshot.map_or(applied, |s| s.index);
+        self.raft
+            .trigger()
+            .purge_log(upto)
+            .await
+            .map_err(|_| failed("the replica stopped"))?;
+        self.raft
+            .wait(Some(self.config.request_timeout))
+            .metrics(|m| m.purged.is_some_and(|p| p.index >= upto), "purge for compaction")
+            .await
+            .map_err(|_| failed("the log was not purged in time"))?;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.compact_files())
+            .await
+            .map_err(|_| failed("the compaction task failed"))?
+    }
+
     /// Adds a replica at `address`: it joins as a learner, catches up (by snapshot if the
     /// log it needs is gone), then becomes a voter.
     pub async fn add_replica(&self, address: &str) -> Result<u64, MetaError> {
@@ -489,6 +564,10 @@ impl Replica {
                 let r = self.add_here(&address).await.map(|_| Outcome::Unit);
                 Response::Leader(LeaderAnswer::Done(r, None))
             }
+            Ok(Request::ForgetHistory) => Response::Leader(LeaderAnswer::Done(
+                self.forget_history_here().await.map(|_| Outcome::Unit),
+                None,
+            )),
             Ok(Request::Hello) => Response::Hello {
                 initialized: self.raft.is_initialized().await.unwrap_or(false),
             },
@@ -627,6 +706,10 @@ impl Replicator for Replica {
     fn barrier(&self) -> Result<(), MetaError> {
         self.wait(Replica::barrier(self))
     }
+
+    fn forget_history(&self) -> Result<(), MetaError> {
+        self.wait(Replica::forget_history(self))
+    }
 }
 
 /// What a store answers once its replica has stopped.
@@ -638,6 +721,10 @@ impl Replicator for Stopped {
     }
 
     fn barrier(&self) -> Result<(), MetaError> {
+        Err(unavailable("this metadata replica has stopped"))
+    }
+
+    fn forget_history(&self) -> Result<(), MetaError> {
         Err(unavailable("this metadata replica has stopped"))
     }
 }

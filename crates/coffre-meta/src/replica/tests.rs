@@ -446,3 +446,60 @@ proptest! {
         prop_assert!(scan(&a) == scan(&b));
     }
 }
+
+/// Whether `pattern` is in any file under `dir` (RocksDB tables and logs, snapshots).
+fn on_disk(dir: &std::path::Path, pattern: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if std::fs::read(&p).is_ok_and(|b| b.windows(pattern.len()).any(|w| w == pattern)) {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_tenant_key_leaves_no_trace_on_any_replica() {
+    const KEK: &[u8] = b"WRAPPED-KEK-OF-TENANT-ERASED-0123456789";
+    let mut c = Cluster::start(3, 10_000).await;
+    let leader = c.leader().await;
+    let mut create = tenant_command("erased", Quota::default());
+    if let MetaCommand::Iam(crate::IamCommand::CreateTenant(t)) = &mut create {
+        t.record.kek = KEK.to_vec();
+    }
+    c.replica(leader).propose(create).await.unwrap();
+    for i in 0..3 {
+        c.replica(i).barrier().await.unwrap();
+        c.replica(i).snapshot_now().await.unwrap();
+    }
+    // Everywhere now: the records, the logs, the snapshots.
+    for d in &c.dirs {
+        assert!(
+            !on_disk(d.path(), KEK).is_empty(),
+            "the test must see the key where it is"
+        );
+    }
+    c.replica(leader)
+        .propose(MetaCommand::Iam(crate::IamCommand::DeleteTenant {
+            name: "erased".into(),
+        }))
+        .await
+        .unwrap();
+    c.replica((leader + 1) % 3).forget_history().await.unwrap();
+    for d in &c.dirs {
+        let left = on_disk(d.path(), KEK);
+        assert!(left.is_empty(), "the erased key is still in {left:?}");
+    }
+    // The set goes on.
+    c.replica(leader)
+        .propose(tenant_command(DEFAULT_TENANT, Quota::default()))
+        .await
+        .unwrap();
+    c.stop_all().await;
+}
