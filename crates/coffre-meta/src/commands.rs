@@ -114,8 +114,8 @@ pub enum MetaCommand {
         now_ms: u64,
     },
     /// Makes a written version current: the record and its parts' layouts in, their intents
-    /// out, the replaced version queued for GC. Fails if the bucket is gone or the condition
-    /// does not hold.
+    /// out, the replaced version queued for GC. Fails if the bucket is gone, the condition
+    /// does not hold, or the write was aborted (an intent of `layouts` is gone).
     CommitObject {
         bucket: String,
         key: Vec<u8>,
@@ -329,6 +329,9 @@ impl MetaStore {
                 condition.check_owner(&owner)?;
                 let current = self.get_object(&bucket, &key)?;
                 condition.check(current.as_ref())?;
+                for (v, _) in &layouts {
+                    self.require_intent(v)?;
+                }
                 let (bytes, objects) = growth(&record, current.as_ref());
                 let _q = self.account(&mut b, &owner, &bucket, bytes, objects)?;
                 self.put_object_in(&mut b, &bucket, &key, &record, current, now_ms);
@@ -452,6 +455,7 @@ impl MetaStore {
                 let _b = self.bucket_content(&bucket);
                 let _k = self.lock_key(&bucket, &key);
                 let up = self.upload_in_progress(&bucket, &key, &id)?;
+                self.require_intent(&part.info.version)?;
                 let pkey = keys::part(&id, number);
                 if let Some(old) = self.get::<UploadPartRecord>(keys::CF_PARTS, &pkey)? {
                     let gc = GcRecord {
@@ -569,6 +573,22 @@ impl MetaStore {
         w.set_sync(self.sync_applies.load(std::sync::atomic::Ordering::Acquire));
         self.db.write_opt(b, &w)?;
         Ok(())
+    }
+
+    /// A write commits only while its intent is there: an abort (its writer's, after an
+    /// answer that never came, or an expiry) removes the intent and queues the shards for
+    /// GC, and a commit arriving after it must not make those shards current. Abort and
+    /// commit exclude each other here, whatever order they reach the log in.
+    fn require_intent(&self, version: &VersionId) -> Result<(), MetaError> {
+        match self
+            .db
+            .get_pinned_cf(self.cf(keys::CF_INTENTS), keys::version(version))?
+        {
+            Some(_) => Ok(()),
+            None => Err(MetaError::Unavailable(
+                "the write was aborted before it could commit; retry it".into(),
+            )),
+        }
     }
 
     fn require_bucket(&self, bucket: &str) -> Result<crate::BucketRecord, MetaError> {

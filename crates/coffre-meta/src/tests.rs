@@ -133,6 +133,7 @@ fn overwrite_and_delete_queue_gc() {
     let (_d, m) = store_with(&["k"]);
     let first = m.get_object("b", b"k").unwrap().unwrap();
     let second = rec(2);
+    m.begin_write(&second.version, &["n1".into()]).unwrap();
     m.commit_object(
         "b",
         b"k",
@@ -188,6 +189,7 @@ fn multipart_lifecycle() {
         })
         .collect();
     for (i, p) in parts.iter().enumerate() {
+        m.begin_write(&p.info.version, &[]).unwrap();
         m.commit_part("b", b"big", &id, i as u32 + 1, p, &LayoutRecord::default())
             .unwrap();
     }
@@ -196,6 +198,7 @@ fn multipart_lifecycle() {
         info: part(6 << 20),
         last_modified_ms: 2,
     };
+    m.begin_write(&p2.info.version, &[]).unwrap();
     m.commit_part("b", b"big", &id, 2, &p2, &LayoutRecord::default())
         .unwrap();
     assert_eq!(m.gc_batch(u64::MAX, 10).unwrap().len(), 1);
@@ -254,6 +257,7 @@ fn complete_refuses_a_part_replaced_since_it_was_read() {
         info: part(10),
         last_modified_ms: 1,
     };
+    m.begin_write(&first.info.version, &[]).unwrap();
     m.commit_part("b", b"k", &id, 1, &first, &LayoutRecord::default())
         .unwrap();
     // Complete read part 1 as `first`; a re-upload of part 1 commits before it.
@@ -263,6 +267,7 @@ fn complete_refuses_a_part_replaced_since_it_was_read() {
         info: part(10),
         last_modified_ms: 2,
     };
+    m.begin_write(&second.info.version, &[]).unwrap();
     m.commit_part("b", b"k", &id, 1, &second, &LayoutRecord::default())
         .unwrap();
     assert!(matches!(
@@ -402,6 +407,32 @@ fn commands_roundtrip_through_their_encoding() {
     };
     let bytes = records::encode(&cmd);
     assert_eq!(records::decode::<MetaCommand>(&bytes).unwrap(), cmd);
+}
+
+#[test]
+fn a_write_aborted_first_never_commits() {
+    // The abort reached the log before the commit (its writer gave up waiting): the commit
+    // is refused, and the shards stay queued for GC, never current.
+    let (_d, m) = store_with(&[]);
+    let r = rec(4);
+    let v = r.version;
+    m.begin_write(&v, &["n1".into()]).unwrap();
+    m.abort_write(&v, &["n1".into()], None).unwrap();
+    let late = m.commit_object("b", b"k", &r, &[(v, LayoutRecord { hashes: vec![[3; 32]] })]);
+    assert!(matches!(late, Err(MetaError::Unavailable(_))), "{late:?}");
+    assert!(m.get_object("b", b"k").unwrap().is_none());
+    assert_eq!(m.gc_batch(u64::MAX, 10).unwrap().len(), 1);
+    // The same for a part of a multipart upload.
+    let id = [5u8; 16];
+    m.create_upload("b", b"big", &id, &upload_record()).unwrap();
+    let p = UploadPartRecord {
+        info: part(10),
+        last_modified_ms: 1,
+    };
+    m.begin_write(&p.info.version, &[]).unwrap();
+    m.abort_write(&p.info.version, &[], None).unwrap();
+    let late = m.commit_part("b", b"big", &id, 1, &p, &LayoutRecord::default());
+    assert!(matches!(late, Err(MetaError::Unavailable(_))), "{late:?}");
 }
 
 #[test]

@@ -437,6 +437,9 @@ impl Replica {
             return Ok(());
         };
         let failed = |what: &str| unavailable(format!("compacting this replica's history: {what}"));
+        // A snapshot and a purge take their time on a loaded replica (the leader purges only
+        // what every follower has received): more than a request's wait.
+        let patience = self.config.request_timeout.max(Duration::from_secs(30));
         self.raft
             .trigger()
             .snapshot()
@@ -444,7 +447,7 @@ impl Replica {
             .map_err(|_| failed("the replica stopped"))?;
         let m = self
             .raft
-            .wait(Some(self.config.request_timeout))
+            .wait(Some(patience))
             .metrics(
                 |m| m.snapshot.is_some_and(|s| s.index >= applied),
                 "snapshot for compaction",
@@ -458,7 +461,7 @@ impl Replica {
             .await
             .map_err(|_| failed("the replica stopped"))?;
         self.raft
-            .wait(Some(self.config.request_timeout))
+            .wait(Some(patience))
             .metrics(|m| m.purged.is_some_and(|p| p.index >= upto), "purge for compaction")
             .await
             .map_err(|_| failed("the log was not purged in time"))?;
