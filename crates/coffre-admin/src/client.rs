@@ -8,6 +8,25 @@ use std::time::Duration;
 /// The largest answer the client reads (a placement of a very large object is a few MiB).
 const MAX_ANSWER: usize = 256 << 20;
 
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// One HTTP/1.1 connection to the admin API: its `host:port` and the sender.
+async fn connect(endpoint: &str) -> Result<(&str, Sender), String> {
+    let hp = endpoint
+        .strip_prefix("http://")
+        .ok_or("the admin endpoint is http://HOST:PORT")?
+        .trim_end_matches('/');
+    let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(hp))
+        .await
+        .map_err(|_| format!("{endpoint}: connection timed out"))?
+        .map_err(|e| format!("{endpoint}: {e}"))?;
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    Ok((hp, send))
+}
+
 /// Sends `method path_and_query` (with a JSON `body`, if any) and the bearer token; returns
 /// the status and the answer.
 pub async fn call(
@@ -17,18 +36,7 @@ pub async fn call(
     path_and_query: &str,
     body: Option<Vec<u8>>,
 ) -> Result<(u16, String), String> {
-    let hp = endpoint
-        .strip_prefix("http://")
-        .ok_or("the admin endpoint is http://HOST:PORT")?
-        .trim_end_matches('/');
-    let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(hp))
-        .await
-        .map_err(|_| format!("{endpoint}: connection timed out"))?
-        .map_err(|e| format!("{endpoint}: {e}"))?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
+    let (hp, mut send) = connect(endpoint).await?;
     let req = http::Request::builder()
         .method(method)
         .uri(path_and_query)
@@ -51,18 +59,7 @@ pub async fn call(
 /// error, the answer.
 pub async fn download(endpoint: &str, token: &str, path: &str, out: &std::path::Path) -> Result<(u16, String), String> {
     use tokio::io::AsyncWriteExt;
-    let hp = endpoint
-        .strip_prefix("http://")
-        .ok_or("the admin endpoint is http://HOST:PORT")?
-        .trim_end_matches('/');
-    let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(hp))
-        .await
-        .map_err(|_| format!("{endpoint}: connection timed out"))?
-        .map_err(|e| format!("{endpoint}: {e}"))?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
+    let (hp, mut send) = connect(endpoint).await?;
     let req = http::Request::builder()
         .method("GET")
         .uri(path)

@@ -40,7 +40,7 @@ impl PeerClient {
         if let Some(s) = self.conns.lock().await.get(address).filter(|s| s.is_ready()) {
             return Ok(s.clone());
         }
-        let send = connect(address, self.tls.clone()).await?;
+        let (send, _) = crate::remote::connect(address, self.tls.clone()).await?;
         self.conns.lock().await.insert(address.to_string(), send.clone());
         Ok(send)
     }
@@ -103,41 +103,6 @@ pub struct PeerError {
     /// Whether the request may have reached the peer.
     pub maybe_sent: bool,
     pub message: String,
-}
-
-fn host_port(address: &str) -> Result<String, String> {
-    let rest = address
-        .strip_prefix("https://")
-        .ok_or_else(|| format!("replica address {address:?} must be https://HOST:PORT"))?;
-    Ok(rest.trim_end_matches('/').to_string())
-}
-
-async fn connect(address: &str, tls: Arc<rustls::ClientConfig>) -> Result<Sender, String> {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    let timeout = coffre_types::limits::NODE_CONNECT_TIMEOUT;
-    let hp = host_port(address)?;
-    let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&hp))
-        .await
-        .map_err(|_| format!("{address}: connection timed out"))?
-        .map_err(|e| format!("{address}: {e}"))?;
-    let _ = tcp.set_nodelay(true);
-    // The name is checked against the certificate's own id by the verifier.
-    let name = rustls::pki_types::ServerName::try_from("coffre-gateway").map_err(|e| e.to_string())?;
-    let stream = tokio::time::timeout(timeout, tokio_rustls::TlsConnector::from(tls).connect(name, tcp))
-        .await
-        .map_err(|_| format!("{address}: TLS handshake timed out"))?
-        .map_err(|e| format!("{address}: TLS: {e}"))?;
-    let (send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .initial_stream_window_size(8 << 20)
-        .initial_connection_window_size(32 << 20)
-        .max_frame_size(1 << 20)
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("{address}: HTTP/2: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(send)
 }
 
 fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {

@@ -33,11 +33,13 @@ pub struct RemoteShardStore {
 fn host_port(address: &str) -> Result<String, String> {
     let rest = address
         .strip_prefix("https://")
-        .ok_or_else(|| format!("node address {address:?} must be https://HOST:PORT"))?;
+        .ok_or_else(|| format!("address {address:?} must be https://HOST:PORT"))?;
     Ok(rest.trim_end_matches('/').to_string())
 }
 
-async fn connect(
+/// One HTTP/2 connection over mutual TLS to a cluster peer (a node, or another gateway's
+/// metadata replica), and who its certificate says it is.
+pub(crate) async fn connect(
     address: &str,
     tls: Arc<rustls::ClientConfig>,
 ) -> Result<(Sender, Option<(String, Location)>), String> {

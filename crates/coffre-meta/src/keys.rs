@@ -54,22 +54,23 @@ pub const STATE_CFS: [&str; 12] = [
     CF_USAGE,
 ];
 
-pub const ALL_CFS: [&str; 14] = [
-    CF_BUCKETS,
-    CF_OBJECTS,
-    CF_LAYOUTS,
-    CF_INTENTS,
-    CF_GC,
-    CF_UPLOADS,
-    CF_PARTS,
-    CF_NODES,
-    CF_HEAL,
-    CF_BUCKET_CONFIG,
-    CF_IAM,
-    CF_USAGE,
-    CF_RAFT_LOG,
-    CF_RAFT_STATE,
-];
+/// The replica's own column families (not in snapshots).
+pub const RAFT_CFS: [&str; 2] = [CF_RAFT_LOG, CF_RAFT_STATE];
+pub const ALL_CFS: [&str; 14] = concat_cfs(STATE_CFS, RAFT_CFS);
+
+const fn concat_cfs(state: [&'static str; 12], raft: [&'static str; 2]) -> [&'static str; 14] {
+    let mut all = [""; 14];
+    let mut i = 0;
+    while i < state.len() {
+        all[i] = state[i];
+        i += 1;
+    }
+    while i < all.len() {
+        all[i] = raft[i - state.len()];
+        i += 1;
+    }
+    all
+}
 
 /// `raft_log`: a log index, big-endian so that the log sorts by index.
 pub fn raft_log_index(index: u64) -> [u8; 8] {
