@@ -1,4 +1,5 @@
-//! A ListObjects page out of a bucket of 1,000,000 objects: it must cost O(page).
+//! A ListObjects page out of a bucket of 1,000,000 objects, and a ListObjectVersions page out
+//! of a bucket of 1,000,000 versions: both must cost O(page).
 //! `cargo bench --bench listing`; results in docs/performance.md.
 
 use coffre_meta::{
@@ -30,6 +31,7 @@ fn record(i: usize) -> ObjectRecord {
             checksum: None,
         }],
         sealed: vec![0; 64],
+        version_state: Default::default(),
     }
 }
 
@@ -106,6 +108,57 @@ fn listing(c: &mut Criterion) {
         b.iter(|| {
             let (page, _) = m.list("big", b"dir0500/", Some(b"/"), None, 1000).unwrap();
             assert_eq!(page.len(), 1000);
+        })
+    });
+    g.finish();
+
+    // 250,000 keys of 4 versions each: the current one and 3 noncurrent.
+    m.create_bucket(
+        "hist",
+        &BucketRecord {
+            created_ms: 0,
+            region: "fr-par".into(),
+            countries: vec!["FR".into()],
+            failure_domain: "node".into(),
+            scheme: Scheme::DEFAULT,
+            tenant: DEFAULT_TENANT.into(),
+        },
+    )
+    .unwrap();
+    let keys = OBJECTS / 4;
+    let t = std::time::Instant::now();
+    for chunk in (0..keys).collect::<Vec<_>>().chunks(10_000) {
+        let mut current = Vec::new();
+        let mut older = Vec::new();
+        for &i in chunk {
+            for v in 0..4u64 {
+                let mut r = record(i);
+                r.version_state.versioned = true;
+                r.version_state.seq = 1_000 + v;
+                match v {
+                    3 => current.push((key(i), r)),
+                    _ => older.push((key(i), r)),
+                }
+            }
+        }
+        m.import_objects("hist", &current).unwrap();
+        m.import_versions("hist", &older).unwrap();
+    }
+    eprintln!("loaded {} versions of {keys} keys in {:?}", keys * 4, t.elapsed());
+    let mut g = c.benchmark_group("list_versions_1M");
+    g.sample_size(30).measurement_time(Duration::from_secs(5));
+    let mut i = 0usize;
+    g.bench_function("page_1000_from_middle", |b| {
+        b.iter(|| {
+            i = (i + 7919) % keys;
+            let (page, _) = m.list_versions("hist", b"", None, Some(&key(i)), None, 1000).unwrap();
+            assert!(!page.is_empty());
+        })
+    });
+    g.bench_function("page_1000_common_prefixes_delimiter", |b| {
+        b.iter(|| {
+            let (page, more) = m.list_versions("hist", b"", Some(b"/"), None, None, 1000).unwrap();
+            assert_eq!((page.len(), more), (1000, false));
         })
     });
     g.finish();

@@ -470,8 +470,10 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
             }
         };
         let gateway_location = identity.as_ref().map(|i| i.location.clone());
+        let lifecycle_day = lifecycle_day()?;
         let engine_config = coffre_engine::EngineConfig {
             gc_grace: gc_grace.unwrap_or(coffre_types::limits::GC_GRACE),
+            lifecycle_day,
             ..Default::default()
         };
         let (engine, mut damaged) = Engine::new(meta, nodes, gateway_location, keys, engine_config);
@@ -523,7 +525,13 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
             operator_key: operator_key.clone(),
             token: admin_token,
             identity,
-            metrics: vec![Box::new(move || s3_counters.metrics_text())],
+            metrics: vec![
+                Box::new(move || s3_counters.metrics_text()),
+                Box::new({
+                    let engine = engine.clone();
+                    move || engine.lifecycle_counters().metrics_text()
+                }),
+            ],
             replica: replica.clone(),
         });
         tokio::spawn(coffre_admin::serve(admin_listener, admin, std::future::pending()));
@@ -539,6 +547,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         };
         let hb_engine = engine.clone();
         let hb_leads = leads.clone();
+        let leads_lifecycle = leads.clone();
         tokio::spawn(async move {
             loop {
                 if let Some(identity) = &node_sync {
@@ -625,6 +634,24 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         });
+        // Lifecycle rules: a pass every 10 minutes (every quarter of a test day, at least
+        // every second), on the leader only.
+        let lc_engine = engine.clone();
+        let lc_leads = leads_lifecycle;
+        tokio::spawn(async move {
+            let every = (lifecycle_day / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
+            loop {
+                tokio::time::sleep(every).await;
+                if !lc_leads() {
+                    continue;
+                }
+                match lc_engine.lifecycle_pass(coffre_types::limits::LIFECYCLE_RATE).await {
+                    Ok(n) if n > 0 => tracing::info!(removed = n, "lifecycle rules applied"),
+                    Err(e) => tracing::warn!(error = %e, "lifecycle pass failed"),
+                    _ => {}
+                }
+            }
+        });
         tokio::spawn(async move {
             while let Some(id) = damaged.recv().await {
                 tracing::warn!(shard = %id, "shard needs healing");
@@ -633,6 +660,26 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         coffre_s3::serve(listener, tls, gw, serve_limits, shutdown_signal()).await;
         Ok::<(), String>(())
     })
+}
+
+/// The length of a lifecycle day: 24 hours. `COFFRE_LIFECYCLE_DAY_SECONDS` shortens it, for
+/// tests only (rules then expire objects within seconds).
+fn lifecycle_day() -> Result<Duration, String> {
+    match std::env::var("COFFRE_LIFECYCLE_DAY_SECONDS") {
+        Err(_) => Ok(Duration::from_secs(86_400)),
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(s) if s > 0 => {
+                tracing::warn!(
+                    seconds = s,
+                    "COFFRE_LIFECYCLE_DAY_SECONDS set: lifecycle days are shortened (tests only)"
+                );
+                Ok(Duration::from_secs(s))
+            }
+            _ => Err(format!(
+                "COFFRE_LIFECYCLE_DAY_SECONDS must be a positive number of seconds, not '{v}'"
+            )),
+        },
+    }
 }
 
 /// The admin API's bearer token: COFFRE_ADMIN_TOKEN, else DATA/admin.token (generated, 0600).

@@ -743,8 +743,8 @@ async fn hand_signed_error_cases() {
     assert!(body.contains("MalformedXML"), "{body}");
 
     // Unknown operation: NotImplemented, not 404.
-    let sg = sign(&s.addr, "GET", "/bkt", "lifecycle=", &[], &sha256_of(b""), t);
-    let (status, head, body) = raw_request(&s.addr, "GET", "/bkt?lifecycle", &sg.headers, b"");
+    let sg = sign(&s.addr, "GET", "/bkt", "website=", &[], &sha256_of(b""), t);
+    let (status, head, body) = raw_request(&s.addr, "GET", "/bkt?website", &sg.headers, b"");
     assert_eq!(status, 501, "{body}");
     assert!(body.contains("NotImplemented"));
     assert!(head.to_ascii_lowercase().contains("x-amz-request-id"));

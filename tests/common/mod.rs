@@ -37,6 +37,11 @@ impl Server {
 
     /// Starts a server with extra command-line arguments.
     pub fn start_with(data: &Path, listen: &str, extra: &[&str]) -> Server {
+        Server::start_with_env(data, listen, extra, &[])
+    }
+
+    /// Starts a server with extra command-line arguments and environment variables.
+    pub fn start_with_env(data: &Path, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_coffre"))
             .args([
                 "server",
@@ -56,6 +61,7 @@ impl Server {
             .env("COFFRE_ROOT_ACCESS_KEY", ACCESS)
             .env("COFFRE_ROOT_SECRET_KEY", SECRET)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

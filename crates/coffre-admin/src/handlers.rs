@@ -217,8 +217,12 @@ pub async fn audit(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery) -> 
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "no such bucket".into()))?;
     let (mut objects, mut shards, mut compliant) = (0u64, 0u64, 0u64);
     let mut violations = Vec::new();
-    for item in meta.scan_objects(bucket) {
+    // Every version holds shards, noncurrent ones too.
+    for item in meta.scan_versions(bucket) {
         let (key, rec) = item.map_err(internal)?;
+        if rec.is_delete_marker() {
+            continue;
+        }
         objects += 1;
         let layout = layout_of(&rec);
         for (pi, part) in rec.parts.iter().enumerate() {

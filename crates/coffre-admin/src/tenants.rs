@@ -21,6 +21,8 @@ impl From<IamError> for ApiError {
             IamError::MalformedPolicy(_) | IamError::InvalidInput(_) => StatusCode::BAD_REQUEST,
             IamError::Engine(EngineError::NoSuchBucket) => StatusCode::NOT_FOUND,
             IamError::Engine(EngineError::BucketNotEmpty) => StatusCode::CONFLICT,
+            // Object Lock binds the operator too: the erasure waits for the retention.
+            IamError::Engine(EngineError::Locked(_)) => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())

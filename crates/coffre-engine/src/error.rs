@@ -63,6 +63,20 @@ pub enum EngineError {
     Corrupt(String),
     #[error("internal: {0}")]
     Internal(String),
+    /// A `versionId` names no version of the key.
+    #[error("no such version")]
+    NoSuchVersion,
+    /// What the request names is a delete marker (a GET of the key when it is the newest
+    /// version: 404; a request naming it by id: 405).
+    #[error("delete marker {version_id}")]
+    DeleteMarker { version_id: String },
+    /// Object Lock protects the version.
+    #[error("locked: {0}")]
+    Locked(String),
+    #[error("invalid bucket state: {0}")]
+    InvalidBucketState(String),
+    #[error("method not allowed: {0}")]
+    MethodNotAllowed(String),
 }
 
 pub type EngineResult<T> = Result<T, EngineError>;
@@ -89,6 +103,11 @@ impl From<MetaError> for EngineError {
             MetaError::Corrupt(m) => EngineError::Corrupt(m),
             MetaError::Db(e) => EngineError::Internal(format!("metadata store: {e}")),
             MetaError::Unavailable(m) => EngineError::Unavailable(m),
+            MetaError::NoSuchVersion => EngineError::NoSuchVersion,
+            MetaError::Locked(m) => EngineError::Locked(m),
+            MetaError::InvalidBucketState(m) => EngineError::InvalidBucketState(m),
+            MetaError::InvalidRequest(m) => EngineError::InvalidRequest(m),
+            MetaError::MethodNotAllowed(m) => EngineError::MethodNotAllowed(m),
         }
     }
 }

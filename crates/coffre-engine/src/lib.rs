@@ -8,6 +8,7 @@ pub mod checksum;
 mod error;
 mod gc;
 mod heal;
+pub mod lifecycle;
 mod multipart;
 mod object;
 pub mod replication;
@@ -17,7 +18,7 @@ mod topology;
 
 pub use error::{EngineError, EngineResult};
 pub use multipart::{CompleteRequest, CompletedUpload, PartRequest, UploadListing};
-pub use object::{BodyInfo, NewObject, ReadHandle, VerifiedChecksum};
+pub use object::{BodyInfo, DeleteOutcome, NewObject, ObjectLockRequest, ReadHandle, VerifiedChecksum};
 pub use rotate::{rotate_master_key, Rotation};
 pub use tenants::{new_id, Erasure, ADMIN_USER};
 pub use topology::ClusterNode;
@@ -30,6 +31,11 @@ pub use coffre_meta::{
     AccessKeyRecord, BucketConfigKind, BucketRecord, CorsConfig, CorsRule, EncryptionConfig, IamCommand, ListEntry,
     NodeRecord, ObjectRecord, OidcConfig, OwnershipConfig, PartInfo, Quota, RoleRecord, SealedAttrs, TenantRecord,
     UploadEntry, UploadPartRecord, UploadRecord, Usage, UserRecord, WriteCondition, DEFAULT_TENANT,
+};
+pub use coffre_meta::{
+    DefaultRetention, DeleteResult, LifecycleConfig, LifecycleExpiration, LifecycleFilter, LifecycleRule, LockMode,
+    NoncurrentExpiration, Retention, VersionChange, VersionEntry, VersionSel, VersionState, VersioningChange,
+    VersioningConfig, VersioningStatus,
 };
 
 use coffre_cluster::{FailureDomain, Location, ResidencyPolicy};
@@ -49,6 +55,8 @@ pub struct EngineConfig {
     pub gc_grace: std::time::Duration,
     /// Request data buffered in the data path, all requests together.
     pub request_buffer_budget: usize,
+    /// How long a lifecycle "day" is: 24 h, except in tests (`COFFRE_LIFECYCLE_DAY_SECONDS`).
+    pub lifecycle_day: std::time::Duration,
 }
 
 impl Default for EngineConfig {
@@ -56,6 +64,7 @@ impl Default for EngineConfig {
         EngineConfig {
             gc_grace: coffre_types::limits::GC_GRACE,
             request_buffer_budget: coffre_types::limits::REQUEST_BUFFER_BUDGET,
+            lifecycle_day: std::time::Duration::from_secs(86_400),
         }
     }
 }
@@ -81,6 +90,27 @@ pub struct Engine {
     /// Bucket records as requests read them, valid while the metadata generation holds
     /// (every bucket change moves it). Commits never use it: they re-read inside `apply`.
     buckets: std::sync::Mutex<(u64, std::collections::HashMap<String, BucketRecord>)>,
+    lifecycle: lifecycle::LifecycleCounters,
+}
+
+/// What a bucket holds and may hold, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BucketCapacity {
+    pub capacity: u64,
+    pub available: u64,
+    pub used: u64,
+}
+
+impl BucketCapacity {
+    /// Under a quota of `quota` bytes of which `counted` are used (the bucket's, or its
+    /// tenant's for a tenant quota).
+    fn of_quota(quota: u64, used: u64, counted: u64) -> BucketCapacity {
+        BucketCapacity {
+            capacity: quota,
+            available: quota.saturating_sub(counted),
+            used,
+        }
+    }
 }
 
 /// The stripe layout an object was written with.
@@ -122,6 +152,7 @@ impl Engine {
                 heal_cursor: std::sync::Mutex::new(None),
                 tenant_keys: Default::default(),
                 buckets: Default::default(),
+                lifecycle: Default::default(),
             }),
             rx,
         )
@@ -242,6 +273,89 @@ impl Engine {
         self.check_gateway(&rec.countries)?;
         let name = name.to_string();
         self.meta_call(move |m| m.create_bucket(&name, &rec)).await
+    }
+
+    /// Creates a bucket with versioning on from the start (and Object Lock if `object_lock`).
+    pub async fn create_versioned_bucket(&self, name: &str, rec: BucketRecord, object_lock: bool) -> EngineResult<()> {
+        self.check_gateway(&rec.countries)?;
+        let cmd = coffre_meta::MetaCommand::CreateVersionedBucket {
+            name: name.to_string(),
+            record: rec,
+            versioning: coffre_meta::VersioningConfig {
+                status: coffre_meta::VersioningStatus::Enabled,
+                object_lock,
+                default_retention: None,
+            },
+        };
+        self.meta_call(move |m| m.apply(cmd)).await.map(drop)
+    }
+
+    /// How much a bucket holds and may still hold (Veeam's SOSAPI `capacity.xml`): its
+    /// quota (else its tenant's) when it has one, else the usable space (free space net of
+    /// erasure-coding overhead) of the nodes its residency policy allows.
+    pub fn bucket_capacity(&self, bucket: &str) -> EngineResult<BucketCapacity> {
+        let rec = self.bucket(bucket)?;
+        let used = self.meta.bucket_usage(bucket)?.bytes;
+        let bucket_quota: Option<coffre_meta::Quota> =
+            self.bucket_config(bucket, coffre_meta::BucketConfigKind::Quota)?;
+        if let Some(q) = bucket_quota.and_then(|q| q.bytes) {
+            return Ok(BucketCapacity::of_quota(q, used, used));
+        }
+        if let Some(q) = self.meta.get_tenant(&rec.tenant)?.and_then(|t| t.quota.bytes) {
+            let tenant_used = self.meta.tenant_usage(&rec.tenant)?.bytes;
+            return Ok(BucketCapacity::of_quota(q, used, tenant_used));
+        }
+        let (k, n) = (rec.scheme.data as u64, rec.scheme.total() as u64);
+        let (mut total, mut free) = (0u64, 0u64);
+        for node in self.nodes() {
+            if node.is_draining() || !rec.countries.contains(&node.location.country) {
+                continue;
+            }
+            if let Some(s) = node.stat() {
+                total = total.saturating_add(s.total_bytes);
+                free = free.saturating_add(s.free_bytes);
+            }
+        }
+        let usable = |raw: u64| (raw as u128 * k as u128 / n.max(1) as u128) as u64;
+        Ok(BucketCapacity {
+            capacity: usable(total),
+            available: usable(free),
+            used,
+        })
+    }
+
+    /// A bucket's versioning and Object Lock; `None`: never versioned.
+    pub fn versioning(&self, bucket: &str) -> EngineResult<Option<coffre_meta::VersioningConfig>> {
+        Ok(self.meta.versioning(bucket)?)
+    }
+
+    /// Turns versioning on or suspends it, or sets Object Lock.
+    pub async fn configure_versioning(&self, bucket: &str, change: coffre_meta::VersioningChange) -> EngineResult<()> {
+        let cmd = coffre_meta::MetaCommand::ConfigureVersioning {
+            bucket: bucket.to_string(),
+            change,
+        };
+        self.meta_call(move |m| m.apply(cmd)).await.map(drop)
+    }
+
+    /// One page of ListObjectVersions (see `MetaStore::list_versions`).
+    pub fn list_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        key_marker: Option<&str>,
+        version_marker: Option<coffre_meta::VersionSel>,
+        limit: usize,
+    ) -> EngineResult<(Vec<coffre_meta::VersionEntry>, bool)> {
+        Ok(self.meta.list_versions(
+            bucket,
+            prefix.as_bytes(),
+            delimiter.map(str::as_bytes),
+            key_marker.map(str::as_bytes),
+            version_marker,
+            limit,
+        )?)
     }
 
     pub async fn delete_bucket(&self, name: &str) -> EngineResult<()> {

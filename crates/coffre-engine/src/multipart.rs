@@ -7,7 +7,7 @@ use crate::object::BodyInfo;
 use crate::{policy_of, Engine, EngineError, EngineResult};
 use bytes::Bytes;
 use coffre_meta::{
-    BucketRecord, MetaCommand, MetaError, ObjectRecord, PartInfo, SealedAttrs, UploadPartRecord, UploadRecord,
+    BucketRecord, MetaCommand, MetaError, ObjectRecord, Outcome, PartInfo, SealedAttrs, UploadPartRecord, UploadRecord,
     WriteCondition,
 };
 use coffre_types::{now_millis, VersionId};
@@ -37,6 +37,8 @@ pub struct CompleteRequest {
 /// What Complete made.
 pub struct CompletedUpload {
     pub etag: String,
+    /// The version made, when the bucket is versioned (S3's `x-amz-version-id`).
+    pub record: Option<ObjectRecord>,
     /// The object's checksum, `(algorithm, value)`, when the upload declared one.
     pub checksum: Option<(String, String)>,
 }
@@ -131,6 +133,7 @@ impl Engine {
             Some(rec) if rec.version == *version => Ok(Some(CompletedUpload {
                 etag: etag.clone(),
                 checksum: self.open_attrs(bucket, key, &rec)?.checksums.into_iter().next(),
+                record: Some(rec),
             })),
             _ => Err(EngineError::NoSuchUpload),
         }
@@ -168,6 +171,12 @@ impl Engine {
                 now_ms: now_millis(),
             };
             match self.meta_apply(cmd).await? {
+                Ok(Outcome::Object(Some(rec))) => {
+                    return Ok(CompletedUpload {
+                        record: Some(rec),
+                        ..done
+                    })
+                }
                 Ok(_) => return Ok(done),
                 Err(MetaError::PartChanged) if attempt < ATTEMPTS => continue,
                 Err(e) => return Err(crate::object::failed_at_commit(&condition, e)),
@@ -242,6 +251,7 @@ impl Engine {
             format!("{}-{}", hex::encode(md5::Md5::digest(&md5s)), parts.len())
         };
         let mut attrs = self.open_attrs_for(bucket, key, &VersionId(*id), &up.sealed)?;
+        let lock = attrs.lock.take();
         if let Some(a) = up.checksum_algorithm.as_deref().and_then(Algorithm::parse) {
             let mut sums = Some(Vec::with_capacity(parts.len()));
             for p in &parts {
@@ -276,8 +286,15 @@ impl Engine {
             packages_per_stripe: up.packages_per_stripe,
             parts,
             sealed: self.seal_attrs(bucket, key, &version, &attrs),
+            // Object Lock asked for at CreateMultipartUpload.
+            version_state: coffre_meta::VersionState {
+                retention: lock.and_then(|(r, _)| r),
+                legal_hold: lock.is_some_and(|(_, h)| h),
+                ..Default::default()
+            },
         };
         let done = CompletedUpload {
+            record: None,
             etag,
             checksum: attrs.checksums.into_iter().next(),
         };

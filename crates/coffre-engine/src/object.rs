@@ -6,8 +6,8 @@ use coffre_cluster::ResidencyPolicy;
 use coffre_crypto::{CustomerKey, DataKey};
 use coffre_data::{read_part, write_part, DataError, PartReader, StripeLayout, WriteTarget};
 use coffre_meta::{
-    BucketRecord, LayoutRecord, MetaCommand, MetaError, ObjectRecord, Outcome, PartInfo, ReadLease, SealedAttrs,
-    WriteCondition,
+    BucketRecord, DeleteGuard, DeleteResult, DeleteTarget, LayoutRecord, MetaCommand, MetaError, ObjectRecord, Outcome,
+    PartInfo, Place, ReadLease, Retention, SealedAttrs, VersionChange, VersionSel, VersionState, WriteCondition,
 };
 use coffre_types::{now_millis, VersionId};
 use futures_util::Stream;
@@ -39,7 +39,29 @@ pub struct NewObject {
     pub body: BodyInfo,
     /// Checked before the data is written and again, atomically, at commit.
     pub condition: WriteCondition,
+    /// Object Lock asked for by the request (the bucket's default retention applies if none).
+    pub lock: ObjectLockRequest,
 }
+
+/// Object Lock headers of a write.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ObjectLockRequest {
+    pub retention: Option<Retention>,
+    pub legal_hold: bool,
+}
+
+impl ObjectLockRequest {
+    pub(crate) fn version_state(&self) -> VersionState {
+        VersionState {
+            retention: self.retention,
+            legal_hold: self.legal_hold,
+            ..VersionState::default()
+        }
+    }
+}
+
+/// What a delete of one key (or version) did, as S3 reports it.
+pub type DeleteOutcome = DeleteResult;
 
 /// An object version opened for reading. Its lease keeps the GC away from the version's
 /// shards while the handle, or a read started from it, lives.
@@ -226,6 +248,7 @@ impl Engine {
             packages_per_stripe: StripeLayout::DEFAULT_PACKAGES as u32,
             parts: vec![info.clone()],
             sealed: self.seal_attrs(bucket, key, &info.version, &attrs),
+            version_state: new.lock.version_state(),
         };
         let cmd = MetaCommand::CommitObject {
             bucket: bucket.to_string(),
@@ -235,12 +258,15 @@ impl Engine {
             condition: condition.clone(),
             now_ms: now_millis(),
         };
-        if let Err(e) = self.meta_apply(cmd).await? {
-            self.abort(&info.version, &info.nodes, Some(self.stripes_of(&info)))
-                .await;
-            return Err(failed_at_commit(&condition, e));
+        match self.meta_apply(cmd).await? {
+            Ok(Outcome::Object(Some(committed))) => Ok(committed),
+            Ok(_) => Ok(record),
+            Err(e) => {
+                self.abort(&info.version, &info.nodes, Some(self.stripes_of(&info)))
+                    .await;
+                Err(failed_at_commit(&condition, e))
+            }
         }
-        Ok(record)
     }
 
     /// Fails early, before any data is written, if a write's condition does not hold now.
@@ -268,11 +294,23 @@ impl Engine {
 
     /// Opens the current version of an object for reading, under a lease.
     pub fn open(&self, bucket: &str, key: &str) -> EngineResult<ReadHandle> {
+        self.open_version(bucket, key, None)
+    }
+
+    /// Opens version `sel` of an object (the current one if `None`) under a lease. A delete
+    /// marker named by its id is `MethodNotAllowed`, as S3 answers.
+    pub fn open_version(&self, bucket: &str, key: &str, sel: Option<VersionSel>) -> EngineResult<ReadHandle> {
         let tenant = self.bucket_record(bucket)?.ok_or(EngineError::NoSuchBucket)?.tenant;
-        let (record, lease) = self
-            .meta
-            .open_object(bucket, key.as_bytes())?
-            .ok_or(EngineError::NoSuchKey)?;
+        let (record, _, lease) = match self.meta.open_version(bucket, key.as_bytes(), sel)? {
+            Some(found) => found,
+            None if sel.is_some() => return Err(EngineError::NoSuchVersion),
+            None => return Err(EngineError::NoSuchKey),
+        };
+        if record.is_delete_marker() {
+            return Err(EngineError::DeleteMarker {
+                version_id: record.version_id(),
+            });
+        }
         Ok(ReadHandle {
             bucket: bucket.to_string(),
             tenant,
@@ -281,6 +319,36 @@ impl Engine {
             customer_key: None,
             lease: Arc::new(lease),
         })
+    }
+
+    /// A version without its data (the current object if `sel` is `None`), and whether it is
+    /// the current object.
+    pub fn head_version(&self, bucket: &str, key: &str, sel: Option<VersionSel>) -> EngineResult<(ObjectRecord, bool)> {
+        let found = match sel {
+            None => self
+                .meta
+                .get_object(bucket, key.as_bytes())?
+                .map(|r| (r, Place::Current)),
+            Some(sel) => self.meta.find_version(bucket, key.as_bytes(), sel)?,
+        };
+        match found {
+            Some((r, _)) if r.is_delete_marker() => Err(EngineError::DeleteMarker {
+                version_id: r.version_id(),
+            }),
+            Some((r, place)) => Ok((r, place == Place::Current)),
+            None if sel.is_some() => Err(EngineError::NoSuchVersion),
+            None => Err(EngineError::NoSuchKey),
+        }
+    }
+
+    /// The versionId of the delete marker a key's newest version is, if it is one (what a 404
+    /// on the key reports).
+    pub fn latest_marker(&self, bucket: &str, key: &str) -> EngineResult<Option<String>> {
+        Ok(self
+            .meta
+            .latest_version(bucket, key.as_bytes())?
+            .filter(|r| r.is_delete_marker())
+            .map(|r| r.version_id()))
     }
 
     /// Whether `given` (a request's SSE-C key) opens data whose attributes are `attrs`: an
@@ -361,27 +429,113 @@ impl Engine {
         Ok(rx)
     }
 
-    /// Deletes an object: its record (and so its wrapped data keys) goes, atomically with
-    /// queueing its shards for GC. Returns whether it existed.
-    pub async fn delete(&self, bucket: &str, key: &str) -> EngineResult<bool> {
-        Ok(self
-            .delete_many(bucket, vec![key.to_string()])
-            .await?
-            .first()
-            .copied()
-            .unwrap_or(false))
+    /// Deletes an object (a delete marker in a versioned bucket) or, with `version`, one
+    /// version for good: its record (and so its wrapped data keys) goes, atomically with
+    /// queueing its shards for GC.
+    pub async fn delete(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionSel>,
+        bypass_governance: bool,
+    ) -> EngineResult<DeleteOutcome> {
+        let mut results = self
+            .delete_many(bucket, vec![(key.to_string(), version)], bypass_governance)
+            .await?;
+        Ok(results.pop().unwrap_or_default())
     }
 
-    /// Deletes several objects in one atomic batch; says which existed.
-    pub async fn delete_many(&self, bucket: &str, keys: Vec<String>) -> EngineResult<Vec<bool>> {
-        let cmd = MetaCommand::DeleteObjects {
+    /// Deletes several keys or versions; one result per item, in order. A key named more
+    /// than once is deleted in turn (one command per round, each naming a key once).
+    pub async fn delete_many(
+        &self,
+        bucket: &str,
+        items: Vec<(String, Option<VersionSel>)>,
+        bypass_governance: bool,
+    ) -> EngineResult<Vec<DeleteOutcome>> {
+        let mut results: Vec<Option<DeleteOutcome>> = vec![None; items.len()];
+        let mut pending: Vec<usize> = (0..items.len()).collect();
+        while !pending.is_empty() {
+            let mut seen = std::collections::HashSet::new();
+            let (round, later): (Vec<usize>, Vec<usize>) = pending.into_iter().partition(|&i| seen.insert(&items[i].0));
+            let targets = round
+                .iter()
+                .map(|&i| DeleteTarget {
+                    key: items[i].0.as_bytes().to_vec(),
+                    version: items[i].1,
+                    marker_tag: VersionId::random(),
+                    guard: DeleteGuard::None,
+                })
+                .collect();
+            let cmd = MetaCommand::DeleteVersions {
+                bucket: bucket.to_string(),
+                targets,
+                bypass_governance,
+                now_ms: now_millis(),
+            };
+            match self.meta_call(move |m| m.apply(cmd)).await? {
+                Outcome::DeleteResults(r) if r.len() == round.len() => {
+                    for (i, res) in round.into_iter().zip(r) {
+                        results[i] = Some(res);
+                    }
+                }
+                other => return Err(EngineError::Internal(format!("DeleteVersions answered {other:?}"))),
+            }
+            pending = later;
+        }
+        Ok(results.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    /// Changes one version (the current object if `sel` is `None`): its retention or legal
+    /// hold. Returns the version as changed.
+    pub async fn update_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        sel: Option<VersionSel>,
+        change: VersionChange,
+        bypass_governance: bool,
+    ) -> EngineResult<ObjectRecord> {
+        let cmd = MetaCommand::UpdateVersion {
             bucket: bucket.to_string(),
-            keys: keys.into_iter().map(String::into_bytes).collect(),
+            key: key.as_bytes().to_vec(),
+            sel,
+            expect: None,
+            change,
+            bypass_governance,
             now_ms: now_millis(),
         };
         match self.meta_call(move |m| m.apply(cmd)).await? {
-            Outcome::Deleted(d) => Ok(d),
-            other => Err(EngineError::Internal(format!("DeleteObjects answered {other:?}"))),
+            Outcome::Object(Some(rec)) => Ok(rec),
+            other => Err(EngineError::Internal(format!("UpdateVersion answered {other:?}"))),
+        }
+    }
+
+    /// Replaces the sealed attributes (tags) of version `sel` of a key, if it still holds the
+    /// data `version`. `None` if it was replaced meanwhile.
+    pub async fn update_version_attrs(
+        &self,
+        bucket: &str,
+        key: &str,
+        sel: Option<VersionSel>,
+        version: &VersionId,
+        attrs: &SealedAttrs,
+    ) -> EngineResult<Option<ObjectRecord>> {
+        let cmd = MetaCommand::UpdateVersion {
+            bucket: bucket.to_string(),
+            key: key.as_bytes().to_vec(),
+            sel,
+            expect: Some(*version),
+            change: VersionChange::Sealed {
+                sealed: self.seal_attrs(bucket, key, version, attrs),
+                touch_ms: None,
+            },
+            bypass_governance: false,
+            now_ms: now_millis(),
+        };
+        match self.meta_call(move |m| m.apply(cmd)).await? {
+            Outcome::Object(rec) => Ok(rec),
+            other => Err(EngineError::Internal(format!("UpdateVersion answered {other:?}"))),
         }
     }
 

@@ -5,7 +5,7 @@
 use crate::{Engine, EngineError, EngineResult};
 use coffre_crypto::{DataKey, TenantKey};
 use coffre_meta::{
-    AccessKeyRecord, IamCommand, MetaCommand, NewTenant, Outcome, Quota, TenantRecord, Usage, UserRecord,
+    AccessKeyRecord, IamCommand, MetaCommand, NewTenant, Outcome, Quota, TenantRecord, Usage, UserRecord, VersionSel,
 };
 use coffre_types::now_millis;
 use std::collections::HashMap;
@@ -218,14 +218,15 @@ impl Engine {
     pub async fn erase_tenant(&self, tenant: &str, force: bool) -> EngineResult<Erasure> {
         let kek_id = self.tenant_key_id(tenant)?;
         let buckets = self.meta.buckets_of(tenant)?;
-        if !force {
-            for (b, _) in &buckets {
-                let (objects, _) = self.meta.list(b, b"", None, None, 1)?;
+        for (b, _) in &buckets {
+            if !force {
+                let (versions, _) = self.meta.list_versions(b, b"", None, None, None, 1)?;
                 let (uploads, _) = self.meta.list_uploads(b, b"", None, 1)?;
-                if !objects.is_empty() || !uploads.is_empty() {
+                if !versions.is_empty() || !uploads.is_empty() {
                     return Err(EngineError::BucketNotEmpty);
                 }
             }
+            self.check_no_locked_versions(b)?;
         }
         for (id, _) in self.meta.list_access_keys(tenant, None)? {
             self.iam_apply(IamCommand::SetAccessKeyEnabled {
@@ -285,31 +286,70 @@ impl Engine {
                 self.abort_upload(bucket, &String::from_utf8_lossy(&key), &id).await?;
             }
         }
+        // Every version and delete marker, current or not, is removed for good. GOVERNANCE
+        // retention gives way to the operator; COMPLIANCE and legal holds do not (checked
+        // before anything was deleted, and again here, inside each command).
         loop {
-            let (page, _) = self.meta.list(bucket, b"", None, None, ERASE_BATCH)?;
-            let keys: Vec<String> = page
-                .iter()
-                .filter_map(|e| match e {
-                    coffre_meta::ListEntry::Object(k, rec) => {
-                        erasure.objects += 1;
-                        erasure.bytes = erasure.bytes.saturating_add(rec.size);
-                        Some(String::from_utf8_lossy(k).into_owned())
-                    }
-                    coffre_meta::ListEntry::CommonPrefix(_) => None,
-                })
-                .collect();
-            if keys.is_empty() {
+            let (page, _) = self.meta.list_versions(bucket, b"", None, None, None, ERASE_BATCH)?;
+            let mut targets = Vec::new();
+            for e in &page {
+                if let coffre_meta::VersionEntry::Version { key, record, .. } = e {
+                    erasure.objects += u64::from(!record.is_delete_marker());
+                    erasure.bytes = erasure.bytes.saturating_add(record.size);
+                    targets.push(coffre_meta::DeleteTarget {
+                        key: key.clone(),
+                        version: VersionSel::parse(&record.version_id()),
+                        marker_tag: coffre_types::VersionId::random(),
+                        guard: coffre_meta::DeleteGuard::None,
+                    });
+                }
+            }
+            if targets.is_empty() {
                 return Ok(());
             }
-            let cmd = MetaCommand::DeleteObjects {
-                bucket: bucket.to_string(),
-                keys: keys.into_iter().map(String::into_bytes).collect(),
-                now_ms: now_millis(),
-            };
-            match self.meta_call(move |m| m.apply(cmd)).await? {
-                Outcome::Deleted(_) => {}
-                other => return Err(EngineError::Internal(format!("DeleteObjects answered {other:?}"))),
+            // A key appears once per command: its versions go one round each.
+            let mut rounds: Vec<Vec<coffre_meta::DeleteTarget>> = Vec::new();
+            for t in targets {
+                match rounds.iter_mut().find(|r| r.iter().all(|o| o.key != t.key)) {
+                    Some(r) => r.push(t),
+                    None => rounds.push(vec![t]),
+                }
+            }
+            for targets in rounds {
+                let cmd = MetaCommand::DeleteVersions {
+                    bucket: bucket.to_string(),
+                    targets,
+                    bypass_governance: true,
+                    now_ms: now_millis(),
+                };
+                match self.meta_call(move |m| m.apply(cmd)).await? {
+                    Outcome::DeleteResults(results) => {
+                        if let Some(why) = results.into_iter().find_map(|r| r.refused) {
+                            return Err(EngineError::Locked(format!(
+                                "bucket '{bucket}' holds a protected version: {why}"
+                            )));
+                        }
+                    }
+                    other => return Err(EngineError::Internal(format!("DeleteVersions answered {other:?}"))),
+                }
             }
         }
+    }
+
+    /// Refuses an erasure that would destroy versions under COMPLIANCE retention or a legal
+    /// hold: Object Lock binds the operator too.
+    fn check_no_locked_versions(&self, bucket: &str) -> EngineResult<()> {
+        let now = now_millis();
+        for item in self.meta.scan_versions(bucket) {
+            let (key, rec) = item?;
+            if let Some(why) = rec.version_state.protection(now, true) {
+                return Err(EngineError::Locked(format!(
+                    "'{bucket}/{}' version {}: {why}",
+                    String::from_utf8_lossy(&key),
+                    rec.version_id()
+                )));
+            }
+        }
+        Ok(())
     }
 }

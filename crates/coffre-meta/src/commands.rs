@@ -11,7 +11,11 @@
 //! key's lock; bucket writers (create, delete, policy) hold the bucket's lock exclusively. So a
 //! DeleteBucket never interleaves with a PUT into it, and two writers of one key are serial.
 
-use crate::records::{decode, encode, GcPart, GcRecord, IntentRecord, UploadPartRecord, UploadRecord};
+use crate::records::{
+    decode, encode, GcPart, GcRecord, IntentRecord, Retention, UploadPartRecord, UploadRecord, VersionSel,
+    VersioningConfig, VersioningStatus,
+};
+use crate::versions::{next_seq, Place};
 use crate::{keys, BucketRecord, LayoutRecord, MetaError, MetaStore, NodeRecord, ObjectRecord, PartInfo};
 use coffre_types::VersionId;
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
@@ -194,6 +198,89 @@ pub enum MetaCommand {
     },
     /// Tenants, users, access keys, roles (`iam.rs`).
     Iam(crate::IamCommand),
+    /// A bucket with versioning (and Object Lock) on from its creation.
+    CreateVersionedBucket {
+        name: String,
+        record: BucketRecord,
+        versioning: VersioningConfig,
+    },
+    /// Turns versioning on or suspends it, or sets Object Lock (`VersioningChange`).
+    ConfigureVersioning {
+        bucket: String,
+        change: VersioningChange,
+    },
+    /// Deletes versions or places delete markers (DeleteObject, DeleteObjects, lifecycle).
+    /// No key appears twice. `Outcome::DeleteResults` has one result per target.
+    DeleteVersions {
+        bucket: String,
+        targets: Vec<DeleteTarget>,
+        bypass_governance: bool,
+        now_ms: u64,
+    },
+    /// Changes one version (`None`: the current object): its sealed attributes, retention or
+    /// legal hold. `expect`: the part version it must still have. `Outcome::Object`: the
+    /// version as changed.
+    UpdateVersion {
+        bucket: String,
+        key: Vec<u8>,
+        sel: Option<VersionSel>,
+        expect: Option<VersionId>,
+        change: VersionChange,
+        bypass_governance: bool,
+        now_ms: u64,
+    },
+}
+
+/// A change of a bucket's versioning.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum VersioningChange {
+    Status(VersioningStatus),
+    /// PutObjectLockConfiguration: Object Lock on (for good) with this default retention.
+    ObjectLock(Option<crate::records::DefaultRetention>),
+}
+
+/// A change of one version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum VersionChange {
+    Sealed { sealed: Vec<u8>, touch_ms: Option<u64> },
+    Retention(Option<Retention>),
+    LegalHold(bool),
+}
+
+/// One key of a `DeleteVersions`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeleteTarget {
+    pub key: Vec<u8>,
+    /// The version to remove for good; `None`: delete the key (a delete marker in a versioned
+    /// bucket).
+    pub version: Option<VersionSel>,
+    /// The tag of the marker that may be placed (random, chosen by the proposer so that
+    /// every replica places the same).
+    pub marker_tag: VersionId,
+    pub guard: DeleteGuard,
+}
+
+/// What must still hold when the delete is applied (lifecycle decides on a read made before).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeleteGuard {
+    None,
+    /// The key's newest version has this seq.
+    LatestIs(u64),
+    /// The version is not the key's current object.
+    Noncurrent,
+    /// The version is a delete marker and the key's only version.
+    LoneMarker,
+}
+
+/// What a `DeleteTarget` did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteResult {
+    /// The version removed for good: (its versionId, whether it was a delete marker).
+    pub removed: Option<(String, bool)>,
+    /// The versionId of the delete marker placed.
+    pub marker: Option<String>,
+    /// Why nothing was done: the version is locked.
+    pub refused: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -202,6 +289,7 @@ pub enum Outcome {
     Done(bool),
     Deleted(Vec<bool>),
     Object(Option<ObjectRecord>),
+    DeleteResults(Vec<DeleteResult>),
 }
 
 impl MetaStore {
@@ -223,23 +311,145 @@ impl MetaStore {
         use MetaCommand as C;
         let mut b = self.batch(applied);
         let outcome = match cmd {
-            C::CreateBucket { name, record } => {
-                // The tenant cannot be deleted meanwhile (its deletion takes the same lock).
-                let _t = self.iam_guard();
-                let _g = self.bucket_itself(&name);
-                if let Some(existing) = self.get_bucket(&name)? {
-                    return Err(match existing.tenant == record.tenant {
-                        true => MetaError::BucketExists,
-                        false => MetaError::BucketTaken,
-                    });
-                }
-                if self.get_tenant(&record.tenant)?.is_none() {
-                    return Err(MetaError::NoSuchEntity(format!("tenant '{}'", record.tenant)));
-                }
-                b.put_cf(self.cf(keys::CF_BUCKETS), keys::bucket(&name), record.encode());
+            C::CreateBucket { name, record } => self.create_bucket_in(b, &name, &record, None)?,
+            C::CreateVersionedBucket {
+                name,
+                record,
+                versioning,
+            } => self.create_bucket_in(b, &name, &record, Some(versioning))?,
+            C::ConfigureVersioning { bucket, change } => {
+                let _g = self.bucket_itself(&bucket);
+                self.require_bucket(&bucket)?;
+                let current = self.versioning(&bucket)?;
+                let next = match (change, current) {
+                    (VersioningChange::Status(VersioningStatus::Suspended), Some(c)) if c.object_lock => {
+                        return Err(MetaError::InvalidBucketState(
+                            "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.".into(),
+                        ))
+                    }
+                    (VersioningChange::Status(status), Some(c)) => VersioningConfig { status, ..c },
+                    (VersioningChange::Status(status), None) => VersioningConfig {
+                        status,
+                        object_lock: false,
+                        default_retention: None,
+                    },
+                    (VersioningChange::ObjectLock(default_retention), Some(c))
+                        if c.status == VersioningStatus::Enabled =>
+                    {
+                        VersioningConfig {
+                            object_lock: true,
+                            default_retention,
+                            ..c
+                        }
+                    }
+                    (VersioningChange::ObjectLock(_), _) => {
+                        return Err(MetaError::InvalidBucketState(
+                            "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration".into(),
+                        ))
+                    }
+                };
+                b.put_cf(
+                    self.cf(keys::CF_BUCKET_CONFIG),
+                    keys::bucket_config(&bucket, crate::BucketConfigKind::Versioning.key()),
+                    encode(&next),
+                );
                 self.write(b)?;
                 self.bump_generation();
                 Outcome::Unit
+            }
+            C::DeleteVersions {
+                bucket,
+                targets,
+                bypass_governance,
+                now_ms,
+            } => {
+                let _b = self.bucket_content(&bucket);
+                let names: Vec<Vec<u8>> = targets.iter().map(|t| t.key.clone()).collect();
+                let _k = self.lock_keys(&bucket, &names);
+                let mut distinct = std::collections::HashSet::new();
+                if !names.iter().all(|k| distinct.insert(k)) {
+                    return Err(MetaError::InvalidRequest("a key is named twice in one delete".into()));
+                }
+                let owner = self.require_bucket(&bucket)?.tenant;
+                let versioning = self.versioning(&bucket)?;
+                let mut tally = (0i64, 0i64);
+                let mut results = Vec::with_capacity(targets.len());
+                for t in &targets {
+                    results.push(self.delete_target_in(
+                        &mut b,
+                        &bucket,
+                        versioning.as_ref(),
+                        t,
+                        bypass_governance,
+                        now_ms,
+                        &mut tally,
+                    )?);
+                }
+                self.add_usage(&mut b, &owner, &bucket, tally.0, tally.1);
+                self.write(b)?;
+                Outcome::DeleteResults(results)
+            }
+            C::UpdateVersion {
+                bucket,
+                key,
+                sel,
+                expect,
+                change,
+                bypass_governance,
+                now_ms,
+            } => {
+                let _b = self.bucket_content(&bucket);
+                let _k = self.lock_key(&bucket, &key);
+                self.require_bucket(&bucket)?;
+                let found = match sel {
+                    None => self.get_object(&bucket, &key)?.map(|r| (r, Place::Current)),
+                    Some(sel) => self.find_version(&bucket, &key, sel)?,
+                };
+                let (mut rec, place) = match (found, sel) {
+                    (Some(f), _) => f,
+                    (None, Some(_)) => return Err(MetaError::NoSuchVersion),
+                    (None, None) => return Err(MetaError::NoSuchKey),
+                };
+                if expect.is_some_and(|v| v != rec.version) {
+                    return Ok(Outcome::Object(None));
+                }
+                if rec.is_delete_marker() {
+                    return Err(MetaError::MethodNotAllowed(
+                        "The specified method is not allowed against a delete marker".into(),
+                    ));
+                }
+                let lock_enabled = self.versioning(&bucket)?.is_some_and(|v| v.object_lock);
+                match change {
+                    VersionChange::Sealed { sealed, touch_ms } => {
+                        rec.sealed = sealed;
+                        if let Some(t) = touch_ms {
+                            rec.last_modified_ms = t;
+                        }
+                    }
+                    VersionChange::Retention(new) => {
+                        if !lock_enabled {
+                            return Err(no_lock_configuration());
+                        }
+                        check_retention_change(rec.version_state.retention, new, now_ms, bypass_governance)?;
+                        rec.version_state.retention = new;
+                    }
+                    VersionChange::LegalHold(on) => {
+                        if !lock_enabled {
+                            return Err(no_lock_configuration());
+                        }
+                        rec.version_state.legal_hold = on;
+                    }
+                }
+                let raw = match place {
+                    Place::Current => (keys::CF_OBJECTS, keys::object(&bucket, &key)),
+                    Place::Noncurrent => (
+                        keys::CF_VERSIONS,
+                        keys::object_version(&bucket, &key, rec.version_state.seq),
+                    ),
+                };
+                b.put_cf(self.cf(raw.0), raw.1, rec.encode());
+                self.write(b)?;
+                Outcome::Object(Some(rec))
             }
             C::DeleteBucket { name } => {
                 let _g = self.bucket_itself(&name);
@@ -264,6 +474,11 @@ impl MetaStore {
                 Outcome::Unit
             }
             C::PutBucketConfig { bucket, kind, value } => {
+                if kind == crate::BucketConfigKind::Versioning {
+                    return Err(MetaError::InvalidRequest(
+                        "versioning changes through ConfigureVersioning".into(),
+                    ));
+                }
                 let _g = self.bucket_itself(&bucket);
                 self.require_bucket(&bucket)?;
                 let k = keys::bucket_config(&bucket, kind.key());
@@ -332,15 +547,13 @@ impl MetaStore {
                 for (v, _) in &layouts {
                     self.require_intent(v)?;
                 }
-                let (bytes, objects) = growth(&record, current.as_ref());
-                let _q = self.account(&mut b, &owner, &bucket, bytes, objects)?;
-                self.put_object_in(&mut b, &bucket, &key, &record, current, now_ms);
+                let (record, _q) = self.commit_version_in(&mut b, &owner, &bucket, &key, record, current, now_ms)?;
                 for (v, l) in &layouts {
                     b.put_cf(self.cf(keys::CF_LAYOUTS), keys::version(v), encode(l));
                     b.delete_cf(self.cf(keys::CF_INTENTS), keys::version(v));
                 }
                 self.write(b)?;
-                Outcome::Unit
+                Outcome::Object(Some(record))
             }
             C::DeleteObjects {
                 bucket,
@@ -358,7 +571,7 @@ impl MetaStore {
                     let okey = keys::object(&bucket, key);
                     let old = match gone.contains(&okey) {
                         true => None,
-                        false => self.get::<ObjectRecord>(keys::CF_OBJECTS, &okey)?,
+                        false => self.get_object_at(keys::CF_OBJECTS, &okey)?,
                     };
                     existed.push(old.is_some());
                     if let Some(old) = old {
@@ -384,13 +597,13 @@ impl MetaStore {
                 let _b = self.bucket_content(&bucket);
                 let _k = self.lock_key(&bucket, &key);
                 let okey = keys::object(&bucket, &key);
-                match self.get::<ObjectRecord>(keys::CF_OBJECTS, &okey)? {
+                match self.get_object_at(keys::CF_OBJECTS, &okey)? {
                     Some(mut rec) if rec.version == version => {
                         rec.sealed = sealed;
                         if let Some(t) = touch_ms {
                             rec.last_modified_ms = t;
                         }
-                        b.put_cf(self.cf(keys::CF_OBJECTS), &okey, encode(&rec));
+                        b.put_cf(self.cf(keys::CF_OBJECTS), &okey, rec.encode());
                         self.write(b)?;
                         Outcome::Object(Some(rec))
                     }
@@ -406,14 +619,14 @@ impl MetaStore {
                 let _b = self.bucket_content(&bucket);
                 let _k = self.lock_key(&bucket, &key);
                 let okey = keys::object(&bucket, &key);
-                let current = self.get::<ObjectRecord>(keys::CF_OBJECTS, &okey)?;
+                let current = self.get_object_at(keys::CF_OBJECTS, &okey)?;
                 let updated = match current {
                     Some(mut rec) if rec.version == version => {
                         rec.parts = parts;
                         if !rec.is_degraded() {
                             b.delete_cf(self.cf(keys::CF_HEAL), &okey);
                         }
-                        b.put_cf(self.cf(keys::CF_OBJECTS), &okey, encode(&rec));
+                        b.put_cf(self.cf(keys::CF_OBJECTS), &okey, rec.encode());
                         true
                     }
                     // Gone or replaced: nothing left to heal under this key's old version.
@@ -499,9 +712,7 @@ impl MetaStore {
                 }
                 let current = self.get_object(&bucket, &key)?;
                 condition.check(current.as_ref())?;
-                let (bytes, objects) = growth(&record, current.as_ref());
-                let _q = self.account(&mut b, &owner, &bucket, bytes, objects)?;
-                self.put_object_in(&mut b, &bucket, &key, &record, current, now_ms);
+                let (record, _q) = self.commit_version_in(&mut b, &owner, &bucket, &key, record, current, now_ms)?;
                 let used: std::collections::HashSet<VersionId> = record.parts.iter().map(|p| p.version).collect();
                 let unused: Vec<GcPart> = uploaded
                     .iter()
@@ -514,7 +725,7 @@ impl MetaStore {
                 up.sealed.clear();
                 b.put_cf(self.cf(keys::CF_UPLOADS), keys::upload(&bucket, &key, &id), encode(&up));
                 self.write(b)?;
-                Outcome::Unit
+                Outcome::Object(Some(record))
             }
             C::AbortUpload {
                 bucket,
@@ -617,7 +828,7 @@ impl MetaStore {
         if let Some(old) = current {
             self.queue_gc(b, old.gc_record(), now_ms);
         }
-        b.put_cf(self.cf(keys::CF_OBJECTS), &okey, encode(rec));
+        b.put_cf(self.cf(keys::CF_OBJECTS), &okey, rec.encode());
         if rec.is_degraded() {
             b.put_cf(self.cf(keys::CF_HEAL), &okey, []);
         } else {
@@ -652,6 +863,10 @@ impl MetaStore {
             return Err(MetaError::BucketNotEmpty);
         }
         it.status()?;
+        // Noncurrent versions and delete markers keep it too (as in S3).
+        if self.has_versions(name)? {
+            return Err(MetaError::BucketNotEmpty);
+        }
         // Uploads in progress keep the bucket; markers of completed ones go with it.
         let iter = self.db.iterator_cf(
             self.cf(keys::CF_UPLOADS),
@@ -678,8 +893,281 @@ impl MetaStore {
     }
 }
 
-/// What replacing `current` by `new` adds to its bucket: (bytes, objects).
-fn growth(new: &ObjectRecord, current: Option<&ObjectRecord>) -> (i64, i64) {
-    let old = current.map_or(0, |c| c.size as i64);
-    ((new.size as i64).saturating_sub(old), i64::from(current.is_none()))
+impl MetaStore {
+    fn create_bucket_in(
+        &self,
+        mut b: WriteBatch,
+        name: &str,
+        record: &BucketRecord,
+        versioning: Option<VersioningConfig>,
+    ) -> Result<Outcome, MetaError> {
+        // The tenant cannot be deleted meanwhile (its deletion takes the same lock).
+        let _t = self.iam_guard();
+        let _g = self.bucket_itself(name);
+        if let Some(existing) = self.get_bucket(name)? {
+            return Err(match existing.tenant == record.tenant {
+                true => MetaError::BucketExists,
+                false => MetaError::BucketTaken,
+            });
+        }
+        if self.get_tenant(&record.tenant)?.is_none() {
+            return Err(MetaError::NoSuchEntity(format!("tenant '{}'", record.tenant)));
+        }
+        b.put_cf(self.cf(keys::CF_BUCKETS), keys::bucket(name), record.encode());
+        if let Some(v) = versioning {
+            b.put_cf(
+                self.cf(keys::CF_BUCKET_CONFIG),
+                keys::bucket_config(name, crate::BucketConfigKind::Versioning.key()),
+                encode(&v),
+            );
+        }
+        self.write(b)?;
+        self.bump_generation();
+        Ok(Outcome::Unit)
+    }
+
+    /// Makes `rec` the key's newest version, as the bucket's versioning says: replacing the
+    /// current object (unversioned), keeping it as noncurrent (enabled), or replacing only the
+    /// `null` version (suspended). Sets the version's seq, id kind and default retention;
+    /// accounts for the growth (quota checked: the guard is held until the batch is written).
+    #[allow(clippy::too_many_arguments)]
+    fn commit_version_in(
+        &self,
+        b: &mut WriteBatch,
+        owner: &str,
+        bucket: &str,
+        key: &[u8],
+        mut rec: ObjectRecord,
+        current: Option<ObjectRecord>,
+        now_ms: u64,
+    ) -> Result<(ObjectRecord, Option<std::sync::MutexGuard<'_, ()>>), MetaError> {
+        let versioning = self.versioning(bucket)?;
+        let lock_enabled = versioning.is_some_and(|v| v.object_lock);
+        let vs = &mut rec.version_state;
+        if (vs.retention.is_some() || vs.legal_hold) && !lock_enabled {
+            return Err(no_lock_configuration());
+        }
+        if let (None, Some(d)) = (vs.retention, versioning.and_then(|v| v.default_retention)) {
+            vs.retention = Some(Retention {
+                mode: d.mode,
+                until_ms: d.until(now_ms),
+            });
+        }
+        let latest = match (&current, &versioning) {
+            (Some(c), _) => Some(c.clone()),
+            (None, Some(_)) => self.newest_noncurrent(bucket, key)?,
+            (None, None) => None,
+        };
+        vs.seq = next_seq(now_ms, latest.as_ref());
+        vs.delete_marker = false;
+        let status = versioning.map(|v| v.status);
+        vs.versioned = status == Some(VersioningStatus::Enabled);
+        // The version this write removes for good, if any.
+        let mut removed = None;
+        match (status, current) {
+            (None, current) => removed = current,
+            (Some(VersioningStatus::Enabled), Some(c)) => self.demote_in(b, bucket, key, &c),
+            (Some(VersioningStatus::Enabled), None) => {}
+            (Some(VersioningStatus::Suspended), current) => {
+                match current {
+                    Some(c) if !c.version_state.versioned => removed = Some(c),
+                    Some(c) => self.demote_in(b, bucket, key, &c),
+                    None => {}
+                }
+                if removed.is_none() {
+                    if let Some(null) = self.noncurrent_null(bucket, key)? {
+                        self.remove_noncurrent_in(b, bucket, key, &null);
+                        removed = Some(null);
+                    }
+                }
+            }
+        }
+        let (mut bytes, mut objects) = (rec.size as i64, 1i64);
+        if let Some(old) = &removed {
+            if let Some(why) = old.version_state.protection(now_ms, false) {
+                return Err(MetaError::Locked(why.into()));
+            }
+            bytes = bytes.saturating_sub(old.size as i64);
+            objects -= 1;
+        }
+        let guard = self.account(b, owner, bucket, bytes, objects)?;
+        if let Some(old) = removed.filter(|o| !o.is_delete_marker()) {
+            self.queue_gc(b, old.gc_record(), now_ms);
+        }
+        self.put_object_in(b, bucket, key, &rec, None, now_ms);
+        Ok((rec, guard))
+    }
+
+    /// One target of a `DeleteVersions`; `tally` sums what it adds to the bucket's usage.
+    #[allow(clippy::too_many_arguments)]
+    fn delete_target_in(
+        &self,
+        b: &mut WriteBatch,
+        bucket: &str,
+        versioning: Option<&VersioningConfig>,
+        t: &DeleteTarget,
+        bypass_governance: bool,
+        now_ms: u64,
+        tally: &mut (i64, i64),
+    ) -> Result<DeleteResult, MetaError> {
+        let key = &t.key[..];
+        let okey = keys::object(bucket, key);
+        let current = self.get_object(bucket, key)?;
+        let mut result = DeleteResult::default();
+        let Some(sel) = t.version else {
+            // Deleting the key: gone for good (unversioned), or hidden under a marker.
+            let latest = match &current {
+                Some(c) => Some(c.clone()),
+                None if versioning.is_some() => self.newest_noncurrent(bucket, key)?,
+                None => None,
+            };
+            if let DeleteGuard::LatestIs(seq) = t.guard {
+                if latest.as_ref().map(|l| l.version_state.seq) != Some(seq) {
+                    return Ok(result);
+                }
+            }
+            let Some(status) = versioning.map(|v| v.status) else {
+                if let Some(c) = current {
+                    if let Some(why) = c.version_state.protection(now_ms, bypass_governance) {
+                        result.refused = Some(why.into());
+                        return Ok(result);
+                    }
+                    b.delete_cf(self.cf(keys::CF_OBJECTS), &okey);
+                    b.delete_cf(self.cf(keys::CF_HEAL), &okey);
+                    self.queue_gc(b, c.gc_record(), now_ms);
+                    tally.0 = tally.0.saturating_sub(c.size as i64);
+                    tally.1 -= 1;
+                    result.removed = Some((c.version_id(), false));
+                }
+                return Ok(result);
+            };
+            let mut marker = ObjectRecord::delete_marker(t.marker_tag, now_ms);
+            marker.version_state.seq = next_seq(now_ms, latest.as_ref());
+            marker.version_state.versioned = status == VersioningStatus::Enabled;
+            let mut removed = None;
+            if let Some(c) = current {
+                b.delete_cf(self.cf(keys::CF_OBJECTS), &okey);
+                b.delete_cf(self.cf(keys::CF_HEAL), &okey);
+                match status == VersioningStatus::Suspended && !c.version_state.versioned {
+                    true => removed = Some(c),
+                    false => self.demote_in(b, bucket, key, &c),
+                }
+            }
+            if status == VersioningStatus::Suspended && removed.is_none() {
+                if let Some(null) = self.noncurrent_null(bucket, key)? {
+                    self.remove_noncurrent_in(b, bucket, key, &null);
+                    removed = Some(null);
+                }
+            }
+            if let Some(old) = removed {
+                if let Some(why) = old.version_state.protection(now_ms, bypass_governance) {
+                    return Err(MetaError::Locked(why.into()));
+                }
+                tally.0 = tally.0.saturating_sub(old.size as i64);
+                tally.1 -= 1;
+                if !old.is_delete_marker() {
+                    self.queue_gc(b, old.gc_record(), now_ms);
+                }
+            }
+            self.put_marker_in(b, bucket, key, &marker);
+            tally.1 += 1;
+            result.marker = Some(marker.version_id());
+            return Ok(result);
+        };
+        // Removing one version for good.
+        let Some((found, place)) = self.find_version(bucket, key, sel)? else {
+            return Ok(result);
+        };
+        let allowed = match t.guard {
+            DeleteGuard::None | DeleteGuard::LatestIs(_) => true,
+            DeleteGuard::Noncurrent => place == Place::Noncurrent,
+            DeleteGuard::LoneMarker => {
+                found.is_delete_marker()
+                    && current.is_none()
+                    && self.newest_noncurrent(bucket, key)?.as_ref() == Some(&found)
+                    && self.versions_of_key_count(bucket, key, 2)? == 1
+            }
+        };
+        if !allowed {
+            return Ok(result);
+        }
+        if let Some(why) = found.version_state.protection(now_ms, bypass_governance) {
+            result.refused = Some(why.into());
+            return Ok(result);
+        }
+        match place {
+            Place::Current => {
+                b.delete_cf(self.cf(keys::CF_OBJECTS), &okey);
+                b.delete_cf(self.cf(keys::CF_HEAL), &okey);
+            }
+            Place::Noncurrent => self.remove_noncurrent_in(b, bucket, key, &found),
+        }
+        // With no current object left, the newest remaining version becomes current if it is
+        // an object (a marker stays where it is: the key then reads as deleted). If the
+        // version removed was not the newest, the newest is a marker and nothing moves.
+        if place == Place::Current || current.is_none() {
+            let removed_seq = (place == Place::Noncurrent).then_some(found.version_state.seq);
+            if let Some(next) = self.newest_noncurrent_except(bucket, key, removed_seq)? {
+                if !next.is_delete_marker() {
+                    self.remove_noncurrent_in(b, bucket, key, &next);
+                    self.put_object_in(b, bucket, key, &next, None, now_ms);
+                }
+            }
+        }
+        tally.0 = tally.0.saturating_sub(found.size as i64);
+        tally.1 -= 1;
+        if !found.is_delete_marker() {
+            self.queue_gc(b, found.gc_record(), now_ms);
+        }
+        result.removed = Some((found.version_id(), found.is_delete_marker()));
+        Ok(result)
+    }
+
+    /// How many entries a key has in `versions`, counting up to `max`.
+    fn versions_of_key_count(&self, bucket: &str, key: &[u8], max: usize) -> Result<usize, MetaError> {
+        let prefix = keys::versions_of_key(bucket, key);
+        let mut it = self.db.raw_iterator_cf(self.cf(keys::CF_VERSIONS));
+        it.seek(&prefix);
+        let mut n = 0;
+        while n < max && it.key().is_some_and(|k| k.starts_with(&prefix)) {
+            n += 1;
+            it.next();
+        }
+        it.status()?;
+        Ok(n)
+    }
+}
+
+fn no_lock_configuration() -> MetaError {
+    MetaError::InvalidRequest("Bucket is missing Object Lock Configuration".into())
+}
+
+/// A retention may be set, extended, or made COMPLIANCE; shortened, removed or made
+/// GOVERNANCE only while it is not in force, or (GOVERNANCE) with the bypass.
+fn check_retention_change(
+    old: Option<Retention>,
+    new: Option<Retention>,
+    now_ms: u64,
+    bypass_governance: bool,
+) -> Result<(), MetaError> {
+    let Some(old) = old.filter(|o| o.until_ms > now_ms) else {
+        return Ok(());
+    };
+    let weaker = match new {
+        None => true,
+        Some(n) => {
+            n.until_ms < old.until_ms
+                || (old.mode == crate::records::LockMode::Compliance && n.mode == crate::records::LockMode::Governance)
+        }
+    };
+    match (weaker, old.mode) {
+        (false, _) => Ok(()),
+        (true, crate::records::LockMode::Governance) if bypass_governance => Ok(()),
+        (true, crate::records::LockMode::Governance) => Err(MetaError::Locked(
+            "The retention of a version in GOVERNANCE mode can be shortened or removed only with x-amz-bypass-governance-retention".into(),
+        )),
+        (true, crate::records::LockMode::Compliance) => Err(MetaError::Locked(
+            "The retention of a version in COMPLIANCE mode can only be extended".into(),
+        )),
+    }
 }

@@ -239,6 +239,16 @@ impl MetaStore {
     /// Adds a content change of `bucket` (owned by `tenant`) to a batch. When the bucket or the
     /// tenant has a quota and the change grows what they hold, checks it first and returns the
     /// quota lock to hold until the batch is written.
+    /// Adds to a bucket's and its tenant's usage, with no quota check (what removes data, or
+    /// a delete marker, is never refused for a quota).
+    pub(crate) fn add_usage(&self, b: &mut WriteBatch, tenant: &str, bucket: &str, bytes: i64, objects: i64) {
+        if bytes != 0 || objects != 0 {
+            let delta = keys::usage_value(bytes, objects);
+            b.merge_cf(self.cf(keys::CF_USAGE), keys::usage_bucket(bucket), delta);
+            b.merge_cf(self.cf(keys::CF_USAGE), keys::usage_tenant(tenant), delta);
+        }
+    }
+
     pub(crate) fn account(
         &self,
         b: &mut WriteBatch,
@@ -274,11 +284,7 @@ impl MetaStore {
                 )?;
             }
         }
-        if bytes != 0 || objects != 0 {
-            let delta = keys::usage_value(bytes, objects);
-            b.merge_cf(self.cf(keys::CF_USAGE), keys::usage_bucket(bucket), delta);
-            b.merge_cf(self.cf(keys::CF_USAGE), keys::usage_tenant(tenant), delta);
-        }
+        self.add_usage(b, tenant, bucket, bytes, objects);
         Ok(guard)
     }
 
@@ -290,7 +296,7 @@ impl MetaStore {
             let Some(zero) = k.iter().position(|c| *c == 0) else {
                 continue;
             };
-            let rec: crate::ObjectRecord = decode(&v)?;
+            let rec = crate::ObjectRecord::decode(&v)?;
             let e = per_bucket
                 .entry(String::from_utf8_lossy(&k[..zero]).into_owned())
                 .or_default();

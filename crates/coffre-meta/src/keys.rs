@@ -29,6 +29,15 @@ pub const CF_RAFT_LOG: &str = "raft_log";
 /// `raft_state`: the replica's vote, purge point, and the last command applied to the
 /// records above (written in the batch of that command); keys `RAFT_*`.
 pub const CF_RAFT_STATE: &str = "raft_state";
+/// `versions`: every version of a key but its current object — noncurrent versions and
+/// delete markers (current or not) — keyed `object_version`, a key's newest first. So the
+/// current object of a key is in `objects` (what ListObjects reads, unchanged by versioning)
+/// and a key whose newest version is a delete marker has none there.
+pub const CF_VERSIONS: &str = "versions";
+/// `null_versions`: `bucket ∥ 0x00 ∥ key` → the `seq` (8 bytes BE) of the key's null version
+/// when it is in `versions`, so that `versionId=null` and writes of a suspended bucket find it
+/// without scanning the key's versions.
+pub const CF_NULL_VERSIONS: &str = "null_versions";
 pub const RAFT_VOTE: &[u8] = b"vote";
 pub const RAFT_COMMITTED: &[u8] = b"committed";
 pub const RAFT_PURGED: &[u8] = b"purged";
@@ -38,8 +47,9 @@ pub const RAFT_MEMBERSHIP: &[u8] = b"membership";
 /// half-written state machine and must be emptied (the leader sends the snapshot again).
 pub const RAFT_INSTALLING: &[u8] = b"installing";
 
-/// The column families holding the state machine's records: what a snapshot copies.
-pub const STATE_CFS: [&str; 12] = [
+/// The column families holding the state machine's records: what a snapshot copies (a
+/// snapshot names them by index: new ones go at the end).
+pub const STATE_CFS: [&str; 14] = [
     CF_BUCKETS,
     CF_OBJECTS,
     CF_LAYOUTS,
@@ -52,14 +62,16 @@ pub const STATE_CFS: [&str; 12] = [
     CF_BUCKET_CONFIG,
     CF_IAM,
     CF_USAGE,
+    CF_VERSIONS,
+    CF_NULL_VERSIONS,
 ];
 
 /// The replica's own column families (not in snapshots).
 pub const RAFT_CFS: [&str; 2] = [CF_RAFT_LOG, CF_RAFT_STATE];
-pub const ALL_CFS: [&str; 14] = concat_cfs(STATE_CFS, RAFT_CFS);
+pub const ALL_CFS: [&str; 16] = concat_cfs(STATE_CFS, RAFT_CFS);
 
-const fn concat_cfs(state: [&'static str; 12], raft: [&'static str; 2]) -> [&'static str; 14] {
-    let mut all = [""; 14];
+const fn concat_cfs(state: [&'static str; 14], raft: [&'static str; 2]) -> [&'static str; 16] {
+    let mut all = [""; 16];
     let mut i = 0;
     while i < state.len() {
         all[i] = state[i];
@@ -106,6 +118,66 @@ pub fn object_prefix(bucket: &str, prefix: &[u8]) -> Vec<u8> {
 /// Splits an `objects` key back into the object key (the part after the bucket).
 pub fn object_key_of<'a>(bucket: &str, raw: &'a [u8]) -> Option<&'a [u8]> {
     raw.strip_prefix(bucket.as_bytes())?.strip_prefix(&[0])
+}
+
+/// A key escaped so that a terminator can follow it without breaking the order: 0x00 becomes
+/// 0x00 0xFF, and the terminator 0x00 0x00 sorts before any continuation. Escaping is
+/// byte-wise, so the escaped keys starting with `escaped(p)` are those of keys starting with
+/// `p`, in the same order.
+fn push_escaped(out: &mut Vec<u8>, key: &[u8]) {
+    for &b in key {
+        out.push(b);
+        if b == 0 {
+            out.push(0xFF);
+        }
+    }
+}
+
+/// `versions`: `bucket ∥ 0x00 ∥ escaped key ∥ 0x00 0x00 ∥ !seq (BE)`: a bucket's versions in
+/// key order, each key's newest (highest `seq`) first — what ListObjectVersions returns.
+pub fn object_version(bucket: &str, key: &[u8], seq: u64) -> Vec<u8> {
+    let mut k = versions_of_key(bucket, key);
+    k.extend_from_slice(&(!seq).to_be_bytes());
+    k
+}
+
+/// The prefix of one key's `versions` entries.
+pub fn versions_of_key(bucket: &str, key: &[u8]) -> Vec<u8> {
+    let mut k = versions_under(bucket, key);
+    k.extend_from_slice(&[0, 0]);
+    k
+}
+
+/// The prefix of the `versions` entries of every key starting with `prefix`.
+pub fn versions_under(bucket: &str, prefix: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(bucket.len() + 3 + prefix.len() + 8);
+    k.extend_from_slice(bucket.as_bytes());
+    k.push(0);
+    push_escaped(&mut k, prefix);
+    k
+}
+
+/// Splits a `versions` key into (object key, seq).
+pub fn object_version_of(bucket: &str, raw: &[u8]) -> Option<(Vec<u8>, u64)> {
+    let rest = raw.strip_prefix(bucket.as_bytes())?.strip_prefix(&[0])?;
+    let mut key = Vec::with_capacity(rest.len());
+    let mut i = 0;
+    loop {
+        match (rest.get(i)?, rest.get(i + 1)) {
+            (0, Some(0)) => break,
+            (0, Some(0xFF)) => {
+                key.push(0);
+                i += 2;
+            }
+            (0, _) => return None,
+            (&b, _) => {
+                key.push(b);
+                i += 1;
+            }
+        }
+    }
+    let seq: [u8; 8] = rest.get(i + 2..)?.try_into().ok()?;
+    Some((key, !u64::from_be_bytes(seq)))
 }
 
 /// `uploads`: `bucket ∥ 0x00 ∥ key ∥ 0x00 ∥ upload id`: a bucket's uploads sorted by key, then
@@ -349,6 +421,24 @@ mod tests {
             prop_assume!(t1 != t2);
             prop_assert_eq!(gc(t1, &VersionId(v1)).cmp(&gc(t2, &VersionId(v2))), t1.cmp(&t2));
             prop_assert_eq!(gc_time(&gc(t1, &VersionId(v1))), Some(t1));
+        }
+
+        #[test]
+        fn versions_sort_by_key_then_newest_first(k1 in prop::collection::vec(prop::sample::select(vec![0u8, 1, b'a', b'b', 0xFF]), 0..6),
+                                                  k2 in prop::collection::vec(prop::sample::select(vec![0u8, 1, b'a', b'b', 0xFF]), 0..6),
+                                                  s1: u64, s2: u64, b in "[a-z0-9.-]{3,12}") {
+            let (e1, e2) = (object_version(&b, &k1, s1), object_version(&b, &k2, s2));
+            // key order first (the order of `objects`), then newest first
+            let expected = k1.cmp(&k2).then(s2.cmp(&s1));
+            prop_assert_eq!(e1.cmp(&e2), expected);
+            prop_assert_eq!(object_version_of(&b, &e1), Some((k1.clone(), s1)));
+            // a key's versions are under its prefix, and under the prefix of its prefixes
+            prop_assert!(e1.starts_with(&versions_of_key(&b, &k1)));
+            prop_assert_eq!(e2.starts_with(&versions_of_key(&b, &k1)), k1 == k2);
+            prop_assert_eq!(e2.starts_with(&versions_under(&b, &k1)), k2.starts_with(&k1));
+            // past one key's versions come exactly the keys after it
+            let past = prefix_successor(&versions_of_key(&b, &k1)).unwrap();
+            prop_assert_eq!(e2 >= past, k2 > k1);
         }
 
         #[test]

@@ -15,16 +15,22 @@ mod list;
 mod maintenance;
 pub mod records;
 pub mod replica;
+mod versions;
 
-pub use commands::{MetaCommand, Outcome, WriteCondition};
+pub use commands::{
+    DeleteGuard, DeleteResult, DeleteTarget, MetaCommand, Outcome, VersionChange, VersioningChange, WriteCondition,
+};
 pub use iam::{IamCommand, NewTenant, Usage};
 pub use leases::ReadLease;
 pub use list::{ListEntry, UploadEntry, UploadRef};
 pub use records::{
-    AccessKeyRecord, BucketConfigKind, BucketRecord, CorsConfig, CorsRule, EncryptionConfig, GcPart, GcRecord,
-    IntentRecord, LayoutRecord, NodeRecord, ObjectRecord, OidcConfig, OwnershipConfig, PartInfo, Quota, RoleRecord,
-    SealedAttrs, TenantRecord, UploadPartRecord, UploadRecord, UserRecord, DEFAULT_TENANT,
+    AccessKeyRecord, BucketConfigKind, BucketRecord, CorsConfig, CorsRule, DefaultRetention, EncryptionConfig, GcPart,
+    GcRecord, IntentRecord, LayoutRecord, LifecycleConfig, LifecycleExpiration, LifecycleFilter, LifecycleRule,
+    LockMode, NodeRecord, NoncurrentExpiration, ObjectRecord, OidcConfig, OwnershipConfig, PartInfo, Quota, Retention,
+    RoleRecord, SealedAttrs, TenantRecord, UploadPartRecord, UploadRecord, UserRecord, VersionSel, VersionState,
+    VersioningConfig, VersioningStatus, DEFAULT_TENANT,
 };
+pub use versions::{Place, VersionEntry};
 
 use coffre_types::VersionId;
 use records::decode;
@@ -75,6 +81,20 @@ pub enum MetaError {
     /// message says which replicas answer. Nothing was applied.
     #[error("metadata unavailable: {0}")]
     Unavailable(String),
+    /// A `versionId` names no version of the key.
+    #[error("no such version")]
+    NoSuchVersion,
+    /// The version is protected by Object Lock (retention or legal hold): the message says how.
+    #[error("{0}")]
+    Locked(String),
+    /// The bucket's state forbids the change (versioning with Object Lock…).
+    #[error("{0}")]
+    InvalidBucketState(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The method does not apply to what the request names (a delete marker).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// Last: a skipped variant must not shift the encoded index of those before it.
     #[error("metadata store: {0}")]
     #[serde(skip)]
@@ -332,7 +352,7 @@ impl MetaStore {
     }
 
     pub fn get_object(&self, bucket: &str, key: &[u8]) -> Result<Option<ObjectRecord>, MetaError> {
-        self.get(keys::CF_OBJECTS, &keys::object(bucket, key))
+        self.get_object_at(keys::CF_OBJECTS, &keys::object(bucket, key))
     }
 
     /// The current version of an object with a lease on its parts: until the lease is

@@ -154,7 +154,7 @@ impl MetaStore {
             if out.len() == limit {
                 return Ok((out, true));
             }
-            let rec = decode(it.value().unwrap_or_default())?;
+            let rec = ObjectRecord::decode(it.value().unwrap_or_default())?;
             out.push(ListEntry::Object(key, rec));
             it.next();
         }
@@ -172,7 +172,7 @@ impl MetaStore {
             .map_while(move |item| match item {
                 Ok((k, v)) => {
                     let key = keys::object_key_of(&b, &k)?.to_vec();
-                    Some(decode(&v).map(|r| (key, r)))
+                    Some(ObjectRecord::decode(&v).map(|r| (key, r)))
                 }
                 Err(e) => Some(Err(e.into())),
             })

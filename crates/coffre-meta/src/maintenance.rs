@@ -7,19 +7,54 @@ use rocksdb::{IteratorMode, WriteBatch};
 
 impl MetaStore {
     /// Rewrites records in place (offline maintenance such as a master key rotation): `f` gets
-    /// each object's bucket, key and record and says whether it changed it.
+    /// each object version's bucket, key and record (current objects, then noncurrent versions
+    /// and delete markers) and says whether it changed it.
     pub fn rewrite_objects(
         &self,
         mut f: impl FnMut(&str, &[u8], &mut ObjectRecord) -> Result<bool, MetaError>,
     ) -> Result<usize, MetaError> {
-        self.rewrite_cf(keys::CF_OBJECTS, |raw, rec: &mut ObjectRecord| {
+        let bucket_of = |raw: &[u8]| -> Result<(String, usize), MetaError> {
             let zero = raw
                 .iter()
                 .position(|b| *b == 0)
                 .ok_or_else(|| MetaError::Corrupt("object key".into()))?;
             let bucket = std::str::from_utf8(&raw[..zero]).map_err(|_| MetaError::Corrupt("bucket name".into()))?;
-            f(bucket, &raw[zero + 1..], rec)
-        })
+            Ok((bucket.to_string(), zero))
+        };
+        let objects = self.rewrite_objects_in(keys::CF_OBJECTS, |raw, rec| {
+            let (bucket, zero) = bucket_of(raw)?;
+            f(&bucket, &raw[zero + 1..], rec)
+        })?;
+        let versions = self.rewrite_objects_in(keys::CF_VERSIONS, |raw, rec| {
+            let (bucket, _) = bucket_of(raw)?;
+            let (key, _) =
+                keys::object_version_of(&bucket, raw).ok_or_else(|| MetaError::Corrupt("version key".into()))?;
+            f(&bucket, &key, rec)
+        })?;
+        Ok(objects + versions)
+    }
+
+    fn rewrite_objects_in(
+        &self,
+        cf: &str,
+        mut f: impl FnMut(&[u8], &mut ObjectRecord) -> Result<bool, MetaError>,
+    ) -> Result<usize, MetaError> {
+        let mut changed = 0;
+        let mut b = WriteBatch::default();
+        for item in self.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
+            let (k, v) = item?;
+            let mut rec = ObjectRecord::decode(&v)?;
+            if f(&k, &mut rec)? {
+                b.put_cf(self.cf(cf), &k, rec.encode());
+                changed += 1;
+                if b.len() >= 1000 {
+                    self.db
+                        .write_opt(std::mem::take(&mut b), &crate::commands::sync_opts())?;
+                }
+            }
+        }
+        self.db.write_opt(b, &crate::commands::sync_opts())?;
+        Ok(changed)
     }
 
     /// As `rewrite_objects`, for the uploads in progress: (bucket, key, upload id, record).
@@ -107,12 +142,27 @@ impl MetaStore {
         Ok(changed)
     }
 
+    /// Writes noncurrent versions (records with their `seq` set) in one unsynced batch: for
+    /// benchmarks of version listings.
+    pub fn import_versions(&self, bucket: &str, items: &[(Vec<u8>, ObjectRecord)]) -> Result<(), MetaError> {
+        let mut b = WriteBatch::default();
+        for (k, rec) in items {
+            b.put_cf(
+                self.cf(keys::CF_VERSIONS),
+                keys::object_version(bucket, k, rec.version_state.seq),
+                rec.encode(),
+            );
+        }
+        self.db.write(b)?;
+        Ok(())
+    }
+
     /// Writes many object records in one unsynced batch, with no GC of replaced versions: for
     /// bulk imports into an empty bucket and for benchmarks.
     pub fn import_objects(&self, bucket: &str, items: &[(Vec<u8>, ObjectRecord)]) -> Result<(), MetaError> {
         let mut b = WriteBatch::default();
         for (k, rec) in items {
-            b.put_cf(self.cf(keys::CF_OBJECTS), keys::object(bucket, k), encode(rec));
+            b.put_cf(self.cf(keys::CF_OBJECTS), keys::object(bucket, k), rec.encode());
         }
         self.db.write(b)?;
         Ok(())

@@ -166,6 +166,10 @@ pub enum BucketConfigKind {
     Quota,
     /// The bucket's canned ACL when it grants others access (`public-read`, …).
     Acl,
+    /// Versioning and Object Lock (`VersioningConfig`); absent: never versioned.
+    Versioning,
+    /// Lifecycle rules (`LifecycleConfig`).
+    Lifecycle,
 }
 
 impl BucketConfigKind {
@@ -177,8 +181,90 @@ impl BucketConfigKind {
             BucketConfigKind::Policy => "policy",
             BucketConfigKind::Quota => "quota",
             BucketConfigKind::Acl => "acl",
+            BucketConfigKind::Versioning => "versioning",
+            BucketConfigKind::Lifecycle => "lifecycle",
         }
     }
+}
+
+/// A bucket's versioning status once it has been turned on (it never goes back to off).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum VersioningStatus {
+    Enabled,
+    Suspended,
+}
+
+/// The retention given to new versions of a lock-enabled bucket that name none.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DefaultRetention {
+    pub mode: LockMode,
+    /// Exactly one of `days` and `years` is set (as the configuration gave it).
+    pub days: Option<u32>,
+    pub years: Option<u32>,
+}
+
+impl DefaultRetention {
+    /// The retain-until date of a version written at `now_ms`.
+    pub fn until(&self, now_ms: u64) -> u64 {
+        const DAY_MS: u64 = 86_400_000;
+        let days = match (self.days, self.years) {
+            (Some(d), _) => u64::from(d),
+            (None, Some(y)) => u64::from(y).saturating_mul(365),
+            (None, None) => 0,
+        };
+        now_ms.saturating_add(days.saturating_mul(DAY_MS))
+    }
+}
+
+/// Versioning and Object Lock of a bucket (`BucketConfigKind::Versioning`).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VersioningConfig {
+    pub status: VersioningStatus,
+    /// Object Lock enabled: versions may carry retentions and legal holds, and versioning
+    /// can no longer be suspended.
+    pub object_lock: bool,
+    pub default_retention: Option<DefaultRetention>,
+}
+
+/// A bucket's lifecycle rules (validated by the protocol layer).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct LifecycleConfig {
+    pub rules: Vec<LifecycleRule>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct LifecycleRule {
+    pub id: String,
+    pub enabled: bool,
+    pub filter: LifecycleFilter,
+    pub expiration: Option<LifecycleExpiration>,
+    pub noncurrent_expiration: Option<NoncurrentExpiration>,
+    /// AbortIncompleteMultipartUpload: days after an upload was started.
+    pub abort_incomplete_days: Option<u32>,
+}
+
+/// What a rule applies to: every condition given must hold.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct LifecycleFilter {
+    pub prefix: String,
+    pub tags: Vec<(String, String)>,
+    pub size_greater_than: Option<u64>,
+    pub size_less_than: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct LifecycleExpiration {
+    pub days: Option<u32>,
+    /// Midnight UTC of the date given, in ms.
+    pub date_ms: Option<u64>,
+    pub expired_object_delete_marker: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct NoncurrentExpiration {
+    pub days: Option<u32>,
+    /// Keep this many newer noncurrent versions whatever their age.
+    pub newer_versions: Option<u32>,
 }
 
 /// One CORS rule, as PutBucketCors gives it (validated by the protocol layer).
@@ -231,6 +317,7 @@ pub struct PartInfo {
 
 /// What an object version is, as listings and HEAD need it. `sealed` holds the user-supplied
 /// headers, metadata, tags and checksums (a `SealedAttrs`), AEAD-encrypted under the metadata key.
+/// A delete marker is a record too (no parts, `version_state.delete_marker`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ObjectRecord {
     pub version: VersionId,
@@ -241,9 +328,192 @@ pub struct ObjectRecord {
     pub packages_per_stripe: u32,
     pub parts: Vec<PartInfo>,
     pub sealed: Vec<u8>,
+    /// Where the record stands among its key's versions, and what protects it.
+    pub version_state: VersionState,
+}
+
+/// An object record as formats before versioning wrote it.
+#[derive(Deserialize)]
+struct ObjectRecordV1 {
+    version: VersionId,
+    size: u64,
+    etag: String,
+    last_modified_ms: u64,
+    scheme: Scheme,
+    packages_per_stripe: u32,
+    parts: Vec<PartInfo>,
+    sealed: Vec<u8>,
+}
+
+/// An Object Lock retention mode.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum LockMode {
+    /// Removable before its date only with `s3:BypassGovernanceRetention` and the bypass header.
+    Governance,
+    /// Removable by no one before its date; the date can only move later.
+    Compliance,
+}
+
+impl LockMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Governance => "GOVERNANCE",
+            LockMode::Compliance => "COMPLIANCE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LockMode> {
+        match s {
+            "GOVERNANCE" => Some(LockMode::Governance),
+            "COMPLIANCE" => Some(LockMode::Compliance),
+            _ => None,
+        }
+    }
+}
+
+/// A version's Object Lock retention: it cannot be deleted or overwritten before `until_ms`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Retention {
+    pub mode: LockMode,
+    pub until_ms: u64,
+}
+
+/// A record's place among its key's versions, and its Object Lock protection.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VersionState {
+    /// Order among the key's versions (higher is newer), assigned by the state machine at
+    /// commit: strictly above the key's newest, about the commit time in microseconds.
+    pub seq: u64,
+    /// Whether it has a version id of its own; if not, it is the key's `null` version
+    /// (written while versioning was off or suspended, or before it existed).
+    pub versioned: bool,
+    pub delete_marker: bool,
+    pub retention: Option<Retention>,
+    pub legal_hold: bool,
+}
+
+impl VersionState {
+    /// Why the version cannot be deleted now, if it cannot: a legal hold, a COMPLIANCE
+    /// retention, or a GOVERNANCE one not bypassed.
+    pub fn protection(&self, now_ms: u64, bypass_governance: bool) -> Option<&'static str> {
+        if self.legal_hold {
+            return Some("The object version is under a legal hold");
+        }
+        match self.retention {
+            Some(r) if r.until_ms > now_ms => match r.mode {
+                LockMode::Compliance => {
+                    Some("The object version is locked in COMPLIANCE mode until its retain-until date")
+                }
+                LockMode::Governance if !bypass_governance => {
+                    Some("The object version is locked in GOVERNANCE mode until its retain-until date")
+                }
+                LockMode::Governance => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// A version named by a request's `versionId`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VersionSel {
+    /// `null`: the key's version without an id of its own.
+    Null,
+    /// An id this store gave: the version's `seq` and a tag from its record.
+    Id { seq: u64, tag: [u8; 8] },
+}
+
+impl VersionSel {
+    /// Parses a `versionId`; `None` if it is not one this store could have given.
+    pub fn parse(s: &str) -> Option<VersionSel> {
+        if s == "null" {
+            return Some(VersionSel::Null);
+        }
+        if s.len() != 32 {
+            return None;
+        }
+        let raw = hex::decode(s).ok()?;
+        Some(VersionSel::Id {
+            seq: u64::from_be_bytes(raw[..8].try_into().ok()?),
+            tag: raw[8..].try_into().ok()?,
+        })
+    }
+
+    /// Whether `rec` is the version named.
+    pub fn matches(&self, rec: &ObjectRecord) -> bool {
+        match self {
+            VersionSel::Null => !rec.version_state.versioned,
+            VersionSel::Id { seq, tag } => {
+                rec.version_state.versioned && rec.version_state.seq == *seq && rec.version.0[..8] == tag[..]
+            }
+        }
+    }
 }
 
 impl ObjectRecord {
+    /// `FORMAT_V2 ∥ postcard`: the record gained its version state.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![FORMAT_V2];
+        out.extend_from_slice(&postcard::to_stdvec(self).expect("records always serialize"));
+        out
+    }
+
+    /// Reads either format; a first-format record is a `null` version.
+    pub fn decode(b: &[u8]) -> Result<ObjectRecord, crate::MetaError> {
+        let bad = |e: postcard::Error| crate::MetaError::Corrupt(format!("object record: {e}"));
+        match b.split_first() {
+            Some((&FORMAT_V2, rest)) => postcard::from_bytes(rest).map_err(bad),
+            Some((&FORMAT_V1, rest)) => {
+                let v1: ObjectRecordV1 = postcard::from_bytes(rest).map_err(bad)?;
+                Ok(ObjectRecord {
+                    version: v1.version,
+                    size: v1.size,
+                    etag: v1.etag,
+                    last_modified_ms: v1.last_modified_ms,
+                    scheme: v1.scheme,
+                    packages_per_stripe: v1.packages_per_stripe,
+                    parts: v1.parts,
+                    sealed: v1.sealed,
+                    version_state: VersionState::default(),
+                })
+            }
+            Some((v, _)) => Err(crate::MetaError::Corrupt(format!("unknown object record format {v}"))),
+            None => Err(crate::MetaError::Corrupt("empty object record".into())),
+        }
+    }
+
+    /// A delete marker, `seq` and null-ness set by the state machine.
+    pub fn delete_marker(tag: VersionId, now_ms: u64) -> ObjectRecord {
+        ObjectRecord {
+            version: tag,
+            size: 0,
+            etag: String::new(),
+            last_modified_ms: now_ms,
+            scheme: coffre_types::Scheme::DEFAULT,
+            packages_per_stripe: 0,
+            parts: Vec::new(),
+            sealed: Vec::new(),
+            version_state: VersionState {
+                delete_marker: true,
+                ..VersionState::default()
+            },
+        }
+    }
+
+    /// The S3 `versionId` of this version: `null`, or 32 hex digits (`seq` and a tag).
+    pub fn version_id(&self) -> String {
+        if !self.version_state.versioned {
+            return "null".to_string();
+        }
+        let mut raw = self.version_state.seq.to_be_bytes().to_vec();
+        raw.extend_from_slice(&self.version.0[..8]);
+        hex::encode(raw)
+    }
+
+    pub fn is_delete_marker(&self) -> bool {
+        self.version_state.delete_marker
+    }
+
     /// Whether some part has shards a write could not store (to heal).
     pub fn is_degraded(&self) -> bool {
         self.parts.iter().any(|p| !p.degraded.is_empty())
@@ -275,6 +545,10 @@ pub struct SealedAttrs {
     /// after the fields above (`SealedExt`), so attributes sealed before it still open.
     #[serde(skip)]
     pub sse_c: Option<Vec<u8>>,
+    /// Object Lock asked for by a CreateMultipartUpload, given to the object its Complete
+    /// makes: (retention, legal hold). Encoded after `SealedExt` (`SealedExt2`).
+    #[serde(skip)]
+    pub lock: Option<(Option<Retention>, bool)>,
 }
 
 /// Fields of `SealedAttrs` added since its first format, encoded after it.
@@ -283,14 +557,24 @@ pub struct SealedExt {
     pub sse_c: Option<Vec<u8>>,
 }
 
+/// Fields added after `SealedExt`, encoded after it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SealedExt2 {
+    pub lock: Option<(Option<Retention>, bool)>,
+}
+
 impl SealedAttrs {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = postcard::to_stdvec(self).expect("attributes always serialize");
         let ext = SealedExt {
             sse_c: self.sse_c.clone(),
         };
-        if ext != SealedExt::default() {
+        let ext2 = SealedExt2 { lock: self.lock };
+        if ext != SealedExt::default() || ext2 != SealedExt2::default() {
             out.extend(postcard::to_stdvec(&ext).expect("attributes always serialize"));
+        }
+        if ext2 != SealedExt2::default() {
+            out.extend(postcard::to_stdvec(&ext2).expect("attributes always serialize"));
         }
         out
     }
@@ -299,8 +583,12 @@ impl SealedAttrs {
         let bad = |e: postcard::Error| crate::MetaError::Corrupt(format!("object attributes: {e}"));
         let (mut a, rest): (SealedAttrs, _) = postcard::take_from_bytes(b).map_err(bad)?;
         if !rest.is_empty() {
-            let ext: SealedExt = postcard::from_bytes(rest).map_err(bad)?;
+            let (ext, rest): (SealedExt, _) = postcard::take_from_bytes(rest).map_err(bad)?;
             a.sse_c = ext.sse_c;
+            if !rest.is_empty() {
+                let ext2: SealedExt2 = postcard::from_bytes(rest).map_err(bad)?;
+                a.lock = ext2.lock;
+            }
         }
         Ok(a)
     }
@@ -393,8 +681,21 @@ mod tests {
         assert_eq!(SealedAttrs::decode(&old).unwrap(), a);
         assert_eq!(a.encode(), old, "no extension, same bytes");
         a.sse_c = Some(vec![7; 48]);
-        assert_eq!(SealedAttrs::decode(&a.encode()).unwrap(), a);
+        let with_sse_c = a.encode();
+        assert_eq!(SealedAttrs::decode(&with_sse_c).unwrap(), a);
         assert!(SealedAttrs::decode(&a.encode()[..5]).is_err());
+        // The second extension follows the first, which is written even when empty.
+        a.lock = Some((
+            Some(Retention {
+                mode: LockMode::Compliance,
+                until_ms: 9,
+            }),
+            true,
+        ));
+        assert!(a.encode().starts_with(&with_sse_c));
+        assert_eq!(SealedAttrs::decode(&a.encode()).unwrap(), a);
+        a.sse_c = None;
+        assert_eq!(SealedAttrs::decode(&a.encode()).unwrap(), a);
     }
 
     #[test]

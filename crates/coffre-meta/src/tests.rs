@@ -24,6 +24,7 @@ pub(crate) fn rec(size: u64) -> ObjectRecord {
         packages_per_stripe: 64,
         parts: vec![p],
         sealed: vec![],
+        version_state: Default::default(),
     }
 }
 

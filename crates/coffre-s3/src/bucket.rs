@@ -95,7 +95,21 @@ pub async fn create(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Er
             "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
         ));
     }
-    ctx.engine().create_bucket(bucket, rec).await?;
+    let object_lock = match ctx.h("x-amz-bucket-object-lock-enabled").map(str::trim) {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(_) => {
+            return Err(S3Error::invalid_argument(
+                "x-amz-bucket-object-lock-enabled is true or false",
+            ))
+        }
+    };
+    match object_lock {
+        // Object Lock turns versioning on with the bucket, in one command.
+        true => ctx.engine().create_versioned_bucket(bucket, rec, true).await?,
+        false => ctx.engine().create_bucket(bucket, rec).await?,
+    }
     if let Some(rule) = ownership {
         ctx.engine()
             .put_bucket_config(bucket, BucketConfigKind::Ownership, Some(OwnershipConfig { rule }))
@@ -168,14 +182,6 @@ pub async fn location(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
     ))
 }
 
-pub async fn versioning(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
-    ctx.engine().bucket(bucket)?;
-    Ok(xml_response(
-        StatusCode::OK,
-        Xml::new("VersioningConfiguration").finish("VersioningConfiguration"),
-    ))
-}
-
 /// A bucket's default encryption: SSE-S3 (AES256) unless configured otherwise.
 fn encryption_of(ctx: &Ctx, bucket: &str) -> Result<EncryptionConfig, S3Error> {
     Ok(ctx
@@ -198,7 +204,7 @@ fn single_rule<'a>(doc: &'a crate::xml::Node, root: &str) -> Result<&'a crate::x
 
 pub async fn put_encryption(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
     ctx.engine().bucket(bucket)?;
-    let raw = crate::object::read_document(ctx, body, 64 * 1024).await?;
+    let raw = crate::document::read_document(ctx, body, 64 * 1024).await?;
     let doc = crate::xml::parse(&raw, 32)?;
     let rule = single_rule(&doc, "ServerSideEncryptionConfiguration")?;
     let algorithm = rule
@@ -255,7 +261,7 @@ fn ownership_rule(v: &str) -> Result<String, S3Error> {
 
 pub async fn put_ownership(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
     ctx.engine().bucket(bucket)?;
-    let raw = crate::object::read_document(ctx, body, 64 * 1024).await?;
+    let raw = crate::document::read_document(ctx, body, 64 * 1024).await?;
     let doc = crate::xml::parse(&raw, 16)?;
     let rule = single_rule(&doc, "OwnershipControls")?
         .child("ObjectOwnership")
@@ -299,7 +305,7 @@ pub async fn delete_ownership(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
 
 pub async fn put_policy(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
     ctx.engine().bucket(bucket)?;
-    let raw = crate::object::read_document(ctx, body, coffre_iam::policy::MAX_BUCKET_POLICY + 1).await?;
+    let raw = crate::document::read_document(ctx, body, coffre_iam::policy::MAX_BUCKET_POLICY + 1).await?;
     let doc = String::from_utf8(raw).map_err(|_| S3Error::malformed_policy("Policies must be valid JSON (UTF-8)"))?;
     coffre_iam::Policy::parse(&doc, &coffre_iam::PolicyKind::Bucket(bucket.to_string()))
         .map_err(S3Error::malformed_policy)?;
@@ -358,7 +364,7 @@ pub async fn get_acl(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
 /// statements they amount to.
 pub async fn put_acl(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
     ctx.engine().bucket(bucket)?;
-    let raw = crate::object::read_document(ctx, body, 64 * 1024).await?;
+    let raw = crate::document::read_document(ctx, body, 64 * 1024).await?;
     let canned = match ctx.h("x-amz-acl") {
         Some(a) => acl::bucket_canned(a)?,
         None if raw.iter().all(u8::is_ascii_whitespace) => {

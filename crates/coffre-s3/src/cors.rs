@@ -131,7 +131,7 @@ pub fn render(cfg: &CorsConfig) -> String {
 
 pub async fn put(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
     ctx.engine().bucket(bucket)?;
-    let raw = crate::object::read_document(ctx, body, MAX_DOCUMENT).await?;
+    let raw = crate::document::read_document(ctx, body, MAX_DOCUMENT).await?;
     let cfg = parse(&raw)?;
     ctx.engine()
         .put_bucket_config(bucket, BucketConfigKind::Cors, Some(cfg))

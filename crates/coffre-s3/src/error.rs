@@ -9,6 +9,15 @@ pub struct S3Error {
     pub code: &'static str,
     pub status: StatusCode,
     pub message: String,
+    /// Headers the error response carries (a delete marker's `x-amz-delete-marker`…).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl S3Error {
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> S3Error {
+        self.headers.push((name, value.into()));
+        self
+    }
 }
 
 impl std::fmt::Display for S3Error {
@@ -23,7 +32,7 @@ macro_rules! codes {
     ($($fn:ident => $code:literal, $status:ident;)*) => {
         impl S3Error {
             $(pub fn $fn(message: impl Into<String>) -> S3Error {
-                S3Error { code: $code, status: StatusCode::$status, message: message.into() }
+                S3Error { code: $code, status: StatusCode::$status, message: message.into(), headers: Vec::new() }
             })*
         }
     };
@@ -84,6 +93,11 @@ codes! {
     service_unavailable => "ServiceUnavailable", SERVICE_UNAVAILABLE;
     sha256_mismatch => "XAmzContentSHA256Mismatch", BAD_REQUEST;
     time_skewed => "RequestTimeTooSkewed", FORBIDDEN;
+    no_such_version => "NoSuchVersion", NOT_FOUND;
+    invalid_bucket_state => "InvalidBucketState", CONFLICT;
+    no_lock_configuration => "ObjectLockConfigurationNotFoundError", NOT_FOUND;
+    no_such_lock_configuration => "NoSuchObjectLockConfiguration", NOT_FOUND;
+    no_such_lifecycle => "NoSuchLifecycleConfiguration", NOT_FOUND;
 }
 
 /// The one place engine errors become S3 errors.
@@ -124,6 +138,16 @@ impl From<EngineError> for S3Error {
                 tracing::error!(error = %m, "internal failure");
                 S3Error::internal("internal failure")
             }
+            E::NoSuchVersion => S3Error::no_such_version("The specified version does not exist."),
+            // Named by its id: S3 answers 405 and says what it is.
+            E::DeleteMarker { version_id } => {
+                S3Error::method_not_allowed("The specified method is not allowed against this resource.")
+                    .with_header("x-amz-delete-marker", "true")
+                    .with_header("x-amz-version-id", version_id)
+            }
+            E::Locked(m) => S3Error::access_denied(format!("Access Denied because object protected by object lock: {m}")),
+            E::InvalidBucketState(m) => S3Error::invalid_bucket_state(m),
+            E::MethodNotAllowed(m) => S3Error::method_not_allowed(m),
         }
     }
 }

@@ -58,5 +58,8 @@ pub fn error_response(e: &S3Error, resource: &str, request_id: &str, head: bool)
     if head {
         r.headers_mut().remove("content-type");
     }
+    for (name, value) in &e.headers {
+        set(&mut r, name, value);
+    }
     r
 }

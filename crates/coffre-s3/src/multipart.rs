@@ -3,8 +3,9 @@
 //! atomic batch) and is idempotent for a retried request.
 
 use crate::context::Ctx;
+use crate::document::content_md5;
 use crate::http::{empty, set, status, xml_response, Res};
-use crate::object::{attrs_from_headers, checksum_element, checksum_type, content_md5, copy_source};
+use crate::object::{attrs_from_headers, checksum_element, checksum_type, copy_source};
 use crate::xml::Xml;
 use crate::S3Error;
 use coffre_engine::checksum::Algorithm;
@@ -58,6 +59,14 @@ pub async fn create(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> 
     let mut attrs = attrs_from_headers(ctx)?;
     // Every part must come with the same key: the upload keeps what recognises it.
     attrs.sse_c = given.as_ref().map(|g| g.key.new_check());
+    // Object Lock of the object Complete will make, checked against the bucket now.
+    let lock = crate::versioning::lock_request(ctx, false)?;
+    if lock.retention.is_some() || lock.legal_hold {
+        if !ctx.engine().versioning(bucket)?.is_some_and(|v| v.object_lock) {
+            return Err(S3Error::invalid_request("Bucket is missing Object Lock Configuration"));
+        }
+        attrs.lock = Some((lock.retention, lock.legal_hold));
+    }
     let algorithm = match ctx.h("x-amz-checksum-algorithm") {
         Some(a) => Some(
             Algorithm::parse(a)
@@ -170,10 +179,13 @@ pub async fn upload_part_copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res,
         .elem("ETag", &format!("\"{}\"", part.info.md5));
     let mut r = xml_response(StatusCode::OK, x.finish("CopyPartResult"));
     crate::sse::echo_for(&mut r, target_key.as_ref());
+    if source.record.version_state.versioned || engine.versioning(&source.bucket)?.is_some() {
+        crate::http::set(&mut r, "x-amz-copy-source-version-id", &source.record.version_id());
+    }
     Ok(r)
 }
 
-fn complete_result(bucket: &str, key: &str, done: &CompletedUpload) -> Res {
+fn complete_result(ctx: &Ctx, bucket: &str, key: &str, done: &CompletedUpload) -> Result<Res, S3Error> {
     let mut x = Xml::new("CompleteMultipartUploadResult");
     x.elem("Location", &format!("/{bucket}/{key}"))
         .elem("Bucket", bucket)
@@ -185,7 +197,10 @@ fn complete_result(bucket: &str, key: &str, done: &CompletedUpload) -> Res {
     }
     let mut r = xml_response(StatusCode::OK, x.finish("CompleteMultipartUploadResult"));
     crate::sse::echo(&mut r);
-    r
+    if let Some(rec) = &done.record {
+        crate::versioning::set_version_header(ctx, &mut r, bucket, rec)?;
+    }
+    Ok(r)
 }
 
 pub async fn complete(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Res, S3Error> {
@@ -196,10 +211,10 @@ pub async fn complete(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Res
     // The checksum headers of a Complete are the whole object's, not its XML body's.
     let (reader, _) = ctx.body_ignoring_checksums(body, MAX_XML_BODY as u64)?;
     let raw = reader.read_all(MAX_XML_BODY).await?;
-    crate::object::check_content_md5(ctx, &raw)?;
+    crate::document::check_content_md5(ctx, &raw)?;
     if let Some(done) = earlier {
         // A retry of a Complete that succeeded: answer the same.
-        return Ok(complete_result(bucket, key, &done));
+        return complete_result(ctx, bucket, key, &done);
     }
     // Part, PartNumber, ETag and one checksum per part.
     let doc = crate::xml::parse(&raw, 2 + 4 * MAX_PARTS as usize)?;
@@ -255,7 +270,7 @@ pub async fn complete(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Res
         condition: crate::object::write_condition(ctx)?,
     };
     let done = engine.complete_upload(bucket, key, &id, &req).await?;
-    Ok(complete_result(bucket, key, &done))
+    complete_result(ctx, bucket, key, &done)
 }
 
 pub async fn abort(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {

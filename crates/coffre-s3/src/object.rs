@@ -1,11 +1,12 @@
 //! Object operations: PUT, GET/HEAD (ranges, conditions), DELETE, DeleteObjects, Copy, tagging.
 
 use crate::context::Ctx;
+use crate::document::{check_md5, content_md5, read_document};
 use crate::http::{empty, set, status, xml_response, Res};
+use crate::versioning::{not_found, set_version_header, version_sel};
 use crate::xml::Xml;
 use crate::S3Error;
-use base64::Engine as _;
-use coffre_engine::{BodyInfo, NewObject, ReadHandle};
+use coffre_engine::{BodyInfo, NewObject, ReadHandle, VersionSel};
 use coffre_engine::{ObjectRecord, SealedAttrs, WriteCondition};
 use coffre_types::limits::{MAX_DELETE_KEYS, MAX_KEY_LEN, MAX_OBJECT_TAGS, MAX_USER_META, MAX_XML_BODY};
 use coffre_types::time::iso8601;
@@ -23,10 +24,6 @@ pub(crate) const STORED_HEADERS: [&str; 6] = [
     "cache-control",
     "expires",
 ];
-
-fn b64() -> base64::engine::GeneralPurpose {
-    base64::engine::general_purpose::STANDARD
-}
 
 /// Parses `k1=v1&k2=v2` (x-amz-tagging) or validates a tag set.
 fn validate_tags(tags: &[(String, String)]) -> Result<(), S3Error> {
@@ -100,47 +97,6 @@ pub(crate) fn write_condition(ctx: &Ctx) -> Result<WriteCondition, S3Error> {
     })
 }
 
-pub(crate) fn content_md5(ctx: &Ctx) -> Result<Option<[u8; 16]>, S3Error> {
-    match ctx.h("content-md5") {
-        None => Ok(None),
-        Some(v) => b64()
-            .decode(v)
-            .ok()
-            .and_then(|b| <[u8; 16]>::try_from(b).ok())
-            .map(Some)
-            .ok_or_else(|| S3Error::invalid_digest("The Content-MD5 you specified is not valid")),
-    }
-}
-
-fn check_md5(md5: Option<[u8; 16]>, raw: &[u8]) -> Result<(), S3Error> {
-    if let Some(m) = md5 {
-        let got: [u8; 16] = {
-            use md5::Digest;
-            md5::Md5::digest(raw).into()
-        };
-        if got != m {
-            return Err(S3Error::bad_digest(
-                "The Content-MD5 you specified did not match what we received.",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Checks a small body read whole against the request's `Content-MD5`, if any.
-pub(crate) fn check_content_md5(ctx: &Ctx, raw: &[u8]) -> Result<(), S3Error> {
-    check_md5(content_md5(ctx)?, raw)
-}
-
-/// A configuration document (CORS rules, encryption, ownership…): read whole, at most
-/// `max` bytes, checked against the request's `Content-MD5`.
-pub(crate) async fn read_document(ctx: &Ctx, body: Incoming, max: usize) -> Result<Vec<u8>, S3Error> {
-    let (reader, _) = ctx.body(body, max as u64)?;
-    let raw = reader.read_all(max).await?;
-    check_content_md5(ctx, &raw)?;
-    Ok(raw)
-}
-
 pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Res, S3Error> {
     let brec = ctx.engine().bucket(bucket)?;
     crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
@@ -167,10 +123,13 @@ pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<R
             part: false,
         },
         condition: write_condition(ctx)?,
+        lock: crate::versioning::lock_request(ctx, true)?,
     };
     let rec = ctx.engine().put(bucket, &brec, key, reader.into_stream(), new).await?;
     let mut r = Response::new(empty());
     set(&mut r, "etag", &format!("\"{}\"", rec.etag));
+    set_version_header(ctx, &mut r, bucket, &rec)?;
+    crate::lifecycle::set_expiration(ctx, &mut r, bucket, key, &rec);
     crate::sse::echo_for(&mut r, given.as_ref());
     if let Some((a, v)) = rec
         .parts
@@ -278,30 +237,36 @@ fn parse_range(h: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, S3Error
     Ok(Some(range))
 }
 
-/// The current version of an object, for metadata only.
+/// The version of an object the request names (`versionId`, else the current one), for
+/// metadata only.
 fn load(ctx: &Ctx, bucket: &str, key: &str) -> Result<ObjectRecord, S3Error> {
     ctx.engine().bucket(bucket)?;
-    Ok(ctx.engine().head(bucket, key)?)
+    let sel = version_sel(ctx)?;
+    match ctx.engine().head_version(bucket, key, sel) {
+        Ok((rec, _)) => Ok(rec),
+        Err(e) => Err(not_found(ctx, bucket, key, e.into())),
+    }
 }
 
 /// The current version of an object, opened for reading its data.
 /// Opens an object for reading. A key that does not exist is `NoSuchKey` only to a caller
 /// that may list it (`s3:ListBucket` with the key as prefix); to others it is AccessDenied,
 /// as S3 answers, so that reads do not reveal which keys exist.
-fn open(ctx: &Ctx, bucket: &str, key: &str) -> Result<ReadHandle, S3Error> {
+fn open(ctx: &Ctx, bucket: &str, key: &str, sel: Option<VersionSel>) -> Result<ReadHandle, S3Error> {
     ctx.engine().bucket(bucket)?;
-    match ctx.engine().open(bucket, key) {
+    match ctx.engine().open_version(bucket, key, sel) {
         Err(coffre_engine::EngineError::NoSuchKey) if !ctx.may_list(bucket, key) => {
             Err(S3Error::access_denied("Access Denied"))
         }
-        other => Ok(other?),
+        Err(e) => Err(not_found(ctx, bucket, key, e.into())),
+        Ok(h) => Ok(h),
     }
 }
 
 pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, S3Error> {
     crate::sse::check_request(&ctx.headers, crate::sse::Use::Read)?;
     let given = ctx.customer_key(crate::sse::TARGET)?;
-    let mut handle = open(ctx, bucket, key)?;
+    let mut handle = open(ctx, bucket, key, version_sel(ctx)?)?;
     let attrs = ctx.engine().open_attrs(bucket, key, &handle.record)?;
     ctx.engine()
         .check_customer_key(&attrs, given.as_ref().map(|g| &g.key))?;
@@ -348,6 +313,9 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, 
     set(&mut r, "etag", &format!("\"{}\"", rec.etag));
     set(&mut r, "last-modified", &http_date(rec.last_modified_ms));
     set(&mut r, "accept-ranges", "bytes");
+    set_version_header(ctx, &mut r, bucket, rec)?;
+    lock_headers(ctx, &mut r, bucket, key, rec);
+    crate::lifecycle::set_expiration(ctx, &mut r, bucket, key, rec);
     crate::sse::echo_for(&mut r, given.as_ref());
     set(&mut r, "content-type", "binary/octet-stream");
     for (h, v) in &attrs.headers {
@@ -426,10 +394,49 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, 
     ))
 }
 
+/// `x-amz-object-lock-*` of a version, to a caller that may read them (as S3 answers).
+fn lock_headers(ctx: &Ctx, r: &mut Res, bucket: &str, key: &str, rec: &ObjectRecord) {
+    let vs = &rec.version_state;
+    let target = coffre_iam::Target::Object(bucket, key);
+    if let Some(ret) = vs.retention {
+        if ctx.authorize("s3:GetObjectRetention", target).is_ok() {
+            set(r, "x-amz-object-lock-mode", ret.mode.as_str());
+            set(r, "x-amz-object-lock-retain-until-date", &iso8601(ret.until_ms));
+        }
+    }
+    if vs.legal_hold && ctx.authorize("s3:GetObjectLegalHold", target).is_ok() {
+        set(r, "x-amz-object-lock-legal-hold", "ON");
+    }
+}
+
 pub async fn delete(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     ctx.engine().bucket(bucket)?;
-    ctx.engine().delete(bucket, key).await?;
-    Ok(status(StatusCode::NO_CONTENT))
+    let sel = version_sel(ctx)?;
+    let bypass = crate::versioning::bypass_governance(ctx, bucket, key);
+    let out = ctx.engine().delete(bucket, key, sel, bypass).await?;
+    if let Some(why) = out.refused {
+        return Err(coffre_engine::EngineError::Locked(why).into());
+    }
+    let mut r = status(StatusCode::NO_CONTENT);
+    match (&out.marker, &out.removed) {
+        (Some(marker), _) => {
+            set(&mut r, "x-amz-delete-marker", "true");
+            set(&mut r, "x-amz-version-id", marker);
+        }
+        (None, Some((id, was_marker))) if sel.is_some() => {
+            if *was_marker {
+                set(&mut r, "x-amz-delete-marker", "true");
+            }
+            set(&mut r, "x-amz-version-id", id);
+        }
+        // A version that does not exist: S3 answers 204 naming it.
+        _ => {
+            if let Some(v) = ctx.q("versionId") {
+                set(&mut r, "x-amz-version-id", v);
+            }
+        }
+    }
+    Ok(r)
 }
 
 pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
@@ -444,51 +451,84 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
         return Err(S3Error::malformed_xml("expected a Delete element"));
     }
     let quiet = doc.child("Quiet").is_some_and(|q| q.text.trim() == "true");
-    let keys: Vec<String> = doc
+    // (key, versionId as given)
+    let items: Vec<(String, Option<String>)> = doc
         .all("Object")
         .map(|o| {
-            o.child("Key")
+            let key = o
+                .child("Key")
                 .map(|k| k.text.clone())
-                .ok_or_else(|| S3Error::malformed_xml("an Object has no Key"))
+                .ok_or_else(|| S3Error::malformed_xml("an Object has no Key"))?;
+            Ok((key, o.child("VersionId").map(|v| v.text.trim().to_string())))
         })
-        .collect::<Result<_, _>>()?;
-    if keys.is_empty() || keys.len() > MAX_DELETE_KEYS {
+        .collect::<Result<_, S3Error>>()?;
+    if items.is_empty() || items.len() > MAX_DELETE_KEYS {
         return Err(S3Error::malformed_xml("Delete holds 1 to 1000 objects"));
     }
-    let (valid, invalid): (Vec<String>, Vec<String>) =
-        keys.into_iter().partition(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN);
-    // Each key is a DeleteObject of its own, as S3 authorizes it.
-    let mut allowed = Vec::with_capacity(valid.len());
-    let mut refused = Vec::new();
-    for k in valid {
-        match ctx.authorize("s3:DeleteObject", coffre_iam::Target::Object(bucket, &k)) {
-            Ok(()) => allowed.push(k),
-            Err(e) => refused.push((k, e)),
-        }
-    }
-    // One atomic batch for all of them.
-    if !allowed.is_empty() {
-        ctx.engine().delete_many(bucket, allowed.clone()).await?;
-    }
+    let bypass_asked = ctx
+        .h("x-amz-bypass-governance-retention")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let mut x = Xml::new("DeleteResult");
-    if !quiet {
-        for k in &allowed {
-            x.open("Deleted").elem("Key", k).close("Deleted");
+    let error = |x: &mut Xml, k: &str, v: &Option<String>, code: &str, message: &str| {
+        x.open("Error").elem("Key", k);
+        if let Some(v) = v {
+            x.elem("VersionId", v);
+        }
+        x.elem("Code", code).elem("Message", message).close("Error");
+    };
+    // Each key is a DeleteObject (or DeleteObjectVersion) of its own, as S3 authorizes it.
+    let mut allowed: Vec<(String, Option<String>, Option<VersionSel>)> = Vec::with_capacity(items.len());
+    let mut bypass = bypass_asked;
+    for (k, v) in items {
+        if k.is_empty() || k.len() > MAX_KEY_LEN {
+            error(&mut x, &k, &v, "KeyTooLongError", "key must be 1 to 1024 bytes");
+            continue;
+        }
+        let sel = match v.as_deref().map(crate::versioning::parse_version_id).transpose() {
+            Ok(sel) => sel,
+            Err(e) => {
+                error(&mut x, &k, &v, e.code, &e.message);
+                continue;
+            }
+        };
+        let action = match sel {
+            Some(_) => "s3:DeleteObjectVersion",
+            None => "s3:DeleteObject",
+        };
+        match ctx.authorize(action, coffre_iam::Target::Object(bucket, &k)) {
+            Ok(()) => {
+                bypass &= !bypass_asked || crate::versioning::bypass_governance(ctx, bucket, &k);
+                allowed.push((k, v, sel));
+            }
+            Err(e) => error(&mut x, &k, &v, e.code, &e.message),
         }
     }
-    for k in &invalid {
-        x.open("Error")
-            .elem("Key", k)
-            .elem("Code", "KeyTooLongError")
-            .elem("Message", "key must be 1 to 1024 bytes")
-            .close("Error");
-    }
-    for (k, e) in &refused {
-        x.open("Error")
-            .elem("Key", k)
-            .elem("Code", e.code)
-            .elem("Message", &e.message)
-            .close("Error");
+    if !allowed.is_empty() {
+        let targets = allowed.iter().map(|(k, _, sel)| (k.clone(), *sel)).collect();
+        let results = ctx.engine().delete_many(bucket, targets, bypass).await?;
+        for ((k, v, _), res) in allowed.iter().zip(results) {
+            if let Some(why) = res.refused {
+                error(&mut x, k, v, "AccessDenied", &why);
+                continue;
+            }
+            if quiet {
+                continue;
+            }
+            x.open("Deleted").elem("Key", k);
+            if let Some(v) = v {
+                x.elem("VersionId", v);
+            }
+            match (&res.marker, &res.removed) {
+                (Some(m), _) => {
+                    x.elem("DeleteMarker", "true").elem("DeleteMarkerVersionId", m);
+                }
+                (None, Some((id, true))) => {
+                    x.elem("DeleteMarker", "true").elem("DeleteMarkerVersionId", id);
+                }
+                _ => {}
+            }
+            x.close("Deleted");
+        }
     }
     Ok(xml_response(StatusCode::OK, x.finish("DeleteResult")))
 }
@@ -497,7 +537,10 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
 /// and its SSE-C key (if it has one) is given, with its opened attributes.
 pub(crate) async fn copy_source(ctx: &Ctx) -> Result<(ReadHandle, SealedAttrs), S3Error> {
     let src = ctx.h("x-amz-copy-source").unwrap_or("");
-    let src = src.split_once("?versionId=").map_or(src, |(s, _)| s);
+    let (src, src_version) = match src.split_once("?versionId=") {
+        Some((s, v)) => (s, Some(crate::versioning::parse_version_id(v)?)),
+        None => (src, None),
+    };
     let src = String::from_utf8(crate::encoding::percent_decode(src))
         .map_err(|_| S3Error::invalid_argument("x-amz-copy-source is not UTF-8"))?;
     let (sb, sk) = src
@@ -505,8 +548,12 @@ pub(crate) async fn copy_source(ctx: &Ctx) -> Result<(ReadHandle, SealedAttrs), 
         .split_once('/')
         .filter(|(b, k)| !b.is_empty() && !k.is_empty())
         .ok_or_else(|| S3Error::invalid_argument("x-amz-copy-source must be bucket/key"))?;
-    // Reading the source is a GetObject of its own, whoever owns it.
-    ctx.authorize("s3:GetObject", coffre_iam::Target::Object(sb, sk))?;
+    // Reading the source is a GetObject (GetObjectVersion) of its own, whoever owns it.
+    let action = match src_version {
+        Some(_) => "s3:GetObjectVersion",
+        None => "s3:GetObject",
+    };
+    ctx.authorize(action, coffre_iam::Target::Object(sb, sk))?;
     if let Some(expected) = ctx.h("x-amz-source-expected-bucket-owner") {
         if !crate::auth::constant_time_eq(expected, &ctx.owner_of(sb)?) {
             return Err(S3Error::access_denied(
@@ -514,7 +561,7 @@ pub(crate) async fn copy_source(ctx: &Ctx) -> Result<(ReadHandle, SealedAttrs), 
             ));
         }
     }
-    let mut source = open(ctx, sb, sk)?;
+    let mut source = open(ctx, sb, sk, src_version)?;
     let given = ctx.customer_key(crate::sse::COPY_SOURCE)?;
     let attrs = ctx.engine().open_attrs(sb, sk, &source.record)?;
     ctx.engine()
@@ -549,11 +596,16 @@ pub(crate) fn stream_of(
     }))
 }
 
-fn copy_result(rec: &ObjectRecord) -> Res {
+fn copy_result(ctx: &Ctx, bucket: &str, rec: &ObjectRecord, source: &ReadHandle) -> Result<Res, S3Error> {
     let mut x = Xml::new("CopyObjectResult");
     x.elem("LastModified", &iso8601(rec.last_modified_ms))
         .elem("ETag", &format!("\"{}\"", rec.etag));
-    xml_response(StatusCode::OK, x.finish("CopyObjectResult"))
+    let mut r = xml_response(StatusCode::OK, x.finish("CopyObjectResult"));
+    set_version_header(ctx, &mut r, bucket, rec)?;
+    if source.record.version_state.versioned || ctx.engine().versioning(&source.bucket)?.is_some() {
+        set(&mut r, "x-amz-copy-source-version-id", &source.record.version_id());
+    }
+    Ok(r)
 }
 
 pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
@@ -586,10 +638,19 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     let engine = ctx.engine();
     let given = ctx.customer_key(crate::sse::TARGET)?;
     let rekeyed = given.is_some() || source.customer_key.is_some();
-    if sb == bucket && sk == key && condition.is_none() && !rekeyed {
-        // Onto itself (metadata REPLACE): only the metadata changes, no data is copied.
+    let lock = crate::versioning::lock_request(ctx, false)?;
+    // Onto itself (metadata REPLACE) in a bucket that keeps no versions: only the metadata
+    // changes, no data is copied. (In a versioned bucket the copy is a new version.)
+    let in_place = sb == bucket
+        && sk == key
+        && condition.is_none()
+        && !rekeyed
+        && engine.versioning(bucket)?.is_none()
+        && lock.retention.is_none()
+        && !lock.legal_hold;
+    if in_place {
         if let Some(rec) = engine.update_attrs(bucket, key, &srec.version, &attrs, true).await? {
-            let mut r = copy_result(&rec);
+            let mut r = copy_result(ctx, bucket, &rec, &source)?;
             crate::sse::echo(&mut r);
             return Ok(r);
         }
@@ -611,10 +672,11 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
                     ..BodyInfo::default()
                 },
                 condition,
+                lock,
             },
         )
         .await?;
-    let mut r = copy_result(&out);
+    let mut r = copy_result(ctx, bucket, &out, &source)?;
     crate::sse::echo_for(&mut r, given.as_ref());
     Ok(r)
 }
@@ -728,22 +790,26 @@ pub async fn get_tagging(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Er
         x.open("Tag").elem("Key", k).elem("Value", v).close("Tag");
     }
     x.close("TagSet");
-    Ok(xml_response(StatusCode::OK, x.finish("Tagging")))
+    let mut r = xml_response(StatusCode::OK, x.finish("Tagging"));
+    set_version_header(ctx, &mut r, bucket, &rec)?;
+    Ok(r)
 }
 
-async fn replace_tags(ctx: &Ctx, bucket: &str, key: &str, tags: Vec<(String, String)>) -> Result<(), S3Error> {
+async fn replace_tags(ctx: &Ctx, bucket: &str, key: &str, tags: Vec<(String, String)>) -> Result<Res, S3Error> {
     let rec = load(ctx, bucket, key)?;
     let engine = ctx.engine();
     let mut attrs = engine.open_attrs(bucket, key, &rec)?;
     attrs.tags = tags;
-    if engine
-        .update_attrs(bucket, key, &rec.version, &attrs, false)
+    let sel = version_sel(ctx)?;
+    let Some(rec) = engine
+        .update_version_attrs(bucket, key, sel, &rec.version, &attrs)
         .await?
-        .is_none()
-    {
+    else {
         return Err(S3Error::no_such_key("The object was replaced or deleted meanwhile"));
-    }
-    Ok(())
+    };
+    let mut r = Response::new(empty());
+    set_version_header(ctx, &mut r, bucket, &rec)?;
+    Ok(r)
 }
 
 /// A `Tagging` document's tag set, validated.
@@ -767,19 +833,18 @@ pub(crate) fn parse_tagging(raw: &[u8]) -> Result<Vec<(String, String)>, S3Error
 pub async fn put_tagging(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Res, S3Error> {
     let (reader, _) = ctx.body(body, 1 << 20)?;
     let tags = parse_tagging(&reader.read_all(64 * 1024).await?)?;
-    replace_tags(ctx, bucket, key, tags).await?;
-    Ok(Response::new(empty()))
+    replace_tags(ctx, bucket, key, tags).await
 }
 
 pub async fn delete_tagging(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
-    replace_tags(ctx, bucket, key, Vec::new()).await?;
-    Ok(status(StatusCode::NO_CONTENT))
+    let mut r = replace_tags(ctx, bucket, key, Vec::new()).await?;
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    Ok(r)
 }
 
 /// Objects belong to their bucket's owner, who has FULL_CONTROL.
 pub async fn get_acl(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
-    ctx.engine().bucket(bucket)?;
-    ctx.engine().head(bucket, key)?;
+    load(ctx, bucket, key)?;
     Ok(xml_response(
         StatusCode::OK,
         crate::acl::document(&ctx.owner_of(bucket)?, None),
@@ -789,8 +854,7 @@ pub async fn get_acl(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error>
 /// Only the owner's own access can be set on an object (`private`,
 /// `bucket-owner-full-control`, or a document granting the owner FULL_CONTROL).
 pub async fn put_acl(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Res, S3Error> {
-    ctx.engine().bucket(bucket)?;
-    ctx.engine().head(bucket, key)?;
+    load(ctx, bucket, key)?;
     let raw = read_document(ctx, body, 64 * 1024).await?;
     crate::acl::check_object_write(ctx, bucket)?;
     if ctx.h("x-amz-acl").is_none() && !raw.iter().all(u8::is_ascii_whitespace) {

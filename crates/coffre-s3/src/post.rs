@@ -496,6 +496,7 @@ pub async fn post_object(
                     part: false,
                 },
                 condition: WriteCondition::default(),
+                lock: Default::default(),
             },
         )
         .await?;

@@ -48,6 +48,17 @@ pub enum Op {
     PutBucketAcl(String),
     GetObjectAcl(String, String),
     PutObjectAcl(String, String),
+    PutBucketVersioning(String),
+    ListObjectVersions(String),
+    GetObjectLockConfiguration(String),
+    PutObjectLockConfiguration(String),
+    GetObjectRetention(String, String),
+    PutObjectRetention(String, String),
+    GetObjectLegalHold(String, String),
+    PutObjectLegalHold(String, String),
+    PutBucketLifecycle(String),
+    GetBucketLifecycle(String),
+    DeleteBucketLifecycle(String),
 }
 
 impl Op {
@@ -78,7 +89,14 @@ impl Op {
             | DeleteBucketPolicy(b)
             | GetBucketPolicyStatus(b)
             | GetBucketAcl(b)
-            | PutBucketAcl(b) => Some(b),
+            | PutBucketAcl(b)
+            | PutBucketVersioning(b)
+            | ListObjectVersions(b)
+            | GetObjectLockConfiguration(b)
+            | PutObjectLockConfiguration(b)
+            | PutBucketLifecycle(b)
+            | GetBucketLifecycle(b)
+            | DeleteBucketLifecycle(b) => Some(b),
             PutObject(b, _)
             | CopyObject(b, _)
             | GetObject(b, _)
@@ -95,7 +113,11 @@ impl Op {
             | ListParts(b, _)
             | GetObjectAttributes(b, _)
             | GetObjectAcl(b, _)
-            | PutObjectAcl(b, _) => Some(b),
+            | PutObjectAcl(b, _)
+            | GetObjectRetention(b, _)
+            | PutObjectRetention(b, _)
+            | GetObjectLegalHold(b, _)
+            | PutObjectLegalHold(b, _) => Some(b),
         }
     }
 
@@ -119,7 +141,11 @@ impl Op {
             | ListParts(_, k)
             | GetObjectAttributes(_, k)
             | GetObjectAcl(_, k)
-            | PutObjectAcl(_, k) => Some(k),
+            | PutObjectAcl(_, k)
+            | GetObjectRetention(_, k)
+            | PutObjectRetention(_, k)
+            | GetObjectLegalHold(_, k)
+            | PutObjectLegalHold(_, k) => Some(k),
             _ => None,
         }
     }
@@ -165,6 +191,32 @@ impl Op {
             PutBucketAcl(_) => "s3:PutBucketAcl",
             GetObjectAcl(..) => "s3:GetObjectAcl",
             PutObjectAcl(..) => "s3:PutObjectAcl",
+            PutBucketVersioning(_) => "s3:PutBucketVersioning",
+            ListObjectVersions(_) => "s3:ListBucketVersions",
+            GetObjectLockConfiguration(_) => "s3:GetBucketObjectLockConfiguration",
+            PutObjectLockConfiguration(_) => "s3:PutBucketObjectLockConfiguration",
+            GetObjectRetention(..) => "s3:GetObjectRetention",
+            PutObjectRetention(..) => "s3:PutObjectRetention",
+            GetObjectLegalHold(..) => "s3:GetObjectLegalHold",
+            PutObjectLegalHold(..) => "s3:PutObjectLegalHold",
+            PutBucketLifecycle(_) | DeleteBucketLifecycle(_) => "s3:PutLifecycleConfiguration",
+            GetBucketLifecycle(_) => "s3:GetLifecycleConfiguration",
+        })
+    }
+
+    /// The action when the request names a version (`versionId`): S3's `…Version…` actions.
+    pub fn version_action(&self) -> Option<&'static str> {
+        use Op::*;
+        Some(match self {
+            GetObject(..) | HeadObject(..) => "s3:GetObjectVersion",
+            DeleteObject(..) => "s3:DeleteObjectVersion",
+            GetObjectTagging(..) => "s3:GetObjectVersionTagging",
+            PutObjectTagging(..) => "s3:PutObjectVersionTagging",
+            DeleteObjectTagging(..) => "s3:DeleteObjectVersionTagging",
+            GetObjectAcl(..) => "s3:GetObjectVersionAcl",
+            PutObjectAcl(..) => "s3:PutObjectVersionAcl",
+            GetObjectAttributes(..) => "s3:GetObjectVersionAttributes",
+            _ => return self.action(),
         })
     }
 }
@@ -174,16 +226,22 @@ pub struct Routed {
     pub query: Vec<(String, String)>,
 }
 
+impl Routed {
+    /// The policy action that authorizes the request.
+    pub fn action(&self) -> Option<&'static str> {
+        match self.query.iter().any(|(k, _)| k == "versionId") {
+            true => self.op.version_action(),
+            false => self.op.action(),
+        }
+    }
+}
+
 /// Query parameters that name a sub-resource we do not serve.
 const UNSUPPORTED: &[&str] = &[
-    "lifecycle",
     "website",
     "logging",
     "notification",
     "replication",
-    "object-lock",
-    "retention",
-    "legal-hold",
     "accelerate",
     "requestPayment",
     "analytics",
@@ -194,11 +252,20 @@ const UNSUPPORTED: &[&str] = &[
     "restore",
     "select",
     "torrent",
-    "versions",
 ];
 
 /// Sub-resources of a bucket only: on an object they name nothing we serve.
-const BUCKET_ONLY: &[&str] = &["cors", "encryption", "ownershipControls", "policy", "policyStatus"];
+const BUCKET_ONLY: &[&str] = &[
+    "cors",
+    "encryption",
+    "ownershipControls",
+    "policy",
+    "policyStatus",
+    "versioning",
+    "versions",
+    "object-lock",
+    "lifecycle",
+];
 
 /// The bucket and key a request names (path-style, or virtual-hosted under `domain`); both
 /// empty for the service itself.
@@ -265,6 +332,17 @@ pub fn route(
         ("DELETE", _, false) if query.is_empty() => Op::DeleteBucket(bucket),
         ("GET", _, false) if has("location") => Op::GetBucketLocation(bucket),
         ("GET", _, false) if has("versioning") => Op::GetBucketVersioning(bucket),
+        ("PUT", _, false) if has("versioning") => Op::PutBucketVersioning(bucket),
+        ("GET", _, false) if has("versions") => Op::ListObjectVersions(bucket),
+        ("PUT", _, false) if has("lifecycle") => Op::PutBucketLifecycle(bucket),
+        ("GET", _, false) if has("lifecycle") => Op::GetBucketLifecycle(bucket),
+        ("DELETE", _, false) if has("lifecycle") => Op::DeleteBucketLifecycle(bucket),
+        ("GET", _, false) if has("object-lock") => Op::GetObjectLockConfiguration(bucket),
+        ("PUT", _, false) if has("object-lock") => Op::PutObjectLockConfiguration(bucket),
+        ("GET", _, true) if has("retention") => Op::GetObjectRetention(bucket, key),
+        ("PUT", _, true) if has("retention") => Op::PutObjectRetention(bucket, key),
+        ("GET", _, true) if has("legal-hold") => Op::GetObjectLegalHold(bucket, key),
+        ("PUT", _, true) if has("legal-hold") => Op::PutObjectLegalHold(bucket, key),
         ("PUT", _, false) if has("cors") => Op::PutBucketCors(bucket),
         ("GET", _, false) if has("cors") => Op::GetBucketCors(bucket),
         ("DELETE", _, false) if has("cors") => Op::DeleteBucketCors(bucket),

@@ -5,7 +5,7 @@ use crate::context::{Ctx, Gateway, Origin};
 use crate::http::{error_response, full, Res};
 use crate::router::{self, route, Op};
 use crate::S3Error;
-use crate::{bucket, cors, iam_api, list, multipart, object, post};
+use crate::{bucket, cors, iam_api, lifecycle, list, multipart, object, post, veeam, versioning};
 use coffre_cluster::net::{self, ConnectionLimiter, Refusal, StallIo};
 use coffre_iam::{Caller, Target};
 use coffre_types::limits;
@@ -119,9 +119,11 @@ impl Gateway {
             &raw_query,
             self.config.domain.as_deref(),
         )?;
-        let ctx = Ctx::new(self.clone(), parts.headers, op.query, verified, caller, origin);
-        if let Some(action) = op.op.action() {
-            let target = match (&op.op, op.op.bucket(), op.op.key()) {
+        let action = op.action();
+        let router::Routed { op, query } = op;
+        let ctx = Ctx::new(self.clone(), parts.headers, query, verified, caller, origin);
+        if let Some(action) = action {
+            let target = match (&op, op.bucket(), op.key()) {
                 (Op::CreateBucket(b), _, _) => Target::NewBucket(b),
                 (_, Some(b), Some(k)) => Target::Object(b, k),
                 (_, Some(b), None) => Target::Bucket(b),
@@ -130,7 +132,7 @@ impl Gateway {
             if let Err(denied) = ctx.authorize(action, target) {
                 // A read of a key that does not exist is a 404 to whoever may list it, as
                 // S3 answers (its GetObject permission aside); a 403 to anyone else.
-                return Err(match (&op.op, target) {
+                return Err(match (&op, target) {
                     (Op::GetObject(..) | Op::HeadObject(..), Target::Object(b, k))
                         if matches!(ctx.engine().head(b, k), Err(coffre_engine::EngineError::NoSuchKey))
                             && ctx.may_list(b, k) =>
@@ -141,18 +143,41 @@ impl Gateway {
                 });
             }
         }
-        if let (Some(expected), Some(b)) = (ctx.h("x-amz-expected-bucket-owner"), op.op.bucket()) {
-            if !matches!(op.op, Op::CreateBucket(_)) && !auth::constant_time_eq(expected, &ctx.owner_of(b)?) {
+        if let (Some(expected), Some(b)) = (ctx.h("x-amz-expected-bucket-owner"), op.bucket()) {
+            if !matches!(op, Op::CreateBucket(_)) && !auth::constant_time_eq(expected, &ctx.owner_of(b)?) {
                 return Err(S3Error::access_denied("Access Denied: the bucket has another owner"));
             }
         }
-        match op.op {
+        // Veeam's SOSAPI objects are answered by the store itself.
+        match &op {
+            Op::GetObject(b, k) | Op::HeadObject(b, k) if veeam::is_sosapi_object(k) => {
+                return veeam::get(&ctx, b, k, matches!(op, Op::HeadObject(..)))
+            }
+            Op::PutObject(_, k) | Op::CopyObject(_, k) | Op::DeleteObject(_, k) | Op::CreateMultipartUpload(_, k)
+                if veeam::is_sosapi_object(k) =>
+            {
+                return Err(veeam::refuse_write())
+            }
+            _ => {}
+        }
+        match op {
             Op::ListBuckets => bucket::list_buckets(&ctx).await,
             Op::CreateBucket(b) => bucket::create(&ctx, &b, body).await,
             Op::HeadBucket(b) => bucket::head(&ctx, &b).await,
             Op::DeleteBucket(b) => bucket::delete(&ctx, &b).await,
             Op::GetBucketLocation(b) => bucket::location(&ctx, &b).await,
-            Op::GetBucketVersioning(b) => bucket::versioning(&ctx, &b).await,
+            Op::GetBucketVersioning(b) => versioning::get_versioning(&ctx, &b).await,
+            Op::PutBucketVersioning(b) => versioning::put_versioning(&ctx, &b, body).await,
+            Op::ListObjectVersions(b) => versioning::list_versions(&ctx, &b).await,
+            Op::GetObjectLockConfiguration(b) => versioning::get_lock_configuration(&ctx, &b).await,
+            Op::PutObjectLockConfiguration(b) => versioning::put_lock_configuration(&ctx, &b, body).await,
+            Op::GetObjectRetention(b, k) => versioning::get_retention(&ctx, &b, &k).await,
+            Op::PutObjectRetention(b, k) => versioning::put_retention(&ctx, &b, &k, body).await,
+            Op::GetObjectLegalHold(b, k) => versioning::get_legal_hold(&ctx, &b, &k).await,
+            Op::PutObjectLegalHold(b, k) => versioning::put_legal_hold(&ctx, &b, &k, body).await,
+            Op::PutBucketLifecycle(b) => lifecycle::put(&ctx, &b, body).await,
+            Op::GetBucketLifecycle(b) => lifecycle::get(&ctx, &b).await,
+            Op::DeleteBucketLifecycle(b) => lifecycle::delete(&ctx, &b).await,
             Op::ListObjects { bucket, v2 } => list::list_objects(&ctx, &bucket, v2).await,
             Op::DeleteObjects(b) => object::delete_objects(&ctx, &b, body).await,
             Op::PutObject(b, k) => object::put(&ctx, &b, &k, body).await,

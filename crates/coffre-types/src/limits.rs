@@ -88,3 +88,7 @@ pub const GC_GRACE: Duration = Duration::from_secs(15 * 60);
 /// With several gateways, a write begun this long ago that never committed is an orphan
 /// (its gateway died): the leader queues its shards for GC. Longer than any part upload.
 pub const INTENT_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+
+/// Versions, markers and uploads lifecycle rules remove per second, at most (a pass over a
+/// large bucket must not crowd out clients).
+pub const LIFECYCLE_RATE: u32 = 2_000;
