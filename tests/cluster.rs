@@ -189,9 +189,31 @@ async fn residency_placement_failures_and_identity() {
         .send()
         .await
         .unwrap();
-    // Five FR up: accepted, degraded, still in France only.
+    // Five FR up: accepted, degraded, still in France only. The bucket keeps versions: a
+    // degraded version that an overwrite makes noncurrent is healed too.
     nodes[2].start();
     wait_heartbeats().await;
+    c.put_bucket_versioning()
+        .bucket("fr-only")
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let old_version = c
+        .put_object()
+        .bucket("fr-only")
+        .key("degraded")
+        .body(ByteStream::from(data(100_000, 9)))
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_string();
     let d = data(300_000, 4);
     c.put_object()
         .bucket("fr-only")
@@ -220,36 +242,47 @@ async fn residency_placement_failures_and_identity() {
         degraded["shards"].as_array().unwrap().iter().any(|s| s["node"] == ""),
         "one slot had no compliant node"
     );
-    // A restarted node is used again: the objects read back, and the degraded write is healed.
+    // A restarted node is used again: the objects read back, and the degraded writes are
+    // healed, the noncurrent version as the current one.
     nodes[4].start();
     wait_heartbeats().await;
-    let mut healed = false;
-    for _ in 0..40 {
-        let p: serde_json::Value =
-            serde_json::from_str(&admin(&["placement"], &["fr-only", "degraded", "--json"])).unwrap();
-        let shards = p["shards"].as_array().unwrap();
-        if shards.iter().all(|s| s["node"] != "") {
-            for s in shards {
-                assert_eq!(s["country"], "FR");
-                let node = nodes.iter().find(|n| n.id == s["node"].as_str().unwrap()).unwrap();
-                let id = format!(
-                    "{}0000{:08x}{:02x}",
-                    s["version"].as_str().unwrap(),
-                    s["stripe"].as_u64().unwrap(),
-                    s["index"].as_u64().unwrap()
-                );
-                assert_eq!(
-                    shards_on_disk(&node.data).get(&id).map(String::as_str),
-                    s["blake3"].as_str(),
-                    "healed shard {id} on disk"
-                );
-            }
-            healed = true;
-            break;
+    for version in [None, Some(old_version.as_str())] {
+        let mut args = vec!["fr-only", "degraded", "--json"];
+        if let Some(v) = version {
+            args.extend(["--version-id", v]);
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        let mut healed = false;
+        let mut last = String::new();
+        for _ in 0..40 {
+            last = admin(&["placement"], &args);
+            let p: serde_json::Value = serde_json::from_str(&last).unwrap();
+            let shards = p["shards"].as_array().unwrap();
+            if shards.iter().all(|s| s["node"] != "") {
+                for s in shards {
+                    assert_eq!(s["country"], "FR");
+                    let node = nodes.iter().find(|n| n.id == s["node"].as_str().unwrap()).unwrap();
+                    let id = format!(
+                        "{}0000{:08x}{:02x}",
+                        s["version"].as_str().unwrap(),
+                        s["stripe"].as_u64().unwrap(),
+                        s["index"].as_u64().unwrap()
+                    );
+                    assert_eq!(
+                        shards_on_disk(&node.data).get(&id).map(String::as_str),
+                        s["blake3"].as_str(),
+                        "healed shard {id} on disk"
+                    );
+                }
+                healed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert!(
+            healed,
+            "the missing shards of the degraded write ({version:?}) were rebuilt: {last}"
+        );
     }
-    assert!(healed, "the missing shards of the degraded write were rebuilt");
     let got = get_body(&c, "fr-only", "doc-2").await;
     assert!(got[..] == objects[2].1[..]);
 }

@@ -43,6 +43,9 @@ pub enum AdminCommand {
         api: Api,
         bucket: String,
         key: String,
+        /// One version of the object (its S3 versionId, or `null`) rather than the current one.
+        #[arg(long)]
+        version_id: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -946,11 +949,20 @@ pub fn run(cmd: AdminCommand) -> Result<(), String> {
                 }
             }
         }
-        AdminCommand::Placement { api, bucket, key, json } => {
+        AdminCommand::Placement {
+            api,
+            bucket,
+            key,
+            version_id,
+            json,
+        } => {
+            let version = version_id
+                .map(|v| format!("&version_id={}", enc(&v)))
+                .unwrap_or_default();
             let v = call(
                 &api,
                 "GET",
-                &format!("/v1/placement?bucket={}&key={}", enc(&bucket), enc(&key)),
+                &format!("/v1/placement?bucket={}&key={}{version}", enc(&bucket), enc(&key)),
             )?;
             if json {
                 print_json(&v);

@@ -163,10 +163,18 @@ pub async fn placement(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery)
     let q = Query::parse(raw)?;
     let (bucket, key) = (q.require("bucket")?, q.require("key")?);
     let meta = admin.engine.meta();
-    let rec = meta
-        .get_object(bucket, key.as_bytes())
-        .map_err(internal)?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "no such object".into()))?;
+    // One version (`version_id`), else the current object.
+    let found = match q.get("version_id") {
+        None => meta.get_object(bucket, key.as_bytes()).map_err(internal)?,
+        Some(v) => {
+            let sel = coffre_engine::VersionSel::parse(v)
+                .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "invalid version id".into()))?;
+            meta.find_version(bucket, key.as_bytes(), sel)
+                .map_err(internal)?
+                .map(|(r, _)| r)
+        }
+    };
+    let rec = found.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "no such object".into()))?;
     let policy = meta.get_bucket(bucket).ok().flatten().map(|b| policy_of(&b));
     let n = rec.scheme.total();
     let layout = layout_of(&rec);

@@ -1,8 +1,8 @@
 //! Healing degraded writes: shards a write could not place or store are rebuilt from the
 //! others once their node (or a compliant replacement) is up.
 
-use crate::{layout_of, policy_of, ClusterNode, Engine, EngineResult};
-use coffre_meta::{MetaCommand, Outcome};
+use crate::{layout_of, policy_of, ClusterNode, Engine, EngineResult, ReadHandle};
+use coffre_meta::{BucketRecord, MetaCommand, Outcome, VersionSel};
 use coffre_types::ShardId;
 
 /// Heal entries looked at per pass.
@@ -28,48 +28,86 @@ impl Engine {
         Ok(healed)
     }
 
+    /// Heals what is degraded under one key: its current object and its noncurrent versions
+    /// (a backup's old versions deserve their redundancy back too), then drops the heal entry
+    /// if nothing is left degraded (checked inside the command).
     async fn heal_one(&self, bucket: String, key: Vec<u8>, raw: Vec<u8>) -> EngineResult<usize> {
         let key_str = String::from_utf8_lossy(&key).into_owned();
-        // Opened under a lease: the GC leaves the version alone while it is rebuilt, even if
-        // it is replaced meanwhile.
-        let handle = match (self.open(&bucket, &key_str), self.meta.get_bucket(&bucket)?) {
-            (Ok(h), Some(b)) if h.record.is_degraded() => (h, b),
-            // Deleted, replaced by a whole version, or healed: nothing to do.
-            _ => {
-                self.meta_call(move |m| m.apply(MetaCommand::DropHeal { raw_key: raw }))
-                    .await?;
-                return Ok(0);
+        let mut healed = 0;
+        if let Some(brec) = self.meta.get_bucket(&bucket)? {
+            // Opened under a lease: the GC leaves the version alone while it is rebuilt, even
+            // if it is replaced meanwhile.
+            if let Ok(h) = self.open(&bucket, &key_str) {
+                if h.record.is_degraded() {
+                    healed += self.heal_version(&brec, h, None).await?;
+                }
             }
-        };
-        let (handle, brec) = handle;
-        let policy = policy_of(&brec);
+            for rec in self.meta.noncurrent_versions(&bucket, &key)? {
+                if !rec.is_degraded() {
+                    continue;
+                }
+                let sel = VersionSel::parse(&rec.version_id());
+                if let Ok(h) = self.open_version(&bucket, &key_str, sel) {
+                    healed += self.heal_version(&brec, h, Some(rec.version_state.seq)).await?;
+                }
+            }
+        }
+        self.meta_call(move |m| m.apply(MetaCommand::DropHeal { raw_key: raw }))
+            .await?;
+        Ok(healed)
+    }
+
+    /// Rebuilds the missing shards of one opened version (`seq`: a noncurrent one) and records
+    /// where they now are.
+    async fn heal_version(&self, brec: &BucketRecord, handle: ReadHandle, seq: Option<u64>) -> EngineResult<usize> {
+        let (bucket, key_str) = (handle.bucket.clone(), handle.key.clone());
+        let policy = policy_of(brec);
         let layout = layout_of(&handle.record);
         let mut parts = handle.record.parts.clone();
         let mut changed = false;
         let mut healed = 0;
-        // Shards written to nodes that were not in the part's list: if the version is replaced
-        // before it records them, its GC entry would not know them.
+        // Shards written to nodes that were not in the part's list are covered by an intent
+        // until recorded: if the version is replaced first, or the process stops, the intent
+        // makes them garbage rather than orphans.
         let mut placed_elsewhere = Vec::new();
         for part in parts.iter_mut().filter(|p| !p.degraded.is_empty()) {
             let reader = self.part_reader(&handle, part)?;
-            let mut still = Vec::new();
-            for &i in &part.degraded.clone() {
+            let usable =
+                |n: &ClusterNode| n.store.is_up() && !n.is_draining() && policy.countries.contains(&n.location.country);
+            // Where each missing shard goes: its node if back, else a compliant node that
+            // holds none of the part.
+            let mut targets = Vec::new();
+            let mut elsewhere = vec![String::new(); part.nodes.len()];
+            for &i in &part.degraded {
                 let i = i as usize;
-                let usable = |n: &ClusterNode| {
-                    n.store.is_up() && !n.is_draining() && policy.countries.contains(&n.location.country)
-                };
                 let target = match self.node(&part.nodes[i]) {
                     Some(n) if usable(&n) => Some(n),
-                    _ => self
-                        .nodes()
-                        .into_iter()
-                        .find(|n| usable(n) && !part.nodes.iter().any(|id| id == n.id())),
+                    _ => self.nodes().into_iter().find(|n| {
+                        usable(n)
+                            && !part.nodes.iter().any(|id| id == n.id())
+                            && !targets.iter().any(|(_, t): &(usize, ClusterNode)| t.id() == n.id())
+                    }),
                 };
-                let Some(target) = target else {
-                    still.push(i as u8);
-                    continue;
-                };
-                let stripes = layout.stripe_count(part.size);
+                if let Some(t) = target {
+                    if t.id() != part.nodes[i] {
+                        elsewhere[i] = t.id().to_string();
+                    }
+                    targets.push((i, t));
+                }
+            }
+            let stripes = layout.stripe_count(part.size);
+            if elsewhere.iter().any(|n| !n.is_empty()) {
+                let (version, nodes) = (part.version, elsewhere.clone());
+                self.meta_call(move |m| m.begin_write(&version, &nodes)).await?;
+                placed_elsewhere.push((part.version, elsewhere, stripes));
+            }
+            let mut still: Vec<u8> = part
+                .degraded
+                .iter()
+                .copied()
+                .filter(|i| !targets.iter().any(|(t, _)| *t == *i as usize))
+                .collect();
+            for (i, target) in targets {
                 let mut ok = true;
                 for stripe in 0..stripes {
                     let id = ShardId {
@@ -88,11 +126,6 @@ impl Engine {
                     }
                     healed += 1;
                 }
-                if target.id() != part.nodes[i] {
-                    let mut nodes = vec![String::new(); part.nodes.len()];
-                    nodes[i] = target.id().to_string();
-                    placed_elsewhere.push((part.version, nodes, stripes, ok));
-                }
                 if ok {
                     tracing::info!(
                         bucket,
@@ -107,22 +140,33 @@ impl Engine {
                     still.push(i as u8);
                 }
             }
+            still.sort_unstable();
             part.degraded = still;
         }
         let mut recorded = false;
         if changed {
-            let cmd = MetaCommand::UpdateParts {
-                bucket: bucket.clone(),
-                key,
-                version: handle.record.version,
-                parts,
+            let key = key_str.as_bytes().to_vec();
+            let cmd = match seq {
+                None => MetaCommand::UpdateParts {
+                    bucket: bucket.clone(),
+                    key,
+                    version: handle.record.version,
+                    parts,
+                },
+                Some(seq) => MetaCommand::UpdateVersionParts {
+                    bucket: bucket.clone(),
+                    key,
+                    seq,
+                    version: handle.record.version,
+                    parts,
+                },
             };
             recorded = self.meta_call(move |m| m.apply(cmd)).await? == Outcome::Done(true);
         }
-        // What went to other nodes and is not recorded (a rebuild that failed halfway, or a
-        // version replaced meanwhile) is orphaned: queue it like an aborted write.
-        for (version, nodes, stripes, ok) in placed_elsewhere {
-            if !(recorded && ok) {
+        // Not recorded (a rebuild that failed halfway, a version replaced meanwhile): what
+        // went elsewhere is garbage. Recorded: the commit ended the intent, this does nothing.
+        for (version, nodes, stripes) in placed_elsewhere {
+            if !recorded {
                 self.abort(&version, &nodes, Some(stripes)).await;
             }
         }

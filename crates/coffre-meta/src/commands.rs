@@ -229,6 +229,15 @@ pub enum MetaCommand {
         bypass_governance: bool,
         now_ms: u64,
     },
+    /// Records healed parts of the noncurrent version at `seq` if it still holds `version`
+    /// (as `UpdateParts` for a current object). `Outcome::Done` says whether it did.
+    UpdateVersionParts {
+        bucket: String,
+        key: Vec<u8>,
+        seq: u64,
+        version: VersionId,
+        parts: Vec<PartInfo>,
+    },
 }
 
 /// A change of a bucket's versioning.
@@ -619,23 +628,17 @@ impl MetaStore {
                 let _b = self.bucket_content(&bucket);
                 let _k = self.lock_key(&bucket, &key);
                 let okey = keys::object(&bucket, &key);
+                // The heal entry stays: `DropHeal` removes it once nothing under the key is
+                // degraded.
                 let current = self.get_object_at(keys::CF_OBJECTS, &okey)?;
                 let updated = match current {
                     Some(mut rec) if rec.version == version => {
+                        self.forget_heal_intents_in(&mut b, &parts);
                         rec.parts = parts;
-                        if !rec.is_degraded() {
-                            b.delete_cf(self.cf(keys::CF_HEAL), &okey);
-                        }
                         b.put_cf(self.cf(keys::CF_OBJECTS), &okey, rec.encode());
                         true
                     }
-                    // Gone or replaced: nothing left to heal under this key's old version.
-                    other => {
-                        if !other.is_some_and(|r| r.is_degraded()) {
-                            b.delete_cf(self.cf(keys::CF_HEAL), &okey);
-                        }
-                        false
-                    }
+                    _ => false,
                 };
                 self.write(b)?;
                 Outcome::Done(updated)
@@ -761,9 +764,46 @@ impl MetaStore {
                 Outcome::Unit
             }
             C::DropHeal { raw_key } => {
+                // Only if nothing under the key is degraded now: a degraded write or an
+                // overwrite may have come since the heal pass looked.
+                let zero = raw_key.iter().position(|c| *c == 0).unwrap_or(raw_key.len());
+                let bucket = String::from_utf8_lossy(&raw_key[..zero]).into_owned();
+                let key = raw_key.get(zero + 1..).unwrap_or_default().to_vec();
+                let _b = self.bucket_content(&bucket);
+                let _k = self.lock_key(&bucket, &key);
+                let degraded = self.get_object(&bucket, &key)?.is_some_and(|r| r.is_degraded())
+                    || self
+                        .noncurrent_versions(&bucket, &key)?
+                        .iter()
+                        .any(ObjectRecord::is_degraded);
+                if degraded {
+                    return Ok(Outcome::Done(false));
+                }
                 b.delete_cf(self.cf(keys::CF_HEAL), raw_key);
                 self.db.write(b)?;
-                Outcome::Unit
+                Outcome::Done(true)
+            }
+            C::UpdateVersionParts {
+                bucket,
+                key,
+                seq,
+                version,
+                parts,
+            } => {
+                let _b = self.bucket_content(&bucket);
+                let _k = self.lock_key(&bucket, &key);
+                let raw = keys::object_version(&bucket, &key, seq);
+                let updated = match self.get_object_at(keys::CF_VERSIONS, &raw)? {
+                    Some(mut rec) if rec.version == version => {
+                        self.forget_heal_intents_in(&mut b, &parts);
+                        rec.parts = parts;
+                        b.put_cf(self.cf(keys::CF_VERSIONS), &raw, rec.encode());
+                        true
+                    }
+                    _ => false,
+                };
+                self.write(b)?;
+                Outcome::Done(updated)
             }
             C::Iam(c) => self.apply_iam(c, applied)?,
         };
@@ -813,26 +853,25 @@ impl MetaStore {
         }
     }
 
-    /// Adds "object := rec" to a batch, queueing the replaced version `current` for GC and
-    /// keeping the heal entry in step with the new record. Caller holds the key lock.
-    fn put_object_in(
-        &self,
-        b: &mut WriteBatch,
-        bucket: &str,
-        key: &[u8],
-        rec: &ObjectRecord,
-        current: Option<ObjectRecord>,
-        now_ms: u64,
-    ) {
+    /// Adds "object := rec" to a batch, with a heal entry if it is degraded. In a bucket
+    /// without versions, a healthy object also clears the key's entry (nothing else under the
+    /// key can be degraded); in a versioned one the entry may stand for a noncurrent version,
+    /// and `DropHeal` clears it. Caller holds the key lock.
+    fn put_object_in(&self, b: &mut WriteBatch, bucket: &str, key: &[u8], rec: &ObjectRecord, versioned: bool) {
         let okey = keys::object(bucket, key);
-        if let Some(old) = current {
-            self.queue_gc(b, old.gc_record(), now_ms);
-        }
         b.put_cf(self.cf(keys::CF_OBJECTS), &okey, rec.encode());
         if rec.is_degraded() {
             b.put_cf(self.cf(keys::CF_HEAL), &okey, []);
-        } else {
+        } else if !versioned {
             b.delete_cf(self.cf(keys::CF_HEAL), &okey);
+        }
+    }
+
+    /// Shards a heal placed on nodes outside a part's list were covered by an intent until
+    /// recorded: recording them ends it.
+    fn forget_heal_intents_in(&self, b: &mut WriteBatch, parts: &[PartInfo]) {
+        for p in parts {
+            b.delete_cf(self.cf(keys::CF_INTENTS), keys::version(&p.version));
         }
     }
 
@@ -994,7 +1033,7 @@ impl MetaStore {
         if let Some(old) = removed.filter(|o| !o.is_delete_marker()) {
             self.queue_gc(b, old.gc_record(), now_ms);
         }
-        self.put_object_in(b, bucket, key, &rec, None, now_ms);
+        self.put_object_in(b, bucket, key, &rec, versioning.is_some());
         Ok((rec, guard))
     }
 
@@ -1047,7 +1086,6 @@ impl MetaStore {
             let mut removed = None;
             if let Some(c) = current {
                 b.delete_cf(self.cf(keys::CF_OBJECTS), &okey);
-                b.delete_cf(self.cf(keys::CF_HEAL), &okey);
                 match status == VersioningStatus::Suspended && !c.version_state.versioned {
                     true => removed = Some(c),
                     false => self.demote_in(b, bucket, key, &c),
@@ -1098,7 +1136,9 @@ impl MetaStore {
         match place {
             Place::Current => {
                 b.delete_cf(self.cf(keys::CF_OBJECTS), &okey);
-                b.delete_cf(self.cf(keys::CF_HEAL), &okey);
+                if versioning.is_none() {
+                    b.delete_cf(self.cf(keys::CF_HEAL), &okey);
+                }
             }
             Place::Noncurrent => self.remove_noncurrent_in(b, bucket, key, &found),
         }
@@ -1110,7 +1150,7 @@ impl MetaStore {
             if let Some(next) = self.newest_noncurrent_except(bucket, key, removed_seq)? {
                 if !next.is_delete_marker() {
                     self.remove_noncurrent_in(b, bucket, key, &next);
-                    self.put_object_in(b, bucket, key, &next, None, now_ms);
+                    self.put_object_in(b, bucket, key, &next, true);
                 }
             }
         }

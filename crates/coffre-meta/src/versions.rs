@@ -193,6 +193,23 @@ impl MetaStore {
             .map(|(r, _)| r))
     }
 
+    /// A key's noncurrent versions and delete markers, newest first.
+    pub fn noncurrent_versions(&self, bucket: &str, key: &[u8]) -> Result<Vec<ObjectRecord>, MetaError> {
+        let prefix = keys::versions_of_key(bucket, key);
+        let mut out = Vec::new();
+        let mut it = self.db.raw_iterator_cf(self.cf(keys::CF_VERSIONS));
+        it.seek(&prefix);
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            out.push(ObjectRecord::decode(v)?);
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
     /// Whether the bucket holds any noncurrent version or delete marker.
     pub(crate) fn has_versions(&self, bucket: &str) -> Result<bool, MetaError> {
         let prefix = keys::versions_under(bucket, b"");

@@ -358,3 +358,41 @@ fn default_retention_applies_to_new_versions() {
         Err(MetaError::InvalidRequest(_))
     ));
 }
+
+#[test]
+fn a_degraded_noncurrent_version_keeps_its_heal_entry_until_healed() {
+    let (_d, m) = store();
+    set_status(&m, VersioningStatus::Enabled).unwrap();
+    let mut degraded = rec(5);
+    degraded.parts[0].degraded = vec![1];
+    let d = put_with(&m, "k", degraded, 10).unwrap();
+    // A healthy overwrite: the degraded version is noncurrent, and still to heal.
+    put(&m, "k", 3, 11).unwrap();
+    let entries = m.to_heal(None, 10).unwrap();
+    assert_eq!(entries.len(), 1);
+    let raw = entries[0].2.clone();
+    let drop_heal = || m.apply(MetaCommand::DropHeal { raw_key: raw.clone() }).unwrap();
+    assert_eq!(drop_heal(), Outcome::Done(false), "a degraded version is left");
+    // Healed: recorded on the noncurrent version, and then the entry can go.
+    let mut parts = d.parts.clone();
+    parts[0].degraded.clear();
+    parts[0].nodes = vec!["n2".into()];
+    let cmd = |version| MetaCommand::UpdateVersionParts {
+        bucket: "b".into(),
+        key: b"k".to_vec(),
+        seq: d.version_state.seq,
+        version,
+        parts: parts.clone(),
+    };
+    assert_eq!(
+        m.apply(cmd(VersionId::random())).unwrap(),
+        Outcome::Done(false),
+        "another version"
+    );
+    assert_eq!(m.apply(cmd(d.version)).unwrap(), Outcome::Done(true));
+    let old = &m.noncurrent_versions("b", b"k").unwrap()[0];
+    assert!(!old.is_degraded());
+    assert_eq!(old.parts[0].nodes, ["n2"]);
+    assert_eq!(drop_heal(), Outcome::Done(true));
+    assert!(m.to_heal(None, 10).unwrap().is_empty());
+}
