@@ -1193,12 +1193,10 @@ fn check_retention_change(
     let Some(old) = old.filter(|o| o.until_ms > now_ms) else {
         return Ok(());
     };
+    // Any change of mode needs the bypass (GOVERNANCE to COMPLIANCE, as S3) or is refused.
     let weaker = match new {
         None => true,
-        Some(n) => {
-            n.until_ms < old.until_ms
-                || (old.mode == crate::records::LockMode::Compliance && n.mode == crate::records::LockMode::Governance)
-        }
+        Some(n) => n.until_ms < old.until_ms || n.mode != old.mode,
     };
     match (weaker, old.mode) {
         (false, _) => Ok(()),

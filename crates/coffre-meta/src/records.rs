@@ -237,6 +237,9 @@ pub struct LifecycleRule {
     pub id: String,
     pub enabled: bool,
     pub filter: LifecycleFilter,
+    /// The rule named its prefix with the older top-level `Prefix` (no `Filter`): answered
+    /// back the same way.
+    pub top_level_prefix: bool,
     pub expiration: Option<LifecycleExpiration>,
     pub noncurrent_expiration: Option<NoncurrentExpiration>,
     /// AbortIncompleteMultipartUpload: days after an upload was started.

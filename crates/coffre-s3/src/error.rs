@@ -98,6 +98,7 @@ codes! {
     no_lock_configuration => "ObjectLockConfigurationNotFoundError", NOT_FOUND;
     no_such_lock_configuration => "NoSuchObjectLockConfiguration", NOT_FOUND;
     no_such_lifecycle => "NoSuchLifecycleConfiguration", NOT_FOUND;
+    invalid_retention_period => "InvalidRetentionPeriod", BAD_REQUEST;
 }
 
 /// The one place engine errors become S3 errors.

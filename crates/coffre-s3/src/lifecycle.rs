@@ -68,6 +68,20 @@ fn rule_of(r: &Node) -> Result<LifecycleRule, S3Error> {
         Some("Disabled") => false,
         _ => return Err(S3Error::malformed_xml("a Rule has a Status, Enabled or Disabled")),
     };
+    // Transitions are not supported, but a malformed one is still a client error.
+    for t in r.all("Transition") {
+        if let Some(d) = t.child("Date") {
+            if parse_iso8601(&d.text).is_none_or(|ms| ms.rem_euclid(DAY_MS) != 0) {
+                return Err(S3Error::invalid_argument("Invalid date in Transition"));
+            }
+        }
+        if let Some(d) = t.child("Days") {
+            d.text
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| S3Error::invalid_argument("'Days' in Transition must be a non-negative integer"))?;
+        }
+    }
     if r.child("Transition").is_some() || r.child("NoncurrentVersionTransition").is_some() {
         return Err(S3Error::not_implemented(
             "Transition actions are not supported: Coffre has one storage class",
@@ -92,6 +106,7 @@ fn rule_of(r: &Node) -> Result<LifecycleRule, S3Error> {
         (None, Some(p)) => filter.prefix = p.text.clone(),
         (None, None) => {}
     }
+    let top_level_prefix = r.child("Filter").is_none() && r.child("Prefix").is_some();
     if let (Some(gt), Some(lt)) = (filter.size_greater_than, filter.size_less_than) {
         if gt >= lt {
             return Err(S3Error::invalid_argument(
@@ -184,6 +199,7 @@ fn rule_of(r: &Node) -> Result<LifecycleRule, S3Error> {
         id,
         enabled,
         filter,
+        top_level_prefix,
         expiration,
         noncurrent_expiration,
         abort_incomplete_days,
@@ -219,36 +235,44 @@ pub(crate) fn parse(raw: &[u8]) -> Result<LifecycleConfig, S3Error> {
     Ok(LifecycleConfig { rules })
 }
 
+fn render_filter(x: &mut Xml, f: &LifecycleFilter) {
+    let conditions = usize::from(!f.prefix.is_empty())
+        + f.tags.len()
+        + usize::from(f.size_greater_than.is_some())
+        + usize::from(f.size_less_than.is_some());
+    x.open("Filter");
+    if conditions > 1 {
+        x.open("And");
+    }
+    if !f.prefix.is_empty() || conditions == 0 {
+        x.elem("Prefix", &f.prefix);
+    }
+    for (k, v) in &f.tags {
+        x.open("Tag").elem("Key", k).elem("Value", v).close("Tag");
+    }
+    if let Some(s) = f.size_greater_than {
+        x.elem("ObjectSizeGreaterThan", &s.to_string());
+    }
+    if let Some(s) = f.size_less_than {
+        x.elem("ObjectSizeLessThan", &s.to_string());
+    }
+    if conditions > 1 {
+        x.close("And");
+    }
+    x.close("Filter");
+}
+
 fn render(cfg: &LifecycleConfig) -> String {
     let mut x = Xml::new("LifecycleConfiguration");
     for r in &cfg.rules {
         x.open("Rule").elem("ID", &r.id);
         let f = &r.filter;
-        let conditions = usize::from(!f.prefix.is_empty())
-            + f.tags.len()
-            + usize::from(f.size_greater_than.is_some())
-            + usize::from(f.size_less_than.is_some());
-        x.open("Filter");
-        if conditions > 1 {
-            x.open("And");
-        }
-        if !f.prefix.is_empty() || conditions == 0 {
+        if r.top_level_prefix {
             x.elem("Prefix", &f.prefix);
+        } else {
+            render_filter(&mut x, f);
         }
-        for (k, v) in &f.tags {
-            x.open("Tag").elem("Key", k).elem("Value", v).close("Tag");
-        }
-        if let Some(s) = f.size_greater_than {
-            x.elem("ObjectSizeGreaterThan", &s.to_string());
-        }
-        if let Some(s) = f.size_less_than {
-            x.elem("ObjectSizeLessThan", &s.to_string());
-        }
-        if conditions > 1 {
-            x.close("And");
-        }
-        x.close("Filter")
-            .elem("Status", if r.enabled { "Enabled" } else { "Disabled" });
+        x.elem("Status", if r.enabled { "Enabled" } else { "Disabled" });
         if let Some(e) = &r.expiration {
             x.open("Expiration");
             if let Some(d) = e.days {

@@ -185,7 +185,7 @@ pub async fn upload_part_copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res,
     Ok(r)
 }
 
-fn complete_result(ctx: &Ctx, bucket: &str, key: &str, done: &CompletedUpload) -> Result<Res, S3Error> {
+fn complete_result(bucket: &str, key: &str, done: &CompletedUpload) -> Res {
     let mut x = Xml::new("CompleteMultipartUploadResult");
     x.elem("Location", &format!("/{bucket}/{key}"))
         .elem("Bucket", bucket)
@@ -198,9 +198,9 @@ fn complete_result(ctx: &Ctx, bucket: &str, key: &str, done: &CompletedUpload) -
     let mut r = xml_response(StatusCode::OK, x.finish("CompleteMultipartUploadResult"));
     crate::sse::echo(&mut r);
     if let Some(rec) = &done.record {
-        crate::versioning::set_version_header(ctx, &mut r, bucket, rec)?;
+        crate::versioning::set_written_version_header(&mut r, rec);
     }
-    Ok(r)
+    r
 }
 
 pub async fn complete(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Res, S3Error> {
@@ -214,7 +214,7 @@ pub async fn complete(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Res
     crate::document::check_content_md5(ctx, &raw)?;
     if let Some(done) = earlier {
         // A retry of a Complete that succeeded: answer the same.
-        return complete_result(ctx, bucket, key, &done);
+        return Ok(complete_result(bucket, key, &done));
     }
     // Part, PartNumber, ETag and one checksum per part.
     let doc = crate::xml::parse(&raw, 2 + 4 * MAX_PARTS as usize)?;
@@ -270,7 +270,7 @@ pub async fn complete(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Res
         condition: crate::object::write_condition(ctx)?,
     };
     let done = engine.complete_upload(bucket, key, &id, &req).await?;
-    complete_result(ctx, bucket, key, &done)
+    Ok(complete_result(bucket, key, &done))
 }
 
 pub async fn abort(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {

@@ -128,7 +128,7 @@ pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<R
     let rec = ctx.engine().put(bucket, &brec, key, reader.into_stream(), new).await?;
     let mut r = Response::new(empty());
     set(&mut r, "etag", &format!("\"{}\"", rec.etag));
-    set_version_header(ctx, &mut r, bucket, &rec)?;
+    crate::versioning::set_written_version_header(&mut r, &rec);
     crate::lifecycle::set_expiration(ctx, &mut r, bucket, key, &rec);
     crate::sse::echo_for(&mut r, given.as_ref());
     if let Some((a, v)) = rec
@@ -596,12 +596,12 @@ pub(crate) fn stream_of(
     }))
 }
 
-fn copy_result(ctx: &Ctx, bucket: &str, rec: &ObjectRecord, source: &ReadHandle) -> Result<Res, S3Error> {
+fn copy_result(ctx: &Ctx, rec: &ObjectRecord, source: &ReadHandle) -> Result<Res, S3Error> {
     let mut x = Xml::new("CopyObjectResult");
     x.elem("LastModified", &iso8601(rec.last_modified_ms))
         .elem("ETag", &format!("\"{}\"", rec.etag));
     let mut r = xml_response(StatusCode::OK, x.finish("CopyObjectResult"));
-    set_version_header(ctx, &mut r, bucket, rec)?;
+    crate::versioning::set_written_version_header(&mut r, rec);
     if source.record.version_state.versioned || ctx.engine().versioning(&source.bucket)?.is_some() {
         set(&mut r, "x-amz-copy-source-version-id", &source.record.version_id());
     }
@@ -650,7 +650,7 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
         && !lock.legal_hold;
     if in_place {
         if let Some(rec) = engine.update_attrs(bucket, key, &srec.version, &attrs, true).await? {
-            let mut r = copy_result(ctx, bucket, &rec, &source)?;
+            let mut r = copy_result(ctx, &rec, &source)?;
             crate::sse::echo(&mut r);
             return Ok(r);
         }
@@ -676,7 +676,7 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
             },
         )
         .await?;
-    let mut r = copy_result(ctx, bucket, &out, &source)?;
+    let mut r = copy_result(ctx, &out, &source)?;
     crate::sse::echo_for(&mut r, given.as_ref());
     Ok(r)
 }

@@ -34,7 +34,15 @@ pub(crate) fn set_version_header(ctx: &Ctx, r: &mut Res, bucket: &str, rec: &Obj
     Ok(())
 }
 
-/// A 404 for a key whose newest version is a delete marker says so, as S3 answers.
+/// `x-amz-version-id` of a write (PUT, Copy, Complete): only a version with an id of its own
+/// is announced; a `null` one (suspended bucket) is not, as S3 answers.
+pub(crate) fn set_written_version_header(r: &mut Res, rec: &ObjectRecord) {
+    if rec.version_state.versioned {
+        set(r, "x-amz-version-id", &rec.version_id());
+    }
+}
+
+/// A 404 for a key says whether its newest version is a delete marker, as S3 answers.
 pub(crate) fn not_found(ctx: &Ctx, bucket: &str, key: &str, e: S3Error) -> S3Error {
     if e.code != "NoSuchKey" {
         return e;
@@ -43,7 +51,7 @@ pub(crate) fn not_found(ctx: &Ctx, bucket: &str, key: &str, e: S3Error) -> S3Err
         Ok(Some(id)) => e
             .with_header("x-amz-delete-marker", "true")
             .with_header("x-amz-version-id", id),
-        _ => e,
+        _ => e.with_header("x-amz-delete-marker", "false"),
     }
 }
 
@@ -149,10 +157,6 @@ pub async fn put_versioning(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
         None => return Ok(Response::new(empty())),
         Some(_) => return Err(S3Error::malformed_xml("Status is Enabled or Suspended")),
     };
-    // Suspending a bucket that never had versioning leaves it as it is, as S3 does.
-    if status == VersioningStatus::Suspended && ctx.engine().versioning(bucket)?.is_none() {
-        return Ok(Response::new(empty()));
-    }
     ctx.engine()
         .configure_versioning(bucket, VersioningChange::Status(status))
         .await?;
@@ -322,7 +326,9 @@ pub async fn put_lock_configuration(ctx: &Ctx, bucket: &str, body: Incoming) -> 
                         .filter(|v| *v > 0)
                         .map(Some)
                         .ok_or_else(|| {
-                            S3Error::invalid_argument("Default retention period must be a positive integer value")
+                            S3Error::invalid_retention_period(
+                                "Default retention period must be a positive integer value",
+                            )
                         }),
                 }
             };
@@ -334,7 +340,7 @@ pub async fn put_lock_configuration(ctx: &Ctx, bucket: &str, body: Incoming) -> 
                     return Err(S3Error::malformed_xml("DefaultRetention holds either Days or Years"))
                 }
                 _ => {
-                    return Err(S3Error::invalid_argument(
+                    return Err(S3Error::invalid_retention_period(
                         "Default retention period is too large (at most 100 years)",
                     ))
                 }
