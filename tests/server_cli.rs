@@ -223,6 +223,28 @@ async fn master_key_rotation_rewraps_without_rewriting_data() {
         .send()
         .await
         .unwrap();
+    // A COMPLIANCE-locked version made noncurrent by an overwrite: rotating the master key
+    // re-wraps its data key like a current one's (Object Lock outlives key rotations).
+    c.create_bucket()
+        .bucket("rot-lock")
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    let locked = c
+        .put_object()
+        .bucket("rot-lock")
+        .key("backup")
+        .body(ByteStream::from_static(b"locked bytes"))
+        .object_lock_mode(aws_sdk_s3::types::ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(aws_sdk_s3::primitives::DateTime::from_secs(now() as i64 + 86_400))
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_string();
+    put(&c, "rot-lock", "backup", b"newer".to_vec()).await;
     s.kill();
     let old_key = std::fs::read_to_string(s.data.join("master.key")).unwrap();
     let segments_before: Vec<_> = std::fs::read_dir(s.data.join("nodes/node-1"))
@@ -237,7 +259,7 @@ async fn master_key_rotation_rewraps_without_rewriting_data() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("1 objects, 1 parts, 1 uploads"), "{said}");
+    assert!(said.contains("3 objects, 1 parts, 1 uploads"), "{said}");
     let new_key = std::fs::read_to_string(s.data.join("master.key")).unwrap();
     assert_ne!(old_key, new_key);
     assert!(!s.data.join("master.key.next").exists());
@@ -251,6 +273,28 @@ async fn master_key_rotation_rewraps_without_rewriting_data() {
     let c2 = s2.client();
     let got = get_body(&c2, "rot", "obj").await;
     assert!(got[..] == d[..]);
+    let old_version = c2
+        .get_object()
+        .bucket("rot-lock")
+        .key("backup")
+        .version_id(&locked)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        old_version.object_lock_mode(),
+        Some(&aws_sdk_s3::types::ObjectLockMode::Compliance)
+    );
+    assert_eq!(&old_version.body.collect().await.unwrap().to_vec()[..], b"locked bytes");
+    let e = c2
+        .delete_object()
+        .bucket("rot-lock")
+        .key("backup")
+        .version_id(&locked)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.into_service_error().meta().code(), Some("AccessDenied"));
     assert_eq!(
         c2.get_object_tagging()
             .bucket("rot")
