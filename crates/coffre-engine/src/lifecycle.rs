@@ -256,7 +256,7 @@ impl Engine {
             };
             let last_len = groups.last().map_or(0, |(_, v)| v.len());
             carry = Some((last_key.clone(), offset + last_len, last.last_modified_ms));
-            for round in distinct_rounds(targets) {
+            for round in crate::object::distinct_key_rounds(targets, |(t, _)| &t.key) {
                 for batch in round.chunks(BATCH) {
                     limiter.wait(batch.len() as u32).await;
                     removed += self.apply_expirations(bucket, batch.to_vec()).await?;
@@ -410,23 +410,6 @@ enum Kind {
     Current,
     Noncurrent,
     Marker,
-}
-
-/// Splits targets into rounds in which no key appears twice (a `DeleteVersions` names each
-/// key once), keeping their order within a key.
-fn distinct_rounds(targets: Vec<(DeleteTarget, Kind)>) -> Vec<Vec<(DeleteTarget, Kind)>> {
-    type Round = (std::collections::HashSet<Vec<u8>>, Vec<(DeleteTarget, Kind)>);
-    let mut rounds: Vec<Round> = Vec::new();
-    for t in targets {
-        match rounds.iter_mut().find(|(keys, _)| !keys.contains(&t.0.key)) {
-            Some((keys, round)) => {
-                keys.insert(t.0.key.clone());
-                round.push(t);
-            }
-            None => rounds.push(([t.0.key.clone()].into_iter().collect(), vec![t])),
-        }
-    }
-    rounds.into_iter().map(|(_, r)| r).collect()
 }
 
 /// At most `rate` removals per second, in bursts of at most one second's worth.

@@ -454,15 +454,13 @@ impl Engine {
         bypass_governance: bool,
     ) -> EngineResult<Vec<DeleteOutcome>> {
         let mut results: Vec<Option<DeleteOutcome>> = vec![None; items.len()];
-        let mut pending: Vec<usize> = (0..items.len()).collect();
-        while !pending.is_empty() {
-            let mut seen = std::collections::HashSet::new();
-            let (round, later): (Vec<usize>, Vec<usize>) = pending.into_iter().partition(|&i| seen.insert(&items[i].0));
+        let indexed: Vec<(usize, (String, Option<VersionSel>))> = items.into_iter().enumerate().collect();
+        for round in distinct_key_rounds(indexed, |(_, (k, _))| k.as_bytes()) {
             let targets = round
                 .iter()
-                .map(|&i| DeleteTarget {
-                    key: items[i].0.as_bytes().to_vec(),
-                    version: items[i].1,
+                .map(|(_, (key, version))| DeleteTarget {
+                    key: key.as_bytes().to_vec(),
+                    version: *version,
                     marker_tag: VersionId::random(),
                     guard: DeleteGuard::None,
                 })
@@ -475,13 +473,12 @@ impl Engine {
             };
             match self.meta_call(move |m| m.apply(cmd)).await? {
                 Outcome::DeleteResults(r) if r.len() == round.len() => {
-                    for (i, res) in round.into_iter().zip(r) {
+                    for ((i, _), res) in round.into_iter().zip(r) {
                         results[i] = Some(res);
                     }
                 }
                 other => return Err(EngineError::Internal(format!("DeleteVersions answered {other:?}"))),
             }
-            pending = later;
         }
         Ok(results.into_iter().map(Option::unwrap_or_default).collect())
     }
@@ -561,6 +558,23 @@ impl Engine {
             other => Err(EngineError::Internal(format!("UpdateSealed answered {other:?}"))),
         }
     }
+}
+
+/// Splits items into rounds in which no key appears twice (a `DeleteVersions` names each key
+/// once), a key's items in their order: its n-th item goes in round n.
+pub(crate) fn distinct_key_rounds<T>(items: Vec<T>, key: impl Fn(&T) -> &[u8]) -> Vec<Vec<T>> {
+    let mut rounds: Vec<(std::collections::HashSet<Vec<u8>>, Vec<T>)> = Vec::new();
+    for item in items {
+        let k = key(&item).to_vec();
+        match rounds.iter_mut().find(|(keys, _)| !keys.contains(&k)) {
+            Some((keys, round)) => {
+                keys.insert(k);
+                round.push(item);
+            }
+            None => rounds.push(([k].into_iter().collect(), vec![item])),
+        }
+    }
+    rounds.into_iter().map(|(_, r)| r).collect()
 }
 
 /// What a part's sealed checksum is bound to.

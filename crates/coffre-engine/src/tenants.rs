@@ -308,14 +308,7 @@ impl Engine {
                 return Ok(());
             }
             // A key appears once per command: its versions go one round each.
-            let mut rounds: Vec<Vec<coffre_meta::DeleteTarget>> = Vec::new();
-            for t in targets {
-                match rounds.iter_mut().find(|r| r.iter().all(|o| o.key != t.key)) {
-                    Some(r) => r.push(t),
-                    None => rounds.push(vec![t]),
-                }
-            }
-            for targets in rounds {
+            for targets in crate::object::distinct_key_rounds(targets, |t| &t.key) {
                 let cmd = MetaCommand::DeleteVersions {
                     bucket: bucket.to_string(),
                     targets,

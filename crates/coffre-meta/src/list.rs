@@ -17,6 +17,16 @@ pub enum ListEntry {
     CommonPrefix(Vec<u8>),
 }
 
+/// The common prefix `key` rolls into: `prefix ∥ … ∥ delimiter` up to the first delimiter
+/// after `prefix`, if there is one.
+pub(crate) fn common_prefix(key: &[u8], prefix: &[u8], delimiter: Option<&[u8]>) -> Option<Vec<u8>> {
+    let d = delimiter?;
+    key.get(prefix.len()..)?
+        .windows(d.len())
+        .position(|w| w == d)
+        .map(|i| key[..prefix.len() + i + d.len()].to_vec())
+}
+
 impl MetaStore {
     /// Parts with numbers greater than `after`, at most `limit`; and whether more follow.
     pub fn list_parts(
@@ -131,12 +141,7 @@ impl MetaStore {
                 it.next();
                 continue;
             }
-            let rolled = delimiter.and_then(|d| {
-                let rest = &key[prefix.len()..];
-                rest.windows(d.len())
-                    .position(|w| w == d)
-                    .map(|i| key[..prefix.len() + i + d.len()].to_vec())
-            });
+            let rolled = common_prefix(&key, prefix, delimiter);
             if let Some(cp) = rolled {
                 let already = after.is_some_and(|a| cp.as_slice() <= a);
                 if !already {

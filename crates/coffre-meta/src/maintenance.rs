@@ -21,40 +21,27 @@ impl MetaStore {
             let bucket = std::str::from_utf8(&raw[..zero]).map_err(|_| MetaError::Corrupt("bucket name".into()))?;
             Ok((bucket.to_string(), zero))
         };
-        let objects = self.rewrite_objects_in(keys::CF_OBJECTS, |raw, rec| {
-            let (bucket, zero) = bucket_of(raw)?;
-            f(&bucket, &raw[zero + 1..], rec)
-        })?;
-        let versions = self.rewrite_objects_in(keys::CF_VERSIONS, |raw, rec| {
-            let (bucket, _) = bucket_of(raw)?;
-            let (key, _) =
-                keys::object_version_of(&bucket, raw).ok_or_else(|| MetaError::Corrupt("version key".into()))?;
-            f(&bucket, &key, rec)
-        })?;
+        let objects = self.rewrite_cf_with(
+            keys::CF_OBJECTS,
+            ObjectRecord::decode,
+            ObjectRecord::encode,
+            |raw, rec| {
+                let (bucket, zero) = bucket_of(raw)?;
+                f(&bucket, &raw[zero + 1..], rec)
+            },
+        )?;
+        let versions = self.rewrite_cf_with(
+            keys::CF_VERSIONS,
+            ObjectRecord::decode,
+            ObjectRecord::encode,
+            |raw, rec| {
+                let (bucket, _) = bucket_of(raw)?;
+                let (key, _) =
+                    keys::object_version_of(&bucket, raw).ok_or_else(|| MetaError::Corrupt("version key".into()))?;
+                f(&bucket, &key, rec)
+            },
+        )?;
         Ok(objects + versions)
-    }
-
-    fn rewrite_objects_in(
-        &self,
-        cf: &str,
-        mut f: impl FnMut(&[u8], &mut ObjectRecord) -> Result<bool, MetaError>,
-    ) -> Result<usize, MetaError> {
-        let mut changed = 0;
-        let mut b = WriteBatch::default();
-        for item in self.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
-            let (k, v) = item?;
-            let mut rec = ObjectRecord::decode(&v)?;
-            if f(&k, &mut rec)? {
-                b.put_cf(self.cf(cf), &k, rec.encode());
-                changed += 1;
-                if b.len() >= 1000 {
-                    self.db
-                        .write_opt(std::mem::take(&mut b), &crate::commands::sync_opts())?;
-                }
-            }
-        }
-        self.db.write_opt(b, &crate::commands::sync_opts())?;
-        Ok(changed)
     }
 
     /// As `rewrite_objects`, for the uploads in progress: (bucket, key, upload id, record).
@@ -122,13 +109,24 @@ impl MetaStore {
     fn rewrite_cf<T: serde::Serialize + serde::de::DeserializeOwned>(
         &self,
         cf: &str,
+        f: impl FnMut(&[u8], &mut T) -> Result<bool, MetaError>,
+    ) -> Result<usize, MetaError> {
+        self.rewrite_cf_with(cf, |v| decode(v), |r| encode(r), f)
+    }
+
+    /// As `rewrite_cf`, for records with a codec of their own (`ObjectRecord`).
+    fn rewrite_cf_with<T>(
+        &self,
+        cf: &str,
+        decode: impl Fn(&[u8]) -> Result<T, MetaError>,
+        encode: impl Fn(&T) -> Vec<u8>,
         mut f: impl FnMut(&[u8], &mut T) -> Result<bool, MetaError>,
     ) -> Result<usize, MetaError> {
         let mut changed = 0;
         let mut b = WriteBatch::default();
         for item in self.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
             let (k, v) = item?;
-            let mut rec: T = decode(&v)?;
+            let mut rec = decode(&v)?;
             if f(&k, &mut rec)? {
                 b.put_cf(self.cf(cf), &k, encode(&rec));
                 changed += 1;

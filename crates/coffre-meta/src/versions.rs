@@ -301,12 +301,7 @@ impl MetaStore {
                 (None, Some((v, _))) => v.clone(),
                 (Some(c), Some((v, _))) => c.min(v).clone(),
             };
-            let rolled = delimiter.and_then(|d| {
-                let rest = &key[prefix.len()..];
-                rest.windows(d.len())
-                    .position(|w| w == d)
-                    .map(|i| key[..prefix.len() + i + d.len()].to_vec())
-            });
+            let rolled = crate::list::common_prefix(&key, prefix, delimiter);
             if let Some(cp) = rolled {
                 if key_marker.is_none_or(|m| cp.as_slice() > m) {
                     if out.len() == limit {

@@ -11,28 +11,36 @@ use http::StatusCode;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> Result<Res, S3Error> {
-    ctx.engine().bucket(bucket)?;
-    let prefix = ctx.q("prefix").unwrap_or("").to_string();
-    let delimiter = ctx.q("delimiter").filter(|d| !d.is_empty()).map(str::to_string);
-    let max_keys = match ctx.q("max-keys") {
-        Some(m) => m
+/// A listing's `max-keys`: non-negative, at most a page (1000 if not given).
+pub(crate) fn max_keys(ctx: &Ctx) -> Result<usize, S3Error> {
+    match ctx.q("max-keys") {
+        Some(m) => Ok(m
             .parse::<i64>()
             .ok()
             .filter(|m| *m >= 0)
             .ok_or_else(|| S3Error::invalid_argument("max-keys must be a non-negative integer"))?
-            .min(coffre_types::limits::MAX_PAGE as i64) as usize,
-        None => 1000,
-    };
-    let url = match ctx.q("encoding-type") {
-        None => false,
-        Some("url") => true,
-        Some(_) => {
-            return Err(S3Error::invalid_argument(
-                "Invalid Encoding Method specified in Request",
-            ))
-        }
-    };
+            .min(coffre_types::limits::MAX_PAGE as i64) as usize),
+        None => Ok(1000),
+    }
+}
+
+/// Whether a listing asks for `encoding-type=url` (no other encoding exists).
+pub(crate) fn url_encoding(ctx: &Ctx) -> Result<bool, S3Error> {
+    match ctx.q("encoding-type") {
+        None => Ok(false),
+        Some("url") => Ok(true),
+        Some(_) => Err(S3Error::invalid_argument(
+            "Invalid Encoding Method specified in Request",
+        )),
+    }
+}
+
+pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> Result<Res, S3Error> {
+    ctx.engine().bucket(bucket)?;
+    let prefix = ctx.q("prefix").unwrap_or("").to_string();
+    let delimiter = ctx.q("delimiter").filter(|d| !d.is_empty()).map(str::to_string);
+    let max_keys = max_keys(ctx)?;
+    let url = url_encoding(ctx)?;
     let token = ctx.q("continuation-token");
     let after: Option<Vec<u8>> = if v2 {
         match token {

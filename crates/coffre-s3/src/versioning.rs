@@ -163,33 +163,12 @@ pub async fn put_versioning(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
     Ok(Response::new(empty()))
 }
 
-/// A bounded, non-negative `max-keys`.
-fn max_keys(ctx: &Ctx) -> Result<usize, S3Error> {
-    match ctx.q("max-keys") {
-        Some(m) => Ok(m
-            .parse::<i64>()
-            .ok()
-            .filter(|m| *m >= 0)
-            .ok_or_else(|| S3Error::invalid_argument("max-keys must be a non-negative integer"))?
-            .min(coffre_types::limits::MAX_PAGE as i64) as usize),
-        None => Ok(1000),
-    }
-}
-
 pub async fn list_versions(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
     ctx.engine().bucket(bucket)?;
     let prefix = ctx.q("prefix").unwrap_or("").to_string();
     let delimiter = ctx.q("delimiter").filter(|d| !d.is_empty()).map(str::to_string);
-    let max_keys = max_keys(ctx)?;
-    let url = match ctx.q("encoding-type") {
-        None => false,
-        Some("url") => true,
-        Some(_) => {
-            return Err(S3Error::invalid_argument(
-                "Invalid Encoding Method specified in Request",
-            ))
-        }
-    };
+    let max_keys = crate::list::max_keys(ctx)?;
+    let url = crate::list::url_encoding(ctx)?;
     let key_marker = ctx.q("key-marker").filter(|k| !k.is_empty());
     let version_marker = match (ctx.q("version-id-marker").filter(|v| !v.is_empty()), key_marker) {
         (None, _) => None,
