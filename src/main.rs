@@ -53,6 +53,29 @@ enum Command {
     /// Offline metadata operations (the server stopped).
     #[command(subcommand)]
     Meta(MetaCommand),
+    /// The audit log, offline.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify audit segments (a copy of DATA/audit/) or an export, without the server: the
+    /// hash chain and every checkpoint's signature. Exits non-zero at the first bad position.
+    Verify {
+        /// A directory of segments, or an export file.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The cluster CA certificate, or an embedded server's DATA/audit/audit.pub.
+        #[arg(long)]
+        trust: PathBuf,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -123,6 +146,16 @@ struct ServerArgs {
     /// travels in the request headers).
     #[arg(long, env = "COFFRE_ALLOW_SSE_C_OVER_HTTP", value_parser = clap::builder::FalseyValueParser::new())]
     allow_sse_c_over_http: bool,
+    /// The audit log (DATA/audit/): `on` (the default) or `off`.
+    #[arg(long, env = "COFFRE_AUDIT")]
+    audit: Option<String>,
+    /// Days audit segments are kept (190 by default).
+    #[arg(long, env = "COFFRE_AUDIT_RETENTION_DAYS")]
+    audit_retention_days: Option<u64>,
+    /// Start even though the audit chain is broken or shorter than the metadata says (the
+    /// acceptance is itself logged, and the broken segment kept aside).
+    #[arg(long)]
+    audit_accept_truncation: bool,
 }
 
 /// The TOML file: every field optional, flags and `COFFRE_*` variables win.
@@ -200,6 +233,8 @@ struct ServerSection {
     header_timeout_secs: Option<u64>,
     body_timeout_secs: Option<u64>,
     allow_sse_c_over_http: Option<bool>,
+    audit: Option<bool>,
+    audit_retention_days: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -270,6 +305,13 @@ fn main() {
         } => run_node(&data, &listen, &identity, revoked),
         Command::Admin(cmd) => coffre_admin::cli::run(cmd),
         Command::Meta(MetaCommand::Restore { from, data, config }) => restore_metadata(&from, &data, config.as_deref()),
+        Command::Audit(AuditCommand::Verify {
+            dir,
+            trust,
+            from,
+            to,
+            json,
+        }) => verify_audit(&dir, &trust, from, to, json),
     };
     if let Err(e) = result {
         eprintln!("coffre: {e}");
@@ -342,6 +384,20 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
     std::fs::create_dir_all(&data).map_err(|e| format!("creating {}: {e}", data.display()))?;
     tighten_permissions(&data, 3);
 
+    let audit_on = match args.audit.as_deref() {
+        None => file.server.audit.unwrap_or(true),
+        Some("on") => true,
+        Some("off") => false,
+        Some(other) => return Err(format!("--audit {other}: on or off")),
+    };
+    let audit_retention = Duration::from_secs(
+        86_400
+            * args
+                .audit_retention_days
+                .or(file.server.audit_retention_days)
+                .unwrap_or(190),
+    );
+    let audit_accept_truncation = args.audit_accept_truncation;
     let admin_listen = args
         .admin_listen
         .or(file.server.admin_listen)
@@ -477,6 +533,18 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
             ..Default::default()
         };
         let (engine, mut damaged) = Engine::new(meta, nodes, gateway_location, keys, engine_config);
+        // Every request is acknowledged once its audit entry is durable: the log opens
+        // (and its chain is checked) before anything is served.
+        let audit = match audit_on {
+            false => None,
+            true => Some(engine.open_audit(coffre_engine::AuditOptions {
+                dir: data.join("audit"),
+                identity: file.cluster.as_ref().map(|c| c.identity.clone()),
+                gateway: identity.as_ref().map_or_else(|| "server".to_string(), |i| i.id.clone()),
+                retention: audit_retention,
+                accept_truncation: audit_accept_truncation,
+            })?),
+        };
         // The root key is the `default` tenant's admin: created with the tenant on the first
         // start (a store of an earlier version gets it too: its buckets are the default
         // tenant's already), its secret updated if the operator changed it.
@@ -530,6 +598,10 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                 Box::new({
                     let engine = engine.clone();
                     move || engine.lifecycle_counters().metrics_text()
+                }),
+                Box::new({
+                    let engine = engine.clone();
+                    move || engine.audit().map(|a| a.metrics_text()).unwrap_or_default()
                 }),
             ],
             replica: replica.clone(),
@@ -658,6 +730,9 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
             }
         });
         coffre_s3::serve(listener, tls, gw, serve_limits, shutdown_signal()).await;
+        if let Some(log) = audit {
+            log.close().await;
+        }
         Ok::<(), String>(())
     })
 }
@@ -861,11 +936,17 @@ fn rotate_master_key(data: &Path) -> Result<(), String> {
     let keys = Keyring::new(new, vec![current]);
     let done = coffre_engine::rotate_master_key(&meta, &keys).map_err(|e| e.to_string())?;
     drop(meta);
-    // The operator's signing key file is sealed again under the new key as it is read.
+    // The operator's and the audit log's signing key files are sealed again under the new
+    // key as they are read.
     let signing = data.join("operator.key");
     if signing.exists() {
         coffre_engine::OperatorKey::load_or_create(&signing, &keys)
             .map_err(|e| format!("operator signing key: {e}"))?;
+    }
+    let audit_key = data.join("audit").join("audit.key");
+    if audit_key.exists() {
+        coffre_crypto::sealed_signing_key(&audit_key, &keys, coffre_crypto::AUDIT_KEY_AAD)
+            .map_err(|e| format!("audit signing key: {e}"))?;
     }
     if !from_env {
         std::fs::rename(data.join("master.key.next"), data.join("master.key")).map_err(|e| e.to_string())?;
@@ -884,6 +965,15 @@ fn rotate_master_key(data: &Path) -> Result<(), String> {
     );
     if from_env {
         println!("now start the server with COFFRE_MASTER_KEY set to the new key");
+    }
+    Ok(())
+}
+
+fn verify_audit(path: &Path, trust: &Path, from: Option<String>, to: Option<String>, json: bool) -> Result<(), String> {
+    let time = |t: Option<String>| t.as_deref().map(coffre_admin::audit_log::parse_time).transpose();
+    let report = coffre_admin::audit_log::verify_offline(path, trust, time(from)?, time(to)?)?;
+    if !coffre_admin::audit_log::print_report(&report, json) {
+        return Err("the audit log does not verify".into());
     }
     Ok(())
 }

@@ -285,6 +285,38 @@ async fn residency_placement_failures_and_identity() {
     }
     let got = get_body(&c, "fr-only", "doc-2").await;
     assert!(got[..] == objects[2].1[..]);
+
+    // The gateway's audit log is signed with the key its CA certified: a copy verifies offline
+    // against the CA certificate alone (not against another CA), and it records the healing.
+    let audit_dir = gw_data.join("audit");
+    let verify = |trust: &Path| {
+        coffre(&[
+            "audit",
+            "verify",
+            "--dir",
+            audit_dir.to_str().unwrap(),
+            "--trust",
+            trust.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    let report: serde_json::Value = serde_json::from_str(&ok(verify(&ca.join("ca.pem")))).unwrap();
+    assert_eq!(report["gateway"], "gw-1", "{report}");
+    let other_ca = root.join("other-ca");
+    ok(coffre(&["admin", "ca", "init", "--out", other_ca.to_str().unwrap()]));
+    assert!(!verify(&other_ca.join("ca.pem")).status.success());
+    let found: serde_json::Value =
+        serde_json::from_str(&admin(&["audit", "search"], &["--bucket", "fr-only", "--json"])).unwrap();
+    let ops: Vec<&str> = found["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["op"].as_str().unwrap())
+        .collect();
+    assert!(
+        ops.contains(&"system:HealShards") && ops.contains(&"PutObject"),
+        "{ops:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

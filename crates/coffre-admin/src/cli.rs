@@ -359,6 +359,56 @@ pub enum CaCommand {
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
+    /// Verify this gateway's audit log: the hash chain, every checkpoint's signature, and the
+    /// chain head recorded in the metadata. Exits non-zero at the first bad position.
+    Verify {
+        #[command(flatten)]
+        api: Api,
+        /// From this time (2026-12-01, 2026-12-01T10:00:00Z, or an age: 7d, 12h).
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A tenant's audit events with what proves them (JSON lines), verifiable offline with
+    /// `coffre audit verify --dir FILE --trust CA`.
+    Export {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// jsonl (the only one).
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Audit events by tenant, bucket, key and time (newest last).
+    Search {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        bucket: Option<String>,
+        #[arg(long)]
+        key: Option<String>,
+        /// An age (7d, 12h, 30m) or a date.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Scan every object of a bucket: are all shards on nodes its policy allows?
     Residency {
         #[command(flatten)]
@@ -858,6 +908,14 @@ pub fn run(cmd: AdminCommand) -> Result<(), String> {
                 loc.zone,
                 out.display()
             );
+            // A gateway signs its audit log with a key the CA certifies.
+            if role == coffre_cluster::Role::Gateway {
+                coffre_cluster::audit_cert::issue_audit_key(&ca, &id, &loc, &out)?;
+                println!(
+                    "audit signing key of {id} written to {}/audit-key.pem (certificate audit.pem)",
+                    out.display()
+                );
+            }
         }
         AdminCommand::Meta(MetaCommand::Status { api, json }) => {
             let v = call(&api, "GET", "/v1/meta")?;
@@ -990,6 +1048,90 @@ pub fn run(cmd: AdminCommand) -> Result<(), String> {
                         s["zone"].as_str().unwrap_or(""),
                         s["size"],
                         s["blake3"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+        AdminCommand::Audit(AuditCommand::Verify { api, from, to, json }) => {
+            let mut q = Vec::new();
+            for (k, v) in [("from", from), ("to", to)] {
+                if let Some(v) = v {
+                    q.push(format!("{k}={}", enc(&v)));
+                }
+            }
+            let v = call(&api, "GET", &format!("/v1/audit/verify?{}", q.join("&")))?;
+            let report: coffre_engine::audit::Report =
+                serde_json::from_value(v).map_err(|e| format!("admin API answered: {e}"))?;
+            if !crate::audit_log::print_report(&report, json) {
+                return Err("the audit chain does not verify".into());
+            }
+        }
+        AdminCommand::Audit(AuditCommand::Export {
+            api,
+            tenant,
+            from,
+            to,
+            format,
+            out,
+        }) => {
+            if format != "jsonl" {
+                return Err(format!("--format {format}: only jsonl"));
+            }
+            let mut q = vec![format!("tenant={}", enc(&tenant))];
+            for (k, v) in [("from", from), ("to", to)] {
+                if let Some(v) = v {
+                    q.push(format!("{k}={}", enc(&v)));
+                }
+            }
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let path = format!("/v1/audit/export?{}", q.join("&"));
+            let (status, answer) = rt.block_on(crate::client::download(&api.endpoint, &api.token, &path, &out))?;
+            if status != 200 {
+                return Err(format!("the admin API answered {status}: {answer}"));
+            }
+            println!("audit events of tenant {tenant} written to {}", out.display());
+        }
+        AdminCommand::Audit(AuditCommand::Search {
+            api,
+            tenant,
+            bucket,
+            key,
+            since,
+            until,
+            limit,
+            json,
+        }) => {
+            let mut q = vec![format!("limit={limit}")];
+            for (k, v) in [
+                ("tenant", tenant),
+                ("bucket", bucket),
+                ("key", key),
+                ("since", since),
+                ("until", until),
+            ] {
+                if let Some(v) = v {
+                    q.push(format!("{k}={}", enc(&v)));
+                }
+            }
+            let v = call(&api, "GET", &format!("/v1/audit/search?{}", q.join("&")))?;
+            if json {
+                print_json(&v);
+            } else {
+                for e in v["events"].as_array().into_iter().flatten() {
+                    let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
+                    println!(
+                        "{} {} {} {} {}/{} {}{}",
+                        s("time"),
+                        s("principal"),
+                        s("op"),
+                        e["status"],
+                        s("bucket"),
+                        s("key"),
+                        s("source"),
+                        e["error"].as_str().map(|c| format!(" {c}")).unwrap_or_default()
                     );
                 }
             }

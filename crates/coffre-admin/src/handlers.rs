@@ -81,7 +81,7 @@ fn bad_request(m: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, m.into())
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
@@ -395,8 +395,6 @@ pub async fn remove_replica(State(admin): State<Arc<Admin>>, id: Result<Path<Str
 /// with or without replication. The file is made next to the metadata, unlinked at once, and
 /// streamed from its open handle.
 pub async fn meta_backup(State(admin): State<Arc<Admin>>) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse;
-    use tokio::io::AsyncReadExt;
     let dir = admin
         .engine
         .meta()
@@ -406,8 +404,22 @@ pub async fn meta_backup(State(admin): State<Arc<Admin>>) -> Result<axum::respon
         .unwrap_or_else(|| ".".into());
     let path = dir.join(format!(".backup-{}.tmp", coffre_engine::new_id("")));
     let id = admin.engine.backup_metadata(path.clone()).await.map_err(internal)?;
-    let file = tokio::fs::File::open(&path).await.map_err(internal)?;
-    let _ = tokio::fs::remove_file(&path).await;
+    let mut res = stream_file(&path, "application/octet-stream").await?;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+        res.headers_mut().insert("x-coffre-snapshot", v);
+    }
+    Ok(res)
+}
+
+/// Answers with a file written for this answer: opened, unlinked, then streamed.
+pub(crate) async fn stream_file(
+    path: &std::path::Path,
+    content_type: &'static str,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path).await.map_err(internal)?;
+    let _ = tokio::fs::remove_file(path).await;
     let stream = futures_util::stream::unfold(file, |mut f| async move {
         let mut buf = vec![0u8; 1 << 20];
         match f.read(&mut buf).await {
@@ -419,9 +431,6 @@ pub async fn meta_backup(State(admin): State<Arc<Admin>>) -> Result<axum::respon
             Err(e) => Some((Err(e), f)),
         }
     });
-    let headers = [
-        (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_string()),
-        (axum::http::HeaderName::from_static("x-coffre-snapshot"), id),
-    ];
+    let headers = [(axum::http::header::CONTENT_TYPE, content_type)];
     Ok((headers, axum::body::Body::from_stream(stream)).into_response())
 }

@@ -4,6 +4,7 @@
 //! (docs/admin-api.md). `client` and `cli` are its command-line client. Tenants' access keys
 //! never work here: only the operator's bearer token does.
 
+pub mod audit_log;
 pub mod certificate;
 pub mod cli;
 pub mod client;
@@ -17,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use coffre_engine::Engine;
+pub(crate) use handlers::internal;
 use std::sync::Arc;
 
 pub struct Admin {
@@ -80,6 +82,9 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/v1/meta/backup", get(handlers::meta_backup))
         .route("/v1/meta/replicas/{id}", delete(handlers::remove_replica))
         .route("/v1/audit/residency", get(handlers::audit))
+        .route("/v1/audit/verify", get(audit_log::verify))
+        .route("/v1/audit/export", get(audit_log::export))
+        .route("/v1/audit/search", get(audit_log::search))
         .route("/v1/buckets/{bucket}/policy", put(handlers::set_policy))
         .route("/v1/buckets/{bucket}/quota", put(tenants::set_bucket_quota))
         .route("/v1/operator-key", get(tenants::operator_key))
@@ -116,6 +121,10 @@ pub fn router(admin: Arc<Admin>) -> Router {
             )
         })
         .layer(axum::middleware::from_fn_with_state(admin.clone(), require_token))
+        .layer(axum::middleware::from_fn_with_state(
+            admin.clone(),
+            audit_log::record_call,
+        ))
         .with_state(admin)
 }
 
@@ -148,7 +157,9 @@ pub async fn serve(
             tracing::warn!(%peer, "admin connection refused: too many open");
             continue;
         };
-        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        // The caller's address, for the audit of admin calls.
+        let app = app.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+        let svc = hyper_util::service::TowerToHyperService::new(app);
         let conn = http.serve_connection(TokioIo::new(StallIo::new(stream, limits::WRITE_STALL_TIMEOUT)), svc);
         tokio::spawn(async move {
             let _permit = permit;

@@ -115,7 +115,7 @@ pub fn valid_country(c: &str) -> bool {
     c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase())
 }
 
-fn valid_name(s: &str) -> bool {
+pub(crate) fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
@@ -123,7 +123,7 @@ fn write_secret(path: &Path, text: &str) -> Result<(), String> {
     coffre_types::create_private_file(path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn ca_params(name: &str) -> Result<CertificateParams, String> {
+pub(crate) fn ca_params(name: &str) -> Result<CertificateParams, String> {
     let mut p = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, name);
@@ -393,7 +393,7 @@ impl rustls::client::danger::ServerCertVerifier for NodeVerifier {
 // ---- A minimal DER reader: just enough to read a certificate's subject. ----
 
 /// (tag, contents, rest)
-fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(crate) fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {

@@ -2,6 +2,7 @@
 //! storage node server, the remote shard store that talks to it, and residency-enforcing
 //! placement.
 
+pub mod audit_cert;
 pub mod identity;
 pub mod net;
 pub mod node;

@@ -373,28 +373,10 @@ impl OperatorKey {
     /// Reads the key file, or creates it with a fresh key. A file sealed under a previous
     /// master key is sealed again under the current one.
     pub fn load_or_create(path: &Path, keys: &Keyring) -> Result<OperatorKey, CryptoError> {
-        let bad = |e: ring::error::KeyRejected| CryptoError::MasterKey(format!("operator signing key: {e}"));
-        match std::fs::read(path) {
-            Ok(sealed) => {
-                let pkcs8 = keys.open(OPERATOR_KEY_AAD, &sealed)?;
-                if keys.current_sealer.open(OPERATOR_KEY_AAD, &sealed).is_err() {
-                    write_replacing(path, &keys.seal(OPERATOR_KEY_AAD, &pkcs8))?;
-                }
-                Ok(OperatorKey {
-                    pair: ring::signature::Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(bad)?,
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let rng = ring::rand::SystemRandom::new();
-                let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
-                    .map_err(|_| CryptoError::MasterKey("no randomness for a signing key".into()))?;
-                coffre_types::create_private_file(path, &keys.seal(OPERATOR_KEY_AAD, pkcs8.as_ref()))?;
-                Ok(OperatorKey {
-                    pair: ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(bad)?,
-                })
-            }
-            Err(e) => Err(e.into()),
-        }
+        let pkcs8 = sealed_signing_key(path, keys, OPERATOR_KEY_AAD)?;
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&pkcs8)
+            .map_err(|e| CryptoError::MasterKey(format!("operator signing key: {e}")))?;
+        Ok(OperatorKey { pair })
     }
 
     pub fn public_key(&self) -> Vec<u8> {
@@ -404,6 +386,32 @@ impl OperatorKey {
 
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         self.pair.sign(message).as_ref().to_vec()
+    }
+}
+
+/// What the audit signing key's file is sealed with.
+pub const AUDIT_KEY_AAD: &[u8] = b"coffre audit signing key v1";
+
+/// An Ed25519 key (PKCS#8) kept in a 0600 file sealed under the master key with `aad`:
+/// read, or created on first use. A file sealed under a previous master key is sealed again
+/// under the current one.
+pub fn sealed_signing_key(path: &Path, keys: &Keyring, aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    match std::fs::read(path) {
+        Ok(sealed) => {
+            let pkcs8 = keys.open(aad, &sealed)?;
+            if keys.current_sealer.open(aad, &sealed).is_err() {
+                write_replacing(path, &keys.seal(aad, &pkcs8))?;
+            }
+            Ok(pkcs8)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let rng = ring::rand::SystemRandom::new();
+            let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+                .map_err(|_| CryptoError::MasterKey("no randomness for a signing key".into()))?;
+            coffre_types::create_private_file(path, &keys.seal(aad, pkcs8.as_ref()))?;
+            Ok(pkcs8.as_ref().to_vec())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -85,6 +85,12 @@ impl Engine {
                 }
             }
             if ok {
+                if let Some(log) = self.audit() {
+                    let versions: Vec<String> = gc.parts.iter().map(|p| p.version.to_hex()).collect();
+                    let mut e = coffre_audit::Event::system("GcVersion", "", "", "");
+                    e.detail = Some(format!("shards of {} removed", versions.join(",")));
+                    log.record(e);
+                }
                 self.meta_call(move |m| m.gc_done(&raw, &gc)).await?;
                 cleaned += 1;
             }

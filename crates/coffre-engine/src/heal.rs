@@ -66,6 +66,7 @@ impl Engine {
         let mut parts = handle.record.parts.clone();
         let mut changed = false;
         let mut healed = 0;
+        let mut moves = Vec::new();
         // Shards written to nodes that were not in the part's list are covered by an intent
         // until recorded: if the version is replaced first, or the process stops, the intent
         // makes them garbage rather than orphans.
@@ -134,6 +135,7 @@ impl Engine {
                         node = target.id(),
                         "degraded shards healed"
                     );
+                    moves.push(format!("shard {i} of {} to {}", part.version.to_hex(), target.id()));
                     part.nodes[i] = target.id().to_string();
                     changed = true;
                 } else {
@@ -162,6 +164,16 @@ impl Engine {
                 },
             };
             recorded = self.meta_call(move |m| m.apply(cmd)).await? == Outcome::Done(true);
+        }
+        if recorded {
+            let version = handle.record.version_id();
+            self.audit_system(
+                "HealShards",
+                &bucket,
+                key_str.as_bytes(),
+                Some(version),
+                moves.join("; "),
+            );
         }
         // Not recorded (a rebuild that failed halfway, a version replaced meanwhile): what
         // went elsewhere is garbage. Recorded: the commit ended the intent, this does nothing.

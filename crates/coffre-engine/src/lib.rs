@@ -3,6 +3,7 @@
 //! objects, run multipart uploads; background tasks call it to collect garbage and heal.
 //! It knows nothing of HTTP or S3 XML: its errors are `EngineError`.
 
+mod audit_log;
 pub mod backup;
 pub mod checksum;
 mod error;
@@ -16,6 +17,7 @@ mod rotate;
 mod tenants;
 mod topology;
 
+pub use audit_log::AuditOptions;
 pub use error::{EngineError, EngineResult};
 pub use multipart::{CompleteRequest, CompletedUpload, PartRequest, UploadListing};
 pub use object::{BodyInfo, DeleteOutcome, NewObject, ObjectLockRequest, ReadHandle, VerifiedChecksum};
@@ -24,6 +26,7 @@ pub use tenants::{new_id, Erasure, ADMIN_USER};
 pub use topology::ClusterNode;
 
 // The record types protocol crates read, so that they depend on the engine only.
+pub use coffre_audit as audit;
 pub use coffre_crypto::{verify_ed25519, CustomerKey, OperatorKey};
 pub use coffre_data::{DataError, ShardStore, StoreStat};
 pub use coffre_meta::{replica, MetaError};
@@ -91,6 +94,20 @@ pub struct Engine {
     /// (every bucket change moves it). Commits never use it: they re-read inside `apply`.
     buckets: std::sync::Mutex<(u64, std::collections::HashMap<String, BucketRecord>)>,
     lifecycle: lifecycle::LifecycleCounters,
+    /// This gateway's audit log (set once at start; none in tools and unit tests).
+    audit: std::sync::OnceLock<Arc<coffre_audit::AuditLog>>,
+}
+
+/// The audit chain head kept in the metadata store (its local, unreplicated part).
+pub struct MetaAuditHead(pub Arc<MetaStore>);
+
+impl coffre_audit::HeadStore for MetaAuditHead {
+    fn load(&self) -> Result<Option<(u64, coffre_audit::Hash)>, String> {
+        self.0.audit_head().map_err(|e| e.to_string())
+    }
+    fn record(&self, n: u64, h: &coffre_audit::Hash) -> Result<(), String> {
+        self.0.set_audit_head(n, h).map_err(|e| e.to_string())
+    }
 }
 
 /// What a bucket holds and may hold, in bytes.
@@ -153,9 +170,35 @@ impl Engine {
                 tenant_keys: Default::default(),
                 buckets: Default::default(),
                 lifecycle: Default::default(),
+                audit: Default::default(),
             }),
             rx,
         )
+    }
+
+    /// Gives the engine its audit log (once, at start).
+    pub fn set_audit(&self, log: Arc<coffre_audit::AuditLog>) {
+        let _ = self.audit.set(log);
+    }
+
+    /// The audit log, if this process keeps one.
+    pub fn audit(&self) -> Option<&Arc<coffre_audit::AuditLog>> {
+        self.audit.get()
+    }
+
+    /// Records an action of the store itself that removes or moves data.
+    pub(crate) fn audit_system(&self, op: &str, bucket: &str, key: &[u8], version: Option<String>, detail: String) {
+        let Some(log) = self.audit.get() else { return };
+        let tenant = self
+            .bucket_record(bucket)
+            .ok()
+            .flatten()
+            .map(|b| b.tenant)
+            .unwrap_or_default();
+        let mut e = coffre_audit::Event::system(op, &tenant, bucket, &String::from_utf8_lossy(key));
+        e.version_id = version;
+        e.detail = Some(detail).filter(|d| !d.is_empty());
+        log.record(e);
     }
 
     /// The metadata store, for read-only views (admin placement and audits).

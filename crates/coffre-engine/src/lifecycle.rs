@@ -198,6 +198,7 @@ impl Engine {
                 if up.created_ms.saturating_add(days.saturating_mul(day)) <= now {
                     limiter.wait(1).await;
                     if self.abort_upload(bucket, &String::from_utf8_lossy(&key), &id).await? {
+                        self.audit_system("LifecycleAbortUpload", bucket, &key, None, String::new());
                         self.lifecycle.aborted_uploads.fetch_add(1, Ordering::Relaxed);
                         removed += 1;
                     }
@@ -365,6 +366,7 @@ impl Engine {
 
     async fn apply_expirations(&self, bucket: &str, batch: Vec<(DeleteTarget, Kind)>) -> EngineResult<u64> {
         let kinds: Vec<Kind> = batch.iter().map(|(_, k)| *k).collect();
+        let keys: Vec<Vec<u8>> = batch.iter().map(|(t, _)| t.key.clone()).collect();
         let cmd = MetaCommand::DeleteVersions {
             bucket: bucket.to_string(),
             targets: batch.into_iter().map(|(t, _)| t).collect(),
@@ -376,7 +378,7 @@ impl Engine {
             other => return Err(EngineError::Internal(format!("DeleteVersions answered {other:?}"))),
         };
         let mut done = 0;
-        for (kind, r) in kinds.into_iter().zip(results) {
+        for ((kind, r), key) in kinds.into_iter().zip(results).zip(keys) {
             if r.refused.is_some() {
                 self.lifecycle.skipped_locked.fetch_add(1, Ordering::Relaxed);
                 continue;
@@ -385,6 +387,11 @@ impl Engine {
                 continue; // the guard no longer held: someone wrote meanwhile
             }
             done += 1;
+            let (op, version) = match (&r.removed, &r.marker) {
+                (Some((v, _)), _) => ("LifecycleExpire", Some(v.clone())),
+                (None, m) => ("LifecycleDeleteMarker", m.clone()),
+            };
+            self.audit_system(op, bucket, &key, version, format!("{kind:?}"));
             let counter = match kind {
                 Kind::Current => &self.lifecycle.expired_current,
                 Kind::Noncurrent => &self.lifecycle.expired_noncurrent,

@@ -43,6 +43,10 @@ pub const RAFT_COMMITTED: &[u8] = b"committed";
 pub const RAFT_PURGED: &[u8] = b"purged";
 pub const RAFT_APPLIED: &[u8] = b"applied";
 pub const RAFT_MEMBERSHIP: &[u8] = b"membership";
+/// `local`: this store's own records, never replicated nor in snapshots (the audit chain
+/// head of this gateway).
+pub const CF_LOCAL: &str = "local";
+pub const LOCAL_AUDIT_HEAD: &[u8] = b"audit_head";
 /// Present while a snapshot is being installed: a store found with it at start-up holds a
 /// half-written state machine and must be emptied (the leader sends the snapshot again).
 pub const RAFT_INSTALLING: &[u8] = b"installing";
@@ -67,11 +71,11 @@ pub const STATE_CFS: [&str; 14] = [
 ];
 
 /// The replica's own column families (not in snapshots).
-pub const RAFT_CFS: [&str; 2] = [CF_RAFT_LOG, CF_RAFT_STATE];
-pub const ALL_CFS: [&str; 16] = concat_cfs(STATE_CFS, RAFT_CFS);
+pub const RAFT_CFS: [&str; 3] = [CF_RAFT_LOG, CF_RAFT_STATE, CF_LOCAL];
+pub const ALL_CFS: [&str; 17] = concat_cfs(STATE_CFS, RAFT_CFS);
 
-const fn concat_cfs(state: [&'static str; 14], raft: [&'static str; 2]) -> [&'static str; 16] {
-    let mut all = [""; 16];
+const fn concat_cfs(state: [&'static str; 14], raft: [&'static str; 3]) -> [&'static str; 17] {
+    let mut all = [""; 17];
     let mut i = 0;
     while i < state.len() {
         all[i] = state[i];

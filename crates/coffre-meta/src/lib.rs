@@ -238,6 +238,28 @@ impl MetaStore {
         self.replicator().is_some()
     }
 
+    /// This gateway's audit chain head (entry number, chain value), as last recorded.
+    pub fn audit_head(&self) -> Result<Option<(u64, [u8; 32])>, MetaError> {
+        let Some(v) = self.db.get_pinned_cf(self.cf(keys::CF_LOCAL), keys::LOCAL_AUDIT_HEAD)? else {
+            return Ok(None);
+        };
+        let (n, h) = v
+            .split_at_checked(8)
+            .ok_or_else(|| MetaError::Corrupt("audit head".into()))?;
+        let n = u64::from_be_bytes(n.try_into().map_err(|_| MetaError::Corrupt("audit head".into()))?);
+        let h: [u8; 32] = h.try_into().map_err(|_| MetaError::Corrupt("audit head".into()))?;
+        Ok(Some((n, h)))
+    }
+
+    /// Records the audit chain head. Not synced: the next synced write carries it, and a
+    /// head older than the segments is harmless (only one ahead of them is an alarm).
+    pub fn set_audit_head(&self, n: u64, h: &[u8; 32]) -> Result<(), MetaError> {
+        let mut v = n.to_be_bytes().to_vec();
+        v.extend_from_slice(h);
+        self.db.put_cf(self.cf(keys::CF_LOCAL), keys::LOCAL_AUDIT_HEAD, v)?;
+        Ok(())
+    }
+
     /// The directory of the RocksDB files.
     pub fn dir(&self) -> &Path {
         &self.dir

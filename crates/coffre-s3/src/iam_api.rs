@@ -199,6 +199,7 @@ fn error_answer(ns: &str, e: &ApiError, request_id: &str) -> Res {
     *res.status_mut() = e.status;
     res.headers_mut()
         .insert("content-type", HeaderValue::from_static("text/xml"));
+    res.extensions_mut().insert(crate::audit::ErrorCode(e.code));
     res
 }
 
@@ -213,6 +214,7 @@ pub async fn handle(
     parts: http::request::Parts,
     body: Incoming,
     origin: Origin,
+    trail: &mut crate::audit::Trail,
 ) -> Result<Res, S3Error> {
     let request_id = format!("{:032x}", u128::from_be_bytes(coffre_types::random_bytes()));
     let raw_query = parts.uri.query().unwrap_or("").to_string();
@@ -237,6 +239,11 @@ pub async fn handle(
         .find(|(k, _)| k == "Action")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
+    trail.op = if action.is_empty() {
+        "IamQuery".into()
+    } else {
+        action.clone()
+    };
     let sts = matches!(action.as_str(), "AssumeRoleWithWebIdentity" | "GetCallerIdentity");
     let ns = if sts { STS_NS } else { IAM_NS };
     // AssumeRoleWithWebIdentity is not signed: the web identity token is the credential.
@@ -257,7 +264,10 @@ pub async fn handle(
             Some(&body_sha256),
         );
         match verified {
-            Ok(Some((_, c))) => c,
+            Ok(Some((v, c))) => {
+                trail.caller(&c, Some(&v.access_key));
+                c
+            }
             Ok(None) => {
                 let e = err(
                     StatusCode::FORBIDDEN,

@@ -7,6 +7,7 @@
 //! (tests/module_graph.rs checks that no module imports one above it).
 
 mod acl;
+mod audit;
 pub mod auth;
 pub mod body;
 mod bucket;

@@ -1,5 +1,6 @@
 //! The HTTP server: accepts connections, authenticates, dispatches, renders errors.
 
+use crate::audit::{ErrorCode, Trail};
 use crate::auth::{self, RequestParts};
 use crate::context::{Ctx, Gateway, Origin};
 use crate::http::{error_response, full, Res};
@@ -31,6 +32,7 @@ impl Gateway {
         }
         let started = std::time::Instant::now();
         let method = req.method().clone();
+        let mut trail = Trail::new(req.headers());
         // A browser's request: its response, error or not, carries the bucket's CORS grant.
         let cors_request = req.headers().contains_key("origin").then(|| {
             let bucket = router::target(req.headers(), &path, self.config.domain.as_deref())
@@ -39,21 +41,54 @@ impl Gateway {
             (bucket, req.headers().clone())
         });
         let outcome = if method == http::Method::OPTIONS {
-            router::target(req.headers(), &path, self.config.domain.as_deref())
-                .and_then(|(bucket, _)| cors::preflight(&self.engine, &bucket, req.headers()))
+            trail.op = "PreflightRequest".into();
+            router::target(req.headers(), &path, self.config.domain.as_deref()).and_then(|(bucket, _)| {
+                trail.bucket = bucket.clone();
+                cors::preflight(&self.engine, &bucket, req.headers())
+            })
         } else {
-            self.clone().dispatch(req, origin).await
+            self.clone().dispatch(req, origin, &mut trail).await
         };
+        let mut error_code = None;
         let mut res = match outcome {
             Ok(r) => r,
             Err(e) => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(code = e.code, message = %e.message, %path, "request failed");
+                error_code = Some(e.code);
                 error_response(&e, &path, &request_id, head)
             }
         };
         if let Some((bucket, headers)) = cors_request.filter(|_| method != http::Method::OPTIONS) {
             cors::decorate(&self.engine, &bucket, method.as_str(), &headers, &mut res);
+        }
+        // Acknowledged only once its audit entry is durable.
+        if let Some(log) = self.engine.audit() {
+            if !trail.bucket.is_empty() {
+                // The bucket owner's: what concerns a tenant's data is in its export.
+                if let Ok(b) = self.engine.bucket(&trail.bucket) {
+                    trail.tenant = b.tenant;
+                }
+            }
+            if let Some(v) = res.headers().get("x-amz-version-id").and_then(|v| v.to_str().ok()) {
+                trail.version_id = Some(v.to_string());
+            }
+            let code = error_code.or_else(|| res.extensions().get::<ErrorCode>().map(|c| c.0));
+            let bytes_out = res
+                .headers()
+                .get("content-length")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .filter(|_| !head)
+                .unwrap_or(0);
+            let ms = started.elapsed().as_millis() as u64;
+            let event = trail.event(&request_id, &origin, res.status().as_u16(), code, bytes_out, ms);
+            if let Err(e) = log.append(event).await {
+                tracing::error!(error = %e, %path, "request refused: its audit entry could not be written");
+                let e =
+                    S3Error::service_unavailable("The audit log cannot record this request; it was not acknowledged.");
+                res = error_response(&e, &path, &request_id, head);
+            }
         }
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             res.headers_mut().insert("x-amz-request-id", v);
@@ -80,11 +115,19 @@ impl Gateway {
         )
     }
 
-    async fn dispatch(self: Arc<Self>, req: Request<Incoming>, origin: Origin) -> Result<Res, S3Error> {
+    async fn dispatch(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        origin: Origin,
+        trail: &mut Trail,
+    ) -> Result<Res, S3Error> {
         let (parts, body) = req.into_parts();
         let raw_path = parts.uri.path().to_string();
         let raw_query = parts.uri.query().unwrap_or("").to_string();
         let (bucket, key) = router::target(&parts.headers, &raw_path, self.config.domain.as_deref())?;
+        trail.bucket = bucket.clone();
+        trail.key = key.clone();
+        trail.access_key = crate::audit::claimed_access_key(&parts.headers, &raw_query);
         // With replicated metadata, this gateway first catches up with every write
         // acknowledged anywhere (keys, policies, objects): what follows reads linearizably.
         self.engine.barrier().await?;
@@ -93,11 +136,25 @@ impl Gateway {
             && !bucket.is_empty()
             && post::is_form_upload(&parts.method, &parts.headers, &key, &raw_query)
         {
+            trail.op = "PostObject".into();
             return post::post_object(self.clone(), &parts.headers, &bucket, body, origin).await;
         }
         // The tenant's IAM and STS query APIs share the listener (POST / with a form).
         if bucket.is_empty() && iam_api::is_query_api(&parts.method, &parts.headers, &raw_query) {
-            return iam_api::handle(self.clone(), parts, body, origin).await;
+            return iam_api::handle(self.clone(), parts, body, origin, trail).await;
+        }
+        // The operation is named before the signature is checked: a refused request is
+        // audited with what it attempted.
+        let op = route(
+            &parts.method,
+            &parts.headers,
+            &raw_path,
+            &raw_query,
+            self.config.domain.as_deref(),
+        );
+        if let Ok(op) = &op {
+            trail.op = op.op.name().into();
+            trail.version_id = op.query.iter().find(|(k, _)| k == "versionId").map(|(_, v)| v.clone());
         }
         let (verified, caller) = match auth::verify(
             &RequestParts {
@@ -112,13 +169,8 @@ impl Gateway {
             Some((v, c)) => (Some(v), c),
             None => (None, Caller::anonymous()),
         };
-        let op = route(
-            &parts.method,
-            &parts.headers,
-            &raw_path,
-            &raw_query,
-            self.config.domain.as_deref(),
-        )?;
+        trail.caller(&caller, verified.as_ref().map(|v| v.access_key.as_str()));
+        let op = op?;
         let action = op.action();
         let router::Routed { op, query } = op;
         let ctx = Ctx::new(self.clone(), parts.headers, query, verified, caller, origin);

@@ -1,0 +1,700 @@
+//! The writer: one task owns the open segment; requests hand it events through a bounded
+//! channel and wait for their entry to be durable. Whatever waits while a batch is being
+//! synced forms the next batch, so one `fdatasync` serves every request that arrived during
+//! the previous one (group commit). After each sync the chain head is recorded in the
+//! metadata (`HeadStore`), which is how a shortened tail is noticed.
+
+use crate::chain::{content_hash, link, tenant_tag, Checkpoint, Hash, Record, GENESIS};
+use crate::event::Event;
+use crate::segment::{self, display_name, segment_name, Lines};
+use crate::verify::{Expectations, Verifier};
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Where the chain head is recorded besides the segments (the metadata store).
+pub trait HeadStore: Send + Sync {
+    fn load(&self) -> Result<Option<(u64, Hash)>, String>;
+    fn record(&self, n: u64, h: &Hash) -> Result<(), String>;
+}
+
+/// How the log is kept.
+#[derive(Clone, Debug)]
+pub struct AuditConfig {
+    pub dir: PathBuf,
+    /// The name checkpoints carry (the gateway's id; `server` for the embedded one).
+    pub gateway: String,
+    /// A checkpoint after this many entries…
+    pub checkpoint_every: u64,
+    /// …or this long after the first entry it would sign.
+    pub checkpoint_interval: Duration,
+    /// A new segment past this size (and at each UTC day).
+    pub segment_bytes: u64,
+    /// Segments whose every entry is older than this are removed.
+    pub retention: Duration,
+    /// Start on a broken or shortened chain, saying so in the log itself.
+    pub accept_truncation: bool,
+}
+
+impl AuditConfig {
+    pub fn new(dir: PathBuf, gateway: &str) -> AuditConfig {
+        AuditConfig {
+            dir,
+            gateway: gateway.to_string(),
+            checkpoint_every: 1024,
+            checkpoint_interval: Duration::from_secs(5),
+            segment_bytes: 64 << 20,
+            retention: Duration::from_secs(190 * 86_400),
+            accept_truncation: false,
+        }
+    }
+}
+
+/// The audit log could not make an entry durable: the request must not be acknowledged.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("audit log: {0}")]
+pub struct AuditError(pub String);
+
+/// The most events one batch carries (one write, one sync).
+const MAX_BATCH: usize = 4096;
+/// Events waiting for the writer, all requests together (backpressure beyond).
+const QUEUE: usize = 8192;
+
+enum Msg {
+    Append(Box<Event>, Option<oneshot::Sender<Result<u64, String>>>),
+    Checkpoint(oneshot::Sender<Result<(u64, Hash), String>>),
+}
+
+/// The handle requests use.
+pub struct AuditLog {
+    tx: mpsc::Sender<Msg>,
+    pub public_key: [u8; 32],
+    pub gateway: String,
+    pub dir: PathBuf,
+    /// The audit key's certificate (cluster mode), for exports.
+    pub certificate: Option<String>,
+    written: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    closed: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl AuditLog {
+    /// Opens the log in `config.dir`: checks the tail of the chain against the head the
+    /// metadata recorded (refusing a broken or shortened chain unless told to accept it),
+    /// removes a torn last record (never acknowledged), signs the state it starts from, and
+    /// starts the writer. Must run inside a tokio runtime.
+    pub fn open(
+        config: AuditConfig,
+        key_pkcs8: &[u8],
+        certificate: Option<String>,
+        head: Arc<dyn HeadStore>,
+    ) -> Result<Arc<AuditLog>, String> {
+        let key =
+            Ed25519KeyPair::from_pkcs8_maybe_unchecked(key_pkcs8).map_err(|e| format!("audit signing key: {e}"))?;
+        let mut public_key = [0u8; 32];
+        public_key.copy_from_slice(key.public_key().as_ref());
+        let (writer, notes) = Writer::open(config.clone(), key, certificate.as_deref(), head)?;
+        for note in &notes {
+            tracing::warn!(target: "coffre::audit", "{note}");
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let written = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(run(
+            writer,
+            rx,
+            config.checkpoint_interval,
+            written.clone(),
+            failed.clone(),
+        ));
+        let log = Arc::new(AuditLog {
+            tx,
+            public_key,
+            gateway: config.gateway.clone(),
+            dir: config.dir.clone(),
+            certificate,
+            written,
+            failed,
+            closed: tokio::sync::Mutex::new(Some(task)),
+        });
+        Ok(log)
+    }
+
+    /// Appends `event` and returns once it is durable (its entry number).
+    pub async fn append(&self, event: Event) -> Result<u64, AuditError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Append(Box::new(event), Some(tx)))
+            .await
+            .map_err(|_| AuditError("the writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| AuditError("the writer has stopped".into()))?
+            .map_err(AuditError)
+    }
+
+    /// Appends `event` without waiting (internal actions: the entry is written with the next
+    /// batch).
+    pub fn record(&self, event: Event) {
+        match self.tx.try_send(Msg::Append(Box::new(event), None)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                let tx = self.tx.clone();
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn(async move {
+                        let _ = tx.send(msg).await;
+                    });
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!(target: "coffre::audit", "audit event lost: the writer has stopped")
+            }
+        }
+    }
+
+    /// Signs the chain as it is now (what a verification or an export wants at its end).
+    pub async fn checkpoint(&self) -> Result<(u64, Hash), AuditError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Checkpoint(tx))
+            .await
+            .map_err(|_| AuditError("the writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| AuditError("the writer has stopped".into()))?
+            .map_err(AuditError)
+    }
+
+    /// Signs the final state and stops the writer (at shutdown).
+    pub async fn close(&self) {
+        let _ = self.checkpoint().await;
+        // The writer ends when every sender is gone; ours stays, so it is stopped here.
+        if let Some(task) = self.closed.lock().await.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// For `/metrics`.
+    pub fn metrics_text(&self) -> String {
+        format!(
+            "# TYPE coffre_audit_entries_total counter\ncoffre_audit_entries_total {}\n# TYPE coffre_audit_write_failures_total counter\ncoffre_audit_write_failures_total {}\n",
+            self.written.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed)
+        )
+    }
+}
+
+async fn run(
+    writer: Writer,
+    mut rx: mpsc::Receiver<Msg>,
+    interval: Duration,
+    written: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+) {
+    let mut writer = Some(writer);
+    let mut open = true;
+    while open {
+        let mut batch = Vec::new();
+        match tokio::time::timeout(interval, rx.recv()).await {
+            Ok(Some(m)) => batch.push(m),
+            Ok(None) => open = false,
+            Err(_) => {} // the timer: sign what is unsigned
+        }
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        let Some(mut w) = writer.take() else { return };
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = w.process(&batch, !open);
+            (w, batch, result)
+        })
+        .await;
+        let (w, batch, result) = match joined {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(target: "coffre::audit", error = %e, "the audit writer failed; requests will be refused");
+                return;
+            }
+        };
+        writer = Some(w);
+        let appended = batch.iter().filter(|m| matches!(m, Msg::Append(..))).count() as u64;
+        match &result {
+            Ok(_) => written.fetch_add(appended, Ordering::Relaxed),
+            Err(e) => {
+                tracing::error!(target: "coffre::audit", error = %e, "audit write failed: requests refused until it succeeds");
+                failed.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+        let mut next = match &result {
+            Ok((first, _)) => *first,
+            Err(_) => 0,
+        };
+        for m in batch {
+            match m {
+                Msg::Append(_, ack) => {
+                    if let Some(ack) = ack {
+                        let _ = ack.send(result.as_ref().map(|_| next).map_err(|e| e.to_string()));
+                    }
+                    next += 1;
+                }
+                Msg::Checkpoint(ack) => {
+                    let _ = ack.send(result.as_ref().map(|(_, state)| *state).map_err(|e| e.to_string()));
+                }
+            }
+        }
+    }
+}
+
+/// The open segment and the chain's state (owned by one blocking task at a time).
+struct Writer {
+    config: AuditConfig,
+    key: Ed25519KeyPair,
+    head: Arc<dyn HeadStore>,
+    file: std::fs::File,
+    path: PathBuf,
+    size: u64,
+    day: u64,
+    n: u64,
+    h: Hash,
+    signed_n: u64,
+    /// When the oldest unsigned entry was written.
+    unsigned_since: Option<Instant>,
+    /// Events the writer itself produced (expired segments), written with the next batch.
+    own_events: Vec<Event>,
+}
+
+fn today() -> u64 {
+    coffre_types::now_millis() / 86_400_000
+}
+
+fn io(e: std::io::Error) -> String {
+    e.to_string()
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// `-----BEGIN PUBLIC KEY-----` of an Ed25519 key (SubjectPublicKeyInfo).
+pub fn public_key_pem(key: &[u8; 32]) -> String {
+    const SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+    let mut der = SPKI_PREFIX.to_vec();
+    der.extend_from_slice(key);
+    let b64 = base64_encode(&der);
+    format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")
+}
+
+/// The key of a `public_key_pem` file (or of 64 hex digits).
+pub fn parse_public_key(text: &str) -> Option<[u8; 32]> {
+    let t = text.trim();
+    let mut key = [0u8; 32];
+    if hex::decode_to_slice(t, &mut key).is_ok() {
+        return Some(key);
+    }
+    let body: String = t
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<Vec<_>>()
+        .concat();
+    let der = base64_decode(&body)?;
+    if der.len() != 44 || der[..12] != [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00] {
+        return None;
+    }
+    key.copy_from_slice(&der[12..]);
+    Some(key)
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let v = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[(v >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes() {
+        let v = B64.iter().position(|&x| x == c)? as u32;
+        acc = acc << 6 | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+impl Writer {
+    fn open(
+        config: AuditConfig,
+        key: Ed25519KeyPair,
+        certificate: Option<&str>,
+        head: Arc<dyn HeadStore>,
+    ) -> Result<(Writer, Vec<String>), String> {
+        let dir = config.dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        let mut notes = Vec::new();
+        let mut own_events = Vec::new();
+        let mut public_key = [0u8; 32];
+        public_key.copy_from_slice(key.public_key().as_ref());
+        // The public key (and its certificate) beside the segments: what a verifier trusts.
+        let pub_path = dir.join("audit.pub");
+        let previous_key = std::fs::read_to_string(&pub_path)
+            .ok()
+            .and_then(|t| parse_public_key(&t));
+        if previous_key != Some(public_key) {
+            if let Some(old) = previous_key {
+                let what = format!(
+                    "the audit key changed (was {}); segments before this point verify with the old key",
+                    hex::encode(&old[..8])
+                );
+                notes.push(what.clone());
+                let mut e = Event::system("AuditKeyChanged", "", "", "");
+                e.detail = Some(what);
+                own_events.push(e);
+            }
+            write_file(&pub_path, public_key_pem(&public_key).as_bytes())?;
+        }
+        if let Some(cert) = certificate {
+            write_file(&dir.join("audit.pem"), cert.as_bytes())?;
+        }
+        let recorded = head.load()?;
+        let segments = segment::list_segments(&dir).map_err(io)?;
+        let mut start_fresh_segment = previous_key.is_some_and(|k| k != public_key);
+        let (n, h, path, size) = match segments.last() {
+            None => {
+                if let Some((hn, _)) = recorded.filter(|(hn, _)| *hn > 0) {
+                    let what = format!(
+                        "the audit log is gone: no segment in {}, entry {hn} was acknowledged",
+                        dir.display()
+                    );
+                    accept_or_refuse(&config, &what, &mut notes, &mut own_events)?;
+                }
+                let (n, h) = recorded.unwrap_or((0, GENESIS));
+                start_fresh_segment = true;
+                (n, h, PathBuf::new(), 0)
+            }
+            Some(last) => {
+                let tail = read_tail(last, &previous_key.unwrap_or(public_key), &config.gateway, recorded)?;
+                if let Some(torn_at) = tail.torn_at {
+                    let f = std::fs::OpenOptions::new().write(true).open(last).map_err(io)?;
+                    f.set_len(torn_at).map_err(io)?;
+                    f.sync_all().map_err(io)?;
+                    notes.push(format!(
+                        "{}: removed a torn record at byte {torn_at} (a crash during a write; never acknowledged)",
+                        display_name(last)
+                    ));
+                }
+                match &tail.problem {
+                    None => (tail.n, tail.h, last.clone(), tail.good_len),
+                    Some(problem) => {
+                        accept_or_refuse(&config, problem, &mut notes, &mut own_events)?;
+                        // The broken segment is kept aside for investigation; the chain
+                        // continues from the last state that verified.
+                        let aside = last.with_extension("log.broken");
+                        std::fs::rename(last, &aside).map_err(io)?;
+                        notes.push(format!("{} moved to {}", display_name(last), display_name(&aside)));
+                        start_fresh_segment = true;
+                        (tail.n, tail.h, PathBuf::new(), 0)
+                    }
+                }
+            }
+        };
+        let mut w = Writer {
+            file: std::fs::File::open("/dev/null").map_err(io)?,
+            config,
+            key,
+            head,
+            path,
+            size,
+            day: today(),
+            n,
+            h,
+            signed_n: n,
+            unsigned_since: None,
+            own_events,
+        };
+        if start_fresh_segment {
+            w.new_segment().map_err(io)?;
+        } else {
+            w.file = std::fs::OpenOptions::new().append(true).open(&w.path).map_err(io)?;
+            w.day = segment::first_checkpoint(&w.path)
+                .map(|c| c.time / 86_400_000)
+                .unwrap_or_else(today);
+            // The state the server starts from, signed.
+            let line = w.checkpoint_line();
+            w.append_and_sync(line.as_bytes()).map_err(io)?;
+        }
+        w.head.record(w.n, &w.h)?;
+        Ok((w, notes))
+    }
+
+    fn checkpoint_line(&mut self) -> String {
+        let checkpoint = Checkpoint {
+            gateway: self.config.gateway.clone(),
+            n: self.n,
+            h: self.h,
+            time: coffre_types::now_millis(),
+        };
+        let sig = self.key.sign(&checkpoint.signed_bytes()).as_ref().to_vec();
+        self.signed_n = self.n;
+        self.unsigned_since = None;
+        let mut line = Record::Checkpoint { checkpoint, sig }.render();
+        line.push('\n');
+        line
+    }
+
+    fn append_and_sync(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let r = self.file.write_all(bytes).and_then(|()| self.file.sync_data());
+        match r {
+            Ok(()) => {
+                self.size += bytes.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // Nothing of a failed write may stay: the next batch starts from the last
+                // good end (an O_APPEND file writes at its end, wherever that is).
+                let _ = self.file.set_len(self.size);
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts a segment whose first line signs the current state.
+    fn new_segment(&mut self) -> std::io::Result<()> {
+        let path = self.config.dir.join(segment_name(self.n + 1));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&path)?;
+        // Opened for appending from now on.
+        drop(file);
+        self.file = std::fs::OpenOptions::new().append(true).open(&path)?;
+        self.path = path;
+        self.size = 0;
+        self.day = today();
+        let line = self.checkpoint_line();
+        self.append_and_sync(line.as_bytes())?;
+        sync_dir(&self.config.dir)?;
+        self.expire();
+        Ok(())
+    }
+
+    /// Removes the segments whose every entry is older than the retention (never the last).
+    fn expire(&mut self) {
+        let Ok(segments) = segment::list_segments(&self.config.dir) else {
+            return;
+        };
+        let cutoff = coffre_types::now_millis().saturating_sub(self.config.retention.as_millis() as u64);
+        for pair in segments.windows(2) {
+            let next_start = segment::first_checkpoint(&pair[1]).map(|c| c.time).unwrap_or(u64::MAX);
+            if next_start >= cutoff {
+                break;
+            }
+            match std::fs::remove_file(&pair[0]) {
+                Ok(()) => {
+                    let mut e = Event::system("AuditSegmentExpired", "", "", "");
+                    e.detail = Some(display_name(&pair[0]));
+                    self.own_events.push(e);
+                }
+                Err(e) => tracing::warn!(target: "coffre::audit", error = %e, "could not remove an expired segment"),
+            }
+        }
+    }
+
+    /// Writes a batch: its events, then a checkpoint when one is due; one sync for all.
+    /// Returns the first entry number written and the state after the batch.
+    fn process(&mut self, batch: &[Msg], closing: bool) -> Result<(u64, (u64, Hash)), String> {
+        if self.size >= self.config.segment_bytes || today() != self.day {
+            self.new_segment().map_err(io)?;
+        }
+        let first = self.n + 1;
+        let own = std::mem::take(&mut self.own_events);
+        let events = batch
+            .iter()
+            .filter_map(|m| match m {
+                Msg::Append(e, _) => Some(&**e),
+                _ => None,
+            })
+            .chain(own.iter());
+        let (mut n, mut h) = (self.n, self.h);
+        let mut buf = String::new();
+        for e in events {
+            let json = serde_json::to_vec(e).map_err(|e| e.to_string())?;
+            n += 1;
+            h = link(&h, n, &tenant_tag(&e.tenant), &content_hash(&json));
+            buf.push_str(&Record::Entry { n, h, event: json }.render());
+            buf.push('\n');
+        }
+        let (saved_n, saved_h) = (self.n, self.h);
+        self.n = n;
+        self.h = h;
+        if n > self.signed_n && self.unsigned_since.is_none() {
+            self.unsigned_since = Some(Instant::now());
+        }
+        let wants_checkpoint = batch.iter().any(|m| matches!(m, Msg::Checkpoint(_)));
+        let due = n > self.signed_n
+            && (n - self.signed_n >= self.config.checkpoint_every
+                || self
+                    .unsigned_since
+                    .is_some_and(|t| t.elapsed() >= self.config.checkpoint_interval)
+                || closing);
+        let saved_signed = (self.signed_n, self.unsigned_since);
+        if (wants_checkpoint && n > self.signed_n) || due {
+            buf.push_str(&self.checkpoint_line());
+        }
+        if buf.is_empty() {
+            return Ok((first, (n, h)));
+        }
+        if let Err(e) = self.append_and_sync(buf.as_bytes()) {
+            (self.n, self.h) = (saved_n, saved_h);
+            (self.signed_n, self.unsigned_since) = saved_signed;
+            self.own_events = own;
+            return Err(e.to_string());
+        }
+        if let Err(e) = self.head.record(n, &h) {
+            // The entries are durable; the head only detects a shortened tail.
+            tracing::warn!(target: "coffre::audit", error = %e, "could not record the audit chain head");
+        }
+        Ok((first, (n, h)))
+    }
+}
+
+/// Writes a small public file (0644) atomically.
+fn write_file(path: &Path, data: &[u8]) -> Result<(), String> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn accept_or_refuse(
+    config: &AuditConfig,
+    problem: &str,
+    notes: &mut Vec<String>,
+    own_events: &mut Vec<Event>,
+) -> Result<(), String> {
+    if !config.accept_truncation {
+        return Err(format!(
+            "the audit chain is broken: {problem}. Investigate (coffre audit verify), then start with --audit-accept-truncation to continue the chain from its last valid entry"
+        ));
+    }
+    notes.push(format!(
+        "starting on a broken audit chain (--audit-accept-truncation): {problem}"
+    ));
+    let mut e = Event::system("AuditTruncationAccepted", "", "", "");
+    e.principal = "operator".into();
+    e.detail = Some(problem.to_string());
+    own_events.push(e);
+    Ok(())
+}
+
+/// What the start-up check found in the last segment.
+struct Tail {
+    n: u64,
+    h: Hash,
+    /// The length of the records that verified.
+    good_len: u64,
+    /// A last record cut by a crash: where to cut the file.
+    torn_at: Option<u64>,
+    problem: Option<String>,
+}
+
+/// Verifies the last segment from its first checkpoint, and that it reaches the recorded
+/// head.
+fn read_tail(path: &Path, public_key: &[u8; 32], gateway: &str, recorded: Option<(u64, Hash)>) -> Result<Tail, String> {
+    let start = segment::first_checkpoint(path);
+    // Only a head inside (or after) this segment can be checked here.
+    let head = recorded.filter(|(hn, _)| start.as_ref().is_some_and(|c| *hn >= c.n));
+    let mut v = Verifier::new(Expectations {
+        public_key: *public_key,
+        gateway: Some(gateway.to_string()),
+        tenant: None,
+        head,
+    });
+    let name = display_name(path);
+    let mut lines = Lines::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut tail = Tail {
+        n: 0,
+        h: GENESIS,
+        good_len: 0,
+        torn_at: None,
+        problem: None,
+    };
+    let mut pending: Option<(u64, String)> = None;
+    let mut last_line = 0;
+    let mut state: Option<(u64, Hash)> = None;
+    while let Some(line) = lines.next_line().map_err(io)? {
+        last_line = line.number;
+        if let Some((offset, why)) = pending.take() {
+            // An unreadable record followed by more: not a crash, a damage.
+            tail.problem = Some(format!("{name}, line {}: {why}", line.number - 1));
+            tail.good_len = offset;
+            break;
+        }
+        let record = match line.record {
+            Ok(r) if line.complete => r,
+            Ok(_) => {
+                pending = Some((line.offset, "a torn record".into()));
+                continue;
+            }
+            Err(e) => {
+                pending = Some((line.offset, e));
+                continue;
+            }
+        };
+        if let Err(p) = v.feed(&record, &name, line.number) {
+            tail.problem = Some(p.to_string());
+            break;
+        }
+        state = match &record {
+            Record::Entry { n, h, .. } => Some((*n, *h)),
+            Record::Checkpoint { checkpoint, .. } => Some((checkpoint.n, checkpoint.h)),
+            _ => state,
+        };
+        tail.good_len = line.offset + line.len;
+    }
+    if tail.problem.is_none() {
+        if let Some((offset, _)) = pending {
+            tail.torn_at = Some(offset);
+            tail.good_len = offset;
+        }
+        let report = v.finish(&name, last_line);
+        if let Some(p) = report.problem {
+            tail.problem = Some(p.to_string());
+        }
+    }
+    match state {
+        Some((n, h)) => {
+            tail.n = n;
+            tail.h = h;
+        }
+        None if tail.problem.is_none() => tail.problem = Some(format!("{name}: no valid first checkpoint")),
+        None => {}
+    }
+    Ok(tail)
+}

@@ -1,0 +1,339 @@
+use super::*;
+use ring::signature::Ed25519KeyPair;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct MemHead(Mutex<Option<(u64, Hash)>>);
+
+impl HeadStore for MemHead {
+    fn load(&self) -> Result<Option<(u64, Hash)>, String> {
+        Ok(*self.0.lock().unwrap())
+    }
+    fn record(&self, n: u64, h: &Hash) -> Result<(), String> {
+        *self.0.lock().unwrap() = Some((n, *h));
+        Ok(())
+    }
+}
+
+fn pkcs8() -> Vec<u8> {
+    Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+        .unwrap()
+        .as_ref()
+        .to_vec()
+}
+
+fn key(pkcs8: &[u8]) -> Ed25519KeyPair {
+    Ed25519KeyPair::from_pkcs8(pkcs8).unwrap()
+}
+
+fn config(dir: &Path) -> AuditConfig {
+    AuditConfig::new(dir.to_path_buf(), "gw1")
+}
+
+fn event(i: usize, tenant: &str) -> Event {
+    Event {
+        tenant: tenant.into(),
+        bucket: format!("bucket-{}", i % 3),
+        key: format!("key-{i}"),
+        ..Event::now("PutObject", format!("user:u{i}"))
+    }
+}
+
+async fn write(dir: &Path, pk: &[u8], head: &Arc<MemHead>, cfg: AuditConfig, events: Vec<Event>) -> Arc<AuditLog> {
+    let log = AuditLog::open(cfg, pk, None, head.clone()).unwrap();
+    let _ = dir;
+    for e in events {
+        log.append(e).await.unwrap();
+    }
+    log
+}
+
+fn expect(log_key: &[u8], head: &MemHead) -> Expectations {
+    let mut pk = [0u8; 32];
+    use ring::signature::KeyPair;
+    pk.copy_from_slice(key(log_key).public_key().as_ref());
+    Expectations {
+        public_key: pk,
+        gateway: Some("gw1".into()),
+        tenant: None,
+        head: *head.0.lock().unwrap(),
+    }
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    segment::list_segments(dir).unwrap()
+}
+
+/// The line numbers (from 1) of the entries of a segment, and the lines.
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn entry_line(lines: &[String], n: u64) -> usize {
+    lines
+        .iter()
+        .position(|l| l.starts_with(&format!("{{\"n\":{n},")))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_written_log_verifies_and_restarts_continue_the_chain() {
+    let d = tempfile::tempdir().unwrap();
+    let (pk, head) = (pkcs8(), Arc::new(MemHead::default()));
+    let log = write(
+        d.path(),
+        &pk,
+        &head,
+        config(d.path()),
+        (0..50).map(|i| event(i, "t1")).collect(),
+    )
+    .await;
+    log.close().await;
+    let r = verify_dir(d.path(), None, None, expect(&pk, &head)).unwrap();
+    assert!(r.ok, "{:?}", r.problem);
+    assert_eq!((r.entries, r.last_entry, r.last_signed), (50, Some(50), Some(50)));
+    let log = write(
+        d.path(),
+        &pk,
+        &head,
+        config(d.path()),
+        (50..60).map(|i| event(i, "t1")).collect(),
+    )
+    .await;
+    log.close().await;
+    let r = verify_dir(d.path(), None, None, expect(&pk, &head)).unwrap();
+    assert!(r.ok, "{:?}", r.problem);
+    assert_eq!(r.entries, 60);
+    // Another key does not verify it.
+    let r = verify_dir(d.path(), None, None, expect(&pkcs8(), &head)).unwrap();
+    assert!(!r.ok);
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Tamper {
+    EditByte,
+    Delete,
+    Swap,
+    TruncateMiddleSegment,
+    TruncateTail,
+}
+
+/// Writes `count` entries over several segments, applies `tamper` around entry `at`, and
+/// returns what verification reports.
+async fn tampered(count: usize, at: u64, tamper: Tamper) -> Report {
+    let d = tempfile::tempdir().unwrap();
+    let (pk, head) = (pkcs8(), Arc::new(MemHead::default()));
+    let mut cfg = config(d.path());
+    cfg.segment_bytes = 4096;
+    cfg.checkpoint_every = 7;
+    let log = AuditLog::open(cfg, &pk, None, head.clone()).unwrap();
+    for i in 0..count {
+        log.append(event(i, if i % 2 == 0 { "t1" } else { "t2" }))
+            .await
+            .unwrap();
+    }
+    log.close().await;
+    let segs = segments(d.path());
+    assert!(segs.len() >= 3, "{} segments", segs.len());
+    let seg = segs
+        .iter()
+        .find(|p| lines(p).iter().any(|l| l.starts_with(&format!("{{\"n\":{at},"))))
+        .unwrap()
+        .clone();
+    let mut ls = lines(&seg);
+    let i = entry_line(&ls, at);
+    match tamper {
+        Tamper::EditByte => ls[i] = ls[i].replacen("key-", "kez-", 1),
+        Tamper::Delete => {
+            ls.remove(i);
+        }
+        Tamper::Swap => {
+            let j = (i + 1..ls.len())
+                .find(|j| ls[*j].starts_with("{\"n\":"))
+                .unwrap_or(i - 1);
+            ls.swap(i, j);
+        }
+        Tamper::TruncateMiddleSegment | Tamper::TruncateTail => ls.truncate(i),
+    }
+    let target = match tamper {
+        Tamper::TruncateMiddleSegment => segs[segs.len() / 2].clone(),
+        Tamper::TruncateTail => segs.last().unwrap().clone(),
+        _ => seg,
+    };
+    if matches!(tamper, Tamper::TruncateMiddleSegment | Tamper::TruncateTail) {
+        let mut tl = lines(&target);
+        let cut = tl.len() / 2;
+        tl.truncate(cut.max(2));
+        std::fs::write(&target, tl.join("\n") + "\n").unwrap();
+    } else {
+        std::fs::write(&target, ls.join("\n") + "\n").unwrap();
+    }
+    verify_dir(d.path(), None, None, expect(&pk, &head)).unwrap()
+}
+
+#[tokio::test]
+async fn every_tampering_is_found_where_it_is() {
+    for (tamper, at) in [
+        (Tamper::EditByte, 37),
+        (Tamper::Delete, 37),
+        (Tamper::Swap, 37),
+        (Tamper::EditByte, 1),
+        (Tamper::Delete, 120),
+    ] {
+        let r = tampered(120, at, tamper).await;
+        let p = r.problem.unwrap_or_else(|| panic!("{tamper:?} at {at} not found"));
+        assert_eq!(p.position.entry, at, "{tamper:?}: {p}");
+    }
+    for tamper in [Tamper::TruncateMiddleSegment, Tamper::TruncateTail] {
+        let r = tampered(120, 5, tamper).await;
+        let p = r.problem.unwrap_or_else(|| panic!("{tamper:?} not found"));
+        assert!(
+            p.what.contains("missing") || p.what.contains("truncated"),
+            "{tamper:?}: {p}"
+        );
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+    #[test]
+    fn tampering_anywhere_is_found(at in 1u64..=60, which in 0usize..3) {
+        let tamper = [Tamper::EditByte, Tamper::Delete, Tamper::Swap][which];
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let r = rt.block_on(tampered(60, at, tamper));
+        let p = r.problem.expect("found");
+        // A swap is first seen at the earlier of the two entries.
+        let swapped_back = matches!(tamper, Tamper::Swap) && p.position.entry + 1 == at;
+        proptest::prop_assert!(p.position.entry == at || swapped_back, "{:?} at {}: {}", tamper, at, p);
+    }
+}
+
+#[tokio::test]
+async fn start_up_removes_a_torn_record_and_refuses_a_shortened_chain() {
+    let d = tempfile::tempdir().unwrap();
+    let (pk, head) = (pkcs8(), Arc::new(MemHead::default()));
+    let log = write(
+        d.path(),
+        &pk,
+        &head,
+        config(d.path()),
+        (0..10).map(|i| event(i, "t1")).collect(),
+    )
+    .await;
+    drop(log);
+    // A crash in the middle of a write: half a line at the end, never acknowledged.
+    let seg = segments(d.path()).pop().unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, b"{\"n\":11,\"h\":\"00").unwrap();
+    drop(f);
+    let log = write(d.path(), &pk, &head, config(d.path()), vec![event(11, "t1")]).await;
+    log.close().await;
+    let r = verify_dir(d.path(), None, None, expect(&pk, &head)).unwrap();
+    assert!(r.ok, "{:?}", r.problem);
+    assert_eq!(r.entries, 11);
+    // Acknowledged entries removed from the tail: refused…
+    let mut ls = lines(&seg);
+    let i = entry_line(&ls, 9);
+    ls.truncate(i);
+    std::fs::write(&seg, ls.join("\n") + "\n").unwrap();
+    let err = AuditLog::open(config(d.path()), &pk, None, head.clone()).err().unwrap();
+    assert!(err.contains("truncated"), "{err}");
+    // …unless accepted, which the log itself then says.
+    let mut cfg = config(d.path());
+    cfg.accept_truncation = true;
+    let log = AuditLog::open(cfg, &pk, None, head.clone()).unwrap();
+    log.append(event(12, "t1")).await.unwrap();
+    log.close().await;
+    let r = verify_dir(d.path(), None, None, expect(&pk, &head)).unwrap();
+    assert!(r.ok, "{:?}", r.problem);
+    let found = search(d.path(), &Query::default()).unwrap();
+    assert!(found.iter().any(|f| f.event.op == "system:AuditTruncationAccepted"));
+}
+
+#[tokio::test]
+async fn an_export_holds_one_tenant_and_verifies_alone() {
+    let d = tempfile::tempdir().unwrap();
+    let (pk, head) = (pkcs8(), Arc::new(MemHead::default()));
+    let events = (0..40).map(|i| event(i, ["t1", "t2", ""][i % 3])).collect();
+    let log = write(d.path(), &pk, &head, config(d.path()), events).await;
+    log.checkpoint().await.unwrap();
+    let out = d.path().join("t1.jsonl");
+    let mut f = std::fs::File::create(&out).unwrap();
+    let summary = export(&log, "t1", None, None, &mut f).unwrap();
+    drop(f);
+    assert_eq!((summary.entries, summary.redacted), (14, 26));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(!text.contains("\"tenant\":\"t2\"") && !text.contains("user:u1\""));
+    let mut e = expect(&pk, &head);
+    e.head = None;
+    let r = verify_export(&out, e.clone()).unwrap();
+    assert!(r.ok, "{:?}", r.problem);
+    assert_eq!((r.entries, r.redacted), (40, 26));
+    // Hiding one of the tenant's entries behind a redaction is found.
+    let mut ls: Vec<String> = text.lines().map(str::to_string).collect();
+    let i = ls
+        .iter()
+        .position(|l| l.starts_with("{\"n\":") && l.contains("\"tenant\":\"t1\""))
+        .unwrap();
+    let Ok(Record::Entry { n, h, event }) = Record::parse(ls[i].as_bytes()) else {
+        panic!()
+    };
+    ls[i] = Record::Redacted {
+        n,
+        h,
+        tenant: chain::tenant_tag("t1"),
+        content: content_hash(&event),
+    }
+    .render();
+    std::fs::write(&out, ls.join("\n") + "\n").unwrap();
+    let r = verify_export(&out, e).unwrap();
+    assert!(r.problem.unwrap().what.contains("redacted"));
+}
+
+#[tokio::test]
+async fn search_finds_by_bucket_key_and_time() {
+    let d = tempfile::tempdir().unwrap();
+    let (pk, head) = (pkcs8(), Arc::new(MemHead::default()));
+    let log = write(
+        d.path(),
+        &pk,
+        &head,
+        config(d.path()),
+        (0..30).map(|i| event(i, "t1")).collect(),
+    )
+    .await;
+    log.close().await;
+    let q = Query {
+        bucket: Some("bucket-1".into()),
+        ..Query::default()
+    };
+    assert_eq!(search(d.path(), &q).unwrap().len(), 10);
+    let q = Query {
+        bucket: Some("bucket-1".into()),
+        key: Some("key-4".into()),
+        ..Query::default()
+    };
+    let found = search(d.path(), &q).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].event.principal, "user:u4");
+    let q = Query {
+        since: Some(coffre_types::now_millis() + 60_000),
+        ..Query::default()
+    };
+    assert!(search(d.path(), &q).unwrap().is_empty());
+    assert_eq!(parse_age("7d"), Some(7 * 86_400_000));
+    assert_eq!(parse_age("x"), None);
+}
+
+#[test]
+fn public_keys_read_back() {
+    let k = [7u8; 32];
+    assert_eq!(parse_public_key(&public_key_pem(&k)), Some(k));
+    assert_eq!(parse_public_key(&hex::encode(k)), Some(k));
+    assert_eq!(parse_public_key("nonsense"), None);
+}

@@ -1,0 +1,72 @@
+//! Opening the gateway's audit log: its signing key (certified by the cluster CA when the
+//! gateway's identity carries one, else sealed under the master key), the chain head kept in
+//! the metadata, and the events the store notices at start.
+
+use crate::{Engine, MetaAuditHead};
+use coffre_audit::{AuditConfig, AuditLog, Event};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where and how the log is kept.
+pub struct AuditOptions {
+    /// `DATA/audit`.
+    pub dir: PathBuf,
+    /// The gateway's identity directory (cluster mode): its `audit-key.pem` and `audit.pem`.
+    pub identity: Option<PathBuf>,
+    /// The gateway's id (`server` for the embedded one).
+    pub gateway: String,
+    pub retention: Duration,
+    pub accept_truncation: bool,
+}
+
+impl Engine {
+    /// Opens the audit log and gives it to the engine (must run in the runtime).
+    pub fn open_audit(&self, o: AuditOptions) -> Result<Arc<AuditLog>, String> {
+        std::fs::create_dir_all(&o.dir).map_err(|e| format!("{}: {e}", o.dir.display()))?;
+        let certified = o
+            .identity
+            .as_ref()
+            .map(|d| (d.join("audit-key.pem"), d.join("audit.pem")))
+            .filter(|(k, c)| k.exists() && c.exists());
+        let (pkcs8, certificate) = match certified {
+            Some((key, cert)) => (
+                coffre_cluster::audit_cert::load_audit_key(&key)?,
+                Some(std::fs::read_to_string(&cert).map_err(|e| format!("{}: {e}", cert.display()))?),
+            ),
+            None => {
+                if o.identity.is_some() {
+                    tracing::warn!(
+                        "the gateway identity has no audit key (audit-key.pem): checkpoints are signed with a local key the CA does not certify; reissue the identity with `coffre admin node-identity --role gateway`"
+                    );
+                }
+                let path = o.dir.join("audit.key");
+                let key = coffre_crypto::sealed_signing_key(&path, &self.keys, coffre_crypto::AUDIT_KEY_AAD)
+                    .map_err(|e| format!("audit signing key {}: {e}", path.display()))?;
+                (key, None)
+            }
+        };
+        let mut config = AuditConfig::new(o.dir.clone(), &o.gateway);
+        config.retention = o.retention;
+        config.accept_truncation = o.accept_truncation;
+        let log = AuditLog::open(config, &pkcs8, certificate, Arc::new(MetaAuditHead(self.meta.clone())))?;
+        // A master key rotation happens with the server stopped: the first start after it
+        // records it.
+        let id_file = o.dir.join("master-key.id");
+        let current = self.keys.current().id_hex();
+        let previous = std::fs::read_to_string(&id_file).ok().map(|s| s.trim().to_string());
+        if previous.as_deref() != Some(current.as_str()) {
+            if let Some(previous) = previous {
+                let e = Event::admin(
+                    "RotateMasterKey",
+                    format!("master key {previous} replaced by {current}"),
+                    200,
+                );
+                log.record(e);
+            }
+            std::fs::write(&id_file, &current).map_err(|e| format!("{}: {e}", id_file.display()))?;
+        }
+        self.set_audit(log.clone());
+        Ok(log)
+    }
+}
