@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the S3 gateway. With no config: the embedded store (6 local shard stores, 4+2).
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Replace the master key: re-wraps every data key and re-seals metadata (no data is
     /// rewritten). Run with the server stopped. With a key file, a new key is generated; with
     /// COFFRE_MASTER_KEY, the new key comes from COFFRE_MASTER_KEY_NEW.
@@ -156,6 +156,13 @@ struct ServerArgs {
     /// acceptance is itself logged, and the broken segment kept aside).
     #[arg(long)]
     audit_accept_truncation: bool,
+    /// Also send every audit entry to a SIEM: tcp://HOST:PORT or tls://HOST:PORT (RFC 5424
+    /// syslog, octet-counted). Best effort: the segments stay the record.
+    #[arg(long, env = "COFFRE_AUDIT_SYSLOG")]
+    audit_syslog: Option<String>,
+    /// The CA certificate (PEM) of a tls:// syslog collector.
+    #[arg(long, env = "COFFRE_AUDIT_SYSLOG_CA")]
+    audit_syslog_ca: Option<PathBuf>,
 }
 
 /// The TOML file: every field optional, flags and `COFFRE_*` variables win.
@@ -235,6 +242,8 @@ struct ServerSection {
     allow_sse_c_over_http: Option<bool>,
     audit: Option<bool>,
     audit_retention_days: Option<u64>,
+    audit_syslog: Option<String>,
+    audit_syslog_ca: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -295,7 +304,7 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Server(a) => run_server(a),
+        Command::Server(a) => run_server(*a),
         Command::RotateMasterKey { data } => rotate_master_key(&data),
         Command::Node {
             data,
@@ -398,6 +407,11 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                 .unwrap_or(190),
     );
     let audit_accept_truncation = args.audit_accept_truncation;
+    let audit_syslog = args.audit_syslog.or(file.server.audit_syslog);
+    let audit_syslog_ca = match args.audit_syslog_ca.or(file.server.audit_syslog_ca) {
+        Some(p) => Some(std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?),
+        None => None,
+    };
     let admin_listen = args
         .admin_listen
         .or(file.server.admin_listen)
@@ -537,13 +551,18 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         // (and its chain is checked) before anything is served.
         let audit = match audit_on {
             false => None,
-            true => Some(engine.open_audit(coffre_engine::AuditOptions {
-                dir: data.join("audit"),
-                identity: file.cluster.as_ref().map(|c| c.identity.clone()),
-                gateway: identity.as_ref().map_or_else(|| "server".to_string(), |i| i.id.clone()),
-                retention: audit_retention,
-                accept_truncation: audit_accept_truncation,
-            })?),
+            true => Some(
+                engine.open_audit(coffre_engine::AuditOptions {
+                    dir: data.join("audit"),
+                    identity: file.cluster.as_ref().map(|c| c.identity.clone()),
+                    gateway: identity.as_ref().map_or_else(|| "server".to_string(), |i| i.id.clone()),
+                    retention: audit_retention,
+                    accept_truncation: audit_accept_truncation,
+                    syslog: audit_syslog
+                        .as_deref()
+                        .map(|url| (url.to_string(), audit_syslog_ca.clone())),
+                })?,
+            ),
         };
         // The root key is the `default` tenant's admin: created with the tenant on the first
         // start (a store of an earlier version gets it too: its buckets are the default

@@ -359,3 +359,40 @@ async fn an_export_holds_one_tenant_and_verifies_offline() {
     let (ok, _) = verify_offline(&out, &s.data.join("audit/audit.pub"));
     assert!(!ok);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_are_forwarded_to_a_syslog_collector() {
+    use std::io::Read;
+    let collector = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("tcp://{}", collector.local_addr().unwrap());
+    let received = std::thread::spawn(move || {
+        let (mut conn, _) = collector.accept().unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        let mut text = String::new();
+        let mut buf = [0u8; 4096];
+        while !text.contains("\"op\":\"PutObject\"") {
+            let n = conn.read(&mut buf).unwrap();
+            assert!(n > 0, "the collector's connection closed");
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        text
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(&dir.path().join("data"), "127.0.0.1:0", &["--audit-syslog", &target]);
+    let c = s.client();
+    c.create_bucket().bucket("siem").send().await.unwrap();
+    put(&c, "siem", "forwarded", b"x".to_vec()).await;
+    let text = tokio::task::spawn_blocking(move || received.join().unwrap())
+        .await
+        .unwrap();
+    // RFC 5424 with octet counting: `LEN <110>1 TIME HOST coffre - audit - {event}`.
+    let first = text.split_once(' ').unwrap();
+    assert!(
+        first.0.parse::<usize>().is_ok() && first.1.starts_with("<110>1 "),
+        "{text}"
+    );
+    assert!(
+        text.contains(" server coffre - audit - {") && text.contains("\"key\":\"forwarded\""),
+        "{text}"
+    );
+}

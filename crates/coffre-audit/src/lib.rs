@@ -9,12 +9,14 @@
 
 pub mod chain;
 mod event;
+pub mod forward;
 mod log;
 pub mod segment;
 pub mod verify;
 
 pub use chain::{Checkpoint, Hash, Record};
 pub use event::Event;
+pub use forward::SyslogTarget;
 pub use log::{parse_public_key, public_key_pem, AuditConfig, AuditError, AuditLog, HeadStore};
 pub use verify::{Expectations, Position, Problem, Report};
 

@@ -6,6 +6,7 @@
 
 use crate::chain::{content_hash, link, tenant_tag, Checkpoint, Hash, Record, GENESIS};
 use crate::event::Event;
+use crate::forward::Forwarder;
 use crate::segment::{self, display_name, segment_name, Lines};
 use crate::verify::{Expectations, Verifier};
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -39,6 +40,8 @@ pub struct AuditConfig {
     pub retention: Duration,
     /// Start on a broken or shortened chain, saying so in the log itself.
     pub accept_truncation: bool,
+    /// Where durable entries are also sent (a SIEM), if anywhere.
+    pub syslog: Option<crate::forward::SyslogTarget>,
 }
 
 impl AuditConfig {
@@ -51,6 +54,7 @@ impl AuditConfig {
             segment_bytes: 64 << 20,
             retention: Duration::from_secs(190 * 86_400),
             accept_truncation: false,
+            syslog: None,
         }
     }
 }
@@ -80,6 +84,7 @@ pub struct AuditLog {
     pub certificate: Option<String>,
     written: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
+    forwarder: Option<Arc<Forwarder>>,
     closed: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -98,7 +103,8 @@ impl AuditLog {
             Ed25519KeyPair::from_pkcs8_maybe_unchecked(key_pkcs8).map_err(|e| format!("audit signing key: {e}"))?;
         let mut public_key = [0u8; 32];
         public_key.copy_from_slice(key.public_key().as_ref());
-        let (writer, notes) = Writer::open(config.clone(), key, certificate.as_deref(), head)?;
+        let forwarder = config.syslog.clone().map(|t| Arc::new(Forwarder::start(t)));
+        let (writer, notes) = Writer::open(config.clone(), key, certificate.as_deref(), head, forwarder.clone())?;
         for note in &notes {
             tracing::warn!(target: "coffre::audit", "{note}");
         }
@@ -120,6 +126,7 @@ impl AuditLog {
             certificate,
             written,
             failed,
+            forwarder,
             closed: tokio::sync::Mutex::new(Some(task)),
         });
         Ok(log)
@@ -180,11 +187,19 @@ impl AuditLog {
 
     /// For `/metrics`.
     pub fn metrics_text(&self) -> String {
-        format!(
+        let mut text = format!(
             "# TYPE coffre_audit_entries_total counter\ncoffre_audit_entries_total {}\n# TYPE coffre_audit_write_failures_total counter\ncoffre_audit_write_failures_total {}\n",
             self.written.load(Ordering::Relaxed),
             self.failed.load(Ordering::Relaxed)
-        )
+        );
+        if let Some(f) = &self.forwarder {
+            text.push_str(&format!(
+                "# TYPE coffre_audit_forwarded_total counter\ncoffre_audit_forwarded_total {}\n# TYPE coffre_audit_forward_dropped_total counter\ncoffre_audit_forward_dropped_total {}\n",
+                f.sent.load(Ordering::Relaxed),
+                f.dropped.load(Ordering::Relaxed)
+            ));
+        }
+        text
     }
 }
 
@@ -268,6 +283,7 @@ struct Writer {
     unsigned_since: Option<Instant>,
     /// Events the writer itself produced (expired segments), written with the next batch.
     own_events: Vec<Event>,
+    forwarder: Option<Arc<Forwarder>>,
 }
 
 fn today() -> u64 {
@@ -352,6 +368,7 @@ impl Writer {
         key: Ed25519KeyPair,
         certificate: Option<&str>,
         head: Arc<dyn HeadStore>,
+        forwarder: Option<Arc<Forwarder>>,
     ) -> Result<(Writer, Vec<String>), String> {
         let dir = config.dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -436,6 +453,7 @@ impl Writer {
             signed_n: n,
             unsigned_since: None,
             own_events,
+            forwarder,
         };
         if start_fresh_segment {
             w.new_segment().map_err(io)?;
@@ -544,10 +562,14 @@ impl Writer {
             .chain(own.iter());
         let (mut n, mut h) = (self.n, self.h);
         let mut buf = String::new();
+        let mut forward = Vec::new();
         for e in events {
             let json = serde_json::to_vec(e).map_err(|e| e.to_string())?;
             n += 1;
             h = link(&h, n, &tenant_tag(&e.tenant), &content_hash(&json));
+            if self.forwarder.is_some() {
+                forward.push((e.time.clone(), json.clone()));
+            }
             buf.push_str(&Record::Entry { n, h, event: json }.render());
             buf.push('\n');
         }
@@ -580,6 +602,11 @@ impl Writer {
         if let Err(e) = self.head.record(n, &h) {
             // The entries are durable; the head only detects a shortened tail.
             tracing::warn!(target: "coffre::audit", error = %e, "could not record the audit chain head");
+        }
+        if let Some(f) = &self.forwarder {
+            for (time, json) in forward {
+                f.forward(&time, &json);
+            }
         }
         Ok((first, (n, h)))
     }

@@ -225,7 +225,7 @@ async fn start_up_removes_a_torn_record_and_refuses_a_shortened_chain() {
         (0..10).map(|i| event(i, "t1")).collect(),
     )
     .await;
-    drop(log);
+    log.close().await;
     // A crash in the middle of a write: half a line at the end, never acknowledged.
     let seg = segments(d.path()).pop().unwrap();
     let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
@@ -336,4 +336,81 @@ fn public_keys_read_back() {
     assert_eq!(parse_public_key(&public_key_pem(&k)), Some(k));
     assert_eq!(parse_public_key(&hex::encode(k)), Some(k));
     assert_eq!(parse_public_key("nonsense"), None);
+}
+
+/// Reads `count` octet-counted syslog messages from a collector's connection.
+async fn read_frames(mut conn: impl tokio::io::AsyncRead + Unpin, count: usize) -> Vec<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    while out.len() < count {
+        let mut chunk = [0u8; 4096];
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the forwarder closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(sp) = buf.iter().position(|&b| b == b' ') {
+            let len: usize = std::str::from_utf8(&buf[..sp]).unwrap().parse().unwrap();
+            if buf.len() < sp + 1 + len {
+                break;
+            }
+            out.push(String::from_utf8(buf[sp + 1..sp + 1 + len].to_vec()).unwrap());
+            buf.drain(..sp + 1 + len);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn durable_entries_reach_a_syslog_collector_over_tcp_and_tls() {
+    for tls in [false, true] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let target = if tls {
+            SyslogTarget::parse(&format!("tls://localhost:{port}"), Some(cert.pem().as_bytes()), "gw1").unwrap()
+        } else {
+            SyslogTarget::parse(&format!("tcp://127.0.0.1:{port}"), None, "gw1").unwrap()
+        };
+        let d = tempfile::tempdir().unwrap();
+        let (pk, head) = (pkcs8(), Arc::new(MemHead::default()));
+        let mut cfg = config(d.path());
+        cfg.syslog = Some(target);
+        let log = AuditLog::open(cfg, &pk, None, head.clone()).unwrap();
+        for i in 0..5 {
+            log.append(event(i, "t1")).await.unwrap();
+        }
+        let (tcp, _) = listener.accept().await.unwrap();
+        let frames = if tls {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let server = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![cert.der().clone()],
+                    rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+                )
+                .unwrap();
+            let conn = tokio_rustls::TlsAcceptor::from(Arc::new(server))
+                .accept(tcp)
+                .await
+                .unwrap();
+            read_frames(conn, 5).await
+        } else {
+            read_frames(tcp, 5).await
+        };
+        for (i, f) in frames.iter().enumerate() {
+            let (header, json) = f.split_once(" coffre - audit - ").unwrap();
+            assert!(header.starts_with("<110>1 20") && header.ends_with(" gw1"), "{header}");
+            let e: Event = serde_json::from_str(json).unwrap();
+            assert_eq!(e.key, format!("key-{i}"));
+        }
+        log.close().await;
+        // Without the collector's CA, no TLS target.
+        assert!(SyslogTarget::parse("tls://localhost:1", None, "gw1").is_err());
+    }
 }

@@ -18,6 +18,8 @@ pub struct AuditOptions {
     pub gateway: String,
     pub retention: Duration,
     pub accept_truncation: bool,
+    /// A SIEM to forward entries to (`tcp://…` or `tls://…`, and the CA of a TLS collector).
+    pub syslog: Option<(String, Option<Vec<u8>>)>,
 }
 
 impl Engine {
@@ -49,6 +51,10 @@ impl Engine {
         let mut config = AuditConfig::new(o.dir.clone(), &o.gateway);
         config.retention = o.retention;
         config.accept_truncation = o.accept_truncation;
+        config.syslog = match &o.syslog {
+            Some((url, ca)) => Some(coffre_audit::SyslogTarget::parse(url, ca.as_deref(), &o.gateway)?),
+            None => None,
+        };
         let log = AuditLog::open(config, &pkcs8, certificate, Arc::new(MetaAuditHead(self.meta.clone())))?;
         // A master key rotation happens with the server stopped: the first start after it
         // records it.
