@@ -175,16 +175,17 @@ pub fn search(dir: &Path, q: &Query) -> std::io::Result<Vec<Found>> {
     let mut found = std::collections::VecDeque::new();
     for path in segment::segments_in(dir, q.since, q.until)? {
         let mut lines = Lines::open(&path)?;
-        while let Some(line) = lines.next_line()? {
-            let Ok(Record::Entry { n, event, .. }) = line.record else {
-                continue;
-            };
-            let Ok(text) = std::str::from_utf8(&event) else {
+        while let Some(raw) = lines.next_raw()? {
+            // The text test first: most lines are never parsed.
+            let Ok(text) = std::str::from_utf8(raw) else {
                 continue;
             };
             if !needles.iter().all(|nd| text.contains(nd.as_str())) {
                 continue;
             }
+            let Ok(Record::Entry { n, event, .. }) = Record::parse(raw) else {
+                continue;
+            };
             let Ok(e) = serde_json::from_slice::<Event>(&event) else {
                 continue;
             };

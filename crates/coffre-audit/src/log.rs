@@ -10,7 +10,6 @@ use crate::forward::Forwarder;
 use crate::segment::{self, display_name, segment_name, Lines};
 use crate::verify::{Expectations, Verifier};
 use ring::signature::{Ed25519KeyPair, KeyPair};
-use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,10 +67,16 @@ pub struct AuditError(pub String);
 const MAX_BATCH: usize = 4096;
 /// Events waiting for the writer, all requests together (backpressure beyond).
 const QUEUE: usize = 8192;
+/// How far ahead of the records a segment is zero-filled.
+const PREALLOCATE: u64 = 1 << 20;
 
 enum Msg {
     Append(Box<Event>, Option<oneshot::Sender<Result<u64, String>>>),
     Checkpoint(oneshot::Sender<Result<(u64, Hash), String>>),
+    /// Time passes: sign what has waited long enough.
+    Tick,
+    /// Sign the final state and stop.
+    Close,
 }
 
 /// The handle requests use.
@@ -85,7 +90,7 @@ pub struct AuditLog {
     written: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
     forwarder: Option<Arc<Forwarder>>,
-    closed: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl AuditLog {
@@ -111,13 +116,22 @@ impl AuditLog {
         let (tx, rx) = mpsc::channel(QUEUE);
         let written = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
-        let task = tokio::spawn(run(
-            writer,
-            rx,
-            config.checkpoint_interval,
-            written.clone(),
-            failed.clone(),
-        ));
+        let (w, f) = (written.clone(), failed.clone());
+        let thread = std::thread::Builder::new()
+            .name("coffre-audit".into())
+            .spawn(move || run(writer, rx, w, f))
+            .map_err(|e| format!("audit writer thread: {e}"))?;
+        // The clock of time-based checkpoints; ends with the log.
+        let (ticks, every) = (tx.downgrade(), config.checkpoint_interval / 2);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(tx) = ticks.upgrade() else { return };
+                if tx.send(Msg::Tick).await.is_err() {
+                    return;
+                }
+            }
+        });
         let log = Arc::new(AuditLog {
             tx,
             public_key,
@@ -127,7 +141,7 @@ impl AuditLog {
             written,
             failed,
             forwarder,
-            closed: tokio::sync::Mutex::new(Some(task)),
+            thread: std::sync::Mutex::new(Some(thread)),
         });
         Ok(log)
     }
@@ -175,13 +189,12 @@ impl AuditLog {
             .map_err(AuditError)
     }
 
-    /// Signs the final state and stops the writer (at shutdown).
+    /// Signs the final state and stops the writer (at shutdown); appends after it fail.
     pub async fn close(&self) {
-        let _ = self.checkpoint().await;
-        // The writer ends when every sender is gone; ours stays, so it is stopped here.
-        if let Some(task) = self.closed.lock().await.take() {
-            task.abort();
-            let _ = task.await;
+        let _ = self.tx.send(Msg::Close).await;
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
     }
 
@@ -203,21 +216,16 @@ impl AuditLog {
     }
 }
 
-async fn run(
-    writer: Writer,
-    mut rx: mpsc::Receiver<Msg>,
-    interval: Duration,
-    written: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-) {
-    let mut writer = Some(writer);
+/// The writer's thread: takes whatever waits, writes it with one sync, answers, again. A
+/// thread of its own (not a task hopping to the blocking pool per batch): one wake-up between a
+/// request's event and its sync.
+fn run(mut writer: Writer, mut rx: mpsc::Receiver<Msg>, written: Arc<AtomicU64>, failed: Arc<AtomicU64>) {
     let mut open = true;
     while open {
         let mut batch = Vec::new();
-        match tokio::time::timeout(interval, rx.recv()).await {
-            Ok(Some(m)) => batch.push(m),
-            Ok(None) => open = false,
-            Err(_) => {} // the timer: sign what is unsigned
+        match rx.blocking_recv() {
+            Some(m) => batch.push(m),
+            None => open = false,
         }
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -225,20 +233,8 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let Some(mut w) = writer.take() else { return };
-        let joined = tokio::task::spawn_blocking(move || {
-            let result = w.process(&batch, !open);
-            (w, batch, result)
-        })
-        .await;
-        let (w, batch, result) = match joined {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::error!(target: "coffre::audit", error = %e, "the audit writer failed; requests will be refused");
-                return;
-            }
-        };
-        writer = Some(w);
+        let closing = !open || batch.iter().any(|m| matches!(m, Msg::Close));
+        let result = writer.process(&batch, closing);
         let appended = batch.iter().filter(|m| matches!(m, Msg::Append(..))).count() as u64;
         match &result {
             Ok(_) => written.fetch_add(appended, Ordering::Relaxed),
@@ -262,6 +258,8 @@ async fn run(
                 Msg::Checkpoint(ack) => {
                     let _ = ack.send(result.as_ref().map(|(_, state)| *state).map_err(|e| e.to_string()));
                 }
+                Msg::Tick => {}
+                Msg::Close => open = false,
             }
         }
     }
@@ -274,7 +272,10 @@ struct Writer {
     head: Arc<dyn HeadStore>,
     file: std::fs::File,
     path: PathBuf,
+    /// Where the records end.
     size: u64,
+    /// The file's length: zeros from `size` to here.
+    zeroed: u64,
     day: u64,
     n: u64,
     h: Hash,
@@ -417,13 +418,19 @@ impl Writer {
             Some(last) => {
                 let tail = read_tail(last, &previous_key.unwrap_or(public_key), &config.gateway, recorded)?;
                 if let Some(torn_at) = tail.torn_at {
-                    let f = std::fs::OpenOptions::new().write(true).open(last).map_err(io)?;
-                    f.set_len(torn_at).map_err(io)?;
-                    f.sync_all().map_err(io)?;
                     notes.push(format!(
                         "{}: removed a torn record at byte {torn_at} (a crash during a write; never acknowledged)",
                         display_name(last)
                     ));
+                }
+                if tail.problem.is_none() {
+                    // The zeros kept ahead of the records (and a torn record) go: whatever
+                    // follows the records is written afresh.
+                    let f = std::fs::OpenOptions::new().write(true).open(last).map_err(io)?;
+                    if f.metadata().map_err(io)?.len() > tail.good_len {
+                        f.set_len(tail.good_len).map_err(io)?;
+                        f.sync_all().map_err(io)?;
+                    }
                 }
                 match &tail.problem {
                     None => (tail.n, tail.h, last.clone(), tail.good_len),
@@ -447,6 +454,7 @@ impl Writer {
             head,
             path,
             size,
+            zeroed: 0,
             day: today(),
             n,
             h,
@@ -458,7 +466,8 @@ impl Writer {
         if start_fresh_segment {
             w.new_segment().map_err(io)?;
         } else {
-            w.file = std::fs::OpenOptions::new().append(true).open(&w.path).map_err(io)?;
+            w.file = std::fs::OpenOptions::new().write(true).open(&w.path).map_err(io)?;
+            w.zeroed = w.size;
             w.day = segment::first_checkpoint(&w.path)
                 .map(|c| c.time / 86_400_000)
                 .unwrap_or_else(today);
@@ -485,17 +494,30 @@ impl Writer {
         line
     }
 
+    /// Writes `bytes` after the records and syncs. The file is kept zero-filled ahead of the
+    /// records (a megabyte at a time), so that most syncs overwrite allocated blocks and
+    /// flush no metadata (about 3× cheaper than a sync that grows the file, measured).
     fn append_and_sync(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        let r = self.file.write_all(bytes).and_then(|()| self.file.sync_data());
+        use std::os::unix::fs::FileExt;
+        let end = self.size + bytes.len() as u64;
+        let r = (|| {
+            if end > self.zeroed {
+                let target = end + PREALLOCATE;
+                let zeros = vec![0u8; (target - self.zeroed) as usize];
+                self.file.write_all_at(&zeros, self.zeroed)?;
+                self.zeroed = target;
+            }
+            self.file.write_all_at(bytes, self.size)?;
+            self.file.sync_data()
+        })();
         match r {
             Ok(()) => {
-                self.size += bytes.len() as u64;
+                self.size = end;
                 Ok(())
             }
             Err(e) => {
-                // Nothing of a failed write may stay: the next batch starts from the last
-                // good end (an O_APPEND file writes at its end, wherever that is).
-                let _ = self.file.set_len(self.size);
+                // Nothing of a failed write may stay: zeros over it (the blocks are allocated).
+                let _ = self.file.write_all_at(&vec![0u8; bytes.len()], self.size);
                 Err(e)
             }
         }
@@ -510,11 +532,10 @@ impl Writer {
             .write(true)
             .mode(0o600)
             .open(&path)?;
-        // Opened for appending from now on.
-        drop(file);
-        self.file = std::fs::OpenOptions::new().append(true).open(&path)?;
+        self.file = file;
         self.path = path;
         self.size = 0;
+        self.zeroed = 0;
         self.day = today();
         let line = self.checkpoint_line();
         self.append_and_sync(line.as_bytes())?;

@@ -78,6 +78,11 @@ impl<R: Read> Lines<R> {
     /// The next line, `None` at the end.
     pub fn next_line(&mut self) -> std::io::Result<Option<Line>> {
         self.buf.clear();
+        // The writer keeps zeros ahead of its records (see `Writer::append_and_sync`): the
+        // records end where they begin.
+        if self.reader.fill_buf()?.first() == Some(&0) {
+            return Ok(None);
+        }
         let read = self.reader.read_until(b'\n', &mut self.buf)?;
         if read == 0 {
             return Ok(None);
@@ -98,6 +103,22 @@ impl<R: Read> Lines<R> {
             complete,
             record: Record::parse(text),
         }))
+    }
+
+    /// The next complete line's bytes, without its newline and unparsed (what a scan that
+    /// parses only matching lines wants); `None` at the end or at a torn last line.
+    pub fn next_raw(&mut self) -> std::io::Result<Option<&[u8]>> {
+        self.buf.clear();
+        if self.reader.fill_buf()?.first() == Some(&0) {
+            return Ok(None);
+        }
+        let read = self.reader.read_until(b'\n', &mut self.buf)?;
+        self.number += 1;
+        self.offset += read as u64;
+        match self.buf.last() {
+            Some(b'\n') => Ok(Some(&self.buf[..self.buf.len() - 1])),
+            _ => Ok(None),
+        }
     }
 
     /// The raw bytes of the last line read (without its newline).
