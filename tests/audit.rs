@@ -93,6 +93,11 @@ async fn mixed_operations_produce_exactly_the_expected_entries() {
         .await;
     assert!(r.is_err());
     c.delete_object().bucket("audited").key("doc.txt").send().await.unwrap();
+    // IAM and STS calls of tenant t2: one made, one refused, one question.
+    let t2 = (t2_access.as_str(), t2_secret.as_str());
+    assert_eq!(query_api(&s, "iam", t2, "Action=CreateUser&UserName=compta").0, 200);
+    assert_eq!(query_api(&s, "iam", t2, "Action=CreateUser&UserName=compta").0, 409);
+    assert_eq!(query_api(&s, "sts", t2, "Action=GetCallerIdentity").0, 200);
 
     let got: Vec<(String, String, u64, String, String)> = events(&s, &["--bucket", "audited"])
         .iter()
@@ -145,13 +150,26 @@ async fn mixed_operations_produce_exactly_the_expected_entries() {
     assert!(all
         .iter()
         .all(|e| e["tenant"] == "default" && !e["request_id"].as_str().unwrap().is_empty()));
-    // The operator's action, under the tenant it concerns.
-    let admin = events(&s, &["--tenant", "t2"]);
-    assert!(
-        admin
-            .iter()
-            .any(|e| e["op"] == "admin:TenantsCreate" && e["principal"] == "operator"),
-        "{admin:?}"
+    // The operator's action and the tenant's IAM and STS calls, under the tenant they concern.
+    let t2_events: Vec<(String, u64, String)> = events(&s, &["--tenant", "t2"])
+        .iter()
+        .map(|e| {
+            (
+                e["op"].as_str().unwrap().to_string(),
+                e["status"].as_u64().unwrap(),
+                e["error"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let t = |op: &str, status: u64, error: &str| (op.to_string(), status, error.to_string());
+    assert_eq!(
+        t2_events,
+        vec![
+            t("admin:TenantsCreate", 200, ""),
+            t("CreateUser", 200, ""),
+            t("CreateUser", 409, "EntityAlreadyExists"),
+            t("GetCallerIdentity", 200, ""),
+        ]
     );
     // No secret, no signature in the log.
     for p in segments(&s.data.join("audit")) {

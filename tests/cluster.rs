@@ -305,6 +305,23 @@ async fn residency_placement_failures_and_identity() {
     let other_ca = root.join("other-ca");
     ok(coffre(&["admin", "ca", "init", "--out", other_ca.to_str().unwrap()]));
     assert!(!verify(&other_ca.join("ca.pem")).status.success());
+    // An export carries the audit certificate: it too verifies with the CA certificate alone.
+    let export = root.join("default.jsonl");
+    admin(
+        &["audit", "export"],
+        &["--tenant", "default", "--out", export.to_str().unwrap()],
+    );
+    let report: serde_json::Value = serde_json::from_str(&ok(coffre(&[
+        "audit",
+        "verify",
+        "--dir",
+        export.to_str().unwrap(),
+        "--trust",
+        ca.join("ca.pem").to_str().unwrap(),
+        "--json",
+    ])))
+    .unwrap();
+    assert!(report["entries"].as_u64().unwrap() > 0, "{report}");
     let found: serde_json::Value =
         serde_json::from_str(&admin(&["audit", "search"], &["--bucket", "fr-only", "--json"])).unwrap();
     let ops: Vec<&str> = found["events"]

@@ -980,23 +980,6 @@ async fn erased_tenant_data_cannot_be_decrypted() {
 }
 
 /// A query-API call signed for `service` with a tenant's keys: (status, body).
-fn query_api(s: &Server, service: &str, keys: (&str, &str), form: &str) -> (u16, String) {
-    let ct = "application/x-www-form-urlencoded; charset=utf-8";
-    let sg = sign_for(
-        service,
-        keys.0,
-        keys.1,
-        &s.addr,
-        "POST",
-        "/",
-        "",
-        &[("content-type", ct)],
-        &sha256_of(form.as_bytes()),
-        now(),
-    );
-    let (status, _, body) = raw_request(&s.addr, "POST", "/", &sg.headers, form.as_bytes());
-    (status, body)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_iam_api_manages_a_tenants_own_users() {

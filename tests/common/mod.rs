@@ -409,3 +409,22 @@ pub async fn wait_for_shards(s: &Server, want: u64) -> u64 {
     }
     got
 }
+
+/// A signed call of the IAM or STS query API (`service`: `iam` or `sts`) with a form body.
+pub fn query_api(s: &Server, service: &str, keys: (&str, &str), form: &str) -> (u16, String) {
+    let ct = "application/x-www-form-urlencoded; charset=utf-8";
+    let sg = sign_for(
+        service,
+        keys.0,
+        keys.1,
+        &s.addr,
+        "POST",
+        "/",
+        "",
+        &[("content-type", ct)],
+        &sha256_of(form.as_bytes()),
+        now(),
+    );
+    let (status, _, body) = raw_request(&s.addr, "POST", "/", &sg.headers, form.as_bytes());
+    (status, body)
+}

@@ -570,7 +570,12 @@ impl Writer {
     /// Returns the first entry number written and the state after the batch.
     fn process(&mut self, batch: &[Msg], closing: bool) -> Result<(u64, (u64, Hash)), String> {
         if self.size >= self.config.segment_bytes || today() != self.day {
-            self.new_segment().map_err(io)?;
+            // A segment without entries yet would be replaced by one of the same name.
+            if self.path.file_name().and_then(|n| n.to_str()) == Some(segment_name(self.n + 1).as_str()) {
+                self.day = today();
+            } else {
+                self.new_segment().map_err(io)?;
+            }
         }
         let first = self.n + 1;
         let own = std::mem::take(&mut self.own_events);

@@ -414,3 +414,30 @@ async fn durable_entries_reach_a_syslog_collector_over_tcp_and_tls() {
         assert!(SyslogTarget::parse("tls://localhost:1", None, "gw1").is_err());
     }
 }
+
+#[tokio::test]
+async fn expired_segments_go_and_what_remains_still_verifies() {
+    let d = tempfile::tempdir().unwrap();
+    let (pk, head) = (pkcs8(), Arc::new(MemHead::default()));
+    let mut cfg = config(d.path());
+    cfg.segment_bytes = 2048;
+    cfg.retention = std::time::Duration::from_millis(1);
+    let log = AuditLog::open(cfg, &pk, None, head.clone()).unwrap();
+    for i in 0..40 {
+        log.append(event(i, "t1")).await.unwrap();
+        // Segments start at distinct milliseconds: the older ones fall out of the retention.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    log.close().await;
+    let remaining = segments(d.path());
+    assert!(remaining.len() <= 2, "{} segments left", remaining.len());
+    assert!(
+        !remaining[0].ends_with(segment::segment_name(1)),
+        "the first segment expired"
+    );
+    let r = verify_dir(d.path(), None, None, expect(&pk, &head)).unwrap();
+    assert!(r.ok, "{:?}", r.problem);
+    assert!(r.first_entry.unwrap() > 1);
+    let expired = search(d.path(), &Query::default()).unwrap();
+    assert!(expired.iter().any(|f| f.event.op == "system:AuditSegmentExpired"));
+}
