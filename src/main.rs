@@ -56,6 +56,12 @@ enum Command {
     /// The audit log, offline.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Exit 0 if the S3 listener answers its health check (a container's HEALTHCHECK).
+    Health {
+        /// host:port; by default COFFRE_LISTEN's port on 127.0.0.1, else 127.0.0.1:9000.
+        #[arg(long)]
+        address: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -321,6 +327,14 @@ fn main() {
             to,
             json,
         }) => verify_audit(&dir, &trust, from, to, json),
+        Command::Health { address } => {
+            let address = address.unwrap_or_else(|| {
+                let listen = std::env::var("COFFRE_LISTEN").unwrap_or_else(|_| "127.0.0.1:9000".into());
+                let port = listen.rsplit_once(':').map_or("9000", |(_, p)| p).to_string();
+                format!("127.0.0.1:{port}")
+            });
+            coffre_admin::client::health(&address)
+        }
     };
     if let Err(e) = result {
         eprintln!("coffre: {e}");

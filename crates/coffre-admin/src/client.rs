@@ -104,3 +104,28 @@ pub fn encode(s: &str) -> String {
         .remove(b'~');
     percent_encoding::utf8_percent_encode(s, KEEP).to_string()
 }
+
+/// `GET /health` of an S3 listener at `host:port` (plain HTTP, what a container's health check
+/// asks from inside): Ok when it answers 200 within 3 seconds.
+pub fn health(address: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let timeout = Duration::from_secs(3);
+    let addr = address
+        .to_socket_addrs()
+        .map_err(|e| format!("{address}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{address}: no address"))?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{address}: {e}"))?;
+    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: coffre\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("{address}: {e}"))?;
+    let mut head = [0u8; 64];
+    let n = s.read(&mut head).map_err(|e| format!("{address}: {e}"))?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    match line.split_whitespace().nth(1) {
+        Some("200") => Ok(()),
+        other => Err(format!("{address} answered {}", other.unwrap_or("nothing"))),
+    }
+}
