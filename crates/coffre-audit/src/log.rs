@@ -423,27 +423,54 @@ impl Writer {
                         display_name(last)
                     ));
                 }
-                if tail.problem.is_none() {
-                    // The zeros kept ahead of the records (and a torn record) go: whatever
-                    // follows the records is written afresh.
-                    let f = std::fs::OpenOptions::new().write(true).open(last).map_err(io)?;
+                if let Some(problem) = &tail.problem {
+                    accept_or_refuse(&config, problem, &mut notes, &mut own_events)?;
+                }
+                if tail.good_len == 0 {
+                    // Not even its first checkpoint holds: the segment goes aside whole, and
+                    // the chain continues from the end of the one before (if any).
+                    let aside = last.with_extension("log.broken");
+                    std::fs::rename(last, &aside).map_err(io)?;
+                    notes.push(format!("{} moved to {}", display_name(last), display_name(&aside)));
+                    let before = segments.len().checked_sub(2).map(|i| &segments[i]);
+                    let (n, h) = match before {
+                        Some(prev) => {
+                            let t = read_tail(prev, &previous_key.unwrap_or(public_key), &config.gateway, None)?;
+                            (t.n, t.h)
+                        }
+                        None => (0, GENESIS),
+                    };
+                    start_fresh_segment = true;
+                    (n, h, PathBuf::new(), 0)
+                } else {
+                    // Whatever follows the records that verified goes: the zeros kept ahead of
+                    // them, a torn record, and (accepted above) records from the first bad one
+                    // on — those are kept aside for investigation first. The chain continues in
+                    // this segment from its last valid entry, so it stays one chain.
+                    let mut f = std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open(last)
+                        .map_err(io)?;
                     if f.metadata().map_err(io)?.len() > tail.good_len {
+                        use std::io::{Read, Seek};
+                        let mut rest = Vec::new();
+                        f.seek(std::io::SeekFrom::Start(tail.good_len)).map_err(io)?;
+                        f.read_to_end(&mut rest).map_err(io)?;
+                        if tail.problem.is_some() && rest.iter().any(|&b| b != 0) {
+                            let aside = last.with_extension("log.broken");
+                            std::fs::write(&aside, &rest).map_err(io)?;
+                            notes.push(format!(
+                                "{}: the records after byte {} moved to {}",
+                                display_name(last),
+                                tail.good_len,
+                                display_name(&aside)
+                            ));
+                        }
                         f.set_len(tail.good_len).map_err(io)?;
                         f.sync_all().map_err(io)?;
                     }
-                }
-                match &tail.problem {
-                    None => (tail.n, tail.h, last.clone(), tail.good_len),
-                    Some(problem) => {
-                        accept_or_refuse(&config, problem, &mut notes, &mut own_events)?;
-                        // The broken segment is kept aside for investigation; the chain
-                        // continues from the last state that verified.
-                        let aside = last.with_extension("log.broken");
-                        std::fs::rename(last, &aside).map_err(io)?;
-                        notes.push(format!("{} moved to {}", display_name(last), display_name(&aside)));
-                        start_fresh_segment = true;
-                        (tail.n, tail.h, PathBuf::new(), 0)
-                    }
+                    (tail.n, tail.h, last.clone(), tail.good_len)
                 }
             }
         };

@@ -441,3 +441,33 @@ async fn expired_segments_go_and_what_remains_still_verifies() {
     let expired = search(d.path(), &Query::default()).unwrap();
     assert!(expired.iter().any(|f| f.event.op == "system:AuditSegmentExpired"));
 }
+
+#[tokio::test]
+async fn an_accepted_break_keeps_one_chain_across_segments() {
+    let d = tempfile::tempdir().unwrap();
+    let (pk, head) = (pkcs8(), Arc::new(MemHead::default()));
+    let mut cfg = config(d.path());
+    cfg.segment_bytes = 2048;
+    let log = AuditLog::open(cfg.clone(), &pk, None, head.clone()).unwrap();
+    for i in 0..30 {
+        log.append(event(i, "t1")).await.unwrap();
+    }
+    log.close().await;
+    assert!(segments(d.path()).len() >= 3);
+    // An entry of the last segment altered: refused, then accepted.
+    let last = segments(d.path()).pop().unwrap();
+    let mut ls = lines(&last);
+    let i = ls.iter().position(|l| l.starts_with("{\"n\":")).unwrap();
+    ls[i] = ls[i].replacen("key-", "kez-", 1);
+    std::fs::write(&last, ls.join("\n") + "\n").unwrap();
+    assert!(AuditLog::open(cfg.clone(), &pk, None, head.clone()).is_err());
+    cfg.accept_truncation = true;
+    let log = AuditLog::open(cfg, &pk, None, head.clone()).unwrap();
+    log.append(event(99, "t1")).await.unwrap();
+    log.close().await;
+    // The older segments and the continued one verify as one chain; the rest is kept aside.
+    let r = verify_dir(d.path(), None, None, expect(&pk, &head)).unwrap();
+    assert!(r.ok, "{:?}", r.problem);
+    assert_eq!(r.first_entry, Some(1));
+    assert!(last.with_extension("log.broken").exists());
+}
