@@ -243,31 +243,29 @@ fn trusted_key(trust: &Path, certificate: Option<String>) -> Result<(Option<Stri
 /// `coffre audit verify --dir DIR --trust FILE`: verifies copied segments (a directory) or
 /// an export (a file) without the server.
 pub fn verify_offline(path: &Path, trust: &Path, from: Option<u64>, to: Option<u64>) -> Result<Report, String> {
-    if path.is_dir() {
-        let cert = std::fs::read_to_string(path.join("audit.pem")).ok();
-        let (gateway, public_key) = trusted_key(trust, cert)?;
-        let expect = Expectations {
-            public_key,
-            gateway,
-            tenant: None,
-            head: None,
-        };
-        audit::verify_dir(path, from, to, expect).map_err(|e| format!("{}: {e}", path.display()))
+    let at = |e: std::io::Error| format!("{}: {e}", path.display());
+    // The audit certificate, if any: beside the segments, or in the export's header.
+    let certificate = if path.is_dir() {
+        std::fs::read_to_string(path.join("audit.pem")).ok()
     } else {
-        let header = audit::export_header(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let cert = header
+        audit::export_header(path)
+            .map_err(at)?
             .as_ref()
             .and_then(|h| h.get("certificate"))
             .and_then(|c| c.as_str())
-            .map(str::to_string);
-        let (gateway, public_key) = trusted_key(trust, cert)?;
-        let expect = Expectations {
-            public_key,
-            gateway,
-            tenant: None,
-            head: None,
-        };
-        audit::verify_export(path, expect).map_err(|e| format!("{}: {e}", path.display()))
+            .map(str::to_string)
+    };
+    let (gateway, public_key) = trusted_key(trust, certificate)?;
+    let expect = Expectations {
+        public_key,
+        gateway,
+        tenant: None,
+        head: None,
+    };
+    if path.is_dir() {
+        audit::verify_dir(path, from, to, expect).map_err(at)
+    } else {
+        audit::verify_export(path, expect).map_err(at)
     }
 }
 

@@ -113,22 +113,9 @@ fn parse(cert: &[u8]) -> Option<Parts<'_>> {
     for _ in 0..4 {
         tbs = der(tbs)?.2;
     }
-    let (0x30, mut name, rest) = der(tbs)? else { return None };
+    let (0x30, name, rest) = der(tbs)? else { return None };
     let (0x30, spki, _) = der(rest)? else { return None };
-    let (mut cn, mut title) = (None, None);
-    while !name.is_empty() {
-        let (0x31, set, rest) = der(name)? else { return None };
-        name = rest;
-        let (0x30, atv, _) = der(set)? else { return None };
-        let (0x06, oid, rest) = der(atv)? else { return None };
-        let (_, value, _) = der(rest)?;
-        let value = std::str::from_utf8(value).ok()?.to_string();
-        match oid {
-            [0x55, 0x04, 0x03] => cn = Some(value),
-            [0x55, 0x04, 0x0C] => title = Some(value),
-            _ => {}
-        }
-    }
+    let crate::identity::Subject { cn, title, .. } = crate::identity::subject(name)?;
     Some(Parts {
         tbs_raw,
         signature,

@@ -409,6 +409,39 @@ pub(crate) fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
 }
 
+/// The attributes of a certificate's subject this cluster uses.
+#[derive(Default)]
+pub(crate) struct Subject {
+    pub cn: Option<String>,
+    pub c: Option<String>,
+    pub l: Option<String>,
+    pub ou: Option<String>,
+    /// `title` (2.5.4.12): the role.
+    pub title: Option<String>,
+}
+
+/// Reads a DER Name (the content of its SEQUENCE).
+pub(crate) fn subject(mut name: &[u8]) -> Option<Subject> {
+    let mut s = Subject::default();
+    while !name.is_empty() {
+        let (0x31, set, rest) = der(name)? else { return None };
+        name = rest;
+        let (0x30, atv, _) = der(set)? else { return None };
+        let (0x06, oid, rest) = der(atv)? else { return None };
+        let (_, value, _) = der(rest)?;
+        let value = std::str::from_utf8(value).ok()?.to_string();
+        match oid {
+            [0x55, 0x04, 0x03] => s.cn = Some(value),
+            [0x55, 0x04, 0x06] => s.c = Some(value),
+            [0x55, 0x04, 0x07] => s.l = Some(value),
+            [0x55, 0x04, 0x0B] => s.ou = Some(value),
+            [0x55, 0x04, 0x0C] => s.title = Some(value),
+            _ => {}
+        }
+    }
+    Some(s)
+}
+
 /// The (id, location) a certificate's subject names: CN, C, L, OU.
 pub fn subject_of(cert: &[u8]) -> Option<(String, Location)> {
     cert_info(cert).map(|i| (i.id, i.location))
@@ -427,24 +460,8 @@ pub fn cert_info(cert: &[u8]) -> Option<CertInfo> {
     for _ in 0..3 {
         tbs = der(tbs)?.2;
     }
-    let (0x30, mut name, _) = der(tbs)? else { return None };
-    let (mut cn, mut c, mut l, mut ou, mut title) = (None, None, None, None, None);
-    while !name.is_empty() {
-        let (0x31, set, rest) = der(name)? else { return None };
-        name = rest;
-        let (0x30, atv, _) = der(set)? else { return None };
-        let (0x06, oid, rest) = der(atv)? else { return None };
-        let (_, value, _) = der(rest)?;
-        let value = std::str::from_utf8(value).ok()?.to_string();
-        match oid {
-            [0x55, 0x04, 0x03] => cn = Some(value),
-            [0x55, 0x04, 0x06] => c = Some(value),
-            [0x55, 0x04, 0x07] => l = Some(value),
-            [0x55, 0x04, 0x0B] => ou = Some(value),
-            [0x55, 0x04, 0x0C] => title = Some(value),
-            _ => {}
-        }
-    }
+    let (0x30, name, _) = der(tbs)? else { return None };
+    let Subject { cn, c, l, ou, title } = subject(name)?;
     // DER integers carry a leading zero when the top bit is set: not part of the serial.
     let serial = match serial {
         [0, rest @ ..] if !rest.is_empty() => rest,
