@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the release binary and the image `coffre:VERSION` (also tagged `coffre:latest`)
 # without any registry: the image is the binary, the shared libraries `ldd` names, a passwd
-# file and an empty /data owned by the user it runs as (10001). Writes docker/.env, if
-# missing, with random root keys and admin token for docker/compose.yaml.
+# file and an empty /data owned by the user it runs as (10001). Writes into docker/.env what
+# it lacks of the random root keys, admin token and master key docker/compose.yaml uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/coffre-target}"
@@ -31,13 +31,14 @@ if ! DOCKER_BUILDKIT=0 docker build -q -t "coffre:$VERSION" -t coffre:latest "$c
   exit 1
 fi
 echo "image coffre:$VERSION (coffre:latest) built"
-if [ ! -f docker/.env ]; then
-  rand() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-  umask 077
-  {
-    echo "COFFRE_ROOT_ACCESS_KEY=CF$(rand 9 | tr 'a-f' 'A-F')"
-    echo "COFFRE_ROOT_SECRET_KEY=$(rand 20)"
-    echo "COFFRE_ADMIN_TOKEN=$(rand 32)"
-  } >docker/.env
-  echo "docker/.env written (root keys and admin token for docker/compose.yaml)"
-fi
+# The keys docker/compose.yaml needs, each written only if docker/.env lacks it (0600).
+rand() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+umask 077
+touch docker/.env
+added=()
+want() { grep -q "^$1=" docker/.env || { echo "$1=$2" >>docker/.env; added+=("$1"); }; }
+want COFFRE_ROOT_ACCESS_KEY "CF$(rand 9 | tr 'a-f' 'A-F')"
+want COFFRE_ROOT_SECRET_KEY "$(rand 20)"
+want COFFRE_ADMIN_TOKEN "$(rand 32)"
+want COFFRE_MASTER_KEY "$(rand 32)"
+[ ${#added[@]} -eq 0 ] || echo "docker/.env: ${added[*]} written (keys for docker/compose.yaml; keep the master key safe)"

@@ -672,17 +672,23 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                     }
                 }
                 hb_engine.heartbeat().await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
+        // Degraded writes are healed once their nodes (or replacements) are up; a task of its
+        // own, so a long pass never delays the heartbeats.
+        let heal_engine = engine.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
                 if !hb_leads() {
-                    tokio::time::sleep(Duration::from_secs(2)).await;
                     continue;
                 }
-                // Degraded writes are healed once their nodes (or replacements) are up.
-                match hb_engine.heal().await {
+                match heal_engine.heal().await {
                     Ok(n) if n > 0 => tracing::info!(shards = n, "healed degraded writes"),
                     Err(e) => tracing::warn!(error = %e, "healing pass failed"),
                     _ => {}
                 }
-                tokio::time::sleep(Duration::from_secs(2)).await;
             }
         });
         print_banner(

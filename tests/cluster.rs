@@ -685,3 +685,168 @@ async fn roles_and_revocations_are_enforced_on_every_handshake() {
     gateway_comes_up(root, "again", &config("again", &gw, "")).unwrap();
     node.kill();
 }
+
+/// `--if-missing` (what docker/compose.yaml's init services run on every `up`): a CA or an
+/// identity already there is kept, byte for byte, when it is the one asked for, and refused
+/// when it is not (another id, place or role, or another CA's).
+#[test]
+fn provisioning_with_if_missing_keeps_what_matches_and_refuses_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let ca = root.join("ca");
+    let ca_s = ca.to_str().unwrap();
+    ok(coffre(&["admin", "ca", "init", "--out", ca_s, "--if-missing"]));
+    let ca_key = std::fs::read(ca.join("ca.key")).unwrap();
+    let again = ok(coffre(&["admin", "ca", "init", "--out", ca_s, "--if-missing"]));
+    assert!(again.contains("kept"), "{again}");
+    assert_eq!(std::fs::read(ca.join("ca.key")).unwrap(), ca_key, "the CA is unchanged");
+    assert!(
+        !coffre(&["admin", "ca", "init", "--out", ca_s]).status.success(),
+        "without --if-missing: refused"
+    );
+
+    let out = root.join("gw");
+    let out_s = out.to_str().unwrap();
+    let issue = |ca: &str, id: &str, site: &str, role: &str| {
+        coffre(&[
+            "admin",
+            "node-identity",
+            "--ca",
+            ca,
+            "--id",
+            id,
+            "--country",
+            "FR",
+            "--site",
+            site,
+            "--zone",
+            "gw",
+            "--role",
+            role,
+            "--out",
+            out_s,
+            "--if-missing",
+        ])
+    };
+    ok(issue(ca_s, "gw-paris", "paris", "gateway"));
+    let cert = std::fs::read(out.join("cert.pem")).unwrap();
+    let audit = std::fs::read(out.join("audit.pem")).unwrap();
+    let kept = ok(issue(ca_s, "gw-paris", "paris", "gateway"));
+    assert!(kept.contains("kept"), "{kept}");
+    assert_eq!(std::fs::read(out.join("cert.pem")).unwrap(), cert);
+    assert_eq!(std::fs::read(out.join("audit.pem")).unwrap(), audit);
+    for (name, out) in [
+        ("another id", issue(ca_s, "gw-lille", "paris", "gateway")),
+        ("another site", issue(ca_s, "gw-paris", "lille", "gateway")),
+        ("another role", issue(ca_s, "gw-paris", "paris", "node")),
+    ] {
+        assert!(!out.status.success(), "{name}: refused");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("not the one asked for"),
+            "{name}"
+        );
+    }
+    let other_ca = root.join("other-ca");
+    ok(coffre(&["admin", "ca", "init", "--out", other_ca.to_str().unwrap()]));
+    let out2 = issue(other_ca.to_str().unwrap(), "gw-paris", "paris", "gateway");
+    assert!(!out2.status.success());
+    assert!(String::from_utf8_lossy(&out2.stderr).contains("another CA"));
+    assert_eq!(
+        std::fs::read(out.join("cert.pem")).unwrap(),
+        cert,
+        "nothing was overwritten"
+    );
+}
+
+/// A node that stops answering without closing its connections (SIGSTOP: what a frozen
+/// machine or a network dropping packets looks like) holds no request for the 30 s node call
+/// timeout: its heartbeat goes unanswered, it is marked down, reads rebuild from parity and
+/// writes go on degraded (the client here gives up after 20 s, well under the call timeout).
+/// Once it answers again it is marked up and the degraded writes are healed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_node_holds_no_request_and_is_healed_when_it_thaws() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let ca = root.join("ca");
+    ok(coffre(&["admin", "ca", "init", "--out", ca.to_str().unwrap()]));
+    let nodes: Vec<Node> = (1..=6)
+        .map(|i| new_node(root, &ca, &format!("fr-{i}"), "FR", &format!("site{}", i % 3)))
+        .collect();
+    let gw_id = issue_identity(root, &ca, "gw-1", "FR", "site0");
+    let cfg = gateway_config(root, &ca, &gw_id, &nodes, "");
+    let gw = Server::start_with(&root.join("gw"), "127.0.0.1:0", &["--config", cfg.to_str().unwrap()]);
+    let c = aws_sdk_s3::Client::from_conf(
+        client_builder(&gw.endpoint, ACCESS, SECRET)
+            .timeout_config(
+                aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                    .operation_timeout(Duration::from_secs(20))
+                    .build(),
+            )
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    c.create_bucket().bucket("frozen").send().await.unwrap();
+    let before: Vec<(String, Vec<u8>)> = (0..6).map(|i| (format!("before-{i}"), data(300_000, i))).collect();
+    for (k, d) in &before {
+        c.put_object()
+            .bucket("frozen")
+            .key(k)
+            .body(ByteStream::from(d.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let frozen = nodes[0].child.as_ref().unwrap().id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &frozen])
+        .status()
+        .unwrap()
+        .success());
+    // Every object still reads back (the frozen node held a shard of each: 4+2 on 6 nodes),
+    // and writes go on, before the client's 20 s are up.
+    for (k, d) in &before {
+        let got = c.get_object().bucket("frozen").key(k).send().await.unwrap();
+        assert_eq!(&got.body.collect().await.unwrap().into_bytes()[..], &d[..], "{k}");
+    }
+    let during: Vec<(String, Vec<u8>)> = (0..4).map(|i| (format!("during-{i}"), data(200_000, 50 + i))).collect();
+    for (k, d) in &during {
+        c.put_object()
+            .bucket("frozen")
+            .key(k)
+            .body(ByteStream::from(d.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let status = gw.admin_json(&["status"]);
+    assert_eq!(status["nodes_up"], 5, "{status}");
+    let audit = gw.admin_json(&["audit", "residency", "frozen"]);
+    assert!(
+        audit["degraded_shards"].as_u64().unwrap() > 0,
+        "the writes went degraded: {audit}"
+    );
+
+    assert!(Command::new("kill")
+        .args(["-CONT", &frozen])
+        .status()
+        .unwrap()
+        .success());
+    let mut healed = false;
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let status = gw.admin_json(&["status"]);
+        let audit = gw.admin_json(&["audit", "residency", "frozen"]);
+        if status["nodes_up"] == 6 && audit["degraded_shards"] == 0 {
+            healed = true;
+            break;
+        }
+    }
+    assert!(healed, "the node is back up and every degraded shard rebuilt");
+    for (k, d) in before.iter().chain(&during) {
+        let got = c.get_object().bucket("frozen").key(k).send().await.unwrap();
+        assert_eq!(&got.body.collect().await.unwrap().into_bytes()[..], &d[..], "{k}");
+    }
+    // The rebuilt shards are on the thawed node itself.
+    assert!(!shards_on_disk(&nodes[0].data).is_empty());
+}

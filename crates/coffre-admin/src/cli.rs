@@ -29,6 +29,10 @@ pub enum AdminCommand {
         role: coffre_cluster::identity::Role,
         #[arg(long)]
         out: PathBuf,
+        /// Keep an identity already in OUT if the same CA issued it for the same id, location
+        /// and role (idempotent provisioning, e.g. a container's init step); refuse otherwise.
+        #[arg(long)]
+        if_missing: bool,
     },
     /// Nodes with location, state and capacity.
     Status {
@@ -354,6 +358,9 @@ pub enum CaCommand {
     Init {
         #[arg(long)]
         out: PathBuf,
+        /// Succeed without change if DIR already holds a CA (idempotent provisioning).
+        #[arg(long)]
+        if_missing: bool,
     },
 }
 
@@ -879,7 +886,11 @@ pub fn run(cmd: AdminCommand) -> Result<(), String> {
             );
             return Ok(());
         }
-        AdminCommand::Ca(CaCommand::Init { out }) => {
+        AdminCommand::Ca(CaCommand::Init { out, if_missing }) => {
+            if if_missing && out.join("ca.key").exists() {
+                println!("cluster CA kept in {}", out.display());
+                return Ok(());
+            }
             coffre_cluster::identity::init_ca(&out)?;
             println!(
                 "cluster CA created in {} (keep ca.key offline and secret)",
@@ -894,12 +905,18 @@ pub fn run(cmd: AdminCommand) -> Result<(), String> {
             zone,
             role,
             out,
+            if_missing,
         } => {
             let loc = coffre_cluster::Location {
                 country: country.to_ascii_uppercase(),
                 site,
                 zone,
             };
+            if if_missing && out.join("cert.pem").exists() {
+                coffre_cluster::identity::check_issued(&ca, &id, &loc, role, &out)?;
+                println!("identity of {role} {id} kept in {}", out.display());
+                return Ok(());
+            }
             let serial = coffre_cluster::identity::issue(&ca, &id, &loc, role, &out)?;
             println!(
                 "identity of {role} {id} ({}/{}/{}) written to {} (serial {serial})",
@@ -1143,8 +1160,8 @@ pub fn run(cmd: AdminCommand) -> Result<(), String> {
             } else {
                 let bad = v["non_compliant"].as_array().map_or(0, |a| a.len());
                 println!(
-                    "bucket {}: {} objects, {} shards, {} on compliant nodes ({}), {} not",
-                    bucket, v["objects"], v["shards"], v["compliant_shards"], v["countries"], bad
+                    "bucket {}: {} objects, {} shards, {} on compliant nodes ({}), {} not; {} awaiting healing",
+                    bucket, v["objects"], v["shards"], v["compliant_shards"], v["countries"], bad, v["degraded_shards"]
                 );
                 for b in v["non_compliant"].as_array().into_iter().flatten() {
                     println!(

@@ -223,7 +223,7 @@ pub async fn audit(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery) -> 
         .get_bucket(bucket)
         .map_err(internal)?
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "no such bucket".into()))?;
-    let (mut objects, mut shards, mut compliant) = (0u64, 0u64, 0u64);
+    let (mut objects, mut shards, mut compliant, mut degraded) = (0u64, 0u64, 0u64, 0u64);
     let mut violations = Vec::new();
     // Every version holds shards, noncurrent ones too.
     for item in meta.scan_versions(bucket) {
@@ -236,8 +236,11 @@ pub async fn audit(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery) -> 
         for (pi, part) in rec.parts.iter().enumerate() {
             let stripes = layout.stripe_count(part.size) as u64;
             for (index, node) in part.nodes.iter().enumerate() {
-                if node.is_empty() {
-                    continue; // a slot left empty (degraded write): no shard anywhere
+                if node.is_empty() || part.degraded.contains(&(index as u8)) {
+                    // A slot a degraded write left empty (or its shard not stored): the heal
+                    // task rebuilds it.
+                    degraded = degraded.saturating_add(stripes);
+                    continue;
                 }
                 let (country, _, _) = location_of(&admin, node);
                 shards += stripes;
@@ -262,6 +265,7 @@ pub async fn audit(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery) -> 
         "shards": shards,
         "compliant_shards": compliant,
         "non_compliant": violations,
+        "degraded_shards": degraded,
     })))
 }
 

@@ -201,6 +201,33 @@ pub fn issue(ca_dir: &Path, id: &str, loc: &Location, role: Role, out: &Path) ->
     Ok(hex::encode(serial))
 }
 
+/// Checks that the identity in `out` is the one `issue` would write: the same CA (its
+/// certificate, byte for byte), id, location and role; a gateway's also has its audit key.
+/// What makes provisioning idempotent without ever keeping a mismatched identity.
+pub fn check_issued(ca_dir: &Path, id: &str, loc: &Location, role: Role, out: &Path) -> Result<(), String> {
+    let existing = Identity::load(out)?;
+    let ca = CertificateDer::from_pem_file(ca_dir.join("ca.pem"))
+        .map_err(|e| format!("{}/ca.pem: {e}", ca_dir.display()))?;
+    if existing.ca != ca {
+        return Err(format!("{} holds an identity of another CA", out.display()));
+    }
+    if existing.id != id || existing.location != *loc || existing.role != role {
+        return Err(format!(
+            "{} holds the identity of {} {} ({}/{}/{}), not the one asked for",
+            out.display(),
+            existing.role.name(),
+            existing.id,
+            existing.location.country,
+            existing.location.site,
+            existing.location.zone
+        ));
+    }
+    if role == Role::Gateway && !out.join("audit-key.pem").exists() {
+        return Err(format!("{} lacks the gateway's audit key", out.display()));
+    }
+    Ok(())
+}
+
 /// The `title` attribute (2.5.4.12), which carries the role.
 const TITLE_OID: [u64; 4] = [2, 5, 4, 12];
 

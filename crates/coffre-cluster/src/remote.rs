@@ -1,6 +1,12 @@
 //! `RemoteShardStore`: the `ShardStore` of a `coffre node`, over one reused HTTP/2 connection
 //! with mutual TLS. Timeouts on every call, one retry on a fresh connection, and a health flag
 //! kept by heartbeats.
+//!
+//! A node that stops answering without closing its connections (frozen, or cut off by a
+//! network that drops packets) must not hold requests for a whole call timeout: a heartbeat
+//! that gets no answer within `HEARTBEAT_TIMEOUT` marks it down, which ends the calls waiting
+//! on it (reads then rebuild from parity, writes record the shard as degraded), and calls to a
+//! node marked down fail at once until a heartbeat finds it back.
 
 use crate::identity::{subject_of, Identity, Location};
 use bytes::Bytes;
@@ -15,6 +21,8 @@ use tokio::sync::Mutex;
 
 const CALL_TIMEOUT: Duration = coffre_types::limits::NODE_CALL_TIMEOUT;
 const CONNECT_TIMEOUT: Duration = coffre_types::limits::NODE_CONNECT_TIMEOUT;
+/// How long a heartbeat waits for a node's `/stat` (connecting included).
+pub const HEARTBEAT_TIMEOUT: Duration = coffre_types::limits::NODE_HEARTBEAT_TIMEOUT;
 /// The largest answer to a call that returns no shard data (a status, an error message).
 const SMALL_ANSWER: usize = 64 << 10;
 
@@ -28,6 +36,8 @@ pub struct RemoteShardStore {
     tls: Arc<rustls::ClientConfig>,
     conn: Mutex<Option<Sender>>,
     up: AtomicBool,
+    /// Woken when a heartbeat marks the node down: the calls waiting on it give up.
+    went_down: tokio::sync::Notify,
 }
 
 fn host_port(address: &str) -> Result<String, String> {
@@ -93,6 +103,7 @@ impl RemoteShardStore {
             location,
             conn: Mutex::new(Some(send)),
             up: AtomicBool::new(true),
+            went_down: tokio::sync::Notify::new(),
         };
         match store
             .call(Method::GET, "/stat".into(), Bytes::new(), SMALL_ANSWER)
@@ -126,8 +137,38 @@ impl RemoteShardStore {
     }
 
     /// One call, reading at most `limit` bytes of answer: a node cannot make the gateway
-    /// buffer more than the call can legitimately return.
+    /// buffer more than the call can legitimately return. Fails at once on a node marked down,
+    /// and gives up when a heartbeat marks it down meanwhile.
     async fn call(
+        &self,
+        method: Method,
+        path: String,
+        body: Bytes,
+        limit: usize,
+    ) -> Result<(StatusCode, Bytes), StoreError> {
+        if !self.is_up() {
+            return Err(StoreError::Unavailable(format!(
+                "node {} ({}) is down",
+                self.id, self.address
+            )));
+        }
+        let went_down = self.went_down.notified();
+        tokio::pin!(went_down);
+        went_down.as_mut().enable();
+        if !self.is_up() {
+            return Err(StoreError::Unavailable(format!("node {} went down", self.id)));
+        }
+        tokio::select! {
+            r = self.call_with_retry(method, path, body, limit) => r,
+            _ = went_down => Err(StoreError::Unavailable(format!(
+                "node {} ({}) stopped answering heartbeats",
+                self.id, self.address
+            ))),
+        }
+    }
+
+    /// The call on the current connection, and once more on a fresh one if that failed.
+    async fn call_with_retry(
         &self,
         method: Method,
         path: String,
@@ -136,43 +177,98 @@ impl RemoteShardStore {
     ) -> Result<(StatusCode, Bytes), StoreError> {
         let mut last = String::new();
         for attempt in 0..2 {
-            let mut send = match self.sender(attempt > 0).await {
-                Ok(s) => s,
-                Err(e) => {
-                    last = e.to_string();
-                    continue;
-                }
-            };
-            let req = Request::builder()
-                .method(method.clone())
-                .uri(format!("https://{}{path}", self.id))
-                .body(Full::new(body.clone()))
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            let result = tokio::time::timeout(CALL_TIMEOUT, async {
-                let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
-                let status = resp.status();
-                let body = http_body_util::Limited::new(resp.into_body(), limit)
-                    .collect()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .to_bytes();
-                Ok::<_, String>((status, body))
-            })
-            .await;
-            match result {
-                Ok(Ok(r)) => {
+            match self
+                .call_once(attempt > 0, &method, &path, &body, limit, CALL_TIMEOUT)
+                .await
+            {
+                Ok(r) => {
                     self.up.store(true, Ordering::Relaxed);
                     return Ok(r);
                 }
-                Ok(Err(e)) => last = e,
-                Err(_) => last = "timed out".into(),
+                Err(e) => last = e,
             }
         }
-        self.up.store(false, Ordering::Relaxed);
+        self.mark_down();
         Err(StoreError::Unavailable(format!(
             "node {} ({}): {last}",
             self.id, self.address
         )))
+    }
+
+    async fn call_once(
+        &self,
+        fresh: bool,
+        method: &Method,
+        path: &str,
+        body: &Bytes,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let mut send = self.sender(fresh).await.map_err(|e| e.to_string())?;
+        let req = Request::builder()
+            .method(method.clone())
+            .uri(format!("https://{}{path}", self.id))
+            .body(Full::new(body.clone()))
+            .map_err(|e| e.to_string())?;
+        tokio::time::timeout(timeout, async {
+            let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
+            let status = resp.status();
+            let body = http_body_util::Limited::new(resp.into_body(), limit)
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok::<_, String>((status, body))
+        })
+        .await
+        .map_err(|_| "timed out".to_string())?
+    }
+
+    /// Marks the node down and ends the calls waiting on it.
+    fn mark_down(&self) {
+        if self.up.swap(false, Ordering::Relaxed) {
+            tracing::warn!(node = %self.id, address = %self.address, "node marked down");
+            self.went_down.notify_waiters();
+        }
+    }
+
+    /// One `/stat`, bounded by `HEARTBEAT_TIMEOUT` whatever the node does (connecting
+    /// included; a fresh connection when the last heartbeat failed): an answer marks the
+    /// node up, anything else down.
+    async fn heartbeat_stat(&self) -> Result<Bytes, StoreError> {
+        let fresh = !self.is_up();
+        let result = tokio::time::timeout(
+            HEARTBEAT_TIMEOUT,
+            self.call_once(
+                fresh,
+                &Method::GET,
+                "/stat",
+                &Bytes::new(),
+                SMALL_ANSWER,
+                HEARTBEAT_TIMEOUT,
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| Err("timed out".into()));
+        match result {
+            Ok((StatusCode::OK, b)) => {
+                if !self.up.swap(true, Ordering::Relaxed) {
+                    tracing::info!(node = %self.id, address = %self.address, "node up");
+                }
+                Ok(b)
+            }
+            Ok((status, b)) => {
+                self.mark_down();
+                Err(self.unexpected(status, &b))
+            }
+            Err(e) => {
+                self.mark_down();
+                Err(StoreError::Unavailable(format!(
+                    "node {} ({}): heartbeat: {e}",
+                    self.id, self.address
+                )))
+            }
+        }
     }
 
     fn unexpected(&self, status: StatusCode, body: &Bytes) -> StoreError {
@@ -190,15 +286,13 @@ impl RemoteShardStore {
             location,
             conn: Mutex::new(None),
             up: AtomicBool::new(false),
+            went_down: tokio::sync::Notify::new(),
         })
     }
 
     /// Heartbeat: one `/stat` call; marks the node up or down.
     pub async fn ping(&self) -> bool {
-        matches!(
-            self.call(Method::GET, "/stat".into(), Bytes::new(), SMALL_ANSWER).await,
-            Ok((StatusCode::OK, _))
-        )
+        self.heartbeat_stat().await.is_ok()
     }
 }
 
@@ -257,28 +351,22 @@ impl ShardStore for RemoteShardStore {
         self.up.load(Ordering::Relaxed)
     }
 
+    /// The heartbeat's call (`HEARTBEAT_TIMEOUT`): it also marks the node up or down.
     fn stat(&self) -> BoxFuture<'_, Result<StoreStat, StoreError>> {
         Box::pin(async move {
-            match self
-                .call(Method::GET, "/stat".into(), Bytes::new(), SMALL_ANSWER)
-                .await?
-            {
-                (StatusCode::OK, b) => {
-                    let v: Vec<u64> = String::from_utf8_lossy(&b)
-                        .split_whitespace()
-                        .filter_map(|x| x.parse().ok())
-                        .collect();
-                    match v[..] {
-                        [shards, used_bytes, free_bytes, total_bytes] => Ok(StoreStat {
-                            shards,
-                            used_bytes,
-                            free_bytes,
-                            total_bytes,
-                        }),
-                        _ => Err(self.unexpected(StatusCode::OK, &b)),
-                    }
-                }
-                (s, b) => Err(self.unexpected(s, &b)),
+            let b = self.heartbeat_stat().await?;
+            let v: Vec<u64> = String::from_utf8_lossy(&b)
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            match v[..] {
+                [shards, used_bytes, free_bytes, total_bytes] => Ok(StoreStat {
+                    shards,
+                    used_bytes,
+                    free_bytes,
+                    total_bytes,
+                }),
+                _ => Err(self.unexpected(StatusCode::OK, &b)),
             }
         })
     }

@@ -74,6 +74,10 @@ pub const REQUEST_BUFFER_BUDGET: usize = 96 << 20;
 /// One call to a storage node.
 pub const NODE_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A heartbeat's `/stat` (every 2 s): no answer within it marks the node down, which also
+/// ends the calls waiting on it (a frozen node holds no request longer than about this plus
+/// the heartbeat period).
+pub const NODE_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Largest shard a node stores or returns (a 64 MiB stripe over one data shard).
 pub const MAX_SHARD: usize = 64 << 20;
 /// Largest answer the gateway reads from a node, shard data aside (a listing of shard ids).
