@@ -184,7 +184,15 @@ pub struct Replica {
     transport: Arc<dyn Transport>,
     runtime: tokio::runtime::Handle,
     config: ReplicaConfig,
+    /// The last request found no leader in time: this replica is probably cut off from a
+    /// majority, and the next requests give it `CUT_OFF_PATIENCE` rather than the whole
+    /// `request_timeout` (a minority answers 503 at once rather than each request after
+    /// 10 s; the first answer from a leader clears it).
+    cut_off: std::sync::atomic::AtomicBool,
 }
+
+/// How long a request waits for a leader while the replica seems cut off from a majority.
+const CUT_OFF_PATIENCE: Duration = Duration::from_secs(1);
 
 fn unavailable(m: impl std::fmt::Display) -> MetaError {
     MetaError::Unavailable(m.to_string())
@@ -237,6 +245,7 @@ impl Replica {
             transport,
             runtime: tokio::runtime::Handle::current(),
             config,
+            cut_off: std::sync::atomic::AtomicBool::new(false),
         });
         store.set_replicator(Some(replica.clone()));
         Ok(replica)
@@ -312,28 +321,56 @@ impl Replica {
         }
     }
 
+    /// How long a request may wait for the leader, from now: the request timeout, or
+    /// `CUT_OFF_PATIENCE` while the replica seems cut off from a majority.
+    fn deadline(&self) -> tokio::time::Instant {
+        use std::sync::atomic::Ordering;
+        let patience = match self.cut_off.load(Ordering::Relaxed) {
+            true => CUT_OFF_PATIENCE.min(self.config.request_timeout),
+            false => self.config.request_timeout,
+        };
+        tokio::time::Instant::now() + patience
+    }
+
+    /// What is left before `deadline` (at least a millisecond): every step of a request
+    /// shares the request's deadline, so none outlives it.
+    fn left(deadline: tokio::time::Instant) -> Duration {
+        deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(Duration::from_millis(1))
+    }
+
+    /// Records whether a leader answered: what `deadline` goes by.
+    fn leader_answered(&self, answered: bool) {
+        self.cut_off.store(!answered, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Proposes a command; returns its outcome once applied here.
     pub async fn propose(&self, cmd: MetaCommand) -> Reply {
-        let deadline = tokio::time::Instant::now() + self.config.request_timeout;
+        let deadline = self.deadline();
         loop {
+            let left = Self::left(deadline);
             let answer = match self.leader().await {
-                Some((id, _)) if id == self.id => self.propose_here(cmd.clone()).await,
-                Some((_, node)) => self.forward(&node, Request::Propose(cmd.clone())).await,
+                Some((id, _)) if id == self.id => self.propose_here(cmd.clone(), left).await,
+                Some((_, node)) => self.forward(&node, Request::Propose(cmd.clone()), left).await,
                 None => LeaderAnswer::NotLeader(None),
             };
             match answer {
                 // Applied on the leader: once applied here too, what the caller reads next
                 // on this replica includes it.
                 LeaderAnswer::Done(reply, Some(index)) => {
-                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    self.leader_answered(true);
                     self.raft
-                        .wait(Some(left.max(Duration::from_millis(1))))
+                        .wait(Some(Self::left(deadline)))
                         .applied_index_at_least(Some(index), "forwarded command")
                         .await
                         .map_err(|_| unavailable("this replica could not catch up with the leader in time"))?;
                     return reply;
                 }
-                LeaderAnswer::Done(reply, None) => return reply,
+                LeaderAnswer::Done(reply, None) => {
+                    self.leader_answered(true);
+                    return reply;
+                }
                 LeaderAnswer::Index(_) => return Err(unavailable("unexpected answer to a command")),
                 LeaderAnswer::Unknown(m) => return Err(unavailable(m)),
                 LeaderAnswer::NotLeader(_) if tokio::time::Instant::now() >= deadline => {
@@ -347,15 +384,15 @@ impl Replica {
 
     /// Returns once this replica has applied everything committed before the call.
     pub async fn barrier(&self) -> Result<(), MetaError> {
-        let deadline = tokio::time::Instant::now() + self.config.request_timeout;
+        let deadline = self.deadline();
         loop {
-            let answer = self.read_index().await;
+            let answer = self.read_index(deadline).await;
             match answer {
                 LeaderAnswer::Index(index) => {
-                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    self.leader_answered(true);
                     return self
                         .raft
-                        .wait(Some(left.max(Duration::from_millis(1))))
+                        .wait(Some(Self::left(deadline)))
                         .applied_index_at_least(index, "read barrier")
                         .await
                         .map(drop)
@@ -375,7 +412,7 @@ impl Replica {
     /// share one: while a request is out, the callers that arrive wait for the next one,
     /// which serves them all (a round trip to the leader and a heartbeat to a quorum per
     /// batch of requests, not per request).
-    async fn read_index(&self) -> LeaderAnswer {
+    async fn read_index(&self, deadline: tokio::time::Instant) -> LeaderAnswer {
         use std::sync::atomic::Ordering;
         let ticket = self.reads.started.load(Ordering::Acquire);
         let _one_at_a_time = self.reads.gate.lock().await;
@@ -384,9 +421,10 @@ impl Replica {
             return LeaderAnswer::Index(index);
         }
         let epoch = self.reads.started.fetch_add(1, Ordering::AcqRel) + 1;
+        let left = Self::left(deadline);
         let answer = match self.leader().await {
-            Some((id, _)) if id == self.id => self.read_index_here().await,
-            Some((_, node)) => self.forward(&node, Request::ReadIndex).await,
+            Some((id, _)) if id == self.id => self.read_index_here(left).await,
+            Some((_, node)) => self.forward(&node, Request::ReadIndex, left).await,
             None => LeaderAnswer::NotLeader(None),
         };
         if let LeaderAnswer::Index(index) = answer {
@@ -411,7 +449,10 @@ impl Replica {
         for (id, node) in members {
             let r = match id == self.id {
                 true => self.forget_history_here().await,
-                false => match self.forward(&node, Request::ForgetHistory).await {
+                false => match self
+                    .forward(&node, Request::ForgetHistory, self.config.request_timeout)
+                    .await
+                {
                     LeaderAnswer::Done(r, _) => r.map(drop),
                     other => Err(unavailable(format!("{other:?}"))),
                 },
@@ -477,7 +518,10 @@ impl Replica {
         let address = address.trim_end_matches('/').to_string();
         match self.leader().await {
             Some((id, _)) if id == self.id => self.add_here(&address).await,
-            Some((_, node)) => match self.forward(&node, Request::AddReplica(address.clone())).await {
+            Some((_, node)) => match self
+                .forward(&node, Request::AddReplica(address.clone()), self.config.request_timeout)
+                .await
+            {
                 LeaderAnswer::Done(r, _) => r.map(|_| replica_id(&address)),
                 other => Err(unavailable(format!("adding a replica: {other:?}"))),
             },
@@ -490,7 +534,10 @@ impl Replica {
     pub async fn remove_replica(&self, id: u64) -> Result<(), MetaError> {
         match self.leader().await {
             Some((l, _)) if l == self.id => self.remove_here(id).await,
-            Some((_, node)) => match self.forward(&node, Request::RemoveReplica(id)).await {
+            Some((_, node)) => match self
+                .forward(&node, Request::RemoveReplica(id), self.config.request_timeout)
+                .await
+            {
                 LeaderAnswer::Done(r, _) => r.map(drop),
                 other => Err(unavailable(format!("removing a replica: {other:?}"))),
             },
@@ -561,8 +608,8 @@ impl Replica {
             Ok(Request::AppendEntries(r)) => Response::AppendEntries(self.raft.append_entries(r).await),
             Ok(Request::Vote(r)) => Response::Vote(self.raft.vote(r).await),
             Ok(Request::InstallSnapshot(r)) => Response::InstallSnapshot(self.raft.install_snapshot(r).await),
-            Ok(Request::Propose(cmd)) => Response::Leader(self.propose_here(cmd).await),
-            Ok(Request::ReadIndex) => Response::ReadIndex(self.read_index_here().await),
+            Ok(Request::Propose(cmd)) => Response::Leader(self.propose_here(cmd, self.config.request_timeout).await),
+            Ok(Request::ReadIndex) => Response::ReadIndex(self.read_index_here(self.config.request_timeout).await),
             Ok(Request::AddReplica(address)) => {
                 let r = self.add_here(&address).await.map(|_| Outcome::Unit);
                 Response::Leader(LeaderAnswer::Done(r, None))
@@ -595,22 +642,21 @@ impl Replica {
         Some((id, node))
     }
 
-    async fn propose_here(&self, cmd: MetaCommand) -> LeaderAnswer {
-        match tokio::time::timeout(self.config.request_timeout, self.raft.client_write(cmd)).await {
+    async fn propose_here(&self, cmd: MetaCommand, patience: Duration) -> LeaderAnswer {
+        match tokio::time::timeout(patience, self.raft.client_write(cmd)).await {
             Ok(Ok(r)) => LeaderAnswer::Done(r.data, Some(r.log_id.index)),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                 LeaderAnswer::NotLeader(f.leader_node)
             }
             Ok(Err(e)) => LeaderAnswer::Unknown(format!("the metadata leader failed: {e}")),
             Err(_) => LeaderAnswer::Unknown(format!(
-                "a write was not committed within {:?}: a quorum of metadata replicas does not answer",
-                self.config.request_timeout
+                "a write was not committed within {patience:?}: a quorum of metadata replicas does not answer"
             )),
         }
     }
 
-    async fn read_index_here(&self) -> LeaderAnswer {
-        match tokio::time::timeout(self.config.request_timeout, self.raft.get_read_log_id()).await {
+    async fn read_index_here(&self, patience: Duration) -> LeaderAnswer {
+        match tokio::time::timeout(patience, self.raft.get_read_log_id()).await {
             Ok(Ok((read, _))) => LeaderAnswer::Index(read.map(|l| l.index)),
             Ok(Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f)))) => {
                 LeaderAnswer::NotLeader(f.leader_node)
@@ -657,13 +703,9 @@ impl Replica {
         Ok(())
     }
 
-    async fn forward(&self, node: &ReplicaNode, request: Request) -> LeaderAnswer {
+    async fn forward(&self, node: &ReplicaNode, request: Request, patience: Duration) -> LeaderAnswer {
         let bytes = storage::encode(&request);
-        match self
-            .transport
-            .call(&node.address, bytes, self.config.request_timeout)
-            .await
-        {
+        match self.transport.call(&node.address, bytes, patience).await {
             Ok(answer) => match postcard::from_bytes::<Response>(&answer) {
                 Ok(Response::Leader(a)) | Ok(Response::ReadIndex(a)) => a,
                 Ok(_) => LeaderAnswer::Unknown("an unexpected answer from the metadata leader".into()),
@@ -672,12 +714,16 @@ impl Replica {
             // Never sent: as if it had not been the leader (try again once one answers).
             Err(e) if !e.maybe_sent => LeaderAnswer::NotLeader(None),
             // Sent or not, we cannot tell: never send it again.
-            Err(e) => LeaderAnswer::Unknown(format!("the metadata leader at {} does not answer: {e}", node.address)),
+            Err(e) => {
+                self.leader_answered(false);
+                LeaderAnswer::Unknown(format!("the metadata leader at {} does not answer: {e}", node.address))
+            }
         }
     }
 
     /// The error for "no quorum", naming who answers.
     async fn no_quorum(&self) -> MetaError {
+        self.leader_answered(false);
         let s = self.status();
         let voters: Vec<String> = s
             .replicas
