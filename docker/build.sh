@@ -42,3 +42,14 @@ want COFFRE_ROOT_SECRET_KEY "$(rand 20)"
 want COFFRE_ADMIN_TOKEN "$(rand 32)"
 want COFFRE_MASTER_KEY "$(rand 32)"
 [ ${#added[@]} -eq 0 ] || echo "docker/.env: ${added[*]} written (keys for docker/compose.yaml; keep the master key safe)"
+# What a client needs once `docker compose -f docker/compose.yaml up -d` runs; the secret is
+# shown only when it was just generated (as the server's first start does), then it is in
+# docker/.env.
+access=$(sed -n 's/^COFFRE_ROOT_ACCESS_KEY=//p' docker/.env)
+echo "S3 endpoint of docker/compose.yaml: http://127.0.0.1:9000 (region fr-par), admin API http://127.0.0.1:9001"
+if [[ " ${added[*]} " == *" COFFRE_ROOT_SECRET_KEY "* ]]; then
+  echo "access key: $access"
+  echo "secret key: $(sed -n 's/^COFFRE_ROOT_SECRET_KEY=//p' docker/.env)"
+else
+  echo "access key: $access (the secret key and the admin token are in docker/.env)"
+fi
