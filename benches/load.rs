@@ -3,7 +3,9 @@
 //! data directory, COFFRE_BENCH_SECS for the seconds per phase, default 10; COFFRE_BENCH_BIN
 //! for another `coffre` binary to measure, e.g. an older build, with the same load;
 //! COFFRE_BENCH_SIZES, e.g. `4096`, for some object sizes only; COFFRE_BENCH_POLICY=1 to give
-//! the bucket a policy, so that every request evaluates it).
+//! the bucket a policy, so that every request evaluates it; COFFRE_BENCH_ENDPOINT,
+//! COFFRE_BENCH_ACCESS_KEY, COFFRE_BENCH_SECRET_KEY, COFFRE_BENCH_REGION for a server already
+//! running, Coffre or another: scripts/bench-compare.sh).
 //! Prints, per object size: PUT and GET throughput, ops/s, p50 and p99 latency.
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
@@ -126,6 +128,8 @@ fn main() {
     };
     let access = std::env::var("COFFRE_BENCH_ACCESS_KEY").unwrap_or_else(|_| "BENCHKEY".into());
     let secret = std::env::var("COFFRE_BENCH_SECRET_KEY").unwrap_or_else(|_| "bench-secret".into());
+    // Another server's region (Garage's is `garage` unless configured): what SigV4 signs.
+    let region = std::env::var("COFFRE_BENCH_REGION").unwrap_or_else(|_| "fr-par".into());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -133,13 +137,20 @@ fn main() {
     rt.block_on(async {
         let conf = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("fr-par"))
+            .region(Region::new(region))
             .endpoint_url(&endpoint)
             .credentials_provider(Credentials::new(access.as_str(), secret.as_str(), None, None, "bench"))
             .force_path_style(true)
             .build();
         let c = aws_sdk_s3::Client::from_conf(conf);
-        c.create_bucket().bucket("bench").send().await.unwrap();
+        // A peer measured twice already has it.
+        if let Err(e) = c.create_bucket().bucket("bench").send().await {
+            let e = e.into_service_error();
+            assert!(
+                e.is_bucket_already_owned_by_you(),
+                "creating the bench bucket: {e:?}"
+            );
+        }
         if std::env::var("COFFRE_BENCH_POLICY").is_ok_and(|v| v == "1") {
             // What a real bucket carries: a grant with a condition, a Deny that never matches.
             let policy = r#"{"Version": "2012-10-17", "Statement": [
