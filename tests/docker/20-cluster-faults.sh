@@ -30,6 +30,7 @@ export COFFRE_PUBLISH_S3=$(free_port) COFFRE_PUBLISH_ADMIN=$(free_port)
 # the container's restarts, unlike a tmpfs inside it).
 full="$work/full"
 mkdir -p "$full"
+[ "$(id -u)" = 0 ] || { echo "the fault test mounts a tmpfs and fills it: run it as root (CI does)"; exit 1; }
 mount -t tmpfs -o size=512m,mode=0700,uid=10001,gid=10001 coffre-faults "$full"
 cat >"$work/override.yaml" <<EOF
 services:
