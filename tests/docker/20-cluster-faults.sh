@@ -5,7 +5,7 @@
 #   kill-node    kill -9 of one storage node, started again
 #   kill-site    kill -9 of a whole site (its gateway and both nodes), started again
 #   pause        one node frozen (docker pause): calls to it hang until timeouts, then resumes
-#   disk-full    one node's disk (a 512 MiB tmpfs) filled to the last byte, then freed
+#   disk-full    one node's disk (a 2 GiB tmpfs) filled to the last byte, then freed
 #   rolling      every container restarted one after the other (docker restart: SIGTERM)
 # After each: the cluster returns to full redundancy (6 of 6 nodes up, no shard awaiting
 # healing, the three metadata replicas at the same applied index). At the end every
@@ -26,12 +26,12 @@ work=$(mktemp -d /tmp/coffre-faults.XXXXXX)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export COFFRE_PUBLISH_S3=$(free_port) COFFRE_PUBLISH_ADMIN=$(free_port)
 
-# node-marseille-2 keeps its shards on a size-limited tmpfs (512 MiB) mounted on the host (it outlives
+# node-marseille-2 keeps its shards on a size-limited tmpfs (2 GiB: four times what the load writes to it) mounted on the host (it outlives
 # the container's restarts, unlike a tmpfs inside it).
 full="$work/full"
 mkdir -p "$full"
 [ "$(id -u)" = 0 ] || { echo "the fault test mounts a tmpfs and fills it: run it as root (CI does)"; exit 1; }
-mount -t tmpfs -o size=512m,mode=0700,uid=10001,gid=10001 coffre-faults "$full"
+mount -t tmpfs -o size=2g,mode=0700,uid=10001,gid=10001 coffre-faults "$full"
 cat >"$work/override.yaml" <<EOF
 services:
   node-marseille-2:
