@@ -46,6 +46,10 @@ enum Command {
         /// Revoked certificate serials, one a line (re-read when it changes).
         #[arg(long, env = "COFFRE_REVOKED")]
         revoked: Option<PathBuf>,
+        /// Free space kept on the data disk, e.g. `10G`: shard writes that would go below are
+        /// refused, and gateways place and heal shards elsewhere.
+        #[arg(long, env = "COFFRE_RESERVE", default_value = "0", value_parser = coffre_types::size::parse_size)]
+        reserve: u64,
     },
     /// Cluster identities and the gateway's admin API.
     #[command(subcommand)]
@@ -317,7 +321,8 @@ fn main() {
             listen,
             identity,
             revoked,
-        } => run_node(&data, &listen, &identity, revoked),
+            reserve,
+        } => run_node(&data, &listen, &identity, revoked, reserve),
         Command::Admin(cmd) => coffre_admin::cli::run(cmd),
         Command::Meta(MetaCommand::Restore { from, data, config }) => restore_metadata(&from, &data, config.as_deref()),
         Command::Audit(AuditCommand::Verify {
@@ -1017,7 +1022,7 @@ fn verify_audit(path: &Path, trust: &Path, from: Option<String>, to: Option<Stri
     Ok(())
 }
 
-fn run_node(data: &Path, listen: &str, identity: &Path, revoked: Option<PathBuf>) -> Result<(), String> {
+fn run_node(data: &Path, listen: &str, identity: &Path, revoked: Option<PathBuf>, reserve: u64) -> Result<(), String> {
     let identity = Arc::new(
         coffre_cluster::Identity::load(identity)?.with_revocations(coffre_cluster::Revocations::new(&[], revoked)),
     );
@@ -1029,7 +1034,7 @@ fn run_node(data: &Path, listen: &str, identity: &Path, revoked: Option<PathBuf>
     }
     std::fs::create_dir_all(data).map_err(|e| format!("creating {}: {e}", data.display()))?;
     tighten_permissions(data, 2);
-    let store = coffre_cluster::node::open_store(&identity, data)?;
+    let store = coffre_cluster::node::open_store(&identity, data, reserve)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -18,7 +18,11 @@ fn shards_on_disk(dir: &Path) -> std::collections::HashMap<String, String> {
     let Ok(entries) = std::fs::read_dir(dir.join("shards")) else {
         return found;
     };
-    let mut segs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    let mut segs: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("seg-"))
+        .map(|e| e.path())
+        .collect();
     segs.sort();
     for seg in segs {
         let b = std::fs::read(&seg).unwrap();
@@ -849,4 +853,86 @@ async fn a_frozen_node_holds_no_request_and_is_healed_when_it_thaws() {
     }
     // The rebuilt shards are on the thawed node itself.
     assert!(!shards_on_disk(&nodes[0].data).is_empty());
+}
+
+/// A node whose disk is full (here: `--reserve` larger than the disk, as a disk full of real
+/// data looks from the gateway) gets no new shards and none of the healed ones: the shards a
+/// write could not place while two nodes were down are rebuilt on the other node that came
+/// back, not retried on the full one for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healing_passes_over_a_full_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let ca = root.join("ca");
+    ok(coffre(&["admin", "ca", "init", "--out", ca.to_str().unwrap()]));
+    let mut nodes: Vec<Node> = (1..=7)
+        .map(|i| new_node(root, &ca, &format!("fr-{i}"), "FR", &format!("site{}", i % 3)))
+        .collect();
+    let gw_id = issue_identity(root, &ca, "gw-1", "FR", "site0");
+    let cfg = gateway_config(root, &ca, &gw_id, &nodes, "");
+    let gw = Server::start_with(&root.join("gw"), "127.0.0.1:0", &["--config", cfg.to_str().unwrap()]);
+    let c = gw.client();
+    c.create_bucket().bucket("full").send().await.unwrap();
+
+    // Two nodes down: each write places five shards and records the sixth as degraded.
+    nodes[0].kill();
+    nodes[1].kill();
+    let mut down = false;
+    for _ in 0..60 {
+        if gw.admin_json(&["status"])["nodes_up"] == 5 {
+            down = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(down, "the gateway sees the two nodes down");
+    let objects: Vec<(String, Vec<u8>)> = (0..4).map(|i| (format!("obj-{i}"), data(250_000, 70 + i))).collect();
+    for (k, d) in &objects {
+        c.put_object()
+            .bucket("full")
+            .key(k)
+            .body(ByteStream::from(d.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let audit = gw.admin_json(&["audit", "residency", "full"]);
+    assert!(audit["degraded_shards"].as_u64().unwrap() > 0, "{audit}");
+
+    // fr-1 comes back with a disk full for the store (first in the gateway's node list: the
+    // one a healer that ignores free space picks), fr-2 comes back with room.
+    nodes[0].start_with(&["--reserve", "15E"]);
+    nodes[1].start();
+    let mut healed = false;
+    let mut last = serde_json::Value::Null;
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let status = gw.admin_json(&["status"]);
+        last = gw.admin_json(&["audit", "residency", "full"]);
+        if status["nodes_up"] == 7 && last["degraded_shards"] == 0 {
+            healed = true;
+            break;
+        }
+    }
+    assert!(healed, "every degraded shard rebuilt on a node with room: {last}");
+    let status = gw.admin_json(&["status"]);
+    let full = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "fr-1")
+        .unwrap();
+    assert_eq!(full["free_bytes"], 0, "the reserve is taken off the free space: {full}");
+    assert!(
+        shards_on_disk(&nodes[0].data).is_empty(),
+        "nothing was put on the full node"
+    );
+    assert!(
+        !shards_on_disk(&nodes[1].data).is_empty(),
+        "the shards went to the node with room"
+    );
+    for (k, d) in &objects {
+        let got = c.get_object().bucket("full").key(k).send().await.unwrap();
+        assert_eq!(&got.body.collect().await.unwrap().into_bytes()[..], &d[..], "{k}");
+    }
 }

@@ -25,6 +25,11 @@ pub struct Node {
 
 impl Node {
     pub fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    /// Starts the node with more `coffre node` arguments.
+    pub fn start_with(&mut self, extra: &[&str]) {
         let listen = if self.addr.is_empty() {
             "127.0.0.1:0".to_string()
         } else {
@@ -40,6 +45,7 @@ impl Node {
                 "--identity",
                 self.identity.to_str().unwrap(),
             ])
+            .args(extra)
             .env("RUST_LOG", "warn")
             // Revocations, if the test writes some (re-read on every change).
             .env("COFFRE_REVOKED", self.data.with_extension("revoked"))

@@ -151,7 +151,9 @@ pub async fn serve(
     Ok(())
 }
 
-/// A node's shard store directory.
-pub fn open_store(identity: &Identity, data: &std::path::Path) -> Result<LocalShardStore, String> {
-    LocalShardStore::open(identity.id.clone(), &data.join("shards")).map_err(|e| e.to_string())
+/// A node's shard store directory, keeping `reserve` bytes of its disk free.
+pub fn open_store(identity: &Identity, data: &std::path::Path, reserve: u64) -> Result<LocalShardStore, String> {
+    let store = LocalShardStore::open(identity.id.clone(), &data.join("shards")).map_err(|e| e.to_string())?;
+    store.set_reserve(reserve);
+    Ok(store)
 }

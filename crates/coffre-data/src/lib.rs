@@ -12,7 +12,7 @@ pub mod write;
 pub use budget::{MemoryBudget, Reservation};
 pub use erasure::Codec;
 pub use layout::StripeLayout;
-pub use local::LocalShardStore;
+pub use local::{LocalShardStore, SegmentLimits};
 pub use read::{read_part, PartReader};
 pub use store::{BoxFuture, MissingStore, ShardStore, StoreError, StoreStat};
 pub use write::{write_part, PartWriteResult, WriteTarget};

@@ -73,21 +73,37 @@ impl Engine {
         let mut placed_elsewhere = Vec::new();
         for part in parts.iter_mut().filter(|p| !p.degraded.is_empty()) {
             let reader = self.part_reader(&handle, part)?;
+            let stripes = layout.stripe_count(part.size);
+            // What one shard index of the part takes on its node.
+            let shard_bytes: u64 = (0..stripes)
+                .map(|s| layout.shard_len(layout.stripe_len(part.size, s)) as u64)
+                .sum();
             let usable =
                 |n: &ClusterNode| n.store.is_up() && !n.is_draining() && policy.countries.contains(&n.location.country);
-            // Where each missing shard goes: its node if back, else a compliant node that
-            // holds none of the part.
+            // A node whose disk is full (of real data: it will not free itself) is passed over
+            // like a down one; unknown capacity counts as room.
+            let has_room = |n: &ClusterNode| {
+                n.stat()
+                    .is_none_or(|s| s.free_bytes >= shard_bytes.saturating_add(coffre_types::limits::NODE_FREE_MARGIN))
+            };
+            // Where each missing shard goes: its node if back and not full, else the compliant
+            // node with the most room that holds none of the part.
             let mut targets = Vec::new();
             let mut elsewhere = vec![String::new(); part.nodes.len()];
             for &i in &part.degraded {
                 let i = i as usize;
                 let target = match self.node(&part.nodes[i]) {
-                    Some(n) if usable(&n) => Some(n),
-                    _ => self.nodes().into_iter().find(|n| {
-                        usable(n)
-                            && !part.nodes.iter().any(|id| id == n.id())
-                            && !targets.iter().any(|(_, t): &(usize, ClusterNode)| t.id() == n.id())
-                    }),
+                    Some(n) if usable(&n) && has_room(&n) => Some(n),
+                    _ => self
+                        .nodes()
+                        .into_iter()
+                        .filter(|n| {
+                            usable(n)
+                                && has_room(n)
+                                && !part.nodes.iter().any(|id| id == n.id())
+                                && !targets.iter().any(|(_, t): &(usize, ClusterNode)| t.id() == n.id())
+                        })
+                        .max_by_key(|n| n.stat().map_or(u64::MAX, |s| s.free_bytes)),
                 };
                 if let Some(t) = target {
                     if t.id() != part.nodes[i] {
@@ -96,7 +112,6 @@ impl Engine {
                     targets.push((i, t));
                 }
             }
-            let stripes = layout.stripe_count(part.size);
             if elsewhere.iter().any(|n| !n.is_empty()) {
                 let (version, nodes) = (part.version, elsewhere.clone());
                 self.meta_call(move |m| m.begin_write(&version, &nodes)).await?;

@@ -184,7 +184,8 @@ impl Engine {
                 country: n.location.country.clone(),
                 site: n.location.site.clone(),
                 zone: n.location.zone.clone(),
-                up: n.store.is_up() && !n.is_draining(),
+                // A full node takes no new shards (its writes would only fail and go degraded).
+                up: n.store.is_up() && !n.is_draining() && n.free_bytes() >= coffre_types::limits::NODE_FREE_MARGIN,
                 free_bytes: n.free_bytes(),
             })
             .collect();

@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod limits;
+pub mod size;
 pub mod time;
 
 /// Reed-Solomon scheme: `data` shards plus `parity` shards per stripe.

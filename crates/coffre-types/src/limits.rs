@@ -80,6 +80,13 @@ pub const NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const NODE_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Largest shard a node stores or returns (a 64 MiB stripe over one data shard).
 pub const MAX_SHARD: usize = 64 << 20;
+/// The block cache shared by the shard indexes of a process's stores: what their memory is
+/// bounded by, however many shards they hold.
+pub const SHARD_INDEX_CACHE: usize = 32 << 20;
+/// A shard segment is sealed at this size or at this many records, whichever comes first: the
+/// records not yet in the shard index (those of the active segment) are held in memory.
+pub const SEGMENT_TARGET_BYTES: u64 = 256 << 20;
+pub const SEGMENT_MAX_RECORDS: u32 = 1 << 18;
 /// Largest answer the gateway reads from a node, shard data aside (a listing of shard ids).
 pub const MAX_NODE_LISTING: usize = 512 << 20;
 
@@ -87,6 +94,9 @@ pub const MAX_NODE_LISTING: usize = 512 << 20;
 
 /// Shortest admin API token accepted, in bytes.
 pub const MIN_ADMIN_TOKEN: usize = 32;
+/// A node with less free space than this takes no new shards (placement), and one with less
+/// than this beyond a healed shard's bytes is not chosen to hold it.
+pub const NODE_FREE_MARGIN: u64 = 64 << 20;
 /// Deleted and replaced versions wait this long before their shards are removed.
 pub const GC_GRACE: Duration = Duration::from_secs(15 * 60);
 /// With several gateways, a write begun this long ago that never committed is an orphan

@@ -1,0 +1,903 @@
+//! A shard store on a local directory: append-only segment files and a persisted index.
+//!
+//! Creating a file costs about a millisecond of CPU here while appending to an open one costs
+//! microseconds, so every shard is a record appended to the active segment
+//! (`seg-<n>.log`, format in [`segment`]), and concurrent writers share one `fdatasync` (group
+//! commit). Deletions append a tombstone record. Where each shard is (shard id → segment,
+//! offset, length) is kept by [`index::ShardIndex`]: in memory for the records of the segments
+//! not yet indexed, in a RocksDB under `DIR/index/` for the others, written once a segment is
+//! sealed and every write to it has finished, by a thread of the store. A start scans only the
+//! segments the index does not cover yet (normally the one active at the stop), so it takes
+//! the same time whatever the number of shards. Segments whose live bytes fall under half are
+//! compacted: live records are copied forward, then the old file is removed.
+
+mod index;
+mod segment;
+
+use crate::store::{BoxFuture, ShardStore, StoreError, StoreStat};
+use bytes::Bytes;
+use coffre_types::limits::{SEGMENT_MAX_RECORDS, SEGMENT_TARGET_BYTES};
+use coffre_types::ShardId;
+use index::{Entry, Loc, ShardIndex};
+use segment::{header, parse_header, record_len, segment_path, HEADER_LEN, KIND_DELETE, KIND_PUT};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+struct Active {
+    segment: u32,
+    file: Arc<File>,
+    len: u64,
+    records: u32,
+    /// Records appended so far, across segments; compared with `synced` for group commit.
+    seq: u64,
+}
+
+/// When the active segment is sealed: at this size or this many records, whichever first.
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentLimits {
+    pub bytes: u64,
+    pub records: u32,
+}
+
+impl Default for SegmentLimits {
+    fn default() -> Self {
+        SegmentLimits {
+            bytes: SEGMENT_TARGET_BYTES,
+            records: SEGMENT_MAX_RECORDS,
+        }
+    }
+}
+
+struct Inner {
+    dir: PathBuf,
+    limits: SegmentLimits,
+    index: ShardIndex,
+    files: RwLock<HashMap<u32, Arc<File>>>,
+    active: Mutex<Active>,
+    synced: Mutex<u64>,
+    /// Appended records of each segment not yet applied to the index (or failed): a segment
+    /// is indexed only once it is sealed and its count is zero.
+    in_flight: Mutex<BTreeMap<u32, u32>>,
+    /// Free space kept on the disk: shard writes that would go below it are refused, and the
+    /// store reports its free space less this.
+    reserve: std::sync::atomic::AtomicU64,
+    /// Wakes the indexing thread (a segment was sealed or its last write finished).
+    wake: mpsc::Sender<Wake>,
+    /// Puts and deletes share it; compaction takes it alone while it moves one record, so a
+    /// record it copies forward cannot be deleted or replaced under it (which would let the
+    /// stale copy win at the next start).
+    mutation: RwLock<()>,
+}
+
+enum Wake {
+    Check,
+    Stop,
+}
+
+/// Ends the indexing thread when the last handle on the store goes, so that the index is
+/// closed (and the directory can be opened again) once the store is dropped.
+struct Indexer {
+    wake: mpsc::Sender<Wake>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Indexer {
+    fn drop(&mut self) {
+        let _ = self.wake.send(Wake::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct LocalShardStore {
+    id: String,
+    inner: Arc<Inner>,
+    _indexer: Arc<Indexer>,
+}
+
+/// A lock whose holder panicked still guards consistent data here (every update is a whole
+/// insert or remove), so poisoning is ignored.
+fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// An appended record not yet applied to the index: counted in `in_flight` until dropped.
+struct InFlight<'a> {
+    inner: &'a Inner,
+    segment: u32,
+    offset: u64,
+    seq: u64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut f = guard(&self.inner.in_flight);
+        let done = match f.get_mut(&self.segment) {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n == 0
+            }
+            None => false,
+        };
+        drop(f);
+        if done && guard(&self.inner.active).segment != self.segment {
+            let _ = self.inner.wake.send(Wake::Check);
+        }
+    }
+}
+
+impl LocalShardStore {
+    /// Opens (creating if needed) the store in `dir`: the index, then a scan of the segments it
+    /// does not cover yet.
+    pub fn open(id: impl Into<String>, dir: &Path) -> std::io::Result<LocalShardStore> {
+        Self::open_with_limits(id, dir, SegmentLimits::default())
+    }
+
+    /// [`open`](Self::open) with other segment limits (tests and benches seal segments sooner).
+    pub fn open_with_limits(
+        id: impl Into<String>,
+        dir: &Path,
+        limits: SegmentLimits,
+    ) -> std::io::Result<LocalShardStore> {
+        std::fs::create_dir_all(dir)?;
+        let numbers = segment::segment_numbers(dir)?;
+        let index = ShardIndex::open(&dir.join("index"))?;
+        index.keep_only(&numbers)?;
+        let through = index.through();
+        let mut files = HashMap::new();
+        for &n in &numbers {
+            let path = segment_path(dir, n);
+            let file = OpenOptions::new().read(true).write(true).open(&path)?;
+            if n <= through {
+                index.set_size(n, file.metadata()?.len());
+            } else {
+                let mut applied = Ok(());
+                let valid_end = segment::scan(&file, &path, |r| {
+                    let entry = match r.kind {
+                        KIND_PUT => Entry::Put(Loc {
+                            segment: n,
+                            offset: r.offset,
+                            len: r.len,
+                        }),
+                        _ => Entry::Deleted {
+                            segment: n,
+                            offset: r.offset,
+                        },
+                    };
+                    if applied.is_ok() {
+                        applied = index.apply(r.id, entry);
+                    }
+                })?;
+                applied?;
+                if valid_end < file.metadata()?.len() {
+                    // A torn tail from a crash: never acknowledged, so cut it off.
+                    tracing::warn!(segment = %path.display(), at = valid_end, "truncating torn segment tail");
+                    file.set_len(valid_end)?;
+                    file.sync_all()?;
+                }
+                index.set_size(n, valid_end);
+                // Sealed now (a new segment is made active): indexed at once, so that a
+                // rebuild holds one segment's records in memory at a time.
+                index.flush_through(n)?;
+            }
+            files.insert(n, Arc::new(file));
+        }
+        let active_n = numbers.last().copied().unwrap_or(0) + 1;
+        let file = Arc::new(Self::create_segment(dir, active_n)?);
+        index.set_size(active_n, 0);
+        files.insert(active_n, file.clone());
+        let (wake, woken) = mpsc::channel();
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            limits,
+            index,
+            files: RwLock::new(files),
+            active: Mutex::new(Active {
+                segment: active_n,
+                file,
+                len: 0,
+                records: 0,
+                seq: 0,
+            }),
+            synced: Mutex::new(0),
+            in_flight: Mutex::new(BTreeMap::new()),
+            reserve: std::sync::atomic::AtomicU64::new(0),
+            wake: wake.clone(),
+            mutation: RwLock::new(()),
+        });
+        let thread = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("coffre-shard-index".into())
+                .spawn(move || index_sealed_segments(&inner, woken))?
+        };
+        Ok(LocalShardStore {
+            id: id.into(),
+            inner,
+            _indexer: Arc::new(Indexer {
+                wake,
+                thread: Some(thread),
+            }),
+        })
+    }
+
+    fn create_segment(dir: &Path, n: u32) -> std::io::Result<File> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(segment_path(dir, n))?;
+        sync_dir(dir)?;
+        Ok(f)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Keeps `bytes` free on the store's disk (for the system, compaction and the index):
+    /// writes that would go below are refused as "storage full", and the free space reported
+    /// (what placement and healing weigh) is less this.
+    pub fn set_reserve(&self, bytes: u64) {
+        self.inner.reserve.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Indexes now the sealed segments whose writes have finished (the store's thread does
+    /// it within a second anyway).
+    pub fn flush_index(&self) -> std::io::Result<()> {
+        index_sealed(&self.inner)
+    }
+
+    fn file(&self, segment: u32) -> Option<Arc<File>> {
+        self.inner
+            .files
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&segment)
+            .cloned()
+    }
+
+    /// Appends a record; it counts as in flight until the returned guard is dropped.
+    fn append(&self, kind: u8, id: &ShardId, data: &[u8]) -> std::io::Result<InFlight<'_>> {
+        let inner = &*self.inner;
+        let len = u32::try_from(data.len()).map_err(|_| std::io::Error::other("a shard is at most 4 GiB"))?;
+        let h = header(kind, id, len, crc_fast::crc32_iscsi(data));
+        let mut active = guard(&inner.active);
+        if active.len >= inner.limits.bytes || active.records >= inner.limits.records {
+            // Roll: the old segment is made durable before anything lands in the new one, so a
+            // group commit only ever needs to sync the active file.
+            active.file.sync_data()?;
+            let n = active.segment + 1;
+            let file = Arc::new(Self::create_segment(&inner.dir, n)?);
+            inner.index.set_size(active.segment, active.len);
+            inner.index.set_size(n, 0);
+            inner
+                .files
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(n, file.clone());
+            active.segment = n;
+            active.file = file;
+            active.len = 0;
+            active.records = 0;
+            let _ = inner.wake.send(Wake::Check);
+        }
+        let offset = active.len;
+        let mut rec = Vec::with_capacity(HEADER_LEN + data.len());
+        rec.extend_from_slice(&h);
+        rec.extend_from_slice(data);
+        // Positional: a failed partial write is overwritten by the next record.
+        active.file.write_all_at(&rec, offset)?;
+        active.len += rec.len() as u64;
+        active.records += 1;
+        active.seq += 1;
+        *guard(&inner.in_flight).entry(active.segment).or_default() += 1;
+        Ok(InFlight {
+            inner,
+            segment: active.segment,
+            offset: offset + HEADER_LEN as u64,
+            seq: active.seq,
+        })
+    }
+
+    /// Group commit: whoever takes the lock first syncs for everyone appended so far.
+    fn sync_to(&self, seq: u64) -> std::io::Result<()> {
+        let inner = &self.inner;
+        let mut synced = guard(&inner.synced);
+        if *synced >= seq {
+            return Ok(());
+        }
+        let (file, target) = {
+            let a = guard(&inner.active);
+            (a.file.clone(), a.seq)
+        };
+        file.sync_data()?;
+        *synced = target;
+        Ok(())
+    }
+
+    fn put_blocking(&self, id: ShardId, data: &[u8]) -> std::io::Result<()> {
+        let reserve = self.inner.reserve.load(std::sync::atomic::Ordering::Relaxed);
+        if reserve > 0 {
+            let (free, _) = disk_space(&self.inner.dir)?;
+            if free < reserve.saturating_add(record_len(data.len() as u32)) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    "the disk is full down to the store's reserve",
+                ));
+            }
+        }
+        let _shared = self.inner.mutation.read().unwrap_or_else(|p| p.into_inner());
+        self.put_unlocked(id, data)
+    }
+
+    fn put_unlocked(&self, id: ShardId, data: &[u8]) -> std::io::Result<()> {
+        let rec = self.append(KIND_PUT, &id, data)?;
+        self.sync_to(rec.seq)?;
+        self.inner.index.apply(
+            id,
+            Entry::Put(Loc {
+                segment: rec.segment,
+                offset: rec.offset,
+                len: data.len() as u32,
+            }),
+        )
+    }
+
+    fn get_blocking(&self, id: ShardId) -> Result<Bytes, StoreError> {
+        let loc = self.inner.index.lookup(&id)?.ok_or(StoreError::NotFound(id))?;
+        let file = self.file(loc.segment).ok_or(StoreError::NotFound(id))?;
+        // The header too: the record must say it is this shard's (an index that pointed
+        // elsewhere would otherwise return another shard's bytes).
+        let mut buf = vec![0u8; HEADER_LEN + loc.len as usize];
+        let start = loc
+            .offset
+            .checked_sub(HEADER_LEN as u64)
+            .ok_or(StoreError::NotFound(id))?;
+        file.read_exact_at(&mut buf, start)?;
+        match parse_header(&buf) {
+            Some((KIND_PUT, found, len, _)) if found == id && len == loc.len => {}
+            _ => {
+                tracing::error!(shard = %id, segment = loc.segment, offset = loc.offset, "the shard index points at another record");
+                return Err(StoreError::NotFound(id));
+            }
+        }
+        Ok(Bytes::from(buf).slice(HEADER_LEN..))
+    }
+
+    fn delete_blocking(&self, id: ShardId) -> std::io::Result<()> {
+        let _shared = self.inner.mutation.read().unwrap_or_else(|p| p.into_inner());
+        if self.inner.index.lookup(&id)?.is_none() {
+            return Ok(());
+        }
+        let rec = self.append(KIND_DELETE, &id, &[])?;
+        self.sync_to(rec.seq)?;
+        self.inner.index.apply(
+            id,
+            Entry::Deleted {
+                segment: rec.segment,
+                offset: rec.offset,
+            },
+        )
+    }
+
+    /// Rewrites indexed segments that are less than half live (and removes empty ones left
+    /// by restarts); returns the bytes reclaimed.
+    pub fn compact(&self) -> std::io::Result<u64> {
+        let through = self.inner.index.through();
+        let mut victims: Vec<(u32, u64)> = self
+            .inner
+            .index
+            .stats()
+            .into_iter()
+            .filter(|(n, s)| *n <= through && (s.size == 0 || s.live * 2 < s.size))
+            .map(|(n, s)| (n, s.size))
+            .collect();
+        victims.sort_unstable();
+        let mut reclaimed = 0;
+        for (n, size) in victims {
+            let Some(file) = self.file(n) else { continue };
+            let path = segment_path(&self.inner.dir, n);
+            let mut records = Vec::new();
+            segment::scan(&file, &path, |r| records.push(r))?;
+            for r in records.iter().filter(|r| r.kind == KIND_PUT) {
+                let here = Loc {
+                    segment: n,
+                    offset: r.offset,
+                    len: r.len,
+                };
+                let _alone = self.inner.mutation.write().unwrap_or_else(|p| p.into_inner());
+                if self.inner.index.lookup(&r.id)? != Some(here) {
+                    continue; // dead: deleted or replaced
+                }
+                // Copy forward through the normal write path (durable before the old file goes).
+                let data = match self.get_blocking(r.id) {
+                    Ok(d) => d,
+                    Err(StoreError::NotFound(_)) => continue,
+                    Err(StoreError::Io(e)) => return Err(e),
+                    Err(e) => return Err(std::io::Error::other(e.to_string())),
+                };
+                self.put_unlocked(r.id, &data)?;
+            }
+            // Tombstones in this segment may be all that hides a deleted shard in an older one
+            // from a rebuild of the index: carry them forward while older segments remain.
+            let older_exists = self
+                .inner
+                .files
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys()
+                .any(|k| *k < n);
+            if older_exists {
+                for r in records.iter().filter(|r| r.kind == KIND_DELETE) {
+                    let _alone = self.inner.mutation.write().unwrap_or_else(|p| p.into_inner());
+                    if self.inner.index.lookup(&r.id)?.is_none() {
+                        let rec = self.append(KIND_DELETE, &r.id, &[])?;
+                        self.sync_to(rec.seq)?;
+                    }
+                }
+            }
+            self.inner.files.write().unwrap_or_else(|p| p.into_inner()).remove(&n);
+            self.inner.index.forget_segment(n)?;
+            std::fs::remove_file(&path)?;
+            sync_dir(&self.inner.dir)?;
+            reclaimed += size;
+        }
+        Ok(reclaimed)
+    }
+
+    fn stat_blocking(&self) -> std::io::Result<StoreStat> {
+        let shards = self.inner.index.shards();
+        let used_bytes = self.inner.index.stats().iter().map(|(_, s)| s.live).sum();
+        let (free, total_bytes) = disk_space(&self.inner.dir)?;
+        let free_bytes = free.saturating_sub(self.inner.reserve.load(std::sync::atomic::Ordering::Relaxed));
+        Ok(StoreStat {
+            shards,
+            used_bytes,
+            free_bytes,
+            total_bytes,
+        })
+    }
+}
+
+/// The indexing thread: writes each sealed segment's records to the index once every write
+/// to it has finished, in segment order; retries on the next wake or after a second.
+fn index_sealed_segments(inner: &Inner, woken: mpsc::Receiver<Wake>) {
+    loop {
+        match woken.recv_timeout(Duration::from_secs(1)) {
+            Ok(Wake::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Ok(Wake::Check) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if let Err(e) = index_sealed(inner) {
+            tracing::warn!(dir = %inner.dir.display(), error = %e, "indexing a sealed segment failed; will retry");
+        }
+    }
+}
+
+/// Indexes the sealed segments whose writes have all finished, in order.
+fn index_sealed(inner: &Inner) -> std::io::Result<()> {
+    loop {
+        let through = inner.index.through();
+        let next = inner
+            .files
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .filter(|n| **n > through)
+            .min()
+            .copied();
+        let Some(next) = next else { return Ok(()) };
+        if next >= guard(&inner.active).segment {
+            return Ok(()); // the active segment: not sealed yet
+        }
+        if guard(&inner.in_flight).get(&next).is_some_and(|n| *n > 0) {
+            return Ok(()); // writes still finishing: woken again when the last one does
+        }
+        inner.index.flush_through(next)?;
+        guard(&inner.in_flight).remove(&next);
+    }
+}
+
+fn disk_space(dir: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let f = st.f_frsize as u64;
+    Ok((st.f_bavail as u64 * f, st.f_blocks as u64 * f))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+}
+
+impl ShardStore for LocalShardStore {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn put(&self, id: ShardId, data: Bytes) -> BoxFuture<'_, Result<(), StoreError>> {
+        let s = self.clone();
+        Box::pin(blocking(move || Ok(s.put_blocking(id, &data)?)))
+    }
+
+    fn get(&self, id: ShardId) -> BoxFuture<'_, Result<Bytes, StoreError>> {
+        let s = self.clone();
+        Box::pin(blocking(move || s.get_blocking(id)))
+    }
+
+    fn delete(&self, id: ShardId) -> BoxFuture<'_, Result<(), StoreError>> {
+        let s = self.clone();
+        Box::pin(blocking(move || Ok(s.delete_blocking(id)?)))
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<ShardId>, StoreError>> {
+        let s = self.clone();
+        Box::pin(blocking(move || Ok(s.inner.index.list()?)))
+    }
+
+    fn stat(&self) -> BoxFuture<'_, Result<StoreStat, StoreError>> {
+        let s = self.clone();
+        Box::pin(blocking(move || Ok(s.stat_blocking()?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffre_types::VersionId;
+    use std::io::Write;
+
+    fn sid(i: u32) -> ShardId {
+        ShardId {
+            version: VersionId([1; 16]),
+            part: 0,
+            stripe: i,
+            index: 0,
+        }
+    }
+
+    #[test]
+    fn put_get_delete_reopen() {
+        let d = tempfile::tempdir().unwrap();
+        let s = LocalShardStore::open("n1", d.path()).unwrap();
+        s.put_blocking(sid(1), b"one").unwrap();
+        s.put_blocking(sid(2), b"two").unwrap();
+        s.put_blocking(sid(3), b"").unwrap();
+        s.delete_blocking(sid(2)).unwrap();
+        assert_eq!(&s.get_blocking(sid(1)).unwrap()[..], b"one");
+        assert!(matches!(s.get_blocking(sid(2)), Err(StoreError::NotFound(_))));
+        drop(s);
+        let s = LocalShardStore::open("n1", d.path()).unwrap();
+        assert_eq!(&s.get_blocking(sid(1)).unwrap()[..], b"one");
+        assert_eq!(&s.get_blocking(sid(3)).unwrap()[..], b"");
+        assert!(matches!(s.get_blocking(sid(2)), Err(StoreError::NotFound(_))));
+    }
+
+    #[test]
+    fn torn_tail_is_cut_and_later_writes_survive() {
+        let d = tempfile::tempdir().unwrap();
+        let s = LocalShardStore::open("n1", d.path()).unwrap();
+        s.put_blocking(sid(1), b"kept").unwrap();
+        let seg = segment_path(d.path(), s.inner.active.lock().unwrap().segment);
+        drop(s);
+        // A crash in the middle of the next record.
+        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(&header(KIND_PUT, &sid(2), 100, 0)).unwrap();
+        f.write_all(b"partial").unwrap();
+        drop(f);
+        let s = LocalShardStore::open("n1", d.path()).unwrap();
+        assert_eq!(&s.get_blocking(sid(1)).unwrap()[..], b"kept");
+        assert!(s.get_blocking(sid(2)).is_err());
+        s.put_blocking(sid(3), b"after").unwrap();
+        drop(s);
+        let s = LocalShardStore::open("n1", d.path()).unwrap();
+        assert_eq!(&s.get_blocking(sid(3)).unwrap()[..], b"after");
+    }
+
+    #[test]
+    fn a_damaged_header_costs_only_its_own_record() {
+        let d = tempfile::tempdir().unwrap();
+        let s = LocalShardStore::open("n1", d.path()).unwrap();
+        for i in 0..3 {
+            s.put_blocking(sid(i), &[i as u8; 5000]).unwrap();
+        }
+        let seg = segment_path(d.path(), s.inner.active.lock().unwrap().segment);
+        drop(s);
+        // Bit rot in the second record's header.
+        let mut b = std::fs::read(&seg).unwrap();
+        b[HEADER_LEN + 5000 + 10] ^= 0xFF;
+        std::fs::write(&seg, &b).unwrap();
+        let s = LocalShardStore::open("n1", d.path()).unwrap();
+        assert_eq!(&s.get_blocking(sid(0)).unwrap()[..], &[0u8; 5000][..]);
+        assert!(s.get_blocking(sid(1)).is_err());
+        assert_eq!(
+            &s.get_blocking(sid(2)).unwrap()[..],
+            &[2u8; 5000][..],
+            "the record after survives"
+        );
+        assert_eq!(
+            std::fs::metadata(&seg).unwrap().len(),
+            b.len() as u64,
+            "nothing truncated"
+        );
+    }
+
+    #[test]
+    fn compaction_keeps_deleted_shards_deleted() {
+        let d = tempfile::tempdir().unwrap();
+        let s = LocalShardStore::open("n1", d.path()).unwrap();
+        s.put_blocking(sid(1), &[1; 1000]).unwrap();
+        s.put_blocking(sid(2), &[2; 100_000]).unwrap(); // keeps segment 1 over half live
+        drop(s);
+        // Segment 2 holds only the tombstone of shard 1 (whose data is in segment 1).
+        let s = LocalShardStore::open("n1", d.path()).unwrap();
+        s.delete_blocking(sid(1)).unwrap();
+        drop(s);
+        let s = LocalShardStore::open("n1", d.path()).unwrap();
+        assert!(s.compact().unwrap() > 0, "the tombstone-only segment is compacted");
+        drop(s);
+        let s = LocalShardStore::open("n1", d.path()).unwrap();
+        assert!(
+            s.get_blocking(sid(1)).is_err(),
+            "a compacted tombstone must not revive shard 1"
+        );
+        assert_eq!(&s.get_blocking(sid(2)).unwrap()[..], &[2u8; 100_000][..]);
+    }
+
+    #[test]
+    fn compaction_reclaims_dead_segments() {
+        let d = tempfile::tempdir().unwrap();
+        let s = LocalShardStore::open("n1", d.path()).unwrap();
+        for i in 0..10 {
+            s.put_blocking(sid(i), &[i as u8; 1000]).unwrap();
+        }
+        for i in 0..8 {
+            s.delete_blocking(sid(i)).unwrap();
+        }
+        drop(s);
+        // Reopening seals the old segment.
+        let s = LocalShardStore::open("n1", d.path()).unwrap();
+        assert!(s.compact().unwrap() > 0);
+        for i in 8..10 {
+            assert_eq!(&s.get_blocking(sid(i)).unwrap()[..], &[i as u8; 1000][..]);
+        }
+        drop(s);
+        let s = LocalShardStore::open("n1", d.path()).unwrap();
+        assert_eq!(s.stat_blocking().unwrap().shards, 2);
+        assert!(s.get_blocking(sid(0)).is_err());
+        assert_eq!(&s.get_blocking(sid(9)).unwrap()[..], &[9u8; 1000][..]);
+    }
+
+    fn small() -> SegmentLimits {
+        SegmentLimits {
+            bytes: 1 << 20,
+            records: 4,
+        }
+    }
+
+    fn data_of(i: u32, len: usize) -> Vec<u8> {
+        (0..len).map(|j| (i as usize * 31 + j) as u8).collect()
+    }
+
+    #[test]
+    fn a_start_reads_the_index_not_the_indexed_segments() {
+        let d = tempfile::tempdir().unwrap();
+        let s = LocalShardStore::open_with_limits("n1", d.path(), small()).unwrap();
+        for i in 0..20 {
+            s.put_blocking(sid(i), &data_of(i, 100)).unwrap();
+        }
+        s.delete_blocking(sid(3)).unwrap();
+        s.flush_index().unwrap();
+        let through = s.inner.index.through();
+        assert!(through >= 5, "sealed segments are indexed: {through}");
+        assert_eq!(
+            s.inner.index.unflushed(),
+            1,
+            "only the active segment's record is in memory"
+        );
+        drop(s);
+        // A record slipped into an indexed segment after the fact: a start that scanned the
+        // indexed segments would find it.
+        let mut f = OpenOptions::new().append(true).open(segment_path(d.path(), 1)).unwrap();
+        let extra = b"not indexed";
+        f.write_all(&header(
+            KIND_PUT,
+            &sid(99),
+            extra.len() as u32,
+            crc_fast::crc32_iscsi(extra),
+        ))
+        .unwrap();
+        f.write_all(extra).unwrap();
+        drop(f);
+        let s = LocalShardStore::open_with_limits("n1", d.path(), small()).unwrap();
+        assert!(
+            s.inner.index.through() > through,
+            "the segment active at the stop was scanned and indexed"
+        );
+        assert_eq!(s.inner.index.unflushed(), 0);
+        for i in 0..20 {
+            match s.get_blocking(sid(i)) {
+                Ok(b) => assert_eq!(&b[..], &data_of(i, 100)[..], "shard {i}"),
+                Err(StoreError::NotFound(_)) => assert_eq!(i, 3),
+                Err(e) => panic!("shard {i}: {e}"),
+            }
+        }
+        assert!(
+            s.get_blocking(sid(99)).is_err(),
+            "indexed segments are not scanned again"
+        );
+        assert_eq!(s.stat_blocking().unwrap().shards, 19);
+        drop(s);
+        // Without its index (lost, or a store from before it), a start rebuilds it from every
+        // segment: now the slipped-in record counts.
+        std::fs::remove_dir_all(d.path().join("index")).unwrap();
+        let s = LocalShardStore::open_with_limits("n1", d.path(), small()).unwrap();
+        assert_eq!(&s.get_blocking(sid(99)).unwrap()[..], extra);
+        assert_eq!(&s.get_blocking(sid(19)).unwrap()[..], &data_of(19, 100)[..]);
+        assert!(s.get_blocking(sid(3)).is_err());
+        assert_eq!(s.stat_blocking().unwrap().shards, 20);
+    }
+
+    #[test]
+    fn writers_racing_over_segment_seals_and_compaction_lose_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let limits = SegmentLimits {
+            bytes: 4 << 10,
+            records: 3,
+        };
+        let s = LocalShardStore::open_with_limits("n1", d.path(), limits).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let compactor = {
+            let (s, stop) = (s.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    s.compact().unwrap();
+                    s.flush_index().unwrap();
+                }
+            })
+        };
+        // Each writer owns three shard ids and keeps a model of them.
+        let writers: Vec<_> = (0..8u32)
+            .map(|w| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    let mut model: HashMap<ShardId, Vec<u8>> = HashMap::new();
+                    for round in 0..150u32 {
+                        let id = sid(w * 3 + round % 3);
+                        if round % 7 == 6 {
+                            s.delete_blocking(id).unwrap();
+                            model.remove(&id);
+                        } else {
+                            let v = data_of(w * 1000 + round, (round as usize * 37) % 700);
+                            s.put_blocking(id, &v).unwrap();
+                            model.insert(id, v);
+                        }
+                        let got = s.get_blocking(id).ok().map(|b| b.to_vec());
+                        assert_eq!(got.as_ref(), model.get(&id), "writer {w} round {round}");
+                    }
+                    model
+                })
+            })
+            .collect();
+        let mut model = HashMap::new();
+        for w in writers {
+            model.extend(w.join().unwrap());
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        compactor.join().unwrap();
+        let check = |s: &LocalShardStore, when: &str| {
+            for i in 0..24 {
+                let got = s.get_blocking(sid(i)).ok().map(|b| b.to_vec());
+                assert_eq!(got.as_ref(), model.get(&sid(i)), "shard {i} {when}");
+            }
+            let mut listed = s.inner.index.list().unwrap();
+            listed.sort_unstable_by_key(|i| i.to_bytes());
+            let mut expected: Vec<ShardId> = model.keys().copied().collect();
+            expected.sort_unstable_by_key(|i| i.to_bytes());
+            assert_eq!(listed, expected, "{when}");
+            assert_eq!(s.stat_blocking().unwrap().shards, model.len() as u64, "{when}");
+        };
+        check(&s, "after the race");
+        let used = s.stat_blocking().unwrap().used_bytes;
+        drop(s);
+        let s = LocalShardStore::open_with_limits("n1", d.path(), limits).unwrap();
+        check(&s, "after a restart");
+        assert_eq!(s.stat_blocking().unwrap().used_bytes, used);
+        drop(s);
+        std::fs::remove_dir_all(d.path().join("index")).unwrap();
+        let s = LocalShardStore::open_with_limits("n1", d.path(), limits).unwrap();
+        check(&s, "after a rebuild of the index");
+        assert_eq!(
+            s.stat_blocking().unwrap().used_bytes,
+            used,
+            "the persisted live counts match a rebuild"
+        );
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Put(u32, usize),
+        Delete(u32),
+        Restart { lose_index: bool },
+        Compact,
+        FlushIndex,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            6 => (0..6u32, 0..600usize).prop_map(|(k, l)| Op::Put(k, l)),
+            2 => (0..6u32).prop_map(Op::Delete),
+            1 => any::<bool>().prop_map(|lose_index| Op::Restart { lose_index }),
+            1 => Just(Op::Compact),
+            1 => Just(Op::FlushIndex),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Whatever the interleaving of writes, seals, indexing, compaction, restarts and lost
+        /// indexes, the store answers like a map, and its persisted counts match a rebuild.
+        #[test]
+        fn the_store_behaves_like_a_map(ops in proptest::collection::vec(op(), 1..40)) {
+            let d = tempfile::tempdir().unwrap();
+            let limits = SegmentLimits { bytes: 2 << 10, records: 3 };
+            let mut s = LocalShardStore::open_with_limits("n1", d.path(), limits).unwrap();
+            let mut model: HashMap<u32, Vec<u8>> = HashMap::new();
+            for (n, op) in ops.iter().enumerate() {
+                match op {
+                    Op::Put(k, len) => {
+                        let v = data_of(*k * 7 + n as u32, *len);
+                        s.put_blocking(sid(*k), &v).unwrap();
+                        model.insert(*k, v);
+                    }
+                    Op::Delete(k) => {
+                        s.delete_blocking(sid(*k)).unwrap();
+                        model.remove(k);
+                    }
+                    Op::Restart { lose_index } => {
+                        drop(s);
+                        if *lose_index {
+                            std::fs::remove_dir_all(d.path().join("index")).unwrap();
+                        }
+                        s = LocalShardStore::open_with_limits("n1", d.path(), limits).unwrap();
+                    }
+                    Op::Compact => {
+                        s.compact().unwrap();
+                    }
+                    Op::FlushIndex => s.flush_index().unwrap(),
+                }
+                for k in 0..6 {
+                    let got = s.get_blocking(sid(k)).ok().map(|b| b.to_vec());
+                    proptest::prop_assert_eq!(got.as_ref(), model.get(&k), "shard {} after {:?}", k, op);
+                }
+                proptest::prop_assert_eq!(s.stat_blocking().unwrap().shards, model.len() as u64);
+            }
+            let used = s.stat_blocking().unwrap().used_bytes;
+            drop(s);
+            std::fs::remove_dir_all(d.path().join("index")).unwrap();
+            let s = LocalShardStore::open_with_limits("n1", d.path(), limits).unwrap();
+            proptest::prop_assert_eq!(s.stat_blocking().unwrap().used_bytes, used);
+            proptest::prop_assert_eq!(s.stat_blocking().unwrap().shards, model.len() as u64);
+        }
+    }
+}
