@@ -59,7 +59,8 @@ struct Inner {
     index: ShardIndex,
     files: RwLock<HashMap<u32, Arc<File>>>,
     active: Mutex<Active>,
-    synced: Mutex<u64>,
+    commit: Mutex<Commit>,
+    committed: std::sync::Condvar,
     /// Appended records of each segment not yet applied to the index (or failed): a segment
     /// is indexed only once it is sealed and its count is zero.
     in_flight: Mutex<BTreeMap<u32, u32>>,
@@ -72,6 +73,14 @@ struct Inner {
     /// record it copies forward cannot be deleted or replaced under it (which would let the
     /// stale copy win at the next start).
     mutation: RwLock<()>,
+}
+
+/// Group commit's state: records up to `synced` (in append order) are durable; `leader` says a
+/// sync is under way.
+#[derive(Default)]
+struct Commit {
+    synced: u64,
+    leader: bool,
 }
 
 enum Wake {
@@ -210,7 +219,8 @@ impl LocalShardStore {
                 records: 0,
                 seq: 0,
             }),
-            synced: Mutex::new(0),
+            commit: Mutex::new(Commit::default()),
+            committed: std::sync::Condvar::new(),
             in_flight: Mutex::new(BTreeMap::new()),
             reserve: std::sync::atomic::AtomicU64::new(0),
             wake: wake.clone(),
@@ -311,20 +321,38 @@ impl LocalShardStore {
         })
     }
 
-    /// Group commit: whoever takes the lock first syncs for everyone appended so far.
+    /// Group commit: a writer whose record is not yet durable either becomes the leader, which
+    /// syncs for everything appended so far, or waits for the leader's sync; the lock is not
+    /// held during the sync, so the records appended meanwhile join the next one.
     fn sync_to(&self, seq: u64) -> std::io::Result<()> {
         let inner = &self.inner;
-        let mut synced = guard(&inner.synced);
-        if *synced >= seq {
-            return Ok(());
+        let mut commit = guard(&inner.commit);
+        loop {
+            if commit.synced >= seq {
+                return Ok(());
+            }
+            if !commit.leader {
+                break;
+            }
+            commit = inner.committed.wait(commit).unwrap_or_else(|p| p.into_inner());
         }
+        commit.leader = true;
+        drop(commit);
         let (file, target) = {
             let a = guard(&inner.active);
             (a.file.clone(), a.seq)
         };
-        file.sync_data()?;
-        *synced = target;
-        Ok(())
+        let synced = file.sync_data();
+        let mut commit = guard(&inner.commit);
+        commit.leader = false;
+        if synced.is_ok() {
+            commit.synced = commit.synced.max(target);
+        }
+        drop(commit);
+        // The others: durable now, or one of them leads the next sync (after a failure, too:
+        // each writer learns the outcome of a sync that covered its record).
+        inner.committed.notify_all();
+        synced
     }
 
     fn put_blocking(&self, id: ShardId, data: &[u8]) -> std::io::Result<()> {
