@@ -139,6 +139,8 @@ impl ShardIndex {
         opts.create_if_missing(true);
         opts.set_compression_type(rocksdb::DBCompressionType::None);
         opts.set_write_buffer_size(8 << 20);
+        // RocksDB's own log of what it did: a few, not one per start for ever.
+        opts.set_keep_log_file_num(3);
         // Every table stays open: its bloom filter and block index stay in memory (about 1.6
         // bytes a shard), so that a lookup of a shard that is not there (every new shard's
         // write asks) costs no read. Kept in the block cache instead, a filter evicted by data

@@ -384,8 +384,15 @@ impl LocalShardStore {
     }
 
     fn get_blocking(&self, id: ShardId) -> Result<Bytes, StoreError> {
-        let loc = self.inner.index.lookup(&id)?.ok_or(StoreError::NotFound(id))?;
-        let file = self.file(loc.segment).ok_or(StoreError::NotFound(id))?;
+        let mut loc = self.inner.index.lookup(&id)?.ok_or(StoreError::NotFound(id))?;
+        let file = match self.file(loc.segment) {
+            Some(f) => f,
+            None => {
+                // Compacted between the lookup and now: the record was copied forward first.
+                loc = self.inner.index.lookup(&id)?.ok_or(StoreError::NotFound(id))?;
+                self.file(loc.segment).ok_or(StoreError::NotFound(id))?
+            }
+        };
         // The header too: the record must say it is this shard's (an index that pointed
         // elsewhere would otherwise return another shard's bytes).
         let mut buf = vec![0u8; HEADER_LEN + loc.len as usize];
