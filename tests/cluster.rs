@@ -762,6 +762,21 @@ fn provisioning_with_if_missing_keeps_what_matches_and_refuses_the_rest() {
     );
 }
 
+/// Waits up to a minute for `nodes_up` nodes up and no degraded shard in `bucket`; whether it
+/// came, and the last residency audit seen.
+async fn wait_fully_healed(gw: &Server, bucket: &str, nodes_up: u64) -> (bool, serde_json::Value) {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let status = gw.admin_json(&["status"]);
+        last = gw.admin_json(&["audit", "residency", bucket]);
+        if status["nodes_up"] == nodes_up && last["degraded_shards"] == 0 {
+            return (true, last);
+        }
+    }
+    (false, last)
+}
+
 /// A node that stops answering without closing its connections (SIGSTOP: what a frozen
 /// machine or a network dropping packets looks like) holds no request for the 30 s node call
 /// timeout: its heartbeat goes unanswered, it is marked down, reads rebuild from parity and
@@ -792,13 +807,7 @@ async fn a_frozen_node_holds_no_request_and_is_healed_when_it_thaws() {
     c.create_bucket().bucket("frozen").send().await.unwrap();
     let before: Vec<(String, Vec<u8>)> = (0..6).map(|i| (format!("before-{i}"), data(300_000, i))).collect();
     for (k, d) in &before {
-        c.put_object()
-            .bucket("frozen")
-            .key(k)
-            .body(ByteStream::from(d.clone()))
-            .send()
-            .await
-            .unwrap();
+        put(&c, "frozen", k, d.clone()).await;
     }
 
     let frozen = nodes[0].child.as_ref().unwrap().id().to_string();
@@ -810,18 +819,11 @@ async fn a_frozen_node_holds_no_request_and_is_healed_when_it_thaws() {
     // Every object still reads back (the frozen node held a shard of each: 4+2 on 6 nodes),
     // and writes go on, before the client's 20 s are up.
     for (k, d) in &before {
-        let got = c.get_object().bucket("frozen").key(k).send().await.unwrap();
-        assert_eq!(&got.body.collect().await.unwrap().into_bytes()[..], &d[..], "{k}");
+        assert_eq!(get_body(&c, "frozen", k).await, d[..], "{k}");
     }
     let during: Vec<(String, Vec<u8>)> = (0..4).map(|i| (format!("during-{i}"), data(200_000, 50 + i))).collect();
     for (k, d) in &during {
-        c.put_object()
-            .bucket("frozen")
-            .key(k)
-            .body(ByteStream::from(d.clone()))
-            .send()
-            .await
-            .unwrap();
+        put(&c, "frozen", k, d.clone()).await;
     }
     let status = gw.admin_json(&["status"]);
     assert_eq!(status["nodes_up"], 5, "{status}");
@@ -836,20 +838,10 @@ async fn a_frozen_node_holds_no_request_and_is_healed_when_it_thaws() {
         .status()
         .unwrap()
         .success());
-    let mut healed = false;
-    for _ in 0..120 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let status = gw.admin_json(&["status"]);
-        let audit = gw.admin_json(&["audit", "residency", "frozen"]);
-        if status["nodes_up"] == 6 && audit["degraded_shards"] == 0 {
-            healed = true;
-            break;
-        }
-    }
+    let (healed, _) = wait_fully_healed(&gw, "frozen", 6).await;
     assert!(healed, "the node is back up and every degraded shard rebuilt");
     for (k, d) in before.iter().chain(&during) {
-        let got = c.get_object().bucket("frozen").key(k).send().await.unwrap();
-        assert_eq!(&got.body.collect().await.unwrap().into_bytes()[..], &d[..], "{k}");
+        assert_eq!(get_body(&c, "frozen", k).await, d[..], "{k}");
     }
     // The rebuilt shards are on the thawed node itself.
     assert!(!shards_on_disk(&nodes[0].data).is_empty());
@@ -888,13 +880,7 @@ async fn healing_passes_over_a_full_node() {
     assert!(down, "the gateway sees the two nodes down");
     let objects: Vec<(String, Vec<u8>)> = (0..4).map(|i| (format!("obj-{i}"), data(250_000, 70 + i))).collect();
     for (k, d) in &objects {
-        c.put_object()
-            .bucket("full")
-            .key(k)
-            .body(ByteStream::from(d.clone()))
-            .send()
-            .await
-            .unwrap();
+        put(&c, "full", k, d.clone()).await;
     }
     let audit = gw.admin_json(&["audit", "residency", "full"]);
     assert!(audit["degraded_shards"].as_u64().unwrap() > 0, "{audit}");
@@ -903,17 +889,7 @@ async fn healing_passes_over_a_full_node() {
     // one a healer that ignores free space picks), fr-2 comes back with room.
     nodes[0].start_with(&["--reserve", "15E"]);
     nodes[1].start();
-    let mut healed = false;
-    let mut last = serde_json::Value::Null;
-    for _ in 0..120 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let status = gw.admin_json(&["status"]);
-        last = gw.admin_json(&["audit", "residency", "full"]);
-        if status["nodes_up"] == 7 && last["degraded_shards"] == 0 {
-            healed = true;
-            break;
-        }
-    }
+    let (healed, last) = wait_fully_healed(&gw, "full", 7).await;
     assert!(healed, "every degraded shard rebuilt on a node with room: {last}");
     let status = gw.admin_json(&["status"]);
     let full = status["nodes"]
@@ -932,7 +908,6 @@ async fn healing_passes_over_a_full_node() {
         "the shards went to the node with room"
     );
     for (k, d) in &objects {
-        let got = c.get_object().bucket("full").key(k).send().await.unwrap();
-        assert_eq!(&got.body.collect().await.unwrap().into_bytes()[..], &d[..], "{k}");
+        assert_eq!(get_body(&c, "full", k).await, d[..], "{k}");
     }
 }

@@ -126,6 +126,18 @@ fn io(e: rocksdb::Error) -> std::io::Error {
     std::io::Error::other(format!("shard index: {e}"))
 }
 
+/// A fixed-size value of the database (`through`, the shard count), if written.
+fn read_mark<const N: usize>(db: &DB, key: &[u8]) -> std::io::Result<Option<[u8; N]>> {
+    match db.get(key).map_err(io)? {
+        Some(v) => v
+            .as_slice()
+            .try_into()
+            .map(Some)
+            .map_err(|_| std::io::Error::other(format!("shard index: bad {}", String::from_utf8_lossy(key)))),
+        None => Ok(None),
+    }
+}
+
 /// One block cache for the indexes of every store of the process: what bounds their memory.
 fn block_cache() -> &'static Cache {
     static CACHE: OnceLock<Cache> = OnceLock::new();
@@ -151,22 +163,8 @@ impl ShardIndex {
         table.set_bloom_filter(10.0, false);
         opts.set_block_based_table_factory(&table);
         let db = DB::open(&opts, dir).map_err(io)?;
-        let through = match db.get(keys::THROUGH).map_err(io)? {
-            Some(v) => u32::from_le_bytes(
-                v.as_slice()
-                    .try_into()
-                    .map_err(|_| std::io::Error::other("shard index: bad mark"))?,
-            ),
-            None => 0,
-        };
-        let shards = match db.get(keys::SHARDS).map_err(io)? {
-            Some(v) => u64::from_le_bytes(
-                v.as_slice()
-                    .try_into()
-                    .map_err(|_| std::io::Error::other("shard index: bad count"))?,
-            ),
-            None => 0,
-        };
+        let through = read_mark(&db, keys::THROUGH)?.map_or(0, u32::from_le_bytes);
+        let shards = read_mark(&db, keys::SHARDS)?.map_or(0, u64::from_le_bytes);
         let mut stats = HashMap::new();
         for item in db.iterator(rocksdb::IteratorMode::From(&[keys::STAT], rocksdb::Direction::Forward)) {
             let (k, v) = item.map_err(io)?;
