@@ -5,7 +5,9 @@
 //! COFFRE_BENCH_SIZES, e.g. `4096`, for some object sizes only; COFFRE_BENCH_POLICY=1 to give
 //! the bucket a policy, so that every request evaluates it; COFFRE_BENCH_ENDPOINT,
 //! COFFRE_BENCH_ACCESS_KEY, COFFRE_BENCH_SECRET_KEY, COFFRE_BENCH_REGION for a server already
-//! running, Coffre or another: scripts/bench-compare.sh).
+//! running, Coffre or another: scripts/bench-compare.sh; COFFRE_BENCH_CLIENTS to run every
+//! phase with that many clients; COFFRE_BENCH_MARKS=FILE to append each phase's name, start and
+//! end (Unix seconds) and operation count to FILE: scripts/fsync-count.sh).
 //! Prints, per object size: PUT and GET throughput, ops/s, p50 and p99 latency.
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
@@ -86,6 +88,29 @@ async fn phase(name: &str, size: usize, clients: usize, secs: u64, max_ops: usiz
         lat.extend(t.await.unwrap());
     }
     let elapsed = start.elapsed().as_secs_f64();
+    if let Ok(path) = std::env::var("COFFRE_BENCH_MARKS") {
+        use std::io::Write;
+        let unix = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64()
+        };
+        let end = std::time::SystemTime::now();
+        let begin = end - start.elapsed();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        writeln!(
+            f,
+            "{name} {size} {clients} {:.6} {:.6} {}",
+            unix(begin),
+            unix(end),
+            lat.len()
+        )
+        .unwrap();
+    }
     lat.sort();
     let ops = lat.len() as f64 / elapsed;
     println!(
@@ -167,10 +192,12 @@ fn main() {
         let sizes: Option<Vec<usize>> = std::env::var("COFFRE_BENCH_SIZES")
             .ok()
             .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect());
-        for (size, clients, max_ops) in [(4 << 10, 16, 20_000), (1 << 20, 8, 4_000), (64 << 20, 4, 64)] {
+        let clients_override: Option<usize> = std::env::var("COFFRE_BENCH_CLIENTS").ok().and_then(|s| s.parse().ok());
+        for (size, clients, max_ops) in [(4 << 10, 16, 100_000), (1 << 20, 8, 4_000), (64 << 20, 4, 64)] {
             if sizes.as_ref().is_some_and(|s| !s.contains(&size)) {
                 continue;
             }
+            let clients = clients_override.unwrap_or(clients);
             let body = Bytes::from((0..size).map(|i| (i * 31 + 7) as u8).collect::<Vec<u8>>());
             let written = Arc::new(AtomicUsize::new(0));
             let (c1, b1, w1) = (c.clone(), body.clone(), written.clone());

@@ -140,6 +140,10 @@ struct ServerArgs {
     /// Seconds a deleted or replaced version's shards are kept before the GC removes them.
     #[arg(long, env = "COFFRE_GC_GRACE_SECS")]
     gc_grace_secs: Option<u64>,
+    /// Objects up to this size (e.g. `16K`; at most `64K`, `0`: none) are kept inside their
+    /// metadata record rather than cut into shards. Embedded server only; 16K by default.
+    #[arg(long, env = "COFFRE_INLINE_MAX", value_parser = coffre_types::size::parse_size)]
+    inline_max: Option<u64>,
     /// Connections open at once (lowered to fit the descriptor limit).
     #[arg(long, env = "COFFRE_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -174,6 +178,9 @@ struct ServerArgs {
     #[arg(long, env = "COFFRE_AUDIT_SYSLOG_CA")]
     audit_syslog_ca: Option<PathBuf>,
 }
+
+/// Where the embedded server's stores (and its metadata) are, and the default region's country.
+const EMBEDDED_COUNTRY: &str = "FR";
 
 /// The TOML file: every field optional, flags and `COFFRE_*` variables win.
 #[derive(Deserialize, Default)]
@@ -245,6 +252,7 @@ struct ServerSection {
     tls_key: Option<PathBuf>,
     admin_listen: Option<String>,
     gc_grace_secs: Option<u64>,
+    inline_max: Option<String>,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
     header_timeout_secs: Option<u64>,
@@ -389,6 +397,22 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         .gc_grace_secs
         .or(file.server.gc_grace_secs)
         .map(Duration::from_secs);
+    let inline_max = match (args.inline_max, file.server.inline_max.as_deref()) {
+        (Some(n), _) => Some(n),
+        (None, Some(text)) => Some(coffre_types::size::parse_size(text).map_err(|e| format!("inline_max: {e}"))?),
+        (None, None) => None,
+    };
+    if inline_max.is_some_and(|n| n > coffre_types::limits::INLINE_LIMIT) {
+        return Err(format!(
+            "--inline-max: at most {} bytes",
+            coffre_types::limits::INLINE_LIMIT
+        ));
+    }
+    // A cluster's metadata lives on its gateways, not with the shards on the storage nodes:
+    // objects are inlined only where one machine keeps both (docs/architecture.md).
+    if file.cluster.is_some() && inline_max.is_some_and(|n| n > 0) {
+        return Err("--inline-max: objects are inlined only by the embedded server".into());
+    }
     let defaults = coffre_s3::server::ServeLimits::default();
     let serve_limits = coffre_s3::server::ServeLimits {
         header_read_timeout: args
@@ -476,7 +500,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         regions.push((
             region.clone(),
             ResidencyPolicy {
-                countries: vec!["FR".into()],
+                countries: vec![EMBEDDED_COUNTRY.into()],
                 failure_domain: default_domain,
                 scheme,
             },
@@ -549,7 +573,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                         .map_err(|e| format!("shard store {}: {e}", dir.display()))?;
                     locals.push(s.clone());
                     let location = Location {
-                        country: "FR".into(),
+                        country: EMBEDDED_COUNTRY.into(),
                         site: "local".into(),
                         zone: id.clone(),
                     };
@@ -563,6 +587,9 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         let engine_config = coffre_engine::EngineConfig {
             gc_grace: gc_grace.unwrap_or(coffre_types::limits::GC_GRACE),
             lifecycle_day,
+            inline_max: inline_max.unwrap_or(coffre_types::limits::INLINE_DEFAULT),
+            // The embedded stores are all located in FR (above); a cluster never inlines.
+            metadata_country: identity.is_none().then(|| EMBEDDED_COUNTRY.to_string()),
             ..Default::default()
         };
         let (engine, mut damaged) = Engine::new(meta, nodes, gateway_location, keys, engine_config);

@@ -182,15 +182,32 @@ async fn lost_node_directory_reads_back() {
     assert!(get_body(&s2.client(), "lost", "obj").await == d);
 }
 
-fn expected_for(key: &str) -> Vec<u8> {
+/// Sizes of the large-object load: from empty to several stripes.
+const LARGE: &[usize] = &[0, 1, 70_000, 1 << 20, 4 << 20, 9 << 20];
+/// Sizes of the small-object load, on both sides of the inline limit (16 KiB): inlined in
+/// the metadata record, or stored as shards.
+const SMALL: &[usize] = &[0, 1, 100, 4096, 16 << 10, (16 << 10) + 1, 40_000];
+
+fn expected_for(sizes: &[usize], key: &str) -> Vec<u8> {
     let i: usize = key.trim_start_matches("obj-").parse().unwrap();
-    // Sizes from empty to several stripes.
-    let size = [0usize, 1, 70_000, 1 << 20, 4 << 20, 9 << 20][i % 6];
-    data(size, i as u8)
+    data(sizes[i % sizes.len()], i as u8)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_puts_loses_nothing_acknowledged() {
+    sigkill_during_puts(LARGE, 4, 12).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_small_puts_loses_no_inlined_object() {
+    sigkill_during_puts(SMALL, 16, 200).await;
+}
+
+/// Three rounds of `writers` clients each writing `per_writer` objects of `sizes` in turn,
+/// the server killed (SIGKILL) at a pseudo-random point of each; then every acknowledged
+/// object reads back identical, every listed one is whole, and only committed objects' shards
+/// remain.
+async fn sigkill_during_puts(sizes: &'static [usize], writers: usize, per_writer: usize) {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -203,9 +220,9 @@ async fn sigkill_during_puts_loses_nothing_acknowledged() {
             c.create_bucket().bucket("crash").send().await.unwrap();
         }
         let mut tasks = Vec::new();
-        for _ in 0..4 {
-            let keys: Vec<String> = (next..next + 12).map(|i| format!("obj-{i}")).collect();
-            next += 12;
+        for _ in 0..writers {
+            let keys: Vec<String> = (next..next + per_writer).map(|i| format!("obj-{i}")).collect();
+            next += per_writer;
             let (c, acked) = (c.clone(), acked.clone());
             tasks.push(tokio::spawn(async move {
                 for k in keys {
@@ -213,7 +230,7 @@ async fn sigkill_during_puts_loses_nothing_acknowledged() {
                         .put_object()
                         .bucket("crash")
                         .key(&k)
-                        .body(ByteStream::from(expected_for(&k)))
+                        .body(ByteStream::from(expected_for(sizes, &k)))
                         .send()
                         .await;
                     if r.is_ok() {
@@ -237,11 +254,15 @@ async fn sigkill_during_puts_loses_nothing_acknowledged() {
     let acked = acked.lock().unwrap().clone();
     assert!(!acked.is_empty(), "some writes were acknowledged before the kills");
     eprintln!("{} of {next} puts acknowledged before the kills", acked.len());
+    let inlined = |k: &String| expected_for(sizes, k).len() as u64 <= coffre_types::limits::INLINE_DEFAULT;
+    assert!(acked.iter().any(inlined), "some acknowledged objects were inlined");
     for k in &acked {
         let got = get_body(&c, "crash", k).await;
-        assert!(got[..] == expected_for(k)[..], "acknowledged {k} reads back identical");
+        assert!(
+            got[..] == expected_for(sizes, k)[..],
+            "acknowledged {k} reads back identical"
+        );
     }
-    // Whatever is listed is whole (acknowledged or not).
     let mut listed = Vec::new();
     let mut token = None;
     loop {
@@ -264,11 +285,14 @@ async fn sigkill_during_puts_loses_nothing_acknowledged() {
     }
     let mut expected_shards = 0u64;
     for (k, size) in &listed {
-        let want = expected_for(k);
+        let want = expected_for(sizes, k);
         assert_eq!(*size as usize, want.len());
         let got = get_body(&c, "crash", k).await;
         assert!(got[..] == want[..], "listed {k} is whole");
-        expected_shards += 6 * (want.len() as u64).div_ceil(4 << 20);
+        // An inlined object has no shard.
+        if want.len() as u64 > coffre_types::limits::INLINE_DEFAULT {
+            expected_shards += 6 * (want.len() as u64).div_ceil(4 << 20);
+        }
     }
     // Orphans of interrupted writes are collected.
     let shards = wait_for_shards(&s, expected_shards).await;

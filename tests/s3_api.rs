@@ -753,3 +753,134 @@ async fn hand_signed_error_cases() {
     let (status, _, body) = raw_request(&s.addr, "GET", "/health", &[("host".into(), s.addr.clone())], b"");
     assert_eq!((status, body.trim()), (200, "ok"));
 }
+
+/// Whether the admin API says the object is inlined in its metadata record, and its shards.
+fn placement_of(s: &Server, bucket: &str, key: &str) -> (bool, usize) {
+    let v = s.admin_json(&["placement", bucket, key]);
+    (
+        v["inline"].as_bool().expect("inline flag"),
+        v["shards"].as_array().expect("shards").len(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_objects_live_in_their_metadata_record() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let s = Server::start_at(&data_dir, "127.0.0.1:0");
+    let c = s.client();
+    c.create_bucket().bucket("small").send().await.unwrap();
+    let limit = coffre_types::limits::INLINE_DEFAULT as usize;
+    let sizes = [0, 1, 4096, limit, limit + 1];
+    for (i, n) in sizes.into_iter().enumerate() {
+        let body = data(n, i as u8);
+        let put = c
+            .put_object()
+            .bucket("small")
+            .key(format!("k{n}"))
+            .body(ByteStream::from(body.clone()))
+            .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.e_tag().unwrap().trim_matches('"'), md5_hex(&body));
+        assert_eq!(
+            get_body(&c, "small", &format!("k{n}")).await,
+            body,
+            "{n} bytes read back"
+        );
+        let head = c
+            .head_object()
+            .bucket("small")
+            .key(format!("k{n}"))
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.content_length(), Some(n as i64));
+        assert_eq!(head.checksum_crc32(), Some(crc32_b64(&body).as_str()));
+        let (inline, shards) = placement_of(&s, "small", &format!("k{n}"));
+        assert_eq!(inline, n <= limit, "{n} bytes inlined up to the limit");
+        assert_eq!(shards, if n <= limit { 0 } else { 6 });
+    }
+    assert_eq!(total_shards(&s).await, 6, "only the object over the limit has shards");
+
+    // Ranges of an inlined object, a suffix and an open end included.
+    let body = data(4096, 2);
+    for (range, want) in [
+        ("bytes=10-99", &body[10..100]),
+        ("bytes=-5", &body[4091..]),
+        ("bytes=4000-", &body[4000..]),
+    ] {
+        let r = c
+            .get_object()
+            .bucket("small")
+            .key("k4096")
+            .range(range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.body.collect().await.unwrap().into_bytes().as_ref(), want, "{range}");
+    }
+
+    // A wrong Content-MD5 stores nothing.
+    let e = c
+        .put_object()
+        .bucket("small")
+        .key("bad")
+        .body(ByteStream::from(b"hello".to_vec()))
+        .content_md5(base64::engine::general_purpose::STANDARD.encode([0u8; 16]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "BadDigest");
+    assert!(c.head_object().bucket("small").key("bad").send().await.is_err());
+
+    // A copy of an inlined object is inlined too; overwriting with a large object stores shards.
+    c.copy_object()
+        .bucket("small")
+        .key("copy")
+        .copy_source("small/k4096")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get_body(&c, "small", "copy").await, body);
+    assert_eq!(placement_of(&s, "small", "copy"), (true, 0));
+    let large = data(100_000, 3);
+    c.put_object()
+        .bucket("small")
+        .key("copy")
+        .body(ByteStream::from(large.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get_body(&c, "small", "copy").await, large);
+    assert_eq!(placement_of(&s, "small", "copy"), (false, 6));
+
+    // After a restart with inlining off, inlined objects still read back and new small ones
+    // are stored as shards.
+    drop(s);
+    let s = Server::start_with(&data_dir, "127.0.0.1:0", &["--inline-max", "0"]);
+    let c = s.client();
+    assert_eq!(get_body(&c, "small", "k4096").await, body);
+    c.put_object()
+        .bucket("small")
+        .key("later")
+        .body(ByteStream::from(b"tiny".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(placement_of(&s, "small", "later"), (false, 6));
+    drop(s);
+
+    // The limit is bounded: a record holds at most one AEAD package.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["server", "--data", data_dir.to_str().unwrap(), "--inline-max", "1M"])
+        .env("COFFRE_ROOT_ACCESS_KEY", ACCESS)
+        .env("COFFRE_ROOT_SECRET_KEY", SECRET)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--inline-max"));
+}

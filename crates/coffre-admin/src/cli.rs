@@ -1049,11 +1049,17 @@ pub fn run(cmd: AdminCommand) -> Result<(), String> {
                     v["size"],
                     v["scheme"].as_str().unwrap_or("")
                 );
-                println!(
-                    "{:<5} {:<7} {:<6} {:<16} {:<4} {:<12} {:<10} {:>9}  BLAKE3",
-                    "PART", "STRIPE", "INDEX", "NODE", "CC", "SITE", "ZONE", "SIZE"
-                );
-                for s in v["shards"].as_array().into_iter().flatten() {
+                if v["inline"].as_bool() == Some(true) {
+                    println!("inlined in its metadata record: no shards");
+                }
+                let shards = v["shards"].as_array().filter(|s| !s.is_empty());
+                if shards.is_some() {
+                    println!(
+                        "{:<5} {:<7} {:<6} {:<16} {:<4} {:<12} {:<10} {:>9}  BLAKE3",
+                        "PART", "STRIPE", "INDEX", "NODE", "CC", "SITE", "ZONE", "SIZE"
+                    );
+                }
+                for s in shards.into_iter().flatten() {
                     println!(
                         "{:<5} {:<7} {:<6} {:<16} {:<4} {:<12} {:<10} {:>9}  {}",
                         s["part"],

@@ -205,10 +205,18 @@ pub async fn placement(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery)
             });
         }
     }
+    // A small object of the embedded server may be inlined in its metadata: no shard.
+    let inline = rec.parts.iter().any(|p| {
+        matches!(
+            meta.get_part_data(&p.version),
+            Ok(Some(coffre_engine::PartData::Inline(_)))
+        )
+    });
     Ok(Json(json!({
         "bucket": bucket,
         "key": key,
         "size": rec.size,
+        "inline": inline,
         "scheme": rec.scheme.to_string(),
         "policy": policy.map(|p| json!({"countries": p.countries, "failure_domain": p.failure_domain.to_string(), "scheme": p.scheme.to_string()})),
         "shards": shards,

@@ -3,6 +3,7 @@
 
 pub mod budget;
 pub mod erasure;
+pub mod inline;
 pub mod layout;
 pub mod local;
 pub mod read;
@@ -11,6 +12,7 @@ pub mod write;
 
 pub use budget::{MemoryBudget, Reservation};
 pub use erasure::Codec;
+pub use inline::{open_inline, seal_inline};
 pub use layout::StripeLayout;
 pub use local::{LocalShardStore, SegmentLimits};
 pub use read::{read_part, PartReader};

@@ -32,8 +32,8 @@ pub use coffre_data::{DataError, ShardStore, StoreStat};
 pub use coffre_meta::{replica, MetaError};
 pub use coffre_meta::{
     AccessKeyRecord, BucketConfigKind, BucketRecord, CorsConfig, CorsRule, EncryptionConfig, IamCommand, ListEntry,
-    NodeRecord, ObjectRecord, OidcConfig, OwnershipConfig, PartInfo, Quota, RoleRecord, SealedAttrs, TenantRecord,
-    UploadEntry, UploadPartRecord, UploadRecord, Usage, UserRecord, WriteCondition, DEFAULT_TENANT,
+    NodeRecord, ObjectRecord, OidcConfig, OwnershipConfig, PartData, PartInfo, Quota, RoleRecord, SealedAttrs,
+    TenantRecord, UploadEntry, UploadPartRecord, UploadRecord, Usage, UserRecord, WriteCondition, DEFAULT_TENANT,
 };
 pub use coffre_meta::{
     DefaultRetention, DeleteResult, LifecycleConfig, LifecycleExpiration, LifecycleFilter, LifecycleRule, LockMode,
@@ -60,6 +60,15 @@ pub struct EngineConfig {
     pub request_buffer_budget: usize,
     /// How long a lifecycle "day" is: 24 h, except in tests (`COFFRE_LIFECYCLE_DAY_SECONDS`).
     pub lifecycle_day: std::time::Duration,
+    /// Objects up to this size are inlined in their metadata record instead of being cut
+    /// into shards (0: never). Only where the metadata is kept: see `metadata_country`.
+    pub inline_max: u64,
+    /// The country of the machine that keeps this engine's metadata, when it is one machine
+    /// that also holds the shards (the embedded server): an inlined object lives there, so it
+    /// is inlined only for buckets whose residency policy allows that country. `None`: never
+    /// inline (a cluster's metadata lives on gateways, whose loss the `k+m` promise over
+    /// storage nodes does not cover).
+    pub metadata_country: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -68,6 +77,8 @@ impl Default for EngineConfig {
             gc_grace: coffre_types::limits::GC_GRACE,
             request_buffer_budget: coffre_types::limits::REQUEST_BUFFER_BUDGET,
             lifecycle_day: std::time::Duration::from_secs(86_400),
+            inline_max: 0,
+            metadata_country: None,
         }
     }
 }

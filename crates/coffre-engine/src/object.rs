@@ -7,10 +7,11 @@ use coffre_crypto::{CustomerKey, DataKey};
 use coffre_data::{read_part, write_part, DataError, PartReader, StripeLayout, WriteTarget};
 use coffre_meta::{
     BucketRecord, DeleteGuard, DeleteResult, DeleteTarget, LayoutRecord, MetaCommand, MetaError, ObjectRecord, Outcome,
-    PartInfo, Place, ReadLease, Retention, SealedAttrs, VersionChange, VersionSel, VersionState, WriteCondition,
+    PartData, PartInfo, Place, ReadLease, Retention, SealedAttrs, VersionChange, VersionSel, VersionState,
+    WriteCondition,
 };
 use coffre_types::{now_millis, VersionId};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
@@ -224,17 +225,135 @@ impl Engine {
         S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send,
     {
         let policy = policy_of(bucket_rec);
-        let scheme = policy.scheme;
         self.check_condition(bucket, key, &new.condition)?;
+        if !self.inlines(&policy, new.body.size_hint) {
+            return self.put_stored(bucket, bucket_rec, key, &policy, body, new).await;
+        }
+        // Small enough to live in its metadata record: read it whole (bounded), unless it
+        // turns out longer than it said, then it is stored as any other object.
+        let mut body = body;
+        let (mut chunks, mut len) = (Vec::new(), 0u64);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(EngineError::Body)?;
+            len = len.saturating_add(chunk.len() as u64);
+            chunks.push(chunk);
+            if len > self.config.inline_max {
+                let read = futures_util::stream::iter(chunks.into_iter().map(Ok));
+                return self
+                    .put_stored(bucket, bucket_rec, key, &policy, read.chain(body), new)
+                    .await;
+            }
+        }
+        self.put_inline(bucket, bucket_rec, key, &policy, chunks.concat(), new)
+            .await
+    }
+
+    /// Whether an object of `size` bytes (if known) is inlined in a bucket under `policy`.
+    fn inlines(&self, policy: &ResidencyPolicy, size: Option<u64>) -> bool {
+        let Some(size) = size else { return false };
+        size <= self.config.inline_max
+            && self
+                .config
+                .metadata_country
+                .as_ref()
+                .is_some_and(|c| policy.countries.iter().any(|p| p == c))
+    }
+
+    /// Seals a small object's bytes and commits them inside its metadata record: one synced
+    /// metadata write, no shard, no intent (nothing can be orphaned). The record is what
+    /// makes the object readable anyway; the data now shares its durability.
+    async fn put_inline(
+        &self,
+        bucket: &str,
+        bucket_rec: &BucketRecord,
+        key: &str,
+        policy: &ResidencyPolicy,
+        plain: Vec<u8>,
+        new: NewObject,
+    ) -> EngineResult<ObjectRecord> {
+        let tenant = bucket_rec.tenant.as_str();
+        let size = plain.len() as u64;
+        self.check_quota_early(tenant, bucket, Some(key), Some(size))?;
+        let md5: [u8; 16] = coffre_data::inline::md5_of(&plain);
+        if new.body.content_md5.is_some_and(|m| m != md5) {
+            return Err(EngineError::BadDigest(
+                "The Content-MD5 you specified did not match what we received.".into(),
+            ));
+        }
+        let dk = DataKey::random();
+        let version = VersionId::random();
+        let wrapped_key = self.wrap_data_key(tenant, &dk, &version.0)?;
+        let data_key = match &new.body.customer_key {
+            Some(ck) => ck.bind(&dk, &version.0),
+            None => dk,
+        };
+        let layout = StripeLayout::new(policy.scheme);
+        let packages = coffre_data::seal_inline(&layout, &self.cipher(&data_key, bucket, key, &version), &plain)?;
+        drop(plain);
+        let checksum = new
+            .body
+            .checksum
+            .and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).take())
+            .map(|(a, v)| (a, self.seal_checksum(&version, &v)));
+        let md5 = match &new.body.customer_key {
+            Some(ck) => ck.tag_digest(&md5),
+            None => md5,
+        };
+        let info = PartInfo {
+            version,
+            size,
+            md5: hex::encode(md5),
+            wrapped_key,
+            nodes: Vec::new(),
+            degraded: Vec::new(),
+            checksum,
+        };
         let sse_c = new.body.customer_key.as_ref().map(CustomerKey::new_check);
-        let (info, layout) = self
-            .write_data(bucket, &bucket_rec.tenant, key, &policy, body, new.body)
-            .await?;
+        let (record, condition) = self.new_record(
+            bucket,
+            bucket_rec,
+            key,
+            policy,
+            info,
+            sse_c,
+            new.attrs,
+            new.condition,
+            new.lock,
+        )?;
+        let cmd = MetaCommand::CommitInlineObject {
+            bucket: bucket.to_string(),
+            key: key.as_bytes().to_vec(),
+            record: record.clone(),
+            packages,
+            condition: condition.clone(),
+            now_ms: now_millis(),
+        };
+        match self.meta_apply(cmd).await? {
+            Ok(Outcome::Object(Some(committed))) => Ok(committed),
+            Ok(_) => Ok(record),
+            Err(e) => Err(failed_at_commit(&condition, e)),
+        }
+    }
+
+    /// The record of a new one-part object, and the condition its commit checks.
+    #[allow(clippy::too_many_arguments)]
+    fn new_record(
+        &self,
+        bucket: &str,
+        bucket_rec: &BucketRecord,
+        key: &str,
+        policy: &ResidencyPolicy,
+        info: PartInfo,
+        sse_c: Option<Vec<u8>>,
+        attrs: SealedAttrs,
+        condition: WriteCondition,
+        lock: ObjectLockRequest,
+    ) -> EngineResult<(ObjectRecord, WriteCondition)> {
         let condition = WriteCondition {
             owner: Some(bucket_rec.tenant.clone()),
-            ..new.condition
+            ..condition
         };
-        let mut attrs = new.attrs;
+        let mut attrs = attrs;
         attrs.sse_c = sse_c;
         if let Some(c) = self.part_checksum(&info)? {
             attrs.checksums = vec![c];
@@ -244,12 +363,43 @@ impl Engine {
             size: info.size,
             etag: info.md5.clone(),
             last_modified_ms: now_millis(),
-            scheme,
+            scheme: policy.scheme,
             packages_per_stripe: StripeLayout::DEFAULT_PACKAGES as u32,
-            parts: vec![info.clone()],
             sealed: self.seal_attrs(bucket, key, &info.version, &attrs),
-            version_state: new.lock.version_state(),
+            parts: vec![info],
+            version_state: lock.version_state(),
         };
+        Ok((record, condition))
+    }
+
+    /// Stores an object's bytes as shards, then commits it.
+    async fn put_stored<S>(
+        &self,
+        bucket: &str,
+        bucket_rec: &BucketRecord,
+        key: &str,
+        policy: &ResidencyPolicy,
+        body: S,
+        new: NewObject,
+    ) -> EngineResult<ObjectRecord>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send,
+    {
+        let sse_c = new.body.customer_key.as_ref().map(CustomerKey::new_check);
+        let (info, layout) = self
+            .write_data(bucket, &bucket_rec.tenant, key, policy, body, new.body)
+            .await?;
+        let (record, condition) = self.new_record(
+            bucket,
+            bucket_rec,
+            key,
+            policy,
+            info.clone(),
+            sse_c,
+            new.attrs,
+            new.condition,
+            new.lock,
+        )?;
         let cmd = MetaCommand::CommitObject {
             bucket: bucket.to_string(),
             key: key.as_bytes().to_vec(),
@@ -369,19 +519,46 @@ impl Engine {
         }
     }
 
-    pub(crate) fn part_reader(&self, h: &ReadHandle, p: &PartInfo) -> EngineResult<PartReader> {
-        let (bucket, key, rec) = (h.bucket.as_str(), h.key.as_str(), &h.record);
+    /// Where a part's bytes come from: its shards, or (inlined) its metadata, opened here.
+    pub(crate) fn part_source(&self, h: &ReadHandle, p: &PartInfo) -> EngineResult<PartSource> {
         // The lease keeps layouts too: a missing one means metadata damage, not a race.
-        let layout = self
+        let data = self
             .meta
-            .get_layout(&p.version)?
+            .get_part_data(&p.version)?
             .ok_or_else(|| EngineError::Corrupt(format!("the layout of part {} is missing", p.version.to_hex())))?;
-        let mut dk = self.unwrap_data_key(&h.tenant, &p.wrapped_key, &p.version.0)?;
-        if let Some(ck) = &h.customer_key {
-            dk = ck.bind(&dk, &p.version.0);
+        let layout = match data {
+            PartData::Shards(layout) => layout,
+            PartData::Inline(packages) => {
+                let cipher = self.cipher(&self.part_data_key(h, p)?, &h.bucket, &h.key, &p.version);
+                let plain = coffre_data::open_inline(&layout_of(&h.record), &cipher, packages, p.size)?;
+                return Ok(PartSource::Inline(Bytes::from(plain)));
+            }
+        };
+        Ok(PartSource::Shards(self.shard_reader(h, p, layout)?))
+    }
+
+    /// The key a part's packages were sealed with.
+    fn part_data_key(&self, h: &ReadHandle, p: &PartInfo) -> EngineResult<DataKey> {
+        let dk = self.unwrap_data_key(&h.tenant, &p.wrapped_key, &p.version.0)?;
+        Ok(match &h.customer_key {
+            Some(ck) => ck.bind(&dk, &p.version.0),
+            None => dk,
+        })
+    }
+
+    /// A reader of a part's shards (heal rebuilds shards through it; an inlined part has none).
+    pub(crate) fn part_reader(&self, h: &ReadHandle, p: &PartInfo) -> EngineResult<PartReader> {
+        match self.part_source(h, p)? {
+            PartSource::Shards(r) => Ok(r),
+            PartSource::Inline(_) => Err(EngineError::Internal("an inlined part has no shards".into())),
         }
+    }
+
+    fn shard_reader(&self, h: &ReadHandle, p: &PartInfo, layout: LayoutRecord) -> EngineResult<PartReader> {
+        let (bucket, key, rec) = (h.bucket.as_str(), h.key.as_str(), &h.record);
+        let dk = self.part_data_key(h, p)?;
         let n = rec.scheme.total();
-        if layout.hashes.len() % n.max(1) != 0 {
+        if !layout.hashes.len().is_multiple_of(n.max(1)) {
             return Err(EngineError::Corrupt("object layout is corrupt".into()));
         }
         Ok(PartReader {
@@ -406,18 +583,18 @@ impl Engine {
         for p in &rec.parts {
             let (ps, pe) = (offset, offset.saturating_add(p.size));
             if pe > start && ps < end {
-                pieces.push((self.part_reader(h, p)?, start.max(ps) - ps, end.min(pe) - ps));
+                pieces.push((self.part_source(h, p)?, start.max(ps) - ps, end.min(pe) - ps));
             }
             offset = pe;
         }
         if pieces.len() == 1 {
-            let (r, s, e) = pieces.remove(0);
-            return Ok(read_part(r, s, e));
+            let (source, s, e) = pieces.remove(0);
+            return Ok(source.read(s, e));
         }
         let (tx, rx) = mpsc::channel(2);
         tokio::spawn(async move {
-            for (r, s, e) in pieces {
-                let mut inner = read_part(r, s, e);
+            for (source, s, e) in pieces {
+                let mut inner = source.read(s, e);
                 while let Some(item) = inner.recv().await {
                     let failed = item.is_err();
                     if tx.send(item).await.is_err() || failed {
@@ -556,6 +733,28 @@ impl Engine {
         match self.meta_call(move |m| m.apply(cmd)).await? {
             Outcome::Object(rec) => Ok(rec),
             other => Err(EngineError::Internal(format!("UpdateSealed answered {other:?}"))),
+        }
+    }
+}
+
+/// Where a part's bytes come from, once opened.
+pub(crate) enum PartSource {
+    Shards(PartReader),
+    /// An inlined part, already opened: its plaintext.
+    Inline(Bytes),
+}
+
+impl PartSource {
+    /// Streams bytes `[start, end)` of the part.
+    fn read(self, start: u64, end: u64) -> mpsc::Receiver<Result<Bytes, DataError>> {
+        match self {
+            PartSource::Shards(r) => read_part(r, start, end),
+            PartSource::Inline(plain) => {
+                let (tx, rx) = mpsc::channel(1);
+                let end = (end as usize).min(plain.len());
+                let _ = tx.try_send(Ok(plain.slice((start as usize).min(end)..end)));
+                rx
+            }
         }
     }
 }

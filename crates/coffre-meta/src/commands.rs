@@ -16,7 +16,7 @@ use crate::records::{
     VersioningConfig, VersioningStatus,
 };
 use crate::versions::{next_seq, Place};
-use crate::{keys, BucketRecord, LayoutRecord, MetaError, MetaStore, NodeRecord, ObjectRecord, PartInfo};
+use crate::{keys, BucketRecord, LayoutRecord, MetaError, MetaStore, NodeRecord, ObjectRecord, PartData, PartInfo};
 use coffre_types::VersionId;
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
@@ -237,6 +237,18 @@ pub enum MetaCommand {
         seq: u64,
         version: VersionId,
         parts: Vec<PartInfo>,
+    },
+    /// Makes a small object current with its data inlined in the metadata (`packages`: its
+    /// one part's sealed AEAD packages, stored under the part's version in `layouts`). As
+    /// `CommitObject`, but no shard was written, so no intent is consumed. (Last of the enum:
+    /// commands already in a replica's log keep their encoding.)
+    CommitInlineObject {
+        bucket: String,
+        key: Vec<u8>,
+        record: ObjectRecord,
+        packages: Vec<u8>,
+        condition: WriteCondition,
+        now_ms: u64,
     },
 }
 
@@ -561,6 +573,29 @@ impl MetaStore {
                     b.put_cf(self.cf(keys::CF_LAYOUTS), keys::version(v), encode(l));
                     b.delete_cf(self.cf(keys::CF_INTENTS), keys::version(v));
                 }
+                self.write(b)?;
+                Outcome::Object(Some(record))
+            }
+            C::CommitInlineObject {
+                bucket,
+                key,
+                record,
+                packages,
+                condition,
+                now_ms,
+            } => {
+                let [part] = record.parts.as_slice() else {
+                    return Err(MetaError::Corrupt("an inlined object has exactly one part".into()));
+                };
+                let part_key = keys::version(&part.version);
+                let _b = self.bucket_content(&bucket);
+                let _k = self.lock_key(&bucket, &key);
+                let owner = self.require_bucket(&bucket)?.tenant;
+                condition.check_owner(&owner)?;
+                let current = self.get_object(&bucket, &key)?;
+                condition.check(current.as_ref())?;
+                let (record, _q) = self.commit_version_in(&mut b, &owner, &bucket, &key, record, current, now_ms)?;
+                b.put_cf(self.cf(keys::CF_LAYOUTS), part_key, PartData::Inline(packages).encode());
                 self.write(b)?;
                 Outcome::Object(Some(record))
             }

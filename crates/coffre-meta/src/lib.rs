@@ -26,9 +26,9 @@ pub use list::{ListEntry, UploadEntry, UploadRef};
 pub use records::{
     AccessKeyRecord, BucketConfigKind, BucketRecord, CorsConfig, CorsRule, DefaultRetention, EncryptionConfig, GcPart,
     GcRecord, IntentRecord, LayoutRecord, LifecycleConfig, LifecycleExpiration, LifecycleFilter, LifecycleRule,
-    LockMode, NodeRecord, NoncurrentExpiration, ObjectRecord, OidcConfig, OwnershipConfig, PartInfo, Quota, Retention,
-    RoleRecord, SealedAttrs, TenantRecord, UploadPartRecord, UploadRecord, UserRecord, VersionSel, VersionState,
-    VersioningConfig, VersioningStatus, DEFAULT_TENANT,
+    LockMode, NodeRecord, NoncurrentExpiration, ObjectRecord, OidcConfig, OwnershipConfig, PartData, PartInfo, Quota,
+    Retention, RoleRecord, SealedAttrs, TenantRecord, UploadPartRecord, UploadRecord, UserRecord, VersionSel,
+    VersionState, VersioningConfig, VersioningStatus, DEFAULT_TENANT,
 };
 pub use versions::{Place, VersionEntry};
 
@@ -394,8 +394,20 @@ impl MetaStore {
         self.leases.any(versions)
     }
 
+    /// Where a part's shards are (`None` also for a part inlined in its metadata).
     pub fn get_layout(&self, v: &VersionId) -> Result<Option<LayoutRecord>, MetaError> {
-        self.get(keys::CF_LAYOUTS, &keys::version(v))
+        Ok(match self.get_part_data(v)? {
+            Some(PartData::Shards(l)) => Some(l),
+            _ => None,
+        })
+    }
+
+    /// A part's layout, or its inlined data.
+    pub fn get_part_data(&self, v: &VersionId) -> Result<Option<PartData>, MetaError> {
+        match self.db.get_pinned_cf(self.cf(keys::CF_LAYOUTS), keys::version(v))? {
+            Some(b) => Ok(Some(PartData::decode(&b)?)),
+            None => Ok(None),
+        }
     }
 
     pub fn get_upload(&self, bucket: &str, key: &[u8], id: &[u8; 16]) -> Result<Option<UploadRecord>, MetaError> {

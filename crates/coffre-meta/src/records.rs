@@ -603,6 +603,38 @@ pub struct LayoutRecord {
     pub hashes: Vec<[u8; 32]>,
 }
 
+/// What the `layouts` column family holds for a part: where its shards are, or — for a small
+/// object inlined in its metadata — its sealed AEAD packages themselves (no shard written).
+#[derive(Clone, Debug, PartialEq)]
+pub enum PartData {
+    Shards(LayoutRecord),
+    Inline(Vec<u8>),
+}
+
+/// The format byte of an inlined part: `FORMAT_INLINE ∥ packages`, the bytes as sealed.
+const FORMAT_INLINE: u8 = 0x49;
+
+impl PartData {
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            PartData::Shards(l) => encode(l),
+            PartData::Inline(packages) => {
+                let mut out = Vec::with_capacity(1 + packages.len());
+                out.push(FORMAT_INLINE);
+                out.extend_from_slice(packages);
+                out
+            }
+        }
+    }
+
+    pub fn decode(b: &[u8]) -> Result<PartData, crate::MetaError> {
+        match b.split_first() {
+            Some((&FORMAT_INLINE, packages)) => Ok(PartData::Inline(packages.to_vec())),
+            _ => decode(b).map(PartData::Shards),
+        }
+    }
+}
+
 /// A write in progress: if it never commits, its shards are orphans for the GC.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct IntentRecord {
@@ -716,6 +748,27 @@ mod tests {
         bad[0] = 9;
         assert!(decode::<UserRecord>(&bad).is_err());
         assert!(decode::<UserRecord>(&[]).is_err());
+    }
+
+    #[test]
+    fn part_data_of_both_kinds() {
+        let shards = PartData::Shards(LayoutRecord {
+            hashes: vec![[7; 32], [8; 32]],
+        });
+        // A shard layout is stored as it always was.
+        assert_eq!(
+            shards.encode(),
+            encode(&LayoutRecord {
+                hashes: vec![[7; 32], [8; 32]]
+            })
+        );
+        assert_eq!(PartData::decode(&shards.encode()).unwrap(), shards);
+        for packages in [vec![], vec![FORMAT_V1, 1, 2], vec![0x49; 100]] {
+            let inline = PartData::Inline(packages);
+            assert_eq!(PartData::decode(&inline.encode()).unwrap(), inline);
+        }
+        assert!(PartData::decode(&[]).is_err());
+        assert!(PartData::decode(&[9, 0]).is_err());
     }
 
     #[test]

@@ -762,3 +762,75 @@ fn a_tenant_is_never_deleted_under_a_bucket_being_created() {
         }
     }
 }
+
+#[test]
+fn an_inlined_object_commits_without_intent_and_its_data_goes_with_its_gc_entry() {
+    let (_d, m) = store_with(&[]);
+    let inline = |size: u64, packages: Vec<u8>, condition: WriteCondition| {
+        let mut r = rec(size);
+        r.parts[0].nodes.clear();
+        let v = r.version;
+        let out = m.apply(MetaCommand::CommitInlineObject {
+            bucket: "b".into(),
+            key: b"small".to_vec(),
+            record: r,
+            packages,
+            condition,
+            now_ms: 10,
+        });
+        (v, out)
+    };
+    // No intent was written: an inlined part never had shards to orphan.
+    let (first, out) = inline(3, vec![1, 2, 3, 4], WriteCondition::default());
+    out.unwrap();
+    assert_eq!(
+        m.get_part_data(&first).unwrap(),
+        Some(PartData::Inline(vec![1, 2, 3, 4]))
+    );
+    assert_eq!(m.get_layout(&first).unwrap(), None);
+    assert_eq!(m.get_object("b", b"small").unwrap().unwrap().version, first);
+    assert_eq!(m.bucket_usage("b").unwrap(), Usage { bytes: 3, objects: 1 });
+    // Its condition is checked inside the commit.
+    let (refused, out) = inline(
+        5,
+        vec![9],
+        WriteCondition {
+            if_none_match: true,
+            ..Default::default()
+        },
+    );
+    assert!(
+        matches!(out, Err(MetaError::PreconditionFailed { exists: true })),
+        "{out:?}"
+    );
+    assert_eq!(m.get_part_data(&refused).unwrap(), None);
+    // A record claiming two parts is refused whole.
+    let mut two = rec(2);
+    two.parts.push(part(1));
+    let out = m.apply(MetaCommand::CommitInlineObject {
+        bucket: "b".into(),
+        key: b"other".to_vec(),
+        record: two,
+        packages: vec![],
+        condition: WriteCondition::default(),
+        now_ms: 10,
+    });
+    assert!(out.is_err());
+    assert!(m.get_object("b", b"other").unwrap().is_none());
+    // Overwritten: the old version is queued for GC, its data stays until the GC is done.
+    let (second, out) = inline(4, vec![5, 6, 7, 8, 9], WriteCondition::default());
+    out.unwrap();
+    let batch = m.gc_batch(u64::MAX, 10).unwrap();
+    assert_eq!(batch.len(), 1);
+    let (raw, gc) = &batch[0];
+    assert_eq!(gc.parts[0].version, first);
+    assert!(gc.parts[0].nodes.is_empty(), "no shard to remove");
+    assert!(m.get_part_data(&first).unwrap().is_some());
+    m.gc_done(raw, gc).unwrap();
+    assert_eq!(m.get_part_data(&first).unwrap(), None);
+    assert_eq!(
+        m.get_part_data(&second).unwrap(),
+        Some(PartData::Inline(vec![5, 6, 7, 8, 9]))
+    );
+    assert_eq!(m.bucket_usage("b").unwrap(), Usage { bytes: 4, objects: 1 });
+}

@@ -97,6 +97,11 @@ pub const MIN_ADMIN_TOKEN: usize = 32;
 /// A node with less free space than this takes no new shards (placement), and one with less
 /// than this beyond a healed shard's bytes is not chosen to hold it.
 pub const NODE_FREE_MARGIN: u64 = 64 << 20;
+/// Objects up to this size are inlined in their metadata record by the embedded server
+/// (`--inline-max`): one synced metadata write instead of `k+m` shards and an intent.
+pub const INLINE_DEFAULT: u64 = 16 << 10;
+/// The largest `--inline-max` accepted: metadata records stay small (one AEAD package).
+pub const INLINE_LIMIT: u64 = 64 << 10;
 /// Deleted and replaced versions wait this long before their shards are removed.
 pub const GC_GRACE: Duration = Duration::from_secs(15 * 60);
 /// With several gateways, a write begun this long ago that never committed is an orphan

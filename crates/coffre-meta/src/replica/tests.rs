@@ -404,7 +404,19 @@ fn command(op: u8, key: u8, size: u64, bucket: u8) -> MetaCommand {
     let k = format!("k{}", key % 4);
     match op % 6 {
         0 => create_bucket(&b),
-        1 | 2 => put(&b, &k, size),
+        1 => put(&b, &k, size),
+        2 => {
+            let mut record = rec(size);
+            record.parts[0].nodes.clear();
+            MetaCommand::CommitInlineObject {
+                bucket: b,
+                key: k.into_bytes(),
+                record,
+                packages: size.to_be_bytes().to_vec(),
+                condition: WriteCondition::default(),
+                now_ms: size,
+            }
+        }
         3 => MetaCommand::DeleteObjects {
             bucket: b,
             keys: vec![k.into_bytes()],

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Syncs per operation: runs `coffre server` (embedded defaults, fresh data directory) under
+# strace, counting fsync and fdatasync calls, drives it with the load benchmark
+# (benches/load.rs), and prints for each phase the operations, the syncs inside it and their
+# ratio. With one client (--clients 1) a sync serves one request: the count per operation as
+# designed; with the benchmark's clients (the default) group commits share syncs.
+#
+#   scripts/fsync-count.sh [--secs 5] [--sizes 4096,1048576,67108864] [--clients N]
+#       [-- extra server arguments, e.g. --inline-max 0 or --audit off]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/coffre-target}"
+secs=5 sizes=4096,1048576,67108864 clients=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --secs) secs=$2; shift 2 ;;
+    --sizes) sizes=$2; shift 2 ;;
+    --clients) clients=$2; shift 2 ;;
+    --) shift; break ;;
+    *) echo "unknown argument: $1 (see the head of $0)" >&2; exit 2 ;;
+  esac
+done
+command -v strace >/dev/null || bash scripts/deps.sh strace
+cargo build --release --bin coffre >/dev/null 2>&1 || cargo build --release --bin coffre
+cargo bench --no-run --bench load >/dev/null 2>&1 || cargo bench --no-run --bench load
+work=$(mktemp -d)
+server=""
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+COFFRE_ROOT_ACCESS_KEY=SYNCKEY COFFRE_ROOT_SECRET_KEY=sync-secret RUST_LOG=warn \
+  strace -f -qq -ttt -e trace=fsync,fdatasync -o "$work/strace" \
+  "$CARGO_TARGET_DIR/release/coffre" server --data "$work/data" --listen 127.0.0.1:0 \
+  --admin-listen 127.0.0.1:0 "$@" >"$work/banner" &
+server=$!
+for _ in $(seq 300); do
+  grep -q "Coffre S3 endpoint" "$work/banner" 2>/dev/null && break
+  sleep 0.1
+done
+endpoint=$(sed -n 's/^Coffre S3 endpoint: \(http:[^ ]*\).*/\1/p' "$work/banner")
+[ -n "$endpoint" ] || { echo "the server did not start" >&2; exit 1; }
+env COFFRE_BENCH_ENDPOINT="$endpoint" COFFRE_BENCH_ACCESS_KEY=SYNCKEY COFFRE_BENCH_SECRET_KEY=sync-secret \
+  COFFRE_BENCH_SECS="$secs" COFFRE_BENCH_SIZES="$sizes" COFFRE_BENCH_MARKS="$work/marks" \
+  ${clients:+COFFRE_BENCH_CLIENTS="$clients"} cargo bench --bench load 2>/dev/null | grep -E '^(PUT|GET) ' >&2
+kill "$server"
+wait "$server" 2>/dev/null || true
+server=""
+echo "$(date -u +%F) $(nproc) cores; server: coffre server $*; syncs counted by strace (which slows every sync)"
+python3 - "$work/marks" "$work/strace" <<'PY'
+import sys, re
+marks = [l.split() for l in open(sys.argv[1])]
+times = []
+for line in open(sys.argv[2]):
+    m = re.match(r"\d+\s+(\d+\.\d+)\s+(fsync|fdatasync)\(", line)
+    if m:
+        times.append(float(m.group(1)))
+print(f"{'phase':<24}{'ops':>8}{'syncs':>9}{'syncs/op':>10}")
+for name, size, clients, start, end, ops in marks:
+    size, start, end, ops = int(size), float(start), float(end), int(ops)
+    n = sum(1 for t in times if start <= t <= end)
+    human = f"{size >> 20} MiB" if size >= 1 << 20 else f"{size >> 10} KiB"
+    print(f"{name + ' ' + human + ' x' + clients:<24}{ops:>8}{n:>9}{n / max(ops, 1):>10.2f}")
+PY
