@@ -229,8 +229,10 @@ impl Engine {
         if !self.inlines(&policy, new.body.size_hint) {
             return self.put_stored(bucket, bucket_rec, key, &policy, body, new).await;
         }
-        // Small enough to live in its metadata record: read it whole (bounded), unless it
-        // turns out longer than it said, then it is stored as any other object.
+        // Small enough to live in its metadata record: read it whole (within the data path's
+        // memory budget, as a stripe would be), unless it turns out longer than it said, then
+        // it is stored as any other object.
+        let reservation = self.budget.reserve(self.config.inline_max as usize).await;
         let mut body = body;
         let (mut chunks, mut len) = (Vec::new(), 0u64);
         while let Some(chunk) = body.next().await {
@@ -238,14 +240,18 @@ impl Engine {
             len = len.saturating_add(chunk.len() as u64);
             chunks.push(chunk);
             if len > self.config.inline_max {
+                drop(reservation);
                 let read = futures_util::stream::iter(chunks.into_iter().map(Ok));
                 return self
                     .put_stored(bucket, bucket_rec, key, &policy, read.chain(body), new)
                     .await;
             }
         }
-        self.put_inline(bucket, bucket_rec, key, &policy, chunks.concat(), new)
-            .await
+        let plain = chunks.concat();
+        drop(chunks);
+        let put = self.put_inline(bucket, bucket_rec, key, &policy, plain, new).await;
+        drop(reservation);
+        put
     }
 
     /// Whether an object of `size` bytes (if known) is inlined in a bucket under `policy`.
