@@ -26,7 +26,10 @@ cargo bench --no-run --bench load >/dev/null 2>&1 || cargo bench --no-run --benc
 work=$(mktemp -d)
 server=""
 cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  if [ -n "$server" ]; then
+    pkill -f "coffre server --data $work/data" || true
+    wait "$server" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -44,7 +47,8 @@ endpoint=$(sed -n 's/^Coffre S3 endpoint: \(http:[^ ]*\).*/\1/p' "$work/banner")
 env COFFRE_BENCH_ENDPOINT="$endpoint" COFFRE_BENCH_ACCESS_KEY=SYNCKEY COFFRE_BENCH_SECRET_KEY=sync-secret \
   COFFRE_BENCH_SECS="$secs" COFFRE_BENCH_SIZES="$sizes" COFFRE_BENCH_MARKS="$work/marks" \
   ${clients:+COFFRE_BENCH_CLIENTS="$clients"} cargo bench --bench load 2>/dev/null | grep -E '^(PUT|GET) ' >&2
-kill "$server"
+# Stop the server itself (strace, its parent, exits with it).
+pkill -f "coffre server --data $work/data" || true
 wait "$server" 2>/dev/null || true
 server=""
 echo "$(date -u +%F) $(nproc) cores; server: coffre server $*; syncs counted by strace (which slows every sync)"
