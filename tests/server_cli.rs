@@ -347,3 +347,57 @@ async fn master_key_rotation_rewraps_without_rewriting_data() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("the master key the store was written with"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_limit_from_the_file_and_for_the_embedded_server_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("coffre.toml");
+    std::fs::write(&cfg, "[server]\ninline_max = \"8K\"\n").unwrap();
+    let s = Server::start_with(
+        &dir.path().join("data"),
+        "127.0.0.1:0",
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let c = s.client();
+    c.create_bucket().bucket("lim").send().await.unwrap();
+    for (key, n, inline) in [("at", 8 << 10, true), ("over", (8 << 10) + 1, false)] {
+        c.put_object()
+            .bucket("lim")
+            .key(key)
+            .body(ByteStream::from(data(n, 1)))
+            .send()
+            .await
+            .unwrap();
+        let v = s.admin_json(&["placement", "lim", key]);
+        assert_eq!(v["inline"].as_bool(), Some(inline), "{key}: {v}");
+        assert_eq!(get_body(&c, "lim", key).await, data(n, 1));
+    }
+    drop(s);
+
+    // Refused before anything is opened: over the bound, and in a cluster (whose metadata is
+    // on gateways, not with the shards).
+    let refused = |toml: &str, extra: &[&str], says: &str| {
+        std::fs::write(&cfg, toml).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_coffre"))
+            .args(["server", "--data", dir.path().join("d2").to_str().unwrap()])
+            .args(["--config", cfg.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success());
+        assert!(err.contains(says), "{err}");
+    };
+    refused("[server]\ninline_max = \"1M\"\n", &[], "at most 65536 bytes");
+    let cluster = "[cluster]\nca = \"/nonexistent/ca.pem\"\nidentity = \"/nonexistent/gw\"\n";
+    refused(cluster, &["--inline-max", "16K"], "inlined only by the embedded server");
+    // Without the flag a cluster simply does not inline: what fails here is the missing CA.
+    std::fs::write(&cfg, cluster).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["server", "--data", dir.path().join("d3").to_str().unwrap()])
+        .args(["--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("inline"));
+}
