@@ -137,36 +137,50 @@ impl Engine {
                 return Err(e.into());
             }
         };
-        if info.content_md5.is_some_and(|m| m != written.md5) {
-            self.abort(&version, &nodes, Some(written.shard_hashes.len() as u32))
-                .await;
+        let stripes = written.shard_hashes.len() as u32;
+        let part = PartInfo {
+            version,
+            size: written.size,
+            md5: String::new(),
+            wrapped_key,
+            nodes: nodes.clone(),
+            degraded: written.degraded,
+            checksum: None,
+        };
+        match self.finish_part(part, written.md5, &info) {
+            Ok(part) => Ok((
+                part,
+                LayoutRecord {
+                    hashes: written.shard_hashes.into_iter().flatten().collect(),
+                },
+            )),
+            Err(e) => {
+                self.abort(&version, &nodes, Some(stripes)).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Completes the record of a part whose bytes had MD5 `md5`, as its body reader left them:
+    /// the client's Content-MD5 must match, the checksum the reader verified is sealed, and an
+    /// SSE-C part's ETag is keyed by the customer's key.
+    fn finish_part(&self, mut part: PartInfo, md5: [u8; 16], body: &BodyInfo) -> EngineResult<PartInfo> {
+        if body.content_md5.is_some_and(|m| m != md5) {
             return Err(EngineError::BadDigest(
                 "The Content-MD5 you specified did not match what we received.".into(),
             ));
         }
-        let checksum = info
+        part.checksum = body
             .checksum
+            .as_ref()
             .and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).take())
-            .map(|(a, v)| (a, self.seal_checksum(&version, &v)));
-        let md5 = match &info.customer_key {
-            Some(ck) => ck.tag_digest(&written.md5),
-            None => written.md5,
+            .map(|(a, v)| (a, self.seal_checksum(&part.version, &v)));
+        let md5 = match &body.customer_key {
+            Some(ck) => ck.tag_digest(&md5),
+            None => md5,
         };
-        let info = PartInfo {
-            version,
-            size: written.size,
-            md5: hex::encode(md5),
-            wrapped_key,
-            nodes,
-            degraded: written.degraded,
-            checksum,
-        };
-        Ok((
-            info,
-            LayoutRecord {
-                hashes: written.shard_hashes.into_iter().flatten().collect(),
-            },
-        ))
+        part.md5 = hex::encode(md5);
+        Ok(part)
     }
 
     /// A part's checksum is a digest of its content (SHA-256 can confirm a guess): it is stored
@@ -281,11 +295,6 @@ impl Engine {
         let size = plain.len() as u64;
         self.check_quota_early(tenant, bucket, Some(key), Some(size))?;
         let md5: [u8; 16] = coffre_data::inline::md5_of(&plain);
-        if new.body.content_md5.is_some_and(|m| m != md5) {
-            return Err(EngineError::BadDigest(
-                "The Content-MD5 you specified did not match what we received.".into(),
-            ));
-        }
         let dk = DataKey::random();
         let version = VersionId::random();
         let wrapped_key = self.wrap_data_key(tenant, &dk, &version.0)?;
@@ -296,24 +305,16 @@ impl Engine {
         let layout = StripeLayout::new(policy.scheme);
         let packages = coffre_data::seal_inline(&layout, &self.cipher(&data_key, bucket, key, &version), &plain)?;
         drop(plain);
-        let checksum = new
-            .body
-            .checksum
-            .and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).take())
-            .map(|(a, v)| (a, self.seal_checksum(&version, &v)));
-        let md5 = match &new.body.customer_key {
-            Some(ck) => ck.tag_digest(&md5),
-            None => md5,
-        };
-        let info = PartInfo {
+        let part = PartInfo {
             version,
             size,
-            md5: hex::encode(md5),
+            md5: String::new(),
             wrapped_key,
             nodes: Vec::new(),
             degraded: Vec::new(),
-            checksum,
+            checksum: None,
         };
+        let info = self.finish_part(part, md5, &new.body)?;
         let sse_c = new.body.customer_key.as_ref().map(CustomerKey::new_check);
         let (record, condition) = self.new_record(
             bucket,

@@ -561,10 +561,7 @@ impl MetaStore {
             } => {
                 let _b = self.bucket_content(&bucket);
                 let _k = self.lock_key(&bucket, &key);
-                let owner = self.require_bucket(&bucket)?.tenant;
-                condition.check_owner(&owner)?;
-                let current = self.get_object(&bucket, &key)?;
-                condition.check(current.as_ref())?;
+                let (owner, current) = self.check_write(&bucket, &key, &condition)?;
                 for (v, _) in &layouts {
                     self.require_intent(v)?;
                 }
@@ -590,10 +587,7 @@ impl MetaStore {
                 let part_key = keys::version(&part.version);
                 let _b = self.bucket_content(&bucket);
                 let _k = self.lock_key(&bucket, &key);
-                let owner = self.require_bucket(&bucket)?.tenant;
-                condition.check_owner(&owner)?;
-                let current = self.get_object(&bucket, &key)?;
-                condition.check(current.as_ref())?;
+                let (owner, current) = self.check_write(&bucket, &key, &condition)?;
                 let (record, _q) = self.commit_version_in(&mut b, &owner, &bucket, &key, record, current, now_ms)?;
                 b.put_cf(self.cf(keys::CF_LAYOUTS), part_key, PartData::Inline(packages).encode());
                 self.write(b)?;
@@ -875,6 +869,22 @@ impl MetaStore {
                 "the write was aborted before it could commit; retry it".into(),
             )),
         }
+    }
+
+    /// What a commit of a new version of `key` re-checks under the bucket's and the key's
+    /// locks (the caller holds them): the bucket is there and still the writer's tenant's, and
+    /// the write's condition holds on the current object. Returns the owner and that object.
+    fn check_write(
+        &self,
+        bucket: &str,
+        key: &[u8],
+        condition: &WriteCondition,
+    ) -> Result<(String, Option<ObjectRecord>), MetaError> {
+        let owner = self.require_bucket(bucket)?.tenant;
+        condition.check_owner(&owner)?;
+        let current = self.get_object(bucket, key)?;
+        condition.check(current.as_ref())?;
+        Ok((owner, current))
     }
 
     fn require_bucket(&self, bucket: &str) -> Result<crate::BucketRecord, MetaError> {
