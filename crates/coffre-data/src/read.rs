@@ -32,7 +32,7 @@ pub struct PartReader {
 }
 
 impl PartReader {
-    async fn fetch(&self, stripe: u32, index: usize) -> Option<Vec<u8>> {
+    async fn fetch(&self, stripe: u32, index: usize) -> Option<Bytes> {
         let id = ShardId {
             version: self.version,
             part: self.part,
@@ -46,7 +46,7 @@ impl PartReader {
         };
         let expected = self.shard_hashes.get(stripe as usize)?.get(index)?;
         let bad = match result {
-            Ok(b) if blake3::hash(&b).as_bytes() == expected => return Some(b.to_vec()),
+            Ok(b) if blake3::hash(&b).as_bytes() == expected => return Some(b),
             Ok(_) => "BLAKE3 mismatch (bitrot)".to_string(),
             Err(e) => e,
         };
@@ -95,7 +95,7 @@ impl PartReader {
     async fn fetch_stripe(&self, stripe: u32) -> Result<Vec<u8>, DataError> {
         let k = self.layout.scheme.data as usize;
         let n = self.layout.scheme.total();
-        let mut shards: Vec<Option<Vec<u8>>> =
+        let mut shards: Vec<Option<Bytes>> =
             futures_util::future::join_all((0..k).map(|i| self.fetch(stripe, i))).await;
         let mut have = shards.iter().filter(|s| s.is_some()).count();
         shards.resize(n, None);
@@ -122,10 +122,17 @@ impl PartReader {
         }
         // Before the rebuild fills them in: the shards that were tried and found bad.
         let bad: Vec<usize> = (0..next).filter(|i| shards[*i].is_none()).collect();
-        if !bad.is_empty() {
-            Codec::new(self.layout.scheme).reconstruct_data(&mut shards)?;
-            self.repair(stripe, &shards[..k], bad);
+        if bad.is_empty() {
+            // The common case: the data shards as read, concatenated once.
+            let mut out = Vec::with_capacity(shards.iter().take(k).flatten().map(Bytes::len).sum());
+            for s in shards.iter().take(k) {
+                out.extend_from_slice(s.as_ref().ok_or_else(|| DataError::Internal("shard missing".into()))?);
+            }
+            return Ok(out);
         }
+        let mut shards: Vec<Option<Vec<u8>>> = shards.into_iter().map(|s| s.map(|b| b.to_vec())).collect();
+        Codec::new(self.layout.scheme).reconstruct_data(&mut shards)?;
+        self.repair(stripe, &shards[..k], bad);
         let mut out = Vec::with_capacity(k * shards[0].as_ref().map_or(0, |s| s.len()));
         for s in shards.into_iter().take(k) {
             out.extend_from_slice(&s.ok_or_else(|| DataError::Internal("shard not rebuilt".into()))?);
