@@ -449,8 +449,14 @@ impl Replica {
         for (id, node) in members {
             let r = match id == self.id {
                 true => self.forget_history_here().await,
+                // As long as the replica may take itself: a barrier, then a snapshot and a
+                // purge, each waited for up to the compaction's patience.
                 false => match self
-                    .forward(&node, Request::ForgetHistory, self.config.request_timeout)
+                    .forward(
+                        &node,
+                        Request::ForgetHistory,
+                        self.config.request_timeout + 2 * self.compaction_patience(),
+                    )
                     .await
                 {
                     LeaderAnswer::Done(r, _) => r.map(drop),
@@ -470,6 +476,12 @@ impl Replica {
         }
     }
 
+    /// A snapshot and a purge take their time on a loaded replica (the leader purges only
+    /// what every follower has received): more than a request's wait.
+    fn compaction_patience(&self) -> Duration {
+        self.config.request_timeout.max(Duration::from_secs(30))
+    }
+
     async fn forget_history_here(&self) -> Result<(), MetaError> {
         // First apply everything committed (the deletion that asked for this, at least), so
         // that the snapshot replacing the history is taken after it.
@@ -478,23 +490,30 @@ impl Replica {
             return Ok(());
         };
         let failed = |what: &str| unavailable(format!("compacting this replica's history: {what}"));
-        // A snapshot and a purge take their time on a loaded replica (the leader purges only
-        // what every follower has received): more than a request's wait.
-        let patience = self.config.request_timeout.max(Duration::from_secs(30));
-        self.raft
-            .trigger()
-            .snapshot()
-            .await
-            .map_err(|_| failed("the replica stopped"))?;
-        let m = self
-            .raft
-            .wait(Some(patience))
-            .metrics(
-                |m| m.snapshot.is_some_and(|s| s.index >= applied),
-                "snapshot for compaction",
-            )
-            .await
-            .map_err(|_| failed("no snapshot in time"))?;
+        let patience = self.compaction_patience();
+        // A trigger is ignored while a snapshot is being built (one taken before `applied`,
+        // say): asked again until one covers `applied`.
+        let deadline = tokio::time::Instant::now() + patience;
+        let m = loop {
+            self.raft
+                .trigger()
+                .snapshot()
+                .await
+                .map_err(|_| failed("the replica stopped"))?;
+            let waited = self
+                .raft
+                .wait(Some(Duration::from_secs(1)))
+                .metrics(
+                    |m| m.snapshot.is_some_and(|s| s.index >= applied),
+                    "snapshot for compaction",
+                )
+                .await;
+            match waited {
+                Ok(m) => break m,
+                Err(_) if tokio::time::Instant::now() < deadline => continue,
+                Err(_) => return Err(failed("no snapshot in time")),
+            }
+        };
         let upto = m.snapshot.map_or(applied, |s| s.index);
         self.raft
             .trigger()
