@@ -111,8 +111,6 @@ pub struct LocalShardStore {
     _indexer: Arc<Indexer>,
 }
 
-/// A lock whose holder panicked still guards consistent data here (every update is a whole
-/// insert or remove), so poisoning is ignored.
 /// Shards this large (a full stripe's, objects of 4 MiB and more in 4+2) stream past the page
 /// cache: once synced, and once read, their pages are dropped. Keeping them would evict the
 /// small and hot records the cache is good for, and growing the cache by a large write's
@@ -134,6 +132,8 @@ fn drop_cached(file: &File, offset: u64, len: u64) {
     }
 }
 
+/// A lock whose holder panicked still guards consistent data here (every update is a whole
+/// insert or remove), so poisoning is ignored.
 fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
