@@ -122,20 +122,19 @@ impl PartReader {
         }
         // Before the rebuild fills them in: the shards that were tried and found bad.
         let bad: Vec<usize> = (0..next).filter(|i| shards[*i].is_none()).collect();
-        if bad.is_empty() {
-            // The common case: the data shards as read, concatenated once.
-            let mut out = Vec::with_capacity(shards.iter().take(k).flatten().map(Bytes::len).sum());
-            for s in shards.iter().take(k) {
-                out.extend_from_slice(s.as_ref().ok_or_else(|| DataError::Internal("shard missing".into()))?);
-            }
-            return Ok(out);
+        if !bad.is_empty() {
+            // Rare: rebuilt in owned buffers, then back to shared ones (no copy).
+            let mut rebuilt: Vec<Option<Vec<u8>>> = shards.into_iter().map(|s| s.map(|b| b.to_vec())).collect();
+            Codec::new(self.layout.scheme).reconstruct_data(&mut rebuilt)?;
+            shards = rebuilt.into_iter().map(|s| s.map(Bytes::from)).collect();
+            self.repair(stripe, &shards[..k], bad);
         }
-        let mut shards: Vec<Option<Vec<u8>>> = shards.into_iter().map(|s| s.map(|b| b.to_vec())).collect();
-        Codec::new(self.layout.scheme).reconstruct_data(&mut shards)?;
-        self.repair(stripe, &shards[..k], bad);
-        let mut out = Vec::with_capacity(k * shards[0].as_ref().map_or(0, |s| s.len()));
-        for s in shards.into_iter().take(k) {
-            out.extend_from_slice(&s.ok_or_else(|| DataError::Internal("shard not rebuilt".into()))?);
+        let mut out = Vec::with_capacity(shards.iter().take(k).flatten().map(Bytes::len).sum());
+        for s in shards.iter().take(k) {
+            out.extend_from_slice(
+                s.as_ref()
+                    .ok_or_else(|| DataError::Internal("shard not rebuilt".into()))?,
+            );
         }
         Ok(out)
     }
@@ -143,7 +142,7 @@ impl PartReader {
     /// Read repair: rebuilds the shards found bad from the (complete) data shards and writes
     /// them back to their stores, in the background. A rebuilt shard is written only if its
     /// BLAKE3 matches the layout, so a repair can never store wrong data.
-    fn repair(&self, stripe: u32, data: &[Option<Vec<u8>>], bad: Vec<usize>) {
+    fn repair(&self, stripe: u32, data: &[Option<Bytes>], bad: Vec<usize>) {
         let mut concat = Vec::new();
         for s in data {
             match s {
