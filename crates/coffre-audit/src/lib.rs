@@ -7,6 +7,7 @@
 //! the metadata, so a shortened tail is noticed online and at start-up. Verification works on
 //! the segments alone or on a tenant's export, given only the audit public key.
 
+mod appender;
 pub mod chain;
 mod event;
 pub mod forward;
