@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Syncs per operation: runs `coffre server` (embedded defaults, fresh data directory) under
-# strace, counting fsync and fdatasync calls, drives it with the load benchmark
+# strace, counting fsync and fdatasync calls and writes to files opened O_DSYNC (the audit
+# segment: each such write returns once on stable storage), drives it with the load benchmark
 # (benches/load.rs), and prints for each phase the operations, the syncs inside it and their
 # ratio. With one client (--clients 1) a sync serves one request: the count per operation as
 # designed; with the benchmark's clients (the default) group commits share syncs.
@@ -34,7 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 COFFRE_ROOT_ACCESS_KEY=SYNCKEY COFFRE_ROOT_SECRET_KEY=sync-secret RUST_LOG=warn \
-  strace -f -qq -ttt -e trace=fsync,fdatasync -o "$work/strace" \
+  strace -f -qq -ttt -e trace=fsync,fdatasync,openat,close,pwrite64 -o "$work/strace" \
   "$CARGO_TARGET_DIR/release/coffre" server --data "$work/data" --listen 127.0.0.1:0 \
   --admin-listen 127.0.0.1:0 "$@" >"$work/banner" &
 server=$!
@@ -56,10 +57,20 @@ python3 - "$work/marks" "$work/strace" <<'PY'
 import sys, re
 marks = [l.split() for l in open(sys.argv[1])]
 times = []
+dsync = set()  # descriptors of files opened O_DSYNC
 for line in open(sys.argv[2]):
-    m = re.match(r"\d+\s+(\d+\.\d+)\s+(fsync|fdatasync)\(", line)
-    if m:
-        times.append(float(m.group(1)))
+    m = re.match(r"\d+\s+(\d+\.\d+)\s+(\w+)\((.*)\)\s+=\s+(-?\d+)", line)
+    if not m:
+        continue
+    t, call, args, ret = float(m.group(1)), m.group(2), m.group(3), int(m.group(4))
+    if call in ("fsync", "fdatasync"):
+        times.append(t)
+    elif call == "openat" and "O_DSYNC" in args and ret >= 0:
+        dsync.add(ret)
+    elif call == "close":
+        dsync.discard(int(args.split(",")[0]))
+    elif call == "pwrite64" and int(args.split(",")[0]) in dsync:
+        times.append(t)
 print(f"{'phase':<24}{'ops':>8}{'syncs':>9}{'syncs/op':>10}")
 for name, size, clients, start, end, ops in marks:
     size, start, end, ops = int(size), float(start), float(end), int(ops)
