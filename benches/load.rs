@@ -7,7 +7,10 @@
 //! COFFRE_BENCH_ACCESS_KEY, COFFRE_BENCH_SECRET_KEY, COFFRE_BENCH_REGION for a server already
 //! running, Coffre or another: scripts/bench-compare.sh; COFFRE_BENCH_CLIENTS to run every
 //! phase with that many clients; COFFRE_BENCH_MARKS=FILE to append each phase's name, start and
-//! end (Unix seconds) and operation count to FILE: scripts/fsync-count.sh).
+//! end (Unix seconds) and operation count to FILE: scripts/fsync-count.sh; COFFRE_BENCH_TLS=1
+//! to serve and drive HTTPS, with a certificate made for the run: how a deployment is used,
+//! and how the SDK then sends a body, unsigned with a CRC32 trailer, where over plain HTTP it
+//! signs every chunk with SHA-256).
 //! Prints, per object size: PUT and GET throughput, ops/s, p50 and p99 latency.
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
@@ -22,18 +25,44 @@ use std::time::{Duration, Instant};
 /// One benchmark operation: the i-th PUT or GET.
 type Op = Arc<dyn Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
 
-fn start_server(dir: &std::path::Path) -> (std::process::Child, String) {
+/// COFFRE_BENCH_TLS=1: a self-signed certificate for 127.0.0.1 and its key, written into
+/// `dir`; returns their paths and the certificate's PEM (what the client trusts).
+fn tls_files(dir: &std::path::Path) -> Option<(std::path::PathBuf, std::path::PathBuf, String)> {
+    if std::env::var("COFFRE_BENCH_TLS").ok().as_deref() != Some("1") {
+        return None;
+    }
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.join("bench-cert.pem"), dir.join("bench-key.pem"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    Some((cert, key, made.cert.pem()))
+}
+
+fn start_server(
+    dir: &std::path::Path,
+    tls: Option<&(std::path::PathBuf, std::path::PathBuf, String)>,
+) -> (std::process::Child, String) {
     let bin = std::env::var("COFFRE_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_coffre").to_string());
+    let data = dir.join("data");
+    let mut args = vec![
+        "server".to_string(),
+        "--data".into(),
+        data.to_str().unwrap().into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--admin-listen".into(),
+        "127.0.0.1:0".into(),
+    ];
+    if let Some((cert, key, _)) = tls {
+        args.extend([
+            "--tls-cert".into(),
+            cert.to_str().unwrap().into(),
+            "--tls-key".into(),
+            key.to_str().unwrap().into(),
+        ]);
+    }
     let mut child = Command::new(bin)
-        .args([
-            "server",
-            "--data",
-            dir.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
+        .args(args)
         .env("COFFRE_ROOT_ACCESS_KEY", "BENCHKEY")
         .env("COFFRE_ROOT_SECRET_KEY", "bench-secret")
         .env("RUST_LOG", "warn")
@@ -45,14 +74,14 @@ fn start_server(dir: &std::path::Path) -> (std::process::Child, String) {
     let addr = loop {
         line.clear();
         assert!(out.read_line(&mut line).unwrap() > 0, "server exited");
-        if let Some(r) = line.trim().strip_prefix("Coffre S3 endpoint: http://") {
+        if let Some(r) = line.trim().strip_prefix("Coffre S3 endpoint: ") {
             break r.split_whitespace().next().unwrap().to_string();
         }
     };
     std::thread::spawn(move || {
         let _ = out.read_to_end(&mut Vec::new());
     });
-    (child, format!("http://{addr}"))
+    (child, addr)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -144,10 +173,11 @@ fn main() {
         .unwrap_or(10);
     // COFFRE_BENCH_ENDPOINT: measure a server that is already running (a cluster gateway, say),
     // with the root keys in COFFRE_BENCH_ACCESS_KEY / COFFRE_BENCH_SECRET_KEY.
+    let tls = tls_files(dir.path());
     let (mut child, endpoint) = match std::env::var("COFFRE_BENCH_ENDPOINT") {
         Ok(e) => (None, e),
         Err(_) => {
-            let (c, e) = start_server(dir.path());
+            let (c, e) = start_server(dir.path(), tls.as_ref());
             (Some(c), e)
         }
     };
@@ -165,9 +195,20 @@ fn main() {
             .region(Region::new(region))
             .endpoint_url(&endpoint)
             .credentials_provider(Credentials::new(access.as_str(), secret.as_str(), None, None, "bench"))
-            .force_path_style(true)
-            .build();
-        let c = aws_sdk_s3::Client::from_conf(conf);
+            .force_path_style(true);
+        let conf = match &tls {
+            Some((_, _, pem)) => {
+                use aws_smithy_http_client::tls;
+                let trust = tls::TrustStore::empty().with_pem_certificate(pem.as_bytes());
+                let http = aws_smithy_http_client::Builder::new()
+                    .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+                    .tls_context(tls::TlsContext::builder().with_trust_store(trust).build().unwrap())
+                    .build_https();
+                conf.http_client(http)
+            }
+            None => conf,
+        };
+        let c = aws_sdk_s3::Client::from_conf(conf.build());
         // A peer measured twice already has it.
         if let Err(e) = c.create_bucket().bucket("bench").send().await {
             let e = e.into_service_error();
@@ -201,13 +242,22 @@ fn main() {
             let body = Bytes::from((0..size).map(|i| (i * 31 + 7) as u8).collect::<Vec<u8>>());
             let written = Arc::new(AtomicUsize::new(0));
             let (c1, b1, w1) = (c.clone(), body.clone(), written.clone());
+            let streamed = tls.is_some();
             let put: Op = Arc::new(move |i| {
                 let (c, b, w) = (c1.clone(), b1.clone(), w1.clone());
                 Box::pin(async move {
+                    // Over HTTPS the body streams, as from a file: the SDK then sends it
+                    // unsigned with a CRC32 trailer (aws-chunked). A body it holds in memory
+                    // it would sign whole with SHA-256 even over HTTPS.
+                    let body = if streamed {
+                        ByteStream::from_body_1_x(http_body_util::Full::new(b))
+                    } else {
+                        ByteStream::from(b)
+                    };
                     c.put_object()
                         .bucket("bench")
                         .key(format!("{size}/{i}"))
-                        .body(ByteStream::from(b))
+                        .body(body)
                         .send()
                         .await
                         .unwrap();
