@@ -411,7 +411,7 @@ impl AuditLog {
     }
 }
 
-/// The open segment and the chain's state (owned by one blocking task at a time).
+/// The open segment and the chain's state (used by one leader at a time).
 struct Writer {
     config: AuditConfig,
     key: Ed25519KeyPair,
