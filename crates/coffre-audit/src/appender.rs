@@ -183,33 +183,36 @@ impl SegmentFile {
     /// ones, then zeros to the block's end (or, when the zero-filled reserve runs out, a
     /// megabyte further).
     fn write_direct(&mut self, bytes: &[u8], end: u64) -> io::Result<()> {
-        let start = round_down(self.size);
         let until = if end > self.zeroed {
             round_up(end + PREALLOCATE)
         } else {
             round_up(end)
         };
+        let start = round_down(self.size);
+        let buf = self.write_blocks(bytes, until)?;
+        let from = (round_down(end) - start) as usize;
+        self.tail = buf.bytes()[from..(end - start) as usize].to_vec();
+        Ok(())
+    }
+
+    /// Writes the blocks from the one where the records end up to `until`: the records' bytes
+    /// in that block, then `bytes`, then zeros. Returns what it wrote.
+    fn write_blocks(&mut self, bytes: &[u8], until: u64) -> io::Result<Aligned> {
+        let start = round_down(self.size);
         let mut buf = Aligned::zeroed((until - start) as usize);
         let b = buf.bytes_mut();
         b[..self.tail.len()].copy_from_slice(&self.tail);
         b[self.tail.len()..self.tail.len() + bytes.len()].copy_from_slice(bytes);
         self.file.write_all_at(buf.bytes(), start)?;
         self.zeroed = self.zeroed.max(until);
-        let from = (round_down(end) - start) as usize;
-        self.tail = buf.bytes()[from..(end - start) as usize].to_vec();
-        Ok(())
+        Ok(buf)
     }
 
     /// Zeros over `len` bytes after the records (what a failed append may have left).
     fn erase(&mut self, len: usize) -> io::Result<()> {
         if self.direct {
-            let start = round_down(self.size);
-            let until = round_up(self.size.saturating_add(len as u64));
-            let mut buf = Aligned::zeroed((until - start) as usize);
-            buf.bytes_mut()[..self.tail.len()].copy_from_slice(&self.tail);
-            self.file.write_all_at(buf.bytes(), start)?;
-            self.zeroed = self.zeroed.max(until);
-            Ok(())
+            self.write_blocks(&[], round_up(self.size.saturating_add(len as u64)))
+                .map(drop)
         } else {
             self.file.write_all_at(&vec![0u8; len], self.size)?;
             self.file.sync_data()

@@ -272,10 +272,10 @@ impl Shared {
             self.lock_queue().closed = true;
         }
         let mut next = match &result {
-            Ok((first, _)) => *first,
+            Ok(w) => w.first,
             Err(_) => 0,
         };
-        let state = || result.as_ref().map(|(_, state)| *state).map_err(|e| e.to_string());
+        let state = || result.as_ref().map(|w| w.state).map_err(|e| e.to_string());
         for m in batch {
             match m {
                 Msg::Append(_, reply) => {
@@ -290,7 +290,9 @@ impl Shared {
                 Msg::Tick => {}
             }
         }
-        writer.publish();
+        if let Ok(Written { forward: Some(f), .. }) = result {
+            writer.publish(f);
+        }
     }
 }
 
@@ -411,6 +413,16 @@ impl AuditLog {
     }
 }
 
+/// What writing a batch did.
+struct Written {
+    /// The number of the batch's first entry.
+    first: u64,
+    /// The chain after the batch.
+    state: (u64, Hash),
+    /// Something was written: the entries to forward to the SIEM (the head is recorded then).
+    forward: Option<Vec<(String, Vec<u8>)>>,
+}
+
 /// The open segment and the chain's state (used by one leader at a time).
 struct Writer {
     config: AuditConfig,
@@ -427,8 +439,6 @@ struct Writer {
     /// Events the writer itself produced (expired segments), written with the next batch.
     own_events: Vec<Event>,
     forwarder: Option<Arc<Forwarder>>,
-    /// A batch written whose head is not recorded yet: its entries for the SIEM.
-    unpublished: Option<Vec<(String, Vec<u8>)>>,
 }
 
 fn today() -> u64 {
@@ -637,7 +647,6 @@ impl Writer {
             unsigned_since: None,
             own_events,
             forwarder,
-            unpublished: None,
         };
         if start_fresh_segment {
             w.start_segment().map_err(io)?;
@@ -709,8 +718,7 @@ impl Writer {
     }
 
     /// Writes a batch: its events, then a checkpoint when one is due; one sync for all.
-    /// Returns the first entry number written and the state after the batch.
-    fn process(&mut self, batch: &[Msg], closing: bool) -> Result<(u64, (u64, Hash)), String> {
+    fn process(&mut self, batch: &[Msg], closing: bool) -> Result<Written, String> {
         if self.seg.size() >= self.config.segment_bytes || today() != self.day {
             // A segment without entries yet would be replaced by one of the same name.
             if self.path.file_name().and_then(|n| n.to_str()) == Some(segment_name(self.n + 1).as_str()) {
@@ -759,7 +767,11 @@ impl Writer {
             buf.push_str(&self.checkpoint_line());
         }
         if buf.is_empty() {
-            return Ok((first, (n, h)));
+            return Ok(Written {
+                first,
+                state: (n, h),
+                forward: None,
+            });
         }
         if let Err(e) = self.seg.append_durably(buf.as_bytes()) {
             (self.n, self.h) = (saved_n, saved_h);
@@ -767,15 +779,17 @@ impl Writer {
             self.own_events = own;
             return Err(e.to_string());
         }
-        self.unpublished = Some(forward);
-        Ok((first, (n, h)))
+        Ok(Written {
+            first,
+            state: (n, h),
+            forward: Some(forward),
+        })
     }
 
     /// After a batch's waiters are answered: records the chain head in the metadata (a RocksDB
     /// write, which may wait for another writer's WAL sync: the waiters need not) and forwards
     /// the batch's entries to the SIEM.
-    fn publish(&mut self) {
-        let Some(forward) = self.unpublished.take() else { return };
+    fn publish(&self, forward: Vec<(String, Vec<u8>)>) {
         if let Err(e) = self.head.record(self.n, &self.h) {
             // The entries are durable; the head only detects a shortened tail.
             tracing::warn!(target: "coffre::audit", error = %e, "could not record the audit chain head");
