@@ -58,18 +58,36 @@ import sys, re
 marks = [l.split() for l in open(sys.argv[1])]
 times = []
 dsync = set()  # descriptors of files opened O_DSYNC
+opening = set()  # threads inside an O_DSYNC openat that strace printed unfinished
 for line in open(sys.argv[2]):
-    m = re.match(r"\d+\s+(\d+\.\d+)\s+(\w+)\((.*)\)\s+=\s+(-?\d+)", line)
+    # With several threads strace splits a call another thread interrupts into an
+    # "<unfinished ...>" line and a "<... CALL resumed>" line: a call counts where it starts.
+    m = re.match(r"(\d+)\s+(\d+\.\d+)\s+(.*)", line)
     if not m:
         continue
-    t, call, args, ret = float(m.group(1)), m.group(2), m.group(3), int(m.group(4))
-    if call in ("fsync", "fdatasync"):
+    tid, t, rest = m.group(1), float(m.group(2)), m.group(3)
+    ret = re.search(r"\)\s+=\s+(-?\d+)", rest)
+    resumed = re.match(r"<\.\.\. (\w+) resumed>", rest)
+    if resumed:
+        if resumed.group(1) == "openat" and tid in opening and ret and int(ret.group(1)) >= 0:
+            dsync.add(int(ret.group(1)))
+        opening.discard(tid)
+        continue
+    call = re.match(r"(\w+)\((\d*)", rest)
+    if not call:
+        continue
+    name, first = call.group(1), call.group(2)
+    if name in ("fsync", "fdatasync"):
         times.append(t)
-    elif call == "openat" and "O_DSYNC" in args and ret >= 0:
-        dsync.add(ret)
-    elif call == "close":
-        dsync.discard(int(args.split(",")[0]))
-    elif call == "pwrite64" and int(args.split(",")[0]) in dsync:
+    elif name == "openat" and "O_DSYNC" in rest:
+        if ret:
+            if int(ret.group(1)) >= 0:
+                dsync.add(int(ret.group(1)))
+        else:
+            opening.add(tid)
+    elif name == "close" and first:
+        dsync.discard(int(first))
+    elif name == "pwrite64" and first and int(first) in dsync:
         times.append(t)
 print(f"{'phase':<24}{'ops':>8}{'syncs':>9}{'syncs/op':>10}")
 for name, size, clients, start, end, ops in marks:
