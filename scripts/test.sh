@@ -14,4 +14,7 @@ command -v pyenv >/dev/null && pyenv rehash 2>/dev/null || true
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/coffre-target}"
 cargo build --release --bins
 cargo nextest run --release --workspace --no-fail-fast
+# Doc tests (nextest runs none): what must not compile, such as an S3 operation declared
+# without its action, is shown there.
+cargo test --release --workspace --doc
 bash tests/clients/run-all.sh "$CARGO_TARGET_DIR/release/coffre"

@@ -628,9 +628,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         // start (a store of an earlier version gets it too: its buckets are the default
         // tenant's already), its secret updated if the operator changed it.
         let iam = coffre_iam::Iam::new(engine.clone());
-        iam.ensure_root(coffre_engine::DEFAULT_TENANT, &access_key, &secret_key)
-            .await
-            .map_err(|e| format!("root credentials: {e}"))?;
+        ensure_root(&engine, &iam, &access_key, &secret_key).await?;
         let config = Config {
             region: region.clone(),
             domain,
@@ -809,6 +807,24 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
                 }
             }
         });
+        // Changes whose audit entries a stop cut off get them from their notes: now, then
+        // every few seconds (each gateway its own; a replica may learn of its notes late).
+        if audit.is_some() {
+            match engine.settle_audit_notes().await {
+                Ok(n) if n > 0 => tracing::warn!(entries = n, "audit entries recovered from their notes"),
+                Err(e) => tracing::warn!(error = %e, "recovering audit entries failed"),
+                _ => {}
+            }
+            let notes_engine = engine.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    if let Err(e) = notes_engine.settle_audit_notes().await {
+                        tracing::warn!(error = %e, "settling audit notes failed");
+                    }
+                }
+            });
+        }
         tokio::spawn(async move {
             while let Some(id) = damaged.recv().await {
                 tracing::warn!(shard = %id, "shard needs healing");
@@ -820,6 +836,54 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         }
         Ok::<(), String>(())
     })
+}
+
+/// The root key of the `default` tenant, as given at start-up: created or its secret
+/// updated, each change with its audit entry (a disabled root key stays disabled).
+async fn ensure_root(
+    engine: &Arc<Engine>,
+    iam: &coffre_iam::Iam,
+    access_key: &str,
+    secret_key: &str,
+) -> Result<(), String> {
+    let id = format!("startup-root-{}", hex::encode(coffre_types::random_bytes::<6>()));
+    let mut entry = coffre_engine::audit::Event::now("system:RootKey", "system");
+    entry.request_id = id.clone();
+    entry.tenant = coffre_engine::DEFAULT_TENANT.to_string();
+    entry.access_key = Some(access_key.to_string());
+    let scope = engine.audit_scope(&id);
+    let ensure = async {
+        coffre_engine::audit_notes::draft(&entry);
+        iam.ensure_root(coffre_engine::DEFAULT_TENANT, access_key, secret_key)
+            .await
+    };
+    let done = match &scope {
+        Some(scope) => scope.run(ensure).await,
+        None => ensure.await,
+    }
+    .map_err(|e| format!("root credentials: {e}"))?;
+    entry.detail = Some(
+        match done {
+            coffre_iam::RootKey::Unchanged => return Ok(()),
+            coffre_iam::RootKey::Disabled => {
+                tracing::warn!(
+                    access_key,
+                    "the root access key is disabled (an operator disabled it): it stays so"
+                );
+                return Ok(());
+            }
+            coffre_iam::RootKey::Created => "root access key created",
+            coffre_iam::RootKey::SecretChanged => "root access key's secret replaced by the one given at start-up",
+        }
+        .to_string(),
+    );
+    if let Some(scope) = scope {
+        scope
+            .append(vec![entry])
+            .await
+            .map_err(|e| format!("the audit log cannot record the root key: {e}"))?;
+    }
+    Ok(())
 }
 
 /// The length of a lifecycle day: 24 hours. `COFFRE_LIFECYCLE_DAY_SECONDS` shortens it, for
@@ -1114,6 +1178,16 @@ fn root_credentials(data: &Path) -> Result<(String, String, bool), String> {
         std::env::var("COFFRE_ROOT_ACCESS_KEY"),
         std::env::var("COFFRE_ROOT_SECRET_KEY"),
     ) {
+        let min = coffre_types::limits::MIN_ROOT_SECRET;
+        if a.len() < 3 || a.len() > 128 || !a.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err("COFFRE_ROOT_ACCESS_KEY must be 3 to 128 letters and digits".into());
+        }
+        if s.len() < min {
+            return Err(format!(
+                "COFFRE_ROOT_SECRET_KEY is {} characters; at least {min} are needed (e.g. `openssl rand -hex 20`)",
+                s.len()
+            ));
+        }
         return Ok((a, s, false));
     }
     let path = data.join("credentials");
@@ -1137,10 +1211,17 @@ fn root_credentials(data: &Path) -> Result<(String, String, bool), String> {
 fn print_banner(endpoint: &str, region: &str, access: &str, secret: &str, generated: bool, data: &Path) {
     println!("Coffre S3 endpoint: {endpoint}  (region {region})");
     println!("Access key: {access}");
-    if generated {
+    // Shown at a terminal only: a service's output ends up in journald or `docker logs`.
+    use std::io::IsTerminal;
+    if generated && std::io::stdout().is_terminal() {
         println!("Secret key: {secret}");
         println!(
             "(generated now and saved in {}; shown only this once)",
+            data.join("credentials").display()
+        );
+    } else if generated {
+        println!(
+            "Secret key: generated now and saved in {} (mode 0600); not printed, the output is not a terminal",
             data.join("credentials").display()
         );
     } else {

@@ -414,3 +414,343 @@ async fn entries_are_forwarded_to_a_syslog_collector() {
         "{text}"
     );
 }
+
+/// Sends a request whole, waits `delay`, and closes the connection, whatever the server
+/// answered by then (before, while or after it handles the request).
+fn send_and_hang_up(addr: &str, method: &str, target: &str, headers: &[(String, String)], body: &[u8], delay: u64) {
+    use std::io::Write;
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return;
+    };
+    let mut req = format!("{method} {target} HTTP/1.1\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+    let _ = s.write_all(req.as_bytes());
+    let _ = s.write_all(body);
+    std::thread::sleep(std::time::Duration::from_millis(delay));
+    let _ = s.shutdown(std::net::Shutdown::Both);
+}
+
+/// A deterministic stream of delays (0 to 15 ms).
+struct Delays(u64);
+
+impl Delays {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % 16
+    }
+}
+
+/// The entries matching `op` and `matches`, whose status says the change was made (`ok`, or
+/// 0 for an entry recovered from its note).
+fn made(entries: &[Value], op: &str, ok: &[u64], matches: impl Fn(&Value) -> bool) -> usize {
+    entries
+        .iter()
+        .filter(|e| e["op"] == op && matches(e))
+        .filter(|e| {
+            let s = e["status"].as_u64().unwrap_or(999);
+            s == 0 || ok.contains(&s)
+        })
+        .count()
+}
+
+/// Clients PUT, DELETE, create IAM users and delete users through the admin API, and hang up
+/// at random points: afterwards every change visible in the store has exactly one audit
+/// entry, and every entry of a change is visible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_of_clients_that_hang_up_have_exactly_one_entry_each() {
+    const N: usize = 40;
+    let s = Server::start();
+    let c = s.client();
+    c.create_bucket().bucket("hangups").send().await.unwrap();
+    for i in 0..N {
+        put(&c, "hangups", &format!("del-{i}"), b"to delete".to_vec()).await;
+    }
+    for i in 0..N / 2 {
+        let (status, body) = query_api(
+            &s,
+            "iam",
+            (ACCESS, SECRET),
+            &format!("Action=CreateUser&UserName=du{i}"),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    let token = std::fs::read_to_string(s.data.join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let admin = s.admin_endpoint.trim_start_matches("http://").to_string();
+    let addr = s.addr.clone();
+    let mut delays = Delays(29);
+    let mut jobs: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
+    for i in 0..N {
+        let (d1, d2) = (delays.next(), delays.next());
+        let body = format!("hung-up put {i}").into_bytes();
+        let path = format!("/hangups/put-{i}");
+        let sg = sign(&addr, "PUT", &path, "", &[], &sha256_of(&body), now());
+        let a = addr.clone();
+        jobs.push(Box::new(move || {
+            send_and_hang_up(&a, "PUT", &path, &sg.headers, &body, d1)
+        }));
+        let path = format!("/hangups/del-{i}");
+        let sg = sign(&addr, "DELETE", &path, "", &[], &sha256_of(b""), now());
+        let a = addr.clone();
+        jobs.push(Box::new(move || {
+            send_and_hang_up(&a, "DELETE", &path, &sg.headers, b"", d2)
+        }));
+    }
+    for i in 0..N / 2 {
+        let (d1, d2) = (delays.next(), delays.next());
+        let form = format!("Action=CreateUser&UserName=hu{i}");
+        let ct = "application/x-www-form-urlencoded; charset=utf-8";
+        let sg = sign_for(
+            "iam",
+            ACCESS,
+            SECRET,
+            &addr,
+            "POST",
+            "/",
+            "",
+            &[("content-type", ct)],
+            &sha256_of(form.as_bytes()),
+            now(),
+        );
+        let a = addr.clone();
+        jobs.push(Box::new(move || {
+            send_and_hang_up(&a, "POST", "/", &sg.headers, form.as_bytes(), d1)
+        }));
+        let headers = vec![
+            ("host".to_string(), admin.clone()),
+            ("authorization".to_string(), format!("Bearer {token}")),
+        ];
+        let (a, path) = (admin.clone(), format!("/v1/tenants/default/users/du{i}"));
+        jobs.push(Box::new(move || {
+            send_and_hang_up(&a, "DELETE", &path, &headers, b"", d2)
+        }));
+    }
+    let threads: Vec<_> = jobs.into_iter().map(std::thread::spawn).collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+
+    // What the store holds and what the log says, once both stop moving.
+    let snapshot = || async {
+        let keys: std::collections::BTreeSet<String> = c
+            .list_objects_v2()
+            .bucket("hangups")
+            .send()
+            .await
+            .unwrap()
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect();
+        let users: std::collections::BTreeSet<String> = s.admin_json(&["user", "list", "--tenant", "default"])["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["user"].as_str().unwrap().to_string())
+            .collect();
+        let entries = events(&s, &["--tenant", "default", "--limit", "100000"]);
+        (keys, users, entries)
+    };
+    let mut last = snapshot().await;
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let now = snapshot().await;
+        let settled = now.0 == last.0 && now.1 == last.1;
+        last = now;
+        if settled {
+            break;
+        }
+    }
+    let (keys, users, entries) = last;
+    let mut changed = 0;
+    for i in 0..N {
+        let put_key = format!("put-{i}");
+        let n = made(&entries, "PutObject", &[200], |e| e["key"] == put_key.as_str());
+        let present = keys.contains(&put_key);
+        assert_eq!(
+            n,
+            usize::from(present),
+            "{put_key}: present {present}, {n} entries of a write"
+        );
+        let del_key = format!("del-{i}");
+        let n = made(&entries, "DeleteObject", &[204], |e| e["key"] == del_key.as_str());
+        let gone = !keys.contains(&del_key);
+        assert_eq!(
+            n,
+            usize::from(gone),
+            "{del_key}: gone {gone}, {n} entries of a deletion"
+        );
+        changed += usize::from(present) + usize::from(gone);
+    }
+    for i in 0..N / 2 {
+        let user = format!("hu{i}");
+        let named = format!("UserName={user}");
+        let n = made(&entries, "CreateUser", &[200], |e| {
+            e["detail"].as_str().is_some_and(|d| d.split(' ').any(|w| w == named))
+        });
+        let present = users.contains(&user);
+        assert_eq!(
+            n,
+            usize::from(present),
+            "{user}: created {present}, {n} entries of a creation"
+        );
+        let user = format!("du{i}");
+        let path = format!("DELETE /v1/tenants/default/users/{user}");
+        let n = made(&entries, "admin:TenantsUsersDelete", &[200, 204], |e| {
+            e["detail"] == path.as_str()
+        });
+        let gone = !users.contains(&user);
+        assert_eq!(
+            n,
+            usize::from(gone),
+            "{user}: deleted {gone}, {n} entries of a deletion"
+        );
+        changed += usize::from(present) + usize::from(gone);
+    }
+    // The clients hung up at every point: some changes were made, not necessarily all.
+    assert!(changed > 0, "no request was handled at all");
+    // Every note was settled: nothing is left for a later recovery to write twice.
+    assert_eq!(
+        made(&entries, "PutObject", &[], |_| true) + made(&entries, "DeleteObject", &[], |_| true),
+        0,
+        "no entry was recovered from a note while the server ran"
+    );
+}
+
+/// Findings 8, 9 and 10: an entry names everything its request acted on: a copy's source
+/// (filed under the source's owner, allowed or refused), each key of a DeleteObjects, the
+/// user and key of an IAM call, and the signer and key of a form upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_name_everything_their_request_acted_on() {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    let s = Server::start();
+    let (ak, sk) = s.tenant("source-t", &[]);
+    let (bk, bs) = s.tenant("copieur", &[]);
+    let (ck, cs) = s.tenant("curieux", &[]);
+    let owner = client_with(&s.endpoint, &ak, &sk);
+    let copier = client_with(&s.endpoint, &bk, &bs);
+    let nosy = client_with(&s.endpoint, &ck, &cs);
+    owner.create_bucket().bucket("src").send().await.unwrap();
+    put(&owner, "src", "doc", b"shared".to_vec()).await;
+    owner
+        .put_bucket_policy()
+        .bucket("src")
+        .policy(r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"copieur"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::src/*"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    copier.create_bucket().bucket("dst").send().await.unwrap();
+    nosy.create_bucket().bucket("nosy").send().await.unwrap();
+    copier
+        .copy_object()
+        .bucket("dst")
+        .key("copy")
+        .copy_source("src/doc")
+        .send()
+        .await
+        .unwrap();
+    assert!(nosy
+        .copy_object()
+        .bucket("nosy")
+        .key("copy")
+        .copy_source("src/doc")
+        .send()
+        .await
+        .is_err());
+    let sources: Vec<(String, u64)> = events(&s, &["--tenant", "source-t"])
+        .iter()
+        .filter(|e| e["op"] == "CopySource")
+        .map(|e| {
+            assert_eq!(e["bucket"], "src");
+            assert_eq!(e["key"], "doc");
+            (
+                e["principal"].as_str().unwrap().to_string(),
+                e["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        vec![
+            ("arn:aws:iam::copieur:user/admin".to_string(), 200),
+            ("arn:aws:iam::curieux:user/admin".to_string(), 403)
+        ]
+    );
+
+    // Each key of a DeleteObjects.
+    let c = s.client();
+    c.create_bucket().bucket("batch").send().await.unwrap();
+    for k in ["a", "b"] {
+        put(&c, "batch", k, b"x".to_vec()).await;
+    }
+    let objects = ["a", "b"]
+        .iter()
+        .map(|k| ObjectIdentifier::builder().key(*k).build().unwrap())
+        .collect::<Vec<_>>();
+    c.delete_objects()
+        .bucket("batch")
+        .delete(Delete::builder().set_objects(Some(objects)).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let batch = events(&s, &["--bucket", "batch"]);
+    let deleted: Vec<(&str, u64)> = batch
+        .iter()
+        .filter(|e| e["op"] == "BatchDeleteObject")
+        .map(|e| (e["key"].as_str().unwrap(), e["status"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(deleted, vec![("a", 204), ("b", 204)]);
+    let request = batch.iter().find(|e| e["op"] == "DeleteObjects").unwrap();
+    assert!(batch
+        .iter()
+        .filter(|e| e["op"] == "BatchDeleteObject")
+        .all(|e| e["request_id"] == request["request_id"]));
+
+    // IAM calls name the user and the key they acted on.
+    let (status, body) = query_api(&s, "iam", (ACCESS, SECRET), "Action=CreateUser&UserName=compta");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = query_api(&s, "iam", (ACCESS, SECRET), "Action=CreateAccessKey&UserName=compta");
+    assert_eq!(status, 200, "{body}");
+    let key_id = body.split("<AccessKeyId>").nth(1).unwrap().split('<').next().unwrap();
+    let iam = events(&s, &["--tenant", "default"]);
+    let detail_of = |op: &str| {
+        iam.iter()
+            .filter(|e| e["op"] == op)
+            .map(|e| e["detail"].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(detail_of("CreateUser"), vec!["UserName=compta".to_string()]);
+    assert_eq!(
+        detail_of("CreateAccessKey"),
+        vec![format!("UserName=compta AccessKeyId={key_id}")]
+    );
+
+    // A signed form upload names its signer, its key and the object.
+    c.create_bucket().bucket("forms").send().await.unwrap();
+    let policy = format!(
+        r#"{{"expiration": "{}", "conditions": [{{"bucket": "forms"}}, ["starts-with", "$key", ""],
+        {{"x-amz-algorithm": "AWS4-HMAC-SHA256"}}, ["starts-with", "$x-amz-credential", ""], ["starts-with", "$x-amz-date", ""]]}}"#,
+        expiration(600)
+    );
+    let mut fields: Vec<(&str, String)> = vec![("key", "form-upload".to_string())];
+    fields.extend(signed_fields(&policy));
+    let (ct, form) = form_body(&fields, "f.txt", b"form data");
+    let (status, _, xml) = post_form(&s, "forms", &ct, &form);
+    assert_eq!(status, 204, "{xml}");
+    let post = events(&s, &["--bucket", "forms"])
+        .into_iter()
+        .find(|e| e["op"] == "PostObject")
+        .unwrap();
+    assert_eq!(post["principal"], ROOT);
+    assert_eq!(post["access_key"], ACCESS);
+    assert_eq!(post["key"], "form-upload");
+    assert_eq!(post["status"], 204);
+}

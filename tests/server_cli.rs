@@ -129,7 +129,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
 }
 
 #[test]
-fn first_start_generates_and_prints_credentials_once() {
+fn first_start_generates_credentials_and_prints_them_once_at_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let run = || {
@@ -167,7 +167,16 @@ fn first_start_generates_and_prints_credentials_once() {
     let first = run();
     let creds = std::fs::read_to_string(data.join("credentials")).unwrap();
     let secret = creds.lines().nth(1).unwrap();
-    assert!(first.contains(secret), "first start prints the secret: {first}");
+    // Not at a terminal (a service's output goes to journald or `docker logs`): the secret
+    // is only in the 0600 file, which the banner names.
+    assert!(
+        !first.contains(secret),
+        "a piped first start never prints the secret: {first}"
+    );
+    assert!(
+        first.contains("not printed") && first.contains("credentials"),
+        "{first}"
+    );
     assert!(first.contains("aws --endpoint-url http://127.0.0.1:"), "{first}");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
@@ -185,6 +194,59 @@ fn first_start_generates_and_prints_credentials_once() {
     let second = run();
     assert!(!second.contains(secret), "the secret is shown only once");
     assert!(second.contains(creds.lines().next().unwrap()));
+
+    // At a terminal (`script` gives the server one), the first start shows the secret once.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let bin = env!("CARGO_BIN_EXE_coffre");
+    let command = format!(
+        "{bin} server --data {} --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0",
+        data.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .env_remove("COFFRE_ROOT_ACCESS_KEY")
+        .env_remove("COFFRE_ROOT_SECRET_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    let mut r = std::io::BufReader::new(child.stdout.take().unwrap());
+    use std::io::BufRead;
+    while !out.contains("Try it") {
+        if r.read_line(&mut out).unwrap() == 0 {
+            break;
+        }
+    }
+    // The server is `script`'s child: ended by its own data directory (unique to this test),
+    // then `script` ends with it.
+    let _ = Command::new("pkill").args(["-f", data.to_str().unwrap()]).status();
+    let _ = child.wait();
+    let creds = std::fs::read_to_string(data.join("credentials")).unwrap();
+    let secret = creds.lines().nth(1).unwrap();
+    assert!(
+        out.contains(secret),
+        "a first start at a terminal shows the secret: {out}"
+    );
+}
+
+#[test]
+fn short_root_secrets_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for secret in ["", "short-secret"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_coffre"))
+            .args(["server", "--data", dir.path().join("data").to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .env("COFFRE_ROOT_ACCESS_KEY", "ROOTKEY")
+            .env("COFFRE_ROOT_SECRET_KEY", secret)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{secret:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("COFFRE_ROOT_SECRET_KEY") && err.contains("16"), "{err}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,4 +462,28 @@ async fn inline_limit_from_the_file_and_for_the_embedded_server_only() {
         .unwrap();
     assert!(!out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains("inline"));
+}
+
+/// Finding 7 of the third review: a root key an operator disabled is not re-enabled by a
+/// restart (which used to do it silently).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_root_key_stays_disabled_across_restarts() {
+    let mut s = Server::start();
+    s.client().list_buckets().send().await.unwrap();
+    let (ok, _, err) = s.admin(&["key", "disable", "--tenant", "default", ACCESS]);
+    assert!(ok, "{err}");
+    assert!(s.client().list_buckets().send().await.is_err());
+    s.kill();
+    let again = Server::start_at(&s.data, "127.0.0.1:0");
+    let e = again.client().list_buckets().send().await.unwrap_err();
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    assert_eq!(status, Some(403), "still refused after the restart");
+    let keys = again.admin_json(&["key", "list", "--tenant", "default"]);
+    let root = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["access_key"] == ACCESS)
+        .unwrap_or_else(|| panic!("{keys}"));
+    assert_eq!(root["enabled"], false, "{keys}");
 }

@@ -34,31 +34,6 @@ macro_rules! refused_status {
     };
 }
 
-/// A user of `tenant` with an inline policy; returns its client.
-fn user_with_policy(s: &Server, tenant: &str, user: &str, policy: &str) -> aws_sdk_s3::Client {
-    let (ok, _, err) = s.admin(&["user", "create", "--tenant", tenant, user]);
-    assert!(ok, "{err}");
-    let f = s.data.join(format!("{tenant}-{user}.json"));
-    std::fs::write(&f, policy).unwrap();
-    let (ok, _, err) = s.admin(&[
-        "user",
-        "policy",
-        "--tenant",
-        tenant,
-        user,
-        "p1",
-        "--file",
-        f.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
-    let k = s.admin_json(&["key", "create", "--tenant", tenant, "--user", user]);
-    client_with(
-        &s.endpoint,
-        k["access_key"].as_str().unwrap(),
-        k["secret_key"].as_str().unwrap(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_are_isolated_on_every_operation() {
     let s = Server::start();
@@ -882,13 +857,38 @@ async fn sts_web_identity_from_a_local_issuer() {
     let (status, body) = assume(&s, role, &issuer.token(claims(now + 600, "coffre", "public")));
     assert_eq!(status, 403);
     assert!(body.contains("<Code>AccessDenied</Code>"), "{body}");
-    // A role of another tenant, whose issuer is not this one: refused.
+    // A role of another tenant, whose issuer is not this one: refused, the token being
+    // checked first (no issuer of that tenant trusts it).
     s.tenant("ailleurs", &[]);
-    let (status, _) = assume(&s, "arn:aws:iam::ailleurs:role/lecteurs", &good);
-    assert_eq!(status, 403);
-    // Deleting the role ends its sessions.
+    let (status, body) = assume(&s, "arn:aws:iam::ailleurs:role/lecteurs", &good);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("<Code>InvalidIdentityToken</Code>"), "{body}");
+    // Which roles exist is not told to a caller without a valid token: a forged token gets
+    // the same answer for a role that exists and for one that does not.
+    let forged_token = parts.join(".");
+    let existing = assume(&s, role, &forged_token);
+    let missing = assume(&s, "arn:aws:iam::prefecture:role/inexistant", &forged_token);
+    let code_of = |b: &str| between(b, "Code").to_string();
+    assert_eq!((existing.0, code_of(&existing.1)), (missing.0, code_of(&missing.1)));
+    // Deleting the role ends its sessions, and creating a role of the same name again does
+    // not revive them (a session names its role's unique id).
     assert!(s.admin(&["role", "delete", "--tenant", "prefecture", "lecteurs"]).0);
     assert_eq!(refused!(temp.list_objects_v2().bucket("actes")), "InvalidToken");
+    let (ok, _, err) = s.admin(&[
+        "role",
+        "put",
+        "--tenant",
+        "prefecture",
+        "lecteurs",
+        "--policy-file",
+        policy.to_str().unwrap(),
+        "--claim",
+        "groups=agents-*",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(refused!(temp.list_objects_v2().bucket("actes")), "InvalidToken");
+    let (status, body) = assume(&s, role, &good);
+    assert_eq!(status, 200, "the new role has sessions of its own: {body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1030,25 +1030,42 @@ async fn the_iam_api_manages_a_tenants_own_users() {
     assert!(body.contains("InvalidAction"), "{body}");
 }
 
-/// A tiny HTTP server answering every request with `body` (an issuer's JWKS endpoint);
-/// returns its URL. It serves `count` requests, then ends.
-fn serve_jwks(body: String, count: usize) -> String {
+/// A tiny HTTPS server answering every request with `body` (an issuer's JWKS endpoint), its
+/// certificate (for `localhost`) written to `ca_file` for the gateway to trust; returns its
+/// URL. It serves `count` requests, then ends.
+fn serve_jwks(body: String, count: usize, ca_file: &std::path::Path) -> String {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     use std::io::{Read, Write};
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(ca_file, made.cert.pem()).unwrap();
+    let cert = CertificateDer::from(made.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .unwrap(),
+    );
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!(
-        "http://{}/realms/etat/protocol/openid-connect/certs",
-        l.local_addr().unwrap()
+        "https://localhost:{}/realms/etat/protocol/openid-connect/certs",
+        l.local_addr().unwrap().port()
     );
     std::thread::spawn(move || {
         for stream in l.incoming().take(count) {
-            let Ok(mut s) = stream else { continue };
+            let Ok(mut tcp) = stream else { continue };
+            let mut conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
             let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
+            let _ = tls.read(&mut buf);
             let _ = write!(
-                s,
+                tls,
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
             );
+            let _ = tls.flush();
         }
     });
     url
@@ -1056,10 +1073,30 @@ fn serve_jwks(body: String, count: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sts_fetches_the_issuers_keys_when_configured_by_url() {
-    let s = Server::start();
-    s.tenant("region", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("issuer-ca.pem");
     let issuer = Issuer::new();
-    let url = serve_jwks(issuer.jwks(), 1);
+    let url = serve_jwks(issuer.jwks(), 1, &ca);
+    let s = Server::start_with_env(
+        &dir.path().join("data"),
+        "127.0.0.1:0",
+        &[],
+        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
+    );
+    s.tenant("region", &[]);
+    // Keys that decide who gets credentials are fetched over HTTPS only.
+    let (ok, _, err) = s.admin(&[
+        "tenant",
+        "oidc",
+        "region",
+        "--issuer",
+        "https://idp.example/realms/etat",
+        "--audience",
+        "coffre",
+        "--jwks-url",
+        &url.replace("https://", "http://"),
+    ]);
+    assert!(!ok && err.contains("https"), "{err}");
     let (ok, _, err) = s.admin(&[
         "tenant",
         "oidc",
@@ -1157,7 +1194,7 @@ async fn tag_conditions_and_what_missing_keys_reveal() {
             r#"{"Version":"2012-10-17","Statement":[
             {"Effect":"Allow","Principal":{"AWS":"visiteurs"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::collections/*",
              "Condition":{"StringEquals":{"s3:ExistingObjectTag/diffusion":"publique"}}},
-            {"Effect":"Allow","Principal":{"AWS":"visiteurs"},"Action":"s3:PutObject","Resource":"arn:aws:s3:::collections/depot/*",
+            {"Effect":"Allow","Principal":{"AWS":"visiteurs"},"Action":["s3:PutObject","s3:PutObjectTagging"],"Resource":"arn:aws:s3:::collections/depot/*",
              "Condition":{"StringEquals":{"s3:RequestObjectTag/origine":"visiteur"}}},
             {"Effect":"Allow","Principal":{"AWS":"visiteurs"},"Action":"s3:ListBucket","Resource":"arn:aws:s3:::collections",
              "Condition":{"StringLike":{"s3:prefix":"public/*"}}}]}"#,

@@ -768,64 +768,6 @@ async fn encryption_ownership_and_expected_owner() {
     );
 }
 
-fn hmac_sha256(key: &[u8], msg: &str) -> Vec<u8> {
-    ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), msg.as_bytes())
-        .as_ref()
-        .to_vec()
-}
-
-/// A browser form: fields then the file, as `multipart/form-data`.
-fn form_body(fields: &[(&str, String)], filename: &str, file: &[u8]) -> (String, Vec<u8>) {
-    let boundary = "----coffre-form-7d3a";
-    let mut b = Vec::new();
-    for (k, v) in fields {
-        b.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
-    }
-    b.extend(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    b.extend_from_slice(file);
-    b.extend(format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"ignored-after-file\"\r\n\r\nx\r\n--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), b)
-}
-
-/// The SigV4 fields of a form signing `policy_json` (what boto3's generate_presigned_post makes).
-fn signed_fields(policy_json: &str) -> Vec<(&'static str, String)> {
-    let date = amz_date(now());
-    let day = &date[..8];
-    let policy = b64(policy_json.as_bytes());
-    let mut k = hmac_sha256(format!("AWS4{SECRET}").as_bytes(), day);
-    for p in ["fr-par", "s3", "aws4_request"] {
-        k = hmac_sha256(&k, p);
-    }
-    let signature = hex::encode(hmac_sha256(&k, &policy));
-    vec![
-        ("x-amz-algorithm", "AWS4-HMAC-SHA256".to_string()),
-        ("x-amz-credential", format!("{ACCESS}/{day}/fr-par/s3/aws4_request")),
-        ("x-amz-date", date),
-        ("policy", policy),
-        ("x-amz-signature", signature),
-    ]
-}
-
-fn post_form(s: &Server, bucket: &str, content_type: &str, body: &[u8]) -> (u16, String, String) {
-    let h = vec![
-        ("host".to_string(), s.addr.clone()),
-        ("content-type".to_string(), content_type.to_string()),
-        ("origin".to_string(), "https://app.example".to_string()),
-    ];
-    raw_request(&s.addr, "POST", &format!("/{bucket}"), &h, body)
-}
-
-fn expiration(offset_secs: i64) -> String {
-    let t = (now() as i64 + offset_secs) as u64 * 1000;
-    let iso = coffre_types::time::iso8601(t);
-    format!("{}Z", &iso[..19])
-}
-
 #[tokio::test]
 async fn post_object_form_uploads() {
     let s = Server::start();

@@ -428,3 +428,93 @@ pub fn query_api(s: &Server, service: &str, keys: (&str, &str), form: &str) -> (
     let (status, _, body) = raw_request(&s.addr, "POST", "/", &sg.headers, form.as_bytes());
     (status, body)
 }
+
+// ---- Users with policies, browser forms. ----
+
+/// A user of `tenant` with an inline policy; returns its client.
+pub fn user_with_policy(s: &Server, tenant: &str, user: &str, policy: &str) -> aws_sdk_s3::Client {
+    let (ok, _, err) = s.admin(&["user", "create", "--tenant", tenant, user]);
+    assert!(ok, "{err}");
+    let f = s.data.join(format!("{tenant}-{user}.json"));
+    std::fs::write(&f, policy).unwrap();
+    let (ok, _, err) = s.admin(&[
+        "user",
+        "policy",
+        "--tenant",
+        tenant,
+        user,
+        "p1",
+        "--file",
+        f.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let k = s.admin_json(&["key", "create", "--tenant", tenant, "--user", user]);
+    client_with(
+        &s.endpoint,
+        k["access_key"].as_str().unwrap(),
+        k["secret_key"].as_str().unwrap(),
+    )
+}
+
+pub fn hmac_sha256(key: &[u8], msg: &str) -> Vec<u8> {
+    ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), msg.as_bytes())
+        .as_ref()
+        .to_vec()
+}
+
+/// A browser form: fields then the file, as `multipart/form-data`.
+pub fn form_body(fields: &[(&str, String)], filename: &str, file: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "----coffre-form-7d3a";
+    let mut b = Vec::new();
+    for (k, v) in fields {
+        b.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+    }
+    b.extend(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    b.extend_from_slice(file);
+    b.extend(format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"ignored-after-file\"\r\n\r\nx\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), b)
+}
+
+/// The SigV4 fields of a form signing `policy_json` (what boto3's generate_presigned_post makes).
+pub fn signed_fields(policy_json: &str) -> Vec<(&'static str, String)> {
+    signed_fields_of(ACCESS, SECRET, policy_json)
+}
+
+/// As `signed_fields`, with the keys given.
+pub fn signed_fields_of(access: &str, secret: &str, policy_json: &str) -> Vec<(&'static str, String)> {
+    let date = amz_date(now());
+    let day = &date[..8];
+    let policy = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, policy_json.as_bytes());
+    let mut k = hmac_sha256(format!("AWS4{secret}").as_bytes(), day);
+    for p in ["fr-par", "s3", "aws4_request"] {
+        k = hmac_sha256(&k, p);
+    }
+    let signature = hex::encode(hmac_sha256(&k, &policy));
+    vec![
+        ("x-amz-algorithm", "AWS4-HMAC-SHA256".to_string()),
+        ("x-amz-credential", format!("{access}/{day}/fr-par/s3/aws4_request")),
+        ("x-amz-date", date),
+        ("policy", policy),
+        ("x-amz-signature", signature),
+    ]
+}
+
+pub fn post_form(s: &Server, bucket: &str, content_type: &str, body: &[u8]) -> (u16, String, String) {
+    let h = vec![
+        ("host".to_string(), s.addr.clone()),
+        ("content-type".to_string(), content_type.to_string()),
+        ("origin".to_string(), "https://app.example".to_string()),
+    ];
+    raw_request(&s.addr, "POST", &format!("/{bucket}"), &h, body)
+}
+
+pub fn expiration(offset_secs: i64) -> String {
+    let t = (now() as i64 + offset_secs) as u64 * 1000;
+    let iso = coffre_types::time::iso8601(t);
+    format!("{}Z", &iso[..19])
+}

@@ -13,44 +13,56 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Every call of the admin API but metrics scrapes is audited, refused ones too, and answered
-/// only once its entry is durable.
+/// only once its entry is durable. A call runs to its end in a task of its own even if its
+/// client hangs up, and every change it makes carries its audit note
+/// (`coffre_engine::audit_notes`): no change is left without its entry.
 pub(crate) async fn record_call(State(admin): State<Arc<Admin>>, req: Request, next: Next) -> Response {
-    let Some(log) = admin.engine.audit().cloned() else {
-        return next.run(req).await;
-    };
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     if method == axum::http::Method::GET && path == "/metrics" {
         return next.run(req).await;
     }
+    let request_id = hex::encode_upper(coffre_types::random_bytes::<12>());
+    let Some(scope) = admin.engine.audit_scope(&request_id) else {
+        return next.run(req).await;
+    };
     let query = req.uri().query().map(str::to_string);
-    let source = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.to_string());
-    let started = std::time::Instant::now();
-    let res = next.run(req).await;
-    let status = res.status().as_u16();
-    let mut e = Event::admin(&admin_op(&method, &path), "", status);
-    e.detail = Some(match query {
+    let mut e = Event::admin(&admin_op(&method, &path), "", 0);
+    e.request_id = request_id;
+    e.detail = Some(match &query {
         Some(q) => format!("{method} {path}?{q}"),
         None => format!("{method} {path}"),
     });
-    e.source = source;
-    e.ms = started.elapsed().as_millis() as u64;
-    if status == 401 {
-        e.principal = "unauthenticated".into();
-        e.error = Some("Unauthorized".into());
-    }
-    if let Some(t) = tenant_of(
-        &path,
-        e.detail.as_deref().and_then(|d| d.split_once('?')).map(|(_, q)| q),
-    ) {
+    e.source = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.to_string());
+    if let Some(t) = tenant_of(&path, query.as_deref()) {
         e.tenant = t;
     }
-    match log.append(e).await {
-        Ok(_) => res,
-        Err(err) => ApiError(StatusCode::SERVICE_UNAVAILABLE, err.to_string()).into_response(),
-    }
+    let started = std::time::Instant::now();
+    let call = tokio::spawn(async move {
+        let draft = e.clone();
+        let res = scope
+            .run(async move {
+                coffre_engine::audit_notes::draft(&draft);
+                next.run(req).await
+            })
+            .await;
+        e.status = res.status().as_u16();
+        e.ms = started.elapsed().as_millis() as u64;
+        if e.status == 401 {
+            e.principal = "unauthenticated".into();
+            e.error = Some("Unauthorized".into());
+        }
+        match scope.append(vec![e]).await {
+            Ok(_) => res,
+            Err(err) => ApiError(StatusCode::SERVICE_UNAVAILABLE, err.to_string()).into_response(),
+        }
+    });
+    call.await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "admin call failed");
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into()).into_response()
+    })
 }
 
 /// `admin:NodeDrain`, `admin:TenantDelete`…: the action a method and path stand for.

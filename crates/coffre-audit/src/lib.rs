@@ -207,6 +207,48 @@ pub fn search(dir: &Path, q: &Query) -> std::io::Result<Vec<Found>> {
     Ok(found.into())
 }
 
+/// Which of the requests `ids` have an entry numbered after `after` in the segments of `dir`
+/// (what tells whether a change's entry reached the log before a crash).
+pub fn requests_with_entries(
+    dir: &Path,
+    after: u64,
+    ids: &std::collections::HashSet<String>,
+) -> std::io::Result<std::collections::HashSet<String>> {
+    const NEEDLE: &str = "\"request_id\":\"";
+    let segments = segment::list_segments(dir)?;
+    // The segment holding entry `after + 1` is the last one starting at or before it.
+    let first_of = |p: &std::path::PathBuf| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(segment::SEGMENT_SUFFIX))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let start = segments
+        .iter()
+        .rposition(|p| first_of(p) <= after.saturating_add(1))
+        .unwrap_or(0);
+    let mut found = std::collections::HashSet::new();
+    for path in &segments[start..] {
+        let mut lines = Lines::open(path)?;
+        while let Some(raw) = lines.next_raw()? {
+            let Ok(text) = std::str::from_utf8(raw) else { continue };
+            let Some(at) = text.find(NEEDLE) else { continue };
+            let rest = &text[at + NEEDLE.len()..];
+            let id = &rest[..rest.find('"').unwrap_or(0)];
+            if !ids.contains(id) {
+                continue;
+            }
+            if let Ok(Record::Entry { n, .. }) = Record::parse(raw) {
+                if n > after {
+                    found.insert(id.to_string());
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// `7d`, `12h`, `30m`, `45s` → milliseconds.
 pub fn parse_age(s: &str) -> Option<u64> {
     let s = s.trim();

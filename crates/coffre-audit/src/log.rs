@@ -84,7 +84,8 @@ enum Answer {
 type Reply = oneshot::Sender<Answer>;
 
 enum Msg {
-    Append(Box<Event>, Option<Reply>),
+    /// Events written together, in one batch (a request's entry and the entries it carries).
+    Append(Vec<Event>, Option<Reply>),
     Checkpoint(Reply),
     /// Time passes: sign what has waited long enough.
     Tick,
@@ -93,6 +94,14 @@ enum Msg {
 }
 
 impl Msg {
+    /// How many events it appends.
+    fn events(&self) -> usize {
+        match self {
+            Msg::Append(events, _) => events.len(),
+            _ => 0,
+        }
+    }
+
     fn reply_mut(&mut self) -> Option<&mut Reply> {
         match self {
             Msg::Append(_, Some(r)) | Msg::Checkpoint(r) | Msg::Close(r) => Some(r),
@@ -123,6 +132,8 @@ struct Shared {
     writer: std::sync::Mutex<Writer>,
     written: AtomicU64,
     failed: AtomicU64,
+    /// The number of the last entry written.
+    last: AtomicU64,
 }
 
 /// The right to run the writer, handed from one leader to the next. If the request it was
@@ -191,7 +202,15 @@ impl Shared {
                     q.leading = false;
                     return;
                 }
-                let n = q.msgs.len().min(MAX_BATCH);
+                // Whole messages, up to MAX_BATCH events (at least one message).
+                let (mut n, mut events) = (0, 0);
+                for m in &q.msgs {
+                    if n > 0 && events >= MAX_BATCH {
+                        break;
+                    }
+                    events += m.events();
+                    n += 1;
+                }
                 q.msgs.drain(..n).collect()
             };
             self.write(batch);
@@ -260,9 +279,12 @@ impl Shared {
         let closing = batch.iter().any(|m| matches!(m, Msg::Close(_)));
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let result = writer.process(&batch, closing);
-        let appended = batch.iter().filter(|m| matches!(m, Msg::Append(..))).count() as u64;
+        let appended = batch.iter().map(|m| m.events() as u64).sum::<u64>();
         match &result {
-            Ok(_) => self.written.fetch_add(appended, Ordering::Relaxed),
+            Ok(w) => {
+                self.last.fetch_max(w.state.0, Ordering::Release);
+                self.written.fetch_add(appended, Ordering::Relaxed)
+            }
             Err(e) => {
                 tracing::error!(target: "coffre::audit", error = %e, "audit write failed: requests refused until it succeeds");
                 self.failed.fetch_add(1, Ordering::Relaxed)
@@ -278,11 +300,11 @@ impl Shared {
         let state = || result.as_ref().map(|w| w.state).map_err(|e| e.to_string());
         for m in batch {
             match m {
-                Msg::Append(_, reply) => {
+                Msg::Append(events, reply) => {
                     if let Some(reply) = reply {
                         let _ = reply.send(Answer::Entry(result.as_ref().map(|_| next).map_err(|e| e.to_string())));
                     }
-                    next += 1;
+                    next += events.len() as u64;
                 }
                 Msg::Checkpoint(reply) | Msg::Close(reply) => {
                     let _ = reply.send(Answer::State(state()));
@@ -324,6 +346,7 @@ impl AuditLog {
         public_key.copy_from_slice(key.public_key().as_ref());
         let forwarder = config.syslog.clone().map(|t| Arc::new(Forwarder::start(t)));
         let (writer, notes) = Writer::open(config.clone(), key, certificate.as_deref(), head, forwarder.clone())?;
+        let last = AtomicU64::new(writer.n);
         for note in &notes {
             tracing::warn!(target: "coffre::audit", "{note}");
         }
@@ -336,6 +359,7 @@ impl AuditLog {
             writer: std::sync::Mutex::new(writer),
             written: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            last,
         });
         // The clock of time-based checkpoints (and of events the writer produced itself);
         // ends with the log.
@@ -363,17 +387,29 @@ impl AuditLog {
 
     /// Appends `event` and returns once it is durable (its entry number).
     pub async fn append(&self, event: Event) -> Result<u64, AuditError> {
+        self.append_all(vec![event]).await
+    }
+
+    /// Appends `events` in one batch and returns once they are durable (the first one's
+    /// entry number): all of them are written, or none.
+    pub async fn append_all(&self, events: Vec<Event>) -> Result<u64, AuditError> {
         let (tx, rx) = oneshot::channel();
-        match self.shared.submit(Msg::Append(Box::new(event), Some(tx)), rx).await? {
+        match self.shared.submit(Msg::Append(events, Some(tx)), rx).await? {
             Answer::Entry(r) => r.map_err(AuditError),
             _ => Err(stopped()),
         }
     }
 
+    /// The number of the last entry written: an entry appended after this call has a higher
+    /// one.
+    pub fn last_entry(&self) -> u64 {
+        self.shared.last.load(Ordering::Acquire)
+    }
+
     /// Appends `event` without waiting (internal actions: the entry is written with the next
     /// batch, or now by a blocking thread if nobody is writing).
     pub fn record(&self, event: Event) {
-        match self.shared.enqueue(Msg::Append(Box::new(event), None)) {
+        match self.shared.enqueue(Msg::Append(vec![event], None)) {
             Ok(true) => self.shared.clone().lead_elsewhere(),
             Ok(false) => {}
             Err(_) => tracing::error!(target: "coffre::audit", "audit event lost: the writer has stopped"),
@@ -732,9 +768,10 @@ impl Writer {
         let events = batch
             .iter()
             .filter_map(|m| match m {
-                Msg::Append(e, _) => Some(&**e),
+                Msg::Append(events, _) => Some(events.iter()),
                 _ => None,
             })
+            .flatten()
             .chain(own.iter());
         let (mut n, mut h) = (self.n, self.h);
         let mut buf = String::new();

@@ -85,13 +85,16 @@ impl Engine {
                 }
             }
             if ok {
-                if let Some(log) = self.audit() {
-                    let versions: Vec<String> = gc.parts.iter().map(|p| p.version.to_hex()).collect();
-                    let mut e = coffre_audit::Event::system("GcVersion", "", "", "");
-                    e.detail = Some(format!("shards of {} removed", versions.join(",")));
-                    log.record(e);
-                }
-                self.meta_call(move |m| m.gc_done(&raw, &gc)).await?;
+                // The shards are gone: the entry is written (and waited for) with the command
+                // that ends the GC entry. A stop before it leaves the GC entry, whose next
+                // pass deletes nothing more and writes this again.
+                let versions: Vec<String> = gc.parts.iter().map(|p| p.version.to_hex()).collect();
+                let mut entry = coffre_audit::Event::system("GcVersion", "", "", "");
+                entry.detail = Some(format!("shards of {} removed", versions.join(",")));
+                self.system_change(entry.clone(), self.meta_call(move |m| m.gc_done(&raw, &gc)), |_| {
+                    vec![entry]
+                })
+                .await?;
                 cleaned += 1;
             }
         }

@@ -21,9 +21,15 @@ impl Engine {
         } else {
             batch.last().map(|(_, _, raw)| raw.clone())
         };
+        // One entry that keeps failing (a node that refuses, a damaged record) must not keep
+        // the rest of the batch from healing: it is retried on a later pass.
         let mut healed = 0;
         for (bucket, key, raw) in batch {
-            healed += self.heal_one(bucket, key, raw).await?;
+            let name = String::from_utf8_lossy(&key).into_owned();
+            match self.heal_one(bucket.clone(), key, raw).await {
+                Ok(n) => healed += n,
+                Err(e) => tracing::warn!(bucket, key = name, error = %e, "healing an object failed; retried later"),
+            }
         }
         Ok(healed)
     }
@@ -163,6 +169,7 @@ impl Engine {
         let mut recorded = false;
         if changed {
             let key = key_str.as_bytes().to_vec();
+            let tenant = brec.tenant.clone();
             let cmd = match seq {
                 None => MetaCommand::UpdateParts {
                     bucket: bucket.clone(),
@@ -178,17 +185,17 @@ impl Engine {
                     parts,
                 },
             };
-            recorded = self.meta_call(move |m| m.apply(cmd)).await? == Outcome::Done(true);
-        }
-        if recorded {
-            let version = handle.record.version_id();
-            self.audit_system(
-                "HealShards",
-                &bucket,
-                key_str.as_bytes(),
-                Some(version),
-                moves.join("; "),
-            );
+            // Recorded with its audit entry (the shards' new places), or not at all.
+            let mut entry = coffre_audit::Event::system("HealShards", &tenant, &bucket, &key_str);
+            entry.version_id = Some(handle.record.version_id());
+            entry.detail = Some(moves.join("; "));
+            let outcome = self
+                .system_change(entry.clone(), self.meta_call(move |m| m.apply(cmd)), |o| match o {
+                    Outcome::Done(true) => vec![entry],
+                    _ => vec![],
+                })
+                .await?;
+            recorded = outcome == Outcome::Done(true);
         }
         // Not recorded (a rebuild that failed halfway, a version replaced meanwhile): what
         // went elsewhere is garbage. Recorded: the commit ended the intent, this does nothing.

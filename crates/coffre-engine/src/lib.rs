@@ -4,6 +4,7 @@
 //! It knows nothing of HTTP or S3 XML: its errors are `EngineError`.
 
 mod audit_log;
+pub mod audit_notes;
 pub mod backup;
 pub mod checksum;
 mod error;
@@ -18,6 +19,7 @@ mod tenants;
 mod topology;
 
 pub use audit_log::AuditOptions;
+pub use audit_notes::AuditScope;
 pub use error::{EngineError, EngineResult};
 pub use multipart::{CompleteRequest, CompletedUpload, PartRequest, UploadListing};
 pub use object::{BodyInfo, DeleteOutcome, NewObject, ObjectLockRequest, ReadHandle, VerifiedChecksum};
@@ -107,6 +109,8 @@ pub struct Engine {
     lifecycle: lifecycle::LifecycleCounters,
     /// This gateway's audit log (set once at start; none in tools and unit tests).
     audit: std::sync::OnceLock<Arc<coffre_audit::AuditLog>>,
+    /// Requests whose audit notes may be in the metadata (`audit_notes`).
+    notes: Arc<std::sync::Mutex<audit_notes::NoteBook>>,
 }
 
 /// The audit chain head kept in the metadata store (its local, unreplicated part).
@@ -182,6 +186,7 @@ impl Engine {
                 buckets: Default::default(),
                 lifecycle: Default::default(),
                 audit: Default::default(),
+                notes: Default::default(),
             }),
             rx,
         )
@@ -197,9 +202,16 @@ impl Engine {
         self.audit.get()
     }
 
-    /// Records an action of the store itself that removes or moves data.
-    pub(crate) fn audit_system(&self, op: &str, bucket: &str, key: &[u8], version: Option<String>, detail: String) {
-        let Some(log) = self.audit.get() else { return };
+    /// The entry of an action of the store itself on a bucket's data, filed under the
+    /// bucket owner's tenant.
+    pub(crate) fn system_event(
+        &self,
+        op: &str,
+        bucket: &str,
+        key: &[u8],
+        version: Option<String>,
+        detail: String,
+    ) -> coffre_audit::Event {
         let tenant = self
             .bucket_record(bucket)
             .ok()
@@ -209,7 +221,7 @@ impl Engine {
         let mut e = coffre_audit::Event::system(op, &tenant, bucket, &String::from_utf8_lossy(key));
         e.version_id = version;
         e.detail = Some(detail).filter(|d| !d.is_empty());
-        log.record(e);
+        e
     }
 
     /// The metadata store, for read-only views (admin placement and audits).
@@ -217,8 +229,6 @@ impl Engine {
         &self.meta
     }
 
-    /// Runs a metadata call on a blocking thread: RocksDB writes wait for an fsync, which must
-    /// not stall the async workers serving other requests.
     /// Writes a sealed backup of the metadata into `path` (0600) while serving; returns the
     /// snapshot's id. See `backup`.
     pub async fn backup_metadata(&self, path: std::path::PathBuf) -> EngineResult<String> {
@@ -254,24 +264,28 @@ impl Engine {
         self.meta_call(|m| m.barrier()).await
     }
 
+    /// Runs a metadata call on a blocking thread (RocksDB writes wait for an fsync, which must
+    /// not stall the async workers serving other requests); the changes it applies carry the
+    /// current request's audit note.
     async fn meta_call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&MetaStore) -> Result<T, coffre_meta::MetaError> + Send + 'static,
     ) -> EngineResult<T> {
-        let meta = self.meta.clone();
-        tokio::task::spawn_blocking(move || f(&meta))
+        let (meta, note) = (self.meta.clone(), audit_notes::current_note());
+        tokio::task::spawn_blocking(move || coffre_meta::with_audit_note(note, || f(&meta)))
             .await
             .map_err(|e| EngineError::Internal(format!("metadata task: {e}")))?
             .map_err(EngineError::from)
     }
 
-    /// Applies a metadata command on a blocking thread; the inner result is the command's.
+    /// Applies a metadata command on a blocking thread, with the current request's audit note;
+    /// the inner result is the command's.
     async fn meta_apply(
         &self,
         cmd: coffre_meta::MetaCommand,
     ) -> EngineResult<Result<coffre_meta::Outcome, coffre_meta::MetaError>> {
-        let meta = self.meta.clone();
-        tokio::task::spawn_blocking(move || meta.apply(cmd))
+        let (meta, note) = (self.meta.clone(), audit_notes::current_note());
+        tokio::task::spawn_blocking(move || coffre_meta::with_audit_note(note, || meta.apply(cmd)))
             .await
             .map_err(|e| EngineError::Internal(format!("metadata task: {e}")))
     }

@@ -197,8 +197,18 @@ impl Engine {
             for (key, id, up) in uploads {
                 if up.created_ms.saturating_add(days.saturating_mul(day)) <= now {
                     limiter.wait(1).await;
-                    if self.abort_upload(bucket, &String::from_utf8_lossy(&key), &id).await? {
-                        self.audit_system("LifecycleAbortUpload", bucket, &key, None, String::new());
+                    let name = String::from_utf8_lossy(&key).into_owned();
+                    let entry = self.system_event("LifecycleAbortUpload", bucket, &key, None, String::new());
+                    let aborted = self
+                        .system_change(entry.clone(), self.abort_upload(bucket, &name, &id), |aborted| {
+                            if *aborted {
+                                vec![entry]
+                            } else {
+                                vec![]
+                            }
+                        })
+                        .await?;
+                    if aborted {
                         self.lifecycle.aborted_uploads.fetch_add(1, Ordering::Relaxed);
                         removed += 1;
                     }
@@ -373,12 +383,36 @@ impl Engine {
             bypass_governance: false,
             now_ms: now_millis(),
         };
-        let results = match self.meta_call(move |m| m.apply(cmd)).await? {
+        // The removals and their entries (one per key removed) are one unit.
+        let draft = self.system_event("LifecycleExpire", bucket, b"", None, format!("{} keys", keys.len()));
+        let entries = |o: &Outcome| -> Vec<coffre_audit::Event> {
+            let Outcome::DeleteResults(results) = o else {
+                return vec![];
+            };
+            results
+                .iter()
+                .zip(&kinds)
+                .zip(&keys)
+                .filter(|((r, _), _)| r.refused.is_none())
+                .filter_map(|((r, kind), key)| {
+                    let (op, version) = match (&r.removed, &r.marker) {
+                        (Some((v, _)), _) => ("LifecycleExpire", Some(v.clone())),
+                        (None, Some(m)) => ("LifecycleDeleteMarker", Some(m.clone())),
+                        (None, None) => return None,
+                    };
+                    Some(self.system_event(op, bucket, key, version, format!("{kind:?}")))
+                })
+                .collect()
+        };
+        let results = match self
+            .system_change(draft, self.meta_call(move |m| m.apply(cmd)), entries)
+            .await?
+        {
             Outcome::DeleteResults(r) => r,
             other => return Err(EngineError::Internal(format!("DeleteVersions answered {other:?}"))),
         };
         let mut done = 0;
-        for ((kind, r), key) in kinds.into_iter().zip(results).zip(keys) {
+        for (kind, r) in kinds.into_iter().zip(results) {
             if r.refused.is_some() {
                 self.lifecycle.skipped_locked.fetch_add(1, Ordering::Relaxed);
                 continue;
@@ -387,11 +421,6 @@ impl Engine {
                 continue; // the guard no longer held: someone wrote meanwhile
             }
             done += 1;
-            let (op, version) = match (&r.removed, &r.marker) {
-                (Some((v, _)), _) => ("LifecycleExpire", Some(v.clone())),
-                (None, m) => ("LifecycleDeleteMarker", m.clone()),
-            };
-            self.audit_system(op, bucket, &key, version, format!("{kind:?}"));
             let counter = match kind {
                 Kind::Current => &self.lifecycle.expired_current,
                 Kind::Noncurrent => &self.lifecycle.expired_noncurrent,

@@ -1,6 +1,6 @@
 //! The one outbound call Coffre can make, and only when an operator configures a tenant's
-//! issuer by URL: fetching its public keys (JWKS). HTTPS is checked against the system's
-//! trusted roots; answers are bounded in size and time.
+//! issuer by URL: fetching its public keys (JWKS). HTTPS only, checked against the system's
+//! trusted roots (`SSL_CERT_FILE`); answers are bounded in size and time.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
@@ -22,16 +22,15 @@ fn roots() -> Result<rustls::RootCertStore, String> {
     Ok(store)
 }
 
-/// GETs `url` (http or https) and returns its body as text, at most `jwt::MAX_JWKS` bytes.
+/// GETs `url` over HTTPS and returns its body as text, at most `jwt::MAX_JWKS` bytes. Plain
+/// HTTP is refused: the keys fetched decide who gets credentials.
 pub async fn get(url: &str) -> Result<String, String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-    let https = match uri.scheme_str() {
-        Some("https") => true,
-        Some("http") => false,
-        _ => return Err(format!("{url}: only http and https are fetched")),
-    };
+    if uri.scheme_str() != Some("https") {
+        return Err(format!("{url}: an issuer's keys are fetched over https only"));
+    }
     let host = uri.host().ok_or_else(|| format!("{url}: no host"))?.to_string();
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let port = uri.port_u16().unwrap_or(443);
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     let work = async {
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
@@ -42,22 +41,17 @@ pub async fn get(url: &str) -> Result<String, String> {
             .header("accept", "application/json")
             .body(Empty::<Bytes>::new())
             .map_err(|e| e.to_string())?;
-        let resp = if https {
-            let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .with_root_certificates(roots()?)
-                .with_no_client_auth();
-            let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| e.to_string())?;
-            let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("{url}: {e}"))?;
-            send(TokioIo::new(tls), req).await?
-        } else {
-            send(TokioIo::new(tcp), req).await?
-        };
-        Ok::<_, String>(resp)
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots()?)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| e.to_string())?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        send(TokioIo::new(tls), req).await
     };
     let (status, body) = tokio::time::timeout(TIMEOUT, work)
         .await

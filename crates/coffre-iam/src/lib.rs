@@ -18,4 +18,4 @@ pub use context::Context;
 pub use error::{IamError, IamResult};
 pub use policy::{Decision, Policy, PolicyKind, Request};
 pub use principal::Principal;
-pub use service::{Caller, ContextSource, Iam, KeyInfo, Target, TenantInfo};
+pub use service::{Caller, ContextSource, Iam, KeyInfo, RootKey, Target, TenantInfo};

@@ -5,7 +5,7 @@
 
 use crate::context::Context;
 use crate::pattern::Pattern;
-use crate::principal::{valid_principal, Principal};
+use crate::principal::{valid_principal, Naming, Principal};
 use serde_json::Value;
 use std::net::IpAddr;
 
@@ -36,7 +36,11 @@ pub enum Effect {
 /// The outcome of one document for one request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Decision {
+    /// An Allow that names the caller (or everyone), or an identity policy's.
     pub allowed: bool,
+    /// An Allow that names the caller's account only: the account's own policies must
+    /// delegate it to the caller.
+    pub account_allowed: bool,
     pub denied: bool,
 }
 
@@ -44,6 +48,7 @@ impl Decision {
     pub fn merge(self, o: Decision) -> Decision {
         Decision {
             allowed: self.allowed || o.allowed,
+            account_allowed: self.account_allowed || o.account_allowed,
             denied: self.denied || o.denied,
         }
     }
@@ -541,11 +546,11 @@ impl Policy {
     pub fn evaluate(&self, req: &Request<'_>) -> Decision {
         let mut d = Decision::default();
         for s in &self.statements {
-            if s.applies(req) {
-                match s.effect {
-                    Effect::Allow => d.allowed = true,
-                    Effect::Deny => d.denied = true,
-                }
+            match (s.applies(req), s.effect) {
+                (None, _) => {}
+                (Some(_), Effect::Deny) => d.denied = true,
+                (Some(Naming::Account), Effect::Allow) => d.account_allowed = true,
+                (Some(_), Effect::Allow) => d.allowed = true,
             }
         }
         d
@@ -645,22 +650,34 @@ fn parse_statement(v: &Value, kind: &PolicyKind, variables: bool) -> Parse<State
 }
 
 impl Statement {
-    fn applies(&self, req: &Request<'_>) -> bool {
-        if let Some((entries, not)) = &self.principals {
-            if entries.iter().any(|e| req.principal.is_named_by(e)) == *not {
-                return false;
-            }
+    /// Whether the statement applies to the request, and how it names the caller (an
+    /// identity policy's statements name their holder directly).
+    fn applies(&self, req: &Request<'_>) -> Option<Naming> {
+        let naming = match &self.principals {
+            None => Naming::Directly,
+            Some((entries, false)) => entries
+                .iter()
+                .map(|e| req.principal.naming_by(e))
+                .max()
+                .unwrap_or(Naming::Not),
+            Some((entries, true)) => match entries.iter().any(|e| req.principal.is_named_by(e)) {
+                true => Naming::Not,
+                false => Naming::Directly,
+            },
+        };
+        if naming == Naming::Not {
+            return None;
         }
         let ctx = req.context;
         let (actions, not) = &self.actions;
         if actions.iter().any(|a| a.matches(req.action, ctx, true)) == *not {
-            return false;
+            return None;
         }
         let (resources, not) = &self.resources;
         if resources.iter().any(|r| r.matches(req.resource, ctx, false)) == *not {
-            return false;
+            return None;
         }
-        self.conditions.iter().all(|c| c.holds(ctx))
+        self.conditions.iter().all(|c| c.holds(ctx)).then_some(naming)
     }
 }
 

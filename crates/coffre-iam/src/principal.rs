@@ -77,27 +77,47 @@ impl Principal {
     }
 
     /// Whether one entry of a policy's `Principal` (validated by `valid_principal`) names
-    /// this caller: `*` names everyone (anonymous included); an account (`T` or
-    /// `arn:aws:iam::T:root`) names every authenticated caller of tenant `T`; a user ARN its
-    /// user; a role ARN every session of the role.
+    /// this caller.
     pub fn is_named_by(&self, entry: &str) -> bool {
+        self.naming_by(entry) != Naming::Not
+    }
+
+    /// How one entry of a policy's `Principal` names this caller: `*` names everyone
+    /// (anonymous included) directly; an account (`T` or `arn:aws:iam::T:root`) names every
+    /// authenticated caller of tenant `T` as a member of the account; a user ARN its user, a
+    /// role ARN every session of the role, directly.
+    pub fn naming_by(&self, entry: &str) -> Naming {
         if entry == "*" {
-            return true;
+            return Naming::Directly;
         }
         let Some(tenant) = self.tenant() else {
-            return false;
+            return Naming::Not;
         };
         if entry == tenant || entry == format!("arn:aws:iam::{tenant}:root") {
-            return true;
+            return Naming::Account;
         }
-        match self {
+        let direct = match self {
             Principal::User { .. } => entry == self.arn(),
             Principal::Session { role, .. } => {
                 entry == format!("arn:aws:iam::{tenant}:role/{role}") || entry == self.arn()
             }
             Principal::Anonymous => false,
+        };
+        match direct {
+            true => Naming::Directly,
+            false => Naming::Not,
         }
     }
+}
+
+/// How a policy's principal names a caller. A grant to an account is a grant to the account,
+/// which its own identity policies then delegate (as AWS evaluates a resource policy naming
+/// an account); a grant naming the caller (or everyone) is the caller's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Naming {
+    Not,
+    Account,
+    Directly,
 }
 
 pub fn user_arn(tenant: &str, name: &str) -> String {

@@ -119,6 +119,18 @@ const MAX_CACHED: usize = 100_000;
 /// How long fetched JWKS documents are kept.
 const JWKS_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// What `ensure_root` found or did with the root key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RootKey {
+    Unchanged,
+    /// Created (with its tenant on the first start).
+    Created,
+    /// Its secret was replaced by the one given at start-up.
+    SecretChanged,
+    /// An operator disabled it: it stays so (its secret is kept up to date).
+    Disabled,
+}
+
 /// A tenant as the admin API shows it.
 #[derive(Debug, serde::Serialize)]
 pub struct TenantInfo {
@@ -279,9 +291,11 @@ impl Iam {
         if s.expires_ms <= now_millis() {
             return Err(IamError::ExpiredToken("The provided token has expired.".into()));
         }
-        // A role deleted (or its tenant erased) ends its sessions.
+        // A role deleted (or its tenant erased) ends its sessions, even if a role (or a
+        // tenant) of the same name is created again: the session names the role's unique id.
         let role = self
             .role_entry(&s.tenant, &s.role)?
+            .filter(|r| subtle::ConstantTimeEq::ct_eq(r.record.id.as_bytes(), s.role_id.as_bytes()).into())
             .ok_or_else(|| IamError::InvalidToken("The role of this session no longer exists.".into()))?;
         let caller = Arc::new(Caller {
             principal: Principal::Session {
@@ -429,23 +443,29 @@ impl Iam {
             .iter()
             .flat_map(|b| b.policy.iter().chain(&b.acl))
             .fold(Decision::default(), |d, pol| d.merge(pol.evaluate(&req)));
-        // The owner's admin can always manage the bucket policy (no lock-out by a Deny).
-        if own_tenant
-            && p.is_tenant_admin()
-            && matches!(
-                action,
-                "s3:GetBucketPolicy" | "s3:PutBucketPolicy" | "s3:DeleteBucketPolicy"
-            )
-        {
-            return Ok(());
+        if matches!(
+            action,
+            "s3:GetBucketPolicy" | "s3:PutBucketPolicy" | "s3:DeleteBucketPolicy"
+        ) {
+            // Only the owner's identities manage a bucket's policy, whatever a policy grants
+            // to others (as S3); the owner's admin always can (no lock-out by a Deny).
+            if !own_tenant {
+                return Err(denied());
+            }
+            if p.is_tenant_admin() {
+                return Ok(());
+            }
         }
         if identity.denied || from_bucket.denied {
             return Err(denied());
         }
+        // Within the owner's tenant, a bucket policy naming the caller (or everyone) is
+        // enough; one naming only the tenant is delegated by the caller's own policies. From
+        // another tenant, the bucket policy's grant and the caller's own are both needed.
         let allowed = match p {
             Principal::Anonymous => from_bucket.allowed,
             _ if own_tenant => p.is_tenant_admin() || identity.allowed || from_bucket.allowed,
-            _ => from_bucket.allowed && (p.is_tenant_admin() || identity.allowed),
+            _ => (from_bucket.allowed || from_bucket.account_allowed) && (p.is_tenant_admin() || identity.allowed),
         };
         if allowed {
             Ok(())
@@ -470,8 +490,9 @@ impl Iam {
 
     /// Makes sure the tenant exists with `access_key` as its admin's key (the root key given
     /// at start-up: created with its tenant on the first start, its secret updated if the
-    /// operator changed it). Returns whether anything was written.
-    pub async fn ensure_root(&self, tenant: &str, access_key: &str, secret: &str) -> IamResult<bool> {
+    /// operator changed it). A root key an operator disabled stays disabled: a restart never
+    /// re-enables it. Says what it did.
+    pub async fn ensure_root(&self, tenant: &str, access_key: &str, secret: &str) -> IamResult<RootKey> {
         let meta = self.engine.meta();
         if meta.get_tenant(tenant).map_err(EngineError::from)?.is_none() {
             match self
@@ -479,7 +500,7 @@ impl Iam {
                 .create_tenant(tenant, Quota::default(), access_key, secret)
                 .await
             {
-                Ok(_) => return Ok(true),
+                Ok(_) => return Ok(RootKey::Created),
                 // Another gateway of the cluster created it meanwhile: check its key below.
                 Err(EngineError::EntityExists(_)) => {}
                 Err(e) => return Err(e.into()),
@@ -487,24 +508,21 @@ impl Iam {
         }
         match meta.get_access_key(access_key).map_err(EngineError::from)? {
             Some(k) if k.tenant == tenant => {
-                if self.engine.open_secret(access_key, &k.secret)? == secret && k.enabled {
-                    return Ok(false);
+                let same = self.engine.open_secret(access_key, &k.secret)? == secret;
+                if !same {
+                    self.engine
+                        .iam_apply(IamCommand::SetAccessKeySecret {
+                            tenant: tenant.into(),
+                            id: access_key.into(),
+                            secret: self.engine.seal_secret(access_key, secret),
+                        })
+                        .await?;
                 }
-                self.engine
-                    .iam_apply(IamCommand::SetAccessKeySecret {
-                        tenant: tenant.into(),
-                        id: access_key.into(),
-                        secret: self.engine.seal_secret(access_key, secret),
-                    })
-                    .await?;
-                self.engine
-                    .iam_apply(IamCommand::SetAccessKeyEnabled {
-                        tenant: tenant.into(),
-                        id: access_key.into(),
-                        enabled: true,
-                    })
-                    .await?;
-                Ok(true)
+                Ok(match (k.enabled, same) {
+                    (false, _) => RootKey::Disabled,
+                    (true, true) => RootKey::Unchanged,
+                    (true, false) => RootKey::SecretChanged,
+                })
             }
             Some(k) => Err(IamError::EntityAlreadyExists(format!(
                 "access key {access_key} (it belongs to tenant '{}')",
@@ -524,7 +542,7 @@ impl Iam {
                         },
                     })
                     .await?;
-                Ok(true)
+                Ok(RootKey::Created)
             }
         }
     }
@@ -620,10 +638,11 @@ impl Iam {
                 (Some(doc), None) => {
                     Jwks::parse(doc).map_err(IamError::InvalidInput)?;
                 }
-                (None, Some(url)) if url.starts_with("https://") || url.starts_with("http://") => {}
+                (None, Some(url)) if url.starts_with("https://") => {}
                 _ => {
                     return Err(IamError::InvalidInput(
-                        "give the issuer's keys inline (jwks) or where to fetch them (jwks_url, http(s)://)".into(),
+                        "give the issuer's keys inline (jwks) or where to fetch them over HTTPS (jwks_url, https://)"
+                            .into(),
                     ))
                 }
             }
@@ -839,20 +858,24 @@ impl Iam {
         }
         let not_authorized =
             || IamError::AccessDenied("Not authorized to perform sts:AssumeRoleWithWebIdentity".into());
-        let t = self
+        // The token is checked before the role is looked up, so that an unauthenticated
+        // caller learns nothing of which roles exist: without a token of the tenant's
+        // issuer, every role (and a tenant without an issuer, or none) answers alike.
+        let no_issuer = || IamError::InvalidIdentityToken("No OpenID Connect issuer trusts this token".into());
+        let oidc = self
             .engine
             .meta()
             .get_tenant(tenant)
             .map_err(EngineError::from)?
-            .ok_or_else(not_authorized)?;
-        let oidc = t.oidc.ok_or_else(not_authorized)?;
-        let entry = self.role_entry(tenant, role_name)?.ok_or_else(not_authorized)?;
+            .and_then(|t| t.oidc)
+            .ok_or_else(no_issuer)?;
         let jwks = self.jwks_of(&oidc).await?;
         let now = (now_millis() / 1000) as i64;
         let claims = jwt::verify(token, &jwks, &oidc.issuer, &oidc.audience, now).map_err(|e| match e {
             TokenError::Expired => IamError::ExpiredToken("Token is expired".into()),
             TokenError::Invalid(m) => IamError::InvalidIdentityToken(m),
         })?;
+        let entry = self.role_entry(tenant, role_name)?.ok_or_else(not_authorized)?;
         let ctx = Context::default();
         for (claim, pattern) in &entry.record.claims {
             let p = Pattern::parse(pattern, false).map_err(IamError::InvalidInput)?;

@@ -250,6 +250,38 @@ pub enum MetaCommand {
         condition: WriteCondition,
         now_ms: u64,
     },
+    /// `cmd`, with the audit note of the request it is applied for written in its batch
+    /// (`audit_notes.rs`).
+    Noted {
+        note: crate::AuditNote,
+        cmd: Box<MetaCommand>,
+    },
+    /// Removes audit notes whose entries are in their gateway's log.
+    ForgetAuditNotes {
+        origin: String,
+        ids: Vec<String>,
+    },
+}
+
+impl MetaCommand {
+    /// Whether the command changes what a client can see or is entitled to (what an audit
+    /// note must accompany): not a write's intent, nor its abort, nor notes' upkeep.
+    fn is_change(&self) -> bool {
+        !matches!(
+            self,
+            MetaCommand::BeginWrite { .. }
+                | MetaCommand::AbortWrite { .. }
+                | MetaCommand::Noted { .. }
+                | MetaCommand::ForgetAuditNotes { .. }
+        )
+    }
+}
+
+/// What a command's batch starts with: the replica's log position, the request's audit note.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Stamp<'a> {
+    pub applied: Option<&'a [u8]>,
+    pub note: Option<&'a crate::AuditNote>,
 }
 
 /// A change of a bucket's versioning.
@@ -318,6 +350,13 @@ impl MetaStore {
     /// command is applied by every replica's state machine, and this returns its outcome
     /// here once committed), directly otherwise.
     pub fn apply(&self, cmd: MetaCommand) -> Result<Outcome, MetaError> {
+        let cmd = match crate::audit_notes::current() {
+            Some(note) if cmd.is_change() => MetaCommand::Noted {
+                note: (*note).clone(),
+                cmd: Box::new(cmd),
+            },
+            _ => cmd,
+        };
         match self.replicator() {
             Some(r) => r.propose(cmd),
             None => self.apply_at(cmd, None),
@@ -329,8 +368,21 @@ impl MetaStore {
     /// command applied but not recorded as such (commands are not idempotent: a commit
     /// applied twice would collect the version it made current).
     pub(crate) fn apply_at(&self, cmd: MetaCommand, applied: Option<&[u8]>) -> Result<Outcome, MetaError> {
+        match cmd {
+            MetaCommand::Noted { note, cmd } => self.apply_stamped(
+                *cmd,
+                Stamp {
+                    applied,
+                    note: Some(&note),
+                },
+            ),
+            cmd => self.apply_stamped(cmd, Stamp { applied, note: None }),
+        }
+    }
+
+    fn apply_stamped(&self, cmd: MetaCommand, stamp: Stamp<'_>) -> Result<Outcome, MetaError> {
         use MetaCommand as C;
-        let mut b = self.batch(applied);
+        let mut b = self.batch(stamp);
         let outcome = match cmd {
             C::CreateBucket { name, record } => self.create_bucket_in(b, &name, &record, None)?,
             C::CreateVersionedBucket {
@@ -834,16 +886,26 @@ impl MetaStore {
                 self.write(b)?;
                 Outcome::Done(updated)
             }
-            C::Iam(c) => self.apply_iam(c, applied)?,
+            C::Iam(c) => self.apply_iam(c, stamp)?,
+            C::ForgetAuditNotes { origin, ids } => {
+                self.forget_audit_notes_in(&mut b, &origin, &ids);
+                self.write(b)?;
+                Outcome::Unit
+            }
+            C::Noted { .. } => return Err(MetaError::InvalidRequest("a note inside a note".into())),
         };
         Ok(outcome)
     }
 
-    /// A batch for one command, starting with the replica's log position if any.
-    pub(crate) fn batch(&self, applied: Option<&[u8]>) -> WriteBatch {
+    /// A batch for one command, starting with the replica's log position and the request's
+    /// audit note, if any.
+    pub(crate) fn batch(&self, stamp: Stamp<'_>) -> WriteBatch {
         let mut b = WriteBatch::default();
-        if let Some(a) = applied {
+        if let Some(a) = stamp.applied {
             b.put_cf(self.cf(keys::CF_RAFT_STATE), keys::RAFT_APPLIED, a);
+        }
+        if let Some(note) = stamp.note {
+            self.note_in(&mut b, note);
         }
         b
     }

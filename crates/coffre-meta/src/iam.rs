@@ -315,11 +315,11 @@ impl MetaStore {
 
     // ---- mutations ----
 
-    pub(crate) fn apply_iam(&self, cmd: IamCommand, applied: Option<&[u8]>) -> Result<Outcome, MetaError> {
+    pub(crate) fn apply_iam(&self, cmd: IamCommand, stamp: crate::commands::Stamp<'_>) -> Result<Outcome, MetaError> {
         use IamCommand as C;
         let _g = self.iam_lock.lock().unwrap_or_else(|p| p.into_inner());
         let iam = self.cf(keys::CF_IAM);
-        let mut b = self.batch(applied);
+        let mut b = self.batch(stamp);
         let outcome = match cmd {
             C::CreateTenant(t) => {
                 let NewTenant {

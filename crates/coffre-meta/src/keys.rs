@@ -38,6 +38,10 @@ pub const CF_VERSIONS: &str = "versions";
 /// when it is in `versions`, so that `versionId=null` and writes of a suspended bucket find it
 /// without scanning the key's versions.
 pub const CF_NULL_VERSIONS: &str = "null_versions";
+/// Audit notes: `origin ∥ 0x00 ∥ request id` → the entry of a change whose audit entry may
+/// not be in its gateway's log yet (`audit_notes.rs`). Replicated: in the change's batch on
+/// every replica.
+pub const CF_AUDIT_NOTES: &str = "audit_notes";
 pub const RAFT_VOTE: &[u8] = b"vote";
 pub const RAFT_COMMITTED: &[u8] = b"committed";
 pub const RAFT_PURGED: &[u8] = b"purged";
@@ -53,7 +57,7 @@ pub const RAFT_INSTALLING: &[u8] = b"installing";
 
 /// The column families holding the state machine's records: what a snapshot copies (a
 /// snapshot names them by index: new ones go at the end).
-pub const STATE_CFS: [&str; 14] = [
+pub const STATE_CFS: [&str; 15] = [
     CF_BUCKETS,
     CF_OBJECTS,
     CF_LAYOUTS,
@@ -68,14 +72,15 @@ pub const STATE_CFS: [&str; 14] = [
     CF_USAGE,
     CF_VERSIONS,
     CF_NULL_VERSIONS,
+    CF_AUDIT_NOTES,
 ];
 
 /// The replica's own column families (not in snapshots).
 pub const RAFT_CFS: [&str; 3] = [CF_RAFT_LOG, CF_RAFT_STATE, CF_LOCAL];
-pub const ALL_CFS: [&str; 17] = concat_cfs(STATE_CFS, RAFT_CFS);
+pub const ALL_CFS: [&str; 18] = concat_cfs(STATE_CFS, RAFT_CFS);
 
-const fn concat_cfs(state: [&'static str; 14], raft: [&'static str; 3]) -> [&'static str; 17] {
-    let mut all = [""; 17];
+const fn concat_cfs(state: [&'static str; 15], raft: [&'static str; 3]) -> [&'static str; 18] {
+    let mut all = [""; 18];
     let mut i = 0;
     while i < state.len() {
         all[i] = state[i];
@@ -91,6 +96,21 @@ const fn concat_cfs(state: [&'static str; 14], raft: [&'static str; 3]) -> [&'st
 /// `raft_log`: a log index, big-endian so that the log sorts by index.
 pub fn raft_log_index(index: u64) -> [u8; 8] {
     index.to_be_bytes()
+}
+
+/// `audit_notes`: `origin ∥ 0x00 ∥ id` (an origin, a gateway's name, holds no 0x00).
+pub fn audit_note(origin: &str, id: &str) -> Vec<u8> {
+    let mut k = audit_note_prefix(origin);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Every note of `origin` starts with this.
+pub fn audit_note_prefix(origin: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(origin.len() + 1 + 24);
+    k.extend_from_slice(origin.as_bytes());
+    k.push(0);
+    k
 }
 
 /// `buckets`: the bucket name.

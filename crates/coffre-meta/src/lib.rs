@@ -7,6 +7,7 @@
 //! one atomic, synced WriteBatch. Reads are plain RocksDB reads; a reader of object data takes
 //! a `ReadLease` (`leases.rs`) so that the GC leaves the versions it reads alone.
 
+mod audit_notes;
 pub mod commands;
 mod iam;
 pub mod keys;
@@ -17,6 +18,7 @@ pub mod records;
 pub mod replica;
 mod versions;
 
+pub use audit_notes::{with_audit_note, AuditNote};
 pub use commands::{
     DeleteGuard, DeleteResult, DeleteTarget, MetaCommand, Outcome, VersionChange, VersioningChange, WriteCondition,
 };

@@ -1,9 +1,9 @@
 //! What the audit log learns of a request as it is handled: the trail is filled while the
 //! request is routed and authenticated, and becomes an entry once its answer is known.
 
-use crate::context::Origin;
-use crate::router::Op;
+use crate::context::{Origin, TouchedList};
 use coffre_engine::audit::Event;
+use coffre_engine::Engine;
 use coffre_iam::{Caller, Principal};
 use http::HeaderMap;
 
@@ -23,6 +23,9 @@ pub struct Trail {
     pub principal: String,
     pub access_key: Option<String>,
     pub bytes_in: u64,
+    /// What the request names beyond its path (an IAM call's user, key, role, policy).
+    pub detail: Option<String>,
+    pub touched: TouchedList,
 }
 
 impl Trail {
@@ -53,9 +56,27 @@ impl Trail {
         self.access_key = access_key.map(str::to_string);
     }
 
+    /// The entry as known before the answer (status 0): what a change made by the request
+    /// carries as its audit note, in case its process stops before the entry is written.
+    pub fn draft(&self, origin: &Origin) -> Event {
+        Event {
+            tenant: self.tenant.clone(),
+            access_key: self.access_key.clone(),
+            source: Some(origin.peer.to_string()),
+            tls: origin.secure,
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            version_id: self.version_id.clone(),
+            status: 0,
+            bytes_in: self.bytes_in,
+            detail: self.detail.clone(),
+            ..Event::now(self.op.clone(), self.principal.clone())
+        }
+    }
+
     /// The entry: the trail, the answer and the connection.
     pub fn event(
-        self,
+        &self,
         request_id: &str,
         origin: &Origin,
         status: u16,
@@ -65,20 +86,55 @@ impl Trail {
     ) -> Event {
         Event {
             request_id: request_id.to_string(),
-            tenant: self.tenant,
-            access_key: self.access_key,
-            source: Some(origin.peer.to_string()),
-            tls: origin.secure,
-            bucket: self.bucket,
-            key: self.key,
-            version_id: self.version_id,
             status,
             error: error.map(str::to_string),
-            bytes_in: self.bytes_in,
             bytes_out,
             ms,
-            ..Event::now(self.op, self.principal)
+            ..self.draft(origin)
         }
+    }
+
+    /// The entries of what the request touched beyond its path, from its own `entry`.
+    pub fn touched_entries(&self, engine: &Engine, entry: &Event) -> Vec<Event> {
+        let touched = std::mem::take(&mut *self.touched.lock().unwrap_or_else(|p| p.into_inner()));
+        touched
+            .into_iter()
+            .map(|t| Event {
+                op: t.op.to_string(),
+                tenant: engine
+                    .bucket(&t.bucket)
+                    .map(|b| b.tenant)
+                    .unwrap_or_else(|_| entry.tenant.clone()),
+                bucket: t.bucket,
+                key: t.key,
+                version_id: t.version_id,
+                status: t.status,
+                error: t.error.map(str::to_string),
+                bytes_in: 0,
+                bytes_out: 0,
+                detail: None,
+                ..entry.clone()
+            })
+            .collect()
+    }
+}
+
+/// Files the trail under the bucket owner's tenant, when it names a bucket: what concerns a
+/// tenant's data is in its export.
+pub fn file_under_owner(engine: &Engine, trail: &mut Trail) {
+    if !trail.bucket.is_empty() {
+        if let Ok(b) = engine.bucket(&trail.bucket) {
+            trail.tenant = b.tenant;
+        }
+    }
+}
+
+/// Gives the request's audit scope the entry as known now (caller, operation, target): the
+/// note its changes carry. Called once the caller is known, before any change.
+pub fn draft(engine: &Engine, trail: &mut Trail, origin: &Origin) {
+    if engine.audit().is_some() {
+        file_under_owner(engine, trail);
+        coffre_engine::audit_notes::draft(&trail.draft(origin));
     }
 }
 
@@ -111,67 +167,5 @@ pub fn principal_name(p: &Principal) -> String {
     match p {
         Principal::Anonymous => "anonymous".into(),
         p => p.arn(),
-    }
-}
-
-impl Op {
-    /// The S3 API name of the operation (as AWS names it in its logs).
-    pub fn name(&self) -> &'static str {
-        use Op::*;
-        match self {
-            ListBuckets => "ListBuckets",
-            CreateBucket(_) => "CreateBucket",
-            HeadBucket(_) => "HeadBucket",
-            DeleteBucket(_) => "DeleteBucket",
-            GetBucketLocation(_) => "GetBucketLocation",
-            GetBucketVersioning(_) => "GetBucketVersioning",
-            ListObjects { v2: true, .. } => "ListObjectsV2",
-            ListObjects { v2: false, .. } => "ListObjects",
-            DeleteObjects(_) => "DeleteObjects",
-            PutObject(..) => "PutObject",
-            CopyObject(..) => "CopyObject",
-            GetObject(..) => "GetObject",
-            HeadObject(..) => "HeadObject",
-            DeleteObject(..) => "DeleteObject",
-            GetObjectTagging(..) => "GetObjectTagging",
-            PutObjectTagging(..) => "PutObjectTagging",
-            DeleteObjectTagging(..) => "DeleteObjectTagging",
-            CreateMultipartUpload(..) => "CreateMultipartUpload",
-            UploadPart(..) => "UploadPart",
-            UploadPartCopy(..) => "UploadPartCopy",
-            CompleteMultipartUpload(..) => "CompleteMultipartUpload",
-            AbortMultipartUpload(..) => "AbortMultipartUpload",
-            ListParts(..) => "ListParts",
-            ListMultipartUploads(_) => "ListMultipartUploads",
-            PutBucketCors(_) => "PutBucketCors",
-            GetBucketCors(_) => "GetBucketCors",
-            DeleteBucketCors(_) => "DeleteBucketCors",
-            PutBucketEncryption(_) => "PutBucketEncryption",
-            GetBucketEncryption(_) => "GetBucketEncryption",
-            DeleteBucketEncryption(_) => "DeleteBucketEncryption",
-            PutBucketOwnershipControls(_) => "PutBucketOwnershipControls",
-            GetBucketOwnershipControls(_) => "GetBucketOwnershipControls",
-            DeleteBucketOwnershipControls(_) => "DeleteBucketOwnershipControls",
-            GetObjectAttributes(..) => "GetObjectAttributes",
-            PutBucketPolicy(_) => "PutBucketPolicy",
-            GetBucketPolicy(_) => "GetBucketPolicy",
-            DeleteBucketPolicy(_) => "DeleteBucketPolicy",
-            GetBucketPolicyStatus(_) => "GetBucketPolicyStatus",
-            GetBucketAcl(_) => "GetBucketAcl",
-            PutBucketAcl(_) => "PutBucketAcl",
-            GetObjectAcl(..) => "GetObjectAcl",
-            PutObjectAcl(..) => "PutObjectAcl",
-            PutBucketVersioning(_) => "PutBucketVersioning",
-            ListObjectVersions(_) => "ListObjectVersions",
-            GetObjectLockConfiguration(_) => "GetObjectLockConfiguration",
-            PutObjectLockConfiguration(_) => "PutObjectLockConfiguration",
-            GetObjectRetention(..) => "GetObjectRetention",
-            PutObjectRetention(..) => "PutObjectRetention",
-            GetObjectLegalHold(..) => "GetObjectLegalHold",
-            PutObjectLegalHold(..) => "PutObjectLegalHold",
-            PutBucketLifecycle(_) => "PutBucketLifecycleConfiguration",
-            GetBucketLifecycle(_) => "GetBucketLifecycleConfiguration",
-            DeleteBucketLifecycle(_) => "DeleteBucketLifecycle",
-        }
     }
 }

@@ -17,6 +17,8 @@ pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 pub const STREAMING_SIGNED: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
 pub const STREAMING_SIGNED_TRAILER: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER";
 pub const STREAMING_UNSIGNED_TRAILER: &str = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
+/// The SHA-256 of nothing: an empty body.
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 const MAX_SKEW_SECS: i64 = 15 * 60;
 const MAX_PRESIGN_SECS: i64 = 7 * 24 * 3600;
 const SERVICE: &str = "s3";
@@ -352,11 +354,24 @@ pub fn verify_for<C: Credentials + ?Sized>(
         )));
     }
     let (secret, identity) = creds.lookup(&auth.access_key, session_token(req)?.as_deref())?;
-    let payload = match header_str(req.headers, "x-amz-content-sha256") {
-        Some(p) => p.to_string(),
-        None if auth.presigned => UNSIGNED_PAYLOAD.to_string(),
-        None if body_sha256.is_some() => body_sha256.unwrap_or_default().to_string(),
-        None => {
+    let payload = match (header_str(req.headers, "x-amz-content-sha256"), body_sha256) {
+        // A body read whole before the check (the query APIs): what is signed must be what
+        // was received, whatever a header claims.
+        (Some(claimed), Some(actual)) if claimed != actual => {
+            return Err(S3Error::sha256_mismatch(
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            ))
+        }
+        (_, Some(actual)) if auth.presigned && actual != EMPTY_SHA256 => {
+            return Err(S3Error::invalid_request(
+                "A presigned query-API call carries its parameters in its URL, not in a body",
+            ))
+        }
+        (_, Some(_)) if auth.presigned => UNSIGNED_PAYLOAD.to_string(),
+        (_, Some(actual)) => actual.to_string(),
+        (Some(p), None) => p.to_string(),
+        (None, None) if auth.presigned => UNSIGNED_PAYLOAD.to_string(),
+        (None, None) => {
             return Err(S3Error::invalid_request(
                 "Missing required header for this request: x-amz-content-sha256",
             ))

@@ -44,7 +44,13 @@ pub struct Gateway {
     pub config: Config,
     pub requests: AtomicU64,
     pub errors: AtomicU64,
+    /// Room (KiB) for documents anonymous requests have read whole before anything authorizes
+    /// them (a DeleteObjects list is authorized key by key): all of them together.
+    anonymous_documents: Arc<tokio::sync::Semaphore>,
 }
+
+/// What anonymous requests may hold of documents read before authorization, all together.
+const ANONYMOUS_DOCUMENTS: usize = 16 << 20;
 
 impl Gateway {
     pub fn new(engine: Arc<Engine>, iam: Arc<Iam>, config: Config) -> Arc<Gateway> {
@@ -54,7 +60,20 @@ impl Gateway {
             config,
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            anonymous_documents: Arc::new(tokio::sync::Semaphore::new(ANONYMOUS_DOCUMENTS >> 10)),
         })
+    }
+
+    /// Room for an anonymous request's document of up to `bytes`, if there is some now (else
+    /// SlowDown: anonymous callers cannot make the gateway hold more than a bounded amount).
+    pub fn room_for_anonymous_document(&self, bytes: usize) -> Result<tokio::sync::OwnedSemaphorePermit, S3Error> {
+        let kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+        self.anonymous_documents
+            .clone()
+            .try_acquire_many_owned(kib)
+            .map_err(|_| {
+                S3Error::slow_down("Please reduce your request rate: too many anonymous requests are being read.")
+            })
     }
 }
 
@@ -66,6 +85,23 @@ pub struct Origin {
     pub secure: bool,
 }
 
+/// An object a request acted on beyond the one its path names (the keys of a
+/// DeleteObjects, the source of a copy): each gets an entry of its own, filed under its
+/// bucket owner's tenant, in the request's batch.
+#[derive(Clone, Debug)]
+pub struct Touched {
+    /// `BatchDeleteObject`, `CopySource`.
+    pub op: &'static str,
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+    pub status: u16,
+    pub error: Option<&'static str>,
+}
+
+/// Where handlers record what they touched (shared by the trail and the request's `Ctx`).
+pub type TouchedList = std::sync::Arc<std::sync::Mutex<Vec<Touched>>>;
+
 /// What policy conditions may ask of a request.
 pub struct RequestFacts<'a> {
     pub caller: &'a Caller,
@@ -74,9 +110,18 @@ pub struct RequestFacts<'a> {
     pub origin: Origin,
     /// `s3:authType`: `REST-HEADER`, `REST-QUERY-STRING`, `POST` or `Anonymous`.
     pub auth_type: &'a str,
-    /// The object the request acts on, for `s3:ExistingObjectTag/<key>` (read only if a
-    /// policy asks for it).
-    pub object: Option<(&'a Engine, &'a str, &'a str)>,
+    /// The object the request acts on, and the version it names, for
+    /// `s3:ExistingObjectTag/<key>` (read only if a policy asks for it).
+    pub object: Option<ObjectFacts<'a>>,
+}
+
+/// The object version a request acts on, as its tag conditions see it.
+pub struct ObjectFacts<'a> {
+    pub engine: &'a Engine,
+    pub bucket: &'a str,
+    pub key: &'a str,
+    /// The version named (`versionId`); `None`: the current one.
+    pub version: Option<coffre_engine::VersionSel>,
 }
 
 impl coffre_iam::ContextSource for RequestFacts<'_> {
@@ -131,10 +176,12 @@ impl coffre_iam::ContextSource for RequestFacts<'_> {
                 c.set(&format!("s3:RequestObjectTag/{k}"), v);
             }
         }
-        if let (Some((engine, bucket, key)), true) = (self.object, wants("s3:existingobjecttag/")) {
-            let tags = engine
-                .head(bucket, key)
-                .and_then(|rec| engine.open_attrs(bucket, key, &rec))
+        if let (Some(o), true) = (&self.object, wants("s3:existingobjecttag/")) {
+            // The tags of the version the request names, not the current one's.
+            let tags = o
+                .engine
+                .head_version(o.bucket, o.key, o.version)
+                .and_then(|(rec, _)| o.engine.open_attrs(o.bucket, o.key, &rec))
                 .map(|a| a.tags)
                 .unwrap_or_default();
             for (k, v) in tags {
@@ -156,6 +203,8 @@ pub struct Ctx {
     pub origin: Origin,
     /// The request came over TLS.
     pub secure: bool,
+    /// What the request touched beyond its path, for the audit (the trail's list).
+    pub touched: TouchedList,
 }
 
 impl Ctx {
@@ -175,7 +224,13 @@ impl Ctx {
             caller,
             secure: origin.secure,
             origin,
+            touched: TouchedList::default(),
         }
+    }
+
+    /// Records an object the request acted on beyond its path (an entry of its own).
+    pub fn touch(&self, t: Touched) {
+        self.touched.lock().unwrap_or_else(|p| p.into_inner()).push(t);
     }
 
     pub fn engine(&self) -> &Engine {
@@ -183,8 +238,19 @@ impl Ctx {
     }
 
     /// Whether the caller may do `action` on `target` (AccessDenied, or NoSuchBucket for a
-    /// bucket that does not exist).
+    /// bucket that does not exist); an object's version is the one the request names.
     pub fn authorize(&self, action: &str, target: Target<'_>) -> Result<(), S3Error> {
+        let version = self.q("versionId").and_then(coffre_engine::VersionSel::parse);
+        self.authorize_version(action, target, version)
+    }
+
+    /// As `authorize`, for version `version` of the target object (a copy's source).
+    pub fn authorize_version(
+        &self,
+        action: &str,
+        target: Target<'_>,
+        version: Option<coffre_engine::VersionSel>,
+    ) -> Result<(), S3Error> {
         let auth_type = match &self.verified {
             None => "Anonymous",
             Some(v) if v.presigned => "REST-QUERY-STRING",
@@ -197,7 +263,12 @@ impl Ctx {
             origin: self.origin,
             auth_type,
             object: match target {
-                Target::Object(b, k) => Some((self.engine(), b, k)),
+                Target::Object(bucket, key) => Some(ObjectFacts {
+                    engine: self.engine(),
+                    bucket,
+                    key,
+                    version,
+                }),
                 _ => None,
             },
         };

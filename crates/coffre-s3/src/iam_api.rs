@@ -107,7 +107,19 @@ struct Call {
     gw: Arc<Gateway>,
     headers: HeaderMap,
     origin: Origin,
+    /// What the call acted on or issued (`UserName=…`, `AccessKeyId=…`), for its audit entry.
+    named: std::sync::Mutex<Vec<String>>,
 }
+
+/// The parameters that name what a call acts on (never a secret, a token or a policy body).
+const NAMING_PARAMS: &[&str] = &[
+    "UserName",
+    "RoleName",
+    "PolicyName",
+    "AccessKeyId",
+    "RoleSessionName",
+    "RoleArn",
+];
 
 impl Call {
     fn get(&self, name: &str) -> Option<&str> {
@@ -135,8 +147,20 @@ impl Call {
     fn user(&self) -> Result<String, ApiError> {
         match (self.get("UserName"), self.caller.principal.username()) {
             (Some(u), _) if !u.is_empty() => Ok(u.to_string()),
-            (_, Some(me)) => Ok(me.to_string()),
+            (_, Some(me)) => {
+                self.name("UserName", me);
+                Ok(me.to_string())
+            }
             _ => Err(err(StatusCode::BAD_REQUEST, "ValidationError", "UserName is required")),
+        }
+    }
+
+    /// Records something the call acted on or issued, for its audit entry.
+    fn name(&self, what: &str, value: &str) {
+        let entry = format!("{what}={value}");
+        let mut named = self.named.lock().unwrap_or_else(|p| p.into_inner());
+        if !named.contains(&entry) {
+            named.push(entry);
         }
     }
 
@@ -286,8 +310,32 @@ pub async fn handle(
         gw,
         headers: parts.headers,
         origin,
+        named: Default::default(),
     };
-    Ok(match run(&call, &action).await {
+    for p in NAMING_PARAMS {
+        if let Some(v) = call.get(p).filter(|v| !v.is_empty() && v.len() <= 256) {
+            call.name(p, v);
+        }
+    }
+    let named = |call: &Call| {
+        let named = call.named.lock().unwrap_or_else(|p| p.into_inner());
+        (!named.is_empty()).then(|| named.join(" "))
+    };
+    trail.detail = named(&call);
+    crate::audit::draft(&call.gw.engine, trail, &origin);
+    let result = run(&call, &action).await;
+    trail.detail = named(&call);
+    // A web identity's call is filed under the tenant of the role it asks for.
+    if trail.tenant.is_empty() {
+        if let Some(t) = call
+            .get("RoleArn")
+            .and_then(|a| a.split(':').nth(4))
+            .filter(|t| !t.is_empty())
+        {
+            trail.tenant = t.to_string();
+        }
+    }
+    Ok(match result {
         Ok(result) => answer(ns, &action, &request_id, result.as_deref()),
         Err(e) => error_answer(ns, &e, &request_id),
     })
@@ -320,6 +368,7 @@ async fn run(call: &Call, action: &str) -> Result<Option<String>, ApiError> {
                     duration,
                 )
                 .await?;
+            call.name("SessionAccessKeyId", &s.access_key);
             x.open("Credentials")
                 .elem("AccessKeyId", &s.access_key)
                 .elem("SecretAccessKey", &s.secret)
@@ -376,6 +425,7 @@ async fn run(call: &Call, action: &str) -> Result<Option<String>, ApiError> {
             let tenant = call.tenant()?;
             iam.user(tenant, &user)?;
             let (id, secret) = iam.create_key(tenant, &user, None).await?;
+            call.name("AccessKeyId", &id);
             x.open("AccessKey")
                 .elem("UserName", &user)
                 .elem("AccessKeyId", &id)

@@ -2,8 +2,9 @@
 //! The object engine below does the storage; this crate only speaks S3.
 //!
 //! Modules import downward only:
-//! `server` → the handlers (`bucket`, `cors`, `object`, `multipart`, `list`, `post`, `iam_api`)
-//! and `router` → `acl` → `context`, `body`, `http`, `sse`, `xml` → `auth` → `encoding`, `error`
+//! `server` → `operations` (the table of S3 operations) → the handlers (`bucket`, `cors`,
+//! `object`, `multipart`, `list`, `post`, `iam_api`) → `acl` → `router`, `context`, `body`,
+//! `http`, `sse`, `xml` → `auth` → `encoding`, `error`
 //! (tests/module_graph.rs checks that no module imports one above it).
 
 mod acl;
@@ -22,8 +23,9 @@ mod lifecycle;
 mod list;
 mod multipart;
 mod object;
+pub mod operations;
 mod post;
-mod router;
+pub mod router;
 pub mod server;
 mod sse;
 mod veeam;

@@ -263,7 +263,23 @@ fn open(ctx: &Ctx, bucket: &str, key: &str, sel: Option<VersionSel>) -> Result<R
     }
 }
 
+/// The `response-*` parameters a GET may override its answer's headers with.
+const RESPONSE_OVERRIDES: [(&str, &str); 6] = [
+    ("response-content-type", "content-type"),
+    ("response-content-language", "content-language"),
+    ("response-expires", "expires"),
+    ("response-cache-control", "cache-control"),
+    ("response-content-disposition", "content-disposition"),
+    ("response-content-encoding", "content-encoding"),
+];
+
 pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, S3Error> {
+    // An anonymous link must not choose how a browser renders the object (S3 refuses too).
+    if ctx.verified.is_none() && RESPONSE_OVERRIDES.iter().any(|(q, _)| ctx.q(q).is_some()) {
+        return Err(S3Error::invalid_request(
+            "Request specific response headers cannot be used for anonymous GET requests.",
+        ));
+    }
     crate::sse::check_request(&ctx.headers, crate::sse::Use::Read)?;
     let given = ctx.customer_key(crate::sse::TARGET)?;
     let mut handle = open(ctx, bucket, key, version_sel(ctx)?)?;
@@ -352,14 +368,7 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, 
             set(&mut r, "x-amz-checksum-type", kind);
         }
     }
-    for (q, h) in [
-        ("response-content-type", "content-type"),
-        ("response-content-language", "content-language"),
-        ("response-expires", "expires"),
-        ("response-cache-control", "cache-control"),
-        ("response-content-disposition", "content-disposition"),
-        ("response-content-encoding", "content-encoding"),
-    ] {
+    for (q, h) in RESPONSE_OVERRIDES {
         if let Some(v) = ctx.q(q) {
             set(&mut r, h, v);
         }
@@ -441,6 +450,16 @@ pub async fn delete(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> 
 
 pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
     ctx.engine().bucket(bucket)?;
+    // The list is read before its keys are authorized: an anonymous one within a budget
+    // all anonymous requests share.
+    let _room = match ctx.verified {
+        Some(_) => None,
+        None => {
+            let declared = ctx.h("content-length").and_then(|l| l.parse::<usize>().ok());
+            let bytes = declared.unwrap_or(MAX_XML_BODY).min(MAX_XML_BODY);
+            Some(ctx.gw.room_for_anonymous_document(bytes)?)
+        }
+    };
     let md5 = content_md5(ctx)?;
     let (reader, _) = ctx.body(body, MAX_XML_BODY as u64)?;
     let raw = reader.read_all(MAX_XML_BODY).await?;
@@ -476,6 +495,17 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
         }
         x.elem("Code", code).elem("Message", message).close("Error");
     };
+    // Each key has an audit entry of its own, deleted or refused.
+    let touch = |k: &str, version_id: Option<String>, status: u16, error: Option<&'static str>| {
+        ctx.touch(crate::context::Touched {
+            op: "BatchDeleteObject",
+            bucket: bucket.to_string(),
+            key: k.to_string(),
+            version_id,
+            status,
+            error,
+        })
+    };
     // Each key is a DeleteObject (or DeleteObjectVersion) of its own, as S3 authorizes it.
     let mut allowed: Vec<(String, Option<String>, Option<VersionSel>)> = Vec::with_capacity(items.len());
     let mut bypass = bypass_asked;
@@ -500,7 +530,10 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
                 bypass &= !bypass_asked || crate::versioning::bypass_governance(ctx, bucket, &k);
                 allowed.push((k, v, sel));
             }
-            Err(e) => error(&mut x, &k, &v, e.code, &e.message),
+            Err(e) => {
+                touch(&k, v.clone(), 403, Some(e.code));
+                error(&mut x, &k, &v, e.code, &e.message)
+            }
         }
     }
     if !allowed.is_empty() {
@@ -508,9 +541,16 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
         let results = ctx.engine().delete_many(bucket, targets, bypass).await?;
         for ((k, v, _), res) in allowed.iter().zip(results) {
             if let Some(why) = res.refused {
+                touch(k, v.clone(), 403, Some("AccessDenied"));
                 error(&mut x, k, v, "AccessDenied", &why);
                 continue;
             }
+            // The version removed, or the marker placed.
+            let version = res
+                .marker
+                .clone()
+                .or_else(|| res.removed.as_ref().map(|(id, _)| id.clone()));
+            touch(k, version, 204, None);
             if quiet {
                 continue;
             }
@@ -537,10 +577,11 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
 /// and its SSE-C key (if it has one) is given, with its opened attributes.
 pub(crate) async fn copy_source(ctx: &Ctx) -> Result<(ReadHandle, SealedAttrs), S3Error> {
     let src = ctx.h("x-amz-copy-source").unwrap_or("");
-    let (src, src_version) = match src.split_once("?versionId=") {
-        Some((s, v)) => (s, Some(crate::versioning::parse_version_id(v)?)),
+    let (src, raw_version) = match src.split_once("?versionId=") {
+        Some((s, v)) => (s, Some(v)),
         None => (src, None),
     };
+    let src_version = raw_version.map(crate::versioning::parse_version_id).transpose()?;
     let src = String::from_utf8(crate::encoding::percent_decode(src))
         .map_err(|_| S3Error::invalid_argument("x-amz-copy-source is not UTF-8"))?;
     let (sb, sk) = src
@@ -553,7 +594,17 @@ pub(crate) async fn copy_source(ctx: &Ctx) -> Result<(ReadHandle, SealedAttrs), 
         Some(_) => "s3:GetObjectVersion",
         None => "s3:GetObject",
     };
-    ctx.authorize(action, coffre_iam::Target::Object(sb, sk))?;
+    // The read is audited under the source's owner, allowed or not.
+    let authorized = ctx.authorize_version(action, coffre_iam::Target::Object(sb, sk), src_version);
+    ctx.touch(crate::context::Touched {
+        op: "CopySource",
+        bucket: sb.to_string(),
+        key: sk.to_string(),
+        version_id: raw_version.map(str::to_string),
+        status: if authorized.is_ok() { 200 } else { 403 },
+        error: authorized.as_ref().err().map(|e| e.code),
+    });
+    authorized?;
     if let Some(expected) = ctx.h("x-amz-source-expected-bucket-owner") {
         if !crate::auth::constant_time_eq(expected, &ctx.owner_of(sb)?) {
             return Err(S3Error::access_denied(

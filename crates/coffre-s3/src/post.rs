@@ -2,8 +2,8 @@
 //! authentication, a policy document signed with the uploader's secret, whose conditions
 //! bound every other field of the form and the file's size.
 //!
-//! Fields before the file are read into memory (each at most `MAX_FIELD`, at most
-//! `MAX_FIELDS` of them); the file is streamed into the same encrypted, erasure-coded write
+//! Fields before the file are read into memory (at most `MAX_PRE_DATA` bytes together, as
+//! S3 bounds them); the file is streamed into the same encrypted, erasure-coded write
 //! path as a PUT, its size bounded while it streams and its checksum verified before the
 //! commit. Fields after the file are ignored, as S3 does.
 
@@ -25,6 +25,9 @@ use std::sync::Arc;
 /// A form field before the file (the policy is the largest: S3 allows 20 KB of fields).
 const MAX_FIELD: u64 = 20 * 1024;
 const MAX_FIELDS: usize = 100;
+/// All the fields before the file together (S3's limit too): what an unauthenticated form
+/// makes the gateway hold before its signature can be checked.
+const MAX_PRE_DATA: usize = 20 * 1024;
 
 /// Whether a request is a form upload: a POST of `multipart/form-data` on a bucket.
 pub fn is_form_upload(method: &http::Method, headers: &HeaderMap, key: &str, raw_query: &str) -> bool {
@@ -353,6 +356,7 @@ pub async fn post_object(
     bucket: &str,
     body: Incoming,
     origin: crate::context::Origin,
+    trail: &mut crate::audit::Trail,
 ) -> Result<Res, S3Error> {
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
     let boundary = multer::parse_boundary(content_type).map_err(|e| malformed(format!("{e}")))?;
@@ -382,6 +386,7 @@ pub async fn post_object(
         multer::Constraints::new().size_limit(limits),
     );
     let mut form = Form { fields: Vec::new() };
+    let mut pre_data = 0usize;
     let file = loop {
         let field = mp
             .next_field()
@@ -398,6 +403,18 @@ pub async fn post_object(
             ));
         }
         let value = field.text().await.map_err(from_multer)?;
+        // One value per field: the one the policy checks is the one stored.
+        if form.get(&name).is_some() {
+            return Err(S3Error::invalid_argument(format!(
+                "The form field '{name}' is given more than once"
+            )));
+        }
+        pre_data = pre_data.saturating_add(name.len() + value.len());
+        if pre_data > MAX_PRE_DATA {
+            return Err(S3Error::max_pre_data(
+                "Your POST request fields preceding the upload file were too large.",
+            ));
+        }
         form.fields.push((name, value));
     };
     let filename = file.file_name().unwrap_or("").to_string();
@@ -435,6 +452,14 @@ pub async fn post_object(
         None => (0, gw.config.max_put),
     };
     let caller = signer.unwrap_or_else(coffre_iam::Caller::anonymous);
+    // The entry names who signed the form and the key it writes.
+    let access_key = form
+        .get("x-amz-credential")
+        .and_then(|c| c.split('/').next())
+        .filter(|_| caller.principal.tenant().is_some());
+    trail.caller(&caller, access_key);
+    trail.key = key.clone();
+    crate::audit::draft(&engine, trail, &origin);
     let auth_type = if caller.principal.tenant().is_some() {
         "POST"
     } else {
@@ -454,6 +479,15 @@ pub async fn post_object(
         coffre_iam::Target::Object(bucket, &key),
         &facts,
     )?;
+    // Tags are a label of their own: their action too, as for a PUT's `x-amz-tagging`.
+    if form.get("tagging").is_some() {
+        gw.iam.authorize(
+            &caller,
+            "s3:PutObjectTagging",
+            coffre_iam::Target::Object(bucket, &key),
+            &facts,
+        )?;
+    }
     match form.get("acl").map(str::trim) {
         None | Some("private") | Some("bucket-owner-full-control") => {}
         Some(_) if crate::acl::acls_enabled(&engine, bucket)? => {

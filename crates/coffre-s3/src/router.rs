@@ -1,239 +1,115 @@
-//! From method, host, path and query to an S3 operation. Unknown operations are
+//! From method, host, path and query to the shape of a request: the bucket and key it names,
+//! its query, and whether it asks for something Coffre does not serve. Which operation a
+//! shape is, is decided by the table of operations (`operations.rs`), against the `Spec`
+//! each one declares: the router itself names no operation. Unknown operations are
 //! `NotImplemented`, never a 404.
 
 use crate::encoding::{parse_query, percent_decode};
 use crate::S3Error;
+use coffre_iam::Target;
 use http::{HeaderMap, Method};
 
-/// An S3 operation and the resource it names.
-pub enum Op {
-    ListBuckets,
-    CreateBucket(String),
-    HeadBucket(String),
-    DeleteBucket(String),
-    GetBucketLocation(String),
-    GetBucketVersioning(String),
-    ListObjects { bucket: String, v2: bool },
-    DeleteObjects(String),
-    PutObject(String, String),
-    CopyObject(String, String),
-    GetObject(String, String),
-    HeadObject(String, String),
-    DeleteObject(String, String),
-    GetObjectTagging(String, String),
-    PutObjectTagging(String, String),
-    DeleteObjectTagging(String, String),
-    CreateMultipartUpload(String, String),
-    UploadPart(String, String),
-    UploadPartCopy(String, String),
-    CompleteMultipartUpload(String, String),
-    AbortMultipartUpload(String, String),
-    ListParts(String, String),
-    ListMultipartUploads(String),
-    PutBucketCors(String),
-    GetBucketCors(String),
-    DeleteBucketCors(String),
-    PutBucketEncryption(String),
-    GetBucketEncryption(String),
-    DeleteBucketEncryption(String),
-    PutBucketOwnershipControls(String),
-    GetBucketOwnershipControls(String),
-    DeleteBucketOwnershipControls(String),
-    GetObjectAttributes(String, String),
-    PutBucketPolicy(String),
-    GetBucketPolicy(String),
-    DeleteBucketPolicy(String),
-    GetBucketPolicyStatus(String),
-    GetBucketAcl(String),
-    PutBucketAcl(String),
-    GetObjectAcl(String, String),
-    PutObjectAcl(String, String),
-    PutBucketVersioning(String),
-    ListObjectVersions(String),
-    GetObjectLockConfiguration(String),
-    PutObjectLockConfiguration(String),
-    GetObjectRetention(String, String),
-    PutObjectRetention(String, String),
-    GetObjectLegalHold(String, String),
-    PutObjectLegalHold(String, String),
-    PutBucketLifecycle(String),
-    GetBucketLifecycle(String),
-    DeleteBucketLifecycle(String),
+/// The body handlers receive.
+pub type Body = hyper::body::Incoming;
+
+/// What an operation acts on: routing matches it, authorization names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    /// The service (no bucket in the path).
+    Service,
+    /// A bucket that is being created: the caller's identity alone decides.
+    NewBucket,
+    Bucket,
+    Object,
 }
 
-impl Op {
-    /// The bucket the operation acts on (none for ListBuckets).
-    pub fn bucket(&self) -> Option<&str> {
-        use Op::*;
-        match self {
-            ListBuckets => None,
-            CreateBucket(b)
-            | HeadBucket(b)
-            | DeleteBucket(b)
-            | GetBucketLocation(b)
-            | GetBucketVersioning(b)
-            | ListObjects { bucket: b, .. }
-            | DeleteObjects(b)
-            | ListMultipartUploads(b)
-            | PutBucketCors(b)
-            | GetBucketCors(b)
-            | DeleteBucketCors(b)
-            | PutBucketEncryption(b)
-            | GetBucketEncryption(b)
-            | DeleteBucketEncryption(b)
-            | PutBucketOwnershipControls(b)
-            | GetBucketOwnershipControls(b)
-            | DeleteBucketOwnershipControls(b)
-            | PutBucketPolicy(b)
-            | GetBucketPolicy(b)
-            | DeleteBucketPolicy(b)
-            | GetBucketPolicyStatus(b)
-            | GetBucketAcl(b)
-            | PutBucketAcl(b)
-            | PutBucketVersioning(b)
-            | ListObjectVersions(b)
-            | GetObjectLockConfiguration(b)
-            | PutObjectLockConfiguration(b)
-            | PutBucketLifecycle(b)
-            | GetBucketLifecycle(b)
-            | DeleteBucketLifecycle(b) => Some(b),
-            PutObject(b, _)
-            | CopyObject(b, _)
-            | GetObject(b, _)
-            | HeadObject(b, _)
-            | DeleteObject(b, _)
-            | GetObjectTagging(b, _)
-            | PutObjectTagging(b, _)
-            | DeleteObjectTagging(b, _)
-            | CreateMultipartUpload(b, _)
-            | UploadPart(b, _)
-            | UploadPartCopy(b, _)
-            | CompleteMultipartUpload(b, _)
-            | AbortMultipartUpload(b, _)
-            | ListParts(b, _)
-            | GetObjectAttributes(b, _)
-            | GetObjectAcl(b, _)
-            | PutObjectAcl(b, _)
-            | GetObjectRetention(b, _)
-            | PutObjectRetention(b, _)
-            | GetObjectLegalHold(b, _)
-            | PutObjectLegalHold(b, _) => Some(b),
-        }
+/// An operation as routing, authorization and the audit see it, declared once per operation
+/// in the table (`operations!`).
+#[derive(Debug)]
+pub struct Spec {
+    /// The S3 API name, as AWS names it in its logs (and the audit entry's `op`).
+    pub name: &'static str,
+    pub method: &'static str,
+    pub resource: Resource,
+    /// The policy action that authorizes it; `None` where the handler authorizes each
+    /// object it names (DeleteObjects).
+    pub action: Option<&'static str>,
+    /// The action when the request names a version (`versionId`), where S3 has one.
+    pub version_action: Option<&'static str>,
+    /// Request headers that create a protection or a label (retention, legal hold, tags,
+    /// a lock-enabled bucket), each authorized as its own action on the same resource.
+    pub header_actions: &'static [(&'static str, &'static str)],
+}
+
+/// A request as the table matches it.
+pub struct Shape<'a> {
+    pub method: &'a Method,
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub query: &'a [(String, String)],
+    pub headers: &'a HeaderMap,
+}
+
+impl Shape<'_> {
+    /// Whether the query names `param` (with or without a value).
+    pub fn has(&self, param: &str) -> bool {
+        self.query.iter().any(|(k, _)| k == param)
     }
 
-    /// The object key the operation acts on, if it acts on one.
-    pub fn key(&self) -> Option<&str> {
-        use Op::*;
-        match self {
-            PutObject(_, k)
-            | CopyObject(_, k)
-            | GetObject(_, k)
-            | HeadObject(_, k)
-            | DeleteObject(_, k)
-            | GetObjectTagging(_, k)
-            | PutObjectTagging(_, k)
-            | DeleteObjectTagging(_, k)
-            | CreateMultipartUpload(_, k)
-            | UploadPart(_, k)
-            | UploadPartCopy(_, k)
-            | CompleteMultipartUpload(_, k)
-            | AbortMultipartUpload(_, k)
-            | ListParts(_, k)
-            | GetObjectAttributes(_, k)
-            | GetObjectAcl(_, k)
-            | PutObjectAcl(_, k)
-            | GetObjectRetention(_, k)
-            | PutObjectRetention(_, k)
-            | GetObjectLegalHold(_, k)
-            | PutObjectLegalHold(_, k) => Some(k),
-            _ => None,
-        }
+    pub fn q(&self, param: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == param).map(|(_, v)| v.as_str())
     }
 
-    /// The policy action that authorizes the operation (as AWS names it). DeleteObjects has
-    /// none of its own: each key it names is authorized as `s3:DeleteObject`.
-    pub fn action(&self) -> Option<&'static str> {
-        use Op::*;
-        Some(match self {
-            ListBuckets => "s3:ListAllMyBuckets",
-            CreateBucket(_) => "s3:CreateBucket",
-            HeadBucket(_) | ListObjects { .. } => "s3:ListBucket",
-            DeleteBucket(_) => "s3:DeleteBucket",
-            GetBucketLocation(_) => "s3:GetBucketLocation",
-            GetBucketVersioning(_) => "s3:GetBucketVersioning",
-            DeleteObjects(_) => return None,
-            PutObject(..)
-            | CopyObject(..)
-            | CreateMultipartUpload(..)
-            | UploadPart(..)
-            | UploadPartCopy(..)
-            | CompleteMultipartUpload(..) => "s3:PutObject",
-            GetObject(..) | HeadObject(..) => "s3:GetObject",
-            DeleteObject(..) => "s3:DeleteObject",
-            GetObjectTagging(..) => "s3:GetObjectTagging",
-            PutObjectTagging(..) => "s3:PutObjectTagging",
-            DeleteObjectTagging(..) => "s3:DeleteObjectTagging",
-            AbortMultipartUpload(..) => "s3:AbortMultipartUpload",
-            ListParts(..) => "s3:ListMultipartUploadParts",
-            ListMultipartUploads(_) => "s3:ListBucketMultipartUploads",
-            PutBucketCors(_) | DeleteBucketCors(_) => "s3:PutBucketCORS",
-            GetBucketCors(_) => "s3:GetBucketCORS",
-            PutBucketEncryption(_) | DeleteBucketEncryption(_) => "s3:PutEncryptionConfiguration",
-            GetBucketEncryption(_) => "s3:GetEncryptionConfiguration",
-            PutBucketOwnershipControls(_) | DeleteBucketOwnershipControls(_) => "s3:PutBucketOwnershipControls",
-            GetBucketOwnershipControls(_) => "s3:GetBucketOwnershipControls",
-            GetObjectAttributes(..) => "s3:GetObjectAttributes",
-            PutBucketPolicy(_) => "s3:PutBucketPolicy",
-            GetBucketPolicy(_) => "s3:GetBucketPolicy",
-            DeleteBucketPolicy(_) => "s3:DeleteBucketPolicy",
-            GetBucketPolicyStatus(_) => "s3:GetBucketPolicyStatus",
-            GetBucketAcl(_) => "s3:GetBucketAcl",
-            PutBucketAcl(_) => "s3:PutBucketAcl",
-            GetObjectAcl(..) => "s3:GetObjectAcl",
-            PutObjectAcl(..) => "s3:PutObjectAcl",
-            PutBucketVersioning(_) => "s3:PutBucketVersioning",
-            ListObjectVersions(_) => "s3:ListBucketVersions",
-            GetObjectLockConfiguration(_) => "s3:GetBucketObjectLockConfiguration",
-            PutObjectLockConfiguration(_) => "s3:PutBucketObjectLockConfiguration",
-            GetObjectRetention(..) => "s3:GetObjectRetention",
-            PutObjectRetention(..) => "s3:PutObjectRetention",
-            GetObjectLegalHold(..) => "s3:GetObjectLegalHold",
-            PutObjectLegalHold(..) => "s3:PutObjectLegalHold",
-            PutBucketLifecycle(_) | DeleteBucketLifecycle(_) => "s3:PutLifecycleConfiguration",
-            GetBucketLifecycle(_) => "s3:GetLifecycleConfiguration",
+    pub fn header(&self, name: &str) -> bool {
+        self.headers.contains_key(name)
+    }
+
+    /// Whether the method and the resource are the operation's.
+    pub fn fits(&self, spec: &Spec) -> bool {
+        let resource = match (self.bucket.is_empty(), self.key.is_empty()) {
+            (true, _) => Resource::Service,
+            (false, true) => Resource::Bucket,
+            (false, false) => Resource::Object,
+        };
+        let declared = match spec.resource {
+            Resource::NewBucket => Resource::Bucket,
+            r => r,
+        };
+        self.method.as_str() == spec.method && resource == declared
+    }
+
+    /// The answer to a request no operation matches.
+    pub fn unmatched(&self) -> S3Error {
+        if self.bucket.is_empty() {
+            return S3Error::method_not_allowed("The specified method is not allowed against the service");
+        }
+        S3Error::not_implemented(format!("{} on this resource is not implemented", self.method))
+    }
+}
+
+/// A request's target under an operation's declared resource, for authorization.
+pub fn target_of<'a>(resource: Resource, bucket: &'a str, key: &'a str) -> Target<'a> {
+    match resource {
+        Resource::Service => Target::Service,
+        Resource::NewBucket => Target::NewBucket(bucket),
+        Resource::Bucket => Target::Bucket(bucket),
+        Resource::Object => Target::Object(bucket, key),
+    }
+}
+
+/// The actions a request's headers call for under `spec`: a header counts when it is
+/// present with a value other than empty or `false`.
+pub fn header_actions<'a>(spec: &'static Spec, headers: &'a HeaderMap) -> impl Iterator<Item = &'static str> + 'a {
+    spec.header_actions
+        .iter()
+        .filter(move |(h, _)| {
+            headers.get(*h).is_some_and(|v| {
+                let v = String::from_utf8_lossy(v.as_bytes());
+                let v = v.trim();
+                !v.is_empty() && !v.eq_ignore_ascii_case("false")
+            })
         })
-    }
-
-    /// The action when the request names a version (`versionId`): S3's `…Version…` actions.
-    pub fn version_action(&self) -> Option<&'static str> {
-        use Op::*;
-        Some(match self {
-            GetObject(..) | HeadObject(..) => "s3:GetObjectVersion",
-            DeleteObject(..) => "s3:DeleteObjectVersion",
-            GetObjectTagging(..) => "s3:GetObjectVersionTagging",
-            PutObjectTagging(..) => "s3:PutObjectVersionTagging",
-            DeleteObjectTagging(..) => "s3:DeleteObjectVersionTagging",
-            GetObjectAcl(..) => "s3:GetObjectVersionAcl",
-            PutObjectAcl(..) => "s3:PutObjectVersionAcl",
-            GetObjectAttributes(..) => "s3:GetObjectVersionAttributes",
-            _ => return self.action(),
-        })
-    }
-}
-
-pub struct Routed {
-    pub op: Op,
-    pub query: Vec<(String, String)>,
-}
-
-impl Routed {
-    /// The policy action that authorizes the request.
-    pub fn action(&self) -> Option<&'static str> {
-        match self.query.iter().any(|(k, _)| k == "versionId") {
-            true => self.op.version_action(),
-            false => self.op.action(),
-        }
-    }
+        .map(|(_, a)| *a)
 }
 
 /// Query parameters that name a sub-resource we do not serve.
@@ -296,13 +172,15 @@ pub fn target(headers: &HeaderMap, raw_path: &str, domain: Option<&str>) -> Resu
     })
 }
 
-pub fn route(
-    method: &Method,
-    headers: &HeaderMap,
-    raw_path: &str,
-    raw_query: &str,
-    domain: Option<&str>,
-) -> Result<Routed, S3Error> {
+/// What a request names: its bucket, its key and its decoded query.
+pub struct Named {
+    pub bucket: String,
+    pub key: String,
+    pub query: Vec<(String, String)>,
+}
+
+/// What a request names, once checked for what no operation serves.
+pub fn screen(headers: &HeaderMap, raw_path: &str, raw_query: &str, domain: Option<&str>) -> Result<Named, S3Error> {
     let query = parse_query(raw_query)?;
     let has = |n: &str| query.iter().any(|(k, _)| k == n);
     let (bucket, key) = target(headers, raw_path, domain)?;
@@ -317,124 +195,11 @@ pub fn route(
             "The '{u}' sub-resource of an object is not implemented by Coffre"
         )));
     }
+    if !bucket.is_empty() && !object && has("tagging") {
+        return Err(S3Error::not_implemented("bucket tagging is not implemented"));
+    }
     if object && key.len() > coffre_types::limits::MAX_KEY_LEN {
         return Err(S3Error::key_too_long("Your key is too long: at most 1024 bytes"));
     }
-    let op = match (method.as_str(), bucket.is_empty(), object) {
-        ("GET", true, _) => Op::ListBuckets,
-        (_, true, _) => {
-            return Err(S3Error::method_not_allowed(
-                "The specified method is not allowed against the service",
-            ))
-        }
-        ("PUT", _, false) if query.is_empty() => Op::CreateBucket(bucket),
-        ("HEAD", _, false) => Op::HeadBucket(bucket),
-        ("DELETE", _, false) if query.is_empty() => Op::DeleteBucket(bucket),
-        ("GET", _, false) if has("location") => Op::GetBucketLocation(bucket),
-        ("GET", _, false) if has("versioning") => Op::GetBucketVersioning(bucket),
-        ("PUT", _, false) if has("versioning") => Op::PutBucketVersioning(bucket),
-        ("GET", _, false) if has("versions") => Op::ListObjectVersions(bucket),
-        ("PUT", _, false) if has("lifecycle") => Op::PutBucketLifecycle(bucket),
-        ("GET", _, false) if has("lifecycle") => Op::GetBucketLifecycle(bucket),
-        ("DELETE", _, false) if has("lifecycle") => Op::DeleteBucketLifecycle(bucket),
-        ("GET", _, false) if has("object-lock") => Op::GetObjectLockConfiguration(bucket),
-        ("PUT", _, false) if has("object-lock") => Op::PutObjectLockConfiguration(bucket),
-        ("GET", _, true) if has("retention") => Op::GetObjectRetention(bucket, key),
-        ("PUT", _, true) if has("retention") => Op::PutObjectRetention(bucket, key),
-        ("GET", _, true) if has("legal-hold") => Op::GetObjectLegalHold(bucket, key),
-        ("PUT", _, true) if has("legal-hold") => Op::PutObjectLegalHold(bucket, key),
-        ("PUT", _, false) if has("cors") => Op::PutBucketCors(bucket),
-        ("GET", _, false) if has("cors") => Op::GetBucketCors(bucket),
-        ("DELETE", _, false) if has("cors") => Op::DeleteBucketCors(bucket),
-        ("PUT", _, false) if has("encryption") => Op::PutBucketEncryption(bucket),
-        ("GET", _, false) if has("encryption") => Op::GetBucketEncryption(bucket),
-        ("DELETE", _, false) if has("encryption") => Op::DeleteBucketEncryption(bucket),
-        ("PUT", _, false) if has("ownershipControls") => Op::PutBucketOwnershipControls(bucket),
-        ("GET", _, false) if has("ownershipControls") => Op::GetBucketOwnershipControls(bucket),
-        ("DELETE", _, false) if has("ownershipControls") => Op::DeleteBucketOwnershipControls(bucket),
-        ("GET", _, true) if has("attributes") => Op::GetObjectAttributes(bucket, key),
-        ("PUT", _, false) if has("policy") => Op::PutBucketPolicy(bucket),
-        ("GET", _, false) if has("policy") => Op::GetBucketPolicy(bucket),
-        ("DELETE", _, false) if has("policy") => Op::DeleteBucketPolicy(bucket),
-        ("GET", _, false) if has("policyStatus") => Op::GetBucketPolicyStatus(bucket),
-        ("GET", _, false) if has("acl") => Op::GetBucketAcl(bucket),
-        ("PUT", _, false) if has("acl") => Op::PutBucketAcl(bucket),
-        ("GET", _, true) if has("acl") => Op::GetObjectAcl(bucket, key),
-        ("PUT", _, true) if has("acl") => Op::PutObjectAcl(bucket, key),
-        ("GET", _, false) if has("tagging") => {
-            return Err(S3Error::not_implemented("bucket tagging is not implemented"))
-        }
-        ("GET", _, false) if has("uploads") => Op::ListMultipartUploads(bucket),
-        ("GET", _, false) => Op::ListObjects {
-            v2: query.iter().any(|(k, v)| k == "list-type" && v == "2"),
-            bucket,
-        },
-        ("POST", _, false) if has("delete") => Op::DeleteObjects(bucket),
-        ("PUT", _, true) if has("tagging") => Op::PutObjectTagging(bucket, key),
-        ("GET", _, true) if has("tagging") => Op::GetObjectTagging(bucket, key),
-        ("DELETE", _, true) if has("tagging") => Op::DeleteObjectTagging(bucket, key),
-        ("POST", _, true) if has("uploads") => Op::CreateMultipartUpload(bucket, key),
-        ("POST", _, true) if has("uploadId") => Op::CompleteMultipartUpload(bucket, key),
-        ("PUT", _, true) if has("uploadId") && headers.contains_key("x-amz-copy-source") => {
-            Op::UploadPartCopy(bucket, key)
-        }
-        ("PUT", _, true) if has("uploadId") => Op::UploadPart(bucket, key),
-        ("DELETE", _, true) if has("uploadId") => Op::AbortMultipartUpload(bucket, key),
-        ("GET", _, true) if has("uploadId") => Op::ListParts(bucket, key),
-        ("PUT", _, true) if headers.contains_key("x-amz-copy-source") => Op::CopyObject(bucket, key),
-        ("PUT", _, true) => Op::PutObject(bucket, key),
-        ("GET", _, true) => Op::GetObject(bucket, key),
-        ("HEAD", _, true) => Op::HeadObject(bucket, key),
-        ("DELETE", _, true) => Op::DeleteObject(bucket, key),
-        (m, _, _) => {
-            return Err(S3Error::not_implemented(format!(
-                "{m} on this resource is not implemented"
-            )))
-        }
-    };
-    Ok(Routed { op, query })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    proptest::proptest! {
-        /// Any method, path, query and host: an operation or an S3 error, never a panic.
-        #[test]
-        fn routing_never_panics(method in "GET|PUT|POST|DELETE|HEAD|PATCH|[A-Z]{1,7}",
-                                path in "/[ -~]{0,60}|/%[0-9A-Fa-f]{0,2}[ -~]{0,10}",
-                                query in "[ -~]{0,80}",
-                                host in "[a-z0-9.:-]{0,30}",
-                                domain in proptest::option::of("[a-z.]{1,12}")) {
-            let Ok(m) = Method::from_bytes(method.as_bytes()) else { return Ok(()) };
-            let mut h = HeaderMap::new();
-            if let Ok(v) = host.parse() {
-                h.insert("host", v);
-            }
-            let _ = route(&m, &h, &path, &query, domain.as_deref());
-            let _ = parse_query(&query);
-        }
-    }
-
-    #[test]
-    fn copy_header_routes_only_puts_of_objects() {
-        let mut h = HeaderMap::new();
-        h.insert("x-amz-copy-source", "/a/b".parse().unwrap());
-        assert!(matches!(
-            route(&Method::PUT, &h, "/b/k", "", None).unwrap().op,
-            Op::CopyObject(..)
-        ));
-        assert!(matches!(
-            route(&Method::PUT, &h, "/b/k", "uploadId=1&partNumber=1", None)
-                .unwrap()
-                .op,
-            Op::UploadPartCopy(..)
-        ));
-        let long = format!("/b/{}", "k".repeat(1025));
-        assert_eq!(
-            route(&Method::GET, &h, &long, "", None).err().unwrap().code,
-            "KeyTooLongError"
-        );
-    }
+    Ok(Named { bucket, key, query })
 }

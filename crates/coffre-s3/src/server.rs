@@ -4,9 +4,10 @@ use crate::audit::{ErrorCode, Trail};
 use crate::auth::{self, RequestParts};
 use crate::context::{Ctx, Gateway, Origin};
 use crate::http::{error_response, full, Res};
-use crate::router::{self, route, Op};
+use crate::operations::{self, route, Op, Routed};
+use crate::router;
 use crate::S3Error;
-use crate::{bucket, cors, iam_api, lifecycle, list, multipart, object, post, veeam, versioning};
+use crate::{cors, iam_api, post, veeam};
 use coffre_cluster::net::{self, ConnectionLimiter, Refusal, StallIo};
 use coffre_iam::{Caller, Target};
 use coffre_types::limits;
@@ -40,6 +41,8 @@ impl Gateway {
                 .unwrap_or_default();
             (bucket, req.headers().clone())
         });
+        // Every change the request makes carries its audit note (coffre_engine::audit_notes).
+        let scope = self.engine.audit_scope(&request_id);
         let outcome = if method == http::Method::OPTIONS {
             trail.op = "PreflightRequest".into();
             router::target(req.headers(), &path, self.config.domain.as_deref()).and_then(|(bucket, _)| {
@@ -47,7 +50,11 @@ impl Gateway {
                 cors::preflight(&self.engine, &bucket, req.headers())
             })
         } else {
-            self.clone().dispatch(req, origin, &mut trail).await
+            let handling = self.clone().dispatch(req, origin, &mut trail);
+            match &scope {
+                Some(scope) => scope.run(handling).await,
+                None => handling.await,
+            }
         };
         let mut error_code = None;
         let mut res = match outcome {
@@ -63,13 +70,8 @@ impl Gateway {
             cors::decorate(&self.engine, &bucket, method.as_str(), &headers, &mut res);
         }
         // Acknowledged only once its audit entry is durable.
-        if let Some(log) = self.engine.audit() {
-            if !trail.bucket.is_empty() {
-                // The bucket owner's: what concerns a tenant's data is in its export.
-                if let Ok(b) = self.engine.bucket(&trail.bucket) {
-                    trail.tenant = b.tenant;
-                }
-            }
+        if let Some(scope) = scope {
+            crate::audit::file_under_owner(&self.engine, &mut trail);
             if let Some(v) = res.headers().get("x-amz-version-id").and_then(|v| v.to_str().ok()) {
                 trail.version_id = Some(v.to_string());
             }
@@ -83,7 +85,9 @@ impl Gateway {
                 .unwrap_or(0);
             let ms = started.elapsed().as_millis() as u64;
             let event = trail.event(&request_id, &origin, res.status().as_u16(), code, bytes_out, ms);
-            if let Err(e) = log.append(event).await {
+            let mut entries = trail.touched_entries(&self.engine, &event);
+            entries.insert(0, event);
+            if let Err(e) = scope.append(entries).await {
                 tracing::error!(error = %e, %path, "request refused: its audit entry could not be written");
                 let e =
                     S3Error::service_unavailable("The audit log cannot record this request; it was not acknowledged.");
@@ -137,7 +141,7 @@ impl Gateway {
             && post::is_form_upload(&parts.method, &parts.headers, &key, &raw_query)
         {
             trail.op = "PostObject".into();
-            return post::post_object(self.clone(), &parts.headers, &bucket, body, origin).await;
+            return post::post_object(self.clone(), &parts.headers, &bucket, body, origin, trail).await;
         }
         // The tenant's IAM and STS query APIs share the listener (POST / with a form).
         if bucket.is_empty() && iam_api::is_query_api(&parts.method, &parts.headers, &raw_query) {
@@ -170,103 +174,56 @@ impl Gateway {
             None => (None, Caller::anonymous()),
         };
         trail.caller(&caller, verified.as_ref().map(|v| v.access_key.as_str()));
-        let op = op?;
-        let action = op.action();
-        let router::Routed { op, query } = op;
-        let ctx = Ctx::new(self.clone(), parts.headers, query, verified, caller, origin);
-        if let Some(action) = action {
-            let target = match (&op, op.bucket(), op.key()) {
-                (Op::CreateBucket(b), _, _) => Target::NewBucket(b),
-                (_, Some(b), Some(k)) => Target::Object(b, k),
-                (_, Some(b), None) => Target::Bucket(b),
-                (_, None, _) => Target::Service,
-            };
-            if let Err(denied) = ctx.authorize(action, target) {
-                // A read of a key that does not exist is a 404 to whoever may list it, as
-                // S3 answers (its GetObject permission aside); a 403 to anyone else.
-                return Err(match (&op, target) {
-                    (Op::GetObject(..) | Op::HeadObject(..), Target::Object(b, k))
-                        if matches!(ctx.engine().head(b, k), Err(coffre_engine::EngineError::NoSuchKey))
-                            && ctx.may_list(b, k) =>
-                    {
-                        S3Error::no_such_key("The specified key does not exist.")
-                    }
-                    _ => denied,
-                });
-            }
-        }
-        if let (Some(expected), Some(b)) = (ctx.h("x-amz-expected-bucket-owner"), op.bucket()) {
-            if !matches!(op, Op::CreateBucket(_)) && !auth::constant_time_eq(expected, &ctx.owner_of(b)?) {
+        crate::audit::draft(&self.engine, trail, &origin);
+        let Routed { op, bucket, key, query } = op?;
+        let ctx = Ctx {
+            touched: trail.touched.clone(),
+            ..Ctx::new(self.clone(), parts.headers, query, verified, caller, origin)
+        };
+        authorize(&ctx, op, &bucket, &key)?;
+        if let (Some(expected), false) = (ctx.h("x-amz-expected-bucket-owner"), bucket.is_empty()) {
+            if op != Op::CreateBucket && !auth::constant_time_eq(expected, &ctx.owner_of(&bucket)?) {
                 return Err(S3Error::access_denied("Access Denied: the bucket has another owner"));
             }
         }
         // Veeam's SOSAPI objects are answered by the store itself.
-        match &op {
-            Op::GetObject(b, k) | Op::HeadObject(b, k) if veeam::is_sosapi_object(k) => {
-                return veeam::get(&ctx, b, k, matches!(op, Op::HeadObject(..)))
+        if veeam::is_sosapi_object(&key) {
+            match op {
+                Op::GetObject | Op::HeadObject => return veeam::get(&ctx, &bucket, &key, op == Op::HeadObject),
+                Op::PutObject | Op::CopyObject | Op::DeleteObject | Op::CreateMultipartUpload => {
+                    return Err(veeam::refuse_write())
+                }
+                _ => {}
             }
-            Op::PutObject(_, k) | Op::CopyObject(_, k) | Op::DeleteObject(_, k) | Op::CreateMultipartUpload(_, k)
-                if veeam::is_sosapi_object(k) =>
-            {
-                return Err(veeam::refuse_write())
-            }
-            _ => {}
         }
-        match op {
-            Op::ListBuckets => bucket::list_buckets(&ctx).await,
-            Op::CreateBucket(b) => bucket::create(&ctx, &b, body).await,
-            Op::HeadBucket(b) => bucket::head(&ctx, &b).await,
-            Op::DeleteBucket(b) => bucket::delete(&ctx, &b).await,
-            Op::GetBucketLocation(b) => bucket::location(&ctx, &b).await,
-            Op::GetBucketVersioning(b) => versioning::get_versioning(&ctx, &b).await,
-            Op::PutBucketVersioning(b) => versioning::put_versioning(&ctx, &b, body).await,
-            Op::ListObjectVersions(b) => versioning::list_versions(&ctx, &b).await,
-            Op::GetObjectLockConfiguration(b) => versioning::get_lock_configuration(&ctx, &b).await,
-            Op::PutObjectLockConfiguration(b) => versioning::put_lock_configuration(&ctx, &b, body).await,
-            Op::GetObjectRetention(b, k) => versioning::get_retention(&ctx, &b, &k).await,
-            Op::PutObjectRetention(b, k) => versioning::put_retention(&ctx, &b, &k, body).await,
-            Op::GetObjectLegalHold(b, k) => versioning::get_legal_hold(&ctx, &b, &k).await,
-            Op::PutObjectLegalHold(b, k) => versioning::put_legal_hold(&ctx, &b, &k, body).await,
-            Op::PutBucketLifecycle(b) => lifecycle::put(&ctx, &b, body).await,
-            Op::GetBucketLifecycle(b) => lifecycle::get(&ctx, &b).await,
-            Op::DeleteBucketLifecycle(b) => lifecycle::delete(&ctx, &b).await,
-            Op::ListObjects { bucket, v2 } => list::list_objects(&ctx, &bucket, v2).await,
-            Op::DeleteObjects(b) => object::delete_objects(&ctx, &b, body).await,
-            Op::PutObject(b, k) => object::put(&ctx, &b, &k, body).await,
-            Op::CopyObject(b, k) => object::copy(&ctx, &b, &k).await,
-            Op::GetObject(b, k) => object::get(&ctx, &b, &k, false).await,
-            Op::HeadObject(b, k) => object::get(&ctx, &b, &k, true).await,
-            Op::DeleteObject(b, k) => object::delete(&ctx, &b, &k).await,
-            Op::GetObjectTagging(b, k) => object::get_tagging(&ctx, &b, &k).await,
-            Op::PutObjectTagging(b, k) => object::put_tagging(&ctx, &b, &k, body).await,
-            Op::DeleteObjectTagging(b, k) => object::delete_tagging(&ctx, &b, &k).await,
-            Op::CreateMultipartUpload(b, k) => multipart::create(&ctx, &b, &k).await,
-            Op::UploadPart(b, k) => multipart::upload_part(&ctx, &b, &k, body).await,
-            Op::UploadPartCopy(b, k) => multipart::upload_part_copy(&ctx, &b, &k).await,
-            Op::CompleteMultipartUpload(b, k) => multipart::complete(&ctx, &b, &k, body).await,
-            Op::AbortMultipartUpload(b, k) => multipart::abort(&ctx, &b, &k).await,
-            Op::ListParts(b, k) => multipart::list_parts(&ctx, &b, &k).await,
-            Op::ListMultipartUploads(b) => multipart::list_uploads(&ctx, &b).await,
-            Op::PutBucketCors(b) => cors::put(&ctx, &b, body).await,
-            Op::GetBucketCors(b) => cors::get(&ctx, &b).await,
-            Op::DeleteBucketCors(b) => cors::delete(&ctx, &b).await,
-            Op::PutBucketEncryption(b) => bucket::put_encryption(&ctx, &b, body).await,
-            Op::GetBucketEncryption(b) => bucket::get_encryption(&ctx, &b).await,
-            Op::DeleteBucketEncryption(b) => bucket::delete_encryption(&ctx, &b).await,
-            Op::PutBucketOwnershipControls(b) => bucket::put_ownership(&ctx, &b, body).await,
-            Op::GetBucketOwnershipControls(b) => bucket::get_ownership(&ctx, &b).await,
-            Op::DeleteBucketOwnershipControls(b) => bucket::delete_ownership(&ctx, &b).await,
-            Op::GetObjectAttributes(b, k) => object::attributes(&ctx, &b, &k).await,
-            Op::PutBucketPolicy(b) => bucket::put_policy(&ctx, &b, body).await,
-            Op::GetBucketPolicy(b) => bucket::get_policy(&ctx, &b).await,
-            Op::DeleteBucketPolicy(b) => bucket::delete_policy(&ctx, &b).await,
-            Op::GetBucketPolicyStatus(b) => bucket::policy_status(&ctx, &b).await,
-            Op::GetBucketAcl(b) => bucket::get_acl(&ctx, &b).await,
-            Op::PutBucketAcl(b) => bucket::put_acl(&ctx, &b, body).await,
-            Op::GetObjectAcl(b, k) => object::get_acl(&ctx, &b, &k).await,
-            Op::PutObjectAcl(b, k) => object::put_acl(&ctx, &b, &k, body).await,
-        }
+        operations::dispatch(op, &ctx, &bucket, &key, body).await
     }
+}
+
+/// Whether the caller may do what the request asks: its operation's action on its target,
+/// and every further action its headers call for (retention, legal hold, tags…).
+fn authorize(ctx: &Ctx, op: Op, bucket: &str, key: &str) -> Result<(), S3Error> {
+    let Some(action) = op.action(ctx.q("versionId").is_some()) else {
+        return Ok(());
+    };
+    let target = op.target(bucket, key);
+    if let Err(denied) = ctx.authorize(action, target) {
+        // A read of a key that does not exist is a 404 to whoever may list it, as
+        // S3 answers (its GetObject permission aside); a 403 to anyone else.
+        return Err(match (op, target) {
+            (Op::GetObject | Op::HeadObject, Target::Object(b, k))
+                if matches!(ctx.engine().head(b, k), Err(coffre_engine::EngineError::NoSuchKey))
+                    && ctx.may_list(b, k) =>
+            {
+                S3Error::no_such_key("The specified key does not exist.")
+            }
+            _ => denied,
+        });
+    }
+    for action in op.header_actions(&ctx.headers) {
+        ctx.authorize(action, target)?;
+    }
+    Ok(())
 }
 
 /// A TLS configuration for the S3 listener: TLS 1.3 and 1.2, AEAD cipher suites only (the
@@ -385,8 +342,21 @@ pub async fn serve(
             secure: acceptor.is_some(),
         };
         let svc = hyper::service::service_fn(move |req| {
-            let gw = gw.clone();
-            async move { Ok::<_, std::convert::Infallible>(gw.handle(req, origin).await) }
+            // A request runs to its end in a task of its own, even if its client hangs up
+            // (hyper then drops this future, not the task): a change it makes is then
+            // finished and audited, not cut between its commit and its audit entry.
+            let handling = tokio::spawn(gw.clone().handle(req, origin));
+            async move {
+                Ok::<_, std::convert::Infallible>(handling.await.unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "request handler failed");
+                    error_response(
+                        &S3Error::internal("We encountered an internal error. Please try again."),
+                        "",
+                        "",
+                        false,
+                    )
+                }))
+            }
         });
         let stall = limits.write_stall_timeout;
         let http = http.clone();

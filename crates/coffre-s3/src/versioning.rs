@@ -70,6 +70,23 @@ fn parse_date(s: &str) -> Result<u64, S3Error> {
         .ok_or_else(|| S3Error::invalid_argument(format!("Invalid date: {s}")))
 }
 
+/// A retain-until date: in the future, and at most 100 years ahead (`MAX_RETENTION_MS`).
+fn retain_until(s: &str) -> Result<u64, S3Error> {
+    let until_ms = parse_date(s)?;
+    let now = coffre_types::now_millis();
+    if until_ms <= now {
+        return Err(S3Error::invalid_argument(
+            "The retain until date must be in the future!",
+        ));
+    }
+    if until_ms - now > coffre_types::limits::MAX_RETENTION_MS {
+        return Err(S3Error::invalid_argument(
+            "The retain until date is too far in the future: at most 100 years from now",
+        ));
+    }
+    Ok(until_ms)
+}
+
 /// Object Lock headers of a write (PUT, Copy, CreateMultipartUpload). A write with a body
 /// must carry `Content-MD5` or a flexible checksum with them (`with_body`), as S3 requires.
 pub(crate) fn lock_request(ctx: &Ctx, with_body: bool) -> Result<ObjectLockRequest, S3Error> {
@@ -80,13 +97,10 @@ pub(crate) fn lock_request(ctx: &Ctx, with_body: bool) -> Result<ObjectLockReque
         (Some(m), Some(u)) => {
             let mode =
                 LockMode::parse(m.trim()).ok_or_else(|| S3Error::invalid_argument("Unknown wormMode directive."))?;
-            let until_ms = parse_date(u)?;
-            if until_ms <= coffre_types::now_millis() {
-                return Err(S3Error::invalid_argument(
-                    "The retain until date must be in the future!",
-                ));
-            }
-            Some(Retention { mode, until_ms })
+            Some(Retention {
+                mode,
+                until_ms: retain_until(u)?,
+            })
         }
         _ => {
             return Err(S3Error::invalid_argument(
@@ -374,13 +388,10 @@ pub async fn put_retention(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -
         (None, None) => None,
         (Some(m), Some(u)) => {
             let mode = LockMode::parse(&m).ok_or_else(|| S3Error::malformed_xml("Mode is GOVERNANCE or COMPLIANCE"))?;
-            let until_ms = parse_date(&u)?;
-            if until_ms <= coffre_types::now_millis() {
-                return Err(S3Error::invalid_argument(
-                    "The retain until date must be in the future!",
-                ));
-            }
-            Some(Retention { mode, until_ms })
+            Some(Retention {
+                mode,
+                until_ms: retain_until(&u)?,
+            })
         }
         _ => return Err(S3Error::malformed_xml("Retention holds both Mode and RetainUntilDate")),
     };

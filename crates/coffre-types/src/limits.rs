@@ -19,6 +19,13 @@ pub const MAX_KEY_LEN: usize = 1024;
 pub const MAX_USER_META: usize = 2 << 10;
 /// Tags on one object.
 pub const MAX_OBJECT_TAGS: usize = 10;
+/// The shortest root secret taken from the environment (a short or empty one would be
+/// guessable).
+pub const MIN_ROOT_SECRET: usize = 16;
+/// How far ahead an object's retention may run (a bucket's default retention is bounded by
+/// S3 to 100 years; a version's own date is bounded the same way, so a typo or a hostile
+/// `9999-12-31` cannot make data undeletable for millennia).
+pub const MAX_RETENTION_MS: u64 = 36_525 * 86_400_000; // 100 years of 365.25 days
 /// Keys in one DeleteObjects.
 pub const MAX_DELETE_KEYS: usize = 1000;
 /// The most keys, parts or uploads one listing page holds.

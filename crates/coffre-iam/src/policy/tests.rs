@@ -27,9 +27,10 @@ fn decide(p: &Policy, who: &Principal, action: &str, resource: &str, ctx: &Conte
     })
 }
 
+/// Whether the document allows the request, to the caller or to its account.
 fn allowed(p: &Policy, who: &Principal, action: &str, resource: &str, ctx: &Context) -> bool {
     let d = decide(p, who, action, resource, ctx);
-    d.allowed && !d.denied
+    (d.allowed || d.account_allowed) && !d.denied
 }
 
 #[test]
@@ -80,6 +81,40 @@ fn actions_match_case_insensitively_with_wildcards_and_not_action() {
     assert!(!p.is_public());
 }
 
+/// A grant to an account is not a grant to the account's users: only naming them (or
+/// everyone) is; the account's own policies delegate the rest.
+#[test]
+fn an_account_grant_is_told_apart_from_a_grant_to_the_caller() {
+    let p = bucket_policy(
+        r#"{"Statement":[
+            {"Effect":"Allow","Principal":{"AWS":"t"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::docs/*"},
+            {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::t:user/named"},"Action":"s3:PutObject","Resource":"arn:aws:s3:::docs/*"},
+            {"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::docs"}]}"#,
+    );
+    let ctx = Context::default();
+    let (named, other) = (user("t", "named"), user("t", "other"));
+    let d = decide(&p, &other, "s3:GetObject", "arn:aws:s3:::docs/k", &ctx);
+    assert_eq!((d.allowed, d.account_allowed), (false, true));
+    let d = decide(&p, &other, "s3:PutObject", "arn:aws:s3:::docs/k", &ctx);
+    assert_eq!(
+        (d.allowed, d.account_allowed),
+        (false, false),
+        "another user is not named"
+    );
+    let d = decide(&p, &named, "s3:PutObject", "arn:aws:s3:::docs/k", &ctx);
+    assert!(d.allowed, "named directly");
+    let d = decide(&p, &other, "s3:ListBucket", "arn:aws:s3:::docs", &ctx);
+    assert!(d.allowed, "everyone is named directly");
+    let d = decide(
+        &identity(r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#),
+        &other,
+        "s3:GetObject",
+        "arn:aws:s3:::docs/k",
+        &ctx,
+    );
+    assert!(d.allowed, "an identity policy names its holder");
+}
+
 #[test]
 fn explicit_deny_wins() {
     let p = bucket_policy(
@@ -91,7 +126,7 @@ fn explicit_deny_wins() {
     let intern = user("t", "intern");
     assert!(allowed(&p, &intern, "s3:GetObject", "arn:aws:s3:::docs/k", &ctx));
     let d = decide(&p, &intern, "s3:DeleteObject", "arn:aws:s3:::docs/k", &ctx);
-    assert!(d.allowed && d.denied);
+    assert!(d.account_allowed && d.denied);
     assert!(allowed(
         &p,
         &user("t", "boss"),

@@ -1,0 +1,159 @@
+//! A change and its audit entry are one unit: a change committed by a request whose process
+//! stopped before the entry was written gets its entry from the note in its batch, once and
+//! only once (`coffre_engine::audit_notes`).
+
+use coffre_engine::audit::Event;
+use coffre_engine::{AuditOptions, Engine, EngineConfig, Quota};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+fn engine(dir: &Path) -> Arc<Engine> {
+    let meta = Arc::new(coffre_meta::MetaStore::open(&dir.join("meta")).unwrap());
+    let keys = Arc::new(coffre_crypto::Keyring::new(
+        coffre_crypto::MasterKey::from_bytes([7; 32]),
+        vec![],
+    ));
+    let (engine, _damaged) = Engine::new(meta, vec![], None, keys, EngineConfig::default());
+    engine
+        .open_audit(AuditOptions {
+            dir: dir.join("audit"),
+            identity: None,
+            gateway: "server".into(),
+            retention: std::time::Duration::from_secs(86_400),
+            accept_truncation: false,
+            syslog: None,
+        })
+        .unwrap();
+    engine
+}
+
+/// A request creating tenant `name` in an audit scope, which appends its entry only if
+/// `answered` (else the process "stops" between the commit and the entry).
+async fn create_tenant(engine: &Arc<Engine>, id: &str, name: &str, answered: bool) {
+    let scope = engine.audit_scope(id).expect("an audit log");
+    let mut e = Event::now("admin:TenantsCreate", "operator");
+    e.request_id = id.to_string();
+    e.detail = Some(format!("POST /v1/tenants?name={name}"));
+    let draft = e.clone();
+    scope
+        .run(async {
+            coffre_engine::audit_notes::draft(&draft);
+            engine
+                .create_tenant(name, Quota::default(), &format!("AK{name}"), "secret-secret-secret")
+                .await
+                .unwrap();
+        })
+        .await;
+    if answered {
+        e.status = 201;
+        scope.append(vec![e]).await.unwrap();
+    }
+}
+
+/// Every entry of the log, by request id: (count, statuses).
+async fn entries(engine: &Arc<Engine>) -> HashMap<String, Vec<u64>> {
+    let log = engine.audit().unwrap().clone();
+    log.checkpoint().await.unwrap();
+    let found = coffre_engine::audit::search(&log.dir, &Default::default()).unwrap();
+    let mut by_id: HashMap<String, Vec<u64>> = HashMap::new();
+    for f in found {
+        by_id
+            .entry(f.event.request_id.clone())
+            .or_default()
+            .push(f.event.status as u64);
+    }
+    by_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_whose_entry_was_cut_off_gets_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    // Answered: its entry is written by the request; cut off: none is.
+    create_tenant(&e, "REQ-ANSWERED", "answered", true).await;
+    create_tenant(&e, "REQ-CUT", "cut", false).await;
+    // Written to the log, but the process stopped before it knew (not marked written).
+    let scope = e.audit_scope("REQ-UNMARKED").unwrap();
+    let mut written = Event::now("admin:TenantsCreate", "operator");
+    written.request_id = "REQ-UNMARKED".into();
+    let draft = written.clone();
+    scope
+        .run(async {
+            coffre_engine::audit_notes::draft(&draft);
+            e.create_tenant("unmarked", Quota::default(), "AKunmarked", "secret-secret-secret")
+                .await
+                .unwrap();
+        })
+        .await;
+    e.audit().unwrap().append(written).await.unwrap();
+    drop(scope);
+    // A request that changes nothing leaves no note.
+    let scope = e.audit_scope("REQ-READ").unwrap();
+    scope
+        .run(async {
+            coffre_engine::audit_notes::draft(&Event::now("admin:TenantsGet", "operator"));
+        })
+        .await;
+    drop(scope);
+    assert_eq!(
+        e.meta().audit_notes("server", 100).unwrap().len(),
+        3,
+        "one note per change"
+    );
+
+    let recovered = e.settle_audit_notes().await.unwrap();
+    assert_eq!(recovered, 1, "only the cut-off change gets its entry from its note");
+    assert!(
+        e.meta().audit_notes("server", 100).unwrap().is_empty(),
+        "every note is settled"
+    );
+    let by_id = entries(&e).await;
+    assert_eq!(by_id["REQ-ANSWERED"], vec![201]);
+    assert_eq!(by_id["REQ-CUT"], vec![0], "recovered, its answer unknown");
+    assert_eq!(by_id["REQ-UNMARKED"], vec![200], "not written twice");
+    assert!(!by_id.contains_key("REQ-READ"));
+    let log = e.audit().unwrap().clone();
+    let found = coffre_engine::audit::search(&log.dir, &Default::default()).unwrap();
+    let cut = found.iter().find(|f| f.event.request_id == "REQ-CUT").unwrap();
+    assert!(cut.event.detail.as_deref().unwrap().contains("recovered"));
+    assert_eq!(cut.event.op, "admin:TenantsCreate");
+    assert_eq!(
+        e.settle_audit_notes().await.unwrap(),
+        0,
+        "settling again changes nothing"
+    );
+    assert_eq!(entries(&e).await.values().map(Vec::len).sum::<usize>(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_survives_a_restart_and_is_settled_by_the_next_process() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let e = engine(dir.path());
+        create_tenant(&e, "REQ-BEFORE-STOP", "stopped", false).await;
+        create_tenant(&e, "REQ-DONE", "done", true).await;
+        e.audit().unwrap().close().await;
+    }
+    let e = engine(dir.path());
+    assert_eq!(e.meta().audit_notes("server", 100).unwrap().len(), 2);
+    assert_eq!(e.settle_audit_notes().await.unwrap(), 1);
+    let by_id = entries(&e).await;
+    assert_eq!(by_id["REQ-BEFORE-STOP"], vec![0]);
+    assert_eq!(by_id["REQ-DONE"], vec![201]);
+    // The chain still verifies across the recovered entry.
+    let log = e.audit().unwrap().clone();
+    let report = coffre_engine::audit::verify_dir(
+        &log.dir,
+        None,
+        None,
+        coffre_engine::audit::Expectations {
+            public_key: log.public_key,
+            gateway: None,
+            tenant: None,
+            head: None,
+        },
+    )
+    .unwrap();
+    assert!(report.ok, "{report:?}");
+}
