@@ -109,6 +109,7 @@ fn bench(c: &mut Criterion) {
                 public_key: log.public_key,
                 gateway: Some("bench".into()),
                 tenant: None,
+                tenant_tag: None,
                 head: *head.0.lock().unwrap(),
             };
             let r = audit::verify_dir(dir.path(), None, None, expect).unwrap();

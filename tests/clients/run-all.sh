@@ -19,22 +19,26 @@ export COFFRE_ADMIN_ENDPOINT=$(sed -n 's/^Coffre admin endpoint: \([^ ]*\).*/\1/
 export COFFRE_ADMIN_TOKEN=$(cat "$work/data/admin.token")
 
 passed=0; failed=0
+# Each script runs in a session of its own: what it leaves running is found by that session's
+# id, never by name, so another user's or another suite's coffre processes are not touched.
+# (Zombies of processes killed a moment ago are not leaks.)
+leaked() { ps -eo pid=,sid=,stat= | awk -v s="$1" '$2 == s && $3 !~ /^Z/ {print $1}'; }
 for t in "$here"/[0-9]*.sh; do
   name=$(basename "$t" .sh)
-  if (cd "$work" && bash -euo pipefail "$t") >"$work/$name.log" 2>&1; then
+  (cd "$work" && exec setsid bash -euo pipefail "$t") >"$work/$name.log" 2>&1 &
+  script=$!
+  if wait "$script"; then
     echo "PASS client $name"; passed=$((passed+1))
   else
     echo "FAIL client $name"; failed=$((failed+1)); tail -n 30 "$work/$name.log"; tail -n 20 "$work/server.err"
   fi
+  # The session's id is the script's pid (setsid made it the leader).
+  for _ in $(seq 20); do [ -z "$(leaked "$script")" ] && break; sleep 0.1; done
+  left=$(leaked "$script")
+  if [ -n "$left" ]; then
+    echo "FAIL client $name left processes running:"; ps -o pid,args -p $left
+    kill $left 2>/dev/null; failed=$((failed+1))
+  fi
 done
-# Every script ends what it starts: any other live coffre process of this binary is a leak
-# (zombies of processes killed a moment ago are not).
-leaked() { ps -eo pid=,stat=,args= | awk -v b="$bin" -v m="$pid" '$2 !~ /^Z/ && $1 != m && $3 == b {print $1}'; }
-for _ in $(seq 20); do [ -z "$(leaked)" ] && break; sleep 0.1; done
-left=$(leaked)
-if [ -n "$left" ]; then
-  echo "FAIL client scripts left processes running:"; ps -o pid,args -p $left
-  kill $left 2>/dev/null; failed=$((failed+1))
-fi
 echo "clients: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -158,6 +158,7 @@ pub(crate) async fn verify(State(admin): State<Arc<Admin>>, Query(q): Query<Rang
         public_key: log.public_key,
         gateway: Some(log.gateway.clone()),
         tenant: None,
+        tenant_tag: None,
         head,
     };
     let dir = log.dir.clone();
@@ -272,6 +273,7 @@ pub fn verify_offline(path: &Path, trust: &Path, from: Option<u64>, to: Option<u
         public_key,
         gateway,
         tenant: None,
+        tenant_tag: None,
         head: None,
     };
     if path.is_dir() {

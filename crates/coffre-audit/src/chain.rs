@@ -2,15 +2,20 @@
 //!
 //! ```text
 //! {"checkpoint":{"gateway":"gw1","n":0,"h":"00…","time":1764730000000},"sig":"…"}
-//! {"n":1,"h":"<chain value after entry 1>","e":{…the event…}}
+//! {"n":1,"h":"<chain value after entry 1>","t":"<tenant tag>","e":{…the event…}}
 //! {"n":2,"h":"…","t":"<tenant tag>","c":"<content hash>"}      (a redacted entry, exports only)
 //! ```
 //!
 //! The chain value after entry `n` is `BLAKE3(h[n-1] ∥ n ∥ tenant tag ∥ BLAKE3(event bytes))`,
-//! keyed by a context string; the tenant tag is a hash of the entry's tenant, so that an export
+//! keyed by a context string. The tenant tag stands for the entry's tenant, so that an export
 //! for one tenant can replace the other tenants' entries by their tags and content hashes and
 //! still be verified, and the verifier can check that no entry of the exported tenant was
-//! redacted. A checkpoint signs `(gateway, n, h, time)` with the gateway's Ed25519 audit key.
+//! redacted. It is a BLAKE3 keyed by the gateway's secret *tag key*
+//! (`keyed_tenant_tag`), written in the entry's line: whoever holds an export cannot test a
+//! guessed tenant name against another tenant's tags. (Lines written before tags were keyed
+//! carry no `t`: their tag is the unkeyed `tenant_tag` of the event's tenant.) A checkpoint
+//! signs `(gateway, n, h, time)` with the gateway's Ed25519 audit key; an export's header
+//! carries its tenant's tag, signed by the same key.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,10 +28,32 @@ const CHAIN_CONTEXT: &str = "coffre audit chain v1";
 const TENANT_CONTEXT: &str = "coffre audit tenant v1";
 const CONTENT_CONTEXT: &str = "coffre audit content v1";
 const CHECKPOINT_DOMAIN: &[u8] = b"coffre audit checkpoint v1\0";
+const TENANT_TAG_DOMAIN: &[u8] = b"coffre audit tenant tag v2\0";
 
-/// The tag standing for a tenant ("" for the operator, the system and the unauthenticated).
+/// The unkeyed tag of a tenant ("" for the operator, the system and the unauthenticated):
+/// what lines written before tags were keyed stand for.
 pub fn tenant_tag(tenant: &str) -> Hash {
     blake3::derive_key(TENANT_CONTEXT, tenant.as_bytes())
+}
+
+/// The tag of a tenant under a gateway's tag key.
+pub fn keyed_tenant_tag(key: &Hash, tenant: &str) -> Hash {
+    let mut h = blake3::Hasher::new_keyed(key);
+    h.update(TENANT_TAG_DOMAIN);
+    h.update(tenant.as_bytes());
+    *h.finalize().as_bytes()
+}
+
+/// The bytes of an export header's signed statement: on `gateway`, `tenant`'s tag is `tag`.
+pub fn tenant_tag_statement(gateway: &str, tenant: &str, tag: &Hash) -> Vec<u8> {
+    let mut m = Vec::with_capacity(TENANT_TAG_DOMAIN.len() + gateway.len() + tenant.len() + 34);
+    m.extend_from_slice(TENANT_TAG_DOMAIN);
+    m.extend_from_slice(gateway.as_bytes());
+    m.push(0);
+    m.extend_from_slice(tenant.as_bytes());
+    m.push(0);
+    m.extend_from_slice(tag);
+    m
 }
 
 /// The hash of an event's bytes, as written in the line.
@@ -89,10 +116,12 @@ struct RedactedLine {
 /// One line of a segment or of an export.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
-    /// An entry in full: its number, its chain value and its event's JSON bytes.
+    /// An entry in full: its number, its chain value, its tenant tag (none in lines written
+    /// before tags were keyed) and its event's JSON bytes.
     Entry {
         n: u64,
         h: Hash,
+        tag: Option<Hash>,
         event: Vec<u8>,
     },
     /// An entry of another tenant in an export: its tenant tag and content hash only.
@@ -115,9 +144,12 @@ impl Record {
     pub fn render(&self) -> String {
         match self {
             // A fixed prefix, so that the event's bytes are found again exactly.
-            Record::Entry { n, h, event } => {
+            Record::Entry { n, h, tag, event } => {
+                let tag = tag
+                    .map(|t| format!("\"t\":\"{}\",", hex::encode(t)))
+                    .unwrap_or_default();
                 format!(
-                    "{{\"n\":{n},\"h\":\"{}\",\"e\":{}}}",
+                    "{{\"n\":{n},\"h\":\"{}\",{tag}\"e\":{}}}",
                     hex::encode(h),
                     String::from_utf8_lossy(event)
                 )
@@ -141,13 +173,14 @@ impl Record {
     /// Parses a line (without its newline).
     pub fn parse(line: &[u8]) -> Result<Record, String> {
         if let Some(rest) = line.strip_prefix(b"{\"n\":") {
-            if let Some((n, h, event)) = split_entry(rest) {
+            if let Some((n, h, tag, event)) = split_entry(rest) {
                 // The event must be a JSON object of its own.
                 serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(event)
                     .map_err(|e| format!("the event is not a JSON object: {e}"))?;
                 return Ok(Record::Entry {
                     n,
                     h,
+                    tag,
                     event: event.to_vec(),
                 });
             }
@@ -184,8 +217,8 @@ impl Record {
     }
 }
 
-/// `<digits>,"h":"<64 hex>","e":<event>}` → (n, h, event).
-fn split_entry(rest: &[u8]) -> Option<(u64, Hash, &[u8])> {
+/// `<digits>,"h":"<64 hex>",["t":"<64 hex>",]"e":<event>}` → (n, h, tag, event).
+fn split_entry(rest: &[u8]) -> Option<(u64, Hash, Option<Hash>, &[u8])> {
     let comma = rest.iter().position(|&b| b == b',')?;
     let digits = &rest[..comma];
     if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
@@ -196,8 +229,17 @@ fn split_entry(rest: &[u8]) -> Option<(u64, Hash, &[u8])> {
     let (hex_h, rest) = (rest.get(..64)?, rest.get(64..)?);
     let mut h = [0u8; 32];
     hex::decode_to_slice(hex_h, &mut h).ok()?;
+    let (tag, rest) = match rest.strip_prefix(b"\",\"t\":\"") {
+        Some(rest) => {
+            let (hex_t, rest) = (rest.get(..64)?, rest.get(64..)?);
+            let mut t = [0u8; 32];
+            hex::decode_to_slice(hex_t, &mut t).ok()?;
+            (Some(t), rest)
+        }
+        None => (None, rest),
+    };
     let event = rest.strip_prefix(b"\",\"e\":")?.strip_suffix(b"}")?;
-    Some((n, h, event))
+    Some((n, h, tag, event))
 }
 
 mod hex_hash {
@@ -226,7 +268,8 @@ mod tests {
                               text in ".{0,40}", time in any::<u64>(), sig in proptest::collection::vec(any::<u8>(), 0..70)) {
             let event = serde_json::to_vec(&serde_json::json!({ "key": text })).unwrap();
             for r in [
-                Record::Entry { n, h, event: event.clone() },
+                Record::Entry { n, h, tag: None, event: event.clone() },
+                Record::Entry { n, h, tag: Some(t), event: event.clone() },
                 Record::Redacted { n, h, tenant: t, content: h },
                 Record::Checkpoint { checkpoint: Checkpoint { gateway: text.clone(), n, h, time }, sig: sig.clone() },
             ] {
@@ -241,6 +284,15 @@ mod tests {
             l.extend_from_slice(&line);
             let _ = Record::parse(&l);
         }
+    }
+
+    #[test]
+    fn keyed_tags_depend_on_the_key_and_the_tenant() {
+        let (k1, k2) = ([1; 32], [2; 32]);
+        assert_ne!(keyed_tenant_tag(&k1, "a"), keyed_tenant_tag(&k2, "a"));
+        assert_ne!(keyed_tenant_tag(&k1, "a"), keyed_tenant_tag(&k1, "b"));
+        assert_ne!(keyed_tenant_tag(&k1, "a"), tenant_tag("a"));
+        assert_eq!(keyed_tenant_tag(&k1, "a"), keyed_tenant_tag(&k1, "a"));
     }
 
     #[test]

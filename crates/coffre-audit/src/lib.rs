@@ -43,12 +43,41 @@ pub fn verify_export(path: &Path, expect: Expectations) -> std::io::Result<Repor
     let file = std::fs::File::open(path)?;
     let name = display_name(path);
     let header = export_header(path)?;
-    let tenant = header
-        .as_ref()
-        .and_then(|h| h.get("tenant"))
-        .and_then(|t| t.as_str())
-        .map(str::to_string);
-    let mut v = verify::Verifier::new(Expectations { tenant, ..expect });
+    let field = |k: &str| header.as_ref().and_then(|h| h.get(k)).and_then(|t| t.as_str());
+    let tenant = field("tenant").map(str::to_string);
+    // The exported tenant's keyed tag, as the audit key signed it.
+    let hash_of = |k: &str| {
+        field(k).and_then(|t| {
+            let mut h = [0u8; 32];
+            hex::decode_to_slice(t, &mut h).ok().map(|_| h)
+        })
+    };
+    let tag = match (&tenant, hash_of("tenant_tag"), field("tenant_tag_sig")) {
+        (Some(t), Some(tag), Some(sig)) => {
+            let gateway = field("gateway").unwrap_or_default();
+            let statement = chain::tenant_tag_statement(gateway, t, &tag);
+            let signed = hex::decode(sig)
+                .ok()
+                .is_some_and(|sig| verify::verify_ed25519(&expect.public_key, &statement, &sig));
+            if !signed {
+                let mut v = verify::Verifier::new(expect);
+                let at = Position {
+                    segment: name.clone(),
+                    line: 1,
+                    entry: 0,
+                };
+                let _ = v.fail(at, "the export's tenant tag is not signed by the audit key");
+                return Ok(v.finish(&name, 1));
+            }
+            Some(tag)
+        }
+        _ => None,
+    };
+    let mut v = verify::Verifier::new(Expectations {
+        tenant,
+        tenant_tag: tag,
+        ..expect
+    });
     v.report.segments = 1;
     let last = verify::feed_file(&mut v, &name, file).unwrap_or(0);
     Ok(v.finish(&name, last))
@@ -85,9 +114,12 @@ pub fn export(
     to: Option<u64>,
     out: &mut impl Write,
 ) -> std::io::Result<ExportSummary> {
+    let signed_tag = log.signed_tenant_tag(tenant);
     let header = serde_json::json!({
         "gateway": log.gateway,
         "tenant": tenant,
+        "tenant_tag": signed_tag.as_ref().map(|(t, _)| hex::encode(t)),
+        "tenant_tag_sig": signed_tag.as_ref().map(|(_, s)| hex::encode(s)),
         "from": from.map(coffre_types::time::iso8601),
         "to": to.map(coffre_types::time::iso8601),
         "created": coffre_types::time::iso8601(coffre_types::now_millis()),
@@ -96,7 +128,6 @@ pub fn export(
     });
     writeln!(out, "{}", Record::Header(header).render())?;
     let mut summary = ExportSummary::default();
-    let own_tag = tenant_tag(tenant);
     for path in segment::segments_in(&log.dir, from, to)? {
         let mut lines = Lines::open(&path)?;
         while let Some(line) = lines.next_line()? {
@@ -104,12 +135,12 @@ pub fn export(
                 break; // being written: the next export has it
             }
             match &line.record {
-                Ok(Record::Entry { n, h, event }) => {
+                Ok(Record::Entry { n, h, tag, event }) => {
                     let t = serde_json::from_slice::<Event>(event)
                         .map(|e| e.tenant)
                         .unwrap_or_default();
-                    let tag = tenant_tag(&t);
-                    if tag == own_tag {
+                    let tag = tag.unwrap_or_else(|| tenant_tag(&t));
+                    if t == tenant {
                         summary.entries += 1;
                         out.write_all(lines.raw())?;
                     } else {

@@ -6,7 +6,7 @@
 //! is noticed.
 
 use crate::appender::SegmentFile;
-use crate::chain::{content_hash, link, tenant_tag, Checkpoint, Hash, Record, GENESIS};
+use crate::chain::{content_hash, keyed_tenant_tag, link, tenant_tag, Checkpoint, Hash, Record, GENESIS};
 use crate::event::Event;
 use crate::forward::Forwarder;
 use crate::segment::{self, display_name, segment_name, Lines};
@@ -43,6 +43,9 @@ pub struct AuditConfig {
     pub accept_truncation: bool,
     /// Where durable entries are also sent (a SIEM), if anywhere.
     pub syslog: Option<crate::forward::SyslogTarget>,
+    /// The secret key of tenant tags (`chain::keyed_tenant_tag`); `None`: unkeyed tags, as
+    /// lines were written before (tests only).
+    pub tag_key: Option<Hash>,
 }
 
 impl AuditConfig {
@@ -56,7 +59,13 @@ impl AuditConfig {
             retention: Duration::from_secs(190 * 86_400),
             accept_truncation: false,
             syslog: None,
+            tag_key: None,
         }
+    }
+
+    /// The tag an entry of `tenant` carries (`None`: lines without tags).
+    pub fn tag_of(&self, tenant: &str) -> Option<Hash> {
+        self.tag_key.as_ref().map(|k| keyed_tenant_tag(k, tenant))
     }
 }
 
@@ -321,6 +330,7 @@ impl Shared {
 /// The handle requests use.
 pub struct AuditLog {
     shared: Arc<Shared>,
+    config: AuditConfig,
     pub public_key: [u8; 32],
     pub gateway: String,
     pub dir: PathBuf,
@@ -377,6 +387,7 @@ impl AuditLog {
         });
         Ok(Arc::new(AuditLog {
             shared,
+            config: config.clone(),
             public_key,
             gateway: config.gateway.clone(),
             dir: config.dir.clone(),
@@ -398,6 +409,15 @@ impl AuditLog {
             Answer::Entry(r) => r.map_err(AuditError),
             _ => Err(stopped()),
         }
+    }
+
+    /// `tenant`'s tag in this log, and the audit key's signature of the statement (what an
+    /// export's header carries); `None` for a log without keyed tags.
+    pub fn signed_tenant_tag(&self, tenant: &str) -> Option<(Hash, Vec<u8>)> {
+        let tag = self.config.tag_of(tenant)?;
+        let statement = crate::chain::tenant_tag_statement(&self.gateway, tenant, &tag);
+        let writer = self.shared.writer.lock().unwrap_or_else(|p| p.into_inner());
+        Some((tag, writer.key.sign(&statement).as_ref().to_vec()))
     }
 
     /// The number of the last entry written: an entry appended after this call has a higher
@@ -779,11 +799,17 @@ impl Writer {
         for e in events {
             let json = serde_json::to_vec(e).map_err(|e| e.to_string())?;
             n += 1;
-            h = link(&h, n, &tenant_tag(&e.tenant), &content_hash(&json));
+            let tag = self.config.tag_of(&e.tenant);
+            h = link(
+                &h,
+                n,
+                &tag.unwrap_or_else(|| tenant_tag(&e.tenant)),
+                &content_hash(&json),
+            );
             if self.forwarder.is_some() {
                 forward.push((e.time.clone(), json.clone()));
             }
-            buf.push_str(&Record::Entry { n, h, event: json }.render());
+            buf.push_str(&Record::Entry { n, h, tag, event: json }.render());
             buf.push('\n');
         }
         let (saved_n, saved_h) = (self.n, self.h);
@@ -888,6 +914,7 @@ fn read_tail(path: &Path, public_key: &[u8; 32], gateway: &str, recorded: Option
         public_key: *public_key,
         gateway: Some(gateway.to_string()),
         tenant: None,
+        tenant_tag: None,
         head,
     });
     let name = display_name(path);

@@ -57,6 +57,7 @@ fn expect(log_key: &[u8], head: &MemHead) -> Expectations {
         public_key: pk,
         gateway: Some("gw1".into()),
         tenant: None,
+        tenant_tag: None,
         head: *head.0.lock().unwrap(),
     }
 }
@@ -280,7 +281,7 @@ async fn an_export_holds_one_tenant_and_verifies_alone() {
         .iter()
         .position(|l| l.starts_with("{\"n\":") && l.contains("\"tenant\":\"t1\""))
         .unwrap();
-    let Ok(Record::Entry { n, h, event }) = Record::parse(ls[i].as_bytes()) else {
+    let Ok(Record::Entry { n, h, event, .. }) = Record::parse(ls[i].as_bytes()) else {
         panic!()
     };
     ls[i] = Record::Redacted {
@@ -293,6 +294,82 @@ async fn an_export_holds_one_tenant_and_verifies_alone() {
     std::fs::write(&out, ls.join("\n") + "\n").unwrap();
     let r = verify_export(&out, e).unwrap();
     assert!(r.problem.unwrap().what.contains("redacted"));
+}
+
+/// With keyed tenant tags, another tenant's tag in an export tells nothing of its name (it
+/// is not the hash of a guess), and the export still proves that none of its own tenant's
+/// entries was left out: its header's tag is signed, and logs written before tags were keyed
+/// still verify.
+#[tokio::test]
+async fn keyed_tags_hide_other_tenants_and_still_prove_an_export_whole() {
+    let d = tempfile::tempdir().unwrap();
+    let (pk, head) = (pkcs8(), Arc::new(MemHead::default()));
+    // Ten entries written unkeyed (as before), then thirty keyed, in one chain.
+    let log = write(
+        d.path(),
+        &pk,
+        &head,
+        config(d.path()),
+        (0..10).map(|i| event(i, ["t1", "t2"][i % 2])).collect(),
+    )
+    .await;
+    log.close().await;
+    let mut cfg = config(d.path());
+    cfg.tag_key = Some([9; 32]);
+    let events = (10..40).map(|i| event(i, ["t1", "t2", ""][i % 3])).collect();
+    let log = write(d.path(), &pk, &head, cfg, events).await;
+    log.checkpoint().await.unwrap();
+    let r = verify_dir(d.path(), None, None, expect(&pk, &head)).unwrap();
+    assert!(r.ok, "the whole log: {:?}", r.problem);
+    let out = d.path().join("t1.jsonl");
+    let mut f = std::fs::File::create(&out).unwrap();
+    export(&log, "t1", None, None, &mut f).unwrap();
+    drop(f);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let guessed = hex::encode(chain::tenant_tag("t2"));
+    let keyed = hex::encode(chain::keyed_tenant_tag(&[9; 32], "t2"));
+    let redacted: Vec<&str> = text.lines().filter(|l| l.contains("\"c\":")).collect();
+    assert!(redacted.iter().any(|l| l.contains(&keyed)));
+    assert_eq!(
+        redacted.iter().filter(|l| l.contains(&guessed)).count(),
+        5,
+        "only the entries written before tags were keyed"
+    );
+    let mut e = expect(&pk, &head);
+    e.head = None;
+    let r = verify_export(&out, e.clone()).unwrap();
+    assert!(r.ok, "{:?}", r.problem);
+    // Hiding a keyed entry of the tenant behind a redaction is found.
+    let ls: Vec<String> = text.lines().map(str::to_string).collect();
+    let i = ls
+        .iter()
+        .rposition(|l| l.starts_with("{\"n\":") && l.contains("\"tenant\":\"t1\""))
+        .unwrap();
+    let Ok(Record::Entry { n, h, tag, event }) = Record::parse(ls[i].as_bytes()) else {
+        panic!()
+    };
+    assert_eq!(tag, Some(chain::keyed_tenant_tag(&[9; 32], "t1")));
+    let mut hidden = ls.clone();
+    hidden[i] = Record::Redacted {
+        n,
+        h,
+        tenant: tag.unwrap(),
+        content: content_hash(&event),
+    }
+    .render();
+    std::fs::write(&out, hidden.join("\n") + "\n").unwrap();
+    let r = verify_export(&out, e.clone()).unwrap();
+    assert!(r.problem.unwrap().what.contains("redacted"));
+    // A header whose tag was changed (to hide every keyed entry of the tenant) is refused.
+    let mut forged = ls.clone();
+    forged[0] = forged[0].replace(&hex::encode(tag.unwrap()), &hex::encode([7u8; 32]));
+    assert_ne!(forged[0], ls[0]);
+    std::fs::write(&out, forged.join("\n") + "\n").unwrap();
+    let r = verify_export(&out, e).unwrap();
+    assert!(
+        r.problem.unwrap().what.contains("not signed"),
+        "the header's tag is signed"
+    );
 }
 
 #[tokio::test]

@@ -67,6 +67,8 @@ pub struct Expectations {
     pub gateway: Option<String>,
     /// An export's tenant: none of its entries may be redacted.
     pub tenant: Option<String>,
+    /// That tenant's keyed tag, as the export's header signed it.
+    pub tenant_tag: Option<Hash>,
     /// The chain head the metadata recorded (entry number and chain value): the log must
     /// reach it (removing acknowledged entries from the tail is detected).
     pub head: Option<(u64, Hash)>,
@@ -75,7 +77,8 @@ pub struct Expectations {
 /// Recomputes a chain record by record.
 pub struct Verifier {
     expect: Expectations,
-    tenant_tag: Option<Hash>,
+    /// The exported tenant's tags: unkeyed (lines written before tags were keyed) and keyed.
+    tenant_tags: Vec<Hash>,
     state: Option<(u64, Hash)>,
     head_seen: bool,
     pub report: Report,
@@ -84,7 +87,13 @@ pub struct Verifier {
 impl Verifier {
     pub fn new(expect: Expectations) -> Verifier {
         Verifier {
-            tenant_tag: expect.tenant.as_deref().map(tenant_tag),
+            tenant_tags: expect
+                .tenant
+                .as_deref()
+                .map(tenant_tag)
+                .into_iter()
+                .chain(expect.tenant_tag)
+                .collect(),
             head_seen: false,
             state: None,
             report: Report::default(),
@@ -92,7 +101,7 @@ impl Verifier {
         }
     }
 
-    fn fail(&mut self, position: Position, what: impl Into<String>) -> Problem {
+    pub(crate) fn fail(&mut self, position: Position, what: impl Into<String>) -> Problem {
         let p = Problem {
             position,
             what: what.into(),
@@ -151,15 +160,22 @@ impl Verifier {
                 self.report.unsigned_tail = 0;
                 self.check_head(checkpoint.n, &checkpoint.h, pos)
             }
-            Record::Entry { n, h, event } => {
-                let tag = match serde_json::from_slice::<TenantOnly>(event) {
-                    Ok(t) => tenant_tag(&t.tenant),
+            Record::Entry { n, h, tag, event } => {
+                let tenant = match serde_json::from_slice::<TenantOnly>(event) {
+                    Ok(t) => t.tenant,
                     Err(_) => return Err(self.fail(at(*n), "the entry's event is unreadable")),
                 };
+                // An export's own entries carry the tag its header signed.
+                if let (Some(stored), Some(signed)) = (tag, self.expect.tenant_tag) {
+                    if self.expect.tenant.as_deref() == Some(tenant.as_str()) && *stored != signed {
+                        return Err(self.fail(at(*n), "an entry of the exported tenant carries another tag"));
+                    }
+                }
+                let tag = tag.unwrap_or_else(|| tenant_tag(&tenant));
                 self.entry(*n, h, &tag, &content_hash(event), at(*n), false)
             }
             Record::Redacted { n, h, tenant, content } => {
-                if Some(*tenant) == self.tenant_tag {
+                if self.tenant_tags.contains(tenant) {
                     return Err(self.fail(at(*n), "an entry of the exported tenant is redacted"));
                 }
                 self.entry(*n, h, tenant, content, at(*n), true)
@@ -246,8 +262,13 @@ struct TenantOnly {
 }
 
 pub fn verify_signature(public_key: &[u8; 32], cp: &Checkpoint, sig: &[u8]) -> bool {
+    verify_ed25519(public_key, &cp.signed_bytes(), sig)
+}
+
+/// Whether `sig` is the Ed25519 signature of `message` by `public_key`.
+pub fn verify_ed25519(public_key: &[u8; 32], message: &[u8], sig: &[u8]) -> bool {
     ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public_key)
-        .verify(&cp.signed_bytes(), sig)
+        .verify(message, sig)
         .is_ok()
 }
 

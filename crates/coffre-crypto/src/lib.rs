@@ -391,25 +391,41 @@ impl OperatorKey {
 
 /// What the audit signing key's file is sealed with.
 pub const AUDIT_KEY_AAD: &[u8] = b"coffre audit signing key v1";
+/// Associated data of the audit log's tenant tag key (`DATA/audit/tag.key`).
+pub const AUDIT_TAG_KEY_AAD: &[u8] = b"coffre audit tenant tag key v1";
 
 /// An Ed25519 key (PKCS#8) kept in a 0600 file sealed under the master key with `aad`:
 /// read, or created on first use. A file sealed under a previous master key is sealed again
 /// under the current one.
 pub fn sealed_signing_key(path: &Path, keys: &Keyring, aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    sealed_secret(path, keys, aad, || {
+        let rng = ring::rand::SystemRandom::new();
+        ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+            .map(|k| k.as_ref().to_vec())
+            .map_err(|_| CryptoError::MasterKey("no randomness for a signing key".into()))
+    })
+}
+
+/// A secret kept in `path` sealed under the master key (0600), made by `generate` on first
+/// use; one sealed under a previous master key is sealed again under the current one.
+pub fn sealed_secret(
+    path: &Path,
+    keys: &Keyring,
+    aad: &[u8],
+    generate: impl FnOnce() -> Result<Vec<u8>, CryptoError>,
+) -> Result<Vec<u8>, CryptoError> {
     match std::fs::read(path) {
         Ok(sealed) => {
-            let pkcs8 = keys.open(aad, &sealed)?;
+            let secret = keys.open(aad, &sealed)?;
             if keys.current_sealer.open(aad, &sealed).is_err() {
-                write_replacing(path, &keys.seal(aad, &pkcs8))?;
+                write_replacing(path, &keys.seal(aad, &secret))?;
             }
-            Ok(pkcs8)
+            Ok(secret)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let rng = ring::rand::SystemRandom::new();
-            let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
-                .map_err(|_| CryptoError::MasterKey("no randomness for a signing key".into()))?;
-            coffre_types::create_private_file(path, &keys.seal(aad, pkcs8.as_ref()))?;
-            Ok(pkcs8.as_ref().to_vec())
+            let secret = generate()?;
+            coffre_types::create_private_file(path, &keys.seal(aad, &secret))?;
+            Ok(secret)
         }
         Err(e) => Err(e.into()),
     }

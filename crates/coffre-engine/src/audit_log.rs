@@ -4,7 +4,8 @@
 
 use crate::{Engine, MetaAuditHead};
 use coffre_audit::{AuditConfig, AuditLog, Event};
-use std::path::PathBuf;
+use coffre_crypto::Keyring;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,32 @@ pub struct AuditOptions {
     pub accept_truncation: bool,
     /// A SIEM to forward entries to (`tcp://…` or `tls://…`, and the CA of a TLS collector).
     pub syslog: Option<(String, Option<Vec<u8>>)>,
+}
+
+/// The log's tenant tag key (`DIR/tag.key`, sealed under the master key): read, or made on
+/// first use.
+fn tag_key(dir: &Path, keys: &Keyring) -> Result<coffre_audit::Hash, String> {
+    let path = dir.join("tag.key");
+    let key = coffre_crypto::sealed_secret(&path, keys, coffre_crypto::AUDIT_TAG_KEY_AAD, || {
+        Ok(coffre_types::random_bytes::<32>().to_vec())
+    })
+    .map_err(|e| format!("audit tag key {}: {e}", path.display()))?;
+    key.try_into()
+        .map_err(|_| format!("audit tag key {}: not 32 bytes", path.display()))
+}
+
+/// Seals the audit log's keys in `dir` (`DATA/audit`) again under the current master key
+/// (after a rotation; what is not there yet is left to the next start).
+pub fn reseal_audit_keys(dir: &Path, keys: &Keyring) -> Result<(), String> {
+    let signing = dir.join("audit.key");
+    if signing.exists() {
+        coffre_crypto::sealed_signing_key(&signing, keys, coffre_crypto::AUDIT_KEY_AAD)
+            .map_err(|e| format!("audit signing key: {e}"))?;
+    }
+    if dir.join("tag.key").exists() {
+        tag_key(dir, keys)?;
+    }
+    Ok(())
 }
 
 impl Engine {
@@ -49,6 +76,8 @@ impl Engine {
             }
         };
         let mut config = AuditConfig::new(o.dir.clone(), &o.gateway);
+        // Tenant tags are keyed by a secret of this log's own, kept across audit key changes.
+        config.tag_key = Some(tag_key(&o.dir, &self.keys)?);
         config.retention = o.retention;
         config.accept_truncation = o.accept_truncation;
         config.syslog = match &o.syslog {

@@ -29,6 +29,10 @@ struct RequestAudit {
     /// The entry as known so far (JSON), set by the protocol layer once it knows the caller
     /// and the operation.
     draft: Mutex<Option<Vec<u8>>>,
+    /// Whether a change carried its note (the request is then in the book's `running`, from
+    /// before that change's commit): a request that changes nothing never touches the book.
+    noted: std::sync::atomic::AtomicBool,
+    book: Arc<Mutex<NoteBook>>,
 }
 
 /// Requests whose notes may be in the metadata: running, or whose entry is written.
@@ -52,7 +56,6 @@ const SETTLE_BATCH: usize = 10_000;
 pub struct AuditScope {
     request: Arc<RequestAudit>,
     log: Arc<coffre_audit::AuditLog>,
-    book: Arc<Mutex<NoteBook>>,
     written: bool,
 }
 
@@ -60,16 +63,16 @@ impl Engine {
     /// The audit scope of request `id`, if this process keeps an audit log.
     pub fn audit_scope(&self, id: &str) -> Option<AuditScope> {
         let log = self.audit()?.clone();
-        self.notes().running.insert(id.to_string());
         Some(AuditScope {
             request: Arc::new(RequestAudit {
                 origin: log.gateway.clone(),
                 id: id.to_string(),
                 after_entry: log.last_entry(),
                 draft: Mutex::new(None),
+                noted: Default::default(),
+                book: self.notes.clone(),
             }),
             log,
-            book: self.notes.clone(),
             written: false,
         })
     }
@@ -88,6 +91,7 @@ impl Engine {
         let o = origin.clone();
         let notes = self.meta_call(move |m| m.audit_notes(&o, SETTLE_BATCH)).await?;
         if notes.is_empty() {
+            self.notes().written.retain(|_, at| at.elapsed() < REMEMBER_WRITTEN);
             return Ok(0);
         }
         // Read after the notes: a request whose note was read is running, written, or gone.
@@ -143,6 +147,11 @@ pub(crate) fn current_note() -> Option<Arc<AuditNote>> {
     REQUEST
         .try_with(|r| {
             let draft = r.draft.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
+            // In the book before the change that carries the note commits: settling never
+            // takes a running request's note for a lost one.
+            if !r.noted.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                lock(&r.book).running.insert(r.id.clone());
+            }
             Some(Arc::new(AuditNote {
                 origin: r.origin.clone(),
                 id: r.id.clone(),
@@ -239,7 +248,10 @@ impl AuditScope {
 
 impl Drop for AuditScope {
     fn drop(&mut self) {
-        let mut book = lock(&self.book);
+        if !self.request.noted.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let mut book = lock(&self.request.book);
         book.running.remove(&self.request.id);
         if self.written {
             book.written.insert(self.request.id.clone(), Instant::now());

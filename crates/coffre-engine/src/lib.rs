@@ -18,7 +18,7 @@ mod rotate;
 mod tenants;
 mod topology;
 
-pub use audit_log::AuditOptions;
+pub use audit_log::{reseal_audit_keys, AuditOptions};
 pub use audit_notes::AuditScope;
 pub use error::{EngineError, EngineResult};
 pub use multipart::{CompleteRequest, CompletedUpload, PartRequest, UploadListing};

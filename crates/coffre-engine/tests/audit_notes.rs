@@ -151,6 +151,7 @@ async fn a_note_survives_a_restart_and_is_settled_by_the_next_process() {
             public_key: log.public_key,
             gateway: None,
             tenant: None,
+            tenant_tag: None,
             head: None,
         },
     )

@@ -190,6 +190,9 @@ pub fn screen(headers: &HeaderMap, raw_path: &str, raw_query: &str, domain: Opti
         )));
     }
     let object = !key.is_empty();
+    if bucket.is_empty() && object {
+        return Err(S3Error::invalid_bucket_name("The specified bucket is not valid."));
+    }
     if let Some(u) = BUCKET_ONLY.iter().find(|u| object && has(u)) {
         return Err(S3Error::not_implemented(format!(
             "The '{u}' sub-resource of an object is not implemented by Coffre"

@@ -96,6 +96,7 @@ fn every_operation_is_reached_by_its_request() {
         ("HEAD", "/b/k", "partNumber=1", &[], "HeadObject"),
         ("DELETE", "/b/k", "versionId=1", &[], "DeleteObject"),
         ("PATCH", "/b/k", "", &[], "NotImplemented"),
+        ("GET", "//k", "", &[], "InvalidBucketName"),
         ("GET", "/b/k", "website", &[], "NotImplemented"),
         ("GET", "/b/k", "cors", &[], "NotImplemented"),
     ];
