@@ -19,9 +19,12 @@ fn setup() -> (tempfile::TempDir, tokio::runtime::Runtime, Arc<Iam>) {
         .build()
         .unwrap();
     let iam = rt.block_on(async {
-        let (engine, _damaged) = coffre_engine::Engine::new(meta, vec![], None, keys, Default::default());
-        let iam = Iam::new(engine.clone());
-        iam.ensure_root("default", "BENCHKEY", "bench-secret").await.unwrap();
+        let (engine, _damaged) =
+            coffre_engine::Engine::new(meta.clone(), vec![], None, keys.clone(), Default::default());
+        let iam = Iam::new(meta, keys);
+        iam.ensure_root("default", "BENCHKEY", "bench-secret-secret")
+            .await
+            .unwrap();
         for (bucket, policy) in [("plain", None), ("with-policy", Some(POLICY))] {
             let rec = coffre_meta::BucketRecord {
                 created_ms: 0,

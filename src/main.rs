@@ -606,7 +606,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
             metadata_country: identity.is_none().then(|| EMBEDDED_COUNTRY.to_string()),
             ..Default::default()
         };
-        let (engine, mut damaged) = Engine::new(meta, nodes, gateway_location, keys, engine_config);
+        let (engine, mut damaged) = Engine::new(meta.clone(), nodes, gateway_location, keys.clone(), engine_config);
         // Every request is acknowledged once its audit entry is durable: the log opens
         // (and its chain is checked) before anything is served.
         let audit = match audit_on {
@@ -627,7 +627,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         // The root key is the `default` tenant's admin: created with the tenant on the first
         // start (a store of an earlier version gets it too: its buckets are the default
         // tenant's already), its secret updated if the operator changed it.
-        let iam = coffre_iam::Iam::new(engine.clone());
+        let iam = coffre_iam::Iam::new(meta.clone(), keys.clone());
         ensure_root(&engine, &iam, &access_key, &secret_key).await?;
         let config = Config {
             region: region.clone(),

@@ -15,14 +15,11 @@ use std::sync::Arc;
 
 impl From<IamError> for ApiError {
     fn from(e: IamError) -> ApiError {
-        let status = match &e {
-            IamError::NoSuchEntity(_) => StatusCode::NOT_FOUND,
+        let status = match e {
+            IamError::NoSuchEntity(_) | IamError::NoSuchBucket => StatusCode::NOT_FOUND,
             IamError::EntityAlreadyExists(_) | IamError::DeleteConflict(_) => StatusCode::CONFLICT,
             IamError::MalformedPolicy(_) | IamError::InvalidInput(_) => StatusCode::BAD_REQUEST,
-            IamError::Engine(EngineError::NoSuchBucket) => StatusCode::NOT_FOUND,
-            IamError::Engine(EngineError::BucketNotEmpty) => StatusCode::CONFLICT,
-            // Object Lock binds the operator too: the erasure waits for the retention.
-            IamError::Engine(EngineError::Locked(_)) => StatusCode::CONFLICT,
+            IamError::Meta(m) => return EngineError::from(m).into(),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())
@@ -31,7 +28,17 @@ impl From<IamError> for ApiError {
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
-        IamError::from(e).into()
+        let status = match &e {
+            EngineError::NoSuchEntity(_) | EngineError::NoSuchBucket | EngineError::NoSuchKey => StatusCode::NOT_FOUND,
+            // Object Lock binds the operator too: the erasure waits for the retention.
+            EngineError::EntityExists(_)
+            | EngineError::DeleteConflict(_)
+            | EngineError::BucketNotEmpty
+            | EngineError::Locked(_) => StatusCode::CONFLICT,
+            EngineError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, e.to_string())
     }
 }
 
@@ -108,7 +115,23 @@ pub async fn delete_tenant(
     if force && !erase {
         return Err(bad_request("force only applies with erase"));
     }
-    let erasure = admin.iam.delete_tenant(&t, erase, force).await?;
+    let erasure = match erase {
+        true => admin.engine.erase_tenant(&t, force).await.map_err(|e| match e {
+            EngineError::BucketNotEmpty => ApiError(
+                StatusCode::CONFLICT,
+                format!("the buckets of tenant '{t}' hold objects: empty them first, or add --force"),
+            ),
+            other => other.into(),
+        })?,
+        false => coffre_engine::Erasure {
+            kek_id: admin.iam.delete_tenant(&t).await?,
+            tenant: t.clone(),
+            erased_ms: coffre_types::now_millis(),
+            buckets: vec![],
+            objects: 0,
+            bytes: 0,
+        },
+    };
     tracing::warn!(tenant = %t, erase, objects = erasure.objects, "tenant deleted");
     let mut answer = json!({ "deleted": t, "kek_id": erasure.kek_id });
     if erase {

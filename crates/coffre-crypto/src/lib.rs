@@ -389,6 +389,11 @@ impl OperatorKey {
     }
 }
 
+/// The associated data an access key's secret is sealed with: bound to the key's id.
+pub fn access_key_aad(id: &str) -> Vec<u8> {
+    [b"coffre access key secret v1:".as_slice(), id.as_bytes()].concat()
+}
+
 /// What the audit signing key's file is sealed with.
 pub const AUDIT_KEY_AAD: &[u8] = b"coffre audit signing key v1";
 /// Associated data of the audit log's tenant tag key (`DATA/audit/tag.key`).

@@ -16,11 +16,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-tokio::task_local! {
-    /// The request the current task serves.
-    static REQUEST: Arc<RequestAudit>;
-}
-
 /// What the engine keeps of a request while it runs.
 struct RequestAudit {
     origin: String,
@@ -141,26 +136,26 @@ impl Engine {
     }
 }
 
-/// The note of the request the current task serves, if it has a draft: what the metadata
-/// calls made now carry.
-pub(crate) fn current_note() -> Option<Arc<AuditNote>> {
-    REQUEST
-        .try_with(|r| {
-            let draft = r.draft.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
-            // In the book before the change that carries the note commits: settling never
-            // takes a running request's note for a lost one.
-            if !r.noted.swap(true, std::sync::atomic::Ordering::AcqRel) {
-                lock(&r.book).running.insert(r.id.clone());
-            }
-            Some(Arc::new(AuditNote {
-                origin: r.origin.clone(),
-                id: r.id.clone(),
-                event: draft,
-                after_entry: r.after_entry,
-            }))
+impl coffre_meta::NoteSource for RequestAudit {
+    /// The note of this request, if it has a draft: what the metadata calls made now carry.
+    fn note(&self) -> Option<AuditNote> {
+        let draft = self.draft.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
+        // In the book before the change that carries the note commits: settling never takes
+        // a running request's note for a lost one.
+        if !self.noted.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            lock(&self.book).running.insert(self.id.clone());
+        }
+        Some(AuditNote {
+            origin: self.origin.clone(),
+            id: self.id.clone(),
+            event: draft,
+            after_entry: self.after_entry,
         })
-        .ok()
-        .flatten()
+    }
+
+    fn set_draft(&self, draft: Vec<u8>) {
+        *self.draft.lock().unwrap_or_else(|p| p.into_inner()) = Some(draft);
+    }
 }
 
 impl Engine {
@@ -218,17 +213,15 @@ fn recovered_entry(note: &AuditNote) -> Event {
 /// Sets the entry as known so far for the request the current task serves (no-op outside
 /// a scope): what a change it commits from now on carries as its note.
 pub fn draft(event: &Event) {
-    let _ = REQUEST.try_with(|r| {
-        if let Ok(json) = serde_json::to_vec(event) {
-            *r.draft.lock().unwrap_or_else(|p| p.into_inner()) = Some(json);
-        }
-    });
+    if let Ok(json) = serde_json::to_vec(event) {
+        coffre_meta::set_draft(json);
+    }
 }
 
 impl AuditScope {
     /// Runs `fut` (the request's handling) in the scope.
     pub async fn run<F: std::future::Future>(&self, fut: F) -> F::Output {
-        REQUEST.scope(self.request.clone(), fut).await
+        coffre_meta::noting(self.request.clone(), fut).await
     }
 
     /// Appends the request's entries (its own first) and returns once they are durable.

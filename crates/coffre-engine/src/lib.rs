@@ -20,11 +20,13 @@ mod topology;
 
 pub use audit_log::{reseal_audit_keys, AuditOptions};
 pub use audit_notes::AuditScope;
+pub use coffre_meta::ADMIN_USER;
+pub use coffre_types::new_id;
 pub use error::{EngineError, EngineResult};
 pub use multipart::{CompleteRequest, CompletedUpload, PartRequest, UploadListing};
 pub use object::{BodyInfo, DeleteOutcome, NewObject, ObjectLockRequest, ReadHandle, VerifiedChecksum};
 pub use rotate::{rotate_master_key, Rotation};
-pub use tenants::{new_id, Erasure, ADMIN_USER};
+pub use tenants::Erasure;
 pub use topology::ClusterNode;
 
 // The record types protocol crates read, so that they depend on the engine only.
@@ -271,11 +273,7 @@ impl Engine {
         &self,
         f: impl FnOnce(&MetaStore) -> Result<T, coffre_meta::MetaError> + Send + 'static,
     ) -> EngineResult<T> {
-        let (meta, note) = (self.meta.clone(), audit_notes::current_note());
-        tokio::task::spawn_blocking(move || coffre_meta::with_audit_note(note, || f(&meta)))
-            .await
-            .map_err(|e| EngineError::Internal(format!("metadata task: {e}")))?
-            .map_err(EngineError::from)
+        Ok(self.meta.call(f).await?)
     }
 
     /// Applies a metadata command on a blocking thread, with the current request's audit note;
@@ -284,10 +282,7 @@ impl Engine {
         &self,
         cmd: coffre_meta::MetaCommand,
     ) -> EngineResult<Result<coffre_meta::Outcome, coffre_meta::MetaError>> {
-        let (meta, note) = (self.meta.clone(), audit_notes::current_note());
-        tokio::task::spawn_blocking(move || coffre_meta::with_audit_note(note, || meta.apply(cmd)))
-            .await
-            .map_err(|e| EngineError::Internal(format!("metadata task: {e}")))
+        Ok(self.meta.call(move |m| Ok(m.apply(cmd))).await?)
     }
 
     /// Refuses to handle a bucket's data here if this gateway is outside its policy.

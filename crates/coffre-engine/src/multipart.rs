@@ -161,7 +161,7 @@ impl Engine {
         for attempt in 1..=ATTEMPTS {
             let up = self.upload(bucket, key, id)?;
             let (record, done) = self.completion(bucket, key, id, &up, req)?;
-            let cmd = MetaCommand::CompleteUpload {
+            let cmd = MetaCommand::CompleteUpload(coffre_meta::CompleteUpload {
                 bucket: bucket.to_string(),
                 key: key.as_bytes().to_vec(),
                 id: *id,
@@ -169,7 +169,7 @@ impl Engine {
                 record,
                 condition: condition.clone(),
                 now_ms: now_millis(),
-            };
+            });
             match self.meta_apply(cmd).await? {
                 Ok(Outcome::Object(Some(rec))) => {
                     return Ok(CompletedUpload {

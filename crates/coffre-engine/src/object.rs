@@ -327,14 +327,14 @@ impl Engine {
             new.condition,
             new.lock,
         )?;
-        let cmd = MetaCommand::CommitInlineObject {
+        let cmd = MetaCommand::CommitInlineObject(coffre_meta::CommitInlineObject {
             bucket: bucket.to_string(),
             key: key.as_bytes().to_vec(),
             record: record.clone(),
             packages,
             condition: condition.clone(),
             now_ms: now_millis(),
-        };
+        });
         match self.meta_apply(cmd).await? {
             Ok(Outcome::Object(Some(committed))) => Ok(committed),
             Ok(_) => Ok(record),
@@ -407,14 +407,14 @@ impl Engine {
             new.condition,
             new.lock,
         )?;
-        let cmd = MetaCommand::CommitObject {
+        let cmd = MetaCommand::CommitObject(coffre_meta::CommitObject {
             bucket: bucket.to_string(),
             key: key.as_bytes().to_vec(),
             record: record.clone(),
             layouts: vec![(info.version, layout)],
             condition: condition.clone(),
             now_ms: now_millis(),
-        };
+        });
         match self.meta_apply(cmd).await? {
             Ok(Outcome::Object(Some(committed))) => Ok(committed),
             Ok(_) => Ok(record),
@@ -677,7 +677,7 @@ impl Engine {
         change: VersionChange,
         bypass_governance: bool,
     ) -> EngineResult<ObjectRecord> {
-        let cmd = MetaCommand::UpdateVersion {
+        let cmd = MetaCommand::UpdateVersion(coffre_meta::UpdateVersion {
             bucket: bucket.to_string(),
             key: key.as_bytes().to_vec(),
             sel,
@@ -685,7 +685,7 @@ impl Engine {
             change,
             bypass_governance,
             now_ms: now_millis(),
-        };
+        });
         match self.meta_call(move |m| m.apply(cmd)).await? {
             Outcome::Object(Some(rec)) => Ok(rec),
             other => Err(EngineError::Internal(format!("UpdateVersion answered {other:?}"))),
@@ -702,7 +702,7 @@ impl Engine {
         version: &VersionId,
         attrs: &SealedAttrs,
     ) -> EngineResult<Option<ObjectRecord>> {
-        let cmd = MetaCommand::UpdateVersion {
+        let cmd = MetaCommand::UpdateVersion(coffre_meta::UpdateVersion {
             bucket: bucket.to_string(),
             key: key.as_bytes().to_vec(),
             sel,
@@ -713,7 +713,7 @@ impl Engine {
             },
             bypass_governance: false,
             now_ms: now_millis(),
-        };
+        });
         match self.meta_call(move |m| m.apply(cmd)).await? {
             Outcome::Object(rec) => Ok(rec),
             other => Err(EngineError::Internal(format!("UpdateVersion answered {other:?}"))),

@@ -39,7 +39,7 @@ pub fn rotate_master_key(meta: &MetaStore, keys: &Keyring) -> EngineResult<Rotat
         tenant_keys.insert(name.clone(), keys.unwrap_tenant_key(&t.kek, &name).map_err(fail)?);
     }
     let access_keys = meta.rewrite_access_keys(|id, k| {
-        let aad = crate::tenants::access_key_aad(id);
+        let aad = coffre_crypto::access_key_aad(id);
         let plain = keys.open(&aad, &k.secret).map_err(fail)?;
         k.secret = keys.seal(&aad, &plain);
         Ok(true)

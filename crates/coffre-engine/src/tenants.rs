@@ -1,12 +1,10 @@
 //! Tenants as the engine sees them: each owns buckets and a key-encryption key (KEK) that
-//! wraps the data keys of its objects; identity records (users, keys, roles) go through
-//! `IamCommand`s; secrets are sealed under the master key; erasure destroys the KEK.
+//! wraps the data keys of its objects; erasure empties their buckets and destroys the KEK.
+//! (Identities — users, keys, roles — are `coffre-iam`'s.)
 
 use crate::{Engine, EngineError, EngineResult};
 use coffre_crypto::{DataKey, TenantKey};
-use coffre_meta::{
-    AccessKeyRecord, IamCommand, MetaCommand, NewTenant, Outcome, Quota, TenantRecord, Usage, UserRecord, VersionSel,
-};
+use coffre_meta::{IamCommand, MetaCommand, Outcome, Quota, Usage, VersionSel};
 use coffre_types::now_millis;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,81 +29,13 @@ pub struct Erasure {
     pub bytes: u64,
 }
 
-/// The tenant's admin user's name.
-pub const ADMIN_USER: &str = "admin";
-
-/// A fresh IAM-style id: a prefix (`AIDA` users, `AROA` roles) and 16 upper-case hex digits.
-pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}{}", hex::encode_upper(coffre_types::random_bytes::<8>()))
-}
-
 /// Objects deleted per batch when a tenant is erased by force.
 const ERASE_BATCH: usize = 500;
 
-pub(crate) fn access_key_aad(id: &str) -> Vec<u8> {
-    [b"coffre access key secret v1:".as_slice(), id.as_bytes()].concat()
-}
-
 impl Engine {
-    /// Applies an identity command on a blocking thread.
-    pub async fn iam_apply(&self, cmd: IamCommand) -> EngineResult<()> {
+    /// Applies an identity command on a blocking thread (what an erasure does to identities).
+    async fn iam_apply(&self, cmd: IamCommand) -> EngineResult<()> {
         self.meta_call(move |m| m.apply(MetaCommand::Iam(cmd)).map(drop)).await
-    }
-
-    /// A secret (an access key's) sealed under the master key, bound to its key id.
-    pub fn seal_secret(&self, id: &str, secret: &str) -> Vec<u8> {
-        self.keys.seal(&access_key_aad(id), secret.as_bytes())
-    }
-
-    pub fn open_secret(&self, id: &str, sealed: &[u8]) -> EngineResult<String> {
-        let plain = self
-            .keys
-            .open(&access_key_aad(id), sealed)
-            .map_err(|e| EngineError::Corrupt(format!("the secret of access key {id} is unreadable: {e}")))?;
-        String::from_utf8(plain).map_err(|_| EngineError::Corrupt(format!("the secret of access key {id}")))
-    }
-
-    /// Seals a value that only this store reads back (STS session tokens), bound to `aad`.
-    pub fn seal_value(&self, aad: &[u8], plain: &[u8]) -> Vec<u8> {
-        self.keys.seal(aad, plain)
-    }
-
-    /// Opens what `seal_value` sealed with the same `aad`; `None` if it was not.
-    pub fn open_value(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
-        self.keys.open(aad, sealed).ok()
-    }
-
-    /// Creates a tenant with a fresh key-encryption key, its admin user and the admin's
-    /// first access key.
-    pub async fn create_tenant(&self, name: &str, quota: Quota, access_key: &str, secret: &str) -> EngineResult<()> {
-        let kek = TenantKey::random();
-        let now = now_millis();
-        let cmd = IamCommand::CreateTenant(Box::new(NewTenant {
-            name: name.to_string(),
-            record: TenantRecord {
-                created_ms: now,
-                kek: self.keys.wrap_tenant_key(&kek, name),
-                quota,
-                oidc: None,
-            },
-            admin_user: ADMIN_USER.to_string(),
-            admin: UserRecord {
-                id: new_id("AIDA"),
-                created_ms: now,
-                admin: true,
-                policies: vec![],
-            },
-            access_key: access_key.to_string(),
-            key: AccessKeyRecord {
-                tenant: name.to_string(),
-                user: ADMIN_USER.to_string(),
-                secret: self.seal_secret(access_key, secret),
-                created_ms: now,
-                enabled: true,
-                expires_ms: None,
-            },
-        }));
-        self.iam_apply(cmd).await
     }
 
     /// A tenant's key-encryption key, unwrapped (cached while the metadata generation holds).

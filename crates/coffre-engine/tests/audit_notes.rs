@@ -3,17 +3,23 @@
 //! only once (`coffre_engine::audit_notes`).
 
 use coffre_engine::audit::Event;
-use coffre_engine::{AuditOptions, Engine, EngineConfig, Quota};
+use coffre_engine::{AuditOptions, BucketRecord, Engine, EngineConfig};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-fn engine(dir: &Path) -> Arc<Engine> {
+async fn engine(dir: &Path) -> Arc<Engine> {
     let meta = Arc::new(coffre_meta::MetaStore::open(&dir.join("meta")).unwrap());
     let keys = Arc::new(coffre_crypto::Keyring::new(
         coffre_crypto::MasterKey::from_bytes([7; 32]),
         vec![],
     ));
+    if meta.get_tenant(coffre_engine::DEFAULT_TENANT).unwrap().is_none() {
+        let iam = coffre_iam::Iam::new(meta.clone(), keys.clone());
+        iam.ensure_root(coffre_engine::DEFAULT_TENANT, "ROOTKEY", "root-secret-secret")
+            .await
+            .unwrap();
+    }
     let (engine, _damaged) = Engine::new(meta, vec![], None, keys, EngineConfig::default());
     engine
         .open_audit(AuditOptions {
@@ -28,25 +34,32 @@ fn engine(dir: &Path) -> Arc<Engine> {
     engine
 }
 
-/// A request creating tenant `name` in an audit scope, which appends its entry only if
+fn bucket() -> BucketRecord {
+    BucketRecord {
+        created_ms: 0,
+        region: "fr-par".into(),
+        countries: vec!["FR".into()],
+        failure_domain: "node".into(),
+        scheme: coffre_types::Scheme::DEFAULT,
+        tenant: coffre_engine::DEFAULT_TENANT.into(),
+    }
+}
+
+/// A request creating bucket `name` in an audit scope, which appends its entry only if
 /// `answered` (else the process "stops" between the commit and the entry).
-async fn create_tenant(engine: &Arc<Engine>, id: &str, name: &str, answered: bool) {
+async fn create_bucket(engine: &Arc<Engine>, id: &str, name: &str, answered: bool) {
     let scope = engine.audit_scope(id).expect("an audit log");
-    let mut e = Event::now("admin:TenantsCreate", "operator");
+    let mut e = Event::now("CreateBucket", "arn:aws:iam::default:user/admin");
     e.request_id = id.to_string();
-    e.detail = Some(format!("POST /v1/tenants?name={name}"));
+    e.bucket = name.to_string();
     let draft = e.clone();
     scope
         .run(async {
             coffre_engine::audit_notes::draft(&draft);
-            engine
-                .create_tenant(name, Quota::default(), &format!("AK{name}"), "secret-secret-secret")
-                .await
-                .unwrap();
+            engine.create_bucket(name, bucket()).await.unwrap();
         })
         .await;
     if answered {
-        e.status = 201;
         scope.append(vec![e]).await.unwrap();
     }
 }
@@ -69,21 +82,19 @@ async fn entries(engine: &Arc<Engine>) -> HashMap<String, Vec<u64>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_whose_entry_was_cut_off_gets_it_once() {
     let dir = tempfile::tempdir().unwrap();
-    let e = engine(dir.path());
+    let e = engine(dir.path()).await;
     // Answered: its entry is written by the request; cut off: none is.
-    create_tenant(&e, "REQ-ANSWERED", "answered", true).await;
-    create_tenant(&e, "REQ-CUT", "cut", false).await;
+    create_bucket(&e, "REQ-ANSWERED", "answered", true).await;
+    create_bucket(&e, "REQ-CUT", "cut", false).await;
     // Written to the log, but the process stopped before it knew (not marked written).
     let scope = e.audit_scope("REQ-UNMARKED").unwrap();
-    let mut written = Event::now("admin:TenantsCreate", "operator");
+    let mut written = Event::now("CreateBucket", "arn:aws:iam::default:user/admin");
     written.request_id = "REQ-UNMARKED".into();
     let draft = written.clone();
     scope
         .run(async {
             coffre_engine::audit_notes::draft(&draft);
-            e.create_tenant("unmarked", Quota::default(), "AKunmarked", "secret-secret-secret")
-                .await
-                .unwrap();
+            e.create_bucket("unmarked", bucket()).await.unwrap();
         })
         .await;
     e.audit().unwrap().append(written).await.unwrap();
@@ -109,7 +120,7 @@ async fn a_change_whose_entry_was_cut_off_gets_it_once() {
         "every note is settled"
     );
     let by_id = entries(&e).await;
-    assert_eq!(by_id["REQ-ANSWERED"], vec![201]);
+    assert_eq!(by_id["REQ-ANSWERED"], vec![200]);
     assert_eq!(by_id["REQ-CUT"], vec![0], "recovered, its answer unknown");
     assert_eq!(by_id["REQ-UNMARKED"], vec![200], "not written twice");
     assert!(!by_id.contains_key("REQ-READ"));
@@ -117,7 +128,10 @@ async fn a_change_whose_entry_was_cut_off_gets_it_once() {
     let found = coffre_engine::audit::search(&log.dir, &Default::default()).unwrap();
     let cut = found.iter().find(|f| f.event.request_id == "REQ-CUT").unwrap();
     assert!(cut.event.detail.as_deref().unwrap().contains("recovered"));
-    assert_eq!(cut.event.op, "admin:TenantsCreate");
+    assert_eq!(
+        (cut.event.op.as_str(), cut.event.bucket.as_str()),
+        ("CreateBucket", "cut")
+    );
     assert_eq!(
         e.settle_audit_notes().await.unwrap(),
         0,
@@ -130,17 +144,17 @@ async fn a_change_whose_entry_was_cut_off_gets_it_once() {
 async fn a_note_survives_a_restart_and_is_settled_by_the_next_process() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let e = engine(dir.path());
-        create_tenant(&e, "REQ-BEFORE-STOP", "stopped", false).await;
-        create_tenant(&e, "REQ-DONE", "done", true).await;
+        let e = engine(dir.path()).await;
+        create_bucket(&e, "REQ-BEFORE-STOP", "stopped", false).await;
+        create_bucket(&e, "REQ-DONE", "done", true).await;
         e.audit().unwrap().close().await;
     }
-    let e = engine(dir.path());
+    let e = engine(dir.path()).await;
     assert_eq!(e.meta().audit_notes("server", 100).unwrap().len(), 2);
     assert_eq!(e.settle_audit_notes().await.unwrap(), 1);
     let by_id = entries(&e).await;
     assert_eq!(by_id["REQ-BEFORE-STOP"], vec![0]);
-    assert_eq!(by_id["REQ-DONE"], vec![201]);
+    assert_eq!(by_id["REQ-DONE"], vec![200]);
     // The chain still verifies across the recovered entry.
     let log = e.audit().unwrap().clone();
     let report = coffre_engine::audit::verify_dir(

@@ -1,7 +1,7 @@
 //! The identity layer's one error type; the S3, IAM and admin protocols map it to their
 //! codes in one place each.
 
-use coffre_engine::EngineError;
+use coffre_meta::MetaError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IamError {
@@ -31,17 +31,25 @@ pub enum IamError {
     /// The identity provider's keys could not be fetched.
     #[error("identity provider: {0}")]
     IdpCommunication(String),
+    /// A bucket that does not exist (whoever asks).
+    #[error("no such bucket")]
+    NoSuchBucket,
+    /// A sealed secret or a wrapped key that does not open.
+    #[error("corrupt: {0}")]
+    Corrupt(String),
+    /// The metadata store failed, or refused for a reason of its own.
     #[error(transparent)]
-    Engine(EngineError),
+    Meta(MetaError),
 }
 
-impl From<EngineError> for IamError {
-    fn from(e: EngineError) -> IamError {
+impl From<MetaError> for IamError {
+    fn from(e: MetaError) -> IamError {
         match e {
-            EngineError::NoSuchEntity(m) => IamError::NoSuchEntity(m),
-            EngineError::EntityExists(m) => IamError::EntityAlreadyExists(m),
-            EngineError::DeleteConflict(m) => IamError::DeleteConflict(m),
-            other => IamError::Engine(other),
+            MetaError::NoSuchEntity(m) => IamError::NoSuchEntity(m),
+            MetaError::EntityExists(m) => IamError::EntityAlreadyExists(m),
+            MetaError::DeleteConflict(m) => IamError::DeleteConflict(m),
+            MetaError::NoSuchBucket => IamError::NoSuchBucket,
+            other => IamError::Meta(other),
         }
     }
 }

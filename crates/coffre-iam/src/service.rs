@@ -7,16 +7,13 @@
 //! request.
 
 use crate::error::{IamError, IamResult};
-use crate::jwt::{self, Jwks, TokenError};
-use crate::pattern::Pattern;
+use crate::jwt::Jwks;
 use crate::policy::{Decision, Policy, PolicyKind, Request};
-use crate::principal::{role_arn, valid_tenant_name, valid_user_name, Principal};
-use crate::sts::{self, Session};
+use crate::principal::{valid_user_name, Principal};
+use crate::sts::Session;
 use crate::Context;
-use coffre_engine::{
-    AccessKeyRecord, BucketConfigKind, Engine, EngineError, IamCommand, OidcConfig, Quota, RoleRecord, Usage,
-    UserRecord,
-};
+use coffre_crypto::Keyring;
+use coffre_meta::{BucketConfigKind, IamCommand, MetaCommand, MetaStore, RoleRecord, Usage};
 use coffre_types::now_millis;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -101,8 +98,8 @@ struct BucketEntry {
     acl: Option<Policy>,
 }
 
-struct RoleEntry {
-    record: RoleRecord,
+pub(crate) struct RoleEntry {
+    pub(crate) record: RoleRecord,
     policy: Option<Policy>,
 }
 
@@ -117,7 +114,7 @@ struct Cache {
 /// Entries a cache keeps before it starts over (it only ever holds what exists).
 const MAX_CACHED: usize = 100_000;
 /// How long fetched JWKS documents are kept.
-const JWKS_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+pub(crate) const JWKS_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// What `ensure_root` found or did with the root key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,17 +153,19 @@ pub struct KeyInfo {
 }
 
 pub struct Iam {
-    engine: Arc<Engine>,
+    pub(crate) meta: Arc<MetaStore>,
+    pub(crate) keys: Arc<Keyring>,
     cache: Mutex<Cache>,
-    jwks: tokio::sync::Mutex<HashMap<String, (std::time::Instant, Arc<Jwks>)>>,
+    /// Issuers' keys fetched, by URL, with when.
+    pub(crate) jwks: tokio::sync::Mutex<HashMap<String, (std::time::Instant, Arc<Jwks>)>>,
 }
 
 /// A fresh access key id (`CF` + 18 hex digits) or secret (40 hex digits).
-fn new_access_key(prefix: &str) -> String {
+pub(crate) fn new_access_key(prefix: &str) -> String {
     format!("{prefix}{}", hex::encode_upper(coffre_types::random_bytes::<9>()))
 }
 
-fn new_secret() -> String {
+pub(crate) fn new_secret() -> String {
     hex::encode(coffre_types::random_bytes::<20>())
 }
 
@@ -174,7 +173,7 @@ fn denied() -> IamError {
     IamError::AccessDenied("Access Denied".into())
 }
 
-fn check_user_name(n: &str) -> IamResult<()> {
+pub(crate) fn check_user_name(n: &str) -> IamResult<()> {
     if valid_user_name(n) {
         Ok(())
     } else {
@@ -185,16 +184,37 @@ fn check_user_name(n: &str) -> IamResult<()> {
 }
 
 impl Iam {
-    pub fn new(engine: Arc<Engine>) -> Arc<Iam> {
+    /// The identity service over the metadata store (its records) and the keyring (which
+    /// seals secrets and session tokens, and wraps tenants' keys).
+    pub fn new(meta: Arc<MetaStore>, keys: Arc<Keyring>) -> Arc<Iam> {
         Arc::new(Iam {
-            engine,
+            meta,
+            keys,
             cache: Mutex::new(Cache::default()),
             jwks: Default::default(),
         })
     }
 
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
+    /// Applies an identity command (on a blocking thread, with the request's audit note).
+    pub(crate) async fn apply(&self, cmd: IamCommand) -> IamResult<()> {
+        Ok(self
+            .meta
+            .call(move |m| m.apply(MetaCommand::Iam(cmd)).map(drop))
+            .await?)
+    }
+
+    /// An access key's secret sealed under the master key, bound to the key's id.
+    pub(crate) fn seal_secret(&self, id: &str, secret: &str) -> Vec<u8> {
+        self.keys.seal(&coffre_crypto::access_key_aad(id), secret.as_bytes())
+    }
+
+    pub(crate) fn open_secret(&self, id: &str, sealed: &[u8]) -> IamResult<String> {
+        let corrupt = || IamError::Corrupt(format!("the secret of access key {id} is unreadable"));
+        let plain = self
+            .keys
+            .open(&coffre_crypto::access_key_aad(id), sealed)
+            .map_err(|_| corrupt())?;
+        String::from_utf8(plain).map_err(|_| corrupt())
     }
 
     /// The cache, emptied first if the metadata moved since it was filled. `generation` must
@@ -230,24 +250,18 @@ impl Iam {
     }
 
     fn key_entry(&self, access_key: &str) -> IamResult<Arc<KeyEntry>> {
-        let generation = self.engine.meta().generation();
+        let generation = self.meta.generation();
         if let Some(e) = self.cache_at(generation).keys.get(access_key) {
             return Ok(e.clone());
         }
         let unknown =
             || IamError::InvalidAccessKeyId("The AWS Access Key Id you provided does not exist in our records.".into());
-        let meta = self.engine.meta();
-        let rec = meta
-            .get_access_key(access_key)
-            .map_err(EngineError::from)?
-            .ok_or_else(unknown)?;
+        let meta = &self.meta;
+        let rec = meta.get_access_key(access_key)?.ok_or_else(unknown)?;
         if !rec.enabled {
             return Err(unknown());
         }
-        let user = meta
-            .get_user(&rec.tenant, &rec.user)
-            .map_err(EngineError::from)?
-            .ok_or_else(unknown)?;
+        let user = meta.get_user(&rec.tenant, &rec.user)?.ok_or_else(unknown)?;
         let policies = user
             .policies
             .iter()
@@ -260,7 +274,7 @@ impl Iam {
             })
             .collect();
         let entry = Arc::new(KeyEntry {
-            secret: self.engine.open_secret(access_key, &rec.secret)?,
+            secret: self.open_secret(access_key, &rec.secret)?,
             caller: Arc::new(Caller {
                 principal: Principal::User {
                     tenant: rec.tenant.clone(),
@@ -281,7 +295,7 @@ impl Iam {
     }
 
     fn resolve_session(&self, access_key: &str, token: &str) -> IamResult<(String, Arc<Caller>)> {
-        let s = Session::open(&self.engine, token)
+        let s = Session::open(&self.keys, token)
             .ok_or_else(|| IamError::InvalidToken("The provided token is malformed or otherwise invalid.".into()))?;
         if s.access_key != access_key {
             return Err(IamError::InvalidToken(
@@ -309,22 +323,16 @@ impl Iam {
         Ok((s.secret, caller))
     }
 
-    fn role_entry(&self, tenant: &str, role: &str) -> IamResult<Option<Arc<RoleEntry>>> {
-        let generation = self.engine.meta().generation();
+    pub(crate) fn role_entry(&self, tenant: &str, role: &str) -> IamResult<Option<Arc<RoleEntry>>> {
+        let generation = self.meta.generation();
         let k = (tenant.to_string(), role.to_string());
         if let Some(e) = self.cache_at(generation).roles.get(&k) {
             return Ok(Some(e.clone()));
         }
-        let Some(record) = self.engine.meta().get_role(tenant, role).map_err(EngineError::from)? else {
+        let Some(record) = self.meta.get_role(tenant, role)? else {
             return Ok(None);
         };
-        if self
-            .engine
-            .meta()
-            .get_tenant(tenant)
-            .map_err(EngineError::from)?
-            .is_none()
-        {
+        if self.meta.get_tenant(tenant)?.is_none() {
             return Ok(None);
         }
         let policy = Policy::parse(&record.policy, &PolicyKind::Identity).ok();
@@ -340,17 +348,15 @@ impl Iam {
     // ---- authorization ----
 
     fn bucket_entry(&self, bucket: &str) -> IamResult<Option<Arc<BucketEntry>>> {
-        let generation = self.engine.meta().generation();
+        let generation = self.meta.generation();
         if let Some(e) = self.cache_at(generation).buckets.get(bucket) {
             return Ok(Some(e.clone()));
         }
-        let meta = self.engine.meta();
-        let Some(rec) = meta.get_bucket(bucket).map_err(EngineError::from)? else {
+        let meta = &self.meta;
+        let Some(rec) = meta.get_bucket(bucket)? else {
             return Ok(None);
         };
-        let doc: Option<String> = meta
-            .get_bucket_config(bucket, BucketConfigKind::Policy)
-            .map_err(EngineError::from)?;
+        let doc: Option<String> = meta.get_bucket_config(bucket, BucketConfigKind::Policy)?;
         let policy = doc.and_then(|d| match Policy::parse(&d, &PolicyKind::Bucket(bucket.to_string())) {
             Ok(p) => Some(p),
             Err(e) => {
@@ -358,9 +364,7 @@ impl Iam {
                 None
             }
         });
-        let canned: Option<String> = meta
-            .get_bucket_config(bucket, BucketConfigKind::Acl)
-            .map_err(EngineError::from)?;
+        let canned: Option<String> = meta.get_bucket_config(bucket, BucketConfigKind::Acl)?;
         let acl = canned
             .and_then(|c| crate::policy::canned_acl_policy(bucket, &c))
             .and_then(|d| Policy::parse(&d, &PolicyKind::Bucket(bucket.to_string())).ok());
@@ -400,10 +404,7 @@ impl Iam {
     ) -> IamResult<()> {
         let p = &caller.principal;
         let bucket = match target {
-            Target::Bucket(b) | Target::Object(b, _) => Some(
-                self.bucket_entry(b)?
-                    .ok_or(IamError::Engine(EngineError::NoSuchBucket))?,
-            ),
+            Target::Bucket(b) | Target::Object(b, _) => Some(self.bucket_entry(b)?.ok_or(IamError::NoSuchBucket)?),
             _ => None,
         };
         let owner = bucket.as_ref().map(|b| b.owner.as_str());
@@ -473,464 +474,7 @@ impl Iam {
             Err(denied())
         }
     }
-
-    // ---- tenants (the operator's admin plane) ----
-
-    /// Creates a tenant and its admin user; returns the admin's access key and secret.
-    pub async fn create_tenant(&self, name: &str, quota: Quota) -> IamResult<(String, String)> {
-        if !valid_tenant_name(name) {
-            return Err(IamError::InvalidInput(format!(
-                "'{name}' is not a valid tenant name: 1 to 63 of a-z 0-9 -, not starting with -"
-            )));
-        }
-        let (key, secret) = (new_access_key("CF"), new_secret());
-        self.engine.create_tenant(name, quota, &key, &secret).await?;
-        Ok((key, secret))
-    }
-
-    /// Makes sure the tenant exists with `access_key` as its admin's key (the root key given
-    /// at start-up: created with its tenant on the first start, its secret updated if the
-    /// operator changed it). A root key an operator disabled stays disabled: a restart never
-    /// re-enables it. Says what it did.
-    pub async fn ensure_root(&self, tenant: &str, access_key: &str, secret: &str) -> IamResult<RootKey> {
-        let meta = self.engine.meta();
-        if meta.get_tenant(tenant).map_err(EngineError::from)?.is_none() {
-            match self
-                .engine
-                .create_tenant(tenant, Quota::default(), access_key, secret)
-                .await
-            {
-                Ok(_) => return Ok(RootKey::Created),
-                // Another gateway of the cluster created it meanwhile: check its key below.
-                Err(EngineError::EntityExists(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        match meta.get_access_key(access_key).map_err(EngineError::from)? {
-            Some(k) if k.tenant == tenant => {
-                let same = self.engine.open_secret(access_key, &k.secret)? == secret;
-                if !same {
-                    self.engine
-                        .iam_apply(IamCommand::SetAccessKeySecret {
-                            tenant: tenant.into(),
-                            id: access_key.into(),
-                            secret: self.engine.seal_secret(access_key, secret),
-                        })
-                        .await?;
-                }
-                Ok(match (k.enabled, same) {
-                    (false, _) => RootKey::Disabled,
-                    (true, true) => RootKey::Unchanged,
-                    (true, false) => RootKey::SecretChanged,
-                })
-            }
-            Some(k) => Err(IamError::EntityAlreadyExists(format!(
-                "access key {access_key} (it belongs to tenant '{}')",
-                k.tenant
-            ))),
-            None => {
-                self.engine
-                    .iam_apply(IamCommand::CreateAccessKey {
-                        id: access_key.into(),
-                        record: AccessKeyRecord {
-                            tenant: tenant.into(),
-                            user: coffre_engine::ADMIN_USER.into(),
-                            secret: self.engine.seal_secret(access_key, secret),
-                            created_ms: now_millis(),
-                            enabled: true,
-                            expires_ms: None,
-                        },
-                    })
-                    .await?;
-                Ok(RootKey::Created)
-            }
-        }
-    }
-
-    pub fn tenant_names(&self) -> IamResult<Vec<String>> {
-        Ok(self
-            .engine
-            .meta()
-            .list_tenants()
-            .map_err(EngineError::from)?
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect())
-    }
-
-    pub fn tenant_info(&self, name: &str) -> IamResult<TenantInfo> {
-        let meta = self.engine.meta();
-        let rec = meta
-            .get_tenant(name)
-            .map_err(EngineError::from)?
-            .ok_or_else(|| IamError::NoSuchEntity(format!("tenant '{name}'")))?;
-        Ok(TenantInfo {
-            tenant: name.to_string(),
-            created_ms: rec.created_ms,
-            kek_id: self.engine.tenant_key_id(name)?,
-            quota_bytes: rec.quota.bytes,
-            quota_objects: rec.quota.objects,
-            usage: meta.tenant_usage(name).map_err(EngineError::from)?,
-            buckets: meta
-                .buckets_of(name)
-                .map_err(EngineError::from)?
-                .into_iter()
-                .map(|(b, _)| b)
-                .collect(),
-            users: meta
-                .list_users(name)
-                .map_err(EngineError::from)?
-                .into_iter()
-                .map(|(u, _)| u)
-                .collect(),
-            oidc_issuer: rec.oidc.map(|o| o.issuer),
-        })
-    }
-
-    pub async fn set_tenant_quota(&self, tenant: &str, quota: Quota) -> IamResult<()> {
-        Ok(self
-            .engine
-            .iam_apply(IamCommand::SetTenantQuota {
-                name: tenant.into(),
-                quota,
-            })
-            .await?)
-    }
-
-    /// Deletes a tenant that owns no bucket; with `erase`, empties and deletes its buckets
-    /// first (`force`: even if they hold objects) and reports what its key made unreadable.
-    pub async fn delete_tenant(&self, name: &str, erase: bool, force: bool) -> IamResult<coffre_engine::Erasure> {
-        if !erase {
-            let kek_id = self.engine.tenant_key_id(name)?;
-            self.engine
-                .iam_apply(IamCommand::DeleteTenant { name: name.into() })
-                .await
-                .map_err(|e| match e {
-                    EngineError::DeleteConflict(m) => {
-                        IamError::DeleteConflict(format!("{m}: delete them first, or use --erase"))
-                    }
-                    other => other.into(),
-                })?;
-            return Ok(coffre_engine::Erasure {
-                tenant: name.into(),
-                kek_id,
-                erased_ms: now_millis(),
-                buckets: vec![],
-                objects: 0,
-                bytes: 0,
-            });
-        }
-        match self.engine.erase_tenant(name, force).await {
-            Err(EngineError::BucketNotEmpty) => Err(IamError::DeleteConflict(format!(
-                "the buckets of tenant '{name}' hold objects: empty them first, or add --force"
-            ))),
-            other => Ok(other?),
-        }
-    }
-
-    /// Sets (or removes) a tenant's OpenID Connect issuer, after checking it.
-    pub async fn set_oidc(&self, tenant: &str, oidc: Option<OidcConfig>) -> IamResult<()> {
-        if let Some(o) = &oidc {
-            if o.issuer.is_empty() || o.audience.is_empty() {
-                return Err(IamError::InvalidInput("an issuer and an audience are needed".into()));
-            }
-            match (&o.jwks, &o.jwks_url) {
-                (Some(doc), None) => {
-                    Jwks::parse(doc).map_err(IamError::InvalidInput)?;
-                }
-                (None, Some(url)) if url.starts_with("https://") => {}
-                _ => {
-                    return Err(IamError::InvalidInput(
-                        "give the issuer's keys inline (jwks) or where to fetch them over HTTPS (jwks_url, https://)"
-                            .into(),
-                    ))
-                }
-            }
-        }
-        Ok(self
-            .engine
-            .iam_apply(IamCommand::SetTenantOidc {
-                name: tenant.into(),
-                oidc,
-            })
-            .await?)
-    }
-
-    // ---- users, keys, policies (the operator's plane and the tenant's IAM API) ----
-
-    pub async fn create_user(&self, tenant: &str, name: &str) -> IamResult<UserRecord> {
-        check_user_name(name)?;
-        let record = UserRecord {
-            id: coffre_engine::new_id("AIDA"),
-            created_ms: now_millis(),
-            admin: false,
-            policies: vec![],
-        };
-        self.engine
-            .iam_apply(IamCommand::CreateUser {
-                tenant: tenant.into(),
-                name: name.into(),
-                record: record.clone(),
-            })
-            .await?;
-        Ok(record)
-    }
-
-    pub fn user(&self, tenant: &str, name: &str) -> IamResult<UserRecord> {
-        self.engine
-            .meta()
-            .get_user(tenant, name)
-            .map_err(EngineError::from)?
-            .ok_or_else(|| IamError::NoSuchEntity(format!("user '{name}'")))
-    }
-
-    pub fn users(&self, tenant: &str) -> IamResult<Vec<(String, UserRecord)>> {
-        Ok(self.engine.meta().list_users(tenant).map_err(EngineError::from)?)
-    }
-
-    /// Deletes a user; `with_keys`: its access keys too (else it must have none).
-    pub async fn delete_user(&self, tenant: &str, name: &str, with_keys: bool) -> IamResult<()> {
-        Ok(self
-            .engine
-            .iam_apply(IamCommand::DeleteUser {
-                tenant: tenant.into(),
-                name: name.into(),
-                with_keys,
-            })
-            .await?)
-    }
-
-    /// A new access key for a user: (id, secret). The secret is shown once, stored sealed.
-    pub async fn create_key(&self, tenant: &str, user: &str, expires_ms: Option<u64>) -> IamResult<(String, String)> {
-        let (id, secret) = (new_access_key("CF"), new_secret());
-        self.engine
-            .iam_apply(IamCommand::CreateAccessKey {
-                id: id.clone(),
-                record: AccessKeyRecord {
-                    tenant: tenant.into(),
-                    user: user.into(),
-                    secret: self.engine.seal_secret(&id, &secret),
-                    created_ms: now_millis(),
-                    enabled: true,
-                    expires_ms,
-                },
-            })
-            .await?;
-        Ok((id, secret))
-    }
-
-    pub async fn set_key_enabled(&self, tenant: &str, id: &str, enabled: bool) -> IamResult<()> {
-        Ok(self
-            .engine
-            .iam_apply(IamCommand::SetAccessKeyEnabled {
-                tenant: tenant.into(),
-                id: id.into(),
-                enabled,
-            })
-            .await?)
-    }
-
-    pub async fn delete_key(&self, tenant: &str, id: &str) -> IamResult<()> {
-        Ok(self
-            .engine
-            .iam_apply(IamCommand::DeleteAccessKey {
-                tenant: tenant.into(),
-                id: id.into(),
-            })
-            .await?)
-    }
-
-    /// A user's keys (`user == None`: every user's of the tenant).
-    pub fn keys(&self, tenant: &str, user: Option<&str>) -> IamResult<Vec<KeyInfo>> {
-        if let Some(u) = user {
-            self.user(tenant, u)?;
-        }
-        Ok(self
-            .engine
-            .meta()
-            .list_access_keys(tenant, user)
-            .map_err(EngineError::from)?
-            .into_iter()
-            .map(|(id, k)| KeyInfo {
-                access_key: id,
-                user: k.user,
-                enabled: k.enabled,
-                created_ms: k.created_ms,
-                expires_ms: k.expires_ms,
-            })
-            .collect())
-    }
-
-    /// Sets an inline policy of a user, once it parses; `None` removes it.
-    pub async fn put_user_policy(&self, tenant: &str, user: &str, name: &str, doc: Option<&str>) -> IamResult<()> {
-        check_user_name(name)?;
-        if let Some(d) = doc {
-            Policy::parse(d, &PolicyKind::Identity).map_err(IamError::MalformedPolicy)?;
-        }
-        Ok(self
-            .engine
-            .iam_apply(IamCommand::PutUserPolicy {
-                tenant: tenant.into(),
-                user: user.into(),
-                name: name.into(),
-                document: doc.map(str::to_string),
-            })
-            .await?)
-    }
-
-    // ---- roles and web identity federation ----
-
-    /// Creates or replaces a role whose sessions get `policy`, for web identities whose
-    /// token carries every claim of `claims` (`(name, pattern)`).
-    pub async fn put_role(
-        &self,
-        tenant: &str,
-        name: &str,
-        policy: &str,
-        claims: Vec<(String, String)>,
-        max_session_secs: Option<u32>,
-    ) -> IamResult<RoleRecord> {
-        check_user_name(name)?;
-        Policy::parse(policy, &PolicyKind::Identity).map_err(IamError::MalformedPolicy)?;
-        let max = max_session_secs.unwrap_or(sts::DEFAULT_MAX_SESSION_SECS);
-        if !(sts::MIN_SESSION_SECS..=sts::MAX_SESSION_SECS).contains(&max) {
-            return Err(IamError::InvalidInput(format!(
-                "a role's longest session is between {} and {} seconds",
-                sts::MIN_SESSION_SECS,
-                sts::MAX_SESSION_SECS
-            )));
-        }
-        let id = match self.engine.meta().get_role(tenant, name).map_err(EngineError::from)? {
-            Some(r) => r.id,
-            None => coffre_engine::new_id("AROA"),
-        };
-        let record = RoleRecord {
-            id,
-            created_ms: now_millis(),
-            policy: policy.to_string(),
-            claims,
-            max_session_secs: max,
-        };
-        self.engine
-            .iam_apply(IamCommand::PutRole {
-                tenant: tenant.into(),
-                name: name.into(),
-                record: record.clone(),
-            })
-            .await?;
-        Ok(record)
-    }
-
-    pub async fn delete_role(&self, tenant: &str, name: &str) -> IamResult<()> {
-        Ok(self
-            .engine
-            .iam_apply(IamCommand::DeleteRole {
-                tenant: tenant.into(),
-                name: name.into(),
-            })
-            .await?)
-    }
-
-    pub fn roles(&self, tenant: &str) -> IamResult<Vec<(String, RoleRecord)>> {
-        Ok(self.engine.meta().list_roles(tenant).map_err(EngineError::from)?)
-    }
-
-    /// `AssumeRoleWithWebIdentity`: checks the token against the role's tenant's issuer and
-    /// the role's claims, and opens a session of `duration_secs` (default one hour).
-    pub async fn assume_role_with_web_identity(
-        &self,
-        role: &str,
-        token: &str,
-        session_name: &str,
-        duration_secs: Option<u32>,
-    ) -> IamResult<(Session, String)> {
-        let (tenant, role_name) = role
-            .strip_prefix("arn:aws:iam::")
-            .and_then(|r| r.split_once(":role/"))
-            .filter(|(t, r)| valid_tenant_name(t) && valid_user_name(r))
-            .ok_or_else(|| {
-                IamError::InvalidInput(format!("'{role}' is not a role ARN (arn:aws:iam::TENANT:role/NAME)"))
-            })?;
-        if !(2..=64).contains(&session_name.len()) || !valid_user_name(session_name) {
-            return Err(IamError::InvalidInput(
-                "RoleSessionName is 2 to 64 of A-Z a-z 0-9 + = , . @ _ -".into(),
-            ));
-        }
-        let not_authorized =
-            || IamError::AccessDenied("Not authorized to perform sts:AssumeRoleWithWebIdentity".into());
-        // The token is checked before the role is looked up, so that an unauthenticated
-        // caller learns nothing of which roles exist: without a token of the tenant's
-        // issuer, every role (and a tenant without an issuer, or none) answers alike.
-        let no_issuer = || IamError::InvalidIdentityToken("No OpenID Connect issuer trusts this token".into());
-        let oidc = self
-            .engine
-            .meta()
-            .get_tenant(tenant)
-            .map_err(EngineError::from)?
-            .and_then(|t| t.oidc)
-            .ok_or_else(no_issuer)?;
-        let jwks = self.jwks_of(&oidc).await?;
-        let now = (now_millis() / 1000) as i64;
-        let claims = jwt::verify(token, &jwks, &oidc.issuer, &oidc.audience, now).map_err(|e| match e {
-            TokenError::Expired => IamError::ExpiredToken("Token is expired".into()),
-            TokenError::Invalid(m) => IamError::InvalidIdentityToken(m),
-        })?;
-        let entry = self.role_entry(tenant, role_name)?.ok_or_else(not_authorized)?;
-        let ctx = Context::default();
-        for (claim, pattern) in &entry.record.claims {
-            let p = Pattern::parse(pattern, false).map_err(IamError::InvalidInput)?;
-            if !claims.values(claim).iter().any(|v| p.matches(v, &ctx, false)) {
-                return Err(not_authorized());
-            }
-        }
-        let duration = duration_secs.unwrap_or(sts::DEFAULT_MAX_SESSION_SECS.min(entry.record.max_session_secs));
-        if duration < sts::MIN_SESSION_SECS || duration > entry.record.max_session_secs {
-            return Err(IamError::InvalidInput(format!(
-                "DurationSeconds must be between {} and {} for this role",
-                sts::MIN_SESSION_SECS,
-                entry.record.max_session_secs
-            )));
-        }
-        let session = Session {
-            access_key: new_access_key("ASIA"),
-            secret: new_secret(),
-            tenant: tenant.into(),
-            role: role_name.into(),
-            role_id: entry.record.id.clone(),
-            session: session_name.into(),
-            subject: claims.subject().unwrap_or_default().to_string(),
-            expires_ms: now_millis().saturating_add(duration as u64 * 1000),
-        };
-        let token = session.token(&self.engine);
-        Ok((session, token))
-    }
-
-    /// The issuer's keys: inline, or fetched (and kept for a while).
-    async fn jwks_of(&self, oidc: &OidcConfig) -> IamResult<Arc<Jwks>> {
-        if let Some(doc) = &oidc.jwks {
-            return Ok(Arc::new(Jwks::parse(doc).map_err(IamError::IdpCommunication)?));
-        }
-        let url = oidc
-            .jwks_url
-            .as_deref()
-            .ok_or_else(|| IamError::IdpCommunication("the tenant's issuer has no keys configured".into()))?;
-        let mut cache = self.jwks.lock().await;
-        if let Some((at, k)) = cache.get(url) {
-            if at.elapsed() < JWKS_TTL {
-                return Ok(k.clone());
-            }
-        }
-        let doc = crate::fetch::get(url).await.map_err(IamError::IdpCommunication)?;
-        let k = Arc::new(Jwks::parse(&doc).map_err(IamError::IdpCommunication)?);
-        if cache.len() >= 1000 {
-            cache.clear();
-        }
-        cache.insert(url.to_string(), (std::time::Instant::now(), k.clone()));
-        Ok(k)
-    }
-
-    /// The ARN of a role of a tenant.
-    pub fn role_arn(tenant: &str, role: &str) -> String {
-        role_arn(tenant, role)
-    }
 }
+
+#[cfg(test)]
+mod tests;

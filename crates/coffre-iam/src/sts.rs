@@ -3,7 +3,7 @@
 //! request without looking anything up, and nobody can make or alter one without the key.
 
 use base64::Engine as _;
-use coffre_engine::Engine;
+use coffre_crypto::Keyring;
 use serde::{Deserialize, Serialize};
 
 /// Shortest and longest session a caller may ask for (as AWS), in seconds.
@@ -32,22 +32,22 @@ pub struct Session {
 
 impl Session {
     /// The session token that carries this session.
-    pub fn token(&self, engine: &Engine) -> String {
+    pub fn token(&self, keys: &Keyring) -> String {
         let plain = serde_json::to_vec(self).expect("a session serializes");
         format!(
             "{TOKEN_PREFIX}{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(engine.seal_value(SESSION_AAD, &plain))
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(keys.seal(SESSION_AAD, &plain))
         )
     }
 
     /// The session a token carries, if this store made it (whatever its expiry).
-    pub fn open(engine: &Engine, token: &str) -> Option<Session> {
+    pub fn open(keys: &Keyring, token: &str) -> Option<Session> {
         if token.len() > MAX_SESSION_TOKEN {
             return None;
         }
         let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(token.strip_prefix(TOKEN_PREFIX)?)
             .ok()?;
-        serde_json::from_slice(&engine.open_value(SESSION_AAD, &sealed)?).ok()
+        serde_json::from_slice(&keys.open(SESSION_AAD, &sealed).ok()?).ok()
     }
 }

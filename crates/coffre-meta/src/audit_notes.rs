@@ -29,8 +29,37 @@ pub struct AuditNote {
     pub after_entry: u64,
 }
 
+/// Where the audit note of the request a task serves comes from (the gateway's audit scope):
+/// the note its changes carry, once it has a draft.
+pub trait NoteSource: Send + Sync {
+    /// The note a change about to be applied carries (`None`: no draft yet).
+    fn note(&self) -> Option<AuditNote>;
+    /// The entry as known now (the audit event's JSON).
+    fn set_draft(&self, draft: Vec<u8>);
+}
+
+tokio::task_local! {
+    /// The request the current task serves.
+    static SOURCE: Arc<dyn NoteSource>;
+}
+
 thread_local! {
     static CURRENT: RefCell<Option<Arc<AuditNote>>> = const { RefCell::new(None) };
+}
+
+/// Runs `fut` (a request's handling) with `source` giving its changes their notes.
+pub async fn noting<F: std::future::Future>(source: Arc<dyn NoteSource>, fut: F) -> F::Output {
+    SOURCE.scope(source, fut).await
+}
+
+/// Gives the current task's request its draft entry (no-op outside a request).
+pub fn set_draft(draft: Vec<u8>) {
+    let _ = SOURCE.try_with(|s| s.set_draft(draft));
+}
+
+/// The note of the request the current task serves, if it has one.
+pub fn task_note() -> Option<Arc<AuditNote>> {
+    SOURCE.try_with(|s| s.note()).ok().flatten().map(Arc::new)
 }
 
 /// Runs `f` with `note` attached to every change it applies on this thread.
@@ -52,6 +81,19 @@ pub(crate) fn current() -> Option<Arc<AuditNote>> {
 }
 
 impl MetaStore {
+    /// Runs a metadata call on a blocking thread (RocksDB writes wait for an fsync, which must
+    /// not stall the async workers serving other requests); the changes it applies carry the
+    /// current task's audit note.
+    pub async fn call<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&MetaStore) -> Result<T, MetaError> + Send + 'static,
+    ) -> Result<T, MetaError> {
+        let (meta, note) = (self.clone(), task_note());
+        tokio::task::spawn_blocking(move || with_audit_note(note, || f(&meta)))
+            .await
+            .map_err(|e| MetaError::Unavailable(format!("metadata task: {e}")))?
+    }
+
     /// Up to `limit` notes of `origin`'s requests, in id order.
     pub fn audit_notes(&self, origin: &str, limit: usize) -> Result<Vec<AuditNote>, MetaError> {
         let prefix = keys::audit_note_prefix(origin);

@@ -18,9 +18,10 @@ pub mod records;
 pub mod replica;
 mod versions;
 
-pub use audit_notes::{with_audit_note, AuditNote};
+pub use audit_notes::{noting, set_draft, task_note, with_audit_note, AuditNote, NoteSource};
 pub use commands::{
-    DeleteGuard, DeleteResult, DeleteTarget, MetaCommand, Outcome, VersionChange, VersioningChange, WriteCondition,
+    CommitInlineObject, CommitObject, CommitPart, CompleteUpload, DeleteGuard, DeleteResult, DeleteTarget, MetaCommand,
+    Outcome, UpdateVersion, VersionChange, VersioningChange, WriteCondition,
 };
 pub use iam::{IamCommand, NewTenant, Usage};
 pub use leases::ReadLease;
@@ -30,7 +31,7 @@ pub use records::{
     GcRecord, IntentRecord, LayoutRecord, LifecycleConfig, LifecycleExpiration, LifecycleFilter, LifecycleRule,
     LockMode, NodeRecord, NoncurrentExpiration, ObjectRecord, OidcConfig, OwnershipConfig, PartData, PartInfo, Quota,
     Retention, RoleRecord, SealedAttrs, TenantRecord, UploadPartRecord, UploadRecord, UserRecord, VersionSel,
-    VersionState, VersioningConfig, VersioningStatus, DEFAULT_TENANT,
+    VersionState, VersioningConfig, VersioningStatus, ADMIN_USER, DEFAULT_TENANT,
 };
 pub use versions::{Place, VersionEntry};
 
@@ -557,14 +558,14 @@ impl MetaStore {
         rec: &ObjectRecord,
         layouts: &[(VersionId, LayoutRecord)],
     ) -> Result<(), MetaError> {
-        self.apply(MetaCommand::CommitObject {
+        self.apply(MetaCommand::CommitObject(crate::CommitObject {
             bucket: bucket.into(),
             key: key.to_vec(),
             record: rec.clone(),
             layouts: layouts.to_vec(),
             condition: WriteCondition::default(),
             now_ms: coffre_types::now_millis(),
-        })
+        }))
         .map(drop)
     }
 
@@ -600,7 +601,7 @@ impl MetaStore {
         part: &UploadPartRecord,
         layout: &LayoutRecord,
     ) -> Result<(), MetaError> {
-        self.apply(MetaCommand::CommitPart {
+        self.apply(MetaCommand::CommitPart(crate::CommitPart {
             bucket: bucket.into(),
             key: key.to_vec(),
             id: *id,
@@ -608,7 +609,7 @@ impl MetaStore {
             part: part.clone(),
             layout: layout.clone(),
             now_ms: coffre_types::now_millis(),
-        })
+        }))
         .map(drop)
     }
 
@@ -622,7 +623,7 @@ impl MetaStore {
         numbers: &[u32],
         rec: &ObjectRecord,
     ) -> Result<(), MetaError> {
-        self.apply(MetaCommand::CompleteUpload {
+        self.apply(MetaCommand::CompleteUpload(crate::CompleteUpload {
             bucket: bucket.into(),
             key: key.to_vec(),
             id: *id,
@@ -630,7 +631,7 @@ impl MetaStore {
             record: rec.clone(),
             condition: WriteCondition::default(),
             now_ms: coffre_types::now_millis(),
-        })
+        }))
         .map(drop)
     }
 

@@ -36,6 +36,8 @@ pub struct BucketRecord {
 
 /// The tenant of buckets written before tenants existed.
 pub const DEFAULT_TENANT: &str = "default";
+/// The name of a tenant's admin user.
+pub const ADMIN_USER: &str = "admin";
 
 /// A bucket record as the first format wrote it, before tenants.
 #[derive(Deserialize)]

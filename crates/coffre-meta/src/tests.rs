@@ -293,14 +293,14 @@ fn complete_refuses_a_part_replaced_since_it_was_read() {
 fn conditions_are_checked_at_commit() {
     let (_d, m) = store_with(&[]);
     let put = |cond: WriteCondition| {
-        m.apply(MetaCommand::CommitObject {
+        m.apply(MetaCommand::CommitObject(crate::CommitObject {
             bucket: "b".into(),
             key: b"lock".to_vec(),
             record: rec(1),
             layouts: vec![],
             condition: cond,
             now_ms: 5,
-        })
+        }))
     };
     let none_match = WriteCondition {
         if_none_match: true,
@@ -394,7 +394,7 @@ fn gc_entries_wait_for_their_grace() {
 
 #[test]
 fn commands_roundtrip_through_their_encoding() {
-    let cmd = MetaCommand::CommitObject {
+    let cmd = MetaCommand::CommitObject(crate::CommitObject {
         bucket: "b".into(),
         key: b"k".to_vec(),
         record: rec(3),
@@ -405,7 +405,7 @@ fn commands_roundtrip_through_their_encoding() {
             owner: Some("t".into()),
         },
         now_ms: 7,
-    };
+    });
     let bytes = records::encode(&cmd);
     assert_eq!(records::decode::<MetaCommand>(&bytes).unwrap(), cmd);
 }
@@ -705,7 +705,7 @@ fn a_write_lands_only_in_the_bucket_it_started_for() {
     let (_d, m) = store_with(&[]);
     create_tenant(&m, "other", Quota::default());
     let put = |owner: &str| {
-        m.apply(MetaCommand::CommitObject {
+        m.apply(MetaCommand::CommitObject(crate::CommitObject {
             bucket: "b".into(),
             key: b"k".to_vec(),
             record: rec(1),
@@ -715,7 +715,7 @@ fn a_write_lands_only_in_the_bucket_it_started_for() {
                 ..Default::default()
             },
             now_ms: 5,
-        })
+        }))
     };
     // "b" was deleted and created again by another tenant while the write ran.
     assert!(matches!(put("other"), Err(MetaError::NoSuchBucket)));
@@ -770,14 +770,14 @@ fn an_inlined_object_commits_without_intent_and_its_data_goes_with_its_gc_entry(
         let mut r = rec(size);
         r.parts[0].nodes.clear();
         let v = r.version;
-        let out = m.apply(MetaCommand::CommitInlineObject {
+        let out = m.apply(MetaCommand::CommitInlineObject(crate::CommitInlineObject {
             bucket: "b".into(),
             key: b"small".to_vec(),
             record: r,
             packages,
             condition,
             now_ms: 10,
-        });
+        }));
         (v, out)
     };
     // No intent was written: an inlined part never had shards to orphan.
@@ -807,14 +807,14 @@ fn an_inlined_object_commits_without_intent_and_its_data_goes_with_its_gc_entry(
     // A record claiming two parts is refused whole.
     let mut two = rec(2);
     two.parts.push(part(1));
-    let out = m.apply(MetaCommand::CommitInlineObject {
+    let out = m.apply(MetaCommand::CommitInlineObject(crate::CommitInlineObject {
         bucket: "b".into(),
         key: b"other".to_vec(),
         record: two,
         packages: vec![],
         condition: WriteCondition::default(),
         now_ms: 10,
-    });
+    }));
     assert!(out.is_err());
     assert!(m.get_object("b", b"other").unwrap().is_none());
     // Overwritten: the old version is queued for GC, its data stays until the GC is done.

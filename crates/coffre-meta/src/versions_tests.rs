@@ -22,14 +22,14 @@ fn put(m: &MetaStore, key: &str, size: u64, now_ms: u64) -> Result<ObjectRecord,
 }
 
 fn put_with(m: &MetaStore, key: &str, record: ObjectRecord, now_ms: u64) -> Result<ObjectRecord, MetaError> {
-    match m.apply(MetaCommand::CommitObject {
+    match m.apply(MetaCommand::CommitObject(crate::CommitObject {
         bucket: "b".into(),
         key: key.as_bytes().to_vec(),
         record,
         layouts: vec![],
         condition: WriteCondition::default(),
         now_ms,
-    })? {
+    }))? {
         Outcome::Object(Some(r)) => Ok(r),
         other => panic!("commit answered {other:?}"),
     }
@@ -270,7 +270,7 @@ fn locked_versions_resist_everything_but_a_bypass_of_governance() {
     assert_eq!(m.get_object("b", b"k").unwrap().unwrap().version_id(), c.version_id());
     // Its retention cannot be shortened, weakened or removed; it can be extended.
     let change = |r: Option<Retention>, bypass: bool| {
-        m.apply(MetaCommand::UpdateVersion {
+        m.apply(MetaCommand::UpdateVersion(crate::UpdateVersion {
             bucket: "b".into(),
             key: b"k".to_vec(),
             sel: sel(&c),
@@ -278,7 +278,7 @@ fn locked_versions_resist_everything_but_a_bypass_of_governance() {
             change: crate::VersionChange::Retention(r),
             bypass_governance: bypass,
             now_ms: now + 6,
-        })
+        }))
     };
     assert!(matches!(change(None, true), Err(MetaError::Locked(_))));
     assert!(matches!(
@@ -314,7 +314,7 @@ fn locked_versions_resist_everything_but_a_bypass_of_governance() {
     assert!(delete(&m, "k", sel(&c), false, now + 5001).removed.is_some());
     // A legal hold protects whatever the date.
     let h = put(&m, "h", 1, now).unwrap();
-    m.apply(MetaCommand::UpdateVersion {
+    m.apply(MetaCommand::UpdateVersion(crate::UpdateVersion {
         bucket: "b".into(),
         key: b"h".to_vec(),
         sel: None,
@@ -322,7 +322,7 @@ fn locked_versions_resist_everything_but_a_bypass_of_governance() {
         change: crate::VersionChange::LegalHold(true),
         bypass_governance: false,
         now_ms: now,
-    })
+    }))
     .unwrap();
     assert!(delete(&m, "h", sel(&h), true, u64::MAX / 2).refused.is_some());
 }

@@ -166,7 +166,9 @@ impl From<IamError> for S3Error {
             IamError::NoSuchEntity(m) => S3Error::access_denied(format!("Access Denied: {m} does not exist")),
             IamError::EntityAlreadyExists(m) | IamError::DeleteConflict(m) => S3Error::invalid_request(m),
             IamError::InvalidIdentityToken(m) | IamError::IdpCommunication(m) => S3Error::access_denied(m),
-            IamError::Engine(e) => e.into(),
+            IamError::NoSuchBucket => S3Error::no_such_bucket("The specified bucket does not exist"),
+            IamError::Corrupt(m) => S3Error::internal(m),
+            IamError::Meta(e) => coffre_engine::EngineError::from(e).into(),
         }
     }
 }

@@ -81,7 +81,7 @@ impl From<IamError> for ApiError {
             E::InvalidInput(m) => err(StatusCode::BAD_REQUEST, "ValidationError", m),
             E::InvalidIdentityToken(m) => err(StatusCode::BAD_REQUEST, "InvalidIdentityToken", m),
             E::IdpCommunication(m) => err(StatusCode::BAD_REQUEST, "IDPCommunicationError", m),
-            E::Engine(e) => S3Error::from(e).into(),
+            other @ (E::NoSuchBucket | E::Corrupt(_) | E::Meta(_)) => S3Error::from(other).into(),
         }
     }
 }

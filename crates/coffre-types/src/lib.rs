@@ -127,6 +127,11 @@ impl fmt::Display for ShardId {
     }
 }
 
+/// A fresh IAM-style id: a prefix (`AIDA` users, `AROA` roles) and 16 upper-case hex digits.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}{}", hex::encode_upper(random_bytes::<8>()))
+}
+
 /// Cryptographically random bytes from the OS.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     use ring::rand::SecureRandom;

@@ -17,6 +17,7 @@
 // openraft's traits fix the error types (`StorageError`, `RPCError`): large, not ours to box.
 #![allow(clippy::result_large_err)]
 
+mod codec;
 mod network;
 pub(crate) mod snapshot;
 mod storage;
@@ -292,7 +293,7 @@ impl Replica {
                 if *id == self.id {
                     continue;
                 }
-                let hello = storage::encode(&Request::Hello);
+                let hello = codec::encode(&Request::Hello);
                 let answer = self.transport.call(&node.address, hello, Duration::from_secs(2)).await;
                 match answer.ok().and_then(|a| postcard::from_bytes::<Response>(&a).ok()) {
                     Some(Response::Hello { initialized: true }) => return Ok(()),
@@ -645,7 +646,7 @@ impl Replica {
                 Response::Leader(LeaderAnswer::Done(r, None))
             }
         };
-        storage::encode(&response)
+        codec::encode(&response)
     }
 
     /// Stops the replica; the store no longer takes commands (they fail `Unavailable`).
@@ -723,7 +724,7 @@ impl Replica {
     }
 
     async fn forward(&self, node: &ReplicaNode, request: Request, patience: Duration) -> LeaderAnswer {
-        let bytes = storage::encode(&request);
+        let bytes = codec::encode(&request);
         match self.transport.call(&node.address, bytes, patience).await {
             Ok(answer) => match postcard::from_bytes::<Response>(&answer) {
                 Ok(Response::Leader(a)) | Ok(Response::ReadIndex(a)) => a,

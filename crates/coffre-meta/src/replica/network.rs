@@ -1,6 +1,6 @@
 //! openraft's network over a `Transport` that moves bytes between replicas.
 
-use super::storage::encode;
+use super::codec::encode;
 use super::{ReplicaNode, Request, Response, TypeConfig};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};

@@ -11,7 +11,7 @@
 //! state column families emptied and refilled, and the record removed in the last batch;
 //! `MetaStore::open` finishes an install it finds recorded.
 
-use super::storage::{decode, encode, Membership};
+use super::codec::{decode, encode, Membership};
 use super::ReplicaNode;
 use crate::{keys, MetaError, MetaStore};
 use openraft::{LogId, SnapshotMeta};

@@ -3,13 +3,14 @@
 //! column families it always had. A command's effects and the log position it was applied
 //! at are written in one batch (`MetaStore::apply_at`).
 
+use super::codec::{decode, encode, Membership};
 use super::snapshot::{self, SnapshotFile};
 use super::{Reply, TypeConfig};
 use crate::{keys, MetaError, MetaStore};
 use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
 use openraft::{
     Entry, EntryPayload, LogId, LogState, RaftLogReader, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError,
-    StorageIOError, StoredMembership, Vote,
+    StorageIOError, Vote,
 };
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
 use std::fmt::Debug;
@@ -17,22 +18,12 @@ use std::ops::{Bound, RangeBounds};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub(crate) type Membership = StoredMembership<u64, super::ReplicaNode>;
-
 fn io_err(e: impl std::fmt::Display) -> StorageError<u64> {
     StorageIOError::write(&std::io::Error::other(e.to_string())).into()
 }
 
 fn read_err(e: impl std::fmt::Display) -> StorageError<u64> {
     StorageIOError::read(&std::io::Error::other(e.to_string())).into()
-}
-
-pub(crate) fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    postcard::to_allocvec(v).expect("serializing to memory cannot fail")
-}
-
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, MetaError> {
-    postcard::from_bytes(b).map_err(|e| MetaError::Corrupt(format!("replica record: {e}")))
 }
 
 /// Runs RocksDB work (synced writes, scans) on a blocking thread.

@@ -159,14 +159,14 @@ fn scan(store: &MetaStore) -> Vec<(usize, Vec<u8>, Vec<u8>)> {
 }
 
 fn put(bucket: &str, key: &str, size: u64) -> MetaCommand {
-    MetaCommand::CommitObject {
+    MetaCommand::CommitObject(crate::CommitObject {
         bucket: bucket.into(),
         key: key.as_bytes().to_vec(),
         record: rec(size),
         layouts: vec![],
         condition: WriteCondition::default(),
         now_ms: 1000 + size,
-    }
+    })
 }
 
 fn create_bucket(name: &str) -> MetaCommand {
@@ -384,14 +384,14 @@ fn an_abort_after_its_commit_collects_nothing() {
     let r = rec(5);
     let v = r.version;
     m.begin_write(&v, &["n1".into()]).unwrap();
-    m.apply(MetaCommand::CommitObject {
+    m.apply(MetaCommand::CommitObject(crate::CommitObject {
         bucket: "b".into(),
         key: b"k".to_vec(),
         record: r,
         layouts: vec![(v, crate::LayoutRecord { hashes: vec![] })],
         condition: WriteCondition::default(),
         now_ms: 1,
-    })
+    }))
     .unwrap();
     m.abort_write(&v, &["n1".into()], None).unwrap();
     assert!(m.gc_batch(u64::MAX, 10).unwrap().is_empty());
@@ -408,14 +408,14 @@ fn command(op: u8, key: u8, size: u64, bucket: u8) -> MetaCommand {
         2 => {
             let mut record = rec(size);
             record.parts[0].nodes.clear();
-            MetaCommand::CommitInlineObject {
+            MetaCommand::CommitInlineObject(crate::CommitInlineObject {
                 bucket: b,
                 key: k.into_bytes(),
                 record,
                 packages: size.to_be_bytes().to_vec(),
                 condition: WriteCondition::default(),
                 now_ms: size,
-            }
+            })
         }
         3 => MetaCommand::DeleteObjects {
             bucket: b,
@@ -423,7 +423,7 @@ fn command(op: u8, key: u8, size: u64, bucket: u8) -> MetaCommand {
             now_ms: size,
         },
         4 => MetaCommand::DeleteBucket { name: b },
-        _ => MetaCommand::CommitObject {
+        _ => MetaCommand::CommitObject(crate::CommitObject {
             bucket: b,
             key: k.into_bytes(),
             record: rec(size),
@@ -433,7 +433,7 @@ fn command(op: u8, key: u8, size: u64, bucket: u8) -> MetaCommand {
                 ..Default::default()
             },
             now_ms: size,
-        },
+        }),
     }
 }
 
@@ -450,7 +450,7 @@ proptest! {
         let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let (a, b) = (MetaStore::open(da.path()).unwrap(), MetaStore::open(db.path()).unwrap());
         for (i, cmd) in log.into_iter().enumerate() {
-            let at = storage::encode(&openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), i as u64 + 1));
+            let at = codec::encode(&openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), i as u64 + 1));
             let ra = a.apply_at(cmd.clone(), Some(&at));
             let rb = b.apply_at(cmd, Some(&at));
             prop_assert_eq!(format!("{ra:?}"), format!("{rb:?}"));
