@@ -1,6 +1,7 @@
 //! The house's shape, checked: crates depend downward only (each on the crates its layer may
 //! use, read from the manifests), no module inside a crate imports another in a circle
-//! (nested modules included).
+//! (nested modules included), and no source file of `crates/` or `src/` passes 800 lines
+//! (tests aside).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -200,4 +201,21 @@ fn no_module_imports_another_in_a_circle() {
             }
         }
     }
+}
+
+#[test]
+fn no_source_file_passes_800_lines() {
+    let mut long = Vec::new();
+    for dir in ["crates", "src"] {
+        for f in sources(&root().join(dir)) {
+            if is_test(&f) {
+                continue;
+            }
+            let lines = std::fs::read_to_string(&f).unwrap().lines().count();
+            if lines > 800 {
+                long.push(format!("{} ({lines} lines)", f.strip_prefix(root()).unwrap().display()));
+            }
+        }
+    }
+    assert!(long.is_empty(), "files over 800 lines: {long:#?}");
 }

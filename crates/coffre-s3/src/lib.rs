@@ -13,6 +13,7 @@ pub mod auth;
 pub mod body;
 mod bucket;
 pub mod context;
+mod copy;
 mod cors;
 mod document;
 pub mod encoding;

@@ -3,9 +3,10 @@
 //! atomic batch) and is idempotent for a retried request.
 
 use crate::context::Ctx;
+use crate::copy::copy_source;
 use crate::document::content_md5;
 use crate::http::{empty, set, status, xml_response, Res};
-use crate::object::{attrs_from_headers, checksum_element, checksum_type, copy_source};
+use crate::object::{attrs_from_headers, checksum_element, checksum_type};
 use crate::xml::Xml;
 use crate::S3Error;
 use coffre_engine::checksum::Algorithm;
@@ -158,7 +159,7 @@ pub async fn upload_part_copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res,
         }
     };
     let engine = ctx.engine();
-    let stream = crate::object::stream_of(engine.read(&source, start, end)?);
+    let stream = crate::copy::stream_of(engine.read(&source, start, end)?);
     let part = engine
         .upload_part(
             bucket,

@@ -5,7 +5,7 @@
 
 use crate::router::{self, Shape};
 use crate::S3Error;
-use crate::{bucket, cors, lifecycle, list, multipart, object, versioning};
+use crate::{bucket, copy, cors, lifecycle, list, multipart, object, versioning};
 use coffre_iam::Target;
 use http::{HeaderMap, Method};
 
@@ -210,7 +210,7 @@ operations! {
             "x-amz-object-lock-retain-until-date" => "s3:PutObjectRetention",
             "x-amz-object-lock-legal-hold" => "s3:PutObjectLegalHold",
         ]
-        => object::copy(ctx, bucket, key);
+        => copy::copy(ctx, bucket, key);
     PutObject: PUT Object, action "s3:PutObject",
         headers [
             "x-amz-tagging" => "s3:PutObjectTagging",

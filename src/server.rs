@@ -1,0 +1,590 @@
+//! `coffre server`: opens the keys, the metadata and the shard stores (embedded, or a
+//! cluster's nodes and metadata replicas), starts the audit log, the admin API, the S3
+//! listener and the background work, and stops them on SIGTERM.
+
+use crate::config::{NodeSection, ServerArgs, Settings, EMBEDDED_COUNTRY};
+use crate::offline::load_keyring;
+use crate::{shutdown_signal, tighten_permissions};
+use coffre_cluster::{Identity, Location, RemoteShardStore};
+use coffre_data::{LocalShardStore, ShardStore};
+use coffre_engine::{ClusterNode, Engine};
+use coffre_meta::{MetaStore, NodeRecord};
+use coffre_s3::{Config, Gateway};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) fn run_server(args: ServerArgs) -> Result<(), String> {
+    let Settings {
+        data,
+        listen,
+        region,
+        domain,
+        scheme,
+        tls,
+        expiry,
+        gc_grace,
+        inline_max,
+        serve_limits,
+        body_limits,
+        audit_on,
+        audit_retention,
+        audit_accept_truncation,
+        audit_syslog,
+        audit_syslog_ca,
+        admin_listen,
+        allow_sse_c_over_http,
+        regions,
+        topology: file,
+    } = Settings::resolve(args)?;
+    let scheme_word = if tls.is_some() { "https" } else { "http" };
+    std::fs::create_dir_all(&data).map_err(|e| format!("creating {}: {e}", data.display()))?;
+    tighten_permissions(&data, 3);
+    let keys = Arc::new(load_keyring(&data)?);
+    let operator_key = Arc::new(
+        coffre_engine::OperatorKey::load_or_create(&data.join("operator.key"), &keys).map_err(|e| {
+            format!(
+                "operator signing key {}: {e} (is this the master key the store was written with?)",
+                data.join("operator.key").display()
+            )
+        })?,
+    );
+    let (access_key, secret_key, generated) = root_credentials(&data)?;
+    let admin_token = admin_token(&data)?;
+    let meta = Arc::new(MetaStore::open(&data.join("meta")).map_err(|e| format!("metadata: {e}"))?);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    if file.meta.is_some() && file.cluster.is_none() {
+        return Err("[meta] replicas are gateways of a cluster: a [cluster] section is needed".into());
+    }
+    rt.block_on(async move {
+        let mut locals = Vec::new();
+        let mut replica: Option<Arc<coffre_engine::replica::Replica>> = None;
+        let (nodes, identity) = match &file.cluster {
+            Some(c) => {
+                let identity = Identity::load_with_ca(&c.identity, &c.ca)?
+                    .with_revocations(coffre_cluster::Revocations::new(&c.revoked, c.revoked_file.clone()));
+                if identity.role != coffre_cluster::Role::Gateway {
+                    return Err(format!(
+                        "{} holds a {} certificate: a gateway needs one issued with --role gateway",
+                        identity.id, identity.role
+                    ));
+                }
+                let identity = Arc::new(identity);
+                if let Some(m) = &file.meta {
+                    let config = coffre_engine::replication::ReplicationConfig {
+                        listen: m.listen.clone(),
+                        address: m
+                            .address
+                            .clone()
+                            .unwrap_or_else(|| format!("https://{}", m.listen))
+                            .trim_end_matches('/')
+                            .to_string(),
+                        replicas: m.replicas.clone(),
+                    };
+                    let r = coffre_engine::replication::start_replica(
+                        meta.clone(),
+                        identity.clone(),
+                        &config,
+                        data.join("meta-snapshots"),
+                    )
+                    .await?;
+                    // Nothing below can be written before a quorum of replicas answers.
+                    while let Err(e) = r.barrier().await {
+                        tracing::warn!(error = %e, "waiting for a quorum of metadata replicas");
+                    }
+                    println!(
+                        "Coffre metadata replica {} ({}) joined its replica set",
+                        r.id(),
+                        config.address
+                    );
+                    replica = Some(r);
+                }
+                (cluster_nodes(&identity, &file.nodes, &meta).await?, Some(identity))
+            }
+            None => {
+                let dirs: Vec<(String, PathBuf)> = if file.stores.is_empty() {
+                    (1..=scheme.total().max(6))
+                        .map(|i| (format!("node-{i}"), data.join("nodes").join(format!("node-{i}"))))
+                        .collect()
+                } else {
+                    file.stores.into_iter().map(|s| (s.id, s.path)).collect()
+                };
+                let mut nodes = Vec::new();
+                for (id, dir) in &dirs {
+                    let s = LocalShardStore::open(id.clone(), dir)
+                        .map_err(|e| format!("shard store {}: {e}", dir.display()))?;
+                    locals.push(s.clone());
+                    let location = Location {
+                        country: EMBEDDED_COUNTRY.into(),
+                        site: "local".into(),
+                        zone: id.clone(),
+                    };
+                    nodes.push(ClusterNode::new(Arc::new(s), location, String::new(), false));
+                }
+                (nodes, None)
+            }
+        };
+        let gateway_location = identity.as_ref().map(|i| i.location.clone());
+        let lifecycle_day = lifecycle_day()?;
+        let engine_config = coffre_engine::EngineConfig {
+            gc_grace: gc_grace.unwrap_or(coffre_types::limits::GC_GRACE),
+            lifecycle_day,
+            inline_max: inline_max.unwrap_or(coffre_types::limits::INLINE_DEFAULT),
+            // The embedded stores are all located in FR (above); a cluster never inlines.
+            metadata_country: identity.is_none().then(|| EMBEDDED_COUNTRY.to_string()),
+            ..Default::default()
+        };
+        let (engine, mut damaged) = Engine::new(meta.clone(), nodes, gateway_location, keys.clone(), engine_config);
+        // Every request is acknowledged once its audit entry is durable: the log opens
+        // (and its chain is checked) before anything is served.
+        let audit = match audit_on {
+            false => None,
+            true => Some(
+                engine.open_audit(coffre_engine::AuditOptions {
+                    dir: data.join("audit"),
+                    identity: file.cluster.as_ref().map(|c| c.identity.clone()),
+                    gateway: identity.as_ref().map_or_else(|| "server".to_string(), |i| i.id.clone()),
+                    retention: audit_retention,
+                    accept_truncation: audit_accept_truncation,
+                    syslog: audit_syslog
+                        .as_deref()
+                        .map(|url| (url.to_string(), audit_syslog_ca.clone())),
+                })?,
+            ),
+        };
+        // The root key is the `default` tenant's admin: created with the tenant on the first
+        // start (a store of an earlier version gets it too: its buckets are the default
+        // tenant's already), its secret updated if the operator changed it.
+        let iam = coffre_iam::Iam::new(meta.clone(), keys.clone());
+        ensure_root(&engine, &iam, &access_key, &secret_key).await?;
+        let config = Config {
+            region: region.clone(),
+            domain,
+            max_put: coffre_types::limits::MAX_PUT,
+            regions,
+            body_limits,
+            allow_sse_c_over_http,
+        };
+        let gw = Gateway::new(engine.clone(), iam.clone(), config);
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .map_err(|e| format!("listening on {listen}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let admin_listener = tokio::net::TcpListener::bind(&admin_listen)
+            .await
+            .map_err(|e| format!("admin API on {admin_listen}: {e}"))?;
+        let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
+        // Alone, this gateway knows every write in flight was its own and died with it;
+        // one of several cannot tell (the leader expires old intents below).
+        let orphans = match replica {
+            None => engine.recover_intents().map_err(|e| e.to_string())?,
+            Some(_) => 0,
+        };
+        if orphans > 0 {
+            tracing::warn!(
+                orphans,
+                "writes interrupted by the last stop: their shards are queued for GC"
+            );
+        }
+        let s3_counters = gw.clone();
+        // Another gateway may admit, drain or remove nodes: follow the metadata.
+        let node_sync = match (&replica, &identity) {
+            (Some(_), Some(id)) => Some(id.clone()),
+            _ => None,
+        };
+        let admin = Arc::new(coffre_admin::Admin {
+            engine: engine.clone(),
+            iam: iam.clone(),
+            operator_key: operator_key.clone(),
+            token: admin_token,
+            identity,
+            metrics: vec![
+                Box::new(move || s3_counters.metrics_text()),
+                Box::new({
+                    let engine = engine.clone();
+                    move || engine.lifecycle_counters().metrics_text()
+                }),
+                Box::new({
+                    let engine = engine.clone();
+                    move || engine.audit().map(|a| a.metrics_text()).unwrap_or_default()
+                }),
+            ],
+            replica: replica.clone(),
+        });
+        tokio::spawn(coffre_admin::serve(admin_listener, admin, std::future::pending()));
+        println!(
+            "Coffre admin endpoint: http://{admin_addr}  (token: COFFRE_ADMIN_TOKEN or {})",
+            data.join("admin.token").display()
+        );
+        // Background work that changes metadata runs once per cluster: on the metadata
+        // leader (and on the next one when it changes).
+        let leads = {
+            let replica = replica.clone();
+            move || replica.as_ref().is_none_or(|r| r.is_leader())
+        };
+        let hb_engine = engine.clone();
+        let hb_leads = leads.clone();
+        let leads_lifecycle = leads.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Some(identity) = &node_sync {
+                    let connect = |address: &str, rec: &NodeRecord| {
+                        let location = Location {
+                            country: rec.country.clone(),
+                            site: rec.site.clone(),
+                            zone: rec.zone.clone(),
+                        };
+                        RemoteShardStore::known(identity, address, &rec.id, location)
+                            .map(|s| Arc::new(s) as Arc<dyn ShardStore>)
+                    };
+                    match hb_engine.sync_nodes(connect).await {
+                        Ok(n) if n > 0 => tracing::info!(nodes = n, "node list changed by another gateway"),
+                        Err(e) => tracing::warn!(error = %e, "reading the node list failed"),
+                        _ => {}
+                    }
+                }
+                hb_engine.heartbeat().await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
+        // Degraded writes are healed once their nodes (or replacements) are up; a task of its
+        // own, so a long pass never delays the heartbeats.
+        let heal_engine = engine.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if !hb_leads() {
+                    continue;
+                }
+                match heal_engine.heal().await {
+                    Ok(n) if n > 0 => tracing::info!(shards = n, "healed degraded writes"),
+                    Err(e) => tracing::warn!(error = %e, "healing pass failed"),
+                    _ => {}
+                }
+            }
+        });
+        print_banner(
+            &format!("{scheme_word}://{addr}"),
+            &region,
+            &access_key,
+            &secret_key,
+            generated,
+            &data,
+        );
+
+        // Background work: garbage collection and segment compaction.
+        let gc_engine = engine.clone();
+        tokio::spawn(async move {
+            let mut tick = 0u64;
+            loop {
+                if !leads() {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                match gc_engine.collect_garbage().await {
+                    Ok(n) if n > 0 => tracing::debug!(versions = n, "GC removed shards"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "GC pass failed"),
+                }
+                // Expiry and compaction on the first pass, then every minute.
+                if tick.is_multiple_of(120) {
+                    match gc_engine.expire_uploads(expiry).await {
+                        Ok(n) if n > 0 => tracing::info!(uploads = n, "expired incomplete multipart uploads"),
+                        Err(e) => tracing::warn!(error = %e, "upload expiry failed"),
+                        _ => {}
+                    }
+                    if gc_engine.meta().is_replica() {
+                        match gc_engine.expire_intents(coffre_types::limits::INTENT_EXPIRY).await {
+                            Ok(n) if n > 0 => {
+                                tracing::warn!(writes = n, "writes never committed: shards queued for GC")
+                            }
+                            Err(e) => tracing::warn!(error = %e, "intent expiry failed"),
+                            _ => {}
+                        }
+                    }
+                    for s in &locals {
+                        let s = s.clone();
+                        match tokio::task::spawn_blocking(move || s.compact()).await {
+                            Ok(Ok(n)) if n > 0 => {
+                                tracing::info!(bytes = n, "compacted shard store")
+                            }
+                            Ok(Err(e)) => tracing::warn!(error = %e, "compaction failed"),
+                            _ => {}
+                        }
+                    }
+                }
+                tick += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        // Lifecycle rules: a pass every 10 minutes (every quarter of a test day, at least
+        // every second), on the leader only.
+        let lc_engine = engine.clone();
+        let lc_leads = leads_lifecycle;
+        tokio::spawn(async move {
+            let every = (lifecycle_day / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
+            loop {
+                tokio::time::sleep(every).await;
+                if !lc_leads() {
+                    continue;
+                }
+                match lc_engine.lifecycle_pass(coffre_types::limits::LIFECYCLE_RATE).await {
+                    Ok(n) if n > 0 => tracing::info!(removed = n, "lifecycle rules applied"),
+                    Err(e) => tracing::warn!(error = %e, "lifecycle pass failed"),
+                    _ => {}
+                }
+            }
+        });
+        // Changes whose audit entries a stop cut off get them from their notes: now, then
+        // every few seconds (each gateway its own; a replica may learn of its notes late).
+        if audit.is_some() {
+            match engine.settle_audit_notes().await {
+                Ok(n) if n > 0 => tracing::warn!(entries = n, "audit entries recovered from their notes"),
+                Err(e) => tracing::warn!(error = %e, "recovering audit entries failed"),
+                _ => {}
+            }
+            let notes_engine = engine.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    if let Err(e) = notes_engine.settle_audit_notes().await {
+                        tracing::warn!(error = %e, "settling audit notes failed");
+                    }
+                }
+            });
+        }
+        tokio::spawn(async move {
+            while let Some(id) = damaged.recv().await {
+                tracing::warn!(shard = %id, "shard needs healing");
+            }
+        });
+        coffre_s3::serve(listener, tls, gw, serve_limits, shutdown_signal()).await;
+        if let Some(log) = audit {
+            log.close().await;
+        }
+        Ok::<(), String>(())
+    })
+}
+
+/// The root key of the `default` tenant, as given at start-up: created or its secret
+/// updated, each change with its audit entry (a disabled root key stays disabled).
+async fn ensure_root(
+    engine: &Arc<Engine>,
+    iam: &coffre_iam::Iam,
+    access_key: &str,
+    secret_key: &str,
+) -> Result<(), String> {
+    let id = format!("startup-root-{}", hex::encode(coffre_types::random_bytes::<6>()));
+    let mut entry = coffre_engine::audit::Event::now("system:RootKey", "system");
+    entry.request_id = id.clone();
+    entry.tenant = coffre_engine::DEFAULT_TENANT.to_string();
+    entry.access_key = Some(access_key.to_string());
+    let scope = engine.audit_scope(&id);
+    let ensure = async {
+        coffre_engine::audit_notes::draft(&entry);
+        iam.ensure_root(coffre_engine::DEFAULT_TENANT, access_key, secret_key)
+            .await
+    };
+    let done = match &scope {
+        Some(scope) => scope.run(ensure).await,
+        None => ensure.await,
+    }
+    .map_err(|e| format!("root credentials: {e}"))?;
+    entry.detail = Some(
+        match done {
+            coffre_iam::RootKey::Unchanged => return Ok(()),
+            coffre_iam::RootKey::Disabled => {
+                tracing::warn!(
+                    access_key,
+                    "the root access key is disabled (an operator disabled it): it stays so"
+                );
+                return Ok(());
+            }
+            coffre_iam::RootKey::Created => "root access key created",
+            coffre_iam::RootKey::SecretChanged => "root access key's secret replaced by the one given at start-up",
+        }
+        .to_string(),
+    );
+    if let Some(scope) = scope {
+        scope
+            .append(vec![entry])
+            .await
+            .map_err(|e| format!("the audit log cannot record the root key: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The length of a lifecycle day: 24 hours. `COFFRE_LIFECYCLE_DAY_SECONDS` shortens it, for
+/// tests only (rules then expire objects within seconds).
+fn lifecycle_day() -> Result<Duration, String> {
+    match std::env::var("COFFRE_LIFECYCLE_DAY_SECONDS") {
+        Err(_) => Ok(Duration::from_secs(86_400)),
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(s) if s > 0 => {
+                tracing::warn!(
+                    seconds = s,
+                    "COFFRE_LIFECYCLE_DAY_SECONDS set: lifecycle days are shortened (tests only)"
+                );
+                Ok(Duration::from_secs(s))
+            }
+            _ => Err(format!(
+                "COFFRE_LIFECYCLE_DAY_SECONDS must be a positive number of seconds, not '{v}'"
+            )),
+        },
+    }
+}
+
+/// The admin API's bearer token: COFFRE_ADMIN_TOKEN, else DATA/admin.token (generated, 0600).
+/// A short token is refused: it would be guessable, and an empty one would open the API.
+fn admin_token(data: &Path) -> Result<String, String> {
+    let min = coffre_types::limits::MIN_ADMIN_TOKEN;
+    let check = |t: String, from: &str| {
+        if t.len() < min {
+            Err(format!(
+                "the admin token in {from} is {} bytes; at least {min} are needed (e.g. `openssl rand -hex 24`)",
+                t.len()
+            ))
+        } else {
+            Ok(t)
+        }
+    };
+    if let Ok(t) = std::env::var("COFFRE_ADMIN_TOKEN") {
+        return check(t, "COFFRE_ADMIN_TOKEN");
+    }
+    let path = data.join("admin.token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return check(t.trim().to_string(), &path.display().to_string());
+    }
+    let token = hex::encode(coffre_types::random_bytes::<24>());
+    coffre_types::create_private_file(&path, token.as_bytes())
+        .map_err(|e| format!("creating {}: {e}", path.display()))?;
+    Ok(token)
+}
+
+/// Connects to the configured nodes (learning id and location from their certificates),
+/// remembering them in the metadata; a known node that does not answer starts as down.
+async fn cluster_nodes(
+    identity: &Identity,
+    configured: &[NodeSection],
+    meta: &MetaStore,
+) -> Result<Vec<ClusterNode>, String> {
+    let known: std::collections::HashMap<String, NodeRecord> =
+        meta.nodes().map_err(|e| e.to_string())?.into_iter().collect();
+    let mut addresses: Vec<String> = configured.iter().map(|n| n.address.clone()).collect();
+    for a in known.keys() {
+        if !addresses.contains(a) {
+            addresses.push(a.clone());
+        }
+    }
+    let mut nodes: Vec<ClusterNode> = Vec::new();
+    for address in addresses {
+        let store = match RemoteShardStore::connect(identity, &address).await {
+            Ok(s) => {
+                let rec = NodeRecord {
+                    id: s.id().to_string(),
+                    country: s.location.country.clone(),
+                    site: s.location.site.clone(),
+                    zone: s.location.zone.clone(),
+                    draining: known.get(&address).is_some_and(|k| k.draining),
+                };
+                meta.put_node(&address, &rec).map_err(|e| e.to_string())?;
+                s
+            }
+            Err(e) => match known.get(&address) {
+                Some(k) => {
+                    tracing::warn!(%address, error = %e, "node unreachable: starting with it down");
+                    let loc = Location {
+                        country: k.country.clone(),
+                        site: k.site.clone(),
+                        zone: k.zone.clone(),
+                    };
+                    RemoteShardStore::known(identity, &address, &k.id, loc)?
+                }
+                None => {
+                    return Err(format!(
+                        "node {address}: {e} (a new node must be reachable to learn its identity)"
+                    ))
+                }
+            },
+        };
+        if nodes.iter().any(|n| n.store.id() == store.id()) {
+            return Err(format!("two nodes claim the id {}", store.id()));
+        }
+        tracing::info!(node = store.id(), address = %store.address, country = %store.location.country, site = %store.location.site, "cluster node");
+        let location = store.location.clone();
+        let draining = known.get(&address).is_some_and(|k| k.draining);
+        nodes.push(ClusterNode::new(Arc::new(store), location, address, draining));
+    }
+    Ok(nodes)
+}
+
+/// Root credentials: from the environment, else from `DATA/credentials` (generated on the
+/// first start, mode 0600). Returns whether they were generated now.
+fn root_credentials(data: &Path) -> Result<(String, String, bool), String> {
+    if let (Ok(a), Ok(s)) = (
+        std::env::var("COFFRE_ROOT_ACCESS_KEY"),
+        std::env::var("COFFRE_ROOT_SECRET_KEY"),
+    ) {
+        let min = coffre_types::limits::MIN_ROOT_SECRET;
+        if a.len() < 3 || a.len() > 128 || !a.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err("COFFRE_ROOT_ACCESS_KEY must be 3 to 128 letters and digits".into());
+        }
+        if s.len() < min {
+            return Err(format!(
+                "COFFRE_ROOT_SECRET_KEY is {} characters; at least {min} are needed (e.g. `openssl rand -hex 20`)",
+                s.len()
+            ));
+        }
+        return Ok((a, s, false));
+    }
+    let path = data.join("credentials");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let mut lines = text.lines();
+        if let (Some(a), Some(s)) = (lines.next(), lines.next()) {
+            return Ok((a.trim().to_string(), s.trim().to_string(), false));
+        }
+        return Err(format!(
+            "{} is malformed: expected the access key and the secret key on two lines",
+            path.display()
+        ));
+    }
+    let access = format!("CF{}", hex::encode_upper(coffre_types::random_bytes::<9>()));
+    let secret = hex::encode(coffre_types::random_bytes::<20>());
+    coffre_types::create_private_file(&path, format!("{access}\n{secret}\n").as_bytes())
+        .map_err(|e| format!("creating {}: {e}", path.display()))?;
+    Ok((access, secret, true))
+}
+
+fn print_banner(endpoint: &str, region: &str, access: &str, secret: &str, generated: bool, data: &Path) {
+    println!("Coffre S3 endpoint: {endpoint}  (region {region})");
+    println!("Access key: {access}");
+    // Shown at a terminal only: a service's output ends up in journald or `docker logs`.
+    use std::io::IsTerminal;
+    if generated && std::io::stdout().is_terminal() {
+        println!("Secret key: {secret}");
+        println!(
+            "(generated now and saved in {}; shown only this once)",
+            data.join("credentials").display()
+        );
+    } else if generated {
+        println!(
+            "Secret key: generated now and saved in {} (mode 0600); not printed, the output is not a terminal",
+            data.join("credentials").display()
+        );
+    } else {
+        println!(
+            "Secret key: from COFFRE_ROOT_SECRET_KEY or {}",
+            data.join("credentials").display()
+        );
+    }
+    println!();
+    println!("Try it:");
+    println!("  export AWS_ACCESS_KEY_ID={access} AWS_SECRET_ACCESS_KEY=<secret key> AWS_DEFAULT_REGION={region}");
+    println!("  aws --endpoint-url {endpoint} s3 mb s3://my-bucket");
+    println!("  aws --endpoint-url {endpoint} s3 cp ./file s3://my-bucket/");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}
