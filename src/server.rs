@@ -5,8 +5,8 @@
 use crate::config::{NodeSection, ServerArgs, Settings, EMBEDDED_COUNTRY};
 use crate::offline::load_keyring;
 use crate::{shutdown_signal, tighten_permissions};
-use coffre_cluster::{Identity, Location, RemoteShardStore};
-use coffre_data::{LocalShardStore, ShardStore};
+use coffre_cluster::{Identity, Location};
+use coffre_data::LocalShardStore;
 use coffre_engine::{ClusterNode, Engine};
 use coffre_meta::{MetaStore, NodeRecord};
 use coffre_s3::{Config, Gateway};
@@ -231,15 +231,8 @@ pub(crate) fn run_server(args: ServerArgs) -> Result<(), String> {
         tokio::spawn(async move {
             loop {
                 if let Some(identity) = &node_sync {
-                    let connect = |address: &str, rec: &NodeRecord| {
-                        let location = Location {
-                            country: rec.country.clone(),
-                            site: rec.site.clone(),
-                            zone: rec.zone.clone(),
-                        };
-                        RemoteShardStore::known(identity, address, &rec.id, location)
-                            .map(|s| Arc::new(s) as Arc<dyn ShardStore>)
-                    };
+                    let connect =
+                        |address: &str, rec: &NodeRecord| ClusterNode::known(identity, address, rec).map(|n| n.store);
                     match hb_engine.sync_nodes(connect).await {
                         Ok(n) if n > 0 => tracing::info!(nodes = n, "node list changed by another gateway"),
                         Err(e) => tracing::warn!(error = %e, "reading the node list failed"),
@@ -481,27 +474,16 @@ async fn cluster_nodes(
     }
     let mut nodes: Vec<ClusterNode> = Vec::new();
     for address in addresses {
-        let store = match RemoteShardStore::connect(identity, &address).await {
-            Ok(s) => {
-                let rec = NodeRecord {
-                    id: s.id().to_string(),
-                    country: s.location.country.clone(),
-                    site: s.location.site.clone(),
-                    zone: s.location.zone.clone(),
-                    draining: known.get(&address).is_some_and(|k| k.draining),
-                };
-                meta.put_node(&address, &rec).map_err(|e| e.to_string())?;
-                s
+        let draining = known.get(&address).is_some_and(|k| k.draining);
+        let node = match ClusterNode::connect(identity, &address, draining).await {
+            Ok(node) => {
+                meta.put_node(&address, &node.record()).map_err(|e| e.to_string())?;
+                node
             }
             Err(e) => match known.get(&address) {
                 Some(k) => {
                     tracing::warn!(%address, error = %e, "node unreachable: starting with it down");
-                    let loc = Location {
-                        country: k.country.clone(),
-                        site: k.site.clone(),
-                        zone: k.zone.clone(),
-                    };
-                    RemoteShardStore::known(identity, &address, &k.id, loc)?
+                    ClusterNode::known(identity, &address, k)?
                 }
                 None => {
                     return Err(format!(
@@ -510,13 +492,11 @@ async fn cluster_nodes(
                 }
             },
         };
-        if nodes.iter().any(|n| n.store.id() == store.id()) {
-            return Err(format!("two nodes claim the id {}", store.id()));
+        if nodes.iter().any(|n| n.id() == node.id()) {
+            return Err(format!("two nodes claim the id {}", node.id()));
         }
-        tracing::info!(node = store.id(), address = %store.address, country = %store.location.country, site = %store.location.site, "cluster node");
-        let location = store.location.clone();
-        let draining = known.get(&address).is_some_and(|k| k.draining);
-        nodes.push(ClusterNode::new(Arc::new(store), location, address, draining));
+        tracing::info!(node = node.id(), address = %node.address, country = %node.location.country, site = %node.location.site, "cluster node");
+        nodes.push(node);
     }
     Ok(nodes)
 }

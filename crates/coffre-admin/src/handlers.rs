@@ -5,7 +5,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
-use coffre_engine::{layout_of, policy_of, ClusterNode, ShardStore};
+use coffre_engine::{layout_of, policy_of, ClusterNode};
 use serde::Serialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -328,17 +328,15 @@ pub async fn add_node(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery) 
         .ok_or_else(|| bad_request("not a cluster gateway"))?;
     let q = Query::parse(raw)?;
     let address = q.require("address")?;
-    let store = coffre_cluster::RemoteShardStore::connect(identity, address)
+    let node = ClusterNode::connect(identity, address, false)
         .await
         .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e))?;
-    if admin.engine.node(store.id()).is_some_and(|n| n.address != address) {
+    if admin.engine.node(node.id()).is_some_and(|n| n.address != address) {
         return Err(ApiError(
             StatusCode::CONFLICT,
-            format!("another node already has the id {}", store.id()),
+            format!("another node already has the id {}", node.id()),
         ));
     }
-    let location = store.location.clone();
-    let node = ClusterNode::new(Arc::new(store), location, address.to_string(), false);
     let answer = node_json(&node);
     admin.engine.admit_node(node).await.map_err(internal)?;
     Ok(Json(answer))

@@ -28,14 +28,14 @@ impl From<IamError> for ApiError {
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
+        use coffre_engine::MetaError as M;
         let status = match &e {
-            EngineError::NoSuchEntity(_) | EngineError::NoSuchBucket | EngineError::NoSuchKey => StatusCode::NOT_FOUND,
+            EngineError::Meta(M::NoSuchEntity(_) | M::NoSuchBucket | M::NoSuchKey) => StatusCode::NOT_FOUND,
             // Object Lock binds the operator too: the erasure waits for the retention.
-            EngineError::EntityExists(_)
-            | EngineError::DeleteConflict(_)
-            | EngineError::BucketNotEmpty
-            | EngineError::Locked(_) => StatusCode::CONFLICT,
-            EngineError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            EngineError::Meta(M::EntityExists(_) | M::DeleteConflict(_) | M::BucketNotEmpty | M::Locked(_)) => {
+                StatusCode::CONFLICT
+            }
+            EngineError::Unavailable(_) | EngineError::Meta(M::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())
@@ -117,7 +117,7 @@ pub async fn delete_tenant(
     }
     let erasure = match erase {
         true => admin.engine.erase_tenant(&t, force).await.map_err(|e| match e {
-            EngineError::BucketNotEmpty => ApiError(
+            EngineError::Meta(coffre_engine::MetaError::BucketNotEmpty) => ApiError(
                 StatusCode::CONFLICT,
                 format!("the buckets of tenant '{t}' hold objects: empty them first, or add --force"),
             ),

@@ -4,6 +4,7 @@
 
 pub mod audit_cert;
 pub mod identity;
+pub mod mtls;
 pub mod net;
 pub mod node;
 pub mod peer;

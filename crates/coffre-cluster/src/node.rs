@@ -5,7 +5,7 @@
 //! Protocol: `PUT|GET|DELETE /shards/<hex shard id>`, `GET /shards` (23-byte ids, concatenated),
 //! `GET /stat` (`shards used_bytes free_bytes total_bytes`).
 
-use crate::identity::{Identity, Role};
+use crate::identity::Identity;
 use bytes::Bytes;
 use coffre_data::{LocalShardStore, ShardStore, StoreError};
 use coffre_types::ShardId;
@@ -88,9 +88,6 @@ pub async fn serve(
     store: LocalShardStore,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config()?);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     // Space of deleted shards is reclaimed by compacting the segments, once a minute.
     let compactor = store.clone();
     tokio::spawn(async move {
@@ -104,51 +101,8 @@ pub async fn serve(
             }
         }
     });
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            c = crate::net::accept(&listener) => c,
-            _ = &mut shutdown => break,
-        };
-        let (acceptor, store, watcher, identity) =
-            (acceptor.clone(), store.clone(), graceful.watcher(), identity.clone());
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(coffre_types::limits::TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                .await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return tracing::warn!(%peer, error = %e, "peer refused: TLS handshake failed"),
-                Err(_) => return tracing::warn!(%peer, "TLS handshake timed out"),
-            };
-            // The CA signed the peer's certificate; it must also be a gateway's, not revoked:
-            // another node (or a stolen node key) may not read or delete shards here.
-            let admitted = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
-                Some(cert) => identity.admits(cert, Role::Gateway),
-                None => Err("no client certificate".to_string()),
-            };
-            match admitted {
-                Ok(who) => tracing::debug!(%peer, gateway = who.id, "gateway connected"),
-                Err(why) => return tracing::warn!(%peer, reason = %why, "peer refused"),
-            }
-            let svc = hyper::service::service_fn(move |req| {
-                let store = store.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(store, req).await) }
-            });
-            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .max_frame_size(1 << 20)
-                .initial_stream_window_size(8 << 20)
-                .initial_connection_window_size(32 << 20)
-                .serve_connection(TokioIo::new(tls), svc);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, error = %e, "node connection ended with an error");
-            }
-        });
-    }
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(30)) => {}
-    }
-    Ok(())
+    let service: crate::mtls::Service = Arc::new(move |req| Box::pin(handle(store.clone(), req)));
+    crate::mtls::serve_gateways(listener, identity, "node", service, shutdown, Duration::from_secs(30)).await
 }
 
 /// A node's shard store directory, keeping `reserve` bytes of its disk free.

@@ -118,59 +118,26 @@ pub async fn serve(
     handler: Handler,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config()?);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            c = crate::net::accept(&listener) => c,
-            _ = &mut shutdown => break,
-        };
-        let (acceptor, handler, watcher, identity) =
-            (acceptor.clone(), handler.clone(), graceful.watcher(), identity.clone());
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(coffre_types::limits::TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                .await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return tracing::warn!(%peer, error = %e, "replica peer refused: TLS handshake failed"),
-                Err(_) => return tracing::warn!(%peer, "TLS handshake timed out"),
-            };
-            // A node's certificate (or a stolen one, revoked) may not speak for a replica.
-            let admitted = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
-                Some(cert) => identity.admits(cert, Role::Gateway),
-                None => Err("no client certificate".to_string()),
-            };
-            if let Err(why) = admitted {
-                return tracing::warn!(%peer, reason = %why, "replica peer refused");
+    let service: crate::mtls::Service = Arc::new(move |req: Request<hyper::body::Incoming>| {
+        let handler = handler.clone();
+        Box::pin(async move {
+            if req.method() != Method::POST || req.uri().path() != PATH {
+                return reply(StatusCode::NOT_FOUND, "unknown path");
             }
-            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let handler = handler.clone();
-                async move {
-                    if req.method() != Method::POST || req.uri().path() != PATH {
-                        return Ok::<_, std::convert::Infallible>(reply(StatusCode::NOT_FOUND, "unknown path"));
-                    }
-                    let body = match Limited::new(req.into_body(), MAX_PEER_MESSAGE).collect().await {
-                        Ok(b) => b.to_bytes(),
-                        Err(e) => return Ok(reply(StatusCode::BAD_REQUEST, format!("request body: {e}"))),
-                    };
-                    Ok(reply(StatusCode::OK, handler(body).await))
-                }
-            });
-            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .max_frame_size(1 << 20)
-                .initial_stream_window_size(8 << 20)
-                .initial_connection_window_size(32 << 20)
-                .serve_connection(TokioIo::new(tls), svc);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, error = %e, "replica connection ended with an error");
-            }
-        });
-    }
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-    }
-    Ok(())
+            let body = match Limited::new(req.into_body(), MAX_PEER_MESSAGE).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => return reply(StatusCode::BAD_REQUEST, format!("request body: {e}")),
+            };
+            reply(StatusCode::OK, handler(body).await)
+        })
+    });
+    crate::mtls::serve_gateways(
+        listener,
+        identity,
+        "metadata replica",
+        service,
+        shutdown,
+        Duration::from_secs(5),
+    )
+    .await
 }

@@ -302,7 +302,9 @@ impl Engine {
     /// A bucket's record, for an operation on its content: also where this gateway's location
     /// is checked against the bucket's residency policy.
     pub fn bucket(&self, name: &str) -> EngineResult<BucketRecord> {
-        let rec = self.bucket_record(name)?.ok_or(EngineError::NoSuchBucket)?;
+        let rec = self
+            .bucket_record(name)?
+            .ok_or(EngineError::Meta(MetaError::NoSuchBucket))?;
         self.check_gateway(&rec.countries)?;
         Ok(rec)
     }

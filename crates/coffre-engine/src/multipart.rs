@@ -76,7 +76,7 @@ impl Engine {
     pub fn upload(&self, bucket: &str, key: &str, id: &[u8; 16]) -> EngineResult<UploadRecord> {
         match self.meta.get_upload(bucket, key.as_bytes(), id)? {
             Some(u) if u.completed.is_none() => Ok(u),
-            _ => Err(EngineError::NoSuchUpload),
+            _ => Err(EngineError::Meta(MetaError::NoSuchUpload)),
         }
     }
 
@@ -125,7 +125,7 @@ impl Engine {
         let up = self
             .meta
             .get_upload(bucket, key.as_bytes(), id)?
-            .ok_or(EngineError::NoSuchUpload)?;
+            .ok_or(EngineError::Meta(MetaError::NoSuchUpload))?;
         let Some((version, etag)) = &up.completed else {
             return Ok(None);
         };
@@ -135,7 +135,7 @@ impl Engine {
                 checksum: self.open_attrs(bucket, key, &rec)?.checksums.into_iter().next(),
                 record: Some(rec),
             })),
-            _ => Err(EngineError::NoSuchUpload),
+            _ => Err(EngineError::Meta(MetaError::NoSuchUpload)),
         }
     }
 

@@ -435,10 +435,11 @@ impl Engine {
         match (condition.holds(current.as_ref()), &current) {
             (true, _) => Ok(()),
             // S3: If-Match on a key that does not exist is a 404.
-            (false, None) if condition.if_match.is_some() => Err(EngineError::NoSuchKey),
-            (false, _) => Err(EngineError::PreconditionFailed(
-                "At least one of the pre-conditions you specified did not hold".into(),
-            )),
+            (false, None) if condition.if_match.is_some() => Err(EngineError::Meta(MetaError::NoSuchKey)),
+            (false, current) => Err(MetaError::PreconditionFailed {
+                exists: current.is_some(),
+            }
+            .into()),
         }
     }
 
@@ -446,7 +447,7 @@ impl Engine {
     pub fn head(&self, bucket: &str, key: &str) -> EngineResult<ObjectRecord> {
         self.meta
             .get_object(bucket, key.as_bytes())?
-            .ok_or(EngineError::NoSuchKey)
+            .ok_or(EngineError::Meta(MetaError::NoSuchKey))
     }
 
     /// Opens the current version of an object for reading, under a lease.
@@ -457,11 +458,14 @@ impl Engine {
     /// Opens version `sel` of an object (the current one if `None`) under a lease. A delete
     /// marker named by its id is `MethodNotAllowed`, as S3 answers.
     pub fn open_version(&self, bucket: &str, key: &str, sel: Option<VersionSel>) -> EngineResult<ReadHandle> {
-        let tenant = self.bucket_record(bucket)?.ok_or(EngineError::NoSuchBucket)?.tenant;
+        let tenant = self
+            .bucket_record(bucket)?
+            .ok_or(EngineError::Meta(MetaError::NoSuchBucket))?
+            .tenant;
         let (record, _, lease) = match self.meta.open_version(bucket, key.as_bytes(), sel)? {
             Some(found) => found,
-            None if sel.is_some() => return Err(EngineError::NoSuchVersion),
-            None => return Err(EngineError::NoSuchKey),
+            None if sel.is_some() => return Err(EngineError::Meta(MetaError::NoSuchVersion)),
+            None => return Err(EngineError::Meta(MetaError::NoSuchKey)),
         };
         if record.is_delete_marker() {
             return Err(EngineError::DeleteMarker {
@@ -493,8 +497,8 @@ impl Engine {
                 version_id: r.version_id(),
             }),
             Some((r, place)) => Ok((r, place == Place::Current)),
-            None if sel.is_some() => Err(EngineError::NoSuchVersion),
-            None => Err(EngineError::NoSuchKey),
+            None if sel.is_some() => Err(EngineError::Meta(MetaError::NoSuchVersion)),
+            None => Err(EngineError::Meta(MetaError::NoSuchKey)),
         }
     }
 

@@ -2,7 +2,7 @@
 //! wraps the data keys of its objects; erasure empties their buckets and destroys the KEK.
 //! (Identities — users, keys, roles — are `coffre-iam`'s.)
 
-use crate::{Engine, EngineError, EngineResult};
+use crate::{Engine, EngineError, EngineResult, MetaError};
 use coffre_crypto::{DataKey, TenantKey};
 use coffre_meta::{IamCommand, MetaCommand, Outcome, Quota, Usage, VersionSel};
 use coffre_types::now_millis;
@@ -71,7 +71,7 @@ impl Engine {
     /// The id of a tenant's key-encryption key (hex).
     pub fn tenant_key_id(&self, tenant: &str) -> EngineResult<String> {
         if self.meta.get_tenant(tenant)?.is_none() {
-            return Err(EngineError::NoSuchEntity(format!("tenant '{tenant}'")));
+            return Err(EngineError::Meta(MetaError::NoSuchEntity(format!("tenant '{tenant}'"))));
         }
         Ok(self.tenant_key(tenant)?.id_hex())
     }
@@ -122,13 +122,13 @@ impl Engine {
             if (grows > 0 && q.bytes.is_some_and(|l| bytes > l))
                 || (new_object && q.objects.is_some_and(|l| u.objects >= l))
             {
-                return Err(EngineError::QuotaExceeded(format!(
+                return Err(EngineError::Meta(MetaError::QuotaExceeded(format!(
                     "the {kind} '{name}' is at its quota ({} bytes, {} objects held; quota {} bytes, {} objects)",
                     u.bytes,
                     u.objects,
                     q.bytes.map_or("unlimited".into(), |b| b.to_string()),
                     q.objects.map_or("unlimited".into(), |o| o.to_string()),
-                )));
+                ))));
             }
             Ok(())
         };
@@ -153,7 +153,7 @@ impl Engine {
                 let (versions, _) = self.meta.list_versions(b, b"", None, None, None, 1)?;
                 let (uploads, _) = self.meta.list_uploads(b, b"", None, 1)?;
                 if !versions.is_empty() || !uploads.is_empty() {
-                    return Err(EngineError::BucketNotEmpty);
+                    return Err(EngineError::Meta(MetaError::BucketNotEmpty));
                 }
             }
             self.check_no_locked_versions(b)?;
@@ -181,7 +181,7 @@ impl Engine {
             loop {
                 self.empty_bucket(&b, &mut erasure).await?;
                 match self.delete_bucket(&b).await {
-                    Err(EngineError::BucketNotEmpty) if force && attempts < 5 => attempts += 1,
+                    Err(EngineError::Meta(MetaError::BucketNotEmpty)) if force && attempts < 5 => attempts += 1,
                     other => break other?,
                 }
             }
@@ -248,9 +248,9 @@ impl Engine {
                 match self.meta_call(move |m| m.apply(cmd)).await? {
                     Outcome::DeleteResults(results) => {
                         if let Some(why) = results.into_iter().find_map(|r| r.refused) {
-                            return Err(EngineError::Locked(format!(
+                            return Err(EngineError::Meta(MetaError::Locked(format!(
                                 "bucket '{bucket}' holds a protected version: {why}"
-                            )));
+                            ))));
                         }
                     }
                     other => return Err(EngineError::Internal(format!("DeleteVersions answered {other:?}"))),
@@ -266,11 +266,11 @@ impl Engine {
         for item in self.meta.scan_versions(bucket) {
             let (key, rec) = item?;
             if let Some(why) = rec.version_state.protection(now, true) {
-                return Err(EngineError::Locked(format!(
+                return Err(EngineError::Meta(MetaError::Locked(format!(
                     "'{bucket}/{}' version {}: {why}",
                     String::from_utf8_lossy(&key),
                     rec.version_id()
-                )));
+                ))));
             }
         }
         Ok(())

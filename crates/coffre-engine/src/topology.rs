@@ -2,7 +2,7 @@
 //! choice of nodes for a new version under a bucket's residency policy.
 
 use crate::{Engine, EngineError, EngineResult};
-use coffre_cluster::{Location, NodeView, ResidencyPolicy};
+use coffre_cluster::{Identity, Location, NodeView, RemoteShardStore, ResidencyPolicy};
 use coffre_data::{MissingStore, ShardStore, StoreStat};
 use coffre_meta::NodeRecord;
 use coffre_types::VersionId;
@@ -62,6 +62,36 @@ impl ClusterNode {
             zone: self.location.zone.clone(),
             draining: self.is_draining(),
         }
+    }
+
+    /// A storage node reached at `address` now (mutual TLS): its id and location are what
+    /// its CA-signed certificate says.
+    pub async fn connect(identity: &Identity, address: &str, draining: bool) -> Result<ClusterNode, String> {
+        let store = RemoteShardStore::connect(identity, address).await?;
+        let location = store.location.clone();
+        Ok(ClusterNode::new(
+            Arc::new(store),
+            location,
+            address.to_string(),
+            draining,
+        ))
+    }
+
+    /// A storage node as the metadata knows it, whether or not it answers now (its
+    /// certificate is checked against the record when it does).
+    pub fn known(identity: &Identity, address: &str, rec: &NodeRecord) -> Result<ClusterNode, String> {
+        let location = Location {
+            country: rec.country.clone(),
+            site: rec.site.clone(),
+            zone: rec.zone.clone(),
+        };
+        let store = RemoteShardStore::known(identity, address, &rec.id, location.clone())?;
+        Ok(ClusterNode::new(
+            Arc::new(store),
+            location,
+            address.to_string(),
+            rec.draining,
+        ))
     }
 }
 

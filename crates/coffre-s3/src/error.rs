@@ -1,6 +1,6 @@
 //! The one error type of the S3 layer and its mapping to S3 codes and HTTP statuses.
 
-use coffre_engine::EngineError;
+use coffre_engine::{EngineError, MetaError};
 use coffre_iam::IamError;
 use http::StatusCode;
 
@@ -106,23 +106,7 @@ impl From<EngineError> for S3Error {
     fn from(e: EngineError) -> S3Error {
         use EngineError as E;
         match e {
-            E::NoSuchBucket => S3Error::no_such_bucket("The specified bucket does not exist"),
-            E::NoSuchKey => S3Error::no_such_key("The specified key does not exist."),
-            E::NoSuchUpload => S3Error::no_such_upload(
-                "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
-            ),
-            E::BucketExists => S3Error::bucket_already_owned(
-                "Your previous request to create the named bucket succeeded and you already own it",
-            ),
-            E::BucketNotEmpty => S3Error::bucket_not_empty("The bucket you tried to delete is not empty"),
-            E::BucketTaken => S3Error::bucket_already_exists(
-                "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.",
-            ),
-            E::QuotaExceeded(m) => S3Error::quota_exceeded(format!("Quota exceeded: {m}; nothing was stored")),
-            E::NoSuchEntity(m) => S3Error::access_denied(format!("Access Denied: {m} does not exist")),
-            E::EntityExists(m) => S3Error::invalid_request(format!("{m} already exists")),
-            E::DeleteConflict(m) => S3Error::invalid_request(m),
-            E::PreconditionFailed(m) => S3Error::precondition_failed(m),
+            E::Meta(m) => m.into(),
             E::Conflict(m) => S3Error::conditional_conflict(m),
             E::BadDigest(m) => S3Error::bad_digest(m),
             E::InvalidPart(m) => S3Error::invalid_part(m),
@@ -131,24 +115,61 @@ impl From<EngineError> for S3Error {
             E::Forbidden(m) => S3Error::access_denied(m),
             E::Unavailable(m) => S3Error::service_unavailable(m),
             E::Body(io) => from_body_error(io),
-            E::Corrupt(m) => {
-                tracing::error!(error = %m, "stored data or metadata is corrupt");
-                S3Error::internal("stored data is damaged; the operator has been told")
-            }
+            E::Corrupt(m) => corrupt(m),
             E::Internal(m) => {
                 tracing::error!(error = %m, "internal failure");
                 S3Error::internal("internal failure")
             }
-            E::NoSuchVersion => S3Error::no_such_version("The specified version does not exist."),
             // Named by its id: S3 answers 405 and says what it is.
             E::DeleteMarker { version_id } => {
                 S3Error::method_not_allowed("The specified method is not allowed against this resource.")
                     .with_header("x-amz-delete-marker", "true")
                     .with_header("x-amz-version-id", version_id)
             }
-            E::Locked(m) => S3Error::access_denied(format!("Access Denied because object protected by object lock: {m}")),
-            E::InvalidBucketState(m) => S3Error::invalid_bucket_state(m),
-            E::MethodNotAllowed(m) => S3Error::method_not_allowed(m),
+        }
+    }
+}
+
+fn corrupt(m: String) -> S3Error {
+    tracing::error!(error = %m, "stored data or metadata is corrupt");
+    S3Error::internal("stored data is damaged; the operator has been told")
+}
+
+/// The one place the metadata's refusals become S3 errors.
+impl From<MetaError> for S3Error {
+    fn from(e: MetaError) -> S3Error {
+        use MetaError as M;
+        match e {
+            M::NoSuchBucket => S3Error::no_such_bucket("The specified bucket does not exist"),
+            M::NoSuchKey => S3Error::no_such_key("The specified key does not exist."),
+            M::NoSuchUpload => S3Error::no_such_upload(
+                "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
+            ),
+            M::BucketExists => S3Error::bucket_already_owned(
+                "Your previous request to create the named bucket succeeded and you already own it",
+            ),
+            M::BucketNotEmpty => S3Error::bucket_not_empty("The bucket you tried to delete is not empty"),
+            M::BucketTaken => S3Error::bucket_already_exists(
+                "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.",
+            ),
+            M::QuotaExceeded(m) => S3Error::quota_exceeded(format!("Quota exceeded: {m}; nothing was stored")),
+            M::NoSuchEntity(m) => S3Error::access_denied(format!("Access Denied: {m} does not exist")),
+            M::EntityExists(m) => S3Error::invalid_request(format!("{m} already exists")),
+            M::DeleteConflict(m) => S3Error::invalid_request(m),
+            M::PreconditionFailed { .. } => {
+                S3Error::precondition_failed("At least one of the pre-conditions you specified did not hold")
+            }
+            M::PartChanged => S3Error::conditional_conflict(
+                "A part of this upload was uploaded again while it was being completed; retry",
+            ),
+            M::Unavailable(m) => S3Error::service_unavailable(m),
+            M::NoSuchVersion => S3Error::no_such_version("The specified version does not exist."),
+            M::Locked(m) => S3Error::access_denied(format!("Access Denied because object protected by object lock: {m}")),
+            M::InvalidBucketState(m) => S3Error::invalid_bucket_state(m),
+            M::InvalidRequest(m) => S3Error::invalid_request(m),
+            M::MethodNotAllowed(m) => S3Error::method_not_allowed(m),
+            M::Corrupt(m) => corrupt(m),
+            M::Db(e) => corrupt(format!("metadata store: {e}")),
         }
     }
 }
@@ -168,7 +189,7 @@ impl From<IamError> for S3Error {
             IamError::InvalidIdentityToken(m) | IamError::IdpCommunication(m) => S3Error::access_denied(m),
             IamError::NoSuchBucket => S3Error::no_such_bucket("The specified bucket does not exist"),
             IamError::Corrupt(m) => S3Error::internal(m),
-            IamError::Meta(e) => coffre_engine::EngineError::from(e).into(),
+            IamError::Meta(e) => e.into(),
         }
     }
 }

@@ -255,7 +255,7 @@ fn load(ctx: &Ctx, bucket: &str, key: &str) -> Result<ObjectRecord, S3Error> {
 pub(crate) fn open(ctx: &Ctx, bucket: &str, key: &str, sel: Option<VersionSel>) -> Result<ReadHandle, S3Error> {
     ctx.engine().bucket(bucket)?;
     match ctx.engine().open_version(bucket, key, sel) {
-        Err(coffre_engine::EngineError::NoSuchKey) if !ctx.may_list(bucket, key) => {
+        Err(coffre_engine::EngineError::Meta(coffre_engine::MetaError::NoSuchKey)) if !ctx.may_list(bucket, key) => {
             Err(S3Error::access_denied("Access Denied"))
         }
         Err(e) => Err(not_found(ctx, bucket, key, e.into())),
@@ -424,7 +424,7 @@ pub async fn delete(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> 
     let bypass = crate::versioning::bypass_governance(ctx, bucket, key);
     let out = ctx.engine().delete(bucket, key, sel, bypass).await?;
     if let Some(why) = out.refused {
-        return Err(coffre_engine::EngineError::Locked(why).into());
+        return Err(coffre_engine::MetaError::Locked(why).into());
     }
     let mut r = status(StatusCode::NO_CONTENT);
     match (&out.marker, &out.removed) {

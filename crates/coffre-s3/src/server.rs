@@ -212,8 +212,10 @@ fn authorize(ctx: &Ctx, op: Op, bucket: &str, key: &str) -> Result<(), S3Error> 
         // S3 answers (its GetObject permission aside); a 403 to anyone else.
         return Err(match (op, target) {
             (Op::GetObject | Op::HeadObject, Target::Object(b, k))
-                if matches!(ctx.engine().head(b, k), Err(coffre_engine::EngineError::NoSuchKey))
-                    && ctx.may_list(b, k) =>
+                if matches!(
+                    ctx.engine().head(b, k),
+                    Err(coffre_engine::EngineError::Meta(coffre_engine::MetaError::NoSuchKey))
+                ) && ctx.may_list(b, k) =>
             {
                 S3Error::no_such_key("The specified key does not exist.")
             }
