@@ -47,6 +47,13 @@ pub(crate) struct ServerArgs {
     /// metadata record rather than cut into shards. Embedded server only; 16K by default.
     #[arg(long, env = "COFFRE_INLINE_MAX", value_parser = coffre_types::size::parse_size)]
     inline_max: Option<u64>,
+    /// One full scrub of every shard per this period, spread evenly (`30d`, `12h`, `90m`,
+    /// `600s`; 30 days by default).
+    #[arg(long, env = "COFFRE_SCRUB_PERIOD", value_parser = parse_period)]
+    scrub_period: Option<Duration>,
+    /// The scrub's read rate cap on each node, MiB/s (64 by default; 0: no cap).
+    #[arg(long, env = "COFFRE_SCRUB_RATE")]
+    scrub_rate: Option<u64>,
     /// Connections open at once (lowered to fit the descriptor limit).
     #[arg(long, env = "COFFRE_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -156,6 +163,8 @@ pub(crate) struct ServerSection {
     admin_listen: Option<String>,
     gc_grace_secs: Option<u64>,
     inline_max: Option<String>,
+    scrub_period: Option<String>,
+    scrub_rate: Option<u64>,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
     header_timeout_secs: Option<u64>,
@@ -185,6 +194,9 @@ pub(crate) struct Settings {
     pub expiry: Duration,
     pub gc_grace: Option<Duration>,
     pub inline_max: Option<u64>,
+    /// The scrub's period and its read rate cap per node (MiB/s).
+    pub scrub_period: Duration,
+    pub scrub_rate: u64,
     pub serve_limits: coffre_s3::server::ServeLimits,
     pub body_limits: coffre_s3::body::BodyLimits,
     pub audit_on: bool,
@@ -266,6 +278,15 @@ impl Settings {
         if file.cluster.is_some() && inline_max.is_some_and(|n| n > 0) {
             return Err("--inline-max: objects are inlined only by the embedded server".into());
         }
+        let scrub_period = match (args.scrub_period, file.server.scrub_period.as_deref()) {
+            (Some(d), _) => d,
+            (None, Some(text)) => parse_period(text).map_err(|e| format!("scrub_period: {e}"))?,
+            (None, None) => coffre_data::SCRUB_PERIOD,
+        };
+        let scrub_rate = args
+            .scrub_rate
+            .or(file.server.scrub_rate)
+            .unwrap_or(coffre_data::SCRUB_RATE_MIB);
         let defaults = coffre_s3::server::ServeLimits::default();
         let serve_limits = coffre_s3::server::ServeLimits {
             header_read_timeout: args
@@ -356,6 +377,8 @@ impl Settings {
             expiry,
             gc_grace,
             inline_max,
+            scrub_period,
+            scrub_rate,
             serve_limits,
             body_limits,
             audit_on,
@@ -373,5 +396,30 @@ impl Settings {
                 stores: file.stores,
             },
         })
+    }
+}
+
+/// A period: a number with a unit, `s`, `m`, `h` or `d` (seconds without one); at least a
+/// second.
+pub(crate) fn parse_period(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (number, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: a number and a unit (s, m, h, d)"))?;
+    let unit_secs = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => return Err(format!("{text:?}: unknown unit {other:?} (s, m, h, d)")),
+    };
+    match n.checked_mul(unit_secs) {
+        Some(secs) if secs >= 1 => Ok(Duration::from_secs(secs)),
+        Some(_) => Err(format!("{text:?}: at least one second")),
+        None => Err(format!("{text:?}: too long")),
     }
 }

@@ -25,6 +25,8 @@ pub(crate) fn run_server(args: ServerArgs) -> Result<(), String> {
         expiry,
         gc_grace,
         inline_max,
+        scrub_period,
+        scrub_rate,
         serve_limits,
         body_limits,
         audit_on,
@@ -211,6 +213,14 @@ pub(crate) fn run_server(args: ServerArgs) -> Result<(), String> {
                     let engine = engine.clone();
                     move || engine.audit().map(|a| a.metrics_text()).unwrap_or_default()
                 }),
+                Box::new({
+                    let engine = engine.clone();
+                    move || engine.workers().metrics_text()
+                }),
+                Box::new({
+                    let engine = engine.clone();
+                    move || engine.scrub_metrics_text()
+                }),
             ],
             replica: replica.clone(),
         });
@@ -219,46 +229,58 @@ pub(crate) fn run_server(args: ServerArgs) -> Result<(), String> {
             "Coffre admin endpoint: http://{admin_addr}  (token: COFFRE_ADMIN_TOKEN or {})",
             data.join("admin.token").display()
         );
-        // Background work that changes metadata runs once per cluster: on the metadata
-        // leader (and on the next one when it changes).
-        let leads = {
+        // Background work, as named workers. What changes metadata the whole cluster shares
+        // runs once per cluster: on the metadata leader (and on the next one when it changes).
+        let leads: coffre_types::background::Leads = {
             let replica = replica.clone();
-            move || replica.as_ref().is_none_or(|r| r.is_leader())
+            Arc::new(move || replica.as_ref().is_none_or(|r| r.is_leader()))
         };
-        let hb_engine = engine.clone();
-        let hb_leads = leads.clone();
-        let leads_lifecycle = leads.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Some(identity) = &node_sync {
-                    let connect =
-                        |address: &str, rec: &NodeRecord| ClusterNode::known(identity, address, rec).map(|n| n.store);
-                    match hb_engine.sync_nodes(connect).await {
-                        Ok(n) if n > 0 => tracing::info!(nodes = n, "node list changed by another gateway"),
-                        Err(e) => tracing::warn!(error = %e, "reading the node list failed"),
-                        _ => {}
-                    }
-                }
-                hb_engine.heartbeat().await;
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
+        let workers = engine.workers();
+        // Another gateway may admit, drain or remove nodes: follow the metadata.
+        let connect = node_sync.map(|identity| -> coffre_engine::workers::NodeConnector {
+            Box::new(move |address: &str, rec: &NodeRecord| {
+                ClusterNode::known(&identity, address, rec).map(|n| n.store)
+            })
         });
-        // Degraded writes are healed once their nodes (or replacements) are up; a task of its
-        // own, so a long pass never delays the heartbeats.
-        let heal_engine = engine.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                if !hb_leads() {
-                    continue;
-                }
-                match heal_engine.heal().await {
-                    Ok(n) if n > 0 => tracing::info!(shards = n, "healed degraded writes"),
-                    Err(e) => tracing::warn!(error = %e, "healing pass failed"),
-                    _ => {}
-                }
-            }
-        });
+        use coffre_engine::workers::*;
+        workers.start(
+            Box::new(HeartbeatWorker {
+                engine: engine.clone(),
+                connect,
+            }),
+            leads.clone(),
+        );
+        workers.start(Box::new(RepairWorker(engine.clone())), leads.clone());
+        workers.start(Box::new(GcWorker(engine.clone())), leads.clone());
+        workers.start(
+            Box::new(ScrubWorker {
+                engine: engine.clone(),
+                period: scrub_period,
+                default_rate_mib: scrub_rate,
+            }),
+            leads.clone(),
+        );
+        workers.start(
+            Box::new(ExpiryWorker {
+                engine: engine.clone(),
+                max_age: expiry,
+            }),
+            leads.clone(),
+        );
+        workers.start(
+            Box::new(LifecycleWorker {
+                engine: engine.clone(),
+                // Every 10 minutes; every quarter of a shortened test day, at least every second.
+                every: (lifecycle_day / 4).clamp(Duration::from_secs(1), Duration::from_secs(600)),
+            }),
+            leads.clone(),
+        );
+        if !locals.is_empty() {
+            // The embedded stores' own work, as a node does it (every process).
+            let always: coffre_types::background::Leads = Arc::new(|| true);
+            workers.start(Box::new(coffre_data::CompactionWorker(locals.clone())), always.clone());
+            workers.start(Box::new(coffre_data::ScrubWorker::new(locals.clone())), always);
+        }
         print_banner(
             &format!("{scheme_word}://{addr}"),
             &region,
@@ -267,87 +289,10 @@ pub(crate) fn run_server(args: ServerArgs) -> Result<(), String> {
             generated,
             &data,
         );
-
-        // Background work: garbage collection and segment compaction.
-        let gc_engine = engine.clone();
-        tokio::spawn(async move {
-            let mut tick = 0u64;
-            loop {
-                if !leads() {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-                match gc_engine.collect_garbage().await {
-                    Ok(n) if n > 0 => tracing::debug!(versions = n, "GC removed shards"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "GC pass failed"),
-                }
-                // Expiry and compaction on the first pass, then every minute.
-                if tick.is_multiple_of(120) {
-                    match gc_engine.expire_uploads(expiry).await {
-                        Ok(n) if n > 0 => tracing::info!(uploads = n, "expired incomplete multipart uploads"),
-                        Err(e) => tracing::warn!(error = %e, "upload expiry failed"),
-                        _ => {}
-                    }
-                    if gc_engine.meta().is_replica() {
-                        match gc_engine.expire_intents(coffre_types::limits::INTENT_EXPIRY).await {
-                            Ok(n) if n > 0 => {
-                                tracing::warn!(writes = n, "writes never committed: shards queued for GC")
-                            }
-                            Err(e) => tracing::warn!(error = %e, "intent expiry failed"),
-                            _ => {}
-                        }
-                    }
-                    for s in &locals {
-                        let s = s.clone();
-                        match tokio::task::spawn_blocking(move || s.compact()).await {
-                            Ok(Ok(n)) if n > 0 => {
-                                tracing::info!(bytes = n, "compacted shard store")
-                            }
-                            Ok(Err(e)) => tracing::warn!(error = %e, "compaction failed"),
-                            _ => {}
-                        }
-                    }
-                }
-                tick += 1;
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        });
-        // Lifecycle rules: a pass every 10 minutes (every quarter of a test day, at least
-        // every second), on the leader only.
-        let lc_engine = engine.clone();
-        let lc_leads = leads_lifecycle;
-        tokio::spawn(async move {
-            let every = (lifecycle_day / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
-            loop {
-                tokio::time::sleep(every).await;
-                if !lc_leads() {
-                    continue;
-                }
-                match lc_engine.lifecycle_pass(coffre_types::limits::LIFECYCLE_RATE).await {
-                    Ok(n) if n > 0 => tracing::info!(removed = n, "lifecycle rules applied"),
-                    Err(e) => tracing::warn!(error = %e, "lifecycle pass failed"),
-                    _ => {}
-                }
-            }
-        });
-        // Changes whose audit entries a stop cut off get them from their notes: now, then
+        // Changes whose audit entries a stop cut off get them from their notes: at once, then
         // every few seconds (each gateway its own; a replica may learn of its notes late).
         if audit.is_some() {
-            match engine.settle_audit_notes().await {
-                Ok(n) if n > 0 => tracing::warn!(entries = n, "audit entries recovered from their notes"),
-                Err(e) => tracing::warn!(error = %e, "recovering audit entries failed"),
-                _ => {}
-            }
-            let notes_engine = engine.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                    if let Err(e) = notes_engine.settle_audit_notes().await {
-                        tracing::warn!(error = %e, "settling audit notes failed");
-                    }
-                }
-            });
+            workers.start(Box::new(AuditNotesWorker(engine.clone())), leads.clone());
         }
         tokio::spawn(async move {
             while let Some(id) = damaged.recv().await {
@@ -355,6 +300,7 @@ pub(crate) fn run_server(args: ServerArgs) -> Result<(), String> {
             }
         });
         coffre_s3::serve(listener, tls, gw, serve_limits, shutdown_signal()).await;
+        engine.workers().shutdown(Duration::from_secs(10)).await;
         if let Some(log) = audit {
             log.close().await;
         }

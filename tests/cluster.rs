@@ -34,6 +34,11 @@ fn shards_on_disk(dir: &Path) -> std::collections::HashMap<String, String> {
             let data = &b[pos + 40..pos + 40 + len];
             if kind == 1 {
                 found.insert(id, blake3::hash(data).to_hex().to_string());
+            } else if kind == 3 {
+                // `hash ∥ shard`: the node keeps the BLAKE3 the gateway sent, checked.
+                let hash = blake3::hash(&data[32..]);
+                assert_eq!(&data[..32], hash.as_bytes(), "stored hash of {id}");
+                found.insert(id, hash.to_hex().to_string());
             } else {
                 found.remove(&id);
             }

@@ -77,6 +77,9 @@ fn admin_op(method: &axum::http::Method, path: &str) -> String {
     };
     let name = match segs.as_slice() {
         ["nodes", _, "drain"] => return "NodeDrain".into(),
+        ["workers", _, action] => return format!("Worker{}", capitalize(action)),
+        ["workers", _] => return "WorkerPut".into(),
+        ["scrub", "start"] => return "ScrubStart".into(),
         ["tenants", _, "keys", _, action] => return format!("Key{}", capitalize(action)),
         // Resource names, without the identifiers between them.
         s => s
@@ -318,6 +321,11 @@ mod tests {
         use axum::http::Method;
         assert_eq!(admin_op(&Method::POST, "/v1/nodes/n1/drain"), "NodeDrain");
         assert_eq!(admin_op(&Method::DELETE, "/v1/nodes/n1"), "NodesDelete");
+        assert_eq!(admin_op(&Method::POST, "/v1/workers/scrub/pause"), "WorkerPause");
+        assert_eq!(admin_op(&Method::PUT, "/v1/workers/scrub"), "WorkerPut");
+        assert_eq!(admin_op(&Method::GET, "/v1/workers"), "WorkersGet");
+        assert_eq!(admin_op(&Method::POST, "/v1/scrub/start"), "ScrubStart");
+        assert_eq!(admin_op(&Method::GET, "/v1/scrub"), "ScrubGet");
         assert_eq!(admin_op(&Method::DELETE, "/v1/tenants/acme"), "TenantsDelete");
         assert_eq!(admin_op(&Method::PUT, "/v1/buckets/b/policy"), "BucketsPolicyPut");
         assert_eq!(admin_op(&Method::POST, "/v1/tenants/t/keys/AK/rotate"), "KeyRotate");

@@ -65,6 +65,13 @@ pub enum AdminCommand {
     /// The replicated metadata: its replicas, leader and lag; membership.
     #[command(subcommand)]
     Meta(MetaCommand),
+    /// The gateway's background workers (GC, expiry, lifecycle, repair, scrub…).
+    #[command(subcommand)]
+    Workers(WorkersCommand),
+    /// The scrub: every node verifies every shard it holds (BLAKE3) and what it finds is
+    /// repaired.
+    #[command(subcommand)]
+    Scrub(ScrubCommand),
     /// Tenants (accounts): each owns its buckets, users and key-encryption key.
     #[command(subcommand)]
     Tenant(TenantCommand),
@@ -325,6 +332,64 @@ pub enum MetaCommand {
 }
 
 #[derive(Subcommand)]
+pub enum WorkersCommand {
+    /// Every worker: state, knobs, progress counters, last error.
+    List {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a worker's rate (in the unit `list` shows; 0: unlimited) or tranquility (the
+    /// pause after each busy step, as a multiple of the step's time; 0: none).
+    Set {
+        #[command(flatten)]
+        api: Api,
+        name: String,
+        knob: WorkerKnob,
+        value: u64,
+    },
+    /// Pause a worker after its current step.
+    Pause {
+        #[command(flatten)]
+        api: Api,
+        name: String,
+    },
+    /// Resume a paused worker.
+    Resume {
+        #[command(flatten)]
+        api: Api,
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ScrubCommand {
+    /// Every node starts a full pass now, at its rate cap.
+    Start {
+        #[command(flatten)]
+        api: Api,
+        /// Block until every node's pass is done and every repair it queued too; exit
+        /// non-zero with the reason if that cannot happen (a node gone silent).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Each node's scrub: progress of its pass, last full pass, findings; the repair queue.
+    Status {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum WorkerKnob {
+    Rate,
+    Tranquility,
+}
+
+#[derive(Subcommand)]
 pub enum NodesCommand {
     /// Admit a node by address; its id and location come from its certificate.
     Add {
@@ -459,6 +524,8 @@ mod api;
 mod cluster;
 mod identities;
 mod local;
+mod scrub;
+mod workers;
 
 pub use api::Api;
 
@@ -469,6 +536,8 @@ pub fn run(cmd: AdminCommand) -> Result<(), String> {
         AdminCommand::User(c) => identities::user_command(c),
         AdminCommand::Key(c) => identities::key_command(c),
         AdminCommand::Role(c) => identities::role_command(c),
+        AdminCommand::Workers(c) => workers::run(c),
+        AdminCommand::Scrub(c) => scrub::run(c),
         AdminCommand::VerifyCertificate { .. } | AdminCommand::Ca(_) | AdminCommand::NodeIdentity { .. } => {
             local::run(cmd)
         }

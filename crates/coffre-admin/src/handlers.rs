@@ -23,6 +23,8 @@ pub struct NodeStatus {
     pub used_bytes: u64,
     pub free_bytes: u64,
     pub total_bytes: u64,
+    /// Its scrub as last seen (the metadata leader's `scrub` worker asks every node).
+    pub scrub: Option<coffre_engine::scrub::ScrubStatus>,
 }
 
 #[derive(Serialize)]
@@ -38,6 +40,8 @@ pub struct ShardPlacement {
     pub zone: String,
     pub size: u64,
     pub blake3: String,
+    /// Missing or corrupt where it should be: queued for repair.
+    pub degraded: bool,
 }
 
 #[derive(Serialize)]
@@ -116,6 +120,7 @@ pub async fn status(State(admin): State<Arc<Admin>>) -> ApiResult {
                 used_bytes: s.map_or(0, |s| s.used_bytes),
                 free_bytes: s.map_or(0, |s| s.free_bytes),
                 total_bytes: s.map_or(0, |s| s.total_bytes),
+                scrub: admin.engine.scrub_seen(n.id()),
             }
         })
         .collect();
@@ -202,6 +207,7 @@ pub async fn placement(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery)
                 zone,
                 size,
                 blake3: hex::encode(hash),
+                degraded: part.degraded.contains(&index),
             });
         }
     }

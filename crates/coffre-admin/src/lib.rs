@@ -1,6 +1,6 @@
 //! The operator's admin API (HTTP, bearer token) on axum: cluster status and membership,
 //! bucket residency policies and quotas, proof of placement, residency audits, tenants and
-//! their users, keys, policies, roles and erasure. JSON field names are stable
+//! their users, keys, policies, roles and erasure; the background workers. JSON field names are stable
 //! (docs/admin-api.md). `client` and `cli` are its command-line client. Tenants' access keys
 //! never work here: only the operator's bearer token does.
 
@@ -9,7 +9,9 @@ pub mod certificate;
 pub mod cli;
 pub mod client;
 mod handlers;
+mod scrub;
 mod tenants;
+mod workers;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -87,6 +89,11 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/v1/audit/search", get(audit_log::search))
         .route("/v1/buckets/{bucket}/policy", put(handlers::set_policy))
         .route("/v1/buckets/{bucket}/quota", put(tenants::set_bucket_quota))
+        .route("/v1/scrub", get(scrub::status))
+        .route("/v1/scrub/start", post(scrub::start))
+        .route("/v1/workers", get(workers::list))
+        .route("/v1/workers/{name}", put(workers::set))
+        .route("/v1/workers/{name}/{action}", post(workers::control))
         .route("/v1/operator-key", get(tenants::operator_key))
         .route("/v1/tenants", get(tenants::list_tenants).post(tenants::create_tenant))
         .route(

@@ -2,12 +2,14 @@
 //! TLS. Only peers with a certificate from the cluster CA are accepted. Shards are fsynced
 //! (group commit) before a PUT is acknowledged.
 //!
-//! Protocol: `PUT|GET|DELETE /shards/<hex shard id>`, `GET /shards` (23-byte ids, concatenated),
-//! `GET /stat` (`shards used_bytes free_bytes total_bytes`).
+//! Protocol: `PUT|GET|DELETE /shards/<hex shard id>` (a PUT with `?b3=<hex BLAKE3>` is checked
+//! against it and keeps it for the scrub), `GET /shards` (23-byte ids, concatenated), `GET
+//! /stat` (`shards used_bytes free_bytes total_bytes`), `POST /scrub` (a JSON `ScrubRequest`,
+//! answered with the JSON `ScrubStatus`).
 
 use crate::identity::Identity;
 use bytes::Bytes;
-use coffre_data::{LocalShardStore, ShardStore, StoreError};
+use coffre_data::{CompactionWorker, LocalShardStore, ScrubRequest, ScrubWorker, ShardStore, StoreError};
 use coffre_types::ShardId;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -22,6 +24,17 @@ fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r
+}
+
+/// The largest scrub request a node reads (its acknowledgements are bounded).
+const MAX_SCRUB_REQUEST: usize = 1 << 20;
+
+/// The BLAKE3 a PUT names in its query (`b3=<hex>`): `Err` if named but malformed.
+fn named_hash(query: Option<&str>) -> Result<Option<[u8; 32]>, ()> {
+    let Some(v) = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("b3="))) else {
+        return Ok(None);
+    };
+    hex::decode(v).ok().and_then(|b| b.try_into().ok()).map(Some).ok_or(())
 }
 
 fn shard_id(path: &str) -> Option<ShardId> {
@@ -40,6 +53,18 @@ async fn handle(store: LocalShardStore, req: Request<Incoming>) -> Response<Full
                     format!("{} {} {} {}", s.shards, s.used_bytes, s.free_bytes, s.total_bytes),
                 )
             }
+            ("POST", "/scrub") => {
+                let request: ScrubRequest = match Limited::new(body, MAX_SCRUB_REQUEST).collect().await {
+                    Ok(b) => match serde_json::from_slice(&b.to_bytes()) {
+                        Ok(r) => r,
+                        Err(e) => return Ok(reply(StatusCode::BAD_REQUEST, format!("scrub request: {e}"))),
+                    },
+                    Err(e) => return Ok(reply(StatusCode::BAD_REQUEST, format!("scrub request: {e}"))),
+                };
+                let status = store.scrub(request).await?;
+                let body = serde_json::to_vec(&status).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                reply(StatusCode::OK, body)
+            }
             ("GET", "/shards") => {
                 let ids = store.list().await?;
                 let mut out = Vec::with_capacity(ids.len() * ShardId::LEN);
@@ -55,7 +80,19 @@ async fn handle(store: LocalShardStore, req: Request<Incoming>) -> Response<Full
                 match m {
                     "PUT" => match Limited::new(body, MAX_SHARD).collect().await {
                         Ok(b) => {
-                            store.put(id, b.to_bytes()).await?;
+                            let data = b.to_bytes();
+                            match named_hash(parts.uri.query()) {
+                                Err(()) => return Ok(reply(StatusCode::BAD_REQUEST, "malformed b3")),
+                                Ok(Some(hash)) => {
+                                    // Damaged on the way (or a gateway's bug): refused, so the
+                                    // write counts this shard as failed rather than stored.
+                                    if blake3::hash(&data).as_bytes() != &hash {
+                                        return Ok(reply(StatusCode::BAD_REQUEST, "shard does not match its BLAKE3"));
+                                    }
+                                    store.put_hashed(id, data, hash).await?
+                                }
+                                Ok(None) => store.put(id, data).await?,
+                            }
                             reply(StatusCode::NO_CONTENT, Bytes::new())
                         }
                         Err(e) => reply(StatusCode::BAD_REQUEST, format!("shard body: {e}")),
@@ -88,21 +125,16 @@ pub async fn serve(
     store: LocalShardStore,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
-    // Space of deleted shards is reclaimed by compacting the segments, once a minute.
-    let compactor = store.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            let s = compactor.clone();
-            match tokio::task::spawn_blocking(move || s.compact()).await {
-                Ok(Ok(n)) if n > 0 => tracing::info!(bytes = n, "compacted shard segments"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "compaction failed"),
-                _ => {}
-            }
-        }
-    });
+    // Its own background work: the scrub of its shards, the compaction of its segments.
+    let workers = coffre_types::background::Workers::default();
+    let always: coffre_types::background::Leads = Arc::new(|| true);
+    workers.start(Box::new(CompactionWorker(vec![store.clone()])), always.clone());
+    workers.start(Box::new(ScrubWorker::new(vec![store.clone()])), always);
     let service: crate::mtls::Service = Arc::new(move |req| Box::pin(handle(store.clone(), req)));
-    crate::mtls::serve_gateways(listener, identity, "node", service, shutdown, Duration::from_secs(30)).await
+    let served =
+        crate::mtls::serve_gateways(listener, identity, "node", service, shutdown, Duration::from_secs(30)).await;
+    workers.shutdown(Duration::from_secs(10)).await;
+    served
 }
 
 /// A node's shard store directory, keeping `reserve` bytes of its disk free.

@@ -10,7 +10,7 @@
 
 use crate::identity::{subject_of, Identity, Location};
 use bytes::Bytes;
-use coffre_data::{BoxFuture, ShardStore, StoreError, StoreStat};
+use coffre_data::{BoxFuture, ScrubRequest, ScrubStatus, ShardStore, StoreError, StoreStat};
 use coffre_types::ShardId;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -296,6 +296,9 @@ impl RemoteShardStore {
     }
 }
 
+/// The largest scrub answer read (its findings are capped per answer).
+const SCRUB_ANSWER: usize = 1 << 20;
+
 fn shard_path(id: &ShardId) -> String {
     format!("/shards/{}", hex::encode(id.to_bytes()))
 }
@@ -309,6 +312,30 @@ impl ShardStore for RemoteShardStore {
         Box::pin(async move {
             match self.call(Method::PUT, shard_path(&id), data, SMALL_ANSWER).await? {
                 (StatusCode::NO_CONTENT, _) => Ok(()),
+                (s, b) => Err(self.unexpected(s, &b)),
+            }
+        })
+    }
+
+    /// The hash goes with the shard: the node checks the bytes it received against it (a
+    /// shard damaged on the way is refused, so the write counts as failed) and keeps it for
+    /// its scrub.
+    fn put_hashed(&self, id: ShardId, data: Bytes, hash: [u8; 32]) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let path = format!("{}?b3={}", shard_path(&id), hex::encode(hash));
+            match self.call(Method::PUT, path, data, SMALL_ANSWER).await? {
+                (StatusCode::NO_CONTENT, _) => Ok(()),
+                (s, b) => Err(self.unexpected(s, &b)),
+            }
+        })
+    }
+
+    fn scrub(&self, request: ScrubRequest) -> BoxFuture<'_, Result<ScrubStatus, StoreError>> {
+        Box::pin(async move {
+            let body = Bytes::from(serde_json::to_vec(&request).map_err(|e| StoreError::Unavailable(e.to_string()))?);
+            match self.call(Method::POST, "/scrub".into(), body, SCRUB_ANSWER).await? {
+                (StatusCode::OK, b) => serde_json::from_slice(&b)
+                    .map_err(|e| StoreError::Unavailable(format!("node {}: scrub answer: {e}", self.id))),
                 (s, b) => Err(self.unexpected(s, &b)),
             }
         })

@@ -14,9 +14,9 @@ pub use budget::{MemoryBudget, Reservation};
 pub use erasure::Codec;
 pub use inline::{open_inline, seal_inline};
 pub use layout::StripeLayout;
-pub use local::{LocalShardStore, SegmentLimits};
+pub use local::{CompactionWorker, LocalShardStore, ScrubWorker, SegmentLimits, SCRUB_PERIOD, SCRUB_RATE_MIB};
 pub use read::{read_part, PartReader};
-pub use store::{BoxFuture, MissingStore, ShardStore, StoreError, StoreStat};
+pub use store::{BoxFuture, MissingStore, ScrubRequest, ScrubStatus, ShardStore, StoreError, StoreStat};
 pub use write::{write_part, PartWriteResult, WriteTarget};
 
 #[derive(Debug, thiserror::Error)]

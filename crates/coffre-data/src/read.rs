@@ -157,8 +157,8 @@ impl PartReader {
         tokio::spawn(async move {
             for i in bad {
                 let shard = buf.slice(i * shard_len..(i + 1) * shard_len);
-                let expected = this.shard_hashes.get(stripe as usize).and_then(|h| h.get(i));
-                if expected != Some(blake3::hash(&shard).as_bytes()) {
+                let hash = *blake3::hash(&shard).as_bytes();
+                if this.shard_hashes.get(stripe as usize).and_then(|h| h.get(i)) != Some(&hash) {
                     continue;
                 }
                 let Some(Some(store)) = this.stores.get(i) else {
@@ -170,7 +170,7 @@ impl PartReader {
                     stripe,
                     index: i as u8,
                 };
-                match store.put(id, shard).await {
+                match store.put_hashed(id, shard, hash).await {
                     Ok(()) => tracing::info!(shard = %id, store = store.id(), "shard repaired"),
                     Err(e) => tracing::warn!(shard = %id, store = store.id(), error = %e, "shard repair failed"),
                 }
@@ -187,21 +187,21 @@ impl PartReader {
         Some((Bytes::from(data), shard_len))
     }
 
-    /// Rebuilds shard `index` of `stripe` from the others (healing a degraded write). The
-    /// result is checked against the layout's BLAKE3, so it is never wrong.
-    pub async fn rebuild_shard(&self, stripe: u32, index: usize) -> Result<Bytes, DataError> {
+    /// Rebuilds shard `index` of `stripe` from the others (healing a degraded write), with its
+    /// BLAKE3. The result is checked against the layout's, so it is never wrong.
+    pub async fn rebuild_shard(&self, stripe: u32, index: usize) -> Result<(Bytes, [u8; 32]), DataError> {
         let data = self.fetch_stripe(stripe).await?;
         let (buf, shard_len) = self
             .with_parity(data)
             .ok_or_else(|| DataError::Erasure("re-encoding failed".into()))?;
         let shard = buf.slice(index * shard_len..(index + 1) * shard_len);
-        let expected = self.shard_hashes.get(stripe as usize).and_then(|h| h.get(index));
-        if expected != Some(blake3::hash(&shard).as_bytes()) {
+        let hash = *blake3::hash(&shard).as_bytes();
+        if self.shard_hashes.get(stripe as usize).and_then(|h| h.get(index)) != Some(&hash) {
             return Err(DataError::Internal(format!(
                 "rebuilt shard {stripe}.{index} does not match its hash"
             )));
         }
-        Ok(shard)
+        Ok((shard, hash))
     }
 
     /// Decrypts the packages of `stripe` that overlap `[from, to)` (offsets within the stripe).

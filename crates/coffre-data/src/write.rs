@@ -139,6 +139,7 @@ where
         while let Some(s) = out_rx.recv().await {
             let puts = s.shards.into_iter().enumerate().map(|(i, data)| {
                 let store = stores[i].clone();
+                let hash = s.hashes[i];
                 let skip = failed[i];
                 let id = ShardId {
                     version,
@@ -150,7 +151,7 @@ where
                     if skip {
                         return (i, false);
                     }
-                    match store.put(id, data).await {
+                    match store.put_hashed(id, data, hash).await {
                         Ok(()) => (i, true),
                         Err(e) => {
                             tracing::warn!(store = store.id(), shard = %id, error = %e, "shard write failed");

@@ -139,7 +139,8 @@ impl Engine {
                         index: i as u8,
                     };
                     let written = match reader.rebuild_shard(stripe, i).await {
-                        Ok(shard) => target.store.put(id, shard).await.is_ok(),
+                        // The node checks the bytes against the hash before it keeps them.
+                        Ok((shard, hash)) => target.store.put_hashed(id, shard, hash).await.is_ok(),
                         Err(_) => false,
                     };
                     if !written {

@@ -15,8 +15,10 @@ mod multipart;
 mod object;
 pub mod replication;
 mod rotate;
+pub mod scrub;
 mod tenants;
 mod topology;
+pub mod workers;
 
 pub use audit_log::{reseal_audit_keys, AuditOptions};
 pub use audit_notes::AuditScope;
@@ -113,6 +115,10 @@ pub struct Engine {
     audit: std::sync::OnceLock<Arc<coffre_audit::AuditLog>>,
     /// Requests whose audit notes may be in the metadata (`audit_notes`).
     notes: Arc<std::sync::Mutex<audit_notes::NoteBook>>,
+    /// The background workers of this process (`workers`).
+    workers: coffre_types::background::Workers,
+    /// Each node's scrub as last seen (`scrub`), for the metrics.
+    scrub_seen: std::sync::Mutex<std::collections::BTreeMap<String, coffre_data::ScrubStatus>>,
 }
 
 /// The audit chain head kept in the metadata store (its local, unreplicated part).
@@ -189,6 +195,8 @@ impl Engine {
                 lifecycle: Default::default(),
                 audit: Default::default(),
                 notes: Default::default(),
+                workers: Default::default(),
+                scrub_seen: Default::default(),
             }),
             rx,
         )
@@ -197,6 +205,11 @@ impl Engine {
     /// Gives the engine its audit log (once, at start).
     pub fn set_audit(&self, log: Arc<coffre_audit::AuditLog>) {
         let _ = self.audit.set(log);
+    }
+
+    /// The background workers of this process.
+    pub fn workers(&self) -> &coffre_types::background::Workers {
+        &self.workers
     }
 
     /// The audit log, if this process keeps one.

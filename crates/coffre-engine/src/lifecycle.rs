@@ -150,9 +150,10 @@ impl Engine {
         }
     }
 
-    /// One lifecycle pass over every bucket with rules, at most `rate` removals per second.
-    /// Returns how many versions, markers and uploads it removed.
-    pub async fn lifecycle_pass(&self, rate: u32) -> EngineResult<u64> {
+    /// One lifecycle pass over every bucket with rules, at most `rate()` removals per second
+    /// (0: unlimited; read as the pass goes, so a change applies at once). Returns how many
+    /// versions, markers and uploads it removed.
+    pub async fn lifecycle_pass(&self, rate: &(dyn Fn() -> u64 + Sync)) -> EngineResult<u64> {
         let resume = self.load_cursor();
         let mut buckets: Vec<(String, LifecycleConfig)> = Vec::new();
         for (name, _) in self.list_buckets()? {
@@ -182,7 +183,7 @@ impl Engine {
         bucket: &str,
         cfg: &LifecycleConfig,
         after: Option<Vec<u8>>,
-        limiter: &mut RateLimiter,
+        limiter: &mut RateLimiter<'_>,
     ) -> EngineResult<u64> {
         let now = now_millis();
         let day = self.lifecycle_day_ms();
@@ -196,7 +197,7 @@ impl Engine {
                 .list_uploads(bucket, rule.filter.prefix.as_bytes(), None, usize::MAX)?;
             for (key, id, up) in uploads {
                 if up.created_ms.saturating_add(days.saturating_mul(day)) <= now {
-                    limiter.wait(1).await;
+                    limiter.grant(1).await;
                     let name = String::from_utf8_lossy(&key).into_owned();
                     let entry = self.system_event("LifecycleAbortUpload", bucket, &key, None, String::new());
                     let aborted = self
@@ -268,9 +269,12 @@ impl Engine {
             let last_len = groups.last().map_or(0, |(_, v)| v.len());
             carry = Some((last_key.clone(), offset + last_len, last.last_modified_ms));
             for round in crate::object::distinct_key_rounds(targets, |(t, _)| &t.key) {
-                for batch in round.chunks(BATCH) {
-                    limiter.wait(batch.len() as u32).await;
+                let mut rest = &round[..];
+                while !rest.is_empty() {
+                    let n = limiter.grant(rest.len().min(BATCH)).await;
+                    let (batch, tail) = rest.split_at(n);
                     removed += self.apply_expirations(bucket, batch.to_vec()).await?;
+                    rest = tail;
                 }
             }
             self.save_cursor(Some((bucket, &last_key)));
@@ -448,32 +452,41 @@ enum Kind {
     Marker,
 }
 
-/// At most `rate` removals per second, in bursts of at most one second's worth.
-struct RateLimiter {
-    rate: u32,
+/// At most `rate()` removals per second (0: unlimited), in bursts of at most one second's
+/// worth.
+struct RateLimiter<'a> {
+    rate: &'a (dyn Fn() -> u64 + Sync),
     window_start: tokio::time::Instant,
-    used: u32,
+    used: u64,
 }
 
-impl RateLimiter {
-    fn new(rate: u32) -> RateLimiter {
+impl<'a> RateLimiter<'a> {
+    fn new(rate: &'a (dyn Fn() -> u64 + Sync)) -> RateLimiter<'a> {
         RateLimiter {
-            rate: rate.max(1),
+            rate,
             window_start: tokio::time::Instant::now(),
             used: 0,
         }
     }
 
-    async fn wait(&mut self, n: u32) {
+    /// Waits until some of `want` (≥ 1) removals may go, and says how many: never more
+    /// than a second's worth.
+    async fn grant(&mut self, want: usize) -> usize {
         if self.window_start.elapsed() >= Duration::from_secs(1) {
             self.window_start = tokio::time::Instant::now();
             self.used = 0;
         }
-        if self.used.saturating_add(n) > self.rate && self.used > 0 {
+        let rate = (self.rate)();
+        if rate == 0 {
+            return want.max(1);
+        }
+        if self.used >= rate {
             tokio::time::sleep_until(self.window_start + Duration::from_secs(1)).await;
             self.window_start = tokio::time::Instant::now();
             self.used = 0;
         }
+        let n = (want as u64).min(rate - self.used).max(1);
         self.used = self.used.saturating_add(n);
+        usize::try_from(n).unwrap_or(1)
     }
 }

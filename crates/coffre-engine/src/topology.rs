@@ -24,6 +24,9 @@ pub struct ClusterNode {
     pub last_stat: Arc<Mutex<Option<StoreStat>>>,
 }
 
+/// Builds a store for a node recorded in the metadata (one another gateway admitted).
+pub type ConnectNode = dyn Fn(&str, &NodeRecord) -> Result<Arc<dyn ShardStore>, String> + Send + Sync;
+
 impl ClusterNode {
     pub fn new(store: Arc<dyn ShardStore>, location: Location, address: String, draining: bool) -> ClusterNode {
         ClusterNode {
@@ -153,10 +156,7 @@ impl Engine {
     /// Brings this gateway's node list in line with the metadata, where another gateway may
     /// have admitted, drained or removed nodes (replicated metadata). `connect` makes the
     /// store of a node this gateway does not know yet. Returns how many nodes changed.
-    pub async fn sync_nodes(
-        &self,
-        connect: impl Fn(&str, &NodeRecord) -> Result<Arc<dyn ShardStore>, String>,
-    ) -> EngineResult<usize> {
+    pub async fn sync_nodes(&self, connect: &ConnectNode) -> EngineResult<usize> {
         let recorded = self.meta_call(|m| m.nodes()).await?;
         let mut changed = 0;
         let mut nodes = self.nodes.write().unwrap_or_else(|p| p.into_inner());

@@ -228,6 +228,16 @@ pub enum MetaCommand {
         origin: String,
         ids: Vec<String>,
     },
+    /// Shard `index` of part `part` (of the current object or a noncurrent version under the
+    /// key) was found corrupt or missing (by a scrub): the part lists it as degraded and the
+    /// key gets a heal entry. `Outcome::Done` says whether a version holding the part was
+    /// found (a part deleted or replaced meanwhile needs nothing).
+    MarkDegraded {
+        bucket: String,
+        key: Vec<u8>,
+        part: VersionId,
+        index: u8,
+    },
 }
 
 /// Makes a written version current: the record and its parts' layouts in, their intents
@@ -307,6 +317,7 @@ impl MetaCommand {
                 | MetaCommand::AbortWrite { .. }
                 | MetaCommand::Noted { .. }
                 | MetaCommand::ForgetAuditNotes { .. }
+                | MetaCommand::MarkDegraded { .. }
         )
     }
 }
@@ -489,6 +500,12 @@ impl MetaStore {
             } => self.apply_update_version_parts(b, bucket, key, seq, version, parts)?,
             C::Iam(c) => self.apply_iam(c, stamp)?,
             C::ForgetAuditNotes { origin, ids } => self.apply_forget_audit_notes(b, origin, ids)?,
+            C::MarkDegraded {
+                bucket,
+                key,
+                part,
+                index,
+            } => self.apply_mark_degraded(b, bucket, key, part, index)?,
             C::Noted { .. } => return Err(MetaError::InvalidRequest("a note inside a note".into())),
         };
         Ok(outcome)

@@ -405,6 +405,15 @@ impl MetaStore {
         })
     }
 
+    /// The object whose part `v` is (written with its layout; `None` for a part written
+    /// before layouts named their owner, or gone).
+    pub fn layout_owner(&self, v: &VersionId) -> Result<Option<crate::records::LayoutOwner>, MetaError> {
+        Ok(self
+            .db
+            .get_pinned_cf(self.cf(keys::CF_LAYOUTS), keys::version(v))?
+            .and_then(|b| crate::records::LayoutOwner::of_value(&b)))
+    }
+
     /// A part's layout, or its inlined data.
     pub fn get_part_data(&self, v: &VersionId) -> Result<Option<PartData>, MetaError> {
         match self.db.get_pinned_cf(self.cf(keys::CF_LAYOUTS), keys::version(v))? {

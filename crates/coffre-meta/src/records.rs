@@ -465,6 +465,39 @@ pub struct LayoutRecord {
     pub hashes: Vec<[u8; 32]>,
 }
 
+/// The object a part's layout belongs to, kept after the layout in its value (a trailing
+/// extension: layouts written before have none, and read unchanged), so that a shard found
+/// corrupt on a node (the scrub knows only its id) leads to the object to repair.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LayoutOwner {
+    pub bucket: String,
+    pub key: Vec<u8>,
+}
+
+impl LayoutOwner {
+    /// A shards layout's value: `encode(layout) ∥ postcard(owner)`.
+    pub fn layout_value(layout: &LayoutRecord, bucket: &str, key: &[u8]) -> Vec<u8> {
+        let mut out = encode(layout);
+        let owner = LayoutOwner {
+            bucket: bucket.to_string(),
+            key: key.to_vec(),
+        };
+        out.extend_from_slice(&postcard::to_stdvec(&owner).expect("records always serialize"));
+        out
+    }
+
+    /// The owner a layout's value names, if it names one (not an inlined part's).
+    pub fn of_value(b: &[u8]) -> Option<LayoutOwner> {
+        match b.split_first() {
+            Some((&FORMAT_V1, rest)) => {
+                let (_, after) = postcard::take_from_bytes::<LayoutRecord>(rest).ok()?;
+                postcard::from_bytes(after).ok()
+            }
+            _ => None,
+        }
+    }
+}
+
 /// What the `layouts` column family holds for a part: where its shards are, or — for a small
 /// object inlined in its metadata — its sealed AEAD packages themselves (no shard written).
 #[derive(Clone, Debug, PartialEq)]
@@ -631,6 +664,25 @@ mod tests {
         }
         assert!(PartData::decode(&[]).is_err());
         assert!(PartData::decode(&[9, 0]).is_err());
+    }
+
+    proptest::proptest! {
+        /// A layout's value with its owner reads as the layout (for readers that know
+        /// nothing of owners) and names its owner; one written before names none.
+        #[test]
+        fn layout_values_name_their_owner(
+            hashes in proptest::collection::vec(proptest::array::uniform32(proptest::num::u8::ANY), 0..20),
+            bucket in "[a-z0-9.-]{3,63}",
+            key in proptest::collection::vec(proptest::num::u8::ANY, 1..300),
+        ) {
+            let layout = LayoutRecord { hashes };
+            let value = LayoutOwner::layout_value(&layout, &bucket, &key);
+            proptest::prop_assert_eq!(PartData::decode(&value).unwrap(), PartData::Shards(layout.clone()));
+            let owner = LayoutOwner::of_value(&value).unwrap();
+            proptest::prop_assert_eq!((owner.bucket.as_str(), owner.key.as_slice()), (bucket.as_str(), key.as_slice()));
+            proptest::prop_assert_eq!(LayoutOwner::of_value(&encode(&layout)), None);
+            proptest::prop_assert_eq!(LayoutOwner::of_value(&PartData::Inline(value.clone()).encode()), None);
+        }
     }
 
     #[test]

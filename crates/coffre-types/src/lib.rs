@@ -1,8 +1,10 @@
-//! Small shared types: identifiers, erasure schemes, time formatting.
+//! Small shared types: identifiers, erasure schemes, time formatting, limits, and the
+//! background-worker runner every process uses.
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub mod background;
 pub mod limits;
 pub mod size;
 pub mod time;

@@ -12,6 +12,8 @@ pub(super) fn run(cmd: AdminCommand) -> Result<(), String> {
         | AdminCommand::User(_)
         | AdminCommand::Key(_)
         | AdminCommand::Role(_)
+        | AdminCommand::Workers(_)
+        | AdminCommand::Scrub(_)
         | AdminCommand::VerifyCertificate { .. }
         | AdminCommand::Ca(_)
         | AdminCommand::NodeIdentity { .. } => unreachable!("dispatched by cli::run"),
@@ -100,12 +102,12 @@ pub(super) fn run(cmd: AdminCommand) -> Result<(), String> {
             } else {
                 println!("{} of {} nodes up", v["nodes_up"], v["nodes_total"]);
                 println!(
-                    "{:<16} {:<4} {:<12} {:<10} {:<5} {:>10} {:>14} {:>14}",
+                    "{:<16} {:<4} {:<12} {:<10} {:<5} {:>10} {:>14} {:>14}  SCRUB",
                     "NODE", "CC", "SITE", "ZONE", "STATE", "SHARDS", "USED", "FREE"
                 );
                 for n in v["nodes"].as_array().into_iter().flatten() {
                     println!(
-                        "{:<16} {:<4} {:<12} {:<10} {:<5} {:>10} {:>14} {:>14}",
+                        "{:<16} {:<4} {:<12} {:<10} {:<5} {:>10} {:>14} {:>14}  {}",
                         n["id"].as_str().unwrap_or(""),
                         n["country"].as_str().unwrap_or(""),
                         n["site"].as_str().unwrap_or(""),
@@ -117,7 +119,8 @@ pub(super) fn run(cmd: AdminCommand) -> Result<(), String> {
                         },
                         n["shards"],
                         n["used_bytes"],
-                        n["free_bytes"]
+                        n["free_bytes"],
+                        scrub_summary(&n["scrub"])
                     );
                 }
             }
@@ -307,4 +310,32 @@ pub(super) fn run(cmd: AdminCommand) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A node's scrub in a few words: the pass under way, or when the last ended; findings.
+fn scrub_summary(s: &serde_json::Value) -> String {
+    if s.is_null() {
+        return "-".into();
+    }
+    let (done, held) = (
+        s["pass_shards"].as_u64().unwrap_or(0),
+        s["shards"].as_u64().unwrap_or(0),
+    );
+    let mut out = if s["running"].as_bool() == Some(true) {
+        format!("pass at {:.1}%", done.min(held) as f64 * 100.0 / held.max(1) as f64)
+    } else {
+        match s["last_pass_done_ms"].as_u64() {
+            Some(ms) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                format!("last pass {} h ago", now.saturating_sub(ms) / 3_600_000)
+            }
+            None => "no pass yet".into(),
+        }
+    };
+    if let Some(c) = s["corrupt_found"].as_u64().filter(|c| *c > 0) {
+        out.push_str(&format!(", {c} corrupt found"));
+    }
+    out
 }

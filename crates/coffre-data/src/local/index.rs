@@ -390,6 +390,42 @@ impl ShardIndex {
         Ok(out)
     }
 
+    /// Up to `limit` shards held, in id order, after `after` (from the first if `None`): a
+    /// walk over every shard in steps (the scrub), whatever is written meanwhile.
+    pub fn list_after(&self, after: Option<&ShardId>, limit: usize) -> std::io::Result<Vec<ShardId>> {
+        let mem: HashMap<ShardId, Entry> = guard(&self.current).mem.clone();
+        let past = |id: &ShardId| after.is_none_or(|a| id.to_bytes() > a.to_bytes());
+        let mut out: Vec<ShardId> = mem
+            .iter()
+            .filter(|(i, e)| matches!(e, Entry::Put(_)) && past(i))
+            .map(|(i, _)| *i)
+            .collect();
+        let from = match after {
+            Some(a) => keys::shard(a).to_vec(),
+            None => vec![keys::SHARD],
+        };
+        let mut from_db = 0;
+        for item in self
+            .db
+            .iterator(rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward))
+        {
+            let (k, _) = item.map_err(io)?;
+            if k.first() != Some(&keys::SHARD) || from_db >= limit {
+                break;
+            }
+            if let Some(id) = ShardId::from_bytes(&k[1..]) {
+                if past(&id) && !mem.contains_key(&id) {
+                    out.push(id);
+                    from_db += 1;
+                }
+            }
+        }
+        // Both sources are complete up to their `limit` smallest: so is their merge.
+        out.sort_unstable_by_key(|id| id.to_bytes());
+        out.truncate(limit);
+        Ok(out)
+    }
+
     /// Entries not yet in the database (for tests and the memory bound).
     #[cfg(test)]
     pub fn unflushed(&self) -> usize {

@@ -12,14 +12,21 @@
 //! compacted: live records are copied forward, then the old file is removed.
 
 mod index;
+mod scrub;
 mod segment;
+mod workers;
 
 use crate::store::{BoxFuture, ShardStore, StoreError, StoreStat};
+use crate::store::{ScrubRequest, ScrubStatus};
 use bytes::Bytes;
 use coffre_types::limits::{SEGMENT_MAX_RECORDS, SEGMENT_TARGET_BYTES};
 use coffre_types::ShardId;
 use index::{Entry, Loc, ShardIndex};
-use segment::{header, parse_header, record_len, segment_path, HEADER_LEN, KIND_DELETE, KIND_PUT};
+pub use scrub::{DEFAULT_PERIOD as SCRUB_PERIOD, DEFAULT_RATE_MIB as SCRUB_RATE_MIB};
+use segment::{
+    header, holds_shard, parse_header, record_len, segment_path, HASH_LEN, HEADER_LEN, KIND_DELETE, KIND_PUT,
+    KIND_PUT_B3,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -27,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+pub use workers::{CompactionWorker, ScrubWorker};
 
 struct Active {
     segment: u32,
@@ -73,6 +81,8 @@ struct Inner {
     /// record it copies forward cannot be deleted or replaced under it (which would let the
     /// stale copy win at the next start).
     mutation: RwLock<()>,
+    /// Where the scrub stands (persisted in `DIR/scrub.json`).
+    scrub: Mutex<scrub::ScrubState>,
 }
 
 /// Group commit's state: records up to `synced` (in append order) are durable; `leader` says a
@@ -195,7 +205,7 @@ impl LocalShardStore {
                 let mut applied = Ok(());
                 let valid_end = segment::scan(&file, &path, |r| {
                     let entry = match r.kind {
-                        KIND_PUT => Entry::Put(Loc {
+                        k if holds_shard(k) => Entry::Put(Loc {
                             segment: n,
                             offset: r.offset,
                             len: r.len,
@@ -246,6 +256,7 @@ impl LocalShardStore {
             reserve: std::sync::atomic::AtomicU64::new(0),
             wake: wake.clone(),
             mutation: RwLock::new(()),
+            scrub: Mutex::new(scrub::ScrubState::load(dir)),
         });
         let thread = {
             let inner = inner.clone();
@@ -299,11 +310,19 @@ impl LocalShardStore {
             .cloned()
     }
 
-    /// Appends a record; it counts as in flight until the returned guard is dropped.
-    fn append(&self, kind: u8, id: &ShardId, data: &[u8]) -> std::io::Result<InFlight<'_>> {
+    /// Appends a record whose data is `pieces`, concatenated; it counts as in flight until
+    /// the returned guard is dropped.
+    fn append(&self, kind: u8, id: &ShardId, pieces: &[&[u8]]) -> std::io::Result<InFlight<'_>> {
         let inner = &*self.inner;
-        let len = u32::try_from(data.len()).map_err(|_| std::io::Error::other("a shard is at most 4 GiB"))?;
-        let h = header(kind, id, len, crc_fast::crc32_iscsi(data));
+        let data_len: usize = pieces.iter().map(|p| p.len()).sum();
+        let len = u32::try_from(data_len).map_err(|_| std::io::Error::other("a shard is at most 4 GiB"))?;
+        let mut rec = Vec::with_capacity(HEADER_LEN + data_len);
+        rec.resize(HEADER_LEN, 0);
+        for p in pieces {
+            rec.extend_from_slice(p);
+        }
+        let h = header(kind, id, len, crc_fast::crc32_iscsi(&rec[HEADER_LEN..]));
+        rec[..HEADER_LEN].copy_from_slice(&h);
         let mut active = guard(&inner.active);
         if active.len >= inner.limits.bytes || active.records >= inner.limits.records {
             // Roll: the old segment is made durable before anything lands in the new one, so a
@@ -325,9 +344,6 @@ impl LocalShardStore {
             let _ = inner.wake.send(Wake::Check);
         }
         let offset = active.len;
-        let mut rec = Vec::with_capacity(HEADER_LEN + data.len());
-        rec.extend_from_slice(&h);
-        rec.extend_from_slice(data);
         // Positional: a failed partial write is overwritten by the next record.
         active.file.write_all_at(&rec, offset)?;
         active.len += rec.len() as u64;
@@ -377,26 +393,34 @@ impl LocalShardStore {
     }
 
     fn put_blocking(&self, id: ShardId, data: &[u8]) -> std::io::Result<()> {
+        self.put_with_hash(id, data, None)
+    }
+
+    /// Stores a shard with its BLAKE3 (computed here when not given).
+    fn put_with_hash(&self, id: ShardId, data: &[u8], hash: Option<[u8; 32]>) -> std::io::Result<()> {
         let reserve = self.inner.reserve.load(std::sync::atomic::Ordering::Relaxed);
         if reserve > 0 {
             let (free, _) = disk_space(&self.inner.dir)?;
-            if free < reserve.saturating_add(record_len(data.len() as u32)) {
+            if free < reserve.saturating_add(record_len((data.len() + HASH_LEN) as u32)) {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::StorageFull,
                     "the disk is full down to the store's reserve",
                 ));
             }
         }
+        let hash = hash.unwrap_or_else(|| *blake3::hash(data).as_bytes());
         let _shared = self.inner.mutation.read().unwrap_or_else(|p| p.into_inner());
-        self.put_unlocked(id, data)
+        self.put_unlocked(KIND_PUT_B3, id, &[&hash, data])
     }
 
-    fn put_unlocked(&self, id: ShardId, data: &[u8]) -> std::io::Result<()> {
-        let rec = self.append(KIND_PUT, &id, data)?;
+    /// Appends a shard's record (`pieces`: its data) and makes it durable and indexed.
+    fn put_unlocked(&self, kind: u8, id: ShardId, pieces: &[&[u8]]) -> std::io::Result<()> {
+        let len: usize = pieces.iter().map(|p| p.len()).sum();
+        let rec = self.append(kind, &id, pieces)?;
         self.sync_to(rec.seq)?;
-        if data.len() >= DROP_CACHE_FROM {
+        if len >= DROP_CACHE_FROM {
             if let Some(f) = self.file(rec.segment) {
-                drop_cached(&f, rec.offset - HEADER_LEN as u64, record_len(data.len() as u32));
+                drop_cached(&f, rec.offset - HEADER_LEN as u64, record_len(len as u32));
             }
         }
         self.inner.index.apply(
@@ -404,12 +428,22 @@ impl LocalShardStore {
             Entry::Put(Loc {
                 segment: rec.segment,
                 offset: rec.offset,
-                len: data.len() as u32,
+                len: len as u32,
             }),
         )
     }
 
     fn get_blocking(&self, id: ShardId) -> Result<Bytes, StoreError> {
+        let (kind, data, _) = self.read_record(id)?;
+        Ok(match kind {
+            KIND_PUT_B3 => data.slice(HASH_LEN.min(data.len())..),
+            _ => data,
+        })
+    }
+
+    /// A shard's record: its kind, its data (with the hash of a `KIND_PUT_B3`) and the CRC32C
+    /// its header holds.
+    fn read_record(&self, id: ShardId) -> Result<(u8, Bytes, u32), StoreError> {
         let mut loc = self.inner.index.lookup(&id)?.ok_or(StoreError::NotFound(id))?;
         let file = match self.file(loc.segment) {
             Some(f) => f,
@@ -431,13 +465,14 @@ impl LocalShardStore {
             drop_cached(&file, start, buf.len() as u64);
         }
         match parse_header(&buf) {
-            Some((KIND_PUT, found, len, _)) if found == id && len == loc.len => {}
+            Some((kind, found, len, crc)) if holds_shard(kind) && found == id && len == loc.len => {
+                Ok((kind, Bytes::from(buf).slice(HEADER_LEN..), crc))
+            }
             _ => {
                 tracing::error!(shard = %id, segment = loc.segment, offset = loc.offset, "the shard index points at another record");
-                return Err(StoreError::NotFound(id));
+                Err(StoreError::NotFound(id))
             }
         }
-        Ok(Bytes::from(buf).slice(HEADER_LEN..))
     }
 
     fn delete_blocking(&self, id: ShardId) -> std::io::Result<()> {
@@ -475,7 +510,7 @@ impl LocalShardStore {
             let path = segment_path(&self.inner.dir, n);
             let mut records = Vec::new();
             segment::scan(&file, &path, |r| records.push(r))?;
-            for r in records.iter().filter(|r| r.kind == KIND_PUT) {
+            for r in records.iter().filter(|r| holds_shard(r.kind)) {
                 let here = Loc {
                     segment: n,
                     offset: r.offset,
@@ -485,14 +520,15 @@ impl LocalShardStore {
                 if self.inner.index.lookup(&r.id)? != Some(here) {
                     continue; // dead: deleted or replaced
                 }
-                // Copy forward through the normal write path (durable before the old file goes).
-                let data = match self.get_blocking(r.id) {
-                    Ok(d) => d,
+                // Copy forward through the normal write path (durable before the old file
+                // goes), as it is: its hash with it.
+                let (kind, data) = match self.read_record(r.id) {
+                    Ok((kind, d, _)) => (kind, d),
                     Err(StoreError::NotFound(_)) => continue,
                     Err(StoreError::Io(e)) => return Err(e),
                     Err(e) => return Err(std::io::Error::other(e.to_string())),
                 };
-                self.put_unlocked(r.id, &data)?;
+                self.put_unlocked(kind, r.id, &[&data])?;
             }
             // Tombstones in this segment may be all that hides a deleted shard in an older one
             // from a rebuild of the index: carry them forward while older segments remain.
@@ -603,6 +639,16 @@ impl ShardStore for LocalShardStore {
         Box::pin(blocking(move || Ok(s.put_blocking(id, &data)?)))
     }
 
+    fn put_hashed(&self, id: ShardId, data: Bytes, hash: [u8; 32]) -> BoxFuture<'_, Result<(), StoreError>> {
+        let s = self.clone();
+        Box::pin(blocking(move || Ok(s.put_with_hash(id, &data, Some(hash))?)))
+    }
+
+    fn scrub(&self, request: ScrubRequest) -> BoxFuture<'_, Result<ScrubStatus, StoreError>> {
+        let s = self.clone();
+        Box::pin(blocking(move || s.scrub_request(request)))
+    }
+
     fn get(&self, id: ShardId) -> BoxFuture<'_, Result<Bytes, StoreError>> {
         let s = self.clone();
         Box::pin(blocking(move || s.get_blocking(id)))
@@ -624,5 +670,7 @@ impl ShardStore for LocalShardStore {
     }
 }
 
+#[cfg(test)]
+mod scrub_tests;
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,16 @@ use std::path::{Path, PathBuf};
 const MAGIC: u32 = 0xC0FF_5E61;
 pub(super) const KIND_PUT: u8 = 1;
 pub(super) const KIND_DELETE: u8 = 2;
+/// A shard with its BLAKE3: the record's data is `hash(32) ∥ shard`, so that the node's scrub
+/// verifies the hash the gateway computed (records of kind `KIND_PUT`, written before, carry
+/// only the CRC32C of their data, which the scrub checks instead).
+pub(super) const KIND_PUT_B3: u8 = 3;
+pub(super) const HASH_LEN: usize = 32;
+
+/// Whether a record of this kind holds a shard.
+pub(super) fn holds_shard(kind: u8) -> bool {
+    matches!(kind, KIND_PUT | KIND_PUT_B3)
+}
 /// magic(4) kind(1) id(23) len(4) data_crc(4) header_crc(4)
 pub(super) const HEADER_LEN: usize = 4 + 1 + ShardId::LEN + 4 + 4 + 4;
 
@@ -52,7 +62,7 @@ pub(super) fn read_header(file: &File, pos: u64, file_len: u64) -> Option<(u8, S
     file.read_exact_at(&mut h, pos).ok()?;
     let (kind, sid, len, _data_crc) = parse_header(&h)?;
     let end = pos + record_len(len);
-    (matches!(kind, KIND_PUT | KIND_DELETE) && end <= file_len).then_some((kind, sid, len, end))
+    ((holds_shard(kind) || kind == KIND_DELETE) && end <= file_len).then_some((kind, sid, len, end))
 }
 
 /// The offset of the next intact record at or after `from`, if any.

@@ -97,7 +97,7 @@ fn a_damaged_header_costs_only_its_own_record() {
     drop(s);
     // Bit rot in the second record's header.
     let mut b = std::fs::read(&seg).unwrap();
-    b[HEADER_LEN + 5000 + 10] ^= 0xFF;
+    b[HEADER_LEN + HASH_LEN + 5000 + 10] ^= 0xFF;
     std::fs::write(&seg, &b).unwrap();
     let s = LocalShardStore::open("n1", d.path()).unwrap();
     assert_eq!(&s.get_blocking(sid(0)).unwrap()[..], &[0u8; 5000][..]);

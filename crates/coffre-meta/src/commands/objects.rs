@@ -24,7 +24,11 @@ impl MetaStore {
         }
         let (record, _q) = self.commit_version_in(&mut b, &owner, &bucket, &key, record, current, now_ms)?;
         for (v, l) in &layouts {
-            b.put_cf(self.cf(keys::CF_LAYOUTS), keys::version(v), encode(l));
+            b.put_cf(
+                self.cf(keys::CF_LAYOUTS),
+                keys::version(v),
+                crate::records::LayoutOwner::layout_value(l, &bucket, &key),
+            );
             b.delete_cf(self.cf(keys::CF_INTENTS), keys::version(v));
         }
         self.write(b)?;
@@ -486,6 +490,61 @@ impl MetaStore {
         }
         it.status()?;
         Ok(n)
+    }
+
+    /// Applies `MetaCommand::MarkDegraded` (see there).
+    pub(super) fn apply_mark_degraded(
+        &self,
+        mut b: WriteBatch,
+        bucket: String,
+        key: Vec<u8>,
+        part: VersionId,
+        index: u8,
+    ) -> Result<Outcome, MetaError> {
+        let _b = self.bucket_content(&bucket);
+        let _k = self.lock_key(&bucket, &key);
+        let okey = keys::object(&bucket, &key);
+        // Marks the shard in `rec` if one of its parts is `part`: whether it holds it.
+        let mark = |rec: &mut ObjectRecord| -> bool {
+            let Some(p) = rec.parts.iter_mut().find(|p| p.version == part) else {
+                return false;
+            };
+            if (index as usize) < p.nodes.len() && !p.degraded.contains(&index) {
+                p.degraded.push(index);
+                p.degraded.sort_unstable();
+            }
+            true
+        };
+        let mut found = false;
+        if let Some(mut rec) = self.get_object_at(keys::CF_OBJECTS, &okey)? {
+            if mark(&mut rec) {
+                b.put_cf(self.cf(keys::CF_OBJECTS), &okey, rec.encode());
+                found = true;
+            }
+        }
+        if !found {
+            let prefix = keys::versions_of_key(&bucket, &key);
+            let mut it = self.db.raw_iterator_cf(self.cf(keys::CF_VERSIONS));
+            it.seek(&prefix);
+            while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                let mut rec = ObjectRecord::decode(v)?;
+                if mark(&mut rec) {
+                    b.put_cf(self.cf(keys::CF_VERSIONS), k, rec.encode());
+                    found = true;
+                    break;
+                }
+                it.next();
+            }
+            it.status()?;
+        }
+        if found {
+            b.put_cf(self.cf(keys::CF_HEAL), &okey, []);
+        }
+        self.write(b)?;
+        Ok(Outcome::Done(found))
     }
 
     /// Adds "object := rec" to a batch, with a heal entry if it is degraded. In a bucket

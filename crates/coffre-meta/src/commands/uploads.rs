@@ -50,7 +50,7 @@ impl MetaStore {
         b.put_cf(
             self.cf(keys::CF_LAYOUTS),
             keys::version(&part.info.version),
-            encode(&layout),
+            crate::records::LayoutOwner::layout_value(&layout, &bucket, &key),
         );
         b.delete_cf(self.cf(keys::CF_INTENTS), keys::version(&part.info.version));
         self.write(b)?;
