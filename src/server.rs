@@ -252,6 +252,7 @@ pub(crate) fn run_server(args: ServerArgs) -> Result<(), String> {
         );
         workers.start(Box::new(RepairWorker(engine.clone())), leads.clone());
         workers.start(Box::new(GcWorker(engine.clone())), leads.clone());
+        workers.start(Box::new(EvacuateWorker::new(engine.clone())), leads.clone());
         workers.start(
             Box::new(ScrubWorker {
                 engine: engine.clone(),

@@ -418,21 +418,6 @@ async fn foreign_ca_and_forged_location_are_rejected() {
 /// `coffre admin node-identity`: an identity for `id` at `cc`/`site`, signed by `ca`; ids
 /// starting with `gw` are gateways, the others nodes.
 /// A gateway configuration naming the CA, the gateway's identity, `nodes` and `regions`.
-fn gateway_config(root: &Path, ca: &Path, identity: &Path, nodes: &[Node], regions: &str) -> PathBuf {
-    let mut toml = format!(
-        "[cluster]\nca = \"{}\"\nidentity = \"{}\"\n",
-        ca.display(),
-        identity.display()
-    );
-    for n in nodes {
-        toml.push_str(&format!("[[nodes]]\naddress = \"https://{}\"\n", n.addr));
-    }
-    toml.push_str(regions);
-    let cfg = root.join("gateway.toml");
-    std::fs::write(&cfg, &toml).unwrap();
-    cfg
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn membership_changes_at_run_time_and_persist() {
     let dir = tempfile::tempdir().unwrap();
@@ -491,7 +476,7 @@ async fn membership_changes_at_run_time_and_persist() {
     }
     assert!(used_seventh, "the admitted node takes shards");
     // Removing a node: what it held is rebuilt from parity.
-    admin(&gw.admin_endpoint, &["nodes", "remove"], &["fr-2"]);
+    admin(&gw.admin_endpoint, &["nodes", "remove"], &["fr-2", "--dead"]);
     let got = get_body(&c, "members", "before").await;
     assert!(got[..] == data(1 << 20, 1)[..]);
 
@@ -915,4 +900,53 @@ async fn healing_passes_over_a_full_node() {
     for (k, d) in &objects {
         assert_eq!(get_body(&c, "full", k).await, d[..], "{k}");
     }
+}
+
+/// Nodes whose disks are full of real data (a reserve larger than the disk) take no new
+/// shards: a PUT that has no compliant node with room gets 507 InsufficientStorage and leaves
+/// nothing behind, while reads and deletes of what they hold go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_without_room_refuses_writes_clearly_and_still_serves_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let ca = root.join("ca");
+    ok(coffre(&["admin", "ca", "init", "--out", ca.to_str().unwrap()]));
+    let mut nodes: Vec<Node> = (1..=6)
+        .map(|i| new_node(root, &ca, &format!("fr-{i}"), "FR", &format!("site{}", i % 3)))
+        .collect();
+    let gw_id = issue_identity(root, &ca, "gw-1", "FR", "site0");
+    let cfg = gateway_config(root, &ca, &gw_id, &nodes, "");
+    let gw = Server::start_with(&root.join("gw"), "127.0.0.1:0", &["--config", cfg.to_str().unwrap()]);
+    let c = gw.client();
+    c.create_bucket().bucket("full").send().await.unwrap();
+    let kept = data(300_000, 9);
+    put(&c, "full", "kept", kept.clone()).await;
+    put(&c, "full", "doomed", data(100_000, 10)).await;
+
+    // Every disk fills up (with data that is not the store's: the reserve says so).
+    for n in nodes.iter_mut() {
+        n.kill();
+        n.start_with(&["--reserve", "15E"]);
+    }
+    wait_heartbeats().await;
+    let before: usize = nodes.iter().map(|n| shards_on_disk(&n.data).len()).sum();
+    let err = c
+        .put_object()
+        .bucket("full")
+        .key("new")
+        .body(ByteStream::from(data(200_000, 11)))
+        .send()
+        .await
+        .unwrap_err();
+    let raw = err.raw_response().expect("an HTTP answer");
+    assert_eq!(raw.status().as_u16(), 507, "{err:?}");
+    assert_eq!(err.into_service_error().meta().code(), Some("InsufficientStorage"));
+    // Nothing half-written: no shard, no object.
+    let after: usize = nodes.iter().map(|n| shards_on_disk(&n.data).len()).sum();
+    assert_eq!(after, before);
+    assert!(c.head_object().bucket("full").key("new").send().await.is_err());
+    // Reads and deletes go on.
+    assert_eq!(get_body(&c, "full", "kept").await, kept);
+    c.delete_object().bucket("full").key("doomed").send().await.unwrap();
+    assert!(c.head_object().bucket("full").key("doomed").send().await.is_err());
 }

@@ -134,3 +134,19 @@ pub fn new_node(root: &Path, ca: &Path, id: &str, cc: &'static str, site: &str) 
     n.start();
     n
 }
+
+/// A gateway's configuration file naming `nodes` (and `regions`, TOML, appended).
+pub fn gateway_config(root: &Path, ca: &Path, identity: &Path, nodes: &[Node], regions: &str) -> PathBuf {
+    let mut toml = format!(
+        "[cluster]\nca = \"{}\"\nidentity = \"{}\"\n",
+        ca.display(),
+        identity.display()
+    );
+    for n in nodes {
+        toml.push_str(&format!("[[nodes]]\naddress = \"https://{}\"\n", n.addr));
+    }
+    toml.push_str(regions);
+    let cfg = root.join("gateway.toml");
+    std::fs::write(&cfg, &toml).unwrap();
+    cfg
+}

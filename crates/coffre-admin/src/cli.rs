@@ -403,12 +403,25 @@ pub enum NodesCommand {
         #[command(flatten)]
         api: Api,
         id: String,
+        /// Block until every shard it held is on other nodes (exit 0; the node can then be
+        /// removed), or exit non-zero with the reason.
+        #[arg(long)]
+        wait: bool,
     },
     /// Forget a node: its shards are read from parity from now on.
     Remove {
         #[command(flatten)]
         api: Api,
         id: String,
+        /// The node is gone for good: forget it although it still holds shards, and rebuild
+        /// every one of them on the other nodes (without it, a node that holds shards is
+        /// refused: drain it first).
+        #[arg(long)]
+        dead: bool,
+        /// With --dead: block until every stripe it had a shard of is back at full
+        /// redundancy (exit 0), or exit non-zero with the reason.
+        #[arg(long, requires = "dead")]
+        wait: bool,
     },
     /// Nodes with location and state.
     List {
@@ -524,6 +537,7 @@ mod api;
 mod cluster;
 mod identities;
 mod local;
+mod lost;
 mod scrub;
 mod workers;
 

@@ -25,6 +25,8 @@ pub struct NodeStatus {
     pub total_bytes: u64,
     /// Its scrub as last seen (the metadata leader's `scrub` worker asks every node).
     pub scrub: Option<coffre_engine::scrub::ScrubStatus>,
+    /// A draining node: what it still holds, to move (parts, stripes, bytes).
+    pub left: Option<coffre_engine::NodeHoldings>,
 }
 
 #[derive(Serialize)]
@@ -103,7 +105,7 @@ fn location_of(admin: &Admin, node: &str) -> (String, String, String) {
 pub async fn status(State(admin): State<Arc<Admin>>) -> ApiResult {
     let nodes = admin.engine.nodes();
     let stats = futures_util::future::join_all(nodes.iter().map(|n| n.store.stat())).await;
-    let list: Vec<NodeStatus> = nodes
+    let mut list: Vec<NodeStatus> = nodes
         .iter()
         .zip(stats)
         .map(|(n, s)| {
@@ -121,12 +123,24 @@ pub async fn status(State(admin): State<Arc<Admin>>) -> ApiResult {
                 free_bytes: s.map_or(0, |s| s.free_bytes),
                 total_bytes: s.map_or(0, |s| s.total_bytes),
                 scrub: admin.engine.scrub_seen(n.id()),
+                left: None,
             }
         })
         .collect();
+    for n in list.iter_mut().filter(|n| n.draining) {
+        n.left = Some(admin.engine.node_holdings(&n.id).await?);
+    }
     let up = list.iter().filter(|n| n.up).count();
+    // Nodes removed for good whose shards are not all rebuilt yet.
+    let mut lost = Vec::new();
+    for node in admin.engine.lost_nodes().await? {
+        let left = admin.engine.node_holdings(&node).await?;
+        lost.push(
+            json!({ "node": node, "parts_left": left.parts, "stripes_left": left.stripes, "bytes_left": left.bytes }),
+        );
+    }
     Ok(Json(
-        json!({ "nodes": list, "nodes_up": up, "nodes_total": nodes.len() }),
+        json!({ "nodes": list, "nodes_up": up, "nodes_total": nodes.len(), "lost": lost }),
     ))
 }
 
@@ -158,6 +172,20 @@ pub async fn metrics(State(admin): State<Arc<Admin>>) -> impl axum::response::In
             }
             None => {
                 let _ = writeln!(body, "coffre_store_up{{store=\"{id}\"}} 0");
+            }
+        }
+    }
+    // What is left to rebuild of nodes removed for good (from the metadata: no node called).
+    if let Ok(lost) = admin.engine.lost_nodes().await {
+        let _ = writeln!(
+            body,
+            "# TYPE coffre_lost_node_parts gauge\n# TYPE coffre_lost_node_stripes gauge\n# TYPE coffre_lost_node_bytes gauge"
+        );
+        for node in lost {
+            if let Ok(left) = admin.engine.node_holdings(&node).await {
+                let _ = writeln!(body, "coffre_lost_node_parts{{node=\"{node}\"}} {}", left.parts);
+                let _ = writeln!(body, "coffre_lost_node_stripes{{node=\"{node}\"}} {}", left.stripes);
+                let _ = writeln!(body, "coffre_lost_node_bytes{{node=\"{node}\"}} {}", left.bytes);
             }
         }
     }
@@ -357,10 +385,33 @@ pub async fn drain_node(State(admin): State<Arc<Admin>>, id: Result<Path<String>
     Ok(Json(node_json(&node)))
 }
 
-pub async fn remove_node(State(admin): State<Arc<Admin>>, id: Result<Path<String>, PathRejection>) -> ApiResult {
+/// `DELETE /v1/nodes/{id}`: forgets a node that holds nothing any more (drained), or with
+/// `?dead=true` one gone for good: every shard it held is then rebuilt elsewhere.
+pub async fn remove_node(
+    State(admin): State<Arc<Admin>>,
+    id: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
     let id = path_arg(id)?;
+    let dead = matches!(Query::parse(raw)?.get("dead"), Some("true" | "1" | ""));
+    if admin.engine.node(&id).is_none() {
+        return Err(ApiError(StatusCode::NOT_FOUND, "no such node".into()));
+    }
+    let held = admin.engine.node_holdings(&id).await?;
+    if held.parts > 0 && !dead {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!(
+                "node {id} still holds shards of {} parts ({} bytes): drain it first (coffre admin nodes drain), or give them up with --dead (they are rebuilt from the others)",
+                held.parts, held.bytes
+            ),
+        ));
+    }
     match admin.engine.remove_node(&id).await.map_err(internal)? {
-        Some(_) => Ok(Json(json!({ "removed": id }))),
+        Some(_) => {
+            let _ = admin.engine.workers().wake("evacuate");
+            Ok(Json(json!({ "removed": id, "dead": dead, "left": held })))
+        }
         None => Err(ApiError(StatusCode::NOT_FOUND, "no such node".into())),
     }
 }

@@ -32,6 +32,10 @@ pub enum EngineError {
     /// Not enough nodes, or not enough shards readable: retry later.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The compliant nodes that are up have no room for the shards of a write: it would not
+    /// succeed on a retry until space is freed or added (hence not `Unavailable`).
+    #[error("insufficient storage: {0}")]
+    InsufficientStorage(String),
     /// The client's body stream failed; the error inside is the protocol's own.
     #[error("request body: {0}")]
     Body(std::io::Error),

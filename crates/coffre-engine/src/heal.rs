@@ -77,6 +77,9 @@ impl Engine {
         // until recorded: if the version is replaced first, or the process stops, the intent
         // makes them garbage rather than orphans.
         let mut placed_elsewhere = Vec::new();
+        // Shards moved off a node that still answers (draining, or back after a failed write):
+        // its copy is deleted once the move is recorded. (part version, index, stripes, node)
+        let mut moved_off = Vec::new();
         for part in parts.iter_mut().filter(|p| !p.degraded.is_empty()) {
             let reader = self.part_reader(&handle, part)?;
             let stripes = layout.stripe_count(part.size);
@@ -100,16 +103,35 @@ impl Engine {
                 let i = i as usize;
                 let target = match self.node(&part.nodes[i]) {
                     Some(n) if usable(&n) && has_room(&n) => Some(n),
-                    _ => self
-                        .nodes()
-                        .into_iter()
-                        .filter(|n| {
-                            usable(n)
-                                && has_room(n)
-                                && !part.nodes.iter().any(|id| id == n.id())
-                                && !targets.iter().any(|(_, t): &(usize, ClusterNode)| t.id() == n.id())
-                        })
-                        .max_by_key(|n| n.stat().map_or(u64::MAX, |s| s.free_bytes)),
+                    _ => {
+                        // Where the part's other shards are (those chosen here included): a
+                        // replacement keeps the spread, in another site if one is free of
+                        // the part, else in another zone, then on the node with most room.
+                        let mut others: Vec<coffre_cluster::Location> = part
+                            .nodes
+                            .iter()
+                            .enumerate()
+                            .filter(|(j, _)| *j != i && !part.degraded.contains(&(*j as u8)))
+                            .filter_map(|(_, id)| self.node(id).map(|n| n.location))
+                            .collect();
+                        others.extend(targets.iter().map(|(_, t): &(usize, ClusterNode)| t.location.clone()));
+                        self.nodes()
+                            .into_iter()
+                            .filter(|n| {
+                                usable(n)
+                                    && has_room(n)
+                                    && !part.nodes.iter().any(|id| id == n.id())
+                                    && !targets.iter().any(|(_, t): &(usize, ClusterNode)| t.id() == n.id())
+                            })
+                            .max_by_key(|n| {
+                                let l = &n.location;
+                                (
+                                    !others.iter().any(|o| o.country == l.country && o.site == l.site),
+                                    !others.iter().any(|o| o.site == l.site && o.zone == l.zone),
+                                    n.stat().map_or(u64::MAX, |s| s.free_bytes),
+                                )
+                            })
+                    }
                 };
                 if let Some(t) = target {
                     if t.id() != part.nodes[i] {
@@ -158,6 +180,9 @@ impl Engine {
                         "degraded shards healed"
                     );
                     moves.push(format!("shard {i} of {} to {}", part.version.to_hex(), target.id()));
+                    if target.id() != part.nodes[i] {
+                        moved_off.push((part.version, i as u8, stripes, part.nodes[i].clone()));
+                    }
                     part.nodes[i] = target.id().to_string();
                     changed = true;
                 } else {
@@ -203,6 +228,25 @@ impl Engine {
         for (version, nodes, stripes) in placed_elsewhere {
             if !recorded {
                 self.abort(&version, &nodes, Some(stripes)).await;
+            }
+        }
+        // Recorded: the old copies are nobody's. A node gone keeps nothing to delete; one that
+        // does not answer now keeps a stray copy that nothing reads.
+        if recorded {
+            for (version, index, stripes, node) in moved_off {
+                let Some(n) = self.node(&node) else { continue };
+                for stripe in 0..stripes {
+                    let id = ShardId {
+                        version,
+                        part: 0,
+                        stripe,
+                        index,
+                    };
+                    if let Err(e) = n.store.delete(id).await {
+                        tracing::debug!(shard = %id, node, error = %e, "old copy of a moved shard not deleted");
+                        break;
+                    }
+                }
             }
         }
         Ok(healed)

@@ -8,6 +8,7 @@ pub mod audit_notes;
 pub mod backup;
 pub mod checksum;
 mod error;
+mod evacuate;
 mod gc;
 mod heal;
 pub mod lifecycle;
@@ -35,7 +36,7 @@ pub use topology::ClusterNode;
 pub use coffre_audit as audit;
 pub use coffre_crypto::{verify_ed25519, CustomerKey, OperatorKey};
 pub use coffre_data::{DataError, ShardStore, StoreStat};
-pub use coffre_meta::{replica, MetaError};
+pub use coffre_meta::{replica, MetaError, NodeHoldings};
 pub use coffre_meta::{
     AccessKeyRecord, BucketConfigKind, BucketRecord, CorsConfig, CorsRule, EncryptionConfig, IamCommand, ListEntry,
     NodeRecord, ObjectRecord, OidcConfig, OwnershipConfig, PartData, PartInfo, Quota, RoleRecord, SealedAttrs,

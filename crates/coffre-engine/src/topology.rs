@@ -219,8 +219,21 @@ impl Engine {
                 free_bytes: n.free_bytes(),
             })
             .collect();
-        let picked =
-            coffre_cluster::place(version, &views, policy).map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        let picked = coffre_cluster::place(version, &views, policy).map_err(|e| {
+            // Enough compliant nodes answer, but too few have room: no retry helps until space
+            // is freed or added (507); otherwise nodes are down, which may pass (503).
+            let answering = nodes
+                .iter()
+                .filter(|n| n.store.is_up() && !n.is_draining() && policy.countries.contains(&n.location.country))
+                .count();
+            if answering >= policy.scheme.write_quorum() {
+                EngineError::InsufficientStorage(format!(
+                    "the nodes allowed by the bucket's residency policy ({policy}) have no room for this object's shards"
+                ))
+            } else {
+                EngineError::Unavailable(e.to_string())
+            }
+        })?;
         Ok(picked
             .into_iter()
             .map(|p| match p {

@@ -232,3 +232,71 @@ impl Worker for ScrubWorker {
         })
     }
 }
+
+/// Walks the parts of nodes removed for good or draining and marks their shards there to be
+/// rebuilt elsewhere, which queues them for `repair` (leader); the repairs empty the node's
+/// index entries. A node is walked again a minute after its last walk while entries remain (a
+/// write committed just after the removal or drain began may have added one; marking what is
+/// marked already writes nothing).
+pub struct EvacuateWorker {
+    pub engine: Arc<Engine>,
+    walked: std::collections::HashMap<String, std::time::Instant>,
+    cursor: std::collections::HashMap<String, coffre_types::VersionId>,
+}
+
+impl EvacuateWorker {
+    pub fn new(engine: Arc<Engine>) -> EvacuateWorker {
+        EvacuateWorker {
+            engine,
+            walked: Default::default(),
+            cursor: Default::default(),
+        }
+    }
+}
+
+/// Parts marked per step of `EvacuateWorker`.
+const EVACUATE_BATCH: usize = 256;
+/// How long after a walk a lost node that still holds entries is walked again.
+const EVACUATE_REWALK: Duration = Duration::from_secs(60);
+
+impl Worker for EvacuateWorker {
+    fn name(&self) -> &'static str {
+        "evacuate"
+    }
+    fn leader_only(&self) -> bool {
+        true
+    }
+    fn idle_wait(&self) -> Duration {
+        Duration::from_secs(2)
+    }
+    fn step<'a>(&'a mut self, ctl: &'a WorkerCtl) -> StepFuture<'a> {
+        Box::pin(async move {
+            let lost = self.engine.evacuating_nodes().await.map_err(|e| e.to_string())?;
+            let due = |n: &String| self.walked.get(n).is_none_or(|t| t.elapsed() >= EVACUATE_REWALK);
+            let Some(node) = lost.into_iter().find(due) else {
+                return Ok(Step::Idle);
+            };
+            let after = self.cursor.get(&node).copied();
+            let (parts, marked) = self
+                .engine
+                .evacuate_batch(&node, after, EVACUATE_BATCH)
+                .await
+                .map_err(|e| e.to_string())?;
+            ctl.count("parts", parts.len() as u64);
+            ctl.count("marked", marked as u64);
+            match parts.last() {
+                Some(p) if parts.len() == EVACUATE_BATCH => {
+                    self.cursor.insert(node, p.part);
+                }
+                _ => {
+                    if !self.walked.contains_key(&node) {
+                        tracing::info!(node, "every part of the node is queued to be rebuilt elsewhere");
+                    }
+                    self.cursor.remove(&node);
+                    self.walked.insert(node, std::time::Instant::now());
+                }
+            }
+            Ok(Step::Busy)
+        })
+    }
+}

@@ -238,6 +238,15 @@ pub enum MetaCommand {
         part: VersionId,
         index: u8,
     },
+    /// The shards node `node` holds of part `part` must go elsewhere (the node is lost for
+    /// good, or draining): they are marked degraded where the part is (a version, or an
+    /// upload's part), which queues them for repair onto other nodes; an entry whose part
+    /// nothing holds there any more leaves the index. `Outcome::Done` says whether something
+    /// was marked.
+    EvacuatePart {
+        node: String,
+        part: VersionId,
+    },
 }
 
 /// Makes a written version current: the record and its parts' layouts in, their intents
@@ -318,6 +327,7 @@ impl MetaCommand {
                 | MetaCommand::Noted { .. }
                 | MetaCommand::ForgetAuditNotes { .. }
                 | MetaCommand::MarkDegraded { .. }
+                | MetaCommand::EvacuatePart { .. }
         )
     }
 }
@@ -506,6 +516,7 @@ impl MetaStore {
                 part,
                 index,
             } => self.apply_mark_degraded(b, bucket, key, part, index)?,
+            C::EvacuatePart { node, part } => self.apply_evacuate_part(b, node, part)?,
             C::Noted { .. } => return Err(MetaError::InvalidRequest("a note inside a note".into())),
         };
         Ok(outcome)

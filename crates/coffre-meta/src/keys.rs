@@ -42,6 +42,11 @@ pub const CF_NULL_VERSIONS: &str = "null_versions";
 /// not be in its gateway's log yet (`audit_notes.rs`). Replicated: in the change's batch on
 /// every replica.
 pub const CF_AUDIT_NOTES: &str = "audit_notes";
+/// `node_parts`: `node ∥ 0x00 ∥ part version` → `stripes (u32 BE) ∥ bytes (u64 BE)` of the
+/// part's shards on that node: every part a node holds a shard of, so that a node declared dead
+/// (or drained) is walked by its own entries, not by every object record. The empty key marks
+/// the index as built (a store written before it gets it once, at start-up).
+pub const CF_NODE_PARTS: &str = "node_parts";
 pub const RAFT_VOTE: &[u8] = b"vote";
 pub const RAFT_COMMITTED: &[u8] = b"committed";
 pub const RAFT_PURGED: &[u8] = b"purged";
@@ -57,7 +62,7 @@ pub const RAFT_INSTALLING: &[u8] = b"installing";
 
 /// The column families holding the state machine's records: what a snapshot copies (a
 /// snapshot names them by index: new ones go at the end).
-pub const STATE_CFS: [&str; 15] = [
+pub const STATE_CFS: [&str; 16] = [
     CF_BUCKETS,
     CF_OBJECTS,
     CF_LAYOUTS,
@@ -73,14 +78,15 @@ pub const STATE_CFS: [&str; 15] = [
     CF_VERSIONS,
     CF_NULL_VERSIONS,
     CF_AUDIT_NOTES,
+    CF_NODE_PARTS,
 ];
 
 /// The replica's own column families (not in snapshots).
 pub const RAFT_CFS: [&str; 3] = [CF_RAFT_LOG, CF_RAFT_STATE, CF_LOCAL];
-pub const ALL_CFS: [&str; 18] = concat_cfs(STATE_CFS, RAFT_CFS);
+pub const ALL_CFS: [&str; 19] = concat_cfs(STATE_CFS, RAFT_CFS);
 
-const fn concat_cfs(state: [&'static str; 15], raft: [&'static str; 3]) -> [&'static str; 18] {
-    let mut all = [""; 18];
+const fn concat_cfs(state: [&'static str; 16], raft: [&'static str; 3]) -> [&'static str; 19] {
+    let mut all = [""; 19];
     let mut i = 0;
     while i < state.len() {
         all[i] = state[i];
@@ -111,6 +117,29 @@ pub fn audit_note_prefix(origin: &str) -> Vec<u8> {
     k.extend_from_slice(origin.as_bytes());
     k.push(0);
     k
+}
+
+/// `node_parts`: `node ∥ 0x00 ∥ part version` (a node id holds no 0x00: it comes from a
+/// certificate's common name or the configuration).
+pub fn node_part(node: &str, v: &VersionId) -> Vec<u8> {
+    let mut k = node_parts_of(node);
+    k.extend_from_slice(&v.0);
+    k
+}
+
+/// The prefix of one node's `node_parts` entries.
+pub fn node_parts_of(node: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(node.len() + 17);
+    k.extend_from_slice(node.as_bytes());
+    k.push(0);
+    k
+}
+
+/// Splits a `node_parts` key into (node, part version).
+pub fn node_part_of(raw: &[u8]) -> Option<(&str, VersionId)> {
+    let (v, rest) = raw.split_last_chunk::<16>().map(|(r, v)| (*v, r))?;
+    let node = rest.strip_suffix(&[0])?;
+    Some((std::str::from_utf8(node).ok()?, VersionId(v)))
 }
 
 /// `buckets`: the bucket name.
@@ -406,6 +435,21 @@ mod tests {
             let (e1, e2) = (upload("bkt", k1.as_bytes(), &i1), upload("bkt", k2.as_bytes(), &i2));
             prop_assert_eq!(e1.cmp(&e2), (k1.as_bytes(), i1).cmp(&(k2.as_bytes(), i2)));
             prop_assert_eq!(upload_parts_of("bkt", &e1), Some((k1.as_bytes(), i1)));
+        }
+
+        #[test]
+        fn node_parts_group_by_node(n1 in "[a-z0-9.-]{1,12}", n2 in "[a-z0-9.-]{1,12}", v1: [u8;16], v2: [u8;16]) {
+            // One node's parts are contiguous under its prefix, by version; keys split back.
+            let (e1, e2) = (node_part(&n1, &VersionId(v1)), node_part(&n2, &VersionId(v2)));
+            prop_assert!(e1.starts_with(&node_parts_of(&n1)));
+            prop_assert_eq!(node_part_of(&e1), Some((n1.as_str(), VersionId(v1))));
+            if n1 == n2 {
+                prop_assert_eq!(e1.cmp(&e2), v1.cmp(&v2));
+            } else {
+                prop_assert!(!e2.starts_with(&node_parts_of(&n1)));
+                prop_assert_eq!(e1.cmp(&e2), node_parts_of(&n1).cmp(&node_parts_of(&n2)));
+            }
+            prop_assert_eq!(node_part_of(b""), None);
         }
 
         #[test]

@@ -14,6 +14,7 @@ pub mod keys;
 mod leases;
 mod list;
 mod maintenance;
+mod node_parts;
 pub mod records;
 pub mod replica;
 mod versions;
@@ -26,6 +27,7 @@ pub use commands::{
 pub use iam::{IamCommand, NewTenant, Usage};
 pub use leases::ReadLease;
 pub use list::{ListEntry, UploadEntry, UploadRef};
+pub use node_parts::{NodeHoldings, NodePart};
 pub use records::{
     AccessKeyRecord, BucketConfigKind, BucketRecord, CorsConfig, CorsRule, DefaultRetention, EncryptionConfig, GcPart,
     GcRecord, IntentRecord, LayoutRecord, LifecycleConfig, LifecycleExpiration, LifecycleFilter, LifecycleRule,
@@ -185,6 +187,7 @@ impl MetaStore {
         if count_usage {
             store.count_usage()?;
         }
+        store.ensure_node_parts()?;
         Ok(store)
     }
 
@@ -677,5 +680,7 @@ fn fnv1a(a: &[u8], b: &[u8]) -> u64 {
     h
 }
 
+#[cfg(test)]
+mod node_parts_tests;
 #[cfg(test)]
 mod tests;

@@ -83,6 +83,7 @@ codes! {
     no_such_upload => "NoSuchUpload", NOT_FOUND;
     request_timeout => "RequestTimeout", BAD_REQUEST;
     slow_down => "SlowDown", SERVICE_UNAVAILABLE;
+    insufficient_storage => "InsufficientStorage", INSUFFICIENT_STORAGE;
     missing_content_length => "MissingContentLength", LENGTH_REQUIRED;
     no_such_bucket => "NoSuchBucket", NOT_FOUND;
     no_such_key => "NoSuchKey", NOT_FOUND;
@@ -114,6 +115,7 @@ impl From<EngineError> for S3Error {
             E::PartTooSmall(m) => S3Error::entity_too_small(m),
             E::Forbidden(m) => S3Error::access_denied(m),
             E::Unavailable(m) => S3Error::service_unavailable(m),
+            E::InsufficientStorage(m) => S3Error::insufficient_storage(m),
             E::Body(io) => from_body_error(io),
             E::Corrupt(m) => corrupt(m),
             E::Internal(m) => {

@@ -86,13 +86,27 @@ pub(super) fn run(cmd: AdminCommand) -> Result<(), String> {
                 v["zone"].as_str().unwrap_or("")
             );
         }
-        AdminCommand::Nodes(NodesCommand::Drain { api, id }) => {
+        AdminCommand::Nodes(NodesCommand::Drain { api, id, wait }) => {
             call(&api, "POST", &format!("/v1/nodes/{}/drain", enc(&id)))?;
-            println!("node {id} draining: no new shards go to it");
+            println!("node {id} draining: no new shards go to it, what it holds moves to the others");
+            if wait {
+                super::lost::wait_drained(&api, &id)?;
+            }
         }
-        AdminCommand::Nodes(NodesCommand::Remove { api, id }) => {
-            call(&api, "DELETE", &format!("/v1/nodes/{}", enc(&id)))?;
-            println!("node {id} removed");
+        AdminCommand::Nodes(NodesCommand::Remove { api, id, dead, wait }) => {
+            let query = if dead { "?dead=true" } else { "" };
+            let v = call(&api, "DELETE", &format!("/v1/nodes/{}{query}", enc(&id)))?;
+            let left = &v["left"];
+            match left["parts"].as_u64() {
+                Some(parts) if dead && parts > 0 => println!(
+                    "node {id} removed: its shards of {parts} parts ({} stripes, {} bytes) are rebuilt on the others",
+                    left["stripes"], left["bytes"]
+                ),
+                _ => println!("node {id} removed"),
+            }
+            if wait {
+                super::lost::wait_rebuilt(&api, &id)?;
+            }
         }
         AdminCommand::Nodes(NodesCommand::List { api }) => return run(AdminCommand::Status { api, json: false }),
         AdminCommand::Status { api, json } => {
@@ -121,6 +135,15 @@ pub(super) fn run(cmd: AdminCommand) -> Result<(), String> {
                         n["used_bytes"],
                         n["free_bytes"],
                         scrub_summary(&n["scrub"])
+                    );
+                }
+                for n in v["lost"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<16} removed (dead): {} parts, {} stripes, {} bytes left to rebuild",
+                        n["node"].as_str().unwrap_or(""),
+                        n["parts_left"],
+                        n["stripes_left"],
+                        n["bytes_left"]
                     );
                 }
             }

@@ -23,6 +23,9 @@ impl MetaStore {
             self.require_intent(v)?;
         }
         let (record, _q) = self.commit_version_in(&mut b, &owner, &bucket, &key, record, current, now_ms)?;
+        for p in &record.parts {
+            self.index_part_in(&mut b, p, record.scheme, record.packages_per_stripe);
+        }
         for (v, l) in &layouts {
             b.put_cf(
                 self.cf(keys::CF_LAYOUTS),
@@ -143,6 +146,7 @@ impl MetaStore {
         let updated = match current {
             Some(mut rec) if rec.version == version => {
                 self.forget_heal_intents_in(&mut b, &parts);
+                self.reindex_parts_in(&mut b, &rec, &parts);
                 rec.parts = parts;
                 b.put_cf(self.cf(keys::CF_OBJECTS), &okey, rec.encode());
                 true
@@ -270,6 +274,7 @@ impl MetaStore {
         let updated = match self.get_object_at(keys::CF_VERSIONS, &raw)? {
             Some(mut rec) if rec.version == version => {
                 self.forget_heal_intents_in(&mut b, &parts);
+                self.reindex_parts_in(&mut b, &rec, &parts);
                 rec.parts = parts;
                 b.put_cf(self.cf(keys::CF_VERSIONS), &raw, rec.encode());
                 true
@@ -492,6 +497,15 @@ impl MetaStore {
         Ok(n)
     }
 
+    /// The parts of `rec` about to become `parts` (healed): their node entries follow.
+    fn reindex_parts_in(&self, b: &mut WriteBatch, rec: &ObjectRecord, parts: &[PartInfo]) {
+        for new in parts {
+            if let Some(old) = rec.parts.iter().find(|p| p.version == new.version) {
+                self.reindex_part_in(b, old, new, rec.scheme, rec.packages_per_stripe);
+            }
+        }
+    }
+
     /// Applies `MetaCommand::MarkDegraded` (see there).
     pub(super) fn apply_mark_degraded(
         &self,
@@ -503,48 +517,132 @@ impl MetaStore {
     ) -> Result<Outcome, MetaError> {
         let _b = self.bucket_content(&bucket);
         let _k = self.lock_key(&bucket, &key);
-        let okey = keys::object(&bucket, &key);
-        // Marks the shard in `rec` if one of its parts is `part`: whether it holds it.
-        let mark = |rec: &mut ObjectRecord| -> bool {
-            let Some(p) = rec.parts.iter_mut().find(|p| p.version == part) else {
-                return false;
-            };
-            if (index as usize) < p.nodes.len() && !p.degraded.contains(&index) {
-                p.degraded.push(index);
-                p.degraded.sort_unstable();
+        let found = self.mark_degraded_in(&mut b, &bucket, &key, &part, &|_| vec![index])?;
+        self.write(b)?;
+        Ok(Outcome::Done(found))
+    }
+
+    /// Applies `MetaCommand::EvacuatePart` (see there).
+    pub(super) fn apply_evacuate_part(
+        &self,
+        mut b: WriteBatch,
+        node: String,
+        part: VersionId,
+    ) -> Result<Outcome, MetaError> {
+        let found = match self.layout_owner(&part)? {
+            Some(owner) => {
+                let _b = self.bucket_content(&owner.bucket);
+                let _k = self.lock_key(&owner.bucket, &owner.key);
+                let on_node = |p: &PartInfo| -> Vec<u8> {
+                    (0..p.nodes.len())
+                        .filter(|i| p.nodes[*i] == node)
+                        .map(|i| i as u8)
+                        .collect()
+                };
+                self.mark_degraded_in(&mut b, &owner.bucket, &owner.key, &part, &on_node)?
             }
-            true
+            None => false,
         };
-        let mut found = false;
+        if !found {
+            // No version or upload holds the part on that node any more: nothing to repair.
+            self.unindex_part_in(&mut b, &part, std::slice::from_ref(&node));
+        }
+        self.write(b)?;
+        Ok(Outcome::Done(found))
+    }
+
+    /// Marks the shard indexes `which` picks of part `part` degraded, in the version of the
+    /// key that holds it (current or noncurrent: the key gets a heal entry) or in the upload
+    /// part that is it (its object will be degraded, and healed, once completed). Whether a
+    /// holder was found with something to mark. Caller holds the key lock.
+    fn mark_degraded_in(
+        &self,
+        b: &mut WriteBatch,
+        bucket: &str,
+        key: &[u8],
+        part: &VersionId,
+        which: &dyn Fn(&PartInfo) -> Vec<u8>,
+    ) -> Result<bool, MetaError> {
+        // Marks `p` if it is the part: `None` if it is not, else (anything picked, anything
+        // newly marked: a record to write).
+        let mark = |p: &mut PartInfo| -> Option<(bool, bool)> {
+            if p.version != *part {
+                return None;
+            }
+            let picked: Vec<u8> = which(p).into_iter().filter(|i| (*i as usize) < p.nodes.len()).collect();
+            let mut changed = false;
+            for i in &picked {
+                if !p.degraded.contains(i) {
+                    p.degraded.push(*i);
+                    changed = true;
+                }
+            }
+            p.degraded.sort_unstable();
+            Some((!picked.is_empty(), changed))
+        };
+        let okey = keys::object(bucket, key);
         if let Some(mut rec) = self.get_object_at(keys::CF_OBJECTS, &okey)? {
-            if mark(&mut rec) {
-                b.put_cf(self.cf(keys::CF_OBJECTS), &okey, rec.encode());
-                found = true;
+            if let Some((found, changed)) = rec.parts.iter_mut().find_map(&mark) {
+                if changed {
+                    b.put_cf(self.cf(keys::CF_OBJECTS), &okey, rec.encode());
+                    b.put_cf(self.cf(keys::CF_HEAL), &okey, []);
+                }
+                return Ok(found);
             }
         }
-        if !found {
-            let prefix = keys::versions_of_key(&bucket, &key);
-            let mut it = self.db.raw_iterator_cf(self.cf(keys::CF_VERSIONS));
-            it.seek(&prefix);
+        let prefix = keys::versions_of_key(bucket, key);
+        let mut it = self.db.raw_iterator_cf(self.cf(keys::CF_VERSIONS));
+        it.seek(&prefix);
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let mut rec = ObjectRecord::decode(v)?;
+            if let Some((found, changed)) = rec.parts.iter_mut().find_map(&mark) {
+                if changed {
+                    b.put_cf(self.cf(keys::CF_VERSIONS), k, rec.encode());
+                    b.put_cf(self.cf(keys::CF_HEAL), &okey, []);
+                }
+                return Ok(found);
+            }
+            it.next();
+        }
+        it.status()?;
+        // The uploads in progress under the key, and their parts.
+        let mut uploads = okey.clone();
+        uploads.push(0);
+        let mut ups = self.db.raw_iterator_cf(self.cf(keys::CF_UPLOADS));
+        ups.seek(&uploads);
+        let mut ids = Vec::new();
+        while let Some(k) = ups.key() {
+            if !k.starts_with(&uploads) {
+                break;
+            }
+            if let Ok(id) = <[u8; 16]>::try_from(&k[uploads.len()..]) {
+                ids.push(id);
+            }
+            ups.next();
+        }
+        ups.status()?;
+        for id in ids {
+            let mut it = self.db.raw_iterator_cf(self.cf(keys::CF_PARTS));
+            it.seek(keys::part(&id, 0));
             while let (Some(k), Some(v)) = (it.key(), it.value()) {
-                if !k.starts_with(&prefix) {
+                if !k.starts_with(&id) {
                     break;
                 }
-                let mut rec = ObjectRecord::decode(v)?;
-                if mark(&mut rec) {
-                    b.put_cf(self.cf(keys::CF_VERSIONS), k, rec.encode());
-                    found = true;
-                    break;
+                let mut up: UploadPartRecord = decode(v)?;
+                if let Some((found, changed)) = mark(&mut up.info) {
+                    if changed {
+                        b.put_cf(self.cf(keys::CF_PARTS), k, encode(&up));
+                    }
+                    return Ok(found);
                 }
                 it.next();
             }
             it.status()?;
         }
-        if found {
-            b.put_cf(self.cf(keys::CF_HEAL), &okey, []);
-        }
-        self.write(b)?;
-        Ok(Outcome::Done(found))
+        Ok(false)
     }
 
     /// Adds "object := rec" to a batch, with a heal entry if it is degraded. In a bucket

@@ -47,6 +47,7 @@ impl MetaStore {
             self.queue_gc(&mut b, gc, now_ms);
         }
         b.put_cf(self.cf(keys::CF_PARTS), &pkey, encode(&part));
+        self.index_part_in(&mut b, &part.info, up.scheme, up.packages_per_stripe);
         b.put_cf(
             self.cf(keys::CF_LAYOUTS),
             keys::version(&part.info.version),

@@ -53,6 +53,12 @@ impl MetaStore {
         raw_key: Vec<u8>,
         versions: Vec<VersionId>,
     ) -> Result<Outcome, MetaError> {
+        // The collected parts leave every node's index their GC entry names.
+        if let Some(gc) = self.get::<GcRecord>(keys::CF_GC, &raw_key)? {
+            for p in &gc.parts {
+                self.unindex_part_in(&mut b, &p.version, &p.nodes);
+            }
+        }
         b.delete_cf(self.cf(keys::CF_GC), raw_key);
         for v in &versions {
             b.delete_cf(self.cf(keys::CF_LAYOUTS), keys::version(v));

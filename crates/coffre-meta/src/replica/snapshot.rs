@@ -199,6 +199,8 @@ pub(crate) fn install(store: &MetaStore, path: &Path) -> Result<Meta, MetaError>
     b.put_cf(state, keys::RAFT_MEMBERSHIP, encode(&meta.last_membership));
     b.delete_cf(state, keys::RAFT_INSTALLING);
     store.db.write_opt(b, &crate::commands::sync_opts())?;
+    // A snapshot from a version before the index holds none of it: built now.
+    store.ensure_node_parts()?;
     store.bump_generation();
     Ok(meta)
 }
@@ -450,7 +452,8 @@ impl MetaStore {
     }
 
     fn holds_anything(&self) -> Result<bool, MetaError> {
-        for name in keys::ALL_CFS {
+        // (`node_parts` is derived from the others: empty with them, but for its marker.)
+        for name in keys::ALL_CFS.into_iter().filter(|n| *n != keys::CF_NODE_PARTS) {
             let mut it = self.db.raw_iterator_cf(self.cf(name));
             it.seek_to_first();
             if it.valid() {

@@ -1,0 +1,327 @@
+//! Emptying a storage node on a real cluster (eight `coffre node` processes, a gateway), under
+//! a verified read/write load: one lost for good (killed, then `coffre admin nodes remove
+//! --dead --wait`) and one retired (`coffre admin nodes drain --wait`). Every stripe it had a
+//! shard of comes back to k+m healthy shards on the others (current and noncurrent versions,
+//! multipart objects, the load's own writes), no request of the load fails (once the gateway
+//! has seen a killed node go), and no object changes; a drained node ends with no shard. A
+//! node that still holds shards is not removed without `--dead`.
+
+mod common;
+
+use common::cluster::*;
+use common::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn placement(gw: &Server, bucket: &str, key: &str, version: Option<&str>) -> serde_json::Value {
+    let mut args = vec!["placement", bucket, key];
+    if let Some(v) = version {
+        args.extend(["--version-id", v]);
+    }
+    gw.admin_json(&args)
+}
+
+/// Every part of the object: six shards on six distinct live nodes, none on `lost`, none
+/// degraded.
+fn assert_whole(p: &serde_json::Value, lost: &str, what: &str) {
+    let shards = p["shards"].as_array().unwrap();
+    assert!(!shards.is_empty(), "{what}: {p}");
+    let mut by_stripe: std::collections::BTreeMap<(u64, u64), Vec<&str>> = Default::default();
+    for s in shards {
+        assert_ne!(s["node"], lost, "{what}: a shard still on the lost node: {p}");
+        assert_eq!(s["degraded"], false, "{what}: {p}");
+        by_stripe
+            .entry((s["part"].as_u64().unwrap(), s["stripe"].as_u64().unwrap()))
+            .or_default()
+            .push(s["node"].as_str().unwrap());
+    }
+    for (stripe, mut nodes) in by_stripe {
+        assert_eq!(nodes.len(), 6, "{what} {stripe:?}: {p}");
+        nodes.sort_unstable();
+        nodes.dedup();
+        assert_eq!(nodes.len(), 6, "{what} {stripe:?}: two shards on one node: {p}");
+    }
+}
+
+type LoadLog = Arc<Mutex<Vec<(Instant, String, Result<(), String>)>>>;
+
+/// A versioned bucket `evac` on eight nodes in four sites, with current objects, noncurrent
+/// versions under them and a multipart object: (key, version, bytes) of each.
+struct Setup {
+    _dir: tempfile::TempDir,
+    nodes: Vec<Node>,
+    gw: Server,
+    c: aws_sdk_s3::Client,
+    token: String,
+    objects: Vec<(String, Option<String>, Vec<u8>)>,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let ca = root.join("ca");
+    ok(coffre(&["admin", "ca", "init", "--out", ca.to_str().unwrap()]));
+    let nodes: Vec<Node> = (1..=8)
+        .map(|i| new_node(root, &ca, &format!("fr-{i}"), "FR", &format!("site{}", i % 4)))
+        .collect();
+    let gw_id = issue_identity(root, &ca, "gw-1", "FR", "site0");
+    let cfg = gateway_config(root, &ca, &gw_id, &nodes, "");
+    let gw = Server::start_with(&root.join("gw"), "127.0.0.1:0", &["--config", cfg.to_str().unwrap()]);
+    let c = gw.client();
+    c.create_bucket().bucket("evac").send().await.unwrap();
+    c.put_bucket_versioning()
+        .bucket("evac")
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut objects: Vec<(String, Option<String>, Vec<u8>)> = Vec::new();
+    for i in 0..10u8 {
+        let key = format!("doc-{i}");
+        let old = data(200_000, i);
+        let v = c
+            .put_object()
+            .bucket("evac")
+            .key(&key)
+            .body(old.clone().into())
+            .send()
+            .await
+            .unwrap()
+            .version_id()
+            .map(str::to_string);
+        objects.push((key.clone(), v, old));
+        let new = data(300_000 + i as usize, 100 + i);
+        put(&c, "evac", &key, new.clone()).await;
+        objects.push((key, None, new));
+    }
+    let (p1, p2) = (data(5 << 20, 50), data(700_000, 51));
+    let up = c
+        .create_multipart_upload()
+        .bucket("evac")
+        .key("big")
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let mut done = Vec::new();
+    for (n, body) in [(1, &p1), (2, &p2)] {
+        let part = c
+            .upload_part()
+            .bucket("evac")
+            .key("big")
+            .upload_id(id)
+            .part_number(n)
+            .body(body.clone().into())
+            .send()
+            .await
+            .unwrap();
+        done.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(n)
+                .e_tag(part.e_tag().unwrap())
+                .build(),
+        );
+    }
+    c.complete_multipart_upload()
+        .bucket("evac")
+        .key("big")
+        .upload_id(id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    objects.push(("big".into(), None, [p1, p2].concat()));
+    let token = std::fs::read_to_string(gw.data.join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    Setup {
+        _dir: dir,
+        nodes,
+        gw,
+        c,
+        token,
+        objects,
+    }
+}
+
+/// The bytes the load writes under `load-i`.
+fn load_body(i: usize) -> Vec<u8> {
+    data(64_000 + (i % 7) * 1000, (i % 251) as u8)
+}
+
+/// New objects written and read back, verified, until `stop`: each request's start and result.
+fn start_load(c: &aws_sdk_s3::Client, stop: Arc<AtomicBool>) -> (tokio::task::JoinHandle<()>, LoadLog) {
+    let log: LoadLog = Arc::default();
+    let (c, l) = (c.clone(), log.clone());
+    let handle = tokio::spawn(async move {
+        let mut i = 0usize;
+        while !stop.load(Ordering::Relaxed) {
+            let key = format!("load-{i}");
+            let body = load_body(i);
+            let began = Instant::now();
+            let put = c
+                .put_object()
+                .bucket("evac")
+                .key(&key)
+                .body(body.clone().into())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("put: {e:?}"));
+            let result = match put {
+                Err(e) => Err(e),
+                Ok(()) => match c.get_object().bucket("evac").key(&key).send().await {
+                    Ok(o) => match o.body.collect().await.map(|b| b.into_bytes()) {
+                        Ok(b) if b[..] == body[..] => Ok(()),
+                        Ok(_) => Err("read back different bytes".into()),
+                        Err(e) => Err(format!("get body: {e}")),
+                    },
+                    Err(e) => Err(format!("get: {e:?}")),
+                },
+            };
+            l.lock().unwrap().push((began, key, result));
+            i += 1;
+        }
+    });
+    (handle, log)
+}
+
+/// Runs `coffre admin nodes <args…>` against the gateway, off the async threads.
+async fn nodes_cmd(s: &Setup, args: &[&str]) -> std::process::Output {
+    let mut cmd: Vec<String> = vec!["admin".into(), "nodes".into(), args[0].into()];
+    cmd.extend([
+        "--endpoint".into(),
+        s.gw.admin_endpoint.clone(),
+        "--token".into(),
+        s.token.clone(),
+    ]);
+    cmd.extend(args[1..].iter().map(|a| a.to_string()));
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        coffre(&refs)
+    })
+    .await
+    .unwrap()
+}
+
+/// After the node `gone` was emptied: every stripe whole on the others, every object (and a
+/// sample of the load's) identical.
+async fn check_whole(s: &Setup, gone: &str, log: &[(Instant, String, Result<(), String>)]) {
+    for (key, version, body) in &s.objects {
+        let what = format!("{key} {version:?}");
+        assert_whole(&placement(&s.gw, "evac", key, version.as_deref()), gone, &what);
+        let mut get = s.c.get_object().bucket("evac").key(key);
+        if let Some(v) = version {
+            get = get.version_id(v);
+        }
+        let got = get.send().await.unwrap().body.collect().await.unwrap().into_bytes();
+        assert!(got[..] == body[..], "{what} changed");
+    }
+    // (A sample of the load's objects: forty placements at most.)
+    let written: Vec<&String> = log.iter().filter(|(_, _, r)| r.is_ok()).map(|(_, k, _)| k).collect();
+    assert!(written.len() > 5, "the load ran: {} objects", written.len());
+    for key in written.iter().step_by((written.len() / 40).max(1)) {
+        assert_whole(&placement(&s.gw, "evac", key, None), gone, key);
+        let i: usize = key.trim_start_matches("load-").parse().unwrap();
+        assert!(
+            get_body(&s.c, "evac", key).await[..] == load_body(i)[..],
+            "{key} changed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_lost_for_good_has_every_stripe_rebuilt_under_load() {
+    let mut s = setup().await;
+    // The victim: a node the multipart object has shards on.
+    let victim = placement(&s.gw, "evac", "big", None)["shards"][0]["node"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Holding shards, it is not removed without --dead.
+    let refused = nodes_cmd(&s, &["remove", &victim]).await;
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("drain it first"), "{why}");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (load, log) = start_load(&s.c, stop.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let index = s.nodes.iter().position(|n| n.id == victim).unwrap();
+    s.nodes[index].kill();
+    let killed = Instant::now();
+    let removal = nodes_cmd(&s, &["remove", "--dead", "--wait", &victim]).await;
+    let out = String::from_utf8_lossy(&removal.stdout);
+    assert!(
+        removal.status.success(),
+        "remove --dead --wait: {out} {}",
+        String::from_utf8_lossy(&removal.stderr)
+    );
+    assert!(out.contains("back at full redundancy"), "{out}");
+    // A few more rounds of load on the rebuilt cluster, then stop.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+
+    // No load request failed once the gateway could know the node was gone (two heartbeats).
+    let log = log.lock().unwrap().clone();
+    let late_failures: Vec<_> = log
+        .iter()
+        .filter(|(began, _, r)| r.is_err() && *began > killed + Duration::from_millis(4200))
+        .collect();
+    assert!(late_failures.is_empty(), "{late_failures:?}");
+    let status = s.gw.admin_json(&["status"]);
+    assert_eq!(status["lost"].as_array().map(Vec::len), Some(0), "{status}");
+    check_whole(&s, &victim, &log).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_node_ends_empty_while_every_request_is_served() {
+    let s = setup().await;
+    let retired = placement(&s.gw, "evac", "big", None)["shards"][1]["node"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (load, log) = start_load(&s.c, stop.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let drain = nodes_cmd(&s, &["drain", "--wait", &retired]).await;
+    let out = String::from_utf8_lossy(&drain.stdout);
+    assert!(
+        drain.status.success(),
+        "drain --wait: {out} {}",
+        String::from_utf8_lossy(&drain.stderr)
+    );
+    assert!(out.contains("drained"), "{out}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+
+    let log = log.lock().unwrap().clone();
+    let failures: Vec<_> = log.iter().filter(|(_, _, r)| r.is_err()).collect();
+    assert!(failures.is_empty(), "no request fails during a drain: {failures:?}");
+    check_whole(&s, &retired, &log).await;
+    // Nothing left on it (the GC's queue aside, none here: nothing was deleted), so it goes
+    // without --dead.
+    let status = s.gw.admin_json(&["status"]);
+    let node = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == retired.as_str())
+        .unwrap();
+    assert_eq!(node["shards"], 0, "{node}");
+    assert_eq!(node["left"]["parts"], 0, "{node}");
+    let removed = nodes_cmd(&s, &["remove", &retired]).await;
+    assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
+}
