@@ -7,6 +7,12 @@ use coffre_types::ShardId;
 
 /// Heal entries looked at per pass.
 const HEAL_BATCH: usize = 64;
+/// Keys healed at once, and stripes of one shard index rebuilt at once: a rebuild waits on
+/// `k` reads and a write over the network, so one at a time leaves the disks and cores idle
+/// (time to redundancy: docs/performance.md). Memory: a stripe's shards each, at most
+/// `HEAL_KEYS × HEAL_STRIPES` stripes (96 MiB for 4+2 stripes of 4 MiB).
+const HEAL_KEYS: usize = 4;
+const HEAL_STRIPES: usize = 4;
 
 impl Engine {
     /// Rebuilds each missing shard of degraded objects and writes it to its node if that node
@@ -23,14 +29,21 @@ impl Engine {
         };
         // One entry that keeps failing (a node that refuses, a damaged record) must not keep
         // the rest of the batch from healing: it is retried on a later pass.
-        let mut healed = 0;
-        for (bucket, key, raw) in batch {
-            let name = String::from_utf8_lossy(&key).into_owned();
-            match self.heal_one(bucket.clone(), key, raw).await {
-                Ok(n) => healed += n,
-                Err(e) => tracing::warn!(bucket, key = name, error = %e, "healing an object failed; retried later"),
-            }
-        }
+        use futures_util::StreamExt;
+        let healed = futures_util::stream::iter(batch)
+            .map(|(bucket, key, raw)| async move {
+                let name = String::from_utf8_lossy(&key).into_owned();
+                match self.heal_one(bucket.clone(), key, raw).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!(bucket, key = name, error = %e, "healing an object failed; retried later");
+                        0
+                    }
+                }
+            })
+            .buffer_unordered(HEAL_KEYS)
+            .fold(0, |sum, n| async move { sum + n })
+            .await;
         Ok(healed)
     }
 
@@ -152,25 +165,27 @@ impl Engine {
                 .filter(|i| !targets.iter().any(|(t, _)| *t == *i as usize))
                 .collect();
             for (i, target) in targets {
-                let mut ok = true;
-                for stripe in 0..stripes {
-                    let id = ShardId {
-                        version: part.version,
-                        part: 0,
-                        stripe,
-                        index: i as u8,
-                    };
-                    let written = match reader.rebuild_shard(stripe, i).await {
-                        // The node checks the bytes against the hash before it keeps them.
-                        Ok((shard, hash)) => target.store.put_hashed(id, shard, hash).await.is_ok(),
-                        Err(_) => false,
-                    };
-                    if !written {
-                        ok = false;
-                        break;
-                    }
-                    healed += 1;
-                }
+                use futures_util::StreamExt;
+                let (reader, store, version) = (&reader, &target.store, part.version);
+                let written: Vec<bool> = futures_util::stream::iter(0..stripes)
+                    .map(|stripe| async move {
+                        let id = ShardId {
+                            version,
+                            part: 0,
+                            stripe,
+                            index: i as u8,
+                        };
+                        match reader.rebuild_shard(stripe, i).await {
+                            // The node checks the bytes against the hash before it keeps them.
+                            Ok((shard, hash)) => store.put_hashed(id, shard, hash).await.is_ok(),
+                            Err(_) => false,
+                        }
+                    })
+                    .buffer_unordered(HEAL_STRIPES)
+                    .collect()
+                    .await;
+                healed += written.iter().filter(|w| **w).count();
+                let ok = written.iter().all(|w| *w);
                 if ok {
                     tracing::info!(
                         bucket,

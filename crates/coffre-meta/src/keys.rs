@@ -12,8 +12,13 @@ pub const CF_UPLOADS: &str = "uploads";
 pub const CF_PARTS: &str = "parts";
 /// `nodes`: the node's address (`https://host:port`).
 pub const CF_NODES: &str = "nodes";
-/// `heal`: objects with degraded parts, keyed like `objects`.
+/// `heal`: objects with degraded parts, keyed like `objects`; the value is the key's margin
+/// (see `repair`), so that its `repair` entry is found.
 pub const CF_HEAL: &str = "heal";
+/// `repair`: the repair queue in the order it is worked: `margin (1 byte) ∥ objects key`,
+/// where the margin is how many shards the key's most degraded part can still lose (healthy
+/// shards beyond `k`): the stripes closest to loss first.
+pub const CF_REPAIR: &str = "repair";
 /// `bucket_config`: a bucket's sub-resources (CORS, encryption, ownership…), keyed
 /// `bucket ∥ 0x00 ∥ kind`.
 pub const CF_BUCKET_CONFIG: &str = "bucket_config";
@@ -62,7 +67,7 @@ pub const RAFT_INSTALLING: &[u8] = b"installing";
 
 /// The column families holding the state machine's records: what a snapshot copies (a
 /// snapshot names them by index: new ones go at the end).
-pub const STATE_CFS: [&str; 16] = [
+pub const STATE_CFS: [&str; 17] = [
     CF_BUCKETS,
     CF_OBJECTS,
     CF_LAYOUTS,
@@ -79,14 +84,15 @@ pub const STATE_CFS: [&str; 16] = [
     CF_NULL_VERSIONS,
     CF_AUDIT_NOTES,
     CF_NODE_PARTS,
+    CF_REPAIR,
 ];
 
 /// The replica's own column families (not in snapshots).
 pub const RAFT_CFS: [&str; 3] = [CF_RAFT_LOG, CF_RAFT_STATE, CF_LOCAL];
-pub const ALL_CFS: [&str; 19] = concat_cfs(STATE_CFS, RAFT_CFS);
+pub const ALL_CFS: [&str; 20] = concat_cfs(STATE_CFS, RAFT_CFS);
 
-const fn concat_cfs(state: [&'static str; 16], raft: [&'static str; 3]) -> [&'static str; 19] {
-    let mut all = [""; 19];
+const fn concat_cfs(state: [&'static str; 17], raft: [&'static str; 3]) -> [&'static str; 20] {
+    let mut all = [""; 20];
     let mut i = 0;
     while i < state.len() {
         all[i] = state[i];
@@ -140,6 +146,14 @@ pub fn node_part_of(raw: &[u8]) -> Option<(&str, VersionId)> {
     let (v, rest) = raw.split_last_chunk::<16>().map(|(r, v)| (*v, r))?;
     let node = rest.strip_suffix(&[0])?;
     Some((std::str::from_utf8(node).ok()?, VersionId(v)))
+}
+
+/// `repair`: `margin ∥ objects key`: the keys closest to loss sort first.
+pub fn repair(margin: u8, okey: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + okey.len());
+    k.push(margin);
+    k.extend_from_slice(okey);
+    k
 }
 
 /// `buckets`: the bucket name.

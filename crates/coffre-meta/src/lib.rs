@@ -15,6 +15,8 @@ mod leases;
 mod list;
 mod maintenance;
 mod node_parts;
+mod repair_queue;
+pub use repair_queue::repair_margin;
 pub mod records;
 pub mod replica;
 mod versions;
@@ -117,7 +119,7 @@ pub trait Replicator: Send + Sync {
     fn forget_history(&self) -> Result<(), MetaError>;
 }
 
-/// An object to heal: (bucket, key, raw key of the heal entry).
+/// An object to heal: (bucket, key, raw key of its `repair` entry).
 pub type HealEntry = (String, Vec<u8>, Vec<u8>);
 
 /// How many lock stripes: writers of keys that hash apart never wait for each other.
@@ -188,6 +190,7 @@ impl MetaStore {
             store.count_usage()?;
         }
         store.ensure_node_parts()?;
+        store.ensure_repair_queue()?;
         Ok(store)
     }
 
@@ -453,15 +456,16 @@ impl MetaStore {
         Ok(out)
     }
 
-    /// Objects with degraded parts, after `after` (a key of this listing) if given, at most
-    /// `limit`.
+    /// Objects with degraded parts, the closest to loss first (`repair_queue`), after `after`
+    /// (a key of this listing) if given, at most `limit`.
     pub fn to_heal(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<HealEntry>, MetaError> {
         let mut out = Vec::new();
         let mode = match after {
             Some(a) => IteratorMode::From(a, rocksdb::Direction::Forward),
             None => IteratorMode::Start,
         };
-        for item in self.db.iterator_cf(self.cf(keys::CF_HEAL), mode) {
+        // In risk order: `margin ∥ objects key`, the keys closest to loss first.
+        for item in self.db.iterator_cf(self.cf(keys::CF_REPAIR), mode) {
             let (k, _) = item?;
             if after.is_some_and(|a| *a == *k) {
                 continue;
@@ -469,13 +473,14 @@ impl MetaStore {
             if out.len() == limit {
                 break;
             }
-            let zero = k
+            let okey = k.get(1..).unwrap_or_default();
+            let zero = okey
                 .iter()
                 .position(|b| *b == 0)
-                .ok_or_else(|| MetaError::Corrupt("heal key".into()))?;
+                .ok_or_else(|| MetaError::Corrupt("repair key".into()))?;
             out.push((
-                String::from_utf8_lossy(&k[..zero]).into_owned(),
-                k[zero + 1..].to_vec(),
+                String::from_utf8_lossy(&okey[..zero]).into_owned(),
+                okey[zero + 1..].to_vec(),
                 k.to_vec(),
             ));
         }

@@ -187,3 +187,61 @@ fn a_store_written_before_the_index_gets_it_at_start_up() {
         assert_eq!(m.get_layout(v).unwrap(), Some(layout()), "the layout itself unchanged");
     }
 }
+
+#[test]
+fn the_repair_queue_puts_the_stripes_closest_to_loss_first() {
+    let (d, m) = store();
+    // "a" has lost one shard (it can lose one more), "z" two (none more): "z" first.
+    for (key, lost) in [("a", vec![0u8]), ("z", vec![0u8, 1]), ("m", vec![])] {
+        let mut r = record(MIB, six_nodes());
+        r.parts[0].degraded = lost;
+        m.commit_object("b", key.as_bytes(), &r, &[]).unwrap();
+    }
+    let queue: Vec<Vec<u8>> = m.to_heal(None, 10).unwrap().into_iter().map(|(_, k, _)| k).collect();
+    assert_eq!(queue, vec![b"z".to_vec(), b"a".to_vec()]);
+    // A new finding on "a" makes it as urgent as "z" (and keys of one margin go in order).
+    let v = m.get_object("b", b"a").unwrap().unwrap().parts[0].version;
+    m.apply(MetaCommand::MarkDegraded {
+        bucket: "b".into(),
+        key: b"a".to_vec(),
+        part: v,
+        index: 5,
+    })
+    .unwrap();
+    let queue = m.to_heal(None, 10).unwrap();
+    let keys: Vec<&[u8]> = queue.iter().map(|(_, k, _)| k.as_slice()).collect();
+    assert_eq!(keys, vec![b"a".as_slice(), b"z".as_slice()]);
+    // Healed ("a" whole again): it leaves the queue, old entries included.
+    let mut whole = m.get_object("b", b"a").unwrap().unwrap();
+    whole.parts[0].degraded.clear();
+    m.apply(MetaCommand::UpdateParts {
+        bucket: "b".into(),
+        key: b"a".to_vec(),
+        version: whole.version,
+        parts: whole.parts.clone(),
+    })
+    .unwrap();
+    m.apply(MetaCommand::DropHeal {
+        raw_key: queue[0].2.clone(),
+    })
+    .unwrap();
+    let keys: Vec<Vec<u8>> = m.to_heal(None, 10).unwrap().into_iter().map(|(_, k, _)| k).collect();
+    assert_eq!(keys, vec![b"z".to_vec()]);
+
+    // A queue written before the risk order (heal entries without a margin) gets it at start.
+    let okey = keys::object("b", b"z");
+    let repair: Vec<Vec<u8>> =
+        m.db.iterator_cf(m.cf(keys::CF_REPAIR), rocksdb::IteratorMode::Start)
+            .map(|i| i.unwrap().0.to_vec())
+            .collect();
+    for k in repair {
+        m.db.delete_cf(m.cf(keys::CF_REPAIR), k).unwrap();
+    }
+    m.db.put_cf(m.cf(keys::CF_HEAL), &okey, []).unwrap();
+    assert!(m.to_heal(None, 10).unwrap().is_empty());
+    drop(m);
+    let m = MetaStore::open(d.path()).unwrap();
+    let queue = m.to_heal(None, 10).unwrap();
+    assert_eq!(queue.len(), 1);
+    assert_eq!(queue[0].2, keys::repair(0, &okey));
+}

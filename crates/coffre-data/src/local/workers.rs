@@ -37,6 +37,7 @@ impl Worker for ScrubWorker {
         Box::pin(async move {
             // A slice of at most half a second of reading per store, then the pause that
             // keeps each at its pace (the stores of one process are read one after another).
+            let began = tokio::time::Instant::now();
             let mut pause = Duration::ZERO;
             let mut busy = false;
             let asked = |stores: &[LocalShardStore]| stores.iter().filter(|s| s.scrub_requested()).count();
@@ -63,8 +64,9 @@ impl Worker for ScrubWorker {
                 return Ok(Step::Idle);
             }
             // Waited out here rather than as tranquility: the pace is the store's, not the
-            // worker's; a pause or stop cuts it short.
-            let until = tokio::time::Instant::now() + pause;
+            // worker's; a pause or stop cuts it short. From the step's start: the reading
+            // itself counts in the time its bytes may take.
+            let until = began + pause;
             // An operator's pass asked meanwhile runs at once, not after a slow pace's pause.
             while tokio::time::Instant::now() < until && !ctl.interrupted() && asked(&self.stores) <= asked_before {
                 tokio::time::sleep((until - tokio::time::Instant::now()).min(Duration::from_millis(200))).await;

@@ -4,6 +4,7 @@
 //! write's conditions.
 
 use super::*;
+use crate::repair_queue::margin_of;
 
 impl MetaStore {
     /// Applies `MetaCommand::CommitObject` (see there).
@@ -92,7 +93,7 @@ impl MetaStore {
                 freed_objects += 1;
                 self.queue_gc(&mut b, old.gc_record(), now_ms);
                 b.delete_cf(self.cf(keys::CF_OBJECTS), &okey);
-                b.delete_cf(self.cf(keys::CF_HEAL), &okey);
+                self.unqueue_repair_in(&mut b, &okey)?;
                 gone.insert(okey);
             }
         }
@@ -353,7 +354,7 @@ impl MetaStore {
         if let Some(old) = removed.filter(|o| !o.is_delete_marker()) {
             self.queue_gc(b, old.gc_record(), now_ms);
         }
-        self.put_object_in(b, bucket, key, &rec, versioning.is_some());
+        self.put_object_in(b, bucket, key, &rec, versioning.is_some())?;
         Ok((rec, guard))
     }
 
@@ -392,7 +393,7 @@ impl MetaStore {
                         return Ok(result);
                     }
                     b.delete_cf(self.cf(keys::CF_OBJECTS), &okey);
-                    b.delete_cf(self.cf(keys::CF_HEAL), &okey);
+                    self.unqueue_repair_in(b, &okey)?;
                     self.queue_gc(b, c.gc_record(), now_ms);
                     tally.0 = tally.0.saturating_sub(c.size as i64);
                     tally.1 -= 1;
@@ -457,7 +458,7 @@ impl MetaStore {
             Place::Current => {
                 b.delete_cf(self.cf(keys::CF_OBJECTS), &okey);
                 if versioning.is_none() {
-                    b.delete_cf(self.cf(keys::CF_HEAL), &okey);
+                    self.unqueue_repair_in(b, &okey)?;
                 }
             }
             Place::Noncurrent => self.remove_noncurrent_in(b, bucket, key, &found),
@@ -470,7 +471,7 @@ impl MetaStore {
             if let Some(next) = self.newest_noncurrent_except(bucket, key, removed_seq)? {
                 if !next.is_delete_marker() {
                     self.remove_noncurrent_in(b, bucket, key, &next);
-                    self.put_object_in(b, bucket, key, &next, true);
+                    self.put_object_in(b, bucket, key, &next, true)?;
                 }
             }
         }
@@ -585,7 +586,7 @@ impl MetaStore {
             if let Some((found, changed)) = rec.parts.iter_mut().find_map(&mark) {
                 if changed {
                     b.put_cf(self.cf(keys::CF_OBJECTS), &okey, rec.encode());
-                    b.put_cf(self.cf(keys::CF_HEAL), &okey, []);
+                    self.queue_repair_in(b, &okey, margin_of(&rec))?;
                 }
                 return Ok(found);
             }
@@ -601,7 +602,7 @@ impl MetaStore {
             if let Some((found, changed)) = rec.parts.iter_mut().find_map(&mark) {
                 if changed {
                     b.put_cf(self.cf(keys::CF_VERSIONS), k, rec.encode());
-                    b.put_cf(self.cf(keys::CF_HEAL), &okey, []);
+                    self.queue_repair_in(b, &okey, margin_of(&rec))?;
                 }
                 return Ok(found);
             }
@@ -656,14 +657,15 @@ impl MetaStore {
         key: &[u8],
         rec: &ObjectRecord,
         versioned: bool,
-    ) {
+    ) -> Result<(), MetaError> {
         let okey = keys::object(bucket, key);
         b.put_cf(self.cf(keys::CF_OBJECTS), &okey, rec.encode());
         if rec.is_degraded() {
-            b.put_cf(self.cf(keys::CF_HEAL), &okey, []);
+            self.queue_repair_in(b, &okey, margin_of(rec))?;
         } else if !versioned {
-            b.delete_cf(self.cf(keys::CF_HEAL), &okey);
+            self.unqueue_repair_in(b, &okey)?;
         }
+        Ok(())
     }
 }
 

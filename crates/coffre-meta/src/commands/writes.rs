@@ -70,11 +70,13 @@ impl MetaStore {
 
     /// Applies `MetaCommand::DropHeal` (see there).
     pub(super) fn apply_drop_heal(&self, mut b: WriteBatch, raw_key: Vec<u8>) -> Result<Outcome, MetaError> {
-        // Only if nothing under the key is degraded now: a degraded write or an
+        // `raw_key` is the `repair` entry the pass took (`margin ∥ objects key`). The key
+        // leaves the queue only if nothing under it is degraded now: a degraded write or an
         // overwrite may have come since the heal pass looked.
-        let zero = raw_key.iter().position(|c| *c == 0).unwrap_or(raw_key.len());
-        let bucket = String::from_utf8_lossy(&raw_key[..zero]).into_owned();
-        let key = raw_key.get(zero + 1..).unwrap_or_default().to_vec();
+        let okey = raw_key.get(1..).unwrap_or_default().to_vec();
+        let zero = okey.iter().position(|c| *c == 0).unwrap_or(okey.len());
+        let bucket = String::from_utf8_lossy(&okey[..zero]).into_owned();
+        let key = okey.get(zero + 1..).unwrap_or_default().to_vec();
         let _b = self.bucket_content(&bucket);
         let _k = self.lock_key(&bucket, &key);
         let degraded = self.get_object(&bucket, &key)?.is_some_and(|r| r.is_degraded())
@@ -82,10 +84,20 @@ impl MetaStore {
                 .noncurrent_versions(&bucket, &key)?
                 .iter()
                 .any(ObjectRecord::is_degraded);
+        let margin = self
+            .db
+            .get_pinned_cf(self.cf(keys::CF_HEAL), &okey)?
+            .and_then(|v| v.first().copied());
         if degraded {
+            // Still queued; an entry left behind at another margin goes.
+            if margin != raw_key.first().copied() {
+                b.delete_cf(self.cf(keys::CF_REPAIR), &raw_key);
+                self.db.write(b)?;
+            }
             return Ok(Outcome::Done(false));
         }
-        b.delete_cf(self.cf(keys::CF_HEAL), raw_key);
+        self.unqueue_repair_in(&mut b, &okey)?;
+        b.delete_cf(self.cf(keys::CF_REPAIR), &raw_key);
         self.db.write(b)?;
         Ok(Outcome::Done(true))
     }

@@ -201,6 +201,7 @@ pub(crate) fn install(store: &MetaStore, path: &Path) -> Result<Meta, MetaError>
     store.db.write_opt(b, &crate::commands::sync_opts())?;
     // A snapshot from a version before the index holds none of it: built now.
     store.ensure_node_parts()?;
+    store.ensure_repair_queue()?;
     store.bump_generation();
     Ok(meta)
 }
