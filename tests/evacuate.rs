@@ -70,16 +70,7 @@ async fn setup() -> Setup {
     let gw = Server::start_with(&root.join("gw"), "127.0.0.1:0", &["--config", cfg.to_str().unwrap()]);
     let c = gw.client();
     c.create_bucket().bucket("evac").send().await.unwrap();
-    c.put_bucket_versioning()
-        .bucket("evac")
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    enable_versioning(&c, "evac").await;
     let mut objects: Vec<(String, Option<String>, Vec<u8>)> = Vec::new();
     for i in 0..10u8 {
         let key = format!("doc-{i}");
@@ -100,45 +91,7 @@ async fn setup() -> Setup {
         objects.push((key, None, new));
     }
     let (p1, p2) = (data(5 << 20, 50), data(700_000, 51));
-    let up = c
-        .create_multipart_upload()
-        .bucket("evac")
-        .key("big")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
-    let mut done = Vec::new();
-    for (n, body) in [(1, &p1), (2, &p2)] {
-        let part = c
-            .upload_part()
-            .bucket("evac")
-            .key("big")
-            .upload_id(id)
-            .part_number(n)
-            .body(body.clone().into())
-            .send()
-            .await
-            .unwrap();
-        done.push(
-            aws_sdk_s3::types::CompletedPart::builder()
-                .part_number(n)
-                .e_tag(part.e_tag().unwrap())
-                .build(),
-        );
-    }
-    c.complete_multipart_upload()
-        .bucket("evac")
-        .key("big")
-        .upload_id(id)
-        .multipart_upload(
-            aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                .set_parts(Some(done))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    multipart_put(&c, "evac", "big", &[&p1, &p2]).await;
     objects.push(("big".into(), None, [p1, p2].concat()));
     let token = std::fs::read_to_string(gw.data.join("admin.token"))
         .unwrap()

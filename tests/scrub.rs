@@ -120,16 +120,7 @@ async fn the_scrub_finds_every_damaged_shard_nobody_reads_and_the_repair_restore
     let s = Server::start_with(&data, "127.0.0.1:0", &["--inline-max", "0", "--allow-sse-c-over-http"]);
     let c = s.client();
     c.create_bucket().bucket("scrub").send().await.unwrap();
-    c.put_bucket_versioning()
-        .bucket("scrub")
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    enable_versioning(&c, "scrub").await;
     // Current, noncurrent, multipart and SSE-C objects.
     let current = data_of(300_000, 1);
     put(&c, "scrub", "current", current.clone()).await;
@@ -147,45 +138,7 @@ async fn the_scrub_finds_every_damaged_shard_nobody_reads_and_the_repair_restore
         .to_string();
     put(&c, "scrub", "versioned", data_of(1000, 3)).await;
     let (p1, p2) = (data_of(5 << 20, 4), data_of(1 << 20, 5));
-    let up = c
-        .create_multipart_upload()
-        .bucket("scrub")
-        .key("multipart")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
-    let mut done = Vec::new();
-    for (n, body) in [(1, &p1), (2, &p2)] {
-        let part = c
-            .upload_part()
-            .bucket("scrub")
-            .key("multipart")
-            .upload_id(id)
-            .part_number(n)
-            .body(body.clone().into())
-            .send()
-            .await
-            .unwrap();
-        done.push(
-            aws_sdk_s3::types::CompletedPart::builder()
-                .part_number(n)
-                .e_tag(part.e_tag().unwrap())
-                .build(),
-        );
-    }
-    c.complete_multipart_upload()
-        .bucket("scrub")
-        .key("multipart")
-        .upload_id(id)
-        .multipart_upload(
-            aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                .set_parts(Some(done))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    multipart_put(&c, "scrub", "multipart", &[&p1, &p2]).await;
     let (ssec_key, ssec_md5) = {
         use base64::Engine as _;
         use md5::Digest;

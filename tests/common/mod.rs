@@ -189,6 +189,64 @@ pub async fn put(c: &aws_sdk_s3::Client, bucket: &str, key: &str, body: impl Int
 }
 
 /// The whole body of an object (the GET must succeed).
+/// Turns versioning on for `bucket`.
+pub async fn enable_versioning(c: &aws_sdk_s3::Client, bucket: &str) {
+    c.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Writes `key` as a multipart upload of `parts`, in order; returns the whole object's bytes.
+pub async fn multipart_put(c: &aws_sdk_s3::Client, bucket: &str, key: &str, parts: &[&[u8]]) -> Vec<u8> {
+    let up = c
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let mut done = Vec::new();
+    for (n, body) in (1..).zip(parts) {
+        let part = c
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .part_number(n)
+            .body(body.to_vec().into())
+            .send()
+            .await
+            .unwrap();
+        done.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(n)
+                .e_tag(part.e_tag().unwrap())
+                .build(),
+        );
+    }
+    c.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    parts.concat()
+}
+
 pub async fn get_body(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
     let r = c.get_object().bucket(bucket).key(key).send().await.unwrap();
     r.body.collect().await.unwrap().into_bytes().to_vec()

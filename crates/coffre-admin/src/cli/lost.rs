@@ -10,70 +10,23 @@ const NO_PROGRESS: Duration = Duration::from_secs(600);
 /// Polls the status until `node` has nothing left to rebuild, printing progress and an
 /// estimate of the time left (from the bytes rebuilt since the wait began).
 pub(super) fn wait_rebuilt(api: &Api, node: &str) -> Result<(), String> {
-    let started = Instant::now();
-    let mut first_bytes = None;
-    let (mut last, mut moved_at) = (None, Instant::now());
-    let mut printed = Instant::now() - Duration::from_secs(10);
-    loop {
-        let v = call(api, "GET", "/v1/status")?;
-        let entry = v["lost"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|n| n["node"] == node)
-            .cloned();
-        let Some(entry) = entry else {
-            println!(
-                "node {node}: every stripe it held a shard of is back at full redundancy ({} s)",
-                started.elapsed().as_secs()
-            );
-            return Ok(());
-        };
-        let (parts, bytes) = (
-            entry["parts_left"].as_u64().unwrap_or(0),
-            entry["bytes_left"].as_u64().unwrap_or(0),
-        );
-        let first = *first_bytes.get_or_insert(bytes);
-        if last != Some((parts, bytes)) {
-            last = Some((parts, bytes));
-            moved_at = Instant::now();
-        } else if moved_at.elapsed() > NO_PROGRESS {
-            return Err(format!(
-                "node {node}: nothing rebuilt for {} s, {parts} parts ({bytes} bytes) left: is there a compliant node with room for them? (coffre admin status)",
-                NO_PROGRESS.as_secs()
-            ));
-        }
-        if printed.elapsed() >= Duration::from_secs(5) {
-            printed = Instant::now();
-            let done = first.saturating_sub(bytes);
-            let eta = match done {
-                0 => "-".to_string(),
-                d => format!(
-                    "{} s",
-                    (started.elapsed().as_secs_f64() * bytes as f64 / d as f64).ceil()
-                ),
-            };
-            println!("node {node}: {parts} parts, {bytes} bytes left to rebuild; about {eta} to go");
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let took = follow(api, node, "rebuild", "rebuilt", |v| {
+        let left = v["lost"].as_array().into_iter().flatten().find(|n| n["node"] == node);
+        Ok(left.map(|n| {
+            (
+                n["parts_left"].as_u64().unwrap_or(0),
+                n["bytes_left"].as_u64().unwrap_or(0),
+            )
+        }))
+    })?;
+    println!("node {node}: every stripe it held a shard of is back at full redundancy ({took} s)");
+    Ok(())
 }
 
 /// Polls the status until draining `node` holds no part any more, printing progress.
 pub(super) fn wait_drained(api: &Api, node: &str) -> Result<(), String> {
-    let started = Instant::now();
-    let (mut last, mut moved_at) = (None, Instant::now());
-    let mut printed = Instant::now() - Duration::from_secs(10);
-    let mut first_bytes = None;
-    loop {
-        let v = call(api, "GET", "/v1/status")?;
-        let Some(n) = v["nodes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|n| n["id"] == node)
-            .cloned()
-        else {
+    let took = follow(api, node, "move", "moved", |v| {
+        let Some(n) = v["nodes"].as_array().into_iter().flatten().find(|n| n["id"] == node) else {
             return Err(format!("node {node} is not in the cluster any more"));
         };
         if n["draining"] != true {
@@ -83,34 +36,50 @@ pub(super) fn wait_drained(api: &Api, node: &str) -> Result<(), String> {
             n["left"]["parts"].as_u64().unwrap_or(0),
             n["left"]["bytes"].as_u64().unwrap_or(0),
         );
-        if parts == 0 {
-            println!(
-                "node {node}: drained, every shard it held is on the others ({} s); it can be removed",
-                started.elapsed().as_secs()
-            );
-            return Ok(());
-        }
+        Ok((parts > 0).then_some((parts, bytes)))
+    })?;
+    println!("node {node}: drained, every shard it held is on the others ({took} s); it can be removed");
+    Ok(())
+}
+
+/// Polls `GET /v1/status` until `left` says nothing is left (`None`), printing what is left
+/// (parts, bytes) and an estimate of the time every 5 s; returns the seconds it took. Fails
+/// when nothing moves for `NO_PROGRESS`, or when `left` fails.
+fn follow(
+    api: &Api,
+    node: &str,
+    verb: &str,
+    past: &str,
+    left: impl Fn(&serde_json::Value) -> Result<Option<(u64, u64)>, String>,
+) -> Result<u64, String> {
+    let started = Instant::now();
+    let mut first_bytes = None;
+    let (mut last, mut moved_at) = (None, Instant::now());
+    let mut printed = Instant::now() - Duration::from_secs(10);
+    loop {
+        let Some((parts, bytes)) = left(&call(api, "GET", "/v1/status")?)? else {
+            return Ok(started.elapsed().as_secs());
+        };
         let first = *first_bytes.get_or_insert(bytes);
         if last != Some((parts, bytes)) {
             last = Some((parts, bytes));
             moved_at = Instant::now();
         } else if moved_at.elapsed() > NO_PROGRESS {
             return Err(format!(
-                "node {node}: nothing moved for {} s, {parts} parts ({bytes} bytes) left: is there a compliant node with room for them? (coffre admin status)",
+                "node {node}: nothing {past} for {} s, {parts} parts ({bytes} bytes) left: is there a compliant node with room for them? (coffre admin status)",
                 NO_PROGRESS.as_secs()
             ));
         }
         if printed.elapsed() >= Duration::from_secs(5) {
             printed = Instant::now();
-            let done = first.saturating_sub(bytes);
-            let eta = match done {
+            let eta = match first.saturating_sub(bytes) {
                 0 => "-".to_string(),
                 d => format!(
                     "{} s",
                     (started.elapsed().as_secs_f64() * bytes as f64 / d as f64).ceil()
                 ),
             };
-            println!("node {node}: {parts} parts, {bytes} bytes left to move; about {eta} to go");
+            println!("node {node}: {parts} parts, {bytes} bytes left to {verb}; about {eta} to go");
         }
         std::thread::sleep(Duration::from_millis(500));
     }
