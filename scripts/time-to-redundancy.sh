@@ -7,11 +7,14 @@
 # rebuilt per second), and that throughput as a share of the physical limit: this machine's
 # disk, measured here, doing k shard reads and one shard write per rebuilt shard (every node
 # shares the one disk on loopback).
-# Usage: scripts/time-to-redundancy.sh GIB   (env: COFFRE_BENCH_DIR for the work directory,
-# COFFRE_BIN for a built binary to use rather than building one)
+# With REPAIR_MIB, the repair worker's rate knob is set to it first (`coffre admin workers set
+# repair rate`), and the rate achieved is printed against it: the repair rate knob's benchmark.
+# Usage: scripts/time-to-redundancy.sh GIB [REPAIR_MIB]   (env: COFFRE_BENCH_DIR for the work
+# directory, COFFRE_BIN for a built binary to use rather than building one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-gib=${1:?usage: scripts/time-to-redundancy.sh GIB}
+gib=${1:?usage: scripts/time-to-redundancy.sh GIB [REPAIR_MIB]}
+repair_mib=${2:-0}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/coffre-target}"
 bin=${COFFRE_BIN:-}
 if [ -z "$bin" ]; then
@@ -68,15 +71,18 @@ with concurrent.futures.ThreadPoolExecutor(4) as pool:
 print(f"written: {count} objects of 64 MiB")
 PY
 
+if [ "$repair_mib" != 0 ]; then
+  "$bin" admin workers set repair rate "$repair_mib" --endpoint "http://127.0.0.1:$admin" --token "$token" >/dev/null
+fi
 kill -9 "$node_pid_1"
 start=$(date +%s.%N)
 out=$("$bin" admin nodes remove --dead --wait --endpoint "http://127.0.0.1:$admin" --token "$token" node-1)
 end=$(date +%s.%N)
 echo "$out" | head -1
 bytes=$(echo "$out" | head -1 | sed -n 's/.*stripes, \([0-9]*\) bytes).*/\1/p')
-python3 - "$start" "$end" "${bytes:-0}" "$read_mbs" "$write_mbs" "$k" <<'PY'
+python3 - "$start" "$end" "${bytes:-0}" "$read_mbs" "$write_mbs" "$k" "$repair_mib" <<'PY'
 import sys
-start, end, rebuilt, read_mbs, write_mbs, k = (float(x) for x in sys.argv[1:])
+start, end, rebuilt, read_mbs, write_mbs, k, cap = (float(x) for x in sys.argv[1:])
 secs = end - start
 mbs = rebuilt / secs / 1e6
 # Per rebuilt shard byte: k bytes read and one written, on the one disk.
@@ -85,4 +91,7 @@ print(f"time to full redundancy: {secs:.1f} s for {rebuilt / 1e6:.0f} MB of lost
 print(f"repair throughput: {mbs:.1f} MB/s (shard bytes rebuilt per second)")
 print(f"disk: read {read_mbs:.0f} MB/s, write {write_mbs:.0f} MB/s; limit for k={k:.0f} reads + 1 write per shard: {limit:.1f} MB/s")
 print(f"share of the physical limit: {100 * mbs / limit:.0f} %")
+if cap:
+    mib = rebuilt / secs / (1 << 20)
+    print(f"repair rate knob {cap:.0f} MiB/s: {mib:.1f} MiB/s achieved ({100 * (mib - cap) / cap:+.1f} % of the knob)")
 PY

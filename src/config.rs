@@ -54,6 +54,10 @@ pub(crate) struct ServerArgs {
     /// The scrub's read rate cap on each node, MiB/s (64 by default; 0: no cap).
     #[arg(long, env = "COFFRE_SCRUB_RATE")]
     scrub_rate: Option<u64>,
+    /// A storage node down this long (`2h`, `1d`, …) is declared dead on its own, as by
+    /// `coffre admin nodes remove --dead`, and its shards rebuilt elsewhere. Off by default.
+    #[arg(long, env = "COFFRE_DEAD_AFTER", value_parser = parse_period)]
+    dead_after: Option<Duration>,
     /// Connections open at once (lowered to fit the descriptor limit).
     #[arg(long, env = "COFFRE_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -165,6 +169,7 @@ pub(crate) struct ServerSection {
     inline_max: Option<String>,
     scrub_period: Option<String>,
     scrub_rate: Option<u64>,
+    dead_after: Option<String>,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
     header_timeout_secs: Option<u64>,
@@ -197,6 +202,8 @@ pub(crate) struct Settings {
     /// The scrub's period and its read rate cap per node (MiB/s).
     pub scrub_period: Duration,
     pub scrub_rate: u64,
+    /// How long a node may be down before it is declared dead (`None`: never on its own).
+    pub dead_after: Option<Duration>,
     pub serve_limits: coffre_s3::server::ServeLimits,
     pub body_limits: coffre_s3::body::BodyLimits,
     pub audit_on: bool,
@@ -287,6 +294,14 @@ impl Settings {
             .scrub_rate
             .or(file.server.scrub_rate)
             .unwrap_or(coffre_data::SCRUB_RATE_MIB);
+        let dead_after = match (args.dead_after, file.server.dead_after.as_deref()) {
+            (Some(d), _) => Some(d),
+            (None, Some(text)) => Some(parse_period(text).map_err(|e| format!("dead_after: {e}"))?),
+            (None, None) => None,
+        };
+        if dead_after.is_some() && file.cluster.is_none() {
+            return Err("dead_after: only for a cluster's storage nodes (a [cluster] section)".into());
+        }
         let defaults = coffre_s3::server::ServeLimits::default();
         let serve_limits = coffre_s3::server::ServeLimits {
             header_read_timeout: args
@@ -378,6 +393,7 @@ impl Settings {
             gc_grace,
             inline_max,
             scrub_period,
+            dead_after,
             scrub_rate,
             serve_limits,
             body_limits,

@@ -27,6 +27,7 @@ pub(crate) fn run_server(args: ServerArgs) -> Result<(), String> {
         inline_max,
         scrub_period,
         scrub_rate,
+        dead_after,
         serve_limits,
         body_limits,
         audit_on,
@@ -252,7 +253,8 @@ pub(crate) fn run_server(args: ServerArgs) -> Result<(), String> {
         );
         workers.start(Box::new(RepairWorker(engine.clone())), leads.clone());
         workers.start(Box::new(GcWorker(engine.clone())), leads.clone());
-        workers.start(Box::new(EvacuateWorker::new(engine.clone())), leads.clone());
+        workers.start(Box::new(EvacuateWorker::new(engine.clone(), dead_after)), leads.clone());
+        workers.start(Box::new(RebalanceWorker(engine.clone())), leads.clone());
         workers.start(
             Box::new(ScrubWorker {
                 engine: engine.clone(),

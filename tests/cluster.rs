@@ -840,7 +840,8 @@ async fn a_frozen_node_holds_no_request_and_is_healed_when_it_thaws() {
 /// A node whose disk is full (here: `--reserve` larger than the disk, as a disk full of real
 /// data looks from the gateway) gets no new shards and none of the healed ones: the shards a
 /// write could not place while two nodes were down are rebuilt on the other node that came
-/// back, not retried on the full one for ever.
+/// back, not retried on the full one for ever; new writes pass it over; what it held before
+/// still reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healing_passes_over_a_full_node() {
     let dir = tempfile::tempdir().unwrap();
@@ -855,6 +856,17 @@ async fn healing_passes_over_a_full_node() {
     let gw = Server::start_with(&root.join("gw"), "127.0.0.1:0", &["--config", cfg.to_str().unwrap()]);
     let c = gw.client();
     c.create_bucket().bucket("full").send().await.unwrap();
+    // Written while every node has room: objects until one has a shard on fr-1.
+    let mut early: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in 0..20u8 {
+        let (k, d) = (format!("early-{i}"), data(250_000, 150 + i));
+        put(&c, "full", &k, d.clone()).await;
+        early.push((k.clone(), d));
+        let p = gw.admin_json(&["placement", "full", &k]);
+        if p["shards"].as_array().unwrap().iter().any(|s| s["node"] == "fr-1") {
+            break;
+        }
+    }
 
     // Two nodes down: each write places five shards and records the sixth as degraded.
     nodes[0].kill();
@@ -877,6 +889,9 @@ async fn healing_passes_over_a_full_node() {
 
     // fr-1 comes back with a disk full for the store (first in the gateway's node list: the
     // one a healer that ignores free space picks), fr-2 comes back with room.
+    let held_before = shards_on_disk(&nodes[0].data);
+    let other_before = shards_on_disk(&nodes[1].data).len();
+    assert!(!held_before.is_empty(), "fr-1 holds a shard of an early object");
     nodes[0].start_with(&["--reserve", "15E"]);
     nodes[1].start();
     let (healed, last) = wait_fully_healed(&gw, "full", 7).await;
@@ -890,16 +905,33 @@ async fn healing_passes_over_a_full_node() {
         .unwrap();
     assert_eq!(full["free_bytes"], 0, "the reserve is taken off the free space: {full}");
     assert!(
-        shards_on_disk(&nodes[0].data).is_empty(),
-        "nothing was put on the full node"
-    );
-    assert!(
-        !shards_on_disk(&nodes[1].data).is_empty(),
+        shards_on_disk(&nodes[1].data).len() > other_before,
         "the shards went to the node with room"
     );
-    for (k, d) in &objects {
+    // New writes, with every node up, pass the full one over.
+    let late: Vec<(String, Vec<u8>)> = (0..4).map(|i| (format!("late-{i}"), data(250_000, 90 + i))).collect();
+    for (k, d) in &late {
+        put(&c, "full", k, d.clone()).await;
+        let p = gw.admin_json(&["placement", "full", k]);
+        let on: Vec<&str> = p["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["node"].as_str().unwrap())
+            .collect();
+        assert!(!on.contains(&"fr-1") && on.len() == 6, "{k}: {p}");
+    }
+    assert_eq!(
+        shards_on_disk(&nodes[0].data),
+        held_before,
+        "nothing was put on the full node, by writes or by repairs"
+    );
+    // What it held still reads (every shard of the early objects, checked by the read path).
+    for (k, d) in early.iter().chain(&objects).chain(&late) {
         assert_eq!(get_body(&c, "full", k).await, d[..], "{k}");
     }
+    let audit = gw.admin_json(&["audit", "residency", "full"]);
+    assert_eq!(audit["degraded_shards"], 0, "{audit}");
 }
 
 /// Nodes whose disks are full of real data (a reserve larger than the disk) take no new

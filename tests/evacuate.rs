@@ -4,7 +4,8 @@
 //! shard of comes back to k+m healthy shards on the others (current and noncurrent versions,
 //! multipart objects, the load's own writes), no request of the load fails (once the gateway
 //! has seen a killed node go), and no object changes; a drained node ends with no shard. A
-//! node that still holds shards is not removed without `--dead`.
+//! node that still holds shards is not removed without `--dead`. Nodes added later get their
+//! share from `coffre admin nodes rebalance --wait`.
 
 mod common;
 
@@ -57,7 +58,7 @@ struct Setup {
     objects: Vec<(String, Option<String>, Vec<u8>)>,
 }
 
-async fn setup() -> Setup {
+async fn setup(gw_args: &[&str]) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let ca = root.join("ca");
@@ -67,7 +68,9 @@ async fn setup() -> Setup {
         .collect();
     let gw_id = issue_identity(root, &ca, "gw-1", "FR", "site0");
     let cfg = gateway_config(root, &ca, &gw_id, &nodes, "");
-    let gw = Server::start_with(&root.join("gw"), "127.0.0.1:0", &["--config", cfg.to_str().unwrap()]);
+    let mut args = vec!["--config", cfg.to_str().unwrap()];
+    args.extend_from_slice(gw_args);
+    let gw = Server::start_with(&root.join("gw"), "127.0.0.1:0", &args);
     let c = gw.client();
     c.create_bucket().bucket("evac").send().await.unwrap();
     enable_versioning(&c, "evac").await;
@@ -195,7 +198,7 @@ async fn check_whole(s: &Setup, gone: &str, log: &[(Instant, String, Result<(), 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_lost_for_good_has_every_stripe_rebuilt_under_load() {
-    let mut s = setup().await;
+    let mut s = setup(&[]).await;
     // The victim: a node the multipart object has shards on.
     let victim = placement(&s.gw, "evac", "big", None)["shards"][0]["node"]
         .as_str()
@@ -238,9 +241,69 @@ async fn a_node_lost_for_good_has_every_stripe_rebuilt_under_load() {
     check_whole(&s, &victim, &log).await;
 }
 
+/// With `--dead-after`, a node down that long is declared dead by the gateway itself (with its
+/// audit entry), and its stripes rebuilt as if an operator had removed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_down_for_dead_after_is_declared_dead_and_rebuilt() {
+    let mut s = setup(&["--dead-after", "3s"]).await;
+    let victim = placement(&s.gw, "evac", "big", None)["shards"][2]["node"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (load, log) = start_load(&s.c, stop.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let index = s.nodes.iter().position(|n| n.id == victim).unwrap();
+    s.nodes[index].kill();
+    let killed = Instant::now();
+    // Nobody asks: the node goes from the list, and every stripe comes back at k+m.
+    let mut status = serde_json::Value::Null;
+    for _ in 0..600 {
+        status = s.gw.admin_json(&["status"]);
+        let listed = status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["id"] == victim.as_str());
+        let repairing = status["lost"].as_array().is_some_and(|l| !l.is_empty());
+        if !listed && !repairing {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let listed = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["id"] == victim.as_str());
+    assert!(!listed, "{victim} was never declared dead: {status}");
+    assert_eq!(status["lost"].as_array().map(Vec::len), Some(0), "{status}");
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    let log = log.lock().unwrap().clone();
+    let late_failures: Vec<_> = log
+        .iter()
+        .filter(|(began, _, r)| r.is_err() && *began > killed + Duration::from_millis(4200))
+        .collect();
+    assert!(late_failures.is_empty(), "{late_failures:?}");
+    check_whole(&s, &victim, &log).await;
+    // The store's own decision is in the audit log, with the node and why.
+    let (ok, found, err) =
+        s.gw.admin(&["audit", "search", "--op", "system:DeclareNodeDead", "--json"]);
+    assert!(ok, "{err}");
+    let found: serde_json::Value = serde_json::from_str(&found).unwrap();
+    let declared = found["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["op"] == "system:DeclareNodeDead")
+        .unwrap_or_else(|| panic!("no audit entry: {found}"));
+    assert!(declared["detail"].as_str().unwrap().contains(&victim), "{declared}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_node_ends_empty_while_every_request_is_served() {
-    let s = setup().await;
+    let s = setup(&[]).await;
     let retired = placement(&s.gw, "evac", "big", None)["shards"][1]["node"]
         .as_str()
         .unwrap()
@@ -277,4 +340,71 @@ async fn a_drained_node_ends_empty_while_every_request_is_served() {
     assert_eq!(node["left"]["parts"], 0, "{node}");
     let removed = nodes_cmd(&s, &["remove", &retired]).await;
     assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
+}
+
+/// Nodes added to a cluster get their share: `coffre admin nodes rebalance --wait` moves shards
+/// from the nodes over the mean to them, every object stays whole and identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_gives_added_nodes_their_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let ca = root.join("ca");
+    ok(coffre(&["admin", "ca", "init", "--out", ca.to_str().unwrap()]));
+    let mut nodes: Vec<Node> = (1..=6)
+        .map(|i| new_node(root, &ca, &format!("fr-{i}"), "FR", &format!("site{}", i % 3)))
+        .collect();
+    let gw_id = issue_identity(root, &ca, "gw-1", "FR", "site0");
+    let cfg = gateway_config(root, &ca, &gw_id, &nodes, "");
+    let gw = Server::start_with(&root.join("gw"), "127.0.0.1:0", &["--config", cfg.to_str().unwrap()]);
+    let c = gw.client();
+    c.create_bucket().bucket("grow").send().await.unwrap();
+    let objects: Vec<(String, Vec<u8>)> = (0..12u8).map(|i| (format!("o{i}"), data(300_000, i))).collect();
+    for (k, d) in &objects {
+        put(&c, "grow", k, d.clone()).await;
+    }
+    // Two nodes join; new writes would use them, the old data stays where it is until asked.
+    for i in 7..=8 {
+        nodes.push(new_node(root, &ca, &format!("fr-{i}"), "FR", &format!("site{}", i % 3)));
+        let addr = format!("https://{}", nodes.last().unwrap().addr);
+        let (ok, out, err) = gw.admin(&["nodes", "add", &addr]);
+        assert!(ok, "{out} {err}");
+    }
+    let shards = |status: &serde_json::Value, id: &str| {
+        status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == id)
+            .unwrap()["shards"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = gw.admin_json(&["status"]);
+    assert_eq!(shards(&before, "fr-7"), 0);
+    let (ok, out, err) = tokio::task::block_in_place(|| gw.admin(&["nodes", "rebalance", "--wait"]));
+    assert!(ok, "{out} {err}");
+    assert!(out.contains("balanced"), "{out}");
+    // 12 parts × 6 shards over 8 nodes: 9 each; the new ones took theirs, the old gave.
+    let after = gw.admin_json(&["status"]);
+    for i in 1..=8 {
+        let n = shards(&after, &format!("fr-{i}"));
+        assert!((7..=10).contains(&n), "fr-{i} holds {n} shards: {after}");
+    }
+    for (k, d) in &objects {
+        let p = gw.admin_json(&["placement", "grow", k]);
+        let mut on: Vec<&str> = p["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["node"].as_str().unwrap())
+            .collect();
+        assert!(
+            p["shards"].as_array().unwrap().iter().all(|s| s["degraded"] == false),
+            "{p}"
+        );
+        on.sort_unstable();
+        on.dedup();
+        assert_eq!(on.len(), 6, "{k}: {p}");
+        assert_eq!(get_body(&c, "grow", k).await, d[..], "{k}");
+    }
 }

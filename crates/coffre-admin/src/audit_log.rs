@@ -213,6 +213,7 @@ pub(crate) struct SearchQuery {
     tenant: Option<String>,
     bucket: Option<String>,
     key: Option<String>,
+    op: Option<String>,
     since: Option<String>,
     until: Option<String>,
     limit: Option<usize>,
@@ -228,6 +229,7 @@ pub(crate) async fn search(
         tenant: q.tenant,
         bucket: q.bucket,
         key: q.key,
+        op: q.op,
         since,
         until,
         limit: q.limit,
@@ -326,6 +328,7 @@ mod tests {
         assert_eq!(admin_op(&Method::GET, "/v1/workers"), "WorkersGet");
         assert_eq!(admin_op(&Method::POST, "/v1/scrub/start"), "ScrubStart");
         assert_eq!(admin_op(&Method::GET, "/v1/scrub"), "ScrubGet");
+        assert_eq!(admin_op(&Method::POST, "/v1/rebalance"), "RebalanceCreate");
         assert_eq!(admin_op(&Method::DELETE, "/v1/tenants/acme"), "TenantsDelete");
         assert_eq!(admin_op(&Method::PUT, "/v1/buckets/b/policy"), "BucketsPolicyPut");
         assert_eq!(admin_op(&Method::POST, "/v1/tenants/t/keys/AK/rotate"), "KeyRotate");

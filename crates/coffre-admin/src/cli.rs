@@ -423,6 +423,17 @@ pub enum NodesCommand {
         #[arg(long, requires = "dead")]
         wait: bool,
     },
+    /// Move shards from the nodes holding more than their share to the others (nodes added
+    /// since, nodes with room), within each bucket's residency policy, at the `rebalance`
+    /// worker's rate.
+    Rebalance {
+        #[command(flatten)]
+        api: Api,
+        /// Block until the nodes are balanced and every move is done (exit 0), or exit
+        /// non-zero with the reason.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Nodes with location and state.
     List {
         #[command(flatten)]
@@ -484,6 +495,9 @@ pub enum AuditCommand {
         bucket: Option<String>,
         #[arg(long)]
         key: Option<String>,
+        /// The operation (`PutObject`, `admin:NodesDelete`, `system:DeclareNodeDead`, …).
+        #[arg(long)]
+        op: Option<String>,
         /// An age (7d, 12h, 30m) or a date.
         #[arg(long)]
         since: Option<String>,

@@ -89,6 +89,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/v1/audit/search", get(audit_log::search))
         .route("/v1/buckets/{bucket}/policy", put(handlers::set_policy))
         .route("/v1/buckets/{bucket}/quota", put(tenants::set_bucket_quota))
+        .route("/v1/rebalance", get(scrub::rebalance_status).post(scrub::rebalance))
         .route("/v1/scrub", get(scrub::status))
         .route("/v1/scrub/start", post(scrub::start))
         .route("/v1/workers", get(workers::list))

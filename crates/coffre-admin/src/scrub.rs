@@ -1,4 +1,5 @@
-//! The scrub, as an operator sees it: where every node's stands, and an immediate pass.
+//! The scrub, as an operator sees it: where every node's stands, and an immediate pass; and
+//! the rebalance, which shares the same machinery (the repair queue).
 
 use crate::{Admin, ApiResult};
 use axum::extract::State;
@@ -29,4 +30,20 @@ pub(crate) async fn start(State(admin): State<Arc<Admin>>) -> ApiResult {
     // The leader's worker takes the findings over at once rather than on its next round.
     let _ = admin.engine.workers().wake("scrub");
     Ok(Json(json!({ "nodes": nodes })))
+}
+
+/// `GET /v1/rebalance`: where a rebalance stands, and the keys waiting in the repair queue.
+pub(crate) async fn rebalance_status(State(admin): State<Arc<Admin>>) -> ApiResult {
+    let pending = admin.engine.repair_pending(REPAIR_COUNT_LIMIT).await?;
+    Ok(Json(
+        json!({ "rebalance": admin.engine.rebalance_status(), "repair_pending": pending }),
+    ))
+}
+
+/// `POST /v1/rebalance`: the nodes holding more than their share move shards to the others
+/// (nodes added since, nodes with room), within each part's residency policy.
+pub(crate) async fn rebalance(State(admin): State<Arc<Admin>>) -> ApiResult {
+    admin.engine.ask_rebalance();
+    let _ = admin.engine.workers().wake("rebalance");
+    rebalance_status(State(admin)).await
 }

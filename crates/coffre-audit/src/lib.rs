@@ -173,6 +173,9 @@ pub struct Query {
     pub tenant: Option<String>,
     pub bucket: Option<String>,
     pub key: Option<String>,
+    /// The operation, as written in the entry (`PutObject`, `admin:NodesDelete`,
+    /// `system:DeclareNodeDead`).
+    pub op: Option<String>,
     /// Milliseconds since the epoch.
     pub since: Option<u64>,
     pub until: Option<u64>,
@@ -200,6 +203,7 @@ pub fn search(dir: &Path, q: &Query) -> std::io::Result<Vec<Found>> {
         needle("tenant", &q.tenant),
         needle("bucket", &q.bucket),
         needle("key", &q.key),
+        needle("op", &q.op),
     ]
     .into_iter()
     .flatten()

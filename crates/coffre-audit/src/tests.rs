@@ -373,7 +373,7 @@ async fn keyed_tags_hide_other_tenants_and_still_prove_an_export_whole() {
 }
 
 #[tokio::test]
-async fn search_finds_by_bucket_key_and_time() {
+async fn search_finds_by_bucket_key_operation_and_time() {
     let d = tempfile::tempdir().unwrap();
     let (pk, head) = (pkcs8(), Arc::new(MemHead::default()));
     let log = write(
@@ -398,6 +398,17 @@ async fn search_finds_by_bucket_key_and_time() {
     let found = search(d.path(), &q).unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].event.principal, "user:u4");
+    let q = Query {
+        op: Some("PutObject".into()),
+        key: Some("key-4".into()),
+        ..Query::default()
+    };
+    assert_eq!(search(d.path(), &q).unwrap().len(), 1);
+    let q = Query {
+        op: Some("DeleteObject".into()),
+        ..Query::default()
+    };
+    assert!(search(d.path(), &q).unwrap().is_empty());
     let q = Query {
         since: Some(coffre_types::now_millis() + 60_000),
         ..Query::default()

@@ -204,6 +204,22 @@ impl PartReader {
         Ok((shard, hash))
     }
 
+    /// Shard `index` of `stripe` as its own node still holds it, with its BLAKE3 (a move off a
+    /// node that answers — a drain, a rebalance — reads one shard rather than `k`); `None` when
+    /// it cannot be read there intact (the caller rebuilds it).
+    pub async fn copy_shard(&self, stripe: u32, index: usize) -> Option<(Bytes, [u8; 32])> {
+        let id = ShardId {
+            version: self.version,
+            part: self.part,
+            stripe,
+            index: index as u8,
+        };
+        let store = self.stores.get(index)?.as_ref()?;
+        let expected = *self.shard_hashes.get(stripe as usize)?.get(index)?;
+        let shard = store.get(id).await.ok()?;
+        (blake3::hash(&shard).as_bytes() == &expected).then_some((shard, expected))
+    }
+
     /// Decrypts the packages of `stripe` that overlap `[from, to)` (offsets within the stripe).
     fn decrypt(&self, stripe: u32, mut cipher: Vec<u8>, from: usize, to: usize) -> Result<Bytes, DataError> {
         let plain_len = self.layout.stripe_len(self.size, stripe);

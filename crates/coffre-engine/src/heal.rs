@@ -83,7 +83,7 @@ impl Engine {
         let policy = policy_of(brec);
         let layout = layout_of(&handle.record);
         let mut parts = handle.record.parts.clone();
-        let mut changed = false;
+        let mut healed_shards = Vec::new();
         let mut healed = 0;
         let mut moves = Vec::new();
         // Shards written to nodes that were not in the part's list are covered by an intent
@@ -114,12 +114,16 @@ impl Engine {
             let mut elsewhere = vec![String::new(); part.nodes.len()];
             for &i in &part.degraded {
                 let i = i as usize;
-                let target = match self.node(&part.nodes[i]) {
-                    Some(n) if usable(&n) && has_room(&n) => Some(n),
-                    _ => {
+                let own = self.node(&part.nodes[i]).filter(|n| usable(n) && has_room(n));
+                // A shard a rebalance moves goes elsewhere if it can, else stays.
+                let moving = own.as_ref().is_some_and(|n| self.is_moving_off(n.id(), part.version));
+                let target = match own {
+                    Some(n) if !moving => Some(n),
+                    own => {
                         // Where the part's other shards are (those chosen here included): a
                         // replacement keeps the spread, in another site if one is free of
-                        // the part, else in another zone, then on the node with most room.
+                        // the part, else in another zone, then on the node with most room
+                        // (the least used among equals: what a rebalance fills).
                         let mut others: Vec<coffre_cluster::Location> = part
                             .nodes
                             .iter()
@@ -142,8 +146,11 @@ impl Engine {
                                     !others.iter().any(|o| o.country == l.country && o.site == l.site),
                                     !others.iter().any(|o| o.site == l.site && o.zone == l.zone),
                                     n.stat().map_or(u64::MAX, |s| s.free_bytes),
+                                    // Nodes sharing a disk (or equally free): the emptier.
+                                    std::cmp::Reverse(n.stat().map_or(0, |s| s.used_bytes)),
                                 )
                             })
+                            .or(own)
                     }
                 };
                 if let Some(t) = target {
@@ -167,6 +174,9 @@ impl Engine {
             for (i, target) in targets {
                 use futures_util::StreamExt;
                 let (reader, store, version) = (&reader, &target.store, part.version);
+                // A shard moving off a node that still answers (draining, rebalanced) is
+                // copied from it, checked against its BLAKE3; rebuilt from the others if not.
+                let copy = target.id() != part.nodes[i] && self.node(&part.nodes[i]).is_some_and(|n| n.store.is_up());
                 let written: Vec<bool> = futures_util::stream::iter(0..stripes)
                     .map(|stripe| async move {
                         let id = ShardId {
@@ -175,9 +185,22 @@ impl Engine {
                             stripe,
                             index: i as u8,
                         };
-                        match reader.rebuild_shard(stripe, i).await {
+                        let copied = match copy {
+                            true => reader.copy_shard(stripe, i).await,
+                            false => None,
+                        };
+                        let shard = match copied {
+                            Some(c) => Ok(c),
+                            None => reader.rebuild_shard(stripe, i).await,
+                        };
+                        match shard {
                             // The node checks the bytes against the hash before it keeps them.
-                            Ok((shard, hash)) => store.put_hashed(id, shard, hash).await.is_ok(),
+                            Ok((shard, hash)) => {
+                                let rate = self.workers.rate_of("repair").unwrap_or(0);
+                                self.repair_pacer.set_rate(rate.saturating_mul(1 << 20));
+                                self.repair_pacer.take(shard.len() as u64).await;
+                                store.put_hashed(id, shard, hash).await.is_ok()
+                            }
                             Err(_) => false,
                         }
                     })
@@ -198,8 +221,13 @@ impl Engine {
                     if target.id() != part.nodes[i] {
                         moved_off.push((part.version, i as u8, stripes, part.nodes[i].clone()));
                     }
+                    self.moving_off(&part.nodes[i], part.version, false);
                     part.nodes[i] = target.id().to_string();
-                    changed = true;
+                    healed_shards.push(coffre_meta::HealedShard {
+                        part: part.version,
+                        index: i as u8,
+                        node: target.id().to_string(),
+                    });
                 } else {
                     still.push(i as u8);
                 }
@@ -208,23 +236,16 @@ impl Engine {
             part.degraded = still;
         }
         let mut recorded = false;
-        if changed {
-            let key = key_str.as_bytes().to_vec();
+        if !healed_shards.is_empty() {
             let tenant = brec.tenant.clone();
-            let cmd = match seq {
-                None => MetaCommand::UpdateParts {
-                    bucket: bucket.clone(),
-                    key,
-                    version: handle.record.version,
-                    parts,
-                },
-                Some(seq) => MetaCommand::UpdateVersionParts {
-                    bucket: bucket.clone(),
-                    key,
-                    seq,
-                    version: handle.record.version,
-                    parts,
-                },
+            // What was rebuilt, applied to the version as it is then (marks made meanwhile
+            // stay), not the parts as read here.
+            let cmd = MetaCommand::HealShards {
+                bucket: bucket.clone(),
+                key: key_str.as_bytes().to_vec(),
+                seq,
+                version: handle.record.version,
+                healed: healed_shards,
             };
             // Recorded with its audit entry (the shards' new places), or not at all.
             let mut entry = coffre_audit::Event::system("HealShards", &tenant, &bucket, &key_str);

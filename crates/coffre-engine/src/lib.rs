@@ -8,7 +8,7 @@ pub mod audit_notes;
 pub mod backup;
 pub mod checksum;
 mod error;
-mod evacuate;
+pub mod evacuate;
 mod gc;
 mod heal;
 pub mod lifecycle;
@@ -120,6 +120,14 @@ pub struct Engine {
     workers: coffre_types::background::Workers,
     /// Each node's scrub as last seen (`scrub`), for the metrics.
     scrub_seen: std::sync::Mutex<std::collections::BTreeMap<String, coffre_data::ScrubStatus>>,
+    /// A rebalance asked (`evacuate`), and where it stands.
+    rebalance_asked: std::sync::atomic::AtomicBool,
+    rebalance: std::sync::Mutex<evacuate::RebalanceStatus>,
+    /// Shards a rebalance moves: (node, part) whose repair must not rebuild them where they
+    /// are (a node that is up and has room is otherwise where a degraded shard is rebuilt).
+    moving_off: std::sync::Mutex<std::collections::HashSet<(String, coffre_types::VersionId)>>,
+    /// The repair's rate (the `repair` worker's knob): bytes of shards rebuilt a second.
+    repair_pacer: coffre_types::background::Pacer,
 }
 
 /// The audit chain head kept in the metadata store (its local, unreplicated part).
@@ -198,6 +206,10 @@ impl Engine {
                 notes: Default::default(),
                 workers: Default::default(),
                 scrub_seen: Default::default(),
+                rebalance_asked: Default::default(),
+                rebalance: Default::default(),
+                moving_off: Default::default(),
+                repair_pacer: Default::default(),
             }),
             rx,
         )

@@ -118,6 +118,11 @@ impl Worker for RepairWorker {
     fn idle_wait(&self) -> Duration {
         Duration::from_secs(2)
     }
+    fn rate(&self) -> Option<(&'static str, u64)> {
+        // Unlimited by default: redundancy comes back as fast as the disks allow.
+        Some(("MiB/s", 0))
+    }
+    // The rate is read by the repair as it writes (`Engine::repair_pacer`): a step is a batch.
     fn step<'a>(&'a mut self, ctl: &'a WorkerCtl) -> StepFuture<'a> {
         Box::pin(async move {
             let n = self.0.heal().await.map_err(|e| e.to_string())?;
@@ -238,16 +243,21 @@ impl Worker for ScrubWorker {
 /// index entries. A node is walked again a minute after its last walk while entries remain (a
 /// write committed just after the removal or drain began may have added one; marking what is
 /// marked already writes nothing).
+/// With `dead_after`, it first declares dead the nodes down that long.
 pub struct EvacuateWorker {
     pub engine: Arc<Engine>,
+    dead_after: Option<Duration>,
+    down_since: std::collections::HashMap<String, std::time::Instant>,
     walked: std::collections::HashMap<String, std::time::Instant>,
     cursor: std::collections::HashMap<String, coffre_types::VersionId>,
 }
 
 impl EvacuateWorker {
-    pub fn new(engine: Arc<Engine>) -> EvacuateWorker {
+    pub fn new(engine: Arc<Engine>, dead_after: Option<Duration>) -> EvacuateWorker {
         EvacuateWorker {
             engine,
+            dead_after,
+            down_since: Default::default(),
             walked: Default::default(),
             cursor: Default::default(),
         }
@@ -271,6 +281,14 @@ impl Worker for EvacuateWorker {
     }
     fn step<'a>(&'a mut self, ctl: &'a WorkerCtl) -> StepFuture<'a> {
         Box::pin(async move {
+            if let Some(after) = self.dead_after {
+                let declared = self
+                    .engine
+                    .declare_dead_nodes(after, &mut self.down_since)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ctl.count("declared_dead", declared.len() as u64);
+            }
             let lost = self.engine.evacuating_nodes().await.map_err(|e| e.to_string())?;
             let due = |n: &String| self.walked.get(n).is_none_or(|t| t.elapsed() >= EVACUATE_REWALK);
             let Some(node) = lost.into_iter().find(due) else {
@@ -295,6 +313,45 @@ impl Worker for EvacuateWorker {
                     self.cursor.remove(&node);
                     self.walked.insert(node, std::time::Instant::now());
                 }
+            }
+            Ok(Step::Busy)
+        })
+    }
+}
+
+/// Moves shards from the nodes holding more than their share to the others once asked
+/// (`coffre admin nodes rebalance`), at most `rate` MiB queued a second (leader).
+pub struct RebalanceWorker(pub Arc<Engine>);
+
+impl Worker for RebalanceWorker {
+    fn name(&self) -> &'static str {
+        "rebalance"
+    }
+    fn leader_only(&self) -> bool {
+        true
+    }
+    fn idle_wait(&self) -> Duration {
+        Duration::from_secs(2)
+    }
+    fn rate(&self) -> Option<(&'static str, u64)> {
+        Some(("MiB/s", 64))
+    }
+    fn step<'a>(&'a mut self, ctl: &'a WorkerCtl) -> StepFuture<'a> {
+        Box::pin(async move {
+            let rate = match ctl.rate() {
+                0 => u64::MAX,
+                r => r.saturating_mul(1 << 20),
+            };
+            let began = tokio::time::Instant::now();
+            let queued = self.0.rebalance_step(rate).await.map_err(|e| e.to_string())?;
+            if queued == 0 {
+                return Ok(Step::Idle);
+            }
+            ctl.count("bytes", queued);
+            // Paced: what was queued takes at least its share of a second at the rate.
+            let until = began + Duration::from_secs_f64(queued as f64 / rate as f64);
+            while tokio::time::Instant::now() < until && !ctl.interrupted() {
+                tokio::time::sleep((until - tokio::time::Instant::now()).min(Duration::from_millis(200))).await;
             }
             Ok(Step::Busy)
         })

@@ -247,6 +247,27 @@ pub enum MetaCommand {
         node: String,
         part: VersionId,
     },
+    /// Shards the repair rebuilt and checked: each is now whole on its node. Applied to the
+    /// version as it is when committed, not as the repair read it: a shard marked degraded
+    /// meanwhile (a scrub's finding, a lost node) stays marked. For the current object
+    /// (`seq: None`) or the noncurrent version at `seq`, if it still is `version`.
+    /// `Outcome::Done` says whether it was. (Replaces `UpdateParts`, which wrote back the
+    /// repair's whole view and so could drop such a mark; kept for logs written before.)
+    HealShards {
+        bucket: String,
+        key: Vec<u8>,
+        seq: Option<u64>,
+        version: VersionId,
+        healed: Vec<HealedShard>,
+    },
+}
+
+/// One shard a repair rebuilt: shard `index` of part `part` is now on `node`, whole.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealedShard {
+    pub part: VersionId,
+    pub index: u8,
+    pub node: String,
 }
 
 /// Makes a written version current: the record and its parts' layouts in, their intents
@@ -517,6 +538,13 @@ impl MetaStore {
                 index,
             } => self.apply_mark_degraded(b, bucket, key, part, index)?,
             C::EvacuatePart { node, part } => self.apply_evacuate_part(b, node, part)?,
+            C::HealShards {
+                bucket,
+                key,
+                seq,
+                version,
+                healed,
+            } => self.apply_heal_shards(b, bucket, key, seq, version, healed)?,
             C::Noted { .. } => return Err(MetaError::InvalidRequest("a note inside a note".into())),
         };
         Ok(outcome)

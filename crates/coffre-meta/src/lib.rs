@@ -23,8 +23,8 @@ mod versions;
 
 pub use audit_notes::{noting, set_draft, task_note, with_audit_note, AuditNote, NoteSource};
 pub use commands::{
-    CommitInlineObject, CommitObject, CommitPart, CompleteUpload, DeleteGuard, DeleteResult, DeleteTarget, MetaCommand,
-    Outcome, UpdateVersion, VersionChange, VersioningChange, WriteCondition,
+    CommitInlineObject, CommitObject, CommitPart, CompleteUpload, DeleteGuard, DeleteResult, DeleteTarget, HealedShard,
+    MetaCommand, Outcome, UpdateVersion, VersionChange, VersioningChange, WriteCondition,
 };
 pub use iam::{IamCommand, NewTenant, Usage};
 pub use leases::ReadLease;

@@ -3,8 +3,9 @@
 //! own entries rather than by every object record, and its progress (parts, stripes and bytes
 //! left) is a sum over them.
 //!
-//! Written by: `CommitObject` (its parts), `CommitPart` (an upload's part), `UpdateParts` and
-//! `UpdateVersionParts` (shards moved by a repair: the node they left loses the entry),
+//! Written by: `CommitObject` (its parts), `CommitPart` (an upload's part), `HealShards` (and
+//! the older `UpdateParts`, `UpdateVersionParts`: shards moved by a repair, the node they left
+//! loses the entry),
 //! `GcDone` (collected parts, on every node their GC entry names). A store written before the
 //! index gets it once, at start-up, from its object, version and upload-part records; the same
 //! walk gives layouts written before they named their owner (`LayoutOwner`) their owner.
@@ -125,6 +126,14 @@ impl MetaStore {
         }
         it.status()?;
         Ok(out)
+    }
+
+    /// Whether `node` holds shards of `part`.
+    pub fn holds_part(&self, node: &str, part: &VersionId) -> Result<bool, MetaError> {
+        Ok(self
+            .db
+            .get_pinned_cf(self.cf(keys::CF_NODE_PARTS), keys::node_part(node, part))?
+            .is_some())
     }
 
     /// What `node` holds, summed over its entries.

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::tests::{bucket_of, tenant_command};
+use crate::HealedShard;
 use coffre_types::Scheme;
 
 const MIB: u64 = 1 << 20;
@@ -244,4 +245,130 @@ fn the_repair_queue_puts_the_stripes_closest_to_loss_first() {
     let queue = m.to_heal(None, 10).unwrap();
     assert_eq!(queue.len(), 1);
     assert_eq!(queue[0].2, keys::repair(0, &okey));
+}
+
+/// Overwrites, a lost node's marks, repairs and the GC racing on few keys: every command
+/// re-checks under the key's lock what it relies on and writes before it lets go, so at the
+/// end the index and the repair queue say what the records say, as a sequential run would
+/// leave them: each node indexed with exactly the current parts it holds (a mark written after
+/// its lock was released once brought a replaced version back, its shards collected and the
+/// new one's orphaned), every degraded shard one of the lost node's and its key queued, no
+/// mark lost to a repair that read the record before it.
+#[test]
+fn marks_repairs_and_the_gc_racing_overwrites_leave_the_index_and_the_queue_true() {
+    let (_d, m) = store();
+    let keys: Vec<Vec<u8>> = (0..3).map(|i| format!("k{i}").into_bytes()).collect();
+    let writers_done = std::sync::atomic::AtomicUsize::new(0);
+    // Parts the lost node's walk found holding a shard there, so marked.
+    let marked = std::sync::Mutex::new(std::collections::HashSet::new());
+    let done = || writers_done.load(std::sync::atomic::Ordering::Relaxed) == 2;
+    std::thread::scope(|s| {
+        for w in 0..2 {
+            let (m, keys, writers_done) = (&m, &keys, &writers_done);
+            s.spawn(move || {
+                for i in 0..300 {
+                    let r = record(MIB, six_nodes());
+                    let v = r.parts[0].version;
+                    m.begin_write(&v, &six_nodes()).unwrap();
+                    m.commit_object("b", &keys[(i + w) % keys.len()], &r, &[(v, layout())])
+                        .unwrap();
+                }
+                writers_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            });
+        }
+        // n3 is lost: its parts are marked as the evacuate worker does, again and again.
+        s.spawn(|| {
+            while !done() {
+                for p in parts(&m, "n3") {
+                    let found = m
+                        .apply(MetaCommand::EvacuatePart {
+                            node: "n3".into(),
+                            part: p,
+                        })
+                        .unwrap();
+                    if found == Outcome::Done(true) {
+                        marked.lock().unwrap().insert(p);
+                    }
+                }
+            }
+        });
+        // The repair, as the engine's: what it read degraded goes to n7 (recorded as
+        // `HealShards`), then the key leaves the queue if nothing under it is degraded.
+        s.spawn(|| {
+            while !done() {
+                for (bucket, key, raw) in m.to_heal(None, 10).unwrap() {
+                    if let Some(r) = m.get_object(&bucket, &key).unwrap() {
+                        let healed: Vec<HealedShard> = r
+                            .parts
+                            .iter()
+                            .flat_map(|p| {
+                                p.degraded.iter().map(|i| HealedShard {
+                                    part: p.version,
+                                    index: *i,
+                                    node: "n7".into(),
+                                })
+                            })
+                            .collect();
+                        m.apply(MetaCommand::HealShards {
+                            bucket: bucket.clone(),
+                            key: key.clone(),
+                            seq: None,
+                            version: r.version,
+                            healed,
+                        })
+                        .unwrap();
+                    }
+                    m.apply(MetaCommand::DropHeal { raw_key: raw }).unwrap();
+                }
+            }
+        });
+        s.spawn(|| {
+            while !done() {
+                for (raw, gc) in m.gc_batch(u64::MAX, 10).unwrap() {
+                    m.gc_done(&raw, &gc).unwrap();
+                }
+            }
+        });
+    });
+    // What is left to collect is collected; then the model: the current records.
+    loop {
+        let gc = m.gc_batch(u64::MAX, 100).unwrap();
+        if gc.is_empty() {
+            break;
+        }
+        for (raw, g) in gc {
+            m.gc_done(&raw, &g).unwrap();
+        }
+    }
+    let mut want: std::collections::BTreeMap<String, Vec<VersionId>> = Default::default();
+    let queued: Vec<Vec<u8>> = m.to_heal(None, 100).unwrap().into_iter().map(|(_, k, _)| k).collect();
+    for key in &keys {
+        let r = m.get_object("b", key).unwrap().unwrap();
+        for p in &r.parts {
+            for n in &p.nodes {
+                want.entry(n.clone()).or_default().push(p.version);
+            }
+            for i in &p.degraded {
+                assert_eq!(p.nodes[*i as usize], "n3", "only the lost node's shards are marked");
+            }
+            // A mark is never lost: a part found on n3 keeps its shard there marked until
+            // the repair moved it.
+            if marked.lock().unwrap().contains(&p.version) {
+                for (i, n) in p.nodes.iter().enumerate() {
+                    assert!(n != "n3" || p.degraded.contains(&(i as u8)), "a mark was lost: {p:?}");
+                }
+            }
+            if !p.degraded.is_empty() {
+                assert!(queued.contains(key), "a degraded key is queued");
+            }
+        }
+    }
+    for n in ["n1", "n2", "n3", "n4", "n5", "n6", "n7"] {
+        let mut have = parts(&m, n);
+        let mut expected = want.remove(n).unwrap_or_default();
+        have.sort();
+        expected.sort();
+        expected.dedup();
+        assert_eq!(have, expected, "{n}: the index holds exactly its current parts");
+    }
 }

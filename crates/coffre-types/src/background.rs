@@ -302,6 +302,13 @@ impl Workers {
         Ok(())
     }
 
+    /// A worker's rate knob now (`None`: no such worker, or it has no rate), for work it
+    /// drives that spans more than a step.
+    pub fn rate_of(&self, name: &str) -> Option<u64> {
+        let s = self.find(name).ok()?;
+        s.rate_unit.map(|_| s.rate.load(Ordering::Relaxed))
+    }
+
     /// Stops every worker after its current step, waiting at most `grace`.
     pub async fn shutdown(&self, grace: Duration) {
         for s in lock(&self.list).iter() {
@@ -376,6 +383,40 @@ impl Workers {
             }
         }
         m
+    }
+}
+
+/// Spreads work shared by concurrent tasks over time at a byte rate (0: unlimited): each
+/// `take(n)` books the next `n` bytes' slot and waits for its start. Time left unused is not
+/// saved up: after a pause the rate resumes, it does not burst.
+#[derive(Default)]
+pub struct Pacer {
+    bytes_per_sec: AtomicU64,
+    next: Mutex<Option<Instant>>,
+}
+
+impl Pacer {
+    pub fn set_rate(&self, bytes_per_sec: u64) {
+        self.bytes_per_sec.store(bytes_per_sec, Ordering::Relaxed);
+    }
+
+    /// Books `bytes` at `now`: when they may start (`now` if the rate is unlimited).
+    pub fn book(&self, now: Instant, bytes: u64) -> Instant {
+        let rate = self.bytes_per_sec.load(Ordering::Relaxed);
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        if rate == 0 {
+            *next = None;
+            return now;
+        }
+        let start = next.map_or(now, |n| n.max(now));
+        *next = Some(start + Duration::from_secs_f64(bytes as f64 / rate as f64));
+        start
+    }
+
+    /// Waits for the slot of `bytes`.
+    pub async fn take(&self, bytes: u64) {
+        let start = self.book(Instant::now(), bytes);
+        tokio::time::sleep_until(start.into()).await;
     }
 }
 

@@ -108,6 +108,13 @@ pub(super) fn run(cmd: AdminCommand) -> Result<(), String> {
                 super::lost::wait_rebuilt(&api, &id)?;
             }
         }
+        AdminCommand::Nodes(NodesCommand::Rebalance { api, wait }) => {
+            call(&api, "POST", "/v1/rebalance")?;
+            println!("rebalance started: the nodes over their share move shards to the others");
+            if wait {
+                super::lost::wait_balanced(&api)?;
+            }
+        }
         AdminCommand::Nodes(NodesCommand::List { api }) => return run(AdminCommand::Status { api, json: false }),
         AdminCommand::Status { api, json } => {
             let v = call(&api, "GET", "/v1/status")?;
@@ -246,6 +253,7 @@ pub(super) fn run(cmd: AdminCommand) -> Result<(), String> {
             tenant,
             bucket,
             key,
+            op,
             since,
             until,
             limit,
@@ -256,6 +264,7 @@ pub(super) fn run(cmd: AdminCommand) -> Result<(), String> {
                 ("tenant", tenant),
                 ("bucket", bucket),
                 ("key", key),
+                ("op", op),
                 ("since", since),
                 ("until", until),
             ] {

@@ -1,5 +1,6 @@
-//! `coffre admin nodes remove --dead NODE --wait` and `coffre admin nodes drain NODE --wait`:
-//! following the rebuild of a lost node's shards, or the move of a draining node's, to the end.
+//! `coffre admin nodes remove --dead NODE --wait`, `coffre admin nodes drain NODE --wait` and
+//! `coffre admin nodes rebalance --wait`: following the rebuild of a lost node's shards, the
+//! move of a draining node's, or a rebalance, to the end.
 
 use super::api::*;
 use std::time::{Duration, Instant};
@@ -10,7 +11,8 @@ const NO_PROGRESS: Duration = Duration::from_secs(600);
 /// Polls the status until `node` has nothing left to rebuild, printing progress and an
 /// estimate of the time left (from the bytes rebuilt since the wait began).
 pub(super) fn wait_rebuilt(api: &Api, node: &str) -> Result<(), String> {
-    let took = follow(api, node, "rebuild", "rebuilt", |v| {
+    let who = format!("node {node}");
+    let took = follow(api, "/v1/status", &who, "rebuild", "rebuilt", |v| {
         let left = v["lost"].as_array().into_iter().flatten().find(|n| n["node"] == node);
         Ok(left.map(|n| {
             (
@@ -25,7 +27,8 @@ pub(super) fn wait_rebuilt(api: &Api, node: &str) -> Result<(), String> {
 
 /// Polls the status until draining `node` holds no part any more, printing progress.
 pub(super) fn wait_drained(api: &Api, node: &str) -> Result<(), String> {
-    let took = follow(api, node, "move", "moved", |v| {
+    let who = format!("node {node}");
+    let took = follow(api, "/v1/status", &who, "move", "moved", |v| {
         let Some(n) = v["nodes"].as_array().into_iter().flatten().find(|n| n["id"] == node) else {
             return Err(format!("node {node} is not in the cluster any more"));
         };
@@ -42,12 +45,25 @@ pub(super) fn wait_drained(api: &Api, node: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Polls `GET /v1/status` until `left` says nothing is left (`None`), printing what is left
-/// (parts, bytes) and an estimate of the time every 5 s; returns the seconds it took. Fails
-/// when nothing moves for `NO_PROGRESS`, or when `left` fails.
+/// Polls the rebalance until it is over and every move it queued is done.
+pub(super) fn wait_balanced(api: &Api) -> Result<(), String> {
+    let took = follow(api, "/v1/rebalance", "rebalance", "move", "moved", |v| {
+        let running = v["rebalance"]["running"].as_bool().unwrap_or(false);
+        let pending = v["repair_pending"].as_u64().unwrap_or(0);
+        let over = v["rebalance"]["bytes_to_move"].as_u64().unwrap_or(0);
+        Ok((running || pending > 0).then_some((pending, over)))
+    })?;
+    println!("balanced: every node holds about its share ({took} s)");
+    Ok(())
+}
+
+/// Polls `GET path` until `left` says nothing is left (`None`), printing what is left (parts,
+/// bytes) and an estimate of the time every 5 s; returns the seconds it took. Fails when
+/// nothing moves for `NO_PROGRESS`, or when `left` fails.
 fn follow(
     api: &Api,
-    node: &str,
+    path: &str,
+    who: &str,
     verb: &str,
     past: &str,
     left: impl Fn(&serde_json::Value) -> Result<Option<(u64, u64)>, String>,
@@ -57,7 +73,7 @@ fn follow(
     let (mut last, mut moved_at) = (None, Instant::now());
     let mut printed = Instant::now() - Duration::from_secs(10);
     loop {
-        let Some((parts, bytes)) = left(&call(api, "GET", "/v1/status")?)? else {
+        let Some((parts, bytes)) = left(&call(api, "GET", path)?)? else {
             return Ok(started.elapsed().as_secs());
         };
         let first = *first_bytes.get_or_insert(bytes);
@@ -66,7 +82,7 @@ fn follow(
             moved_at = Instant::now();
         } else if moved_at.elapsed() > NO_PROGRESS {
             return Err(format!(
-                "node {node}: nothing {past} for {} s, {parts} parts ({bytes} bytes) left: is there a compliant node with room for them? (coffre admin status)",
+                "{who}: nothing {past} for {} s, {parts} parts ({bytes} bytes) left: is there a compliant node with room for them? (coffre admin status)",
                 NO_PROGRESS.as_secs()
             ));
         }
@@ -79,7 +95,7 @@ fn follow(
                     (started.elapsed().as_secs_f64() * bytes as f64 / d as f64).ceil()
                 ),
             };
-            println!("node {node}: {parts} parts, {bytes} bytes left to {verb}; about {eta} to go");
+            println!("{who}: {parts} parts, {bytes} bytes left to {verb}; about {eta} to go");
         }
         std::thread::sleep(Duration::from_millis(500));
     }

@@ -286,6 +286,46 @@ impl MetaStore {
         Ok(Outcome::Done(updated))
     }
 
+    /// Applies `MetaCommand::HealShards` (see there).
+    pub(super) fn apply_heal_shards(
+        &self,
+        mut b: WriteBatch,
+        bucket: String,
+        key: Vec<u8>,
+        seq: Option<u64>,
+        version: VersionId,
+        healed: Vec<crate::HealedShard>,
+    ) -> Result<Outcome, MetaError> {
+        let _b = self.bucket_content(&bucket);
+        let _k = self.lock_key(&bucket, &key);
+        let (cf, raw) = match seq {
+            None => (keys::CF_OBJECTS, keys::object(&bucket, &key)),
+            Some(seq) => (keys::CF_VERSIONS, keys::object_version(&bucket, &key, seq)),
+        };
+        let updated = match self.get_object_at(cf, &raw)? {
+            Some(mut rec) if rec.version == version => {
+                let mut parts = rec.parts.clone();
+                for h in &healed {
+                    let Some(p) = parts.iter_mut().find(|p| p.version == h.part) else {
+                        continue;
+                    };
+                    if let Some(node) = p.nodes.get_mut(h.index as usize) {
+                        *node = h.node.clone();
+                        p.degraded.retain(|i| *i != h.index);
+                    }
+                }
+                self.forget_heal_intents_in(&mut b, &parts);
+                self.reindex_parts_in(&mut b, &rec, &parts);
+                rec.parts = parts;
+                b.put_cf(self.cf(cf), &raw, rec.encode());
+                true
+            }
+            _ => false,
+        };
+        self.write(b)?;
+        Ok(Outcome::Done(updated))
+    }
+
     /// Makes `rec` the key's newest version, as the bucket's versioning says: replacing the
     /// current object (unversioned), keeping it as noncurrent (enabled), or replacing only the
     /// `null` version (suspended). Sets the version's seq, id kind and default retention;
@@ -530,10 +570,15 @@ impl MetaStore {
         node: String,
         part: VersionId,
     ) -> Result<Outcome, MetaError> {
-        let found = match self.layout_owner(&part)? {
+        let owner = self.layout_owner(&part)?;
+        // Held until the batch is written: a record read under the key's lock and written
+        // after it would undo a commit made in between (the replaced version current again,
+        // its shards collected, the new one's orphaned).
+        let _locks = owner
+            .as_ref()
+            .map(|o| (self.bucket_content(&o.bucket), self.lock_key(&o.bucket, &o.key)));
+        let found = match &owner {
             Some(owner) => {
-                let _b = self.bucket_content(&owner.bucket);
-                let _k = self.lock_key(&owner.bucket, &owner.key);
                 let on_node = |p: &PartInfo| -> Vec<u8> {
                     (0..p.nodes.len())
                         .filter(|i| p.nodes[*i] == node)

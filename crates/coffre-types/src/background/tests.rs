@@ -110,3 +110,25 @@ async fn leader_only_workers_wait_on_followers_and_idle_ones_rest() {
     assert_eq!(w.set_rate("leader", 5), Err(WorkerError::NoRate("leader".into())));
     w.shutdown(Duration::from_secs(5)).await;
 }
+
+#[test]
+fn a_pacer_spreads_bookings_at_its_rate_and_saves_nothing_up() {
+    let p = Pacer::default();
+    let t0 = Instant::now();
+    // Unlimited: everything now.
+    assert_eq!(p.book(t0, 1 << 30), t0);
+    // 4 MiB/s, 1 MiB at a time, booked by tasks at the same moment: a quarter second apart.
+    p.set_rate(4 << 20);
+    let starts: Vec<Duration> = (0..8).map(|_| p.book(t0, 1 << 20) - t0).collect();
+    for (i, s) in starts.iter().enumerate() {
+        assert_eq!(s.as_millis(), 250 * i as u128);
+    }
+    // Asked long after the last slot ended: starts when asked, with no credit for the idle time.
+    let later = t0 + Duration::from_secs(60);
+    assert_eq!(p.book(later, 1 << 20), later);
+    assert_eq!(p.book(later, 1 << 20) - later, Duration::from_millis(250));
+    // A rate change applies to the next booking.
+    p.set_rate(1 << 20);
+    assert_eq!(p.book(later, 1 << 20) - later, Duration::from_millis(500));
+    assert_eq!(p.book(later, 1 << 20) - later, Duration::from_millis(1500));
+}
