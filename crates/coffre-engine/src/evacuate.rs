@@ -63,6 +63,10 @@ impl Engine {
                 marked += 1;
             }
         }
+        if marked > 0 {
+            // Queued: the repair starts now rather than at its next idle round.
+            let _ = self.workers.wake("repair");
+        }
         Ok((parts, marked))
     }
 }
@@ -282,6 +286,7 @@ impl Engine {
                 };
                 self.moving_off(&node, p.part, true);
                 if self.meta_call(move |m| m.apply(cmd)).await? == Outcome::Done(true) {
+                    let _ = self.workers.wake("repair");
                     excess -= p.bytes;
                     queued += p.bytes;
                     parts += 1;

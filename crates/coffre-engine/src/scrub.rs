@@ -139,6 +139,7 @@ impl Engine {
         let found = self.meta_call(move |m| m.apply(cmd)).await? == Outcome::Done(true);
         if found {
             tracing::warn!(shard = %id, bucket = owner.bucket, key = %String::from_utf8_lossy(&owner.key), "scrub finding queued for repair");
+            let _ = self.workers.wake("repair");
         }
         Ok(found)
     }
