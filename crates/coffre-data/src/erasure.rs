@@ -35,6 +35,35 @@ impl Codec {
             .map_err(|e| DataError::Erasure(format!("{e:?}")))
     }
 
+    /// Rebuilds shard `index` in place in `buf` (`k+m` shards of `shard_len` bytes, those
+    /// marked in `present` filled in, at least `k` of them): only the data shards missing
+    /// when `index` is a data shard (no parity is computed), every missing shard otherwise.
+    pub fn rebuild_one(
+        &self,
+        buf: &mut [u8],
+        shard_len: usize,
+        present: &[bool],
+        index: usize,
+    ) -> Result<(), DataError> {
+        let n = self.scheme.total();
+        if shard_len == 0 || buf.len() != n * shard_len || present.len() != n || index >= n {
+            return Err(DataError::Erasure("a rebuild's buffer does not fit its scheme".into()));
+        }
+        if present[index] {
+            return Ok(());
+        }
+        let Some(rs) = &self.rs else {
+            return Err(DataError::Erasure("a shard is missing and there is no parity".into()));
+        };
+        let mut slices: Vec<(&mut [u8], bool)> = buf.chunks_mut(shard_len).zip(present.iter().copied()).collect();
+        let done = if index < self.scheme.data as usize {
+            rs.reconstruct_data(&mut slices)
+        } else {
+            rs.reconstruct(&mut slices)
+        };
+        done.map_err(|e| DataError::Erasure(format!("{e:?}")))
+    }
+
     /// Rebuilds the missing data shards in place. `shards` has `k+m` entries; `None` is missing.
     pub fn reconstruct_data(&self, shards: &mut [Option<Vec<u8>>]) -> Result<(), DataError> {
         match &self.rs {
@@ -53,6 +82,45 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        /// Any one shard rebuilt from any `k` others is the shard that was encoded.
+        #[test]
+        fn one_shard_rebuilt_from_any_k_others(
+            scheme in prop::sample::select(vec![(2u8,1u8),(4,2),(8,3),(16,4)]),
+            shard_len in 1usize..300,
+            seed: u64,
+            target in any::<prop::sample::Index>(),
+            dropped in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+        ) {
+            let scheme = Scheme::new(scheme.0, scheme.1).unwrap();
+            let (k, n) = (scheme.data as usize, scheme.total());
+            let c = Codec::new(scheme);
+            let mut whole: Vec<u8> = (0..n * shard_len)
+                .map(|i| (i as u64).wrapping_mul(seed | 1).rotate_left(13) as u8)
+                .collect();
+            c.encode(&mut whole, shard_len).unwrap();
+            let index = target.index(n);
+            // The target is gone, and up to m-1 others (never fewer than k left).
+            let mut present = vec![true; n];
+            present[index] = false;
+            for d in dropped {
+                let j = d.index(n);
+                if present.iter().filter(|p| **p).count() > k {
+                    present[j] = false;
+                }
+            }
+            let mut buf = whole.clone();
+            for (j, p) in present.iter().enumerate() {
+                if !p {
+                    buf[j * shard_len..(j + 1) * shard_len].fill(0xA5);
+                }
+            }
+            c.rebuild_one(&mut buf, shard_len, &present, index).unwrap();
+            prop_assert_eq!(
+                &buf[index * shard_len..(index + 1) * shard_len],
+                &whole[index * shard_len..(index + 1) * shard_len]
+            );
+        }
+
         #[test]
         fn any_m_losses_recover(
             scheme in prop::sample::select(vec![(2u8,1u8),(4,2),(8,4),(3,0),(16,4)]),

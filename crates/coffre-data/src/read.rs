@@ -187,14 +187,54 @@ impl PartReader {
         Some((Bytes::from(data), shard_len))
     }
 
-    /// Rebuilds shard `index` of `stripe` from the others (healing a degraded write), with its
-    /// BLAKE3. The result is checked against the layout's, so it is never wrong.
+    /// Rebuilds shard `index` of `stripe` from `k` others (a repair), with its BLAKE3. The
+    /// result is checked against the layout's, so it is never wrong. Only what the shard needs
+    /// is done: `k` shards fetched (data shards first, parity for those that fail), copied
+    /// once into one buffer, one Reed-Solomon rebuild of the missing shards it depends on; no
+    /// read repair of the others (the repair queue has them).
     pub async fn rebuild_shard(&self, stripe: u32, index: usize) -> Result<(Bytes, [u8; 32]), DataError> {
-        let data = self.fetch_stripe(stripe).await?;
-        let (buf, shard_len) = self
-            .with_parity(data)
-            .ok_or_else(|| DataError::Erasure("re-encoding failed".into()))?;
-        let shard = buf.slice(index * shard_len..(index + 1) * shard_len);
+        let (k, n) = (self.layout.scheme.data as usize, self.layout.scheme.total());
+        let mut shards: Vec<Option<Bytes>> = vec![None; n];
+        let (mut have, mut next) = (0, 0);
+        while have < k && next < n {
+            let want: Vec<usize> = (next..n).filter(|j| *j != index).take(k - have).collect();
+            let Some(last) = want.last() else { break };
+            next = last + 1;
+            let got = futures_util::future::join_all(want.iter().map(|j| self.fetch(stripe, *j))).await;
+            for (j, g) in want.into_iter().zip(got) {
+                have += usize::from(g.is_some());
+                shards[j] = g;
+            }
+        }
+        if have < k {
+            return Err(DataError::Unrecoverable {
+                stripe,
+                available: have,
+                needed: k,
+            });
+        }
+        let shard_len = shards.iter().flatten().map(Bytes::len).next().unwrap_or(0);
+        if shard_len == 0 || shards.iter().flatten().any(|s| s.len() != shard_len) {
+            return Err(DataError::Internal("shards of one stripe differ in length".into()));
+        }
+        // Filled in order: only the missing shards' room is zeroed.
+        let mut buf = Vec::with_capacity(n * shard_len);
+        let mut present = vec![false; n];
+        for (j, s) in shards.iter().enumerate() {
+            match s {
+                Some(s) => {
+                    buf.extend_from_slice(s);
+                    present[j] = true;
+                }
+                None => buf.resize(buf.len() + shard_len, 0),
+            }
+        }
+        drop(shards);
+        Codec::new(self.layout.scheme).rebuild_one(&mut buf, shard_len, &present, index)?;
+        // Copied out (a sixth of the buffer, with 4+2): a rebuilt shard may wait for the
+        // repair's pace, and should not hold its whole stripe meanwhile.
+        let shard = Bytes::copy_from_slice(&buf[index * shard_len..(index + 1) * shard_len]);
+        drop(buf);
         let hash = *blake3::hash(&shard).as_bytes();
         if self.shard_hashes.get(stripe as usize).and_then(|h| h.get(index)) != Some(&hash) {
             return Err(DataError::Internal(format!(
