@@ -91,35 +91,37 @@ impl PartReader {
         Ok(out)
     }
 
+    /// `k` good shards of `stripe` (all but `except`, if given): the data shards first, then
+    /// just as many of the next as are missing, then more if some of those fail. Returns the
+    /// `k+m` slots and how many leading indexes were tried.
+    async fn fetch_k(&self, stripe: u32, except: Option<usize>) -> Result<(Vec<Option<Bytes>>, usize), DataError> {
+        let (k, n) = (self.layout.scheme.data as usize, self.layout.scheme.total());
+        let mut shards: Vec<Option<Bytes>> = vec![None; n];
+        let (mut have, mut next) = (0, 0);
+        while have < k && next < n {
+            let want: Vec<usize> = (next..n).filter(|j| Some(*j) != except).take(k - have).collect();
+            let Some(last) = want.last() else { break };
+            next = last + 1;
+            let got = futures_util::future::join_all(want.iter().map(|j| self.fetch(stripe, *j))).await;
+            for (j, g) in want.into_iter().zip(got) {
+                have += usize::from(g.is_some());
+                shards[j] = g;
+            }
+        }
+        if have < k {
+            return Err(DataError::Unrecoverable {
+                stripe,
+                available: have,
+                needed: k,
+            });
+        }
+        Ok((shards, next))
+    }
+
     /// The stripe's ciphertext (the `k` data shards, concatenated, padding included).
     async fn fetch_stripe(&self, stripe: u32) -> Result<Vec<u8>, DataError> {
         let k = self.layout.scheme.data as usize;
-        let n = self.layout.scheme.total();
-        let mut shards: Vec<Option<Bytes>> =
-            futures_util::future::join_all((0..k).map(|i| self.fetch(stripe, i))).await;
-        let mut have = shards.iter().filter(|s| s.is_some()).count();
-        shards.resize(n, None);
-        // Shard indexes below `next` have been tried.
-        let mut next = k;
-        if have < k {
-            // Fetch just as many parity shards as are missing, then more if some of those fail.
-            while have < k && next < n {
-                let want = (k - have).min(n - next);
-                let got = futures_util::future::join_all((next..next + want).map(|i| self.fetch(stripe, i))).await;
-                for (j, g) in got.into_iter().enumerate() {
-                    have += usize::from(g.is_some());
-                    shards[next + j] = g;
-                }
-                next += want;
-            }
-            if have < k {
-                return Err(DataError::Unrecoverable {
-                    stripe,
-                    available: have,
-                    needed: k,
-                });
-            }
-        }
+        let (mut shards, next) = self.fetch_k(stripe, None).await?;
         // Before the rebuild fills them in: the shards that were tried and found bad.
         let bad: Vec<usize> = (0..next).filter(|i| shards[*i].is_none()).collect();
         if !bad.is_empty() {
@@ -193,26 +195,8 @@ impl PartReader {
     /// once into one buffer, one Reed-Solomon rebuild of the missing shards it depends on; no
     /// read repair of the others (the repair queue has them).
     pub async fn rebuild_shard(&self, stripe: u32, index: usize) -> Result<(Bytes, [u8; 32]), DataError> {
-        let (k, n) = (self.layout.scheme.data as usize, self.layout.scheme.total());
-        let mut shards: Vec<Option<Bytes>> = vec![None; n];
-        let (mut have, mut next) = (0, 0);
-        while have < k && next < n {
-            let want: Vec<usize> = (next..n).filter(|j| *j != index).take(k - have).collect();
-            let Some(last) = want.last() else { break };
-            next = last + 1;
-            let got = futures_util::future::join_all(want.iter().map(|j| self.fetch(stripe, *j))).await;
-            for (j, g) in want.into_iter().zip(got) {
-                have += usize::from(g.is_some());
-                shards[j] = g;
-            }
-        }
-        if have < k {
-            return Err(DataError::Unrecoverable {
-                stripe,
-                available: have,
-                needed: k,
-            });
-        }
+        let n = self.layout.scheme.total();
+        let (shards, _) = self.fetch_k(stripe, Some(index)).await?;
         let shard_len = shards.iter().flatten().map(Bytes::len).next().unwrap_or(0);
         if shard_len == 0 || shards.iter().flatten().any(|s| s.len() != shard_len) {
             return Err(DataError::Internal("shards of one stripe differ in length".into()));
