@@ -110,6 +110,16 @@ async fn setup(gw_args: &[&str]) -> Setup {
     }
 }
 
+/// No load request failed once the gateway could know the node killed at `killed` was gone
+/// (two heartbeats).
+fn assert_none_failed_once_seen(log: &[(Instant, String, Result<(), String>)], killed: Instant) {
+    let late_failures: Vec<_> = log
+        .iter()
+        .filter(|(began, _, r)| r.is_err() && *began > killed + Duration::from_millis(4200))
+        .collect();
+    assert!(late_failures.is_empty(), "{late_failures:?}");
+}
+
 /// The bytes the load writes under `load-i`.
 fn load_body(i: usize) -> Vec<u8> {
     data(64_000 + (i % 7) * 1000, (i % 251) as u8)
@@ -229,13 +239,8 @@ async fn a_node_lost_for_good_has_every_stripe_rebuilt_under_load() {
     stop.store(true, Ordering::Relaxed);
     load.await.unwrap();
 
-    // No load request failed once the gateway could know the node was gone (two heartbeats).
     let log = log.lock().unwrap().clone();
-    let late_failures: Vec<_> = log
-        .iter()
-        .filter(|(began, _, r)| r.is_err() && *began > killed + Duration::from_millis(4200))
-        .collect();
-    assert!(late_failures.is_empty(), "{late_failures:?}");
+    assert_none_failed_once_seen(&log, killed);
     let status = s.gw.admin_json(&["status"]);
     assert_eq!(status["lost"].as_array().map(Vec::len), Some(0), "{status}");
     check_whole(&s, &victim, &log).await;
@@ -281,11 +286,7 @@ async fn a_node_down_for_dead_after_is_declared_dead_and_rebuilt() {
     stop.store(true, Ordering::Relaxed);
     load.await.unwrap();
     let log = log.lock().unwrap().clone();
-    let late_failures: Vec<_> = log
-        .iter()
-        .filter(|(began, _, r)| r.is_err() && *began > killed + Duration::from_millis(4200))
-        .collect();
-    assert!(late_failures.is_empty(), "{late_failures:?}");
+    assert_none_failed_once_seen(&log, killed);
     check_whole(&s, &victim, &log).await;
     // The store's own decision is in the audit log, with the node and why.
     let (ok, found, err) =
