@@ -776,14 +776,7 @@ async fn wait_fully_healed(gw: &Server, bucket: &str, nodes_up: u64) -> (bool, s
 async fn a_frozen_node_holds_no_request_and_is_healed_when_it_thaws() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let ca = root.join("ca");
-    ok(coffre(&["admin", "ca", "init", "--out", ca.to_str().unwrap()]));
-    let nodes: Vec<Node> = (1..=6)
-        .map(|i| new_node(root, &ca, &format!("fr-{i}"), "FR", &format!("site{}", i % 3)))
-        .collect();
-    let gw_id = issue_identity(root, &ca, "gw-1", "FR", "site0");
-    let cfg = gateway_config(root, &ca, &gw_id, &nodes, "");
-    let gw = Server::start_with(&root.join("gw"), "127.0.0.1:0", &["--config", cfg.to_str().unwrap()]);
+    let (_ca, nodes, gw) = fr_cluster(root, 6, 3, &[]);
     let c = aws_sdk_s3::Client::from_conf(
         client_builder(&gw.endpoint, ACCESS, SECRET)
             .timeout_config(
@@ -846,14 +839,7 @@ async fn a_frozen_node_holds_no_request_and_is_healed_when_it_thaws() {
 async fn healing_passes_over_a_full_node() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let ca = root.join("ca");
-    ok(coffre(&["admin", "ca", "init", "--out", ca.to_str().unwrap()]));
-    let mut nodes: Vec<Node> = (1..=7)
-        .map(|i| new_node(root, &ca, &format!("fr-{i}"), "FR", &format!("site{}", i % 3)))
-        .collect();
-    let gw_id = issue_identity(root, &ca, "gw-1", "FR", "site0");
-    let cfg = gateway_config(root, &ca, &gw_id, &nodes, "");
-    let gw = Server::start_with(&root.join("gw"), "127.0.0.1:0", &["--config", cfg.to_str().unwrap()]);
+    let (_ca, mut nodes, gw) = fr_cluster(root, 7, 3, &[]);
     let c = gw.client();
     c.create_bucket().bucket("full").send().await.unwrap();
     // Written while every node has room: objects until one has a shard on fr-1.
@@ -941,14 +927,7 @@ async fn healing_passes_over_a_full_node() {
 async fn a_cluster_without_room_refuses_writes_clearly_and_still_serves_reads() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let ca = root.join("ca");
-    ok(coffre(&["admin", "ca", "init", "--out", ca.to_str().unwrap()]));
-    let mut nodes: Vec<Node> = (1..=6)
-        .map(|i| new_node(root, &ca, &format!("fr-{i}"), "FR", &format!("site{}", i % 3)))
-        .collect();
-    let gw_id = issue_identity(root, &ca, "gw-1", "FR", "site0");
-    let cfg = gateway_config(root, &ca, &gw_id, &nodes, "");
-    let gw = Server::start_with(&root.join("gw"), "127.0.0.1:0", &["--config", cfg.to_str().unwrap()]);
+    let (_ca, mut nodes, gw) = fr_cluster(root, 6, 3, &[]);
     let c = gw.client();
     c.create_bucket().bucket("full").send().await.unwrap();
     let kept = data(300_000, 9);

@@ -61,16 +61,7 @@ struct Setup {
 async fn setup(gw_args: &[&str]) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let ca = root.join("ca");
-    ok(coffre(&["admin", "ca", "init", "--out", ca.to_str().unwrap()]));
-    let nodes: Vec<Node> = (1..=8)
-        .map(|i| new_node(root, &ca, &format!("fr-{i}"), "FR", &format!("site{}", i % 4)))
-        .collect();
-    let gw_id = issue_identity(root, &ca, "gw-1", "FR", "site0");
-    let cfg = gateway_config(root, &ca, &gw_id, &nodes, "");
-    let mut args = vec!["--config", cfg.to_str().unwrap()];
-    args.extend_from_slice(gw_args);
-    let gw = Server::start_with(&root.join("gw"), "127.0.0.1:0", &args);
+    let (_ca, nodes, gw) = fr_cluster(root, 8, 4, gw_args);
     let c = gw.client();
     c.create_bucket().bucket("evac").send().await.unwrap();
     enable_versioning(&c, "evac").await;
@@ -349,14 +340,7 @@ async fn a_drained_node_ends_empty_while_every_request_is_served() {
 async fn a_rebalance_gives_added_nodes_their_share() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let ca = root.join("ca");
-    ok(coffre(&["admin", "ca", "init", "--out", ca.to_str().unwrap()]));
-    let mut nodes: Vec<Node> = (1..=6)
-        .map(|i| new_node(root, &ca, &format!("fr-{i}"), "FR", &format!("site{}", i % 3)))
-        .collect();
-    let gw_id = issue_identity(root, &ca, "gw-1", "FR", "site0");
-    let cfg = gateway_config(root, &ca, &gw_id, &nodes, "");
-    let gw = Server::start_with(&root.join("gw"), "127.0.0.1:0", &["--config", cfg.to_str().unwrap()]);
+    let (ca, mut nodes, gw) = fr_cluster(root, 6, 3, &[]);
     let c = gw.client();
     c.create_bucket().bucket("grow").send().await.unwrap();
     let objects: Vec<(String, Vec<u8>)> = (0..12u8).map(|i| (format!("o{i}"), data(300_000, i))).collect();

@@ -135,6 +135,23 @@ pub fn new_node(root: &Path, ca: &Path, id: &str, cc: &'static str, site: &str) 
     n
 }
 
+/// A test CA, storage nodes `fr-1..=n` in France spread over `sites` sites (`site{i % sites}`),
+/// and a gateway `gw-1` using them, started with `gw_args` besides its configuration: (the CA's
+/// directory, the nodes, the gateway).
+pub fn fr_cluster(root: &Path, n: usize, sites: usize, gw_args: &[&str]) -> (PathBuf, Vec<Node>, super::Server) {
+    let ca = root.join("ca");
+    ok(coffre(&["admin", "ca", "init", "--out", ca.to_str().unwrap()]));
+    let nodes: Vec<Node> = (1..=n)
+        .map(|i| new_node(root, &ca, &format!("fr-{i}"), "FR", &format!("site{}", i % sites)))
+        .collect();
+    let gw_id = issue_identity(root, &ca, "gw-1", "FR", "site0");
+    let cfg = gateway_config(root, &ca, &gw_id, &nodes, "");
+    let mut args = vec!["--config", cfg.to_str().unwrap()];
+    args.extend_from_slice(gw_args);
+    let gw = super::Server::start_with(&root.join("gw"), "127.0.0.1:0", &args);
+    (ca, nodes, gw)
+}
+
 /// A gateway's configuration file naming `nodes` (and `regions`, TOML, appended).
 pub fn gateway_config(root: &Path, ca: &Path, identity: &Path, nodes: &[Node], regions: &str) -> PathBuf {
     let mut toml = format!(
