@@ -202,16 +202,7 @@ async fn residency_placement_failures_and_identity() {
     // degraded version that an overwrite makes noncurrent is healed too.
     nodes[2].start();
     wait_heartbeats().await;
-    c.put_bucket_versioning()
-        .bucket("fr-only")
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    enable_versioning(&c, "fr-only").await;
     let old_version = c
         .put_object()
         .bucket("fr-only")

@@ -213,16 +213,7 @@ async fn tag_conditions_read_the_version_asked_for() {
     let s = Server::start();
     let root = s.client();
     root.create_bucket().bucket("rapports").send().await.unwrap();
-    root.put_bucket_versioning()
-        .bucket("rapports")
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    enable_versioning(&root, "rapports").await;
     let old = root
         .put_object()
         .bucket("rapports")
