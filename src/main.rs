@@ -14,8 +14,35 @@ use server::run_server;
 #[derive(Parser)]
 #[command(name = "coffre", version, about = "Coffre: sovereign S3-compatible object storage")]
 struct Cli {
+    /// How logs (stderr) are written: `text` for people, `json` (one object a line) for a
+    /// collector. In `json`, the access log (one line per S3 request) is on by default.
+    #[arg(long, global = true, env = "COFFRE_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs to stderr in `format`; `RUST_LOG` overrides the levels (docs/operations.md).
+fn init_logs(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let default = match format {
+        LogFormat::Text => "info,coffre::access=warn",
+        LogFormat::Json => "info",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -159,13 +186,7 @@ fn main() {
     tune_malloc();
     private_files();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,coffre::access=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs(cli.log_format);
     let result = match cli.command {
         Command::Server(a) => run_server(*a),
         Command::RotateMasterKey { data } => rotate_master_key(&data),

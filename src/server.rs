@@ -222,8 +222,18 @@ pub(crate) fn run_server(args: ServerArgs) -> Result<(), String> {
                     let engine = engine.clone();
                     move || engine.scrub_metrics_text()
                 }),
+                Box::new(|| {
+                    let mut text = String::new();
+                    coffre_data::metrics::DATA.render(&mut text);
+                    text
+                }),
+                Box::new({
+                    let replica = replica.clone();
+                    move || replica.as_ref().map(|r| r.metrics_text()).unwrap_or_default()
+                }),
             ],
             replica: replica.clone(),
+            calls: Default::default(),
         });
         tokio::spawn(coffre_admin::serve(admin_listener, admin, std::future::pending()));
         println!(

@@ -954,12 +954,7 @@ async fn lifecycle_expires_versions_markers_and_uploads_on_an_accelerated_clock(
     assert_eq!(code(&e.into_service_error()), "NoSuchLifecycleConfiguration");
 
     // Progress is in the metrics.
-    let admin = s.admin_endpoint.trim_start_matches("http://").to_string();
-    let token = std::fs::read_to_string(s.data.join("admin.token")).unwrap();
-    let auth = ("authorization".to_string(), format!("Bearer {}", token.trim()));
-    let host = ("host".to_string(), admin.clone());
-    let (status, _, body) = raw_request(&admin, "GET", "/metrics", &[host, auth], b"");
-    assert_eq!(status, 200);
+    let body = s.metrics();
     let value = |name: &str| -> u64 {
         body.lines()
             .find_map(|l| l.strip_prefix(&format!("{name} ")))

@@ -31,22 +31,6 @@ fn wait_for_workers(s: &Server, what: &str, done: impl Fn(&serde_json::Value) ->
     panic!("workers never reached: {what}");
 }
 
-fn metrics(s: &Server) -> String {
-    let admin = s.admin_endpoint.trim_start_matches("http://").to_string();
-    let token = std::fs::read_to_string(s.data.join("admin.token")).expect("admin token");
-    raw_request(
-        &admin,
-        "GET",
-        "/metrics",
-        &[
-            ("host".into(), admin.clone()),
-            ("authorization".into(), format!("Bearer {}", token.trim())),
-        ],
-        b"",
-    )
-    .2
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_worker_does_nothing_until_resumed_and_knobs_are_checked() {
     let s = Server::start();
@@ -76,7 +60,9 @@ async fn a_paused_worker_does_nothing_until_resumed_and_knobs_are_checked() {
     assert!(ok, "{err}");
     assert!(out.starts_with("gc "), "{out}");
     wait_for_workers(&s, "gc paused", |l| worker(l, "gc")["state"] == "paused");
-    assert!(metrics(&s).contains("coffre_worker_state{worker=\"gc\",state=\"paused\"} 1"));
+    assert!(s
+        .metrics()
+        .contains("coffre_worker_state{worker=\"gc\",state=\"paused\"} 1"));
     c.create_bucket().bucket("wk-gc").send().await.unwrap();
     put(&c, "wk-gc", "gone", data(300_000, 1)).await;
     let shards = total_shards(&s).await;
@@ -198,5 +184,5 @@ async fn a_rate_set_mid_pass_is_the_rate_the_pass_keeps() {
     assert_eq!(remaining, 0, "the new rate did not apply to the pass under way");
     let list = s.admin_json(&["workers", "list"]);
     assert_eq!(worker(&list, "lifecycle")["rate"], 0);
-    assert!(metrics(&s).contains("coffre_worker_rate{worker=\"lifecycle\"} 0"));
+    assert!(s.metrics().contains("coffre_worker_rate{worker=\"lifecycle\"} 0"));
 }

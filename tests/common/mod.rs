@@ -42,6 +42,11 @@ impl Server {
 
     /// Starts a server with extra command-line arguments and environment variables.
     pub fn start_with_env(data: &Path, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_logging_to(data, listen, extra, env, Stdio::inherit())
+    }
+
+    /// Starts a server whose logs (stderr) go to `stderr`.
+    pub fn start_logging_to(data: &Path, listen: &str, extra: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_coffre"))
             .args([
                 "server",
@@ -63,7 +68,7 @@ impl Server {
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn coffre");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
@@ -117,13 +122,39 @@ impl Server {
         )
     }
 
+    /// `GET /metrics` of the admin API.
+    pub fn metrics(&self) -> String {
+        let (status, body) = self.admin_call("GET", "/metrics", b"");
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// One raw call of the admin API with the token: (status, body).
+    pub fn admin_call(&self, method: &str, target: &str, body: &[u8]) -> (u16, String) {
+        let admin = self.admin_endpoint.trim_start_matches("http://").to_string();
+        let token = std::fs::read_to_string(self.data.join("admin.token")).expect("admin token");
+        let (status, _, body) = raw_request(
+            &admin,
+            method,
+            target,
+            &[
+                ("host".into(), admin.clone()),
+                ("authorization".into(), format!("Bearer {}", token.trim())),
+            ],
+            body,
+        );
+        (status, body)
+    }
+
     /// `coffre admin <args…> --json` that must succeed, parsed.
     pub fn admin_json(&self, args: &[&str]) -> serde_json::Value {
         let mut a = args.to_vec();
         a.push("--json");
         let (ok, out, err) = self.admin(&a);
         assert!(ok, "coffre admin {args:?} failed: {err}");
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("coffre admin {args:?}: {e}: {out}"))
+        let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("coffre admin {args:?}: {e}: {out}"));
+        check_against_openapi(args, &v);
+        v
     }
 
     /// A new tenant; returns its admin's (access key, secret key).
@@ -149,6 +180,64 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The admin API's OpenAPI document (docs/admin-api.json; tests/admin_api.rs checks the
+/// server serves it).
+pub fn openapi() -> &'static serde_json::Value {
+    static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/admin-api.json"))
+            .expect("docs/admin-api.json");
+        serde_json::from_str(&text).expect("the OpenAPI document is JSON")
+    })
+}
+
+/// The schema the OpenAPI document gives the answer of the call whose `x-coffre-cli` names
+/// the command `args` begins with (the longest such command), if one does.
+pub fn cli_answer_schema(args: &[&str]) -> Option<(String, serde_json::Value)> {
+    let doc = openapi();
+    let mut best: Option<(usize, String, serde_json::Value)> = None;
+    for (path, methods) in doc["paths"].as_object()? {
+        for (method, op) in methods.as_object()? {
+            for cli in op["x-coffre-cli"].as_array().into_iter().flatten() {
+                let words: Vec<&str> = cli
+                    .as_str()?
+                    .split_whitespace()
+                    .skip(2)
+                    .take_while(|w| !w.starts_with("--"))
+                    .collect();
+                if args.len() >= words.len()
+                    && args[..words.len()] == words[..]
+                    && best.as_ref().is_none_or(|b| b.0 < words.len())
+                {
+                    let schema = op["responses"]["200"]["content"]["application/json"]["schema"].clone();
+                    best = Some((words.len(), format!("{} {path}", method.to_uppercase()), schema));
+                }
+            }
+        }
+    }
+    best.map(|(_, call, schema)| (call, schema))
+}
+
+/// Checks a `coffre admin … --json` answer against its schema in the OpenAPI document, when
+/// the document names the command.
+pub fn check_against_openapi(args: &[&str], answer: &serde_json::Value) {
+    let Some((call, schema)) = cli_answer_schema(args) else {
+        return;
+    };
+    // The document as the root, so that its `#/components/schemas/…` references resolve.
+    let mut root = openapi().clone();
+    root["$ref"] = schema["$ref"].clone();
+    let validator = jsonschema::draft202012::new(&root).expect("the OpenAPI document's schemas compile");
+    let errors: Vec<String> = validator
+        .iter_errors(answer)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "coffre admin {args:?} --json does not match the schema of {call}: {errors:?}\n{answer}"
+    );
 }
 
 pub fn client_with(endpoint: &str, access: &str, secret: &str) -> aws_sdk_s3::Client {

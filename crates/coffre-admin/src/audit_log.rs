@@ -1,14 +1,12 @@
 //! The audit log through the admin API (verify, export, search), the audit of the admin API's
 //! own calls, and the offline verifier (`coffre audit verify --dir --trust`).
 
-use crate::{internal, Admin, ApiError};
+use crate::api::{self, Endpoint, ErrorCode};
+use crate::{internal, Admin, ApiError, ApiResult, Call};
 use axum::extract::{Query, Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use coffre_engine::audit::{self, AuditLog, Event, Expectations, Report};
-use serde::Deserialize;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,15 +16,26 @@ use std::sync::Arc;
 /// (`coffre_engine::audit_notes`): no change is left without its entry.
 pub(crate) async fn record_call(State(admin): State<Arc<Admin>>, req: Request, next: Next) -> Response {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
-    if method == axum::http::Method::GET && path == "/metrics" {
-        return next.run(req).await;
+    // The call's name from the table; a path it does not know is `Unknown`.
+    let op = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .and_then(|m| api::operation_name(&method, m.as_str()))
+        .unwrap_or("Unknown");
+    let started = std::time::Instant::now();
+    if op == api::MetricsGet::NAME {
+        let res = next.run(req).await;
+        admin.calls.record(op, res.status().as_u16(), started.elapsed());
+        return res;
     }
     let request_id = hex::encode_upper(coffre_types::random_bytes::<12>());
     let Some(scope) = admin.engine.audit_scope(&request_id) else {
-        return next.run(req).await;
+        let res = next.run(req).await;
+        admin.calls.record(op, res.status().as_u16(), started.elapsed());
+        return res;
     };
     let query = req.uri().query().map(str::to_string);
-    let mut e = Event::admin(&admin_op(&method, &path), "", 0);
+    let mut e = Event::admin(op, "", 0);
     e.request_id = request_id;
     e.detail = Some(match &query {
         Some(q) => format!("{method} {path}?{q}"),
@@ -39,7 +48,6 @@ pub(crate) async fn record_call(State(admin): State<Arc<Admin>>, req: Request, n
     if let Some(t) = tenant_of(&path, query.as_deref()) {
         e.tenant = t;
     }
-    let started = std::time::Instant::now();
     let call = tokio::spawn(async move {
         let draft = e.clone();
         let res = scope
@@ -54,53 +62,17 @@ pub(crate) async fn record_call(State(admin): State<Arc<Admin>>, req: Request, n
             e.principal = "unauthenticated".into();
             e.error = Some("Unauthorized".into());
         }
-        match scope.append(vec![e]).await {
+        let res = match scope.append(vec![e]).await {
             Ok(_) => res,
-            Err(err) => ApiError(StatusCode::SERVICE_UNAVAILABLE, err.to_string()).into_response(),
-        }
+            Err(err) => ApiError::new(ErrorCode::Unavailable, err.to_string()).into_response(),
+        };
+        admin.calls.record(op, res.status().as_u16(), started.elapsed());
+        res
     });
     call.await.unwrap_or_else(|e| {
         tracing::error!(error = %e, "admin call failed");
-        ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into()).into_response()
+        ApiError::new(ErrorCode::Internal, "internal error").into_response()
     })
-}
-
-/// `admin:NodeDrain`, `admin:TenantDelete`…: the action a method and path stand for.
-fn admin_op(method: &axum::http::Method, path: &str) -> String {
-    let segs: Vec<&str> = path.trim_start_matches("/v1/").split('/').collect();
-    let verb = match method.as_str() {
-        "GET" => "Get",
-        "POST" => "Create",
-        "PUT" => "Put",
-        "DELETE" => "Delete",
-        other => other,
-    };
-    let name = match segs.as_slice() {
-        ["nodes", _, "drain"] => return "NodeDrain".into(),
-        ["workers", _, action] => return format!("Worker{}", capitalize(action)),
-        ["workers", _] => return "WorkerPut".into(),
-        ["scrub", "start"] => return "ScrubStart".into(),
-        ["tenants", _, "keys", _, action] => return format!("Key{}", capitalize(action)),
-        // Resource names, without the identifiers between them.
-        s => s
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i % 2 == 0)
-            .map(|(_, w)| capitalize(w))
-            .collect::<String>(),
-    };
-    format!("{name}{verb}")
-}
-
-fn capitalize(w: &str) -> String {
-    let mut c = w.chars();
-    c.next()
-        .map(|f| {
-            f.to_uppercase()
-                .chain(c.filter(|ch| ch.is_ascii_alphanumeric()))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The tenant a `/v1/tenants/T/…` call (or the creation `/v1/tenants?name=T`) concerns.
@@ -116,12 +88,11 @@ fn tenant_of(path: &str, query: Option<&str>) -> Option<String> {
 }
 
 fn log_of(admin: &Admin) -> Result<Arc<AuditLog>, ApiError> {
-    admin.engine.audit().cloned().ok_or_else(|| {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            "this gateway keeps no audit log (audit = off)".into(),
-        )
-    })
+    admin
+        .engine
+        .audit()
+        .cloned()
+        .ok_or_else(|| ApiError::new(ErrorCode::NoAuditLog, "this gateway keeps no audit log (audit = off)"))
 }
 
 /// `2026-12-01`, `2026-12-01T10:00:00Z`, or an age (`7d`, `12h`) before now → milliseconds.
@@ -139,20 +110,15 @@ fn times(from: &Option<String>, to: &Option<String>) -> Result<(Option<u64>, Opt
         s.as_deref()
             .map(parse_time)
             .transpose()
-            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidArgument, e))
     };
     Ok((p(from)?, p(to)?))
 }
 
-#[derive(Deserialize)]
-pub(crate) struct Range {
-    from: Option<String>,
-    to: Option<String>,
-}
-
 /// Verifies this gateway's chain (from its segments and the head in the metadata), after
 /// signing what is not signed yet.
-pub(crate) async fn verify(State(admin): State<Arc<Admin>>, Query(q): Query<Range>) -> Result<Json<Report>, ApiError> {
+pub(crate) async fn verify(admin: Arc<Admin>, call: Call<api::AuditVerifyGet>) -> ApiResult<api::AuditReport> {
+    let q = call.query;
     let log = log_of(&admin)?;
     let (from, to) = times(&q.from, &q.to)?;
     log.checkpoint().await.map_err(internal)?;
@@ -169,20 +135,62 @@ pub(crate) async fn verify(State(admin): State<Arc<Admin>>, Query(q): Query<Rang
         .await
         .map_err(internal)?
         .map_err(internal)?;
-    Ok(Json(report))
+    Ok(report_of(report))
 }
 
-#[derive(Deserialize)]
-pub(crate) struct ExportQuery {
-    tenant: String,
-    from: Option<String>,
-    to: Option<String>,
+/// A verification's report as the admin API (and `--json`) gives it.
+pub fn report_of(r: Report) -> api::AuditReport {
+    api::AuditReport {
+        ok: r.ok,
+        segments: r.segments,
+        entries: r.entries,
+        redacted: r.redacted,
+        checkpoints: r.checkpoints,
+        first_entry: r.first_entry,
+        last_entry: r.last_entry,
+        last_signed: r.last_signed,
+        unsigned_tail: r.unsigned_tail,
+        torn_tail: r.torn_tail,
+        gateway: r.gateway,
+        problem: r.problem.map(|p| api::AuditProblem {
+            position: api::AuditPosition {
+                segment: p.position.segment,
+                line: p.position.line,
+                entry: p.position.entry,
+            },
+            what: p.what,
+        }),
+    }
+}
+
+fn event_of(found: audit::Found) -> api::AuditEvent {
+    let e = found.event;
+    api::AuditEvent {
+        n: found.n,
+        time: e.time,
+        request_id: e.request_id,
+        tenant: e.tenant,
+        principal: e.principal,
+        access_key: e.access_key,
+        source: e.source,
+        tls: e.tls,
+        op: e.op,
+        bucket: e.bucket,
+        key: e.key,
+        version_id: e.version_id,
+        status: e.status,
+        error: e.error,
+        bytes_in: e.bytes_in,
+        bytes_out: e.bytes_out,
+        ms: e.ms,
+        detail: e.detail,
+    }
 }
 
 /// Streams a tenant's events with what proves them (see `audit::export`).
 pub(crate) async fn export(
     State(admin): State<Arc<Admin>>,
-    Query(q): Query<ExportQuery>,
+    Query(q): Query<api::ExportQuery>,
 ) -> Result<Response, ApiError> {
     let log = log_of(&admin)?;
     let (from, to) = times(&q.from, &q.to)?;
@@ -208,21 +216,8 @@ pub(crate) async fn export(
     crate::handlers::stream_file(&path, "application/x-ndjson").await
 }
 
-#[derive(Deserialize)]
-pub(crate) struct SearchQuery {
-    tenant: Option<String>,
-    bucket: Option<String>,
-    key: Option<String>,
-    op: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    limit: Option<usize>,
-}
-
-pub(crate) async fn search(
-    State(admin): State<Arc<Admin>>,
-    Query(q): Query<SearchQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+pub(crate) async fn search(admin: Arc<Admin>, call: Call<api::AuditSearchGet>) -> ApiResult<api::AuditSearch> {
+    let q = call.query;
     let log = log_of(&admin)?;
     let (since, until) = times(&q.since, &q.until)?;
     let query = audit::Query {
@@ -232,14 +227,17 @@ pub(crate) async fn search(
         op: q.op,
         since,
         until,
-        limit: q.limit,
+        limit: q.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
     };
     let dir = log.dir.clone();
     let found = tokio::task::spawn_blocking(move || audit::search(&dir, &query))
         .await
         .map_err(internal)?
         .map_err(internal)?;
-    Ok(Json(serde_json::json!({ "count": found.len(), "events": found })))
+    Ok(api::AuditSearch {
+        count: found.len() as u64,
+        events: found.into_iter().map(event_of).collect(),
+    })
 }
 
 /// What an offline verifier trusts, from `--trust FILE`: a CA certificate (then the audit
@@ -260,7 +258,12 @@ fn trusted_key(trust: &Path, certificate: Option<String>) -> Result<(Option<Stri
 
 /// `coffre audit verify --dir DIR --trust FILE`: verifies copied segments (a directory) or
 /// an export (a file) without the server.
-pub fn verify_offline(path: &Path, trust: &Path, from: Option<u64>, to: Option<u64>) -> Result<Report, String> {
+pub fn verify_offline(
+    path: &Path,
+    trust: &Path,
+    from: Option<u64>,
+    to: Option<u64>,
+) -> Result<api::AuditReport, String> {
     let at = |e: std::io::Error| format!("{}: {e}", path.display());
     // The audit certificate, if any: beside the segments, or in the export's header.
     let certificate = if path.is_dir() {
@@ -282,18 +285,22 @@ pub fn verify_offline(path: &Path, trust: &Path, from: Option<u64>, to: Option<u
         head: None,
     };
     if path.is_dir() {
-        audit::verify_dir(path, from, to, expect).map_err(at)
+        audit::verify_dir(path, from, to, expect).map(report_of).map_err(at)
     } else {
-        audit::verify_export(path, expect).map_err(at)
+        audit::verify_export(path, expect).map(report_of).map_err(at)
     }
 }
 
 /// Prints a report; whether it holds.
-pub fn print_report(r: &Report, json: bool) -> bool {
+pub fn print_report(r: &api::AuditReport, json: bool) -> bool {
     if json {
         println!("{}", serde_json::to_string_pretty(r).unwrap_or_default());
     } else if let Some(p) = &r.problem {
-        println!("audit chain BROKEN at {p}");
+        let at = &p.position;
+        println!(
+            "audit chain BROKEN at segment {}, line {}, entry {}: {}",
+            at.segment, at.line, at.entry, p.what
+        );
     } else {
         println!(
             "audit chain OK: {} segments, entries {}..{} ({} entries, {} redacted), {} checkpoints, last signed entry {}{}",
@@ -321,17 +328,24 @@ mod tests {
     #[test]
     fn admin_calls_are_named() {
         use axum::http::Method;
-        assert_eq!(admin_op(&Method::POST, "/v1/nodes/n1/drain"), "NodeDrain");
-        assert_eq!(admin_op(&Method::DELETE, "/v1/nodes/n1"), "NodesDelete");
-        assert_eq!(admin_op(&Method::POST, "/v1/workers/scrub/pause"), "WorkerPause");
-        assert_eq!(admin_op(&Method::PUT, "/v1/workers/scrub"), "WorkerPut");
-        assert_eq!(admin_op(&Method::GET, "/v1/workers"), "WorkersGet");
-        assert_eq!(admin_op(&Method::POST, "/v1/scrub/start"), "ScrubStart");
-        assert_eq!(admin_op(&Method::GET, "/v1/scrub"), "ScrubGet");
-        assert_eq!(admin_op(&Method::POST, "/v1/rebalance"), "RebalanceCreate");
-        assert_eq!(admin_op(&Method::DELETE, "/v1/tenants/acme"), "TenantsDelete");
-        assert_eq!(admin_op(&Method::PUT, "/v1/buckets/b/policy"), "BucketsPolicyPut");
-        assert_eq!(admin_op(&Method::POST, "/v1/tenants/t/keys/AK/rotate"), "KeyRotate");
+        // The names scripts search the audit for.
+        let name = |m: &Method, p: &str| api::operation_name(m, p);
+        assert_eq!(name(&Method::POST, "/v1/nodes/{id}/drain"), Some("NodeDrain"));
+        assert_eq!(name(&Method::DELETE, "/v1/nodes/{id}"), Some("NodesDelete"));
+        assert_eq!(name(&Method::POST, "/v1/workers/{name}/pause"), Some("WorkerPause"));
+        assert_eq!(name(&Method::PUT, "/v1/workers/{name}"), Some("WorkerPut"));
+        assert_eq!(name(&Method::GET, "/v1/workers"), Some("WorkersGet"));
+        assert_eq!(name(&Method::POST, "/v1/scrub/start"), Some("ScrubStart"));
+        assert_eq!(name(&Method::DELETE, "/v1/tenants/{t}"), Some("TenantsDelete"));
+        assert_eq!(name(&Method::POST, "/v1/tenants"), Some("TenantsCreate"));
+        assert_eq!(
+            name(&Method::DELETE, "/v1/tenants/{t}/users/{u}"),
+            Some("TenantsUsersDelete")
+        );
+        assert_eq!(
+            name(&Method::PUT, "/v1/buckets/{bucket}/policy"),
+            Some("BucketsPolicyPut")
+        );
         assert_eq!(tenant_of("/v1/tenants/acme/users", None), Some("acme".into()));
         assert_eq!(
             tenant_of("/v1/tenants", Some("name=acme&quota_bytes=1")),

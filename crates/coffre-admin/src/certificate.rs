@@ -4,39 +4,13 @@
 //! The signature covers the compact JSON of `Erasure` as serialized here (fields in their
 //! declared order); a verifier parses the certificate (refusing unknown fields), serializes
 //! it again and checks the signature over those bytes, so any changed, added or removed
-//! field fails.
+//! field fails. The types are the admin API's (`crate::api`).
 
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
 
 pub const KIND: &str = "coffre-tenant-erasure/v1";
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Erasure {
-    pub kind: String,
-    pub tenant: String,
-    /// UTC, ISO 8601.
-    pub erased_at: String,
-    /// The destroyed key-encryption key's id.
-    pub kek_id: String,
-    pub buckets: Vec<String>,
-    /// Objects deleted by the erasure, and their bytes; every data key of the tenant,
-    /// theirs included, was wrapped by the destroyed key.
-    pub objects: u64,
-    pub bytes: u64,
-    pub statement: String,
-    /// The operator's public key (Ed25519, base64) that signed this.
-    pub operator_key: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Certificate {
-    pub certificate: Erasure,
-    /// Ed25519 signature (base64) of the compact JSON of `certificate`.
-    pub signature: String,
-}
+pub use crate::api::{Certificate, Erasure};
 
 fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD

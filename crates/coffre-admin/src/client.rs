@@ -1,5 +1,7 @@
-//! A minimal client of the admin API: one request, the JSON answer.
+//! The client of the admin API: a typed call of an entry of the call table (`request`), or one
+//! raw request.
 
+use crate::api::{Endpoint, ErrorBody, PathArgs};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
@@ -93,6 +95,53 @@ pub async fn download(endpoint: &str, token: &str, path: &str, out: &std::path::
     }
     file.sync_all().await.map_err(|e| e.to_string())?;
     Ok((status, String::new()))
+}
+
+/// The path and query of a call of `E`.
+pub fn target<E: Endpoint>(path: &E::Path, query: &E::Query) -> Result<String, String> {
+    let mut given = path.segments().into_iter();
+    let mut out = String::new();
+    for part in E::PATH.split('/').skip(1) {
+        out.push('/');
+        if part.starts_with('{') {
+            out.push_str(&encode(given.next().ok_or("a path segment is missing")?));
+        } else {
+            out.push_str(part);
+        }
+    }
+    let query = serde_urlencoded::to_string(query).map_err(|e| e.to_string())?;
+    if !query.is_empty() {
+        out.push('?');
+        out.push_str(&query);
+    }
+    Ok(out)
+}
+
+/// Calls `E` with its path segments, query and body: its answer, or why it was refused
+/// (`admin API: STATUS: message [Code]`).
+pub async fn request<E: Endpoint>(
+    endpoint: &str,
+    token: &str,
+    path: &E::Path,
+    query: &E::Query,
+    body: &E::Body,
+) -> Result<E::Answer, String> {
+    let target = target::<E>(path, query)?;
+    let body = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+    let body = (body != b"null").then_some(body);
+    let (status, text) = call(endpoint, token, E::METHOD.as_str(), &target, body).await?;
+    if status != 200 {
+        return Err(refusal(status, &text));
+    }
+    serde_json::from_str(&text).map_err(|e| format!("the admin API's answer to {} does not parse: {e}", E::NAME))
+}
+
+/// What a refused call says, from its error body.
+pub fn refusal(status: u16, text: &str) -> String {
+    match serde_json::from_str::<ErrorBody>(text) {
+        Ok(b) => format!("admin API: {status}: {} [{:?}]", b.error, b.code),
+        Err(_) => format!("admin API: {status}: {}", text.trim()),
+    }
 }
 
 /// Percent-encodes a path segment or query value.

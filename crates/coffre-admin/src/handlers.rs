@@ -1,98 +1,21 @@
-//! One function per admin endpoint.
+//! One function per admin call (the cluster plane): each takes what its entry of the call
+//! table (`crate::api`) declares and answers its type.
 
-use crate::{Admin, ApiError, ApiResult};
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::Json;
+use crate::api::{self, ErrorCode};
+use crate::{Admin, ApiError, ApiResult, Call};
 use coffre_engine::{layout_of, policy_of, ClusterNode};
-use serde::Serialize;
-use serde_json::json;
 use std::sync::Arc;
 
-#[derive(Serialize)]
-pub struct NodeStatus {
-    pub id: String,
-    pub address: String,
-    pub draining: bool,
-    pub country: String,
-    pub site: String,
-    pub zone: String,
-    pub up: bool,
-    pub shards: u64,
-    pub used_bytes: u64,
-    pub free_bytes: u64,
-    pub total_bytes: u64,
-    /// Its scrub as last seen (the metadata leader's `scrub` worker asks every node).
-    pub scrub: Option<coffre_engine::scrub::ScrubStatus>,
-    /// A draining node: what it still holds, to move (parts, stripes, bytes).
-    pub left: Option<coffre_engine::NodeHoldings>,
-}
-
-#[derive(Serialize)]
-pub struct ShardPlacement {
-    pub part: usize,
-    /// The part's version id (hex): with stripe and index, the shard's id on its node.
-    pub version: String,
-    pub stripe: u32,
-    pub index: u8,
-    pub node: String,
-    pub country: String,
-    pub site: String,
-    pub zone: String,
-    pub size: u64,
-    pub blake3: String,
-    /// Missing or corrupt where it should be: queued for repair.
-    pub degraded: bool,
-}
-
-#[derive(Serialize)]
-pub struct Violation {
-    pub key: String,
-    pub part: usize,
-    pub index: u8,
-    pub node: String,
-    pub country: String,
-}
-
-/// The decoded `name=value` pairs of a query string.
-pub(crate) struct Query(Vec<(String, String)>);
-
-impl Query {
-    pub(crate) fn parse(raw: Option<String>) -> Result<Query, ApiError> {
-        let mut out = Vec::new();
-        for pair in raw.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |s: &str| {
-                percent_encoding::percent_decode_str(s)
-                    .decode_utf8()
-                    .map(|c| c.into_owned())
-                    .map_err(|_| bad_request("the query string is not UTF-8"))
-            };
-            out.push((decode(k)?, decode(v)?));
-        }
-        Ok(Query(out))
-    }
-
-    pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-
-    pub(crate) fn require(&self, name: &str) -> Result<&str, ApiError> {
-        self.get(name).ok_or_else(|| bad_request(format!("{name} is required")))
-    }
-}
-
-fn bad_request(m: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, m.into())
+pub(crate) fn invalid(m: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::InvalidArgument, m)
 }
 
 pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    ApiError::new(ErrorCode::Internal, e.to_string())
 }
 
-fn path_arg(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    p.map(|Path(s)| s).map_err(|e| bad_request(e.body_text()))
+fn no_such_node() -> ApiError {
+    ApiError::new(ErrorCode::NoSuchNode, "no such node")
 }
 
 fn location_of(admin: &Admin, node: &str) -> (String, String, String) {
@@ -102,15 +25,43 @@ fn location_of(admin: &Admin, node: &str) -> (String, String, String) {
     }
 }
 
-pub async fn status(State(admin): State<Arc<Admin>>) -> ApiResult {
+pub(crate) fn holdings(h: coffre_engine::NodeHoldings) -> api::Holdings {
+    api::Holdings {
+        parts: h.parts,
+        stripes: h.stripes,
+        bytes: h.bytes,
+    }
+}
+
+pub(crate) fn scrub_state(s: coffre_engine::scrub::ScrubStatus) -> api::ScrubState {
+    api::ScrubState {
+        node: s.node,
+        running: s.running,
+        requested: s.requested,
+        pass_started_ms: s.pass_started_ms,
+        last_pass_done_ms: s.last_pass_done_ms,
+        passes: s.passes,
+        pass_shards: s.pass_shards,
+        shards: s.shards,
+        shards_checked: s.shards_checked,
+        bytes_checked: s.bytes_checked,
+        corrupt_found: s.corrupt_found,
+        findings: s.findings,
+        findings_pending: s.findings_pending,
+        rate_mib: s.rate_mib,
+        period_secs: s.period_secs,
+    }
+}
+
+pub(crate) async fn status(admin: Arc<Admin>) -> ApiResult<api::ClusterStatus> {
     let nodes = admin.engine.nodes();
     let stats = futures_util::future::join_all(nodes.iter().map(|n| n.store.stat())).await;
-    let mut list: Vec<NodeStatus> = nodes
+    let mut list: Vec<api::NodeStatus> = nodes
         .iter()
         .zip(stats)
         .map(|(n, s)| {
             let s = s.ok();
-            NodeStatus {
+            api::NodeStatus {
                 draining: n.is_draining(),
                 address: n.address.clone(),
                 id: n.id().to_string(),
@@ -122,92 +73,49 @@ pub async fn status(State(admin): State<Arc<Admin>>) -> ApiResult {
                 used_bytes: s.map_or(0, |s| s.used_bytes),
                 free_bytes: s.map_or(0, |s| s.free_bytes),
                 total_bytes: s.map_or(0, |s| s.total_bytes),
-                scrub: admin.engine.scrub_seen(n.id()),
+                scrub: admin.engine.scrub_seen(n.id()).map(scrub_state),
                 left: None,
             }
         })
         .collect();
     for n in list.iter_mut().filter(|n| n.draining) {
-        n.left = Some(admin.engine.node_holdings(&n.id).await?);
+        n.left = Some(holdings(admin.engine.node_holdings(&n.id).await?));
     }
     let up = list.iter().filter(|n| n.up).count();
     // Nodes removed for good whose shards are not all rebuilt yet.
     let mut lost = Vec::new();
     for node in admin.engine.lost_nodes().await? {
         let left = admin.engine.node_holdings(&node).await?;
-        lost.push(
-            json!({ "node": node, "parts_left": left.parts, "stripes_left": left.stripes, "bytes_left": left.bytes }),
-        );
+        lost.push(api::LostNode {
+            node,
+            parts_left: left.parts,
+            stripes_left: left.stripes,
+            bytes_left: left.bytes,
+        });
     }
-    Ok(Json(
-        json!({ "nodes": list, "nodes_up": up, "nodes_total": nodes.len(), "lost": lost }),
-    ))
+    Ok(api::ClusterStatus {
+        nodes: list,
+        nodes_up: up as u64,
+        nodes_total: nodes.len() as u64,
+        lost,
+    })
 }
 
-/// Prometheus metrics: the S3 counters and each node's capacity. Embedded stores answer
-/// from memory; remote nodes from their last heartbeat, so a scrape never calls a node.
-pub async fn metrics(State(admin): State<Arc<Admin>>) -> impl axum::response::IntoResponse {
-    use std::fmt::Write;
-    let mut body = String::new();
-    for source in &admin.metrics {
-        body.push_str(&source());
-    }
-    let _ = writeln!(
-        body,
-        "# TYPE coffre_store_up gauge\n# TYPE coffre_store_shards gauge\n# TYPE coffre_store_used_bytes gauge\n# TYPE coffre_store_free_bytes gauge"
-    );
-    for n in admin.engine.nodes() {
-        let id = n.id();
-        let stat = if n.address.is_empty() {
-            n.store.stat().await.ok()
-        } else {
-            n.stat()
-        };
-        match stat.filter(|_| n.store.is_up()) {
-            Some(st) => {
-                let _ = writeln!(body, "coffre_store_up{{store=\"{id}\"}} 1");
-                let _ = writeln!(body, "coffre_store_shards{{store=\"{id}\"}} {}", st.shards);
-                let _ = writeln!(body, "coffre_store_used_bytes{{store=\"{id}\"}} {}", st.used_bytes);
-                let _ = writeln!(body, "coffre_store_free_bytes{{store=\"{id}\"}} {}", st.free_bytes);
-            }
-            None => {
-                let _ = writeln!(body, "coffre_store_up{{store=\"{id}\"}} 0");
-            }
-        }
-    }
-    // What is left to rebuild of nodes removed for good (from the metadata: no node called).
-    if let Ok(lost) = admin.engine.lost_nodes().await {
-        let _ = writeln!(
-            body,
-            "# TYPE coffre_lost_node_parts gauge\n# TYPE coffre_lost_node_stripes gauge\n# TYPE coffre_lost_node_bytes gauge"
-        );
-        for node in lost {
-            if let Ok(left) = admin.engine.node_holdings(&node).await {
-                let _ = writeln!(body, "coffre_lost_node_parts{{node=\"{node}\"}} {}", left.parts);
-                let _ = writeln!(body, "coffre_lost_node_stripes{{node=\"{node}\"}} {}", left.stripes);
-                let _ = writeln!(body, "coffre_lost_node_bytes{{node=\"{node}\"}} {}", left.bytes);
-            }
-        }
-    }
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
-}
-
-pub async fn placement(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery) -> ApiResult {
-    let q = Query::parse(raw)?;
-    let (bucket, key) = (q.require("bucket")?, q.require("key")?);
+pub(crate) async fn placement(admin: Arc<Admin>, call: Call<api::PlacementGet>) -> ApiResult<api::Placement> {
+    let q = call.query;
+    let (bucket, key) = (q.bucket.as_str(), q.key.as_str());
     let meta = admin.engine.meta();
     // One version (`version_id`), else the current object.
-    let found = match q.get("version_id") {
+    let found = match q.version_id.as_deref() {
         None => meta.get_object(bucket, key.as_bytes()).map_err(internal)?,
         Some(v) => {
-            let sel = coffre_engine::VersionSel::parse(v)
-                .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "invalid version id".into()))?;
+            let sel = coffre_engine::VersionSel::parse(v).ok_or_else(|| invalid("invalid version id"))?;
             meta.find_version(bucket, key.as_bytes(), sel)
                 .map_err(internal)?
                 .map(|(r, _)| r)
         }
     };
-    let rec = found.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "no such object".into()))?;
+    let rec = found.ok_or_else(|| ApiError::new(ErrorCode::NoSuchObject, "no such object"))?;
     let policy = meta.get_bucket(bucket).ok().flatten().map(|b| policy_of(&b));
     let n = rec.scheme.total();
     let layout = layout_of(&rec);
@@ -224,8 +132,8 @@ pub async fn placement(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery)
             let node = part.nodes.get(index as usize).cloned().unwrap_or_default();
             let (country, site, zone) = location_of(&admin, &node);
             let size = layout.shard_len(layout.stripe_len(part.size, stripe)) as u64;
-            shards.push(ShardPlacement {
-                part: pi + 1,
+            shards.push(api::ShardPlacement {
+                part: pi as u64 + 1,
                 version: part.version.to_hex(),
                 stripe,
                 index,
@@ -246,25 +154,29 @@ pub async fn placement(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery)
             Ok(Some(coffre_engine::PartData::Inline(_)))
         )
     });
-    Ok(Json(json!({
-        "bucket": bucket,
-        "key": key,
-        "size": rec.size,
-        "inline": inline,
-        "scheme": rec.scheme.to_string(),
-        "policy": policy.map(|p| json!({"countries": p.countries, "failure_domain": p.failure_domain.to_string(), "scheme": p.scheme.to_string()})),
-        "shards": shards,
-    })))
+    Ok(api::Placement {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        size: rec.size,
+        inline,
+        scheme: rec.scheme.to_string(),
+        policy: policy.map(|p| api::ResidencyPolicy {
+            countries: p.countries,
+            failure_domain: p.failure_domain.to_string(),
+            scheme: p.scheme.to_string(),
+        }),
+        shards,
+    })
 }
 
-pub async fn audit(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery) -> ApiResult {
-    let q = Query::parse(raw)?;
-    let bucket = q.require("bucket")?;
+fn no_such_bucket() -> ApiError {
+    ApiError::new(ErrorCode::NoSuchBucket, "no such bucket")
+}
+
+pub(crate) async fn audit(admin: Arc<Admin>, call: Call<api::AuditResidencyGet>) -> ApiResult<api::ResidencyAudit> {
+    let bucket = call.query.bucket.as_str();
     let meta = admin.engine.meta();
-    let b = meta
-        .get_bucket(bucket)
-        .map_err(internal)?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "no such bucket".into()))?;
+    let b = meta.get_bucket(bucket).map_err(internal)?.ok_or_else(no_such_bucket)?;
     let (mut objects, mut shards, mut compliant, mut degraded) = (0u64, 0u64, 0u64, 0u64);
     let mut violations = Vec::new();
     // Every version holds shards, noncurrent ones too.
@@ -289,9 +201,9 @@ pub async fn audit(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery) -> 
                 if b.countries.contains(&country) {
                     compliant += stripes;
                 } else {
-                    violations.push(Violation {
+                    violations.push(api::Violation {
                         key: String::from_utf8_lossy(&key).into_owned(),
-                        part: pi + 1,
+                        part: pi as u64 + 1,
                         index: index as u8,
                         node: node.clone(),
                         country,
@@ -300,168 +212,200 @@ pub async fn audit(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery) -> 
             }
         }
     }
-    Ok(Json(json!({
-        "bucket": bucket,
-        "countries": b.countries,
-        "objects": objects,
-        "shards": shards,
-        "compliant_shards": compliant,
-        "non_compliant": violations,
-        "degraded_shards": degraded,
-    })))
+    Ok(api::ResidencyAudit {
+        bucket: bucket.to_string(),
+        countries: b.countries,
+        objects,
+        shards,
+        compliant_shards: compliant,
+        non_compliant: violations,
+        degraded_shards: degraded,
+    })
 }
 
-pub async fn set_policy(
-    State(admin): State<Arc<Admin>>,
-    bucket: Result<Path<String>, PathRejection>,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    let bucket = path_arg(bucket)?;
-    let q = Query::parse(raw)?;
+pub(crate) async fn set_policy(admin: Arc<Admin>, call: Call<api::BucketsPolicyPut>) -> ApiResult<api::BucketPolicy> {
+    let (bucket, q) = (call.path, call.query);
     let mut b = admin
         .engine
         .meta()
         .get_bucket(&bucket)
         .map_err(internal)?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "no such bucket".into()))?;
-    if let Some(c) = q.get("countries") {
+        .ok_or_else(no_such_bucket)?;
+    if let Some(c) = q.countries {
         let countries: Vec<String> = c
             .split(',')
             .map(|c| c.trim().to_ascii_uppercase())
             .filter(|c| !c.is_empty())
             .collect();
         if countries.is_empty() || !countries.iter().all(|c| coffre_cluster::identity::valid_country(c)) {
-            return Err(bad_request("countries: ISO 3166-1 alpha-2 codes, comma-separated"));
+            return Err(invalid("countries: ISO 3166-1 alpha-2 codes, comma-separated"));
         }
         b.countries = countries;
     }
-    if let Some(fd) = q.get("failure_domain") {
+    if let Some(fd) = q.failure_domain {
         b.failure_domain = fd
             .parse::<coffre_cluster::FailureDomain>()
-            .map_err(bad_request)?
+            .map_err(invalid)?
             .to_string();
     }
-    if let Some(s) = q.get("scheme") {
-        b.scheme = s.parse().map_err(bad_request)?;
+    if let Some(s) = q.scheme {
+        b.scheme = s.parse().map_err(invalid)?;
     }
-    admin.engine.update_bucket(&bucket, b.clone()).await.map_err(internal)?;
-    Ok(Json(
-        json!({"bucket": bucket, "countries": b.countries, "failure_domain": b.failure_domain, "scheme": b.scheme.to_string()}),
-    ))
+    admin.engine.update_bucket(&bucket, b.clone()).await?;
+    Ok(api::BucketPolicy {
+        bucket,
+        countries: b.countries,
+        failure_domain: b.failure_domain,
+        scheme: b.scheme.to_string(),
+    })
 }
 
-fn node_json(n: &ClusterNode) -> serde_json::Value {
-    serde_json::to_value(n.record()).unwrap_or_default()
+fn node_info(n: &ClusterNode) -> api::NodeInfo {
+    let r = n.record();
+    api::NodeInfo {
+        id: r.id,
+        country: r.country,
+        site: r.site,
+        zone: r.zone,
+        draining: r.draining,
+    }
 }
 
 /// Admits a node by address: its id and location come from its CA-signed certificate.
-pub async fn add_node(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery) -> ApiResult {
+pub(crate) async fn add_node(admin: Arc<Admin>, call: Call<api::NodesCreate>) -> ApiResult<api::NodeInfo> {
     let identity = admin
         .identity
         .as_ref()
-        .ok_or_else(|| bad_request("not a cluster gateway"))?;
-    let q = Query::parse(raw)?;
-    let address = q.require("address")?;
-    let node = ClusterNode::connect(identity, address, false)
+        .ok_or_else(|| ApiError::new(ErrorCode::NotAClusterGateway, "not a cluster gateway"))?;
+    let address = call.query.address;
+    if address.is_empty() {
+        return Err(ApiError::new(ErrorCode::InvalidRequest, "address is required"));
+    }
+    let node = ClusterNode::connect(identity, &address, false)
         .await
-        .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e))?;
+        .map_err(|e| ApiError::new(ErrorCode::NodeUnreachable, e))?;
     if admin.engine.node(node.id()).is_some_and(|n| n.address != address) {
-        return Err(ApiError(
-            StatusCode::CONFLICT,
+        return Err(ApiError::new(
+            ErrorCode::AlreadyExists,
             format!("another node already has the id {}", node.id()),
         ));
     }
-    let answer = node_json(&node);
-    admin.engine.admit_node(node).await.map_err(internal)?;
-    Ok(Json(answer))
+    let answer = node_info(&node);
+    admin.engine.admit_node(node).await?;
+    Ok(answer)
 }
 
-pub async fn drain_node(State(admin): State<Arc<Admin>>, id: Result<Path<String>, PathRejection>) -> ApiResult {
-    let id = path_arg(id)?;
+pub(crate) async fn drain_node(admin: Arc<Admin>, call: Call<api::NodeDrain>) -> ApiResult<api::NodeInfo> {
+    let id = call.path;
     if admin.engine.node(&id).is_none() {
-        return Err(ApiError(StatusCode::NOT_FOUND, "no such node".into()));
+        return Err(no_such_node());
     }
-    let node = admin.engine.drain_node(&id).await.map_err(internal)?;
-    Ok(Json(node_json(&node)))
+    let node = admin.engine.drain_node(&id).await?;
+    Ok(node_info(&node))
 }
 
 /// `DELETE /v1/nodes/{id}`: forgets a node that holds nothing any more (drained), or with
 /// `?dead=true` one gone for good: every shard it held is then rebuilt elsewhere.
-pub async fn remove_node(
-    State(admin): State<Arc<Admin>>,
-    id: Result<Path<String>, PathRejection>,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    let id = path_arg(id)?;
-    let dead = matches!(Query::parse(raw)?.get("dead"), Some("true" | "1" | ""));
+pub(crate) async fn remove_node(admin: Arc<Admin>, call: Call<api::NodesDelete>) -> ApiResult<api::NodeRemoved> {
+    let (id, dead) = (call.path, call.query.dead);
     if admin.engine.node(&id).is_none() {
-        return Err(ApiError(StatusCode::NOT_FOUND, "no such node".into()));
+        return Err(no_such_node());
     }
     let held = admin.engine.node_holdings(&id).await?;
     if held.parts > 0 && !dead {
-        return Err(ApiError(
-            StatusCode::CONFLICT,
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
             format!(
                 "node {id} still holds shards of {} parts ({} bytes): drain it first (coffre admin nodes drain), or give them up with --dead (they are rebuilt from the others)",
                 held.parts, held.bytes
             ),
         ));
     }
-    match admin.engine.remove_node(&id).await.map_err(internal)? {
+    match admin.engine.remove_node(&id).await? {
         Some(_) => {
             let _ = admin.engine.workers().wake("evacuate");
-            Ok(Json(json!({ "removed": id, "dead": dead, "left": held })))
+            Ok(api::NodeRemoved {
+                removed: id,
+                dead,
+                left: holdings(held),
+            })
         }
-        None => Err(ApiError(StatusCode::NOT_FOUND, "no such node".into())),
+        None => Err(no_such_node()),
     }
 }
 
 fn replica_of(admin: &Admin) -> Result<&Arc<coffre_engine::replica::Replica>, ApiError> {
-    admin
-        .replica
-        .as_ref()
-        .ok_or_else(|| bad_request("the metadata of this gateway is not replicated (no [meta] section)"))
-}
-
-fn meta_error(e: coffre_engine::MetaError) -> ApiError {
-    match e {
-        coffre_engine::MetaError::Unavailable(m) => ApiError(StatusCode::SERVICE_UNAVAILABLE, m),
-        coffre_engine::MetaError::DeleteConflict(m) => ApiError(StatusCode::CONFLICT, m),
-        other => ApiError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
-    }
+    admin.replica.as_ref().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::NotReplicated,
+            "the metadata of this gateway is not replicated (no [meta] section)",
+        )
+    })
 }
 
 /// The replica set: leader, term, and each replica's state, commit index and lag.
-pub async fn meta_status(State(admin): State<Arc<Admin>>) -> ApiResult {
+pub(crate) async fn meta_status(admin: Arc<Admin>, _: Call<api::MetaGet>) -> ApiResult<api::MetaStatus> {
     let s = replica_of(&admin)?.status();
-    Ok(Json(serde_json::to_value(s).map_err(|e| internal(e.to_string()))?))
+    Ok(api::MetaStatus {
+        id: s.id,
+        leader: s.leader,
+        term: s.term,
+        state: s.state,
+        last_log_index: s.last_log_index,
+        last_applied: s.last_applied,
+        replicas: s
+            .replicas
+            .into_iter()
+            .map(|r| api::ReplicaState {
+                id: r.id,
+                address: r.address,
+                state: r.state,
+                commit_index: r.commit_index,
+                lag: r.lag,
+            })
+            .collect(),
+    })
 }
 
 /// Adds a replica by its Raft address (learner, caught up, then voter).
-pub async fn add_replica(State(admin): State<Arc<Admin>>, RawQuery(raw): RawQuery) -> ApiResult {
+pub(crate) async fn add_replica(
+    admin: Arc<Admin>,
+    call: Call<api::MetaReplicasCreate>,
+) -> ApiResult<api::ReplicaAdded> {
     let replica = replica_of(&admin)?;
-    let q = Query::parse(raw)?;
-    let address = q.require("address")?;
+    let address = call.query.address;
     if !address.starts_with("https://") {
-        return Err(bad_request("a replica address is https://HOST:PORT"));
+        return Err(invalid("a replica address is https://HOST:PORT"));
     }
-    let id = replica.add_replica(address).await.map_err(meta_error)?;
-    Ok(Json(json!({ "id": id, "address": address })))
+    let id = replica
+        .add_replica(&address)
+        .await
+        .map_err(coffre_engine::EngineError::from)?;
+    Ok(api::ReplicaAdded { id, address })
 }
 
-pub async fn remove_replica(State(admin): State<Arc<Admin>>, id: Result<Path<String>, PathRejection>) -> ApiResult {
+pub(crate) async fn remove_replica(
+    admin: Arc<Admin>,
+    call: Call<api::MetaReplicasDelete>,
+) -> ApiResult<api::ReplicaRemoved> {
     let replica = replica_of(&admin)?;
-    let id: u64 = path_arg(id)?
+    let id: u64 = call
+        .path
         .parse()
-        .map_err(|_| bad_request("a replica id is a number (see `coffre admin meta status`)"))?;
-    replica.remove_replica(id).await.map_err(meta_error)?;
-    Ok(Json(json!({ "removed": id })))
+        .map_err(|_| invalid("a replica id is a number (see `coffre admin meta status`)"))?;
+    replica
+        .remove_replica(id)
+        .await
+        .map_err(coffre_engine::EngineError::from)?;
+    Ok(api::ReplicaRemoved { removed: id })
 }
 
 /// A sealed backup of the metadata (`application/octet-stream`), made while serving. Works
 /// with or without replication. The file is made next to the metadata, unlinked at once, and
 /// streamed from its open handle.
-pub async fn meta_backup(State(admin): State<Arc<Admin>>) -> Result<axum::response::Response, ApiError> {
+pub(crate) async fn meta_backup(
+    axum::extract::State(admin): axum::extract::State<Arc<Admin>>,
+) -> Result<axum::response::Response, ApiError> {
     let dir = admin
         .engine
         .meta()
@@ -470,7 +414,7 @@ pub async fn meta_backup(State(admin): State<Arc<Admin>>) -> Result<axum::respon
         .map(std::path::Path::to_path_buf)
         .unwrap_or_else(|| ".".into());
     let path = dir.join(format!(".backup-{}.tmp", coffre_engine::new_id("")));
-    let id = admin.engine.backup_metadata(path.clone()).await.map_err(internal)?;
+    let id = admin.engine.backup_metadata(path.clone()).await?;
     let mut res = stream_file(&path, "application/octet-stream").await?;
     if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
         res.headers_mut().insert("x-coffre-snapshot", v);

@@ -1,23 +1,26 @@
 //! The operator's admin API (HTTP, bearer token) on axum: cluster status and membership,
 //! bucket residency policies and quotas, proof of placement, residency audits, tenants and
-//! their users, keys, policies, roles and erasure; the background workers. JSON field names are stable
-//! (docs/admin-api.md). `client` and `cli` are its command-line client. Tenants' access keys
+//! their users, keys, policies, roles and erasure; the background workers. Every call is declared
+//! once in `api` (its types are the contract, with an OpenAPI document generated from them;
+//! docs/admin-api.md). `client` and `cli` are its command-line client. Tenants' access keys
 //! never work here: only the operator's bearer token does.
 
+pub mod api;
 pub mod audit_log;
 pub mod certificate;
 pub mod cli;
 pub mod client;
 mod handlers;
+mod metrics;
 mod scrub;
 mod tenants;
 mod workers;
 
+use api::{Endpoint, ErrorCode, PathArgs};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use coffre_engine::Engine;
 pub(crate) use handlers::internal;
@@ -35,21 +38,153 @@ pub struct Admin {
     pub metrics: Vec<MetricsSource>,
     /// This gateway's metadata replica, when the metadata is replicated.
     pub replica: Option<Arc<coffre_engine::replica::Replica>>,
+    /// The admin API's own request metrics.
+    pub calls: metrics::AdminMetrics,
 }
 
 /// Renders some metrics in Prometheus text format.
 pub type MetricsSource = Box<dyn Fn() -> String + Send + Sync>;
 
-/// An admin API answer that is an error: `{"error": "..."}` with a status.
-pub(crate) struct ApiError(pub StatusCode, pub String);
+/// A refused admin call: its code (which says its status) and a message.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+impl ApiError {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+        }
     }
 }
 
-pub(crate) type ApiResult = Result<Json<serde_json::Value>, ApiError>;
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = api::ErrorBody {
+            code: self.code,
+            error: self.message,
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+/// What the IAM refused, as the admin API says it.
+impl From<coffre_iam::IamError> for ApiError {
+    fn from(e: coffre_iam::IamError) -> ApiError {
+        use coffre_iam::IamError as I;
+        let code = match e {
+            I::NoSuchEntity(_) => ErrorCode::NoSuchEntity,
+            I::NoSuchBucket => ErrorCode::NoSuchBucket,
+            I::EntityAlreadyExists(_) => ErrorCode::AlreadyExists,
+            I::DeleteConflict(_) => ErrorCode::Conflict,
+            I::MalformedPolicy(_) | I::InvalidInput(_) => ErrorCode::InvalidArgument,
+            I::Meta(m) => return coffre_engine::EngineError::from(m).into(),
+            _ => ErrorCode::Internal,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+/// What the engine refused, as the admin API says it: the one place engine errors become
+/// admin error codes (a client's mistake is never a 500).
+impl From<coffre_engine::EngineError> for ApiError {
+    fn from(e: coffre_engine::EngineError) -> ApiError {
+        use coffre_engine::{EngineError as E, MetaError as M};
+        let code = match &e {
+            E::Meta(M::NoSuchEntity(_)) => ErrorCode::NoSuchEntity,
+            E::Meta(M::NoSuchBucket) => ErrorCode::NoSuchBucket,
+            E::Meta(M::NoSuchKey | M::NoSuchVersion) => ErrorCode::NoSuchObject,
+            E::Meta(M::EntityExists(_) | M::BucketExists | M::BucketTaken) => ErrorCode::AlreadyExists,
+            // Object Lock binds the operator too: an erasure waits for the retention.
+            E::Meta(M::DeleteConflict(_) | M::BucketNotEmpty | M::Locked(_) | M::InvalidBucketState(_))
+            | E::Conflict(_) => ErrorCode::Conflict,
+            E::Meta(M::InvalidRequest(_)) | E::InvalidRequest(_) => ErrorCode::InvalidArgument,
+            E::Unavailable(_) | E::Meta(M::Unavailable(_)) => ErrorCode::Unavailable,
+            _ => ErrorCode::Internal,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+/// What a typed call was given: its path segments, query and body, parsed.
+pub(crate) struct Call<E: Endpoint> {
+    pub path: E::Path,
+    pub query: E::Query,
+    pub body: E::Body,
+}
+
+impl<E: Endpoint> Call<E> {
+    fn parse(segments: Vec<String>, query: Option<&str>, body: &[u8]) -> ApiResult<Call<E>> {
+        let path = E::Path::from_segments(segments)
+            .ok_or_else(|| ApiError::new(ErrorCode::InvalidRequest, "the path does not name what this call needs"))?;
+        let query = serde_urlencoded::from_str(query.unwrap_or(""))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("the query: {e}")))?;
+        let body = if std::any::TypeId::of::<E::Body>() == std::any::TypeId::of::<()>()
+            || body.iter().all(u8::is_ascii_whitespace)
+        {
+            serde_json::from_slice(b"null")
+        } else {
+            serde_json::from_slice(body)
+        }
+        .map_err(|e| {
+            let code = match e.classify() {
+                serde_json::error::Category::Data => ErrorCode::InvalidArgument,
+                _ => ErrorCode::InvalidRequest,
+            };
+            ApiError::new(code, format!("the body: {e}"))
+        })?;
+        Ok(Call { path, query, body })
+    }
+}
+
+/// Adds the route of `E`, answered by `handler` with what `E` declares.
+fn route<E, F, Fut>(router: Router<Arc<Admin>>, handler: F) -> Router<Arc<Admin>>
+where
+    E: Endpoint,
+    F: Fn(Arc<Admin>, Call<E>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ApiResult<E::Answer>> + Send + 'static,
+{
+    use axum::extract::{RawPathParams, RawQuery};
+    let serve = move |State(admin): State<Arc<Admin>>,
+                      params: Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>,
+                      RawQuery(query): RawQuery,
+                      body: axum::body::Bytes| {
+        let handler = handler.clone();
+        async move {
+            let segments = match params {
+                Ok(p) => p.iter().map(|(_, v)| v.to_string()).collect(),
+                Err(e) => return ApiError::new(ErrorCode::InvalidRequest, e.body_text()).into_response(),
+            };
+            let call = match Call::<E>::parse(segments, query.as_deref(), &body) {
+                Ok(c) => c,
+                Err(e) => return e.into_response(),
+            };
+            match handler(admin, call).await {
+                Ok(answer) => Json(answer).into_response(),
+                Err(e) => e.into_response(),
+            }
+        }
+    };
+    let filter = axum::routing::MethodFilter::try_from(E::METHOD).expect("the call table names standard methods");
+    router.route(E::PATH, axum::routing::on(filter, serve))
+}
+
+/// Adds the route of `E`, whose answer is not JSON (a stream, text).
+fn route_raw<E, H, T>(router: Router<Arc<Admin>>, handler: H) -> Router<Arc<Admin>>
+where
+    E: Endpoint<Answer = api::Raw>,
+    H: axum::handler::Handler<T, Arc<Admin>>,
+    T: 'static,
+{
+    let filter = axum::routing::MethodFilter::try_from(E::METHOD).expect("the call table names standard methods");
+    router.route(E::PATH, axum::routing::on(filter, handler))
+}
 
 /// The bearer-token check, as a layer in front of every route.
 async fn require_token(State(admin): State<Arc<Admin>>, req: Request, next: Next) -> Response {
@@ -60,7 +195,7 @@ async fn require_token(State(admin): State<Arc<Admin>>, req: Request, next: Next
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if !constant_time_eq(given.as_bytes(), admin.token.as_bytes()) {
-        return ApiError(StatusCode::UNAUTHORIZED, "a valid bearer token is required".into()).into_response();
+        return ApiError::new(ErrorCode::Unauthorized, "a valid bearer token is required").into_response();
     }
     next.run(req).await
 }
@@ -70,62 +205,61 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
-/// The admin API's routes, behind the token check.
+/// The admin API's routes (one per entry of the call table), behind the token check.
 pub fn router(admin: Arc<Admin>) -> Router {
-    Router::new()
-        .route("/metrics", get(handlers::metrics))
-        .route("/v1/status", get(handlers::status))
-        .route("/v1/nodes", get(handlers::status).post(handlers::add_node))
-        .route("/v1/nodes/{id}/drain", post(handlers::drain_node))
-        .route("/v1/nodes/{id}", delete(handlers::remove_node))
-        .route("/v1/placement", get(handlers::placement))
-        .route("/v1/meta", get(handlers::meta_status))
-        .route("/v1/meta/replicas", post(handlers::add_replica))
-        .route("/v1/meta/backup", get(handlers::meta_backup))
-        .route("/v1/meta/replicas/{id}", delete(handlers::remove_replica))
-        .route("/v1/audit/residency", get(handlers::audit))
-        .route("/v1/audit/verify", get(audit_log::verify))
-        .route("/v1/audit/export", get(audit_log::export))
-        .route("/v1/audit/search", get(audit_log::search))
-        .route("/v1/buckets/{bucket}/policy", put(handlers::set_policy))
-        .route("/v1/buckets/{bucket}/quota", put(tenants::set_bucket_quota))
-        .route("/v1/rebalance", get(scrub::rebalance_status).post(scrub::rebalance))
-        .route("/v1/scrub", get(scrub::status))
-        .route("/v1/scrub/start", post(scrub::start))
-        .route("/v1/workers", get(workers::list))
-        .route("/v1/workers/{name}", put(workers::set))
-        .route("/v1/workers/{name}/{action}", post(workers::control))
-        .route("/v1/operator-key", get(tenants::operator_key))
-        .route("/v1/tenants", get(tenants::list_tenants).post(tenants::create_tenant))
-        .route(
-            "/v1/tenants/{t}",
-            get(tenants::show_tenant).delete(tenants::delete_tenant),
-        )
-        .route("/v1/tenants/{t}/quota", put(tenants::set_tenant_quota))
-        .route("/v1/tenants/{t}/oidc", put(tenants::set_oidc))
-        .route(
-            "/v1/tenants/{t}/users",
-            get(tenants::list_users).post(tenants::create_user),
-        )
-        .route("/v1/tenants/{t}/users/{u}", delete(tenants::delete_user))
-        .route(
-            "/v1/tenants/{t}/users/{u}/policies/{p}",
-            put(tenants::put_user_policy).delete(tenants::delete_user_policy),
-        )
-        .route("/v1/tenants/{t}/users/{u}/keys", post(tenants::create_key))
-        .route("/v1/tenants/{t}/keys", get(tenants::list_keys))
-        .route("/v1/tenants/{t}/keys/{k}", delete(tenants::delete_key))
-        .route("/v1/tenants/{t}/keys/{k}/{action}", post(tenants::key_action))
-        .route("/v1/tenants/{t}/roles", get(tenants::list_roles))
-        .route(
-            "/v1/tenants/{t}/roles/{r}",
-            put(tenants::put_role).delete(tenants::delete_role),
-        )
-        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "unknown admin endpoint".into()) })
+    use api::*;
+    let r = Router::new();
+    let r = route_raw::<MetricsGet, _, _>(r, metrics::metrics);
+    let r = route_raw::<OpenApiGet, _, _>(r, openapi_document);
+    let r = route::<StatusGet, _, _>(r, |a, _| handlers::status(a));
+    let r = route::<NodesGet, _, _>(r, |a, _| handlers::status(a));
+    let r = route::<NodesCreate, _, _>(r, handlers::add_node);
+    let r = route::<NodeDrain, _, _>(r, handlers::drain_node);
+    let r = route::<NodesDelete, _, _>(r, handlers::remove_node);
+    let r = route::<PlacementGet, _, _>(r, handlers::placement);
+    let r = route::<MetaGet, _, _>(r, handlers::meta_status);
+    let r = route::<MetaReplicasCreate, _, _>(r, handlers::add_replica);
+    let r = route::<MetaReplicasDelete, _, _>(r, handlers::remove_replica);
+    let r = route_raw::<MetaBackupGet, _, _>(r, handlers::meta_backup);
+    let r = route::<AuditResidencyGet, _, _>(r, handlers::audit);
+    let r = route::<AuditVerifyGet, _, _>(r, audit_log::verify);
+    let r = route_raw::<AuditExportGet, _, _>(r, audit_log::export);
+    let r = route::<AuditSearchGet, _, _>(r, audit_log::search);
+    let r = route::<BucketsPolicyPut, _, _>(r, handlers::set_policy);
+    let r = route::<BucketsQuotaPut, _, _>(r, tenants::set_bucket_quota);
+    let r = route::<RebalanceGet, _, _>(r, |a, _| scrub::rebalance_status(a));
+    let r = route::<RebalanceCreate, _, _>(r, scrub::rebalance);
+    let r = route::<ScrubGet, _, _>(r, scrub::status);
+    let r = route::<ScrubStart, _, _>(r, scrub::start);
+    let r = route::<WorkersGet, _, _>(r, workers::list);
+    let r = route::<WorkerPut, _, _>(r, workers::set);
+    let r = route::<WorkerPause, _, _>(r, workers::pause);
+    let r = route::<WorkerResume, _, _>(r, workers::resume);
+    let r = route::<OperatorKeyGet, _, _>(r, tenants::operator_key);
+    let r = route::<TenantsList, _, _>(r, tenants::list_tenants);
+    let r = route::<TenantsCreate, _, _>(r, tenants::create_tenant);
+    let r = route::<TenantsGet, _, _>(r, tenants::show_tenant);
+    let r = route::<TenantsDelete, _, _>(r, tenants::delete_tenant);
+    let r = route::<TenantsQuotaPut, _, _>(r, tenants::set_tenant_quota);
+    let r = route::<TenantsOidcPut, _, _>(r, tenants::set_oidc);
+    let r = route::<TenantsUsersGet, _, _>(r, tenants::list_users);
+    let r = route::<TenantsUsersCreate, _, _>(r, tenants::create_user);
+    let r = route::<TenantsUsersDelete, _, _>(r, tenants::delete_user);
+    let r = route::<TenantsUsersPoliciesPut, _, _>(r, tenants::put_user_policy);
+    let r = route::<TenantsUsersPoliciesDelete, _, _>(r, tenants::delete_user_policy);
+    let r = route::<TenantsUsersKeysCreate, _, _>(r, tenants::create_key);
+    let r = route::<TenantsKeysGet, _, _>(r, tenants::list_keys);
+    let r = route::<TenantsKeysDelete, _, _>(r, tenants::delete_key);
+    let r = route::<KeyEnable, _, _>(r, |a, c| tenants::set_key_enabled(a, c.path, true));
+    let r = route::<KeyDisable, _, _>(r, |a, c| tenants::set_key_enabled(a, c.path, false));
+    let r = route::<TenantsRolesGet, _, _>(r, tenants::list_roles);
+    let r = route::<TenantsRolesPut, _, _>(r, tenants::put_role);
+    let r = route::<TenantsRolesDelete, _, _>(r, tenants::delete_role);
+    r.fallback(|| async { ApiError::new(ErrorCode::UnknownEndpoint, "unknown admin endpoint") })
         .method_not_allowed_fallback(|| async {
-            ApiError(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "this method is not allowed on this endpoint".into(),
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                "this method is not allowed on this endpoint",
             )
         })
         .layer(axum::middleware::from_fn_with_state(admin.clone(), require_token))
@@ -134,6 +268,11 @@ pub fn router(admin: Arc<Admin>) -> Router {
             audit_log::record_call,
         ))
         .with_state(admin)
+}
+
+/// `GET /v1/openapi.json`: the document of this API.
+async fn openapi_document() -> Response {
+    Json(api::openapi::document()).into_response()
 }
 
 /// Connections the admin API takes at once (operators and scrapers, not clients).
@@ -149,6 +288,7 @@ pub async fn serve(
     use coffre_cluster::net::{accept, ConnectionLimiter, StallIo};
     use coffre_types::limits;
     use hyper_util::rt::{TokioIo, TokioTimer};
+    metrics::spawn_refresher(&admin);
     let app = router(admin);
     let limiter = ConnectionLimiter::new(MAX_ADMIN_CONNECTIONS, MAX_ADMIN_CONNECTIONS);
     let mut http = hyper::server::conn::http1::Builder::new();

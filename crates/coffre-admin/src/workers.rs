@@ -1,83 +1,83 @@
 //! The background workers of this gateway: list, pause, resume, rate and tranquility.
 
-use crate::handlers::Query;
-use crate::{Admin, ApiError, ApiResult};
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::Json;
-use coffre_types::background::WorkerError;
-use serde_json::json;
+use crate::api::{self, ErrorCode};
+use crate::{Admin, ApiError, ApiResult, Call};
+use coffre_types::background::{WorkerError, WorkerStatus};
 use std::sync::Arc;
 
 /// A worker's tranquility is a multiple of its step time; past this it would stop for days.
-const MAX_TRANQUILITY: u32 = 1000;
+const MAX_TRANQUILITY: u64 = 1000;
 
 fn refused(e: WorkerError) -> ApiError {
     match e {
-        WorkerError::NoSuchWorker(_) => ApiError(StatusCode::NOT_FOUND, e.to_string()),
-        WorkerError::NoRate(_) => ApiError(StatusCode::BAD_REQUEST, e.to_string()),
+        WorkerError::NoSuchWorker(_) => ApiError::new(ErrorCode::NoSuchWorker, e.to_string()),
+        WorkerError::NoRate(_) => ApiError::new(ErrorCode::InvalidArgument, e.to_string()),
     }
 }
 
-fn status_of(admin: &Admin, name: &str) -> ApiResult {
-    let w = admin
+fn worker(w: WorkerStatus) -> api::Worker {
+    api::Worker {
+        name: w.name,
+        state: w.state.as_str().to_string(),
+        leader_only: w.leader_only,
+        tranquility: w.tranquility,
+        rate: w.rate,
+        rate_unit: w.rate_unit,
+        steps: w.steps,
+        errors: w.errors,
+        last_error: w.last_error,
+        last_step_ms: w.last_step_ms,
+        counters: w.counters,
+    }
+}
+
+fn status_of(admin: &Admin, name: &str) -> ApiResult<api::Worker> {
+    admin
         .engine
         .workers()
         .list()
         .into_iter()
         .find(|w| w.name == name)
-        .ok_or_else(|| refused(WorkerError::NoSuchWorker(name.to_string())))?;
-    Ok(Json(json!(w)))
+        .map(worker)
+        .ok_or_else(|| refused(WorkerError::NoSuchWorker(name.to_string())))
 }
 
 /// `GET /v1/workers`: every worker with its state, knobs and counters.
-pub(crate) async fn list(State(admin): State<Arc<Admin>>) -> ApiResult {
-    Ok(Json(json!({ "workers": admin.engine.workers().list() })))
+pub(crate) async fn list(admin: Arc<Admin>, _: Call<api::WorkersGet>) -> ApiResult<api::WorkerList> {
+    Ok(api::WorkerList {
+        workers: admin.engine.workers().list().into_iter().map(worker).collect(),
+    })
 }
 
-/// `POST /v1/workers/{name}/{pause|resume}`.
-pub(crate) async fn control(
-    State(admin): State<Arc<Admin>>,
-    Path((name, action)): Path<(String, String)>,
-) -> ApiResult {
-    let workers = admin.engine.workers();
-    match action.as_str() {
-        "pause" => workers.pause(&name),
-        "resume" => workers.resume(&name),
-        _ => return Err(ApiError(StatusCode::NOT_FOUND, format!("no worker action {action}"))),
-    }
-    .map_err(refused)?;
-    status_of(&admin, &name)
+pub(crate) async fn pause(admin: Arc<Admin>, call: Call<api::WorkerPause>) -> ApiResult<api::Worker> {
+    admin.engine.workers().pause(&call.path).map_err(refused)?;
+    status_of(&admin, &call.path)
+}
+
+pub(crate) async fn resume(admin: Arc<Admin>, call: Call<api::WorkerResume>) -> ApiResult<api::Worker> {
+    admin.engine.workers().resume(&call.path).map_err(refused)?;
+    status_of(&admin, &call.path)
 }
 
 /// `PUT /v1/workers/{name}?rate=N` or `?tranquility=N`.
-pub(crate) async fn set(
-    State(admin): State<Arc<Admin>>,
-    Path(name): Path<String>,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    let q = Query::parse(raw)?;
-    let number = |field: &str, v: &str| -> Result<u64, ApiError> {
-        v.parse::<u64>()
-            .map_err(|_| ApiError(StatusCode::BAD_REQUEST, format!("{field} must be a whole number")))
-    };
+pub(crate) async fn set(admin: Arc<Admin>, call: Call<api::WorkerPut>) -> ApiResult<api::Worker> {
+    let name = call.path;
     let workers = admin.engine.workers();
-    match (q.get("rate"), q.get("tranquility")) {
-        (Some(v), None) => workers.set_rate(&name, number("rate", v)?).map_err(refused)?,
-        (None, Some(v)) => {
-            let t = number("tranquility", v)?;
-            if t > u64::from(MAX_TRANQUILITY) {
-                return Err(ApiError(
-                    StatusCode::BAD_REQUEST,
+    match (call.query.rate, call.query.tranquility) {
+        (Some(rate), None) => workers.set_rate(&name, rate).map_err(refused)?,
+        (None, Some(t)) => {
+            if t > MAX_TRANQUILITY {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidArgument,
                     format!("tranquility is at most {MAX_TRANQUILITY}"),
                 ));
             }
             workers.set_tranquility(&name, t as u32).map_err(refused)?
         }
         _ => {
-            return Err(ApiError(
-                StatusCode::BAD_REQUEST,
-                "give exactly one of rate and tranquility".into(),
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "give exactly one of rate and tranquility",
             ))
         }
     }

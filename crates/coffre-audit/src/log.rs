@@ -147,7 +147,14 @@ struct Shared {
     failed: AtomicU64,
     /// The number of the last entry written.
     last: AtomicU64,
+    /// When the last batch was written (ms since the epoch), and how many events each
+    /// carried (the group commit's size).
+    last_write_ms: AtomicU64,
+    batch_sizes: coffre_types::metrics::HistogramFamily,
 }
+
+/// Group commit sizes (events per write and sync).
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0];
 
 /// The right to run the writer, handed from one leader to the next. If the request it was
 /// handed to is gone (its connection closed), a blocking thread takes it on.
@@ -296,6 +303,10 @@ impl Shared {
         match &result {
             Ok(w) => {
                 self.last.fetch_max(w.state.0, Ordering::Release);
+                self.last_write_ms.store(coffre_types::now_millis(), Ordering::Relaxed);
+                if appended > 0 {
+                    self.batch_sizes.observe(&[], appended as f64);
+                }
                 self.written.fetch_add(appended, Ordering::Relaxed)
             }
             Err(e) => {
@@ -374,6 +385,13 @@ impl AuditLog {
             written: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             last,
+            last_write_ms: AtomicU64::new(0),
+            batch_sizes: coffre_types::metrics::HistogramFamily::new(
+                "coffre_audit_group_commit_events",
+                "Events per audit write and sync (the group commit's size).",
+                &[],
+                BATCH_BUCKETS,
+            ),
         });
         // The clock of time-based checkpoints (and of events the writer produced itself);
         // ends with the log.
@@ -458,13 +476,35 @@ impl AuditLog {
     /// For `/metrics`.
     pub fn metrics_text(&self) -> String {
         let mut text = format!(
-            "# TYPE coffre_audit_entries_total counter\ncoffre_audit_entries_total {}\n# TYPE coffre_audit_write_failures_total counter\ncoffre_audit_write_failures_total {}\n",
+            "# HELP coffre_audit_entries_total Entries written to the audit chain.\n# TYPE coffre_audit_entries_total counter\ncoffre_audit_entries_total {}\n# HELP coffre_audit_write_failures_total Audit writes that failed (their requests were refused).\n# TYPE coffre_audit_write_failures_total counter\ncoffre_audit_write_failures_total {}\n",
             self.shared.written.load(Ordering::Relaxed),
             self.shared.failed.load(Ordering::Relaxed)
         );
+        self.shared.batch_sizes.render(&mut text);
+        let last = self.shared.last_write_ms.load(Ordering::Relaxed);
+        if last > 0 {
+            let age = coffre_types::now_millis().saturating_sub(last) as f64 / 1000.0;
+            coffre_types::metrics::gauge_header(
+                &mut text,
+                "coffre_audit_head_age_seconds",
+                "Seconds since the chain's last write (entries or a checkpoint).",
+            );
+            coffre_types::metrics::sample(&mut text, "coffre_audit_head_age_seconds", &[], age);
+            coffre_types::metrics::gauge_header(
+                &mut text,
+                "coffre_audit_head_entry",
+                "The number of the chain's last entry.",
+            );
+            coffre_types::metrics::sample(
+                &mut text,
+                "coffre_audit_head_entry",
+                &[],
+                self.shared.last.load(Ordering::Relaxed),
+            );
+        }
         if let Some(f) = &self.forwarder {
             text.push_str(&format!(
-                "# TYPE coffre_audit_forwarded_total counter\ncoffre_audit_forwarded_total {}\n# TYPE coffre_audit_forward_dropped_total counter\ncoffre_audit_forward_dropped_total {}\n",
+                "# HELP coffre_audit_forwarded_total Audit entries sent to the syslog collector.\n# TYPE coffre_audit_forwarded_total counter\ncoffre_audit_forwarded_total {}\n# HELP coffre_audit_forward_dropped_total Audit entries not forwarded (queue full, collector unreachable).\n# TYPE coffre_audit_forward_dropped_total counter\ncoffre_audit_forward_dropped_total {}\n",
                 f.sent.load(Ordering::Relaxed),
                 f.dropped.load(Ordering::Relaxed)
             ));

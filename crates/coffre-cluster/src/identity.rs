@@ -509,9 +509,63 @@ pub fn cert_info(cert: &[u8]) -> Option<CertInfo> {
     })
 }
 
+/// When a certificate stops being valid (its `notAfter`), in seconds since the epoch.
+pub fn not_after(cert: &[u8]) -> Option<u64> {
+    let (0x30, cert, _) = der(cert)? else { return None };
+    let (0x30, mut tbs, _) = der(cert)? else { return None };
+    if tbs.first() == Some(&0xA0) {
+        tbs = der(tbs)?.2;
+    }
+    // serial, signature algorithm, issuer; then the validity.
+    for _ in 0..3 {
+        tbs = der(tbs)?.2;
+    }
+    let (0x30, validity, _) = der(tbs)? else { return None };
+    let not_after = der(validity)?.2;
+    let (tag, time, _) = der(not_after)?;
+    let time = std::str::from_utf8(time).ok()?.strip_suffix('Z')?;
+    // UTCTime (YYMMDDHHMMSS: years 1950-2049) or GeneralizedTime (YYYYMMDDHHMMSS).
+    let full = match tag {
+        0x17 if time.len() == 12 => {
+            let yy: u32 = time[..2].parse().ok()?;
+            format!("{}{time}", if yy >= 50 { 19 } else { 20 })
+        }
+        0x18 if time.len() == 14 => time.to_string(),
+        _ => return None,
+    };
+    let iso = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &full[..4],
+        &full[4..6],
+        &full[6..8],
+        &full[8..10],
+        &full[10..12],
+        &full[12..14]
+    );
+    let ms = coffre_types::time::parse_iso8601(&iso)?;
+    u64::try_from(ms / 1000).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_certificate_says_when_it_expires() {
+        let d = tempfile::tempdir().unwrap();
+        init_ca(&d.path().join("ca")).unwrap();
+        let loc = Location {
+            country: "FR".into(),
+            site: "s".into(),
+            zone: "z".into(),
+        };
+        issue(&d.path().join("ca"), "n", &loc, Role::Node, &d.path().join("n")).unwrap();
+        let id = Identity::load(&d.path().join("n")).unwrap();
+        // Issued until 2040-01-01 (the CA until 2045-01-01), as this module signs them.
+        assert_eq!(not_after(&id.cert), Some(2_208_988_800));
+        assert_eq!(not_after(&id.ca), Some(2_366_841_600));
+        assert_eq!(not_after(b"not a certificate"), None);
+    }
 
     #[test]
     fn issued_identity_carries_its_signed_location() {

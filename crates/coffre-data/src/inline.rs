@@ -16,6 +16,7 @@ pub fn seal_inline(layout: &StripeLayout, cipher: &PackageCipher, plain: &[u8]) 
     if plain.len() as u64 > layout.stripe_plain() {
         return Err(DataError::Internal("an inlined part holds at most one stripe".into()));
     }
+    crate::metrics::DATA.parts_written.inc(&["inline"]);
     let mut out = Vec::with_capacity(StripeLayout::cipher_len(plain.len()));
     let packages = plain.len().div_ceil(PACKAGE_SIZE);
     for (j, chunk) in plain.chunks(PACKAGE_SIZE).enumerate() {

@@ -6,6 +6,7 @@ pub mod erasure;
 pub mod inline;
 pub mod layout;
 pub mod local;
+pub mod metrics;
 pub mod read;
 pub mod store;
 pub mod write;

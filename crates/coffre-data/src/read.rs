@@ -40,15 +40,28 @@ impl PartReader {
             index: index as u8,
         };
         let store = self.stores.get(index)?.as_ref();
+        let started = std::time::Instant::now();
         let result = match store {
             Some(s) => s.get(id).await.map_err(|e| e.to_string()),
             None => Err("node unknown".to_string()),
         };
+        let node = store.map_or("unknown", |s| s.id());
+        let m = &crate::metrics::DATA;
+        m.shard_read_seconds.observe(&[node], crate::metrics::since(started));
         let expected = self.shard_hashes.get(stripe as usize)?.get(index)?;
         let bad = match result {
-            Ok(b) if blake3::hash(&b).as_bytes() == expected => return Some(b),
-            Ok(_) => "BLAKE3 mismatch (bitrot)".to_string(),
-            Err(e) => e,
+            Ok(b) if blake3::hash(&b).as_bytes() == expected => {
+                m.shard_reads.inc(&[node, "ok"]);
+                return Some(b);
+            }
+            Ok(_) => {
+                m.shard_reads.inc(&[node, "corrupt"]);
+                "BLAKE3 mismatch (bitrot)".to_string()
+            }
+            Err(e) => {
+                m.shard_reads.inc(&[node, "error"]);
+                e
+            }
         };
         tracing::warn!(shard = %id, reason = %bad, "shard unreadable; using parity");
         if let Some(d) = &self.damaged {
@@ -127,7 +140,11 @@ impl PartReader {
         if !bad.is_empty() {
             // Rare: rebuilt in owned buffers, then back to shared ones (no copy).
             let mut rebuilt: Vec<Option<Vec<u8>>> = shards.into_iter().map(|s| s.map(|b| b.to_vec())).collect();
+            let started = std::time::Instant::now();
             Codec::new(self.layout.scheme).reconstruct_data(&mut rebuilt)?;
+            crate::metrics::DATA
+                .decode_seconds
+                .observe(&[], crate::metrics::since(started));
             shards = rebuilt.into_iter().map(|s| s.map(Bytes::from)).collect();
             self.repair(stripe, &shards[..k], bad);
         }
@@ -173,8 +190,14 @@ impl PartReader {
                     index: i as u8,
                 };
                 match store.put_hashed(id, shard, hash).await {
-                    Ok(()) => tracing::info!(shard = %id, store = store.id(), "shard repaired"),
-                    Err(e) => tracing::warn!(shard = %id, store = store.id(), error = %e, "shard repair failed"),
+                    Ok(()) => {
+                        crate::metrics::DATA.read_repairs.inc(&["ok"]);
+                        tracing::info!(shard = %id, store = store.id(), "shard repaired")
+                    }
+                    Err(e) => {
+                        crate::metrics::DATA.read_repairs.inc(&["error"]);
+                        tracing::warn!(shard = %id, store = store.id(), error = %e, "shard repair failed")
+                    }
                 }
             }
         });
@@ -214,7 +237,11 @@ impl PartReader {
             }
         }
         drop(shards);
+        let started = std::time::Instant::now();
         Codec::new(self.layout.scheme).rebuild_one(&mut buf, shard_len, &present, index)?;
+        crate::metrics::DATA
+            .decode_seconds
+            .observe(&[], crate::metrics::since(started));
         // Copied out (a sixth of the buffer, with 4+2): a rebuilt shard may wait for the
         // repair's pace, and should not hold its whole stripe meanwhile.
         let shard = Bytes::copy_from_slice(&buf[index * shard_len..(index + 1) * shard_len]);

@@ -114,7 +114,11 @@ where
     let encoder = tokio::task::spawn_blocking(move || -> Result<(), DataError> {
         let codec = Codec::new(layout.scheme);
         while let Some(s) = enc_rx.blocking_recv() {
+            let started = std::time::Instant::now();
             let shards = encode_stripe(&layout, &codec, &cipher, part, s.number, &s.data, s.last)?;
+            crate::metrics::DATA
+                .encode_seconds
+                .observe(&[], crate::metrics::since(started));
             let hashes = shards.iter().map(|b| *blake3::hash(b).as_bytes()).collect();
             if out_tx
                 .blocking_send(EncodedStripe {
@@ -151,9 +155,18 @@ where
                     if skip {
                         return (i, false);
                     }
-                    match store.put_hashed(id, data, hash).await {
-                        Ok(()) => (i, true),
+                    let started = std::time::Instant::now();
+                    let result = store.put_hashed(id, data, hash).await;
+                    let m = &crate::metrics::DATA;
+                    m.shard_write_seconds
+                        .observe(&[store.id()], crate::metrics::since(started));
+                    match result {
+                        Ok(()) => {
+                            m.shard_writes.inc(&[store.id(), "ok"]);
+                            (i, true)
+                        }
                         Err(e) => {
+                            m.shard_writes.inc(&[store.id(), "error"]);
                             tracing::warn!(store = store.id(), shard = %id, error = %e, "shard write failed");
                             (i, false)
                         }
@@ -175,7 +188,11 @@ where
             // The stripe is on its stores: its memory is free for the next one.
             drop(s.reservation);
         }
-        let degraded = (0..failed.len()).filter(|i| failed[*i]).map(|i| i as u8).collect();
+        let degraded: Vec<u8> = (0..failed.len()).filter(|i| failed[*i]).map(|i| i as u8).collect();
+        if !degraded.is_empty() {
+            crate::metrics::DATA.degraded_writes.inc(&[]);
+        }
+        crate::metrics::DATA.parts_written.inc(&["sharded"]);
         Ok::<_, DataError>((hashes, degraded))
     });
 

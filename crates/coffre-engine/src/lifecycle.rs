@@ -45,7 +45,7 @@ impl LifecycleCounters {
             ("coffre_lifecycle_skipped_locked_total", &self.skipped_locked),
         ] {
             out.push_str(&format!(
-                "# TYPE {name} counter\n{name} {}\n",
+                "# HELP {name} The lifecycle worker's work since the process started.\n# TYPE {name} counter\n{name} {}\n",
                 v.load(Ordering::Relaxed)
             ));
         }

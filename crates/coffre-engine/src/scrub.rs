@@ -93,7 +93,10 @@ impl Engine {
             }),
         ];
         for (name, kind, value) in gauges {
-            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} A node's scrub as the metadata leader last saw it.\n# TYPE {name} {kind}"
+            );
             for (node, st) in seen.iter() {
                 let _ = writeln!(out, "{name}{{node=\"{node}\"}} {}", value(st));
             }

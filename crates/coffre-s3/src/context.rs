@@ -44,6 +44,9 @@ pub struct Gateway {
     pub config: Config,
     pub requests: AtomicU64,
     pub errors: AtomicU64,
+    pub metrics: crate::metrics::S3Metrics,
+    /// The S3 listener's connections (set when it serves), for the metrics.
+    pub connections: std::sync::OnceLock<Arc<coffre_cluster::net::ConnectionLimiter>>,
     /// Room (KiB) for documents anonymous requests have read whole before anything authorizes
     /// them (a DeleteObjects list is authorized key by key): all of them together.
     anonymous_documents: Arc<tokio::sync::Semaphore>,
@@ -60,6 +63,8 @@ impl Gateway {
             config,
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            metrics: Default::default(),
+            connections: Default::default(),
             anonymous_documents: Arc::new(tokio::sync::Semaphore::new(ANONYMOUS_DOCUMENTS >> 10)),
         })
     }

@@ -22,6 +22,7 @@ pub mod http;
 mod iam_api;
 mod lifecycle;
 mod list;
+pub mod metrics;
 mod multipart;
 mod object;
 pub mod operations;

@@ -69,20 +69,20 @@ impl Gateway {
         if let Some((bucket, headers)) = cors_request.filter(|_| method != http::Method::OPTIONS) {
             cors::decorate(&self.engine, &bucket, method.as_str(), &headers, &mut res);
         }
+        crate::audit::file_under_owner(&self.engine, &mut trail);
+        if let Some(v) = res.headers().get("x-amz-version-id").and_then(|v| v.to_str().ok()) {
+            trail.version_id = Some(v.to_string());
+        }
+        let code = error_code.or_else(|| res.extensions().get::<ErrorCode>().map(|c| c.0));
+        let bytes_out = res
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .filter(|_| !head)
+            .unwrap_or(0);
         // Acknowledged only once its audit entry is durable.
         if let Some(scope) = scope {
-            crate::audit::file_under_owner(&self.engine, &mut trail);
-            if let Some(v) = res.headers().get("x-amz-version-id").and_then(|v| v.to_str().ok()) {
-                trail.version_id = Some(v.to_string());
-            }
-            let code = error_code.or_else(|| res.extensions().get::<ErrorCode>().map(|c| c.0));
-            let bytes_out = res
-                .headers()
-                .get("content-length")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok())
-                .filter(|_| !head)
-                .unwrap_or(0);
             let ms = started.elapsed().as_millis() as u64;
             let event = trail.event(&request_id, &origin, res.status().as_u16(), code, bytes_out, ms);
             let mut entries = trail.touched_entries(&self.engine, &event);
@@ -98,8 +98,34 @@ impl Gateway {
             res.headers_mut().insert("x-amz-request-id", v);
         }
         res.headers_mut().insert("server", HeaderValue::from_static("Coffre"));
-        // Access log: who did what, never secrets or object data.
-        tracing::info!(target: "coffre::access", %method, %path, peer = %origin.peer, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, request_id, "request");
+        let took = started.elapsed();
+        let status = res.status().as_u16();
+        let code = (status >= 400).then(|| code.unwrap_or("Unknown"));
+        self.metrics.record(&crate::metrics::Answered {
+            operation: &trail.op,
+            tenant: &trail.tenant,
+            status,
+            error: code,
+            bytes_in: trail.bytes_in,
+            bytes_out,
+            took,
+        });
+        // Access log, one line per request: who did what, never a secret, object data or key.
+        tracing::info!(
+            target: "coffre::access",
+            request_id,
+            tenant = trail.tenant,
+            operation = trail.op,
+            bucket = trail.bucket,
+            %method,
+            status,
+            error = code.unwrap_or(""),
+            bytes_in = trail.bytes_in,
+            bytes_out,
+            duration_ms = took.as_secs_f64() * 1e3,
+            peer = %origin.peer,
+            "request"
+        );
         res
     }
 
@@ -110,13 +136,19 @@ impl Gateway {
         r
     }
 
-    /// The S3 listener's counters, for the admin API's `/metrics`.
+    /// The S3 listener's metrics, for the admin API's `/metrics`.
     pub fn metrics_text(&self) -> String {
-        format!(
-            "# TYPE coffre_requests_total counter\ncoffre_requests_total {}\n# TYPE coffre_errors_total counter\ncoffre_errors_total {}\n",
+        let mut out = format!(
+            "# HELP coffre_requests_total S3 requests received (all operations).\n# TYPE coffre_requests_total counter\ncoffre_requests_total {}\n# HELP coffre_errors_total S3 requests refused.\n# TYPE coffre_errors_total counter\ncoffre_errors_total {}\n",
             self.requests.load(Ordering::Relaxed),
             self.errors.load(Ordering::Relaxed),
-        )
+        );
+        self.metrics.render(&mut out);
+        if let Some(limiter) = self.connections.get() {
+            coffre_types::metrics::gauge_header(&mut out, "coffre_s3_open_connections", "S3 connections open.");
+            coffre_types::metrics::sample(&mut out, "coffre_s3_open_connections", &[], limiter.open());
+        }
+        out
     }
 
     async fn dispatch(
@@ -309,6 +341,7 @@ pub async fn serve(
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let max = net::connections_that_fit(limits.max_connections, coffre_types::limits::RESERVED_DESCRIPTORS);
     let limiter = ConnectionLimiter::new(max, limits.max_connections_per_ip);
+    let _ = gw.connections.set(limiter.clone());
     tracing::info!(
         connections = max,
         per_address = limits.max_connections_per_ip,

@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod background;
 pub mod limits;
+pub mod metrics;
 pub mod size;
 pub mod time;
 

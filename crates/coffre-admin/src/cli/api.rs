@@ -1,6 +1,7 @@
-//! How the CLI calls the admin API: the endpoint and token, one call, what it prints.
+//! How the CLI calls the admin API: the endpoint and token, one typed call, what it prints.
 
 use super::*;
+use crate::api::Endpoint;
 
 #[derive(Args)]
 pub struct Api {
@@ -12,46 +13,45 @@ pub struct Api {
     pub(super) token: String,
 }
 
-pub(super) fn call(api: &Api, method: &str, path: &str) -> Result<serde_json::Value, String> {
-    call_with(api, method, path, None)
-}
-
-pub(super) fn call_with(
-    api: &Api,
-    method: &str,
-    path: &str,
-    body: Option<Vec<u8>>,
-) -> Result<serde_json::Value, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
-    let (status, body) = rt.block_on(crate::client::call(&api.endpoint, &api.token, method, path, body))?;
-    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("admin API answered {status}: {e}"))?;
+        .map_err(|e| e.to_string())
+}
+
+/// Calls `E` with its path segments, query and body.
+pub(super) fn ask<E: Endpoint>(api: &Api, path: E::Path, query: E::Query, body: E::Body) -> Result<E::Answer, String> {
+    runtime()?.block_on(crate::client::request::<E>(
+        &api.endpoint,
+        &api.token,
+        &path,
+        &query,
+        &body,
+    ))
+}
+
+/// Calls `E`, which takes only path segments.
+pub(super) fn ask_at<E: Endpoint<Body = ()>>(api: &Api, path: E::Path) -> Result<E::Answer, String> {
+    ask::<E>(api, path, E::Query::default(), ())
+}
+
+/// Calls `E`, whose answer is a stream, into a new file `out`.
+pub(super) fn download<E: Endpoint<Path = ()>>(
+    api: &Api,
+    query: E::Query,
+    out: &std::path::Path,
+) -> Result<(), String> {
+    let target = crate::client::target::<E>(&(), &query)?;
+    let (status, answer) = runtime()?.block_on(crate::client::download(&api.endpoint, &api.token, &target, out))?;
     if status != 200 {
-        return Err(format!("admin API: {status}: {}", v["error"].as_str().unwrap_or(&body)));
+        return Err(crate::client::refusal(status, &answer));
     }
-    Ok(v)
+    Ok(())
 }
 
-pub(super) fn enc(s: &str) -> String {
-    crate::client::encode(s)
-}
-
-pub(super) fn print_json(v: &serde_json::Value) {
+pub(super) fn print_json<T: serde::Serialize>(v: &T) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-}
-
-/// `?a=1&b=2` of the limits given (none: no limit).
-pub(super) fn quota_query(bytes: Option<u64>, objects: Option<u64>) -> String {
-    let mut q = Vec::new();
-    if let Some(b) = bytes {
-        q.push(format!("quota_bytes={b}"));
-    }
-    if let Some(o) = objects {
-        q.push(format!("quota_objects={o}"));
-    }
-    q.join("&")
 }
 
 pub(super) fn read_file(p: &std::path::Path) -> Result<Vec<u8>, String> {

@@ -3,6 +3,7 @@
 
 use super::api::*;
 use super::*;
+use crate::api::*;
 
 /// The commands of the cluster plane (status, nodes, metadata replicas, placement, audit,
 /// buckets), each one admin API call or a few.
@@ -23,84 +24,70 @@ pub(super) fn run(cmd: AdminCommand) -> Result<(), String> {
             bytes,
             objects,
         }) => {
-            let v = call(
-                &api,
-                "PUT",
-                &format!("/v1/buckets/{}/quota?{}", enc(&bucket), quota_query(bytes, objects)),
-            )?;
+            let quota = QuotaQuery {
+                quota_bytes: bytes,
+                quota_objects: objects,
+            };
+            let v = ask::<BucketsQuotaPut>(&api, bucket.clone(), quota, ())?;
             println!(
                 "bucket {bucket}: quota set; it holds {} bytes, {} objects",
-                v["usage"]["bytes"], v["usage"]["objects"]
+                v.usage.bytes, v.usage.objects
             );
-            return Ok(());
         }
         AdminCommand::Meta(MetaCommand::Status { api, json }) => {
-            let v = call(&api, "GET", "/v1/meta")?;
+            let v = ask_at::<MetaGet>(&api, ())?;
             if json {
                 print_json(&v);
             } else {
-                println!("leader {}  term {}", v["leader"], v["term"]);
-                for r in v["replicas"].as_array().into_iter().flatten() {
+                println!("leader {}  term {}", opt(v.leader), v.term);
+                for r in &v.replicas {
                     println!(
                         "{:>20}  {:<9} {:<32} commit {:<10} lag {}",
-                        r["id"],
-                        r["state"].as_str().unwrap_or(""),
-                        r["address"].as_str().unwrap_or(""),
-                        r["commit_index"],
-                        r["lag"]
+                        r.id,
+                        r.state,
+                        r.address,
+                        opt(r.commit_index),
+                        opt(r.lag)
                     );
                 }
             }
         }
         AdminCommand::Meta(MetaCommand::Add { api, address }) => {
-            let v = call(&api, "POST", &format!("/v1/meta/replicas?address={}", enc(&address)))?;
-            println!("replica {} ({address}) added", v["id"]);
+            let v = ask::<MetaReplicasCreate>(
+                &api,
+                (),
+                AddReplicaQuery {
+                    address: address.clone(),
+                },
+                (),
+            )?;
+            println!("replica {} ({address}) added", v.id);
         }
         AdminCommand::Meta(MetaCommand::Backup { api, out }) => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            let (status, answer) = rt.block_on(crate::client::download(
-                &api.endpoint,
-                &api.token,
-                "/v1/meta/backup",
-                &out,
-            ))?;
-            if status != 200 {
-                return Err(format!("the admin API answered {status}: {answer}"));
-            }
+            download::<MetaBackupGet>(&api, NoQuery {}, &out)?;
             println!("metadata backup written to {}", out.display());
         }
         AdminCommand::Meta(MetaCommand::Remove { api, id }) => {
-            call(&api, "DELETE", &format!("/v1/meta/replicas/{id}"))?;
+            ask_at::<MetaReplicasDelete>(&api, id.to_string())?;
             println!("replica {id} removed");
         }
         AdminCommand::Nodes(NodesCommand::Add { api, address }) => {
-            let v = call(&api, "POST", &format!("/v1/nodes?address={}", enc(&address)))?;
-            println!(
-                "node {} admitted ({}/{}/{})",
-                v["id"].as_str().unwrap_or(""),
-                v["country"].as_str().unwrap_or(""),
-                v["site"].as_str().unwrap_or(""),
-                v["zone"].as_str().unwrap_or("")
-            );
+            let v = ask::<NodesCreate>(&api, (), AddNodeQuery { address }, ())?;
+            println!("node {} admitted ({}/{}/{})", v.id, v.country, v.site, v.zone);
         }
         AdminCommand::Nodes(NodesCommand::Drain { api, id, wait }) => {
-            call(&api, "POST", &format!("/v1/nodes/{}/drain", enc(&id)))?;
+            ask_at::<NodeDrain>(&api, id.clone())?;
             println!("node {id} draining: no new shards go to it, what it holds moves to the others");
             if wait {
                 super::lost::wait_drained(&api, &id)?;
             }
         }
         AdminCommand::Nodes(NodesCommand::Remove { api, id, dead, wait }) => {
-            let query = if dead { "?dead=true" } else { "" };
-            let v = call(&api, "DELETE", &format!("/v1/nodes/{}{query}", enc(&id)))?;
-            let left = &v["left"];
-            match left["parts"].as_u64() {
-                Some(parts) if dead && parts > 0 => println!(
+            let v = ask::<NodesDelete>(&api, id.clone(), RemoveNodeQuery { dead }, ())?;
+            match v.left.parts {
+                parts if dead && parts > 0 => println!(
                     "node {id} removed: its shards of {parts} parts ({} stripes, {} bytes) are rebuilt on the others",
-                    left["stripes"], left["bytes"]
+                    v.left.stripes, v.left.bytes
                 ),
                 _ => println!("node {id} removed"),
             }
@@ -109,7 +96,7 @@ pub(super) fn run(cmd: AdminCommand) -> Result<(), String> {
             }
         }
         AdminCommand::Nodes(NodesCommand::Rebalance { api, wait }) => {
-            call(&api, "POST", "/v1/rebalance")?;
+            ask_at::<RebalanceCreate>(&api, ())?;
             println!("rebalance started: the nodes over their share move shards to the others");
             if wait {
                 super::lost::wait_balanced(&api)?;
@@ -117,40 +104,37 @@ pub(super) fn run(cmd: AdminCommand) -> Result<(), String> {
         }
         AdminCommand::Nodes(NodesCommand::List { api }) => return run(AdminCommand::Status { api, json: false }),
         AdminCommand::Status { api, json } => {
-            let v = call(&api, "GET", "/v1/status")?;
+            let v = ask_at::<StatusGet>(&api, ())?;
             if json {
                 print_json(&v);
             } else {
-                println!("{} of {} nodes up", v["nodes_up"], v["nodes_total"]);
+                println!("{} of {} nodes up", v.nodes_up, v.nodes_total);
                 println!(
                     "{:<16} {:<4} {:<12} {:<10} {:<5} {:>10} {:>14} {:>14}  SCRUB",
                     "NODE", "CC", "SITE", "ZONE", "STATE", "SHARDS", "USED", "FREE"
                 );
-                for n in v["nodes"].as_array().into_iter().flatten() {
+                for n in &v.nodes {
                     println!(
                         "{:<16} {:<4} {:<12} {:<10} {:<5} {:>10} {:>14} {:>14}  {}",
-                        n["id"].as_str().unwrap_or(""),
-                        n["country"].as_str().unwrap_or(""),
-                        n["site"].as_str().unwrap_or(""),
-                        n["zone"].as_str().unwrap_or(""),
-                        match (n["up"].as_bool(), n["draining"].as_bool()) {
-                            (Some(true), Some(true)) => "drain",
-                            (Some(true), _) => "up",
+                        n.id,
+                        n.country,
+                        n.site,
+                        n.zone,
+                        match (n.up, n.draining) {
+                            (true, true) => "drain",
+                            (true, false) => "up",
                             _ => "DOWN",
                         },
-                        n["shards"],
-                        n["used_bytes"],
-                        n["free_bytes"],
-                        scrub_summary(&n["scrub"])
+                        n.shards,
+                        n.used_bytes,
+                        n.free_bytes,
+                        scrub_summary(n.scrub.as_ref())
                     );
                 }
-                for n in v["lost"].as_array().into_iter().flatten() {
+                for n in &v.lost {
                     println!(
                         "{:<16} removed (dead): {} parts, {} stripes, {} bytes left to rebuild",
-                        n["node"].as_str().unwrap_or(""),
-                        n["parts_left"],
-                        n["stripes_left"],
-                        n["bytes_left"]
+                        n.node, n.parts_left, n.stripes_left, n.bytes_left
                     );
                 }
             }
@@ -162,60 +146,43 @@ pub(super) fn run(cmd: AdminCommand) -> Result<(), String> {
             version_id,
             json,
         } => {
-            let version = version_id
-                .map(|v| format!("&version_id={}", enc(&v)))
-                .unwrap_or_default();
-            let v = call(
-                &api,
-                "GET",
-                &format!("/v1/placement?bucket={}&key={}{version}", enc(&bucket), enc(&key)),
-            )?;
+            let query = PlacementQuery {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                version_id,
+            };
+            let v = ask::<PlacementGet>(&api, (), query, ())?;
             if json {
                 print_json(&v);
             } else {
-                println!(
-                    "{}/{}: {} bytes, scheme {}",
-                    bucket,
-                    key,
-                    v["size"],
-                    v["scheme"].as_str().unwrap_or("")
-                );
-                if v["inline"].as_bool() == Some(true) {
+                println!("{}/{}: {} bytes, scheme {}", bucket, key, v.size, v.scheme);
+                if v.inline {
                     println!("inlined in its metadata record: no shards");
                 }
-                let shards = v["shards"].as_array().filter(|s| !s.is_empty());
-                if shards.is_some() {
+                if !v.shards.is_empty() {
                     println!(
                         "{:<5} {:<7} {:<6} {:<16} {:<4} {:<12} {:<10} {:>9}  BLAKE3",
                         "PART", "STRIPE", "INDEX", "NODE", "CC", "SITE", "ZONE", "SIZE"
                     );
                 }
-                for s in shards.into_iter().flatten() {
+                for s in &v.shards {
                     println!(
                         "{:<5} {:<7} {:<6} {:<16} {:<4} {:<12} {:<10} {:>9}  {}",
-                        s["part"],
-                        s["stripe"],
-                        s["index"],
-                        s["node"].as_str().unwrap_or("-"),
-                        s["country"].as_str().unwrap_or(""),
-                        s["site"].as_str().unwrap_or(""),
-                        s["zone"].as_str().unwrap_or(""),
-                        s["size"],
-                        s["blake3"].as_str().unwrap_or("")
+                        s.part,
+                        s.stripe,
+                        s.index,
+                        if s.node.is_empty() { "-" } else { &s.node },
+                        s.country,
+                        s.site,
+                        s.zone,
+                        s.size,
+                        s.blake3
                     );
                 }
             }
         }
         AdminCommand::Audit(AuditCommand::Verify { api, from, to, json }) => {
-            let mut q = Vec::new();
-            for (k, v) in [("from", from), ("to", to)] {
-                if let Some(v) = v {
-                    q.push(format!("{k}={}", enc(&v)));
-                }
-            }
-            let v = call(&api, "GET", &format!("/v1/audit/verify?{}", q.join("&")))?;
-            let report: coffre_engine::audit::Report =
-                serde_json::from_value(v).map_err(|e| format!("admin API answered: {e}"))?;
+            let report = ask::<AuditVerifyGet>(&api, (), TimeRangeQuery { from, to }, ())?;
             if !crate::audit_log::print_report(&report, json) {
                 return Err("the audit chain does not verify".into());
             }
@@ -231,21 +198,12 @@ pub(super) fn run(cmd: AdminCommand) -> Result<(), String> {
             if format != "jsonl" {
                 return Err(format!("--format {format}: only jsonl"));
             }
-            let mut q = vec![format!("tenant={}", enc(&tenant))];
-            for (k, v) in [("from", from), ("to", to)] {
-                if let Some(v) = v {
-                    q.push(format!("{k}={}", enc(&v)));
-                }
-            }
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            let path = format!("/v1/audit/export?{}", q.join("&"));
-            let (status, answer) = rt.block_on(crate::client::download(&api.endpoint, &api.token, &path, &out))?;
-            if status != 200 {
-                return Err(format!("the admin API answered {status}: {answer}"));
-            }
+            let query = ExportQuery {
+                tenant: tenant.clone(),
+                from,
+                to,
+            };
+            download::<AuditExportGet>(&api, query, &out)?;
             println!("audit events of tenant {tenant} written to {}", out.display());
         }
         AdminCommand::Audit(AuditCommand::Search {
@@ -259,53 +217,53 @@ pub(super) fn run(cmd: AdminCommand) -> Result<(), String> {
             limit,
             json,
         }) => {
-            let mut q = vec![format!("limit={limit}")];
-            for (k, v) in [
-                ("tenant", tenant),
-                ("bucket", bucket),
-                ("key", key),
-                ("op", op),
-                ("since", since),
-                ("until", until),
-            ] {
-                if let Some(v) = v {
-                    q.push(format!("{k}={}", enc(&v)));
-                }
-            }
-            let v = call(&api, "GET", &format!("/v1/audit/search?{}", q.join("&")))?;
+            let query = AuditSearchQuery {
+                tenant,
+                bucket,
+                key,
+                op,
+                since,
+                until,
+                limit: Some(limit as u64),
+            };
+            let v = ask::<AuditSearchGet>(&api, (), query, ())?;
             if json {
                 print_json(&v);
             } else {
-                for e in v["events"].as_array().into_iter().flatten() {
-                    let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
+                for e in &v.events {
                     println!(
                         "{} {} {} {} {}/{} {}{}",
-                        s("time"),
-                        s("principal"),
-                        s("op"),
-                        e["status"],
-                        s("bucket"),
-                        s("key"),
-                        s("source"),
-                        e["error"].as_str().map(|c| format!(" {c}")).unwrap_or_default()
+                        e.time,
+                        e.principal,
+                        e.op,
+                        e.status,
+                        e.bucket,
+                        e.key,
+                        e.source.as_deref().unwrap_or(""),
+                        e.error.as_ref().map(|c| format!(" {c}")).unwrap_or_default()
                     );
                 }
             }
         }
         AdminCommand::Audit(AuditCommand::Residency { api, bucket, json }) => {
-            let v = call(&api, "GET", &format!("/v1/audit/residency?bucket={}", enc(&bucket)))?;
+            let v = ask::<AuditResidencyGet>(&api, (), BucketQuery { bucket: bucket.clone() }, ())?;
             if json {
                 print_json(&v);
             } else {
-                let bad = v["non_compliant"].as_array().map_or(0, |a| a.len());
                 println!(
-                    "bucket {}: {} objects, {} shards, {} on compliant nodes ({}), {} not; {} awaiting healing",
-                    bucket, v["objects"], v["shards"], v["compliant_shards"], v["countries"], bad, v["degraded_shards"]
+                    "bucket {}: {} objects, {} shards, {} on compliant nodes ({:?}), {} not; {} awaiting healing",
+                    bucket,
+                    v.objects,
+                    v.shards,
+                    v.compliant_shards,
+                    v.countries,
+                    v.non_compliant.len(),
+                    v.degraded_shards
                 );
-                for b in v["non_compliant"].as_array().into_iter().flatten() {
+                for b in &v.non_compliant {
                     println!(
-                        "  NOT COMPLIANT: {} part {} shard {} on {} ({})",
-                        b["key"], b["part"], b["index"], b["node"], b["country"]
+                        "  NOT COMPLIANT: {:?} part {} shard {} on {:?} ({:?})",
+                        b.key, b.part, b.index, b.node, b.country
                     );
                 }
             }
@@ -317,46 +275,36 @@ pub(super) fn run(cmd: AdminCommand) -> Result<(), String> {
             failure_domain,
             scheme,
         }) => {
-            let mut q = Vec::new();
-            if let Some(c) = countries {
-                q.push(format!("countries={}", enc(&c)));
-            }
-            if let Some(f) = failure_domain {
-                q.push(format!("failure_domain={}", enc(&f)));
-            }
-            if let Some(s) = scheme {
-                q.push(format!("scheme={}", enc(&s)));
-            }
-            let v = call(
-                &api,
-                "PUT",
-                &format!("/v1/buckets/{}/policy?{}", enc(&bucket), q.join("&")),
-            )?;
+            let query = BucketPolicyQuery {
+                countries,
+                failure_domain,
+                scheme,
+            };
+            let v = ask::<BucketsPolicyPut>(&api, bucket.clone(), query, ())?;
             println!(
-                "bucket {}: countries {}, failure domain {}, scheme {}",
-                bucket,
-                v["countries"],
-                v["failure_domain"].as_str().unwrap_or(""),
-                v["scheme"].as_str().unwrap_or("")
+                "bucket {}: countries {:?}, failure domain {}, scheme {}",
+                bucket, v.countries, v.failure_domain, v.scheme
             );
         }
     }
     Ok(())
 }
 
+/// A number, or `null` when absent (as the JSON said it).
+fn opt(n: Option<u64>) -> String {
+    n.map_or_else(|| "null".to_string(), |n| n.to_string())
+}
+
 /// A node's scrub in a few words: the pass under way, or when the last ended; findings.
-fn scrub_summary(s: &serde_json::Value) -> String {
-    if s.is_null() {
+fn scrub_summary(s: Option<&ScrubState>) -> String {
+    let Some(s) = s else {
         return "-".into();
-    }
-    let (done, held) = (
-        s["pass_shards"].as_u64().unwrap_or(0),
-        s["shards"].as_u64().unwrap_or(0),
-    );
-    let mut out = if s["running"].as_bool() == Some(true) {
+    };
+    let (done, held) = (s.pass_shards, s.shards);
+    let mut out = if s.running {
         format!("pass at {:.1}%", done.min(held) as f64 * 100.0 / held.max(1) as f64)
     } else {
-        match s["last_pass_done_ms"].as_u64() {
+        match s.last_pass_done_ms {
             Some(ms) => {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -366,8 +314,8 @@ fn scrub_summary(s: &serde_json::Value) -> String {
             None => "no pass yet".into(),
         }
     };
-    if let Some(c) = s["corrupt_found"].as_u64().filter(|c| *c > 0) {
-        out.push_str(&format!(", {c} corrupt found"));
+    if s.corrupt_found > 0 {
+        out.push_str(&format!(", {} corrupt found", s.corrupt_found));
     }
     out
 }

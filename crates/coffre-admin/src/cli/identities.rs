@@ -2,24 +2,30 @@
 
 use super::api::*;
 use super::*;
+use crate::api::*;
 
-pub(super) fn print_tenant(v: &serde_json::Value) {
-    let limit = |x: &serde_json::Value| x.as_u64().map_or("unlimited".to_string(), |n| n.to_string());
+pub(super) fn print_tenant(v: &TenantInfo) {
+    let limit = |x: Option<u64>| x.map_or("unlimited".to_string(), |n| n.to_string());
     println!(
-        "tenant {}: {} bytes, {} objects (quota {} bytes, {} objects); buckets {}; users {}; key {}{}",
-        v["tenant"].as_str().unwrap_or(""),
-        v["usage"]["bytes"],
-        v["usage"]["objects"],
-        limit(&v["quota_bytes"]),
-        limit(&v["quota_objects"]),
-        v["buckets"],
-        v["users"],
-        v["kek_id"].as_str().unwrap_or(""),
-        v["oidc_issuer"]
-            .as_str()
+        "tenant {}: {} bytes, {} objects (quota {} bytes, {} objects); buckets {:?}; users {:?}; key {}{}",
+        v.tenant,
+        v.usage.bytes,
+        v.usage.objects,
+        limit(v.quota_bytes),
+        limit(v.quota_objects),
+        v.buckets,
+        v.users,
+        v.kek_id,
+        v.oidc_issuer
+            .as_ref()
             .map(|i| format!("; issuer {i}"))
             .unwrap_or_default()
     );
+}
+
+/// One line of compact JSON.
+fn print_line<T: serde::Serialize>(v: &T) {
+    println!("{}", serde_json::to_string(v).unwrap_or_default());
 }
 
 pub(super) fn tenant_command(cmd: TenantCommand) -> Result<(), String> {
@@ -31,28 +37,30 @@ pub(super) fn tenant_command(cmd: TenantCommand) -> Result<(), String> {
             quota_objects,
             json,
         } => {
-            let q = quota_query(quota_bytes, quota_objects);
-            let v = call(&api, "POST", &format!("/v1/tenants?name={}&{q}", enc(&name)))?;
+            let query = CreateTenantQuery {
+                name: name.clone(),
+                quota_bytes,
+                quota_objects,
+            };
+            let v = ask::<TenantsCreate>(&api, (), query, ())?;
             if json {
-                println!("{v}");
+                print_line(&v);
             } else {
                 println!("tenant {name} created; its admin user's key (the secret is shown only now):");
-                println!("  access key: {}", v["access_key"].as_str().unwrap_or(""));
-                println!("  secret key: {}", v["secret_key"].as_str().unwrap_or(""));
+                println!("  access key: {}", v.access_key);
+                println!("  secret key: {}", v.secret_key);
             }
         }
         TenantCommand::List { api, json } => {
-            let v = call(&api, "GET", "/v1/tenants")?;
+            let v = ask_at::<TenantsList>(&api, ())?;
             if json {
                 print_json(&v);
             } else {
-                for t in v["tenants"].as_array().into_iter().flatten() {
-                    print_tenant(t);
-                }
+                v.tenants.iter().for_each(print_tenant);
             }
         }
         TenantCommand::Show { api, name, json } => {
-            let v = call(&api, "GET", &format!("/v1/tenants/{}", enc(&name)))?;
+            let v = ask_at::<TenantsGet>(&api, name)?;
             if json {
                 print_json(&v);
             } else {
@@ -66,15 +74,11 @@ pub(super) fn tenant_command(cmd: TenantCommand) -> Result<(), String> {
             force,
             json,
         } => {
-            let v = call(
-                &api,
-                "DELETE",
-                &format!("/v1/tenants/{}?erase={erase}&force={force}", enc(&name)),
-            )?;
-            match (&v["certificate"], json) {
-                (c, _) if c.is_object() => print_json(c),
-                (_, true) => println!("{v}"),
-                _ => println!("tenant {name} deleted"),
+            let v = ask::<TenantsDelete>(&api, name.clone(), DeleteTenantQuery { erase, force }, ())?;
+            match (&v.certificate, json) {
+                (Some(c), _) => print_json(c),
+                (None, true) => print_line(&v),
+                (None, false) => println!("tenant {name} deleted"),
             }
         }
         TenantCommand::Quota {
@@ -83,11 +87,11 @@ pub(super) fn tenant_command(cmd: TenantCommand) -> Result<(), String> {
             bytes,
             objects,
         } => {
-            call(
-                &api,
-                "PUT",
-                &format!("/v1/tenants/{}/quota?{}", enc(&name), quota_query(bytes, objects)),
-            )?;
+            let quota = QuotaQuery {
+                quota_bytes: bytes,
+                quota_objects: objects,
+            };
+            ask::<TenantsQuotaPut>(&api, name.clone(), quota, ())?;
             println!("tenant {name}: quota set");
         }
         TenantCommand::Oidc {
@@ -99,22 +103,26 @@ pub(super) fn tenant_command(cmd: TenantCommand) -> Result<(), String> {
             jwks_url,
             remove,
         } => {
-            let body = if remove {
-                Vec::new()
-            } else {
-                let jwks = match &jwks_file {
-                    Some(f) => Some(String::from_utf8(read_file(f)?).map_err(|_| "the JWKS is not UTF-8")?),
-                    None => None,
-                };
-                if jwks.is_none() && jwks_url.is_none() {
-                    return Err("give --jwks-file or --jwks-url".into());
+            let settings = match (remove, issuer, audience) {
+                (true, _, _) => None,
+                (false, Some(issuer), Some(audience)) => {
+                    let jwks = match &jwks_file {
+                        Some(f) => Some(String::from_utf8(read_file(f)?).map_err(|_| "the JWKS is not UTF-8")?),
+                        None => None,
+                    };
+                    if jwks.is_none() && jwks_url.is_none() {
+                        return Err("give --jwks-file or --jwks-url".into());
+                    }
+                    Some(OidcSettings {
+                        issuer,
+                        audience,
+                        jwks: jwks.map(serde_json::Value::String),
+                        jwks_url,
+                    })
                 }
-                serde_json::to_vec(&serde_json::json!({
-                    "issuer": issuer, "audience": audience, "jwks": jwks, "jwks_url": jwks_url
-                }))
-                .map_err(|e| e.to_string())?
+                _ => return Err("give --issuer and --audience, or --remove".into()),
             };
-            call_with(&api, "PUT", &format!("/v1/tenants/{}/oidc", enc(&name)), Some(body))?;
+            ask::<TenantsOidcPut>(&api, name.clone(), NoQuery {}, settings)?;
             println!("tenant {name}: issuer {}", if remove { "removed" } else { "set" });
         }
     }
@@ -129,41 +137,29 @@ pub(super) fn user_command(cmd: UserCommand) -> Result<(), String> {
             name,
             json,
         } => {
-            let v = call(
-                &api,
-                "POST",
-                &format!("/v1/tenants/{}/users?name={}", enc(&tenant), enc(&name)),
-            )?;
+            let v = ask::<TenantsUsersCreate>(&api, tenant, NameQuery { name: name.clone() }, ())?;
             if json {
-                println!("{v}");
+                print_line(&v);
             } else {
-                println!("user {} created ({})", name, v["arn"].as_str().unwrap_or(""));
+                println!("user {} created ({})", name, v.arn);
             }
         }
         UserCommand::Delete { api, tenant, name } => {
-            call(
-                &api,
-                "DELETE",
-                &format!("/v1/tenants/{}/users/{}", enc(&tenant), enc(&name)),
-            )?;
+            ask_at::<TenantsUsersDelete>(&api, (tenant, name.clone()))?;
             println!("user {name} deleted, with its keys");
         }
         UserCommand::List { api, tenant, json } => {
-            let v = call(&api, "GET", &format!("/v1/tenants/{}/users", enc(&tenant)))?;
+            let v = ask_at::<TenantsUsersGet>(&api, tenant)?;
             if json {
                 print_json(&v);
             } else {
-                for u in v["users"].as_array().into_iter().flatten() {
+                for u in &v.users {
                     println!(
-                        "{:<24} {:<22} {}{}",
-                        u["user"].as_str().unwrap_or(""),
-                        u["id"].as_str().unwrap_or(""),
-                        if u["admin"].as_bool() == Some(true) {
-                            "admin "
-                        } else {
-                            ""
-                        },
-                        u["policies"]
+                        "{:<24} {:<22} {}{:?}",
+                        u.user,
+                        u.id,
+                        if u.admin { "admin " } else { "" },
+                        u.policies
                     );
                 }
             }
@@ -176,18 +172,15 @@ pub(super) fn user_command(cmd: UserCommand) -> Result<(), String> {
             file,
             remove,
         } => {
-            let path = format!(
-                "/v1/tenants/{}/users/{}/policies/{}",
-                enc(&tenant),
-                enc(&user),
-                enc(&name)
-            );
+            let path = (tenant, user.clone(), name.clone());
             match (remove, file) {
                 (true, _) => {
-                    call(&api, "DELETE", &path)?;
+                    ask_at::<TenantsUsersPoliciesDelete>(&api, path)?;
                 }
                 (false, Some(f)) => {
-                    call_with(&api, "PUT", &path, Some(read_file(&f)?))?;
+                    let document: serde_json::Value = serde_json::from_slice(&read_file(&f)?)
+                        .map_err(|e| format!("{}: not a JSON policy document: {e}", f.display()))?;
+                    ask::<TenantsUsersPoliciesPut>(&api, path, NoQuery {}, PolicyDocument(document))?;
                 }
                 (false, None) => return Err("give --file or --remove".into()),
             }
@@ -206,49 +199,24 @@ pub(super) fn key_command(cmd: KeyCommand) -> Result<(), String> {
             expires_in_secs,
             json,
         } => {
-            let q = expires_in_secs
-                .map(|s| format!("?expires_in_secs={s}"))
-                .unwrap_or_default();
-            let v = call(
-                &api,
-                "POST",
-                &format!("/v1/tenants/{}/users/{}/keys{q}", enc(&tenant), enc(&user)),
-            )?;
+            let v = ask::<TenantsUsersKeysCreate>(&api, (tenant, user), CreateKeyQuery { expires_in_secs }, ())?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"access_key": v["access_key"], "secret_key": v["secret_key"]})
-                );
+                print_line(&serde_json::json!({"access_key": v.access_key, "secret_key": v.secret_key}));
             } else {
-                println!("access key: {}", v["access_key"].as_str().unwrap_or(""));
-                println!(
-                    "secret key: {} (shown only now)",
-                    v["secret_key"].as_str().unwrap_or("")
-                );
+                println!("access key: {}", v.access_key);
+                println!("secret key: {} (shown only now)", v.secret_key);
             }
         }
         KeyCommand::Disable { api, tenant, key } => {
-            call(
-                &api,
-                "POST",
-                &format!("/v1/tenants/{}/keys/{}/disable", enc(&tenant), enc(&key)),
-            )?;
+            ask_at::<KeyDisable>(&api, (tenant, key.clone()))?;
             println!("key {key} disabled");
         }
         KeyCommand::Enable { api, tenant, key } => {
-            call(
-                &api,
-                "POST",
-                &format!("/v1/tenants/{}/keys/{}/enable", enc(&tenant), enc(&key)),
-            )?;
+            ask_at::<KeyEnable>(&api, (tenant, key.clone()))?;
             println!("key {key} enabled");
         }
         KeyCommand::Delete { api, tenant, key } => {
-            call(
-                &api,
-                "DELETE",
-                &format!("/v1/tenants/{}/keys/{}", enc(&tenant), enc(&key)),
-            )?;
+            ask_at::<TenantsKeysDelete>(&api, (tenant, key.clone()))?;
             println!("key {key} deleted");
         }
         KeyCommand::List {
@@ -257,21 +225,16 @@ pub(super) fn key_command(cmd: KeyCommand) -> Result<(), String> {
             user,
             json,
         } => {
-            let q = user.map(|u| format!("?user={}", enc(&u))).unwrap_or_default();
-            let v = call(&api, "GET", &format!("/v1/tenants/{}/keys{q}", enc(&tenant)))?;
+            let v = ask::<TenantsKeysGet>(&api, tenant, KeyListQuery { user }, ())?;
             if json {
                 print_json(&v);
             } else {
-                for k in v["keys"].as_array().into_iter().flatten() {
+                for k in &v.keys {
                     println!(
                         "{:<22} {:<24} {}",
-                        k["access_key"].as_str().unwrap_or(""),
-                        k["user"].as_str().unwrap_or(""),
-                        if k["enabled"].as_bool() == Some(true) {
-                            "enabled"
-                        } else {
-                            "DISABLED"
-                        }
+                        k.access_key,
+                        k.user,
+                        if k.enabled { "enabled" } else { "DISABLED" }
                     );
                 }
             }
@@ -291,30 +254,25 @@ pub(super) fn role_command(cmd: RoleCommand) -> Result<(), String> {
             max_session_secs,
         } => {
             let policy = String::from_utf8(read_file(&policy_file)?).map_err(|_| "the policy is not UTF-8")?;
-            let mut claims = serde_json::Map::new();
+            let mut claims = std::collections::BTreeMap::new();
             for c in claim {
                 let (k, v) = c.split_once('=').ok_or("a claim is NAME=PATTERN")?;
-                claims.insert(k.to_string(), serde_json::Value::String(v.to_string()));
+                claims.insert(k.to_string(), v.to_string());
             }
-            let body = serde_json::json!({"policy": policy, "claims": claims, "max_session_secs": max_session_secs});
-            let v = call_with(
-                &api,
-                "PUT",
-                &format!("/v1/tenants/{}/roles/{}", enc(&tenant), enc(&name)),
-                Some(body.to_string().into_bytes()),
-            )?;
-            println!("role {}", v["arn"].as_str().unwrap_or(""));
+            let settings = RoleSettings {
+                policy: serde_json::Value::String(policy),
+                claims,
+                max_session_secs,
+            };
+            let v = ask::<TenantsRolesPut>(&api, (tenant, name), NoQuery {}, settings)?;
+            println!("role {}", v.arn);
         }
         RoleCommand::Delete { api, tenant, name } => {
-            call(
-                &api,
-                "DELETE",
-                &format!("/v1/tenants/{}/roles/{}", enc(&tenant), enc(&name)),
-            )?;
+            ask_at::<TenantsRolesDelete>(&api, (tenant, name.clone()))?;
             println!("role {name} deleted");
         }
         RoleCommand::List { api, tenant } => {
-            print_json(&call(&api, "GET", &format!("/v1/tenants/{}/roles", enc(&tenant)))?);
+            print_json(&ask_at::<TenantsRolesGet>(&api, tenant)?);
         }
     }
     Ok(())

@@ -20,10 +20,7 @@ pub(super) fn verify_certificate(
                 endpoint,
                 token: token.ok_or("give --public-key, or COFFRE_ADMIN_TOKEN to ask the admin API")?,
             };
-            call(&api, "GET", "/v1/operator-key")?["public_key"]
-                .as_str()
-                .unwrap_or("")
-                .to_string()
+            ask_at::<crate::api::OperatorKeyGet>(&api, ())?.public_key
         }
     };
     let key = base64::engine::general_purpose::STANDARD

@@ -3,6 +3,7 @@
 //! move of a draining node's, or a rebalance, to the end.
 
 use super::api::*;
+use crate::api::{RebalanceGet, StatusGet};
 use std::time::{Duration, Instant};
 
 /// How long the wait goes on while nothing is rebuilt.
@@ -12,14 +13,10 @@ const NO_PROGRESS: Duration = Duration::from_secs(600);
 /// estimate of the time left (from the bytes rebuilt since the wait began).
 pub(super) fn wait_rebuilt(api: &Api, node: &str) -> Result<(), String> {
     let who = format!("node {node}");
-    let took = follow(api, "/v1/status", &who, "rebuild", "rebuilt", |v| {
-        let left = v["lost"].as_array().into_iter().flatten().find(|n| n["node"] == node);
-        Ok(left.map(|n| {
-            (
-                n["parts_left"].as_u64().unwrap_or(0),
-                n["bytes_left"].as_u64().unwrap_or(0),
-            )
-        }))
+    let took = follow(&who, "rebuild", "rebuilt", || {
+        let v = ask_at::<StatusGet>(api, ())?;
+        let left = v.lost.iter().find(|n| n.node == node);
+        Ok(left.map(|n| (n.parts_left, n.bytes_left)))
     })?;
     println!("node {node}: every stripe it held a shard of is back at full redundancy ({took} s)");
     Ok(())
@@ -28,18 +25,16 @@ pub(super) fn wait_rebuilt(api: &Api, node: &str) -> Result<(), String> {
 /// Polls the status until draining `node` holds no part any more, printing progress.
 pub(super) fn wait_drained(api: &Api, node: &str) -> Result<(), String> {
     let who = format!("node {node}");
-    let took = follow(api, "/v1/status", &who, "move", "moved", |v| {
-        let Some(n) = v["nodes"].as_array().into_iter().flatten().find(|n| n["id"] == node) else {
+    let took = follow(&who, "move", "moved", || {
+        let v = ask_at::<StatusGet>(api, ())?;
+        let Some(n) = v.nodes.iter().find(|n| n.id == node) else {
             return Err(format!("node {node} is not in the cluster any more"));
         };
-        if n["draining"] != true {
+        if !n.draining {
             return Err(format!("node {node} is not draining any more"));
         }
-        let (parts, bytes) = (
-            n["left"]["parts"].as_u64().unwrap_or(0),
-            n["left"]["bytes"].as_u64().unwrap_or(0),
-        );
-        Ok((parts > 0).then_some((parts, bytes)))
+        let left = n.left.unwrap_or_default();
+        Ok((left.parts > 0).then_some((left.parts, left.bytes)))
     })?;
     println!("node {node}: drained, every shard it held is on the others ({took} s); it can be removed");
     Ok(())
@@ -47,33 +42,30 @@ pub(super) fn wait_drained(api: &Api, node: &str) -> Result<(), String> {
 
 /// Polls the rebalance until it is over and every move it queued is done.
 pub(super) fn wait_balanced(api: &Api) -> Result<(), String> {
-    let took = follow(api, "/v1/rebalance", "rebalance", "move", "moved", |v| {
-        let running = v["rebalance"]["running"].as_bool().unwrap_or(false);
-        let pending = v["repair_pending"].as_u64().unwrap_or(0);
-        let over = v["rebalance"]["bytes_to_move"].as_u64().unwrap_or(0);
-        Ok((running || pending > 0).then_some((pending, over)))
+    let took = follow("rebalance", "move", "moved", || {
+        let v = ask_at::<RebalanceGet>(api, ())?;
+        let (running, pending) = (v.rebalance.running, v.repair_pending);
+        Ok((running || pending > 0).then_some((pending, v.rebalance.bytes_to_move)))
     })?;
     println!("balanced: every node holds about its share ({took} s)");
     Ok(())
 }
 
-/// Polls `GET path` until `left` says nothing is left (`None`), printing what is left (parts,
-/// bytes) and an estimate of the time every 5 s; returns the seconds it took. Fails when
-/// nothing moves for `NO_PROGRESS`, or when `left` fails.
+/// Polls `left` until it says nothing is left (`None`), printing what is left (parts, bytes)
+/// and an estimate of the time every 5 s; returns the seconds it took. Fails when nothing
+/// moves for `NO_PROGRESS`, or when `left` fails.
 fn follow(
-    api: &Api,
-    path: &str,
     who: &str,
     verb: &str,
     past: &str,
-    left: impl Fn(&serde_json::Value) -> Result<Option<(u64, u64)>, String>,
+    left: impl Fn() -> Result<Option<(u64, u64)>, String>,
 ) -> Result<u64, String> {
     let started = Instant::now();
     let mut first_bytes = None;
     let (mut last, mut moved_at) = (None, Instant::now());
     let mut printed = Instant::now() - Duration::from_secs(10);
     loop {
-        let Some((parts, bytes)) = left(&call(api, "GET", path)?)? else {
+        let Some((parts, bytes)) = left()? else {
             return Ok(started.elapsed().as_secs());
         };
         let first = *first_bytes.get_or_insert(bytes);

@@ -2,6 +2,7 @@
 
 use super::api::*;
 use super::*;
+use crate::api::{ScrubGet, ScrubStart, ScrubStatus};
 use std::time::{Duration, Instant};
 
 /// How long `--wait` waits for a node that stopped answering.
@@ -12,7 +13,7 @@ const NO_PROGRESS: Duration = Duration::from_secs(600);
 pub(super) fn run(cmd: ScrubCommand) -> Result<(), String> {
     match cmd {
         ScrubCommand::Status { api, json } => {
-            let v = call(&api, "GET", "/v1/scrub")?;
+            let v = ask_at::<ScrubGet>(&api, ())?;
             if json {
                 print_json(&v);
             } else {
@@ -21,13 +22,12 @@ pub(super) fn run(cmd: ScrubCommand) -> Result<(), String> {
             Ok(())
         }
         ScrubCommand::Start { api, wait } => {
-            let v = call(&api, "POST", "/v1/scrub/start")?;
+            let v = ask_at::<ScrubStart>(&api, ())?;
             let mut failed = Vec::new();
-            for n in v["nodes"].as_array().into_iter().flatten() {
-                let node = n["node"].as_str().unwrap_or("");
-                match n["error"].as_str() {
-                    Some(e) => failed.push(format!("{node}: {e}")),
-                    None => println!("{node}: full pass started"),
+            for n in &v.nodes {
+                match &n.error {
+                    Some(e) => failed.push(format!("{}: {e}", n.node)),
+                    None => println!("{}: full pass started", n.node),
                 }
             }
             if !failed.is_empty() {
@@ -50,40 +50,27 @@ fn wait_done(api: &Api) -> Result<(), String> {
     let mut last_answer = Instant::now();
     let (mut last_progress, mut progress_at) = (None, Instant::now());
     loop {
-        let v = call(api, "GET", "/v1/scrub")?;
-        let nodes: Vec<&serde_json::Value> = v["nodes"].as_array().into_iter().flatten().collect();
-        let silent: Vec<String> = nodes
+        let v = ask_at::<ScrubGet>(api, ())?;
+        let silent: Vec<String> = v
+            .nodes
             .iter()
-            .filter(|n| n["status"].is_null())
-            .map(|n| {
-                format!(
-                    "{}: {}",
-                    n["node"].as_str().unwrap_or(""),
-                    n["error"].as_str().unwrap_or("no answer")
-                )
-            })
+            .filter(|n| n.status.is_none())
+            .map(|n| format!("{}: {}", n.node, n.error.as_deref().unwrap_or("no answer")))
             .collect();
+        let answered = || v.nodes.iter().filter_map(|n| n.status.as_ref());
         if silent.is_empty() {
             last_answer = Instant::now();
         } else if last_answer.elapsed() > SILENT_NODE {
             return Err(format!("nodes stopped answering: {}", silent.join("; ")));
         }
-        let pending = v["repair_pending"].as_u64().unwrap_or(0);
-        let busy = nodes
-            .iter()
-            .filter(|n| {
-                n["status"]["requested"].as_bool() == Some(true) || n["status"]["findings_pending"].as_u64() > Some(0)
-            })
-            .count();
+        let pending = v.repair_pending;
+        let busy = answered().filter(|s| s.requested || s.findings_pending > 0).count();
         if silent.is_empty() && busy == 0 && pending == 0 {
-            let corrupt: u64 = nodes.iter().filter_map(|n| n["status"]["corrupt_found"].as_u64()).sum();
+            let corrupt: u64 = answered().map(|s| s.corrupt_found).sum();
             println!("scrub done: every node verified every shard; {corrupt} found corrupt or unreadable in all, every one repaired");
             return Ok(());
         }
-        let checked: u64 = nodes
-            .iter()
-            .filter_map(|n| n["status"]["shards_checked"].as_u64())
-            .sum();
+        let checked: u64 = answered().map(|s| s.shards_checked).sum();
         let now = (checked, pending);
         if last_progress != Some(now) {
             last_progress = Some(now);
@@ -98,46 +85,41 @@ fn wait_done(api: &Api) -> Result<(), String> {
     }
 }
 
-fn print_table(v: &serde_json::Value) {
+fn print_table(v: &ScrubStatus) {
     println!(
         "{:<16} {:<9} {:>8} {:>10} {:>7} {:>12} {:>8} {:>8} {:>8}  LAST FULL PASS",
         "NODE", "STATE", "PROGRESS", "SHARDS", "PASSES", "CHECKED", "CORRUPT", "PENDING", "MiB/s"
     );
-    for n in v["nodes"].as_array().into_iter().flatten() {
-        let node = n["node"].as_str().unwrap_or("");
-        let s = &n["status"];
-        if s.is_null() {
-            println!("{node:<16} down      {}", n["error"].as_str().unwrap_or(""));
+    for n in &v.nodes {
+        let node = &n.node;
+        let Some(s) = &n.status else {
+            println!("{node:<16} down      {}", n.error.as_deref().unwrap_or(""));
             continue;
-        }
-        let state = match (s["requested"].as_bool(), s["running"].as_bool()) {
-            (Some(true), _) => "asked",
-            (_, Some(true)) => "running",
+        };
+        let state = match (s.requested, s.running) {
+            (true, _) => "asked",
+            (_, true) => "running",
             _ => "idle",
         };
-        let (done, held) = (
-            s["pass_shards"].as_u64().unwrap_or(0),
-            s["shards"].as_u64().unwrap_or(0),
-        );
-        let progress = match s["running"].as_bool() {
-            Some(true) if held > 0 => format!("{:.1}%", (done.min(held) as f64) * 100.0 / held as f64),
+        let (done, held) = (s.pass_shards, s.shards);
+        let progress = match s.running {
+            true if held > 0 => format!("{:.1}%", (done.min(held) as f64) * 100.0 / held as f64),
             _ => "-".into(),
         };
-        let last = s["last_pass_done_ms"]
-            .as_u64()
+        let last = s
+            .last_pass_done_ms
             .map(|ms| format!("{} s ago", now_ms().saturating_sub(ms) / 1000))
             .unwrap_or_else(|| "never".into());
-        let rate = match s["rate_mib"].as_u64() {
-            Some(0) => "none".to_string(),
-            Some(r) => r.to_string(),
-            None => "-".into(),
+        let rate = match s.rate_mib {
+            0 => "none".to_string(),
+            r => r.to_string(),
         };
         println!(
             "{node:<16} {state:<9} {progress:>8} {held:>10} {:>7} {:>12} {:>8} {:>8} {rate:>8}  {last}",
-            s["passes"], s["shards_checked"], s["corrupt_found"], s["findings_pending"]
+            s.passes, s.shards_checked, s.corrupt_found, s.findings_pending
         );
     }
-    println!("repair queue: {} keys", v["repair_pending"]);
+    println!("repair queue: {} keys", v.repair_pending);
 }
 
 fn now_ms() -> u64 {

@@ -2,11 +2,12 @@
 
 use super::api::*;
 use super::*;
+use crate::api::{Worker, WorkerKnobQuery, WorkerList, WorkerPause, WorkerPut, WorkerResume, WorkersGet};
 
 pub(super) fn run(cmd: WorkersCommand) -> Result<(), String> {
-    let v = match cmd {
+    let w = match cmd {
         WorkersCommand::List { api, json } => {
-            let v = call(&api, "GET", "/v1/workers")?;
+            let v = ask_at::<WorkersGet>(&api, ())?;
             if json {
                 print_json(&v);
             } else {
@@ -15,51 +16,59 @@ pub(super) fn run(cmd: WorkersCommand) -> Result<(), String> {
             return Ok(());
         }
         WorkersCommand::Set { api, name, knob, value } => {
-            let knob = match knob {
-                WorkerKnob::Rate => "rate",
-                WorkerKnob::Tranquility => "tranquility",
+            let query = match knob {
+                WorkerKnob::Rate => WorkerKnobQuery {
+                    rate: Some(value),
+                    tranquility: None,
+                },
+                WorkerKnob::Tranquility => WorkerKnobQuery {
+                    rate: None,
+                    tranquility: Some(value),
+                },
             };
-            call(&api, "PUT", &format!("/v1/workers/{}?{knob}={value}", enc(&name)))?
+            ask::<WorkerPut>(&api, name, query, ())?
         }
-        WorkersCommand::Pause { api, name } => call(&api, "POST", &format!("/v1/workers/{}/pause", enc(&name)))?,
-        WorkersCommand::Resume { api, name } => call(&api, "POST", &format!("/v1/workers/{}/resume", enc(&name)))?,
+        WorkersCommand::Pause { api, name } => ask_at::<WorkerPause>(&api, name)?,
+        WorkersCommand::Resume { api, name } => ask_at::<WorkerResume>(&api, name)?,
     };
-    println!("{}", line(&v));
+    println!("{}", line(&w));
     Ok(())
 }
 
-fn print_table(v: &serde_json::Value) {
+fn print_table(v: &WorkerList) {
     println!(
         "{:<14} {:<8} {:>5} {:>14}  {:<10} {:>9} {:>6}  COUNTERS",
         "NAME", "STATE", "TRANQ", "RATE", "UNIT", "STEPS", "ERRORS"
     );
-    for w in v["workers"].as_array().into_iter().flatten() {
+    for w in &v.workers {
         println!("{}", line(w));
-        if let Some(e) = w["last_error"].as_str() {
+        if let Some(e) = &w.last_error {
             println!("{:<14} last error: {e}", "");
         }
     }
 }
 
 /// One worker on one line.
-fn line(w: &serde_json::Value) -> String {
-    let rate = match w["rate"].as_u64() {
+fn line(w: &Worker) -> String {
+    let rate = match w.rate {
         None => "-".to_string(),
         Some(0) => "unlimited".to_string(),
         Some(r) => r.to_string(),
     };
-    let counters = w["counters"]
-        .as_object()
-        .map(|c| c.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default();
+    let counters = w
+        .counters
+        .iter()
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect::<Vec<_>>()
+        .join(" ");
     format!(
         "{:<14} {:<8} {:>5} {:>14}  {:<10} {:>9} {:>6}  {counters}",
-        w["name"].as_str().unwrap_or(""),
-        w["state"].as_str().unwrap_or(""),
-        w["tranquility"],
+        w.name,
+        w.state,
+        w.tranquility,
         rate,
-        w["rate_unit"].as_str().unwrap_or("-"),
-        w["steps"],
-        w["errors"],
+        w.rate_unit.as_deref().unwrap_or("-"),
+        w.steps,
+        w.errors,
     )
 }

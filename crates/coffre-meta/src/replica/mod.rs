@@ -19,6 +19,7 @@
 
 mod codec;
 mod history;
+mod metrics;
 mod network;
 pub(crate) mod snapshot;
 mod storage;
