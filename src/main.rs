@@ -18,6 +18,10 @@ struct Cli {
     /// collector. In `json`, the access log (one line per S3 request) is on by default.
     #[arg(long, global = true, env = "COFFRE_LOG_FORMAT", default_value = "text")]
     log_format: LogFormat,
+    /// Export OpenTelemetry traces (OTLP over HTTP, JSON) to this collector, `http://HOST:PORT`:
+    /// a span per S3 request, its authentication, metadata commands and shard reads and writes.
+    #[arg(long, global = true, env = "COFFRE_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -28,21 +32,40 @@ enum LogFormat {
     Json,
 }
 
-/// Logs to stderr in `format`; `RUST_LOG` overrides the levels (docs/operations.md).
-fn init_logs(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
+/// Logs to stderr in `format` (`RUST_LOG` overrides the levels, docs/operations.md); with an
+/// OTLP endpoint, the spans of `coffre::trace` are exported as OpenTelemetry traces.
+fn init_logs(format: LogFormat, otlp: Option<&str>) -> Result<(), String> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+    // Trace spans are for the exporter, not the logs.
     let default = match format {
-        LogFormat::Text => "info,coffre::access=warn",
-        LogFormat::Json => "info",
+        LogFormat::Text => "info,coffre::access=warn,coffre::trace=off",
+        LogFormat::Json => "info,coffre::trace=off",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
-    }
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match format {
+        LogFormat::Text => logs.with_filter(filter).boxed(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_filter(filter)
+            .boxed(),
+    };
+    let traces = match otlp {
+        Some(endpoint) => {
+            let (layer, _) = coffre_telemetry::layer(endpoint, "coffre")?;
+            let only =
+                tracing_subscriber::filter::Targets::new().with_target(coffre_telemetry::TARGET, tracing::Level::INFO);
+            Some(layer.with_filter(only))
+        }
+        None => None,
+    };
+    tracing_subscriber::registry().with(logs).with(traces).init();
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -186,7 +209,10 @@ fn main() {
     tune_malloc();
     private_files();
     let cli = Cli::parse();
-    init_logs(cli.log_format);
+    if let Err(e) = init_logs(cli.log_format, cli.otlp_endpoint.as_deref()) {
+        eprintln!("coffre: --otlp-endpoint: {e}");
+        std::process::exit(2);
+    }
     let result = match cli.command {
         Command::Server(a) => run_server(*a),
         Command::RotateMasterKey { data } => rotate_master_key(&data),

@@ -31,6 +31,7 @@ fn crates_depend_downward_only() {
         ("coffre-types", &[][..]),
         ("coffre-crypto", &["coffre-types"][..]),
         ("coffre-audit", &["coffre-types"][..]),
+        ("coffre-telemetry", &["coffre-types"][..]),
         ("coffre-data", &["coffre-types", "coffre-crypto"][..]),
         ("coffre-meta", &["coffre-types", "coffre-crypto"][..]),
         ("coffre-cluster", &["coffre-types", "coffre-data"][..]),

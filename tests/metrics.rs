@@ -74,7 +74,23 @@ async fn a_load_with_known_counts_is_what_the_counters_say() {
     for _ in 0..3 {
         s.admin_json(&["status"]);
     }
+    // A client's own text never becomes a label value: an unknown IAM action is counted as one.
+    for i in 0..3 {
+        let (status, _) = query_api(&s, "iam", (&ak, &sk), &format!("Action=Invented{i}"));
+        assert!(status >= 400);
+    }
     let m = s.metrics();
+    assert!(!m.contains("Invented"), "a client's action name became a label");
+    assert_eq!(
+        count(
+            &m,
+            &format!(
+                "coffre_s3_requests_total{{operation=\"UnknownIamAction\",status=\"4xx\",{}}}",
+                "tenant=\"counted\""
+            )
+        ),
+        3
+    );
     let t = "tenant=\"counted\"";
     assert_eq!(
         count(

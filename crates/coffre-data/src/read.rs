@@ -42,7 +42,11 @@ impl PartReader {
         let store = self.stores.get(index)?.as_ref();
         let started = std::time::Instant::now();
         let result = match store {
-            Some(s) => s.get(id).await.map_err(|e| e.to_string()),
+            Some(s) => {
+                use tracing::Instrument;
+                let span = tracing::info_span!(target: "coffre::trace", "shard.read", node = s.id(), shard = %id);
+                s.get(id).instrument(span).await.map_err(|e| e.to_string())
+            }
             None => Err("node unknown".to_string()),
         };
         let node = store.map_or("unknown", |s| s.id());

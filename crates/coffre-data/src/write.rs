@@ -137,7 +137,7 @@ where
 
     let stores = target.stores.clone();
     let (version, quorum) = (target.version, target.layout.scheme.write_quorum());
-    let writer = tokio::spawn(async move {
+    let writer = tokio::spawn(tracing::Instrument::in_current_span(async move {
         let mut failed = vec![false; stores.len()];
         let mut hashes = Vec::new();
         while let Some(s) = out_rx.recv().await {
@@ -156,7 +156,9 @@ where
                         return (i, false);
                     }
                     let started = std::time::Instant::now();
-                    let result = store.put_hashed(id, data, hash).await;
+                    let span =
+                        tracing::info_span!(target: "coffre::trace", "shard.write", node = store.id(), shard = %id);
+                    let result = tracing::Instrument::instrument(store.put_hashed(id, data, hash), span).await;
                     let m = &crate::metrics::DATA;
                     m.shard_write_seconds
                         .observe(&[store.id()], crate::metrics::since(started));
@@ -194,7 +196,7 @@ where
         }
         crate::metrics::DATA.parts_written.inc(&["sharded"]);
         Ok::<_, DataError>((hashes, degraded))
-    });
+    }));
 
     // Stage one, here: cut the body into stripes, holding a full stripe back until we know
     // whether more follows (its last package is sealed differently). Each stripe's memory is

@@ -88,10 +88,14 @@ impl MetaStore {
         self: &Arc<Self>,
         f: impl FnOnce(&MetaStore) -> Result<T, MetaError> + Send + 'static,
     ) -> Result<T, MetaError> {
-        let (meta, note) = (self.clone(), task_note());
-        tokio::task::spawn_blocking(move || with_audit_note(note, || f(&meta)))
-            .await
-            .map_err(|e| MetaError::Unavailable(format!("metadata task: {e}")))?
+        // The blocking thread carries the request's note and its trace span.
+        let (meta, note, span) = (self.clone(), task_note(), tracing::Span::current());
+        tokio::task::spawn_blocking(move || {
+            let _span = span.enter();
+            with_audit_note(note, || f(&meta))
+        })
+        .await
+        .map_err(|e| MetaError::Unavailable(format!("metadata task: {e}")))?
     }
 
     /// Up to `limit` notes of `origin`'s requests, in id order.

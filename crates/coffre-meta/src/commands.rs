@@ -421,11 +421,50 @@ pub enum Outcome {
     DeleteResults(Vec<DeleteResult>),
 }
 
+impl MetaCommand {
+    /// The command's name (traces, logs).
+    pub fn name(&self) -> &'static str {
+        match self {
+            MetaCommand::CreateBucket { .. } => "CreateBucket",
+            MetaCommand::DeleteBucket { .. } => "DeleteBucket",
+            MetaCommand::UpdateBucket { .. } => "UpdateBucket",
+            MetaCommand::PutBucketConfig { .. } => "PutBucketConfig",
+            MetaCommand::PutNode { .. } => "PutNode",
+            MetaCommand::DeleteNode { .. } => "DeleteNode",
+            MetaCommand::BeginWrite { .. } => "BeginWrite",
+            MetaCommand::AbortWrite { .. } => "AbortWrite",
+            MetaCommand::CommitObject(..) => "CommitObject",
+            MetaCommand::DeleteObjects { .. } => "DeleteObjects",
+            MetaCommand::UpdateSealed { .. } => "UpdateSealed",
+            MetaCommand::UpdateParts { .. } => "UpdateParts",
+            MetaCommand::CreateUpload { .. } => "CreateUpload",
+            MetaCommand::CommitPart(..) => "CommitPart",
+            MetaCommand::CompleteUpload(..) => "CompleteUpload",
+            MetaCommand::AbortUpload { .. } => "AbortUpload",
+            MetaCommand::GcDone { .. } => "GcDone",
+            MetaCommand::DropHeal { .. } => "DropHeal",
+            MetaCommand::Iam(..) => "Iam",
+            MetaCommand::CreateVersionedBucket { .. } => "CreateVersionedBucket",
+            MetaCommand::ConfigureVersioning { .. } => "ConfigureVersioning",
+            MetaCommand::DeleteVersions { .. } => "DeleteVersions",
+            MetaCommand::UpdateVersion(..) => "UpdateVersion",
+            MetaCommand::UpdateVersionParts { .. } => "UpdateVersionParts",
+            MetaCommand::CommitInlineObject(..) => "CommitInlineObject",
+            MetaCommand::Noted { .. } => "Noted",
+            MetaCommand::ForgetAuditNotes { .. } => "ForgetAuditNotes",
+            MetaCommand::MarkDegraded { .. } => "MarkDegraded",
+            MetaCommand::EvacuatePart { .. } => "EvacuatePart",
+            MetaCommand::HealShards { .. } => "HealShards",
+        }
+    }
+}
+
 impl MetaStore {
     /// Applies one command: through the replicated log when the store is a replica (the
     /// command is applied by every replica's state machine, and this returns its outcome
     /// here once committed), directly otherwise.
     pub fn apply(&self, cmd: MetaCommand) -> Result<Outcome, MetaError> {
+        let _span = tracing::info_span!(target: "coffre::trace", "meta.command", command = cmd.name()).entered();
         let cmd = match crate::audit_notes::current() {
             Some(note) if cmd.is_change() => MetaCommand::Noted {
                 note: (*note).clone(),

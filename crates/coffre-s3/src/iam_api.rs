@@ -263,10 +263,12 @@ pub async fn handle(
         .find(|(k, _)| k == "Action")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    trail.op = if action.is_empty() {
-        "IamQuery".into()
-    } else {
-        action.clone()
+    // The audit's and the metrics' name: a known action's, never the client's text as such
+    // (the metrics' label values stay a bounded set).
+    trail.op = match ACTIONS.iter().find(|a| **a == action) {
+        Some(a) => (*a).into(),
+        None if action.is_empty() => "IamQuery".into(),
+        None => "UnknownIamAction".into(),
     };
     let sts = matches!(action.as_str(), "AssumeRoleWithWebIdentity" | "GetCallerIdentity");
     let ns = if sts { STS_NS } else { IAM_NS };
@@ -340,6 +342,27 @@ pub async fn handle(
         Err(e) => error_answer(ns, &e, &request_id),
     })
 }
+
+/// The actions `run` answers.
+const ACTIONS: &[&str] = &[
+    "GetCallerIdentity",
+    "AssumeRoleWithWebIdentity",
+    "CreateUser",
+    "GetUser",
+    "DeleteUser",
+    "ListUsers",
+    "CreateAccessKey",
+    "UpdateAccessKey",
+    "DeleteAccessKey",
+    "ListAccessKeys",
+    "PutUserPolicy",
+    "DeleteUserPolicy",
+    "GetUserPolicy",
+    "ListUserPolicies",
+    "ListAttachedUserPolicies",
+    "ListGroupsForUser",
+    "ListUserTags",
+];
 
 /// One action; the result element's content, if it has one.
 async fn run(call: &Call, action: &str) -> Result<Option<String>, ApiError> {

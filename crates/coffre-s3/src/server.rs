@@ -19,9 +19,24 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 impl Gateway {
+    /// One request, in its trace span (`s3.request`, named after its operation once known).
     async fn handle(self: Arc<Self>, req: Request<Incoming>, origin: Origin) -> Res {
+        use tracing::field::Empty;
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
         let request_id = format!("{:016X}{:08X}", coffre_types::now_millis(), n as u32);
+        let span = tracing::info_span!(
+            target: "coffre::trace",
+            "s3.request",
+            otel.name = Empty,
+            otel.kind = "server",
+            request_id = %request_id,
+            tenant = Empty,
+            status = Empty
+        );
+        tracing::Instrument::instrument(self.handle_traced(req, origin, request_id), span).await
+    }
+
+    async fn handle_traced(self: Arc<Self>, req: Request<Incoming>, origin: Origin, request_id: String) -> Res {
         let path = req.uri().path().to_string();
         let head = req.method() == http::Method::HEAD;
         if req.method() == http::Method::GET
@@ -100,6 +115,10 @@ impl Gateway {
         res.headers_mut().insert("server", HeaderValue::from_static("Coffre"));
         let took = started.elapsed();
         let status = res.status().as_u16();
+        let span = tracing::Span::current();
+        span.record("otel.name", trail.op.as_str());
+        span.record("tenant", trail.tenant.as_str());
+        span.record("status", status);
         let code = (status >= 400).then(|| code.unwrap_or("Unknown"));
         self.metrics.record(&crate::metrics::Answered {
             operation: &trail.op,
@@ -192,7 +211,8 @@ impl Gateway {
             trail.op = op.op.name().into();
             trail.version_id = op.query.iter().find(|(k, _)| k == "versionId").map(|(_, v)| v.clone());
         }
-        let (verified, caller) = match auth::verify(
+        let authenticating = tracing::info_span!(target: "coffre::trace", "authenticate").entered();
+        let verified = auth::verify(
             &RequestParts {
                 method: parts.method.as_str(),
                 raw_path: &raw_path,
@@ -201,7 +221,9 @@ impl Gateway {
             },
             self.iam.as_ref(),
             &self.config.region,
-        )? {
+        );
+        drop(authenticating);
+        let (verified, caller) = match verified? {
             Some((v, c)) => (Some(v), c),
             None => (None, Caller::anonymous()),
         };
