@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# What a Prometheus scrape of /metrics costs on a store holding many objects, idle and under
+# load: starts the embedded server (six shard stores), fills it with the load benchmark's PUT
+# phase (4 KiB objects, COFFRE_SCRAPE_FILL_SECS seconds), then times 50 scrapes idle and 50
+# during a GET load. Usage: scripts/scrape-cost.sh  (docs/performance.md, "Metrics")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/coffre-target}"
+cargo build --release --bins -q
+cargo bench --no-run --bench load -q 2>/dev/null
+bin="$CARGO_TARGET_DIR/release/coffre"
+work=$(mktemp -d -p "${COFFRE_BENCH_DIR:-/tmp}")
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+s3=$(free_port); admin=$(free_port); token=scrape-admin-token-0123456789abcdef0123
+COFFRE_ROOT_ACCESS_KEY=BENCHKEY COFFRE_ROOT_SECRET_KEY=bench-secret-key-0123 COFFRE_ADMIN_TOKEN=$token RUST_LOG=error \
+  "$bin" server --data "$work/data" --listen "127.0.0.1:$s3" --admin-listen "127.0.0.1:$admin" >/dev/null &
+pids+=($!)
+for _ in $(seq 300); do curl -fs "http://127.0.0.1:$s3/health" >/dev/null && break; sleep 0.1; done
+bench() {
+  COFFRE_BENCH_ENDPOINT="http://127.0.0.1:$s3" COFFRE_BENCH_ACCESS_KEY=BENCHKEY COFFRE_BENCH_SECRET_KEY=bench-secret-key-0123 \
+    COFFRE_BENCH_SIZES=4096 COFFRE_BENCH_SECS="$1" COFFRE_BENCH_DIR="$work" cargo bench --bench load 2>/dev/null | grep -E '^(PUT|GET)' || true
+}
+scrapes() {
+  for _ in $(seq 50); do
+    curl -s -o /dev/null -w '%{time_total}\n' -H "authorization: Bearer $token" "http://127.0.0.1:$admin/metrics"
+  done | sort -n | awk '{a[NR]=$1} END {printf "scrape: p50 %.2f ms, p90 %.2f ms, max %.2f ms (%d scrapes)\n", a[int(NR*0.5)]*1000, a[int(NR*0.9)]*1000, a[NR]*1000, NR}'
+}
+bench "${COFFRE_SCRAPE_FILL_SECS:-60}"
+objects=$(curl -s -H "authorization: Bearer $token" "http://127.0.0.1:$admin/metrics" | awk '/^coffre_tenant_objects\{tenant="default"\}/ {print $2}')
+bytes=$(curl -s -H "authorization: Bearer $token" "http://127.0.0.1:$admin/metrics" | wc -c)
+echo "objects stored: $objects; scrape size: $bytes bytes"
+echo -n "idle   "; scrapes
+bench 30 >/dev/null &
+load=$!
+sleep 8
+echo -n "loaded "; scrapes
+wait $load
