@@ -240,6 +240,15 @@ pub fn check_against_openapi(args: &[&str], answer: &serde_json::Value) {
     );
 }
 
+/// A TCP port free on 127.0.0.1 now (for a listener a test names before starting it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn client_with(endpoint: &str, access: &str, secret: &str) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(client_builder(endpoint, access, secret).build())
 }

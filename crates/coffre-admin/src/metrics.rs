@@ -16,9 +16,8 @@ pub struct AdminMetrics {
     repair_pending: std::sync::atomic::AtomicU64,
 }
 
-/// How often the queue lengths are counted again, and how many keys at most.
+/// How often the queue lengths are counted again (at most `scrub::REPAIR_COUNT_LIMIT` keys).
 const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-const REPAIR_COUNT_LIMIT: usize = 100_000;
 
 /// Counts the queues for the metrics every `REFRESH_EVERY`, while the admin API lives.
 pub(crate) fn spawn_refresher(admin: &Arc<Admin>) {
@@ -26,7 +25,7 @@ pub(crate) fn spawn_refresher(admin: &Arc<Admin>) {
     tokio::spawn(async move {
         loop {
             let Some(a) = admin.upgrade() else { return };
-            if let Ok(n) = a.engine.repair_pending(REPAIR_COUNT_LIMIT).await {
+            if let Ok(n) = a.engine.repair_pending(crate::scrub::REPAIR_COUNT_LIMIT).await {
                 a.calls
                     .repair_pending
                     .store(n as u64, std::sync::atomic::Ordering::Relaxed);

@@ -8,7 +8,7 @@ use coffre_engine::scrub::ScrubRequest;
 use std::sync::Arc;
 
 /// Keys counted at most in the repair queue's length.
-const REPAIR_COUNT_LIMIT: usize = 100_000;
+pub(crate) const REPAIR_COUNT_LIMIT: usize = 100_000;
 
 fn nodes(round: Vec<coffre_engine::scrub::NodeScrub>) -> Vec<api::NodeScrub> {
     round
