@@ -7,7 +7,10 @@
 //! COFFRE_BENCH_ACCESS_KEY, COFFRE_BENCH_SECRET_KEY, COFFRE_BENCH_REGION for a server already
 //! running, Coffre or another: scripts/bench-compare.sh; COFFRE_BENCH_CLIENTS to run every
 //! phase with that many clients; COFFRE_BENCH_MARKS=FILE to append each phase's name, start and
-//! end (Unix seconds) and operation count to FILE: scripts/fsync-count.sh; COFFRE_BENCH_TLS=1
+//! end (Unix seconds) and operation count to FILE: scripts/fsync-count.sh; COFFRE_BENCH_MAX_OPS
+//! for the most operations of a PUT phase (keys `SIZE/0` to `SIZE/N-1`; a GET phase does 4×);
+//! COFFRE_BENCH_ONLY=PUT or GET for one kind of phase (GET reads what a PUT phase wrote, from
+//! `written` = 1 object when run alone); COFFRE_BENCH_TLS=1
 //! to serve and drive HTTPS, with a certificate made for the run: how a deployment is used,
 //! and how the SDK then sends a body, unsigned with a CRC32 trailer, where over plain HTTP it
 //! signs every chunk with SHA-256).
@@ -234,7 +237,10 @@ fn main() {
             .ok()
             .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect());
         let clients_override: Option<usize> = std::env::var("COFFRE_BENCH_CLIENTS").ok().and_then(|s| s.parse().ok());
+        let max_ops_override: Option<usize> = std::env::var("COFFRE_BENCH_MAX_OPS").ok().and_then(|s| s.parse().ok());
+        let only = std::env::var("COFFRE_BENCH_ONLY").unwrap_or_default();
         for (size, clients, max_ops) in [(4 << 10, 16, 100_000), (1 << 20, 8, 4_000), (64 << 20, 4, 64)] {
+            let max_ops = max_ops_override.unwrap_or(max_ops);
             if sizes.as_ref().is_some_and(|s| !s.contains(&size)) {
                 continue;
             }
@@ -264,7 +270,12 @@ fn main() {
                     w.fetch_max(i + 1, Ordering::Relaxed);
                 })
             });
-            phase("PUT", size, clients, secs, max_ops, put).await;
+            if only != "GET" {
+                phase("PUT", size, clients, secs, max_ops, put).await;
+            }
+            if only == "PUT" {
+                continue;
+            }
             let n = written.load(Ordering::Relaxed).max(1);
             let c2 = c.clone();
             let get: Op = Arc::new(move |i| {

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/deps.sh libclang-dev rclone restic curl chromium-headless-shell prometheus
+bash scripts/deps.sh libclang-dev rclone restic curl chromium-headless-shell prometheus softhsm2
 command -v aws >/dev/null || python3 -m pip install -q awscli
 python3 -c "import awscrt" 2>/dev/null || python3 -m pip install -q awscrt   # CRC32C in aws-cli
 command -v s3cmd >/dev/null || python3 -m pip install -q s3cmd

@@ -91,6 +91,8 @@ pub(crate) struct ServerArgs {
     /// The CA certificate (PEM) of a tls:// syslog collector.
     #[arg(long, env = "COFFRE_AUDIT_SYSLOG_CA")]
     audit_syslog_ca: Option<PathBuf>,
+    #[command(flatten)]
+    keys: crate::keys::KeyArgs,
 }
 
 /// Where the embedded server's stores (and its metadata) are, and the default region's country.
@@ -114,6 +116,9 @@ pub(crate) struct FileConfig {
     /// LocationConstraint name → residency policy.
     #[serde(default)]
     pub(crate) regions: std::collections::BTreeMap<String, RegionSection>,
+    /// Where the master key lives.
+    #[serde(default)]
+    pub(crate) keys: crate::keys::KeysSection,
 }
 
 #[derive(Deserialize)]
@@ -218,6 +223,8 @@ pub(crate) struct Settings {
     /// Where the shards and the metadata are: a cluster's identity, replicas and nodes, or the
     /// embedded stores.
     pub topology: Topology,
+    /// The key provider and how long unwrapped keys stay in memory.
+    pub keys: crate::keys::KeySettings,
 }
 
 /// The file's sections that say where things are.
@@ -382,6 +389,7 @@ impl Settings {
         }
 
         let allow_sse_c_over_http = args.allow_sse_c_over_http || file.server.allow_sse_c_over_http.unwrap_or(false);
+        let keys = crate::keys::KeySettings::resolve(args.keys, file.keys)?;
         Ok(Settings {
             data,
             listen,
@@ -411,6 +419,7 @@ impl Settings {
                 nodes: file.nodes,
                 stores: file.stores,
             },
+            keys,
         })
     }
 }

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 
 mod config;
+mod keys;
 mod offline;
 mod server;
 

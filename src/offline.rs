@@ -9,33 +9,6 @@ use coffre_meta::MetaStore;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The master key (COFFRE_MASTER_KEY, else DATA/master.key, created on first start) and the
-/// keys that may still have wrapped some records: COFFRE_MASTER_KEY_PREVIOUS, or the
-/// DATA/master.key.next of an interrupted rotation.
-pub(crate) fn load_keyring(data: &Path) -> Result<Keyring, String> {
-    let env_key = |name: &str| -> Result<Option<MasterKey>, String> {
-        match std::env::var(name) {
-            Ok(k) => MasterKey::from_text(&k).map(Some).map_err(|e| format!("{name}: {e}")),
-            Err(_) => Ok(None),
-        }
-    };
-    if let Some(current) = env_key("COFFRE_MASTER_KEY")? {
-        return Ok(Keyring::new(
-            current,
-            env_key("COFFRE_MASTER_KEY_PREVIOUS")?.into_iter().collect(),
-        ));
-    }
-    let current = MasterKey::load_or_create(&data.join("master.key")).map_err(|e| e.to_string())?;
-    let next = data.join("master.key.next");
-    let previous = if next.exists() {
-        tracing::warn!("a master key rotation was interrupted: run `coffre rotate-master-key` again to finish it");
-        vec![MasterKey::load_or_create(&next).map_err(|e| e.to_string())?]
-    } else {
-        vec![]
-    };
-    Ok(Keyring::new(current, previous))
-}
-
 pub(crate) fn restore_metadata(from: &Path, data: &Path, config: Option<&Path>) -> Result<(), String> {
     if std::env::var("COFFRE_MASTER_KEY").is_err() && !data.join("master.key").exists() {
         return Err(format!(
@@ -53,7 +26,7 @@ pub(crate) fn restore_metadata(from: &Path, data: &Path, config: Option<&Path>) 
     };
     std::fs::create_dir_all(data).map_err(|e| format!("creating {}: {e}", data.display()))?;
     tighten_permissions(data, 3);
-    let keys = load_keyring(data)?;
+    let keys = crate::keys::load_keyring(data)?;
     let address = meta_section.map(|m| {
         m.address
             .unwrap_or_else(|| format!("https://{}", m.listen))
@@ -91,6 +64,9 @@ pub(crate) fn rotate_master_key(data: &Path) -> Result<(), String> {
         (cur, new)
     } else {
         let path = data.join("master.key");
+        if !path.exists() && data.join("store.key").exists() {
+            return Err("this store's master key is in a security container: rotate it online with `coffre admin keys rotate-master`".into());
+        }
         if !path.exists() {
             return Err(format!("{} not found: nothing to rotate", path.display()));
         }

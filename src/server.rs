@@ -3,7 +3,6 @@
 //! listener and the background work, and stops them on SIGTERM.
 
 use crate::config::{NodeSection, ServerArgs, Settings, EMBEDDED_COUNTRY};
-use crate::offline::load_keyring;
 use crate::{shutdown_signal, tighten_permissions};
 use coffre_cluster::{Identity, Location};
 use coffre_data::LocalShardStore;
@@ -39,11 +38,12 @@ pub(crate) fn run_server(args: ServerArgs) -> Result<(), String> {
         allow_sse_c_over_http,
         regions,
         topology: file,
+        keys: key_settings,
     } = Settings::resolve(args)?;
     let scheme_word = if tls.is_some() { "https" } else { "http" };
     std::fs::create_dir_all(&data).map_err(|e| format!("creating {}: {e}", data.display()))?;
     tighten_permissions(&data, 3);
-    let keys = Arc::new(load_keyring(&data)?);
+    let keys = Arc::new(crate::keys::open_keyring(&data, &key_settings)?);
     let operator_key = Arc::new(
         coffre_engine::OperatorKey::load_or_create(&data.join("operator.key"), &keys).map_err(|e| {
             format!(
@@ -138,6 +138,7 @@ pub(crate) fn run_server(args: ServerArgs) -> Result<(), String> {
             inline_max: inline_max.unwrap_or(coffre_types::limits::INLINE_DEFAULT),
             // The embedded stores are all located in FR (above); a cluster never inlines.
             metadata_country: identity.is_none().then(|| EMBEDDED_COUNTRY.to_string()),
+            key_cache_ttl: key_settings.cache_ttl,
             ..Default::default()
         };
         let (engine, mut damaged) = Engine::new(meta.clone(), nodes, gateway_location, keys.clone(), engine_config);
@@ -231,6 +232,7 @@ pub(crate) fn run_server(args: ServerArgs) -> Result<(), String> {
                     let replica = replica.clone();
                     move || replica.as_ref().map(|r| r.metrics_text()).unwrap_or_default()
                 }),
+                Box::new(coffre_telemetry::metrics_text),
             ],
             replica: replica.clone(),
             calls: Default::default(),

@@ -202,6 +202,9 @@ async fn prometheus_loads_the_rules_answers_the_dashboard_and_fires_node_down() 
         }
     }
     assert!(queries >= 25, "{queries} queries");
+    // The certificates' expiry covers the nodes too, as each presented its own to the gateway.
+    let node_certs = p.query("coffre_certificate_not_after_seconds{kind=\"node\"} > time()");
+    assert_eq!(node_certs.len(), nodes.len(), "{node_certs:?}");
     // Nothing fires on a healthy cluster (bar the node-down alert to come).
     assert!(
         p.query("ALERTS{alertstate=\"firing\"}").is_empty(),

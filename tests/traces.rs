@@ -141,6 +141,20 @@ async fn one_put_is_one_trace_with_its_authentication_metadata_and_shard_writes(
         );
         assert!(start <= s && s <= e && e <= end, "a shard write outside its request");
     }
+    // The exporter counts what it sent (once the collector has answered the batch).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let exported = s
+            .metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix("coffre_trace_spans_exported_total "))
+            .and_then(|v| v.parse::<u64>().ok());
+        if exported.is_some_and(|n| n >= in_trace.len() as u64) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "spans exported: {exported:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // Every span of the trace hangs from a span of the trace.
     let ids: Vec<&str> = in_trace.iter().filter_map(|s| s["spanId"].as_str()).collect();
     for s in &in_trace {

@@ -83,6 +83,7 @@ impl From<coffre_iam::IamError> for ApiError {
             I::DeleteConflict(_) => ErrorCode::Conflict,
             I::MalformedPolicy(_) | I::InvalidInput(_) => ErrorCode::InvalidArgument,
             I::Meta(m) => return coffre_engine::EngineError::from(m).into(),
+            I::KeyUnavailable(_) => ErrorCode::Unavailable,
             _ => ErrorCode::Internal,
         };
         ApiError::new(code, e.to_string())

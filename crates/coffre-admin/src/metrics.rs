@@ -93,6 +93,13 @@ pub(crate) async fn metrics(
     coffre_types::metrics::process_metrics(&mut body);
     tenants(&admin, &mut body);
     certificates(&admin, &mut body);
+    for n in admin.engine.nodes() {
+        // As presented at the gateway's last connection to the node (no node is called here).
+        if let Some(t) = n.store.certificate_not_after() {
+            let labels = [("kind", "node"), ("id", n.id())];
+            sample(&mut body, "coffre_certificate_not_after_seconds", &labels, t);
+        }
+    }
     let mut stats = Vec::new();
     for n in admin.engine.nodes() {
         let stat = if n.address.is_empty() {
@@ -245,15 +252,17 @@ fn tenants(admin: &Admin, out: &mut String) {
     }
 }
 
-/// When this gateway's certificate and its cluster CA's expire (an alert fires 30 days before).
+/// When this gateway's certificate and its cluster CA's expire (an alert fires 30 days before);
+/// the nodes' follow it in `metrics`.
 fn certificates(admin: &Admin, out: &mut String) {
-    let Some(identity) = &admin.identity else { return };
-    use coffre_cluster::identity::not_after;
     gauge_header(
         out,
         "coffre_certificate_not_after_seconds",
-        "When a certificate this gateway holds expires (seconds since the epoch).",
+        "When a certificate of the cluster expires (seconds since the epoch): this gateway's, \
+         its CA's, and each node's as presented to this gateway.",
     );
+    let Some(identity) = &admin.identity else { return };
+    use coffre_cluster::identity::not_after;
     if let Some(t) = not_after(&identity.cert) {
         sample(
             out,

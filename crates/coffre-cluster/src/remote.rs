@@ -8,13 +8,13 @@
 //! on it (reads then rebuild from parity, writes record the shard as degraded), and calls to a
 //! node marked down fail at once until a heartbeat finds it back.
 
-use crate::identity::{subject_of, Identity, Location};
+use crate::identity::{not_after, subject_of, Identity, Location};
 use bytes::Bytes;
 use coffre_data::{BoxFuture, ScrubRequest, ScrubStatus, ShardStore, StoreError, StoreStat};
 use coffre_types::ShardId;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -38,6 +38,8 @@ pub struct RemoteShardStore {
     up: AtomicBool,
     /// Woken when a heartbeat marks the node down: the calls waiting on it give up.
     went_down: tokio::sync::Notify,
+    /// When the certificate the node presented at its last connection expires (0: unknown).
+    cert_not_after: AtomicU64,
 }
 
 fn host_port(address: &str) -> Result<String, String> {
@@ -47,12 +49,18 @@ fn host_port(address: &str) -> Result<String, String> {
     Ok(rest.trim_end_matches('/').to_string())
 }
 
+/// Who a peer's certificate says it is, and when that certificate expires.
+pub(crate) struct PeerCertificate {
+    pub subject: Option<(String, Location)>,
+    pub not_after: Option<u64>,
+}
+
 /// One HTTP/2 connection over mutual TLS to a cluster peer (a node, or another gateway's
-/// metadata replica), and who its certificate says it is.
+/// metadata replica), and what its certificate says.
 pub(crate) async fn connect(
     address: &str,
     tls: Arc<rustls::ClientConfig>,
-) -> Result<(Sender, Option<(String, Location)>), String> {
+) -> Result<(Sender, PeerCertificate), String> {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     let hp = host_port(address)?;
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&hp))
@@ -69,12 +77,11 @@ pub(crate) async fn connect(
     .await
     .map_err(|_| format!("{address}: TLS handshake timed out"))?
     .map_err(|e| format!("{address}: TLS: {e}"))?;
-    let who = stream
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .and_then(|c| subject_of(c));
+    let leaf = stream.get_ref().1.peer_certificates().and_then(|c| c.first());
+    let who = PeerCertificate {
+        subject: leaf.and_then(|c| subject_of(c)),
+        not_after: leaf.and_then(|c| not_after(c)),
+    };
     let (send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .initial_stream_window_size(8 << 20)
         .initial_connection_window_size(32 << 20)
@@ -95,7 +102,9 @@ impl RemoteShardStore {
     /// found now rather than at the first write.
     pub async fn connect(identity: &Identity, address: &str) -> Result<RemoteShardStore, String> {
         let (send, who) = connect(address, identity.client_config(None)?).await?;
-        let (id, location) = who.ok_or_else(|| format!("{address}: no Coffre identity in the node's certificate"))?;
+        let (id, location) = who
+            .subject
+            .ok_or_else(|| format!("{address}: no Coffre identity in the node's certificate"))?;
         let store = RemoteShardStore {
             tls: identity.client_config(Some(id.clone()))?,
             id,
@@ -104,6 +113,7 @@ impl RemoteShardStore {
             conn: Mutex::new(Some(send)),
             up: AtomicBool::new(true),
             went_down: tokio::sync::Notify::new(),
+            cert_not_after: AtomicU64::new(who.not_after.unwrap_or(0)),
         };
         match store
             .call(Method::GET, "/stat".into(), Bytes::new(), SMALL_ANSWER)
@@ -129,9 +139,13 @@ impl RemoteShardStore {
                 return Ok(s.clone());
             }
         }
-        let (send, _) = connect(&self.address, self.tls.clone())
+        let (send, who) = connect(&self.address, self.tls.clone())
             .await
             .map_err(StoreError::Unavailable)?;
+        // A node renews its certificate by restarting with a new one: the next connection sees it.
+        if let Some(t) = who.not_after {
+            self.cert_not_after.store(t, Ordering::Relaxed);
+        }
         *guard = Some(send.clone());
         Ok(send)
     }
@@ -287,6 +301,7 @@ impl RemoteShardStore {
             conn: Mutex::new(None),
             up: AtomicBool::new(false),
             went_down: tokio::sync::Notify::new(),
+            cert_not_after: AtomicU64::new(0),
         })
     }
 
@@ -376,6 +391,10 @@ impl ShardStore for RemoteShardStore {
 
     fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
+    }
+
+    fn certificate_not_after(&self) -> Option<u64> {
+        Some(self.cert_not_after.load(Ordering::Relaxed)).filter(|&t| t > 0)
     }
 
     /// The heartbeat's call (`HEARTBEAT_TIMEOUT`): it also marks the node up or down.

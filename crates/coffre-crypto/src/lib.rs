@@ -10,7 +10,10 @@ use ring::hkdf;
 use std::path::Path;
 
 mod package;
+pub mod provider;
 pub use package::{ObjectIdentity, PackageCipher, PACKAGE_SIZE, TAG_LEN};
+pub use provider::{FileProvider, KeyProvider};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
@@ -22,6 +25,13 @@ pub enum CryptoError {
     UnknownKeyId(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// The key provider (an HSM, a KMIP server) cannot be reached or refuses to work now:
+    /// what needs it fails (503), nothing falls back.
+    #[error("the key provider is unavailable: {0}")]
+    Unavailable(String),
+    /// The key provider is misconfigured or refused the request for good.
+    #[error("key provider: {0}")]
+    Provider(String),
 }
 
 /// 32 random bytes that encrypt one object version's data. Only ever stored wrapped.
@@ -279,30 +289,53 @@ impl TenantKey {
     }
 }
 
-/// The master keys in use: the current one wraps and seals; previous ones (during or after an
-/// interrupted rotation) still unwrap and open what they made. Wrapped keys name their master
-/// key by id, so the right one is picked without trying them all.
+/// The keys in use. The store key seals metadata secrets (and unwraps data keys written
+/// before tenants had keys); the provider's master key wraps each tenant's key. With the
+/// `file` provider the store key is the master key itself (and previous ones, during or after
+/// an interrupted rotation, still unwrap and open what they made); with a security container
+/// the store key is a key of its own, wrapped by the provider (docs/keys.md). Wrapped keys
+/// name their key by id, so the right one is picked without trying them all.
 pub struct Keyring {
-    current: MasterKey,
-    previous: Vec<MasterKey>,
+    current: Arc<MasterKey>,
+    previous: Vec<Arc<MasterKey>>,
     current_sealer: Sealer,
     previous_sealers: Vec<Sealer>,
+    provider: Arc<dyn KeyProvider>,
 }
 
 impl Keyring {
+    /// The `file` provider: the master key is also the store key.
     pub fn new(current: MasterKey, previous: Vec<MasterKey>) -> Keyring {
+        let current = Arc::new(current);
+        let previous: Vec<Arc<MasterKey>> = previous.into_iter().map(Arc::new).collect();
+        let provider = Arc::new(FileProvider::new(current.clone(), previous.clone()));
+        Keyring::assemble(current, previous, provider)
+    }
+
+    /// A store key (unwrapped by `provider` from the store's wrapped copy) and the provider
+    /// that wraps tenant keys.
+    pub fn with_provider(store: MasterKey, previous: Vec<MasterKey>, provider: Arc<dyn KeyProvider>) -> Keyring {
+        Keyring::assemble(Arc::new(store), previous.into_iter().map(Arc::new).collect(), provider)
+    }
+
+    fn assemble(current: Arc<MasterKey>, previous: Vec<Arc<MasterKey>>, provider: Arc<dyn KeyProvider>) -> Keyring {
         let current_sealer = current.metadata_sealer();
-        let previous_sealers = previous.iter().map(MasterKey::metadata_sealer).collect();
+        let previous_sealers = previous.iter().map(|k| k.metadata_sealer()).collect();
         Keyring {
             current,
             previous,
             current_sealer,
             previous_sealers,
+            provider,
         }
     }
 
     pub fn current(&self) -> &MasterKey {
         &self.current
+    }
+
+    pub fn provider(&self) -> &Arc<dyn KeyProvider> {
+        &self.provider
     }
 
     pub fn wrap(&self, dk: &DataKey, context: &[u8]) -> Vec<u8> {
@@ -318,18 +351,21 @@ impl Keyring {
             .unwrap(wrapped, context)
     }
 
-    /// Wraps a tenant's key-encryption key under the current master key, bound to the tenant.
-    pub fn wrap_tenant_key(&self, tk: &TenantKey, tenant: &str) -> Vec<u8> {
-        wrap_with(&self.current.key, &self.current.id, &tk.key, &tenant_context(tenant))
+    /// Wraps a tenant's key-encryption key with the provider's current master key, bound to
+    /// the tenant.
+    pub fn wrap_tenant_key(&self, tk: &TenantKey, tenant: &str) -> Result<Vec<u8>, CryptoError> {
+        self.provider.wrap(&tk.key, &tenant_context(tenant))
     }
 
     pub fn unwrap_tenant_key(&self, wrapped: &[u8], tenant: &str) -> Result<TenantKey, CryptoError> {
-        let id = wrapped.get(..8).ok_or(CryptoError::Tampered)?;
-        let mk = std::iter::once(&self.current)
-            .chain(&self.previous)
-            .find(|k| k.id[..] == *id)
-            .ok_or_else(|| CryptoError::UnknownKeyId(hex::encode(id)))?;
-        unwrap_with(&mk.key, &mk.id, wrapped, &tenant_context(tenant)).map(TenantKey::from_bytes)
+        self.provider
+            .unwrap(wrapped, &tenant_context(tenant))
+            .map(TenantKey::from_bytes)
+    }
+
+    /// Whether a tenant's wrapped key was made by the provider's current master key.
+    pub fn tenant_key_is_current(&self, wrapped: &[u8]) -> bool {
+        self.provider.is_current(wrapped)
     }
 
     /// Whether a wrapped key was made by one of these master keys (rather than a tenant's).
@@ -582,8 +618,8 @@ mod tests {
     fn tenant_keys_wrap_data_keys_and_are_wrapped_by_the_master_key() {
         let ring = Keyring::new(mk(), vec![]);
         let tk = TenantKey::random();
-        let wrapped_tk = ring.wrap_tenant_key(&tk, "hopital");
-        assert!(ring.is_current(&wrapped_tk));
+        let wrapped_tk = ring.wrap_tenant_key(&tk, "hopital").unwrap();
+        assert!(ring.tenant_key_is_current(&wrapped_tk));
         // Bound to its tenant: another tenant's name does not open it.
         assert!(ring.unwrap_tenant_key(&wrapped_tk, "mairie").is_err());
         let tk2 = ring.unwrap_tenant_key(&wrapped_tk, "hopital").unwrap();
@@ -599,7 +635,7 @@ mod tests {
         // After a rotation the old master key still opens the tenant key.
         let rotated = Keyring::new(MasterKey::from_bytes([9; 32]), vec![mk()]);
         assert_eq!(rotated.unwrap_tenant_key(&wrapped_tk, "hopital").unwrap().id, tk.id);
-        assert!(!rotated.is_current(&wrapped_tk));
+        assert!(!rotated.tenant_key_is_current(&wrapped_tk));
     }
 
     #[test]

@@ -99,6 +99,11 @@ pub trait ShardStore: Send + Sync + 'static {
     fn is_up(&self) -> bool {
         true
     }
+    /// When the certificate a remote store presented expires (seconds since the epoch); none
+    /// for local stores.
+    fn certificate_not_after(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Stands for a shard slot no compliant node could take: every write fails, so the slot is

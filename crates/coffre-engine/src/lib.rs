@@ -76,6 +76,9 @@ pub struct EngineConfig {
     /// inline (a cluster's metadata lives on gateways, whose loss the `k+m` promise over
     /// storage nodes does not cover).
     pub metadata_country: Option<String>,
+    /// How long an unwrapped tenant key stays in memory before the key provider is asked
+    /// again (`[keys] cache_seconds`).
+    pub key_cache_ttl: std::time::Duration,
 }
 
 impl Default for EngineConfig {
@@ -86,6 +89,7 @@ impl Default for EngineConfig {
             lifecycle_day: std::time::Duration::from_secs(86_400),
             inline_max: 0,
             metadata_country: None,
+            key_cache_ttl: coffre_types::limits::KEY_CACHE_TTL,
         }
     }
 }

@@ -27,11 +27,11 @@ pub fn rotate_master_key(meta: &MetaStore, keys: &Keyring) -> EngineResult<Rotat
     };
     // Tenants' keys first: the data keys moved under them below need them.
     let tenants = meta.rewrite_tenants(|name, t| {
-        if keys.is_current(&t.kek) {
+        if keys.tenant_key_is_current(&t.kek) {
             return Ok(false);
         }
         let tk = keys.unwrap_tenant_key(&t.kek, name).map_err(fail)?;
-        t.kek = keys.wrap_tenant_key(&tk, name);
+        t.kek = keys.wrap_tenant_key(&tk, name).map_err(fail)?;
         Ok(true)
     })?;
     let mut tenant_keys: std::collections::HashMap<String, coffre_crypto::TenantKey> = Default::default();

@@ -9,11 +9,13 @@ use coffre_types::now_millis;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Unwrapped tenant keys, valid while the metadata generation they were read at holds.
+/// Unwrapped tenant keys, valid while the metadata generation they were read at holds and
+/// for `EngineConfig::key_cache_ttl` at most: a key the provider no longer gives (disabled in
+/// the HSM, the HSM away) stops being usable within that time.
 #[derive(Default)]
 pub(crate) struct TenantKeys {
     generation: u64,
-    keys: HashMap<String, Arc<TenantKey>>,
+    keys: HashMap<String, (Arc<TenantKey>, std::time::Instant)>,
 }
 
 /// What erasing a tenant destroyed.
@@ -44,8 +46,10 @@ impl Engine {
         {
             let cache = self.tenant_keys.lock().unwrap_or_else(|p| p.into_inner());
             if cache.generation == generation {
-                if let Some(k) = cache.keys.get(tenant) {
-                    return Ok(k.clone());
+                if let Some((k, at)) = cache.keys.get(tenant) {
+                    if at.elapsed() < self.config.key_cache_ttl {
+                        return Ok(k.clone());
+                    }
                 }
             }
         }
@@ -54,17 +58,20 @@ impl Engine {
                 "the tenant '{tenant}' and its key no longer exist: its data is unreadable"
             ))
         })?;
-        let key = Arc::new(
-            self.keys
-                .unwrap_tenant_key(&rec.kek, tenant)
-                .map_err(|e| EngineError::Corrupt(format!("the key of tenant '{tenant}' is unusable: {e}")))?,
-        );
+        let key = Arc::new(self.keys.unwrap_tenant_key(&rec.kek, tenant).map_err(|e| match e {
+            coffre_crypto::CryptoError::Unavailable(_) => {
+                EngineError::Unavailable(format!("the key of tenant '{tenant}': {e}"))
+            }
+            e => EngineError::Corrupt(format!("the key of tenant '{tenant}' is unusable: {e}")),
+        })?);
         let mut cache = self.tenant_keys.lock().unwrap_or_else(|p| p.into_inner());
         if cache.generation != generation {
             cache.keys.clear();
             cache.generation = generation;
         }
-        cache.keys.insert(tenant.to_string(), key.clone());
+        cache
+            .keys
+            .insert(tenant.to_string(), (key.clone(), std::time::Instant::now()));
         Ok(key)
     }
 

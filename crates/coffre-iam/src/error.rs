@@ -37,6 +37,9 @@ pub enum IamError {
     /// A sealed secret or a wrapped key that does not open.
     #[error("corrupt: {0}")]
     Corrupt(String),
+    /// The key provider (an HSM, a KMIP server) cannot be reached: retry later.
+    #[error("{0}")]
+    KeyUnavailable(String),
     /// The metadata store failed, or refused for a reason of its own.
     #[error(transparent)]
     Meta(MetaError),
@@ -55,3 +58,13 @@ impl From<MetaError> for IamError {
 }
 
 pub type IamResult<T> = Result<T, IamError>;
+
+impl IamError {
+    /// A tenant's key that does not unwrap: the provider is away (retry) or the record is bad.
+    pub fn key(tenant: &str, e: coffre_crypto::CryptoError) -> IamError {
+        match e {
+            coffre_crypto::CryptoError::Unavailable(_) => IamError::KeyUnavailable(e.to_string()),
+            e => IamError::Corrupt(format!("the key of tenant '{tenant}' is unusable: {e}")),
+        }
+    }
+}

@@ -136,7 +136,7 @@ impl Iam {
         let key = self
             .keys
             .unwrap_tenant_key(&rec.kek, tenant)
-            .map_err(|e| IamError::Corrupt(format!("the key of tenant '{tenant}' is unusable: {e}")))?;
+            .map_err(|e| IamError::key(tenant, e))?;
         Ok(key.id_hex())
     }
 
@@ -148,7 +148,10 @@ impl Iam {
             name: name.to_string(),
             record: TenantRecord {
                 created_ms: now,
-                kek: self.keys.wrap_tenant_key(&TenantKey::random(), name),
+                kek: self
+                    .keys
+                    .wrap_tenant_key(&TenantKey::random(), name)
+                    .map_err(|e| IamError::key(name, e))?,
                 quota,
                 oidc: None,
             },

@@ -191,6 +191,7 @@ impl From<IamError> for S3Error {
             IamError::InvalidIdentityToken(m) | IamError::IdpCommunication(m) => S3Error::access_denied(m),
             IamError::NoSuchBucket => S3Error::no_such_bucket("The specified bucket does not exist"),
             IamError::Corrupt(m) => S3Error::internal(m),
+            IamError::KeyUnavailable(m) => S3Error::service_unavailable(m),
             IamError::Meta(e) => e.into(),
         }
     }

@@ -81,7 +81,9 @@ impl From<IamError> for ApiError {
             E::InvalidInput(m) => err(StatusCode::BAD_REQUEST, "ValidationError", m),
             E::InvalidIdentityToken(m) => err(StatusCode::BAD_REQUEST, "InvalidIdentityToken", m),
             E::IdpCommunication(m) => err(StatusCode::BAD_REQUEST, "IDPCommunicationError", m),
-            other @ (E::NoSuchBucket | E::Corrupt(_) | E::Meta(_)) => S3Error::from(other).into(),
+            other @ (E::NoSuchBucket | E::Corrupt(_) | E::KeyUnavailable(_) | E::Meta(_)) => {
+                S3Error::from(other).into()
+            }
         }
     }
 }

@@ -53,6 +53,33 @@ pub struct Stats {
     pub dropped: AtomicU64,
 }
 
+/// The exporter's counters of this process, once a layer is made.
+static STATS: std::sync::OnceLock<Arc<Stats>> = std::sync::OnceLock::new();
+
+/// The exporter's counters in Prometheus' text format (nothing when traces are off): spans
+/// dropped because the collector is slow or away show as a rate, not as silence.
+pub fn metrics_text() -> String {
+    use std::fmt::Write;
+    let Some(stats) = STATS.get() else { return String::new() };
+    let mut out = String::new();
+    for (name, help, value) in [
+        (
+            "coffre_trace_spans_exported_total",
+            "Spans sent to the OTLP collector.",
+            &stats.exported,
+        ),
+        (
+            "coffre_trace_spans_dropped_total",
+            "Spans dropped (the export queue full, or the collector refusing them).",
+            &stats.dropped,
+        ),
+    ] {
+        let v = value.load(std::sync::atomic::Ordering::Relaxed);
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+    }
+    out
+}
+
 /// The layer: give it to the subscriber (filtered to `TARGET`).
 pub struct OtlpLayer {
     tx: SyncSender<FinishedSpan>,
@@ -66,6 +93,7 @@ pub fn layer(endpoint: &str, service: &str) -> Result<(OtlpLayer, Arc<Stats>), S
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
     let stats = Arc::new(Stats::default());
     export::spawn(target, service.to_string(), rx, stats.clone())?;
+    let _ = STATS.set(stats.clone());
     Ok((
         OtlpLayer {
             tx,

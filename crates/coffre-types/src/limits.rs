@@ -118,3 +118,7 @@ pub const INTENT_EXPIRY: Duration = Duration::from_secs(24 * 3600);
 /// Versions, markers and uploads lifecycle rules remove per second, at most (a pass over a
 /// large bucket must not crowd out clients).
 pub const LIFECYCLE_RATE: u32 = 2_000;
+
+/// How long an unwrapped tenant key is kept in memory by default before the key provider is
+/// asked for it again.
+pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(300);

@@ -1,0 +1,165 @@
+//! Where the master key lives (`--key-provider`, `[keys]`), and opening the keyring with it:
+//! the `file` provider (DATA/master.key or COFFRE_MASTER_KEY, the default), or a PKCS#11
+//! token that holds the master key and wraps the store's own key (DATA/store.key).
+//! docs/keys.md says what each protects against.
+
+use coffre_crypto::provider::pkcs11::{Pkcs11Config, Pkcs11Provider};
+use coffre_crypto::{Keyring, MasterKey};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args, Default)]
+pub(crate) struct KeyArgs {
+    /// Where the master key lives: `file` (DATA/master.key or COFFRE_MASTER_KEY, the
+    /// default) or `pkcs11` (a token of an HSM, which never lets it out).
+    #[arg(long, env = "COFFRE_KEY_PROVIDER")]
+    key_provider: Option<String>,
+    /// pkcs11: the token vendor's PKCS#11 library.
+    #[arg(long, env = "COFFRE_PKCS11_MODULE")]
+    pkcs11_module: Option<PathBuf>,
+    /// pkcs11: the token's label.
+    #[arg(long, env = "COFFRE_PKCS11_TOKEN")]
+    pkcs11_token: Option<String>,
+    /// pkcs11: a file holding the token's user PIN (else COFFRE_PKCS11_PIN).
+    #[arg(long, env = "COFFRE_PKCS11_PIN_FILE")]
+    pkcs11_pin_file: Option<PathBuf>,
+    /// Seconds an unwrapped tenant key stays in memory before the provider is asked again
+    /// (300 by default).
+    #[arg(long, env = "COFFRE_KEY_CACHE_SECONDS")]
+    key_cache_seconds: Option<u64>,
+}
+
+/// `[keys]` of the TOML file (flags and variables win).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeysSection {
+    provider: Option<String>,
+    pkcs11_module: Option<PathBuf>,
+    pkcs11_token: Option<String>,
+    pkcs11_pin_file: Option<PathBuf>,
+    cache_seconds: Option<u64>,
+}
+
+pub(crate) enum Provider {
+    File,
+    Pkcs11(Pkcs11Config),
+}
+
+pub(crate) struct KeySettings {
+    pub provider: Provider,
+    pub cache_ttl: Duration,
+}
+
+/// The store key as the provider wrapped it (hex, 0600): useless without the provider.
+const STORE_KEY_FILE: &str = "store.key";
+/// What the store key's wrapping is bound to.
+const STORE_KEY_CONTEXT: &[u8] = b"coffre store key v1";
+
+impl KeySettings {
+    pub fn resolve(args: KeyArgs, file: KeysSection) -> Result<KeySettings, String> {
+        let cache_ttl = args
+            .key_cache_seconds
+            .or(file.cache_seconds)
+            .map_or(coffre_types::limits::KEY_CACHE_TTL, Duration::from_secs);
+        let provider = match args.key_provider.or(file.provider).as_deref().unwrap_or("file") {
+            "file" => Provider::File,
+            "pkcs11" => {
+                let module = args
+                    .pkcs11_module
+                    .or(file.pkcs11_module)
+                    .ok_or("--key-provider pkcs11 needs --pkcs11-module (the token's PKCS#11 library)")?;
+                let token = args
+                    .pkcs11_token
+                    .or(file.pkcs11_token)
+                    .ok_or("--key-provider pkcs11 needs --pkcs11-token (the token's label)")?;
+                let pin = match args.pkcs11_pin_file.or(file.pkcs11_pin_file) {
+                    Some(p) => std::fs::read_to_string(&p)
+                        .map_err(|e| format!("the PKCS#11 PIN file {}: {e}", p.display()))?
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string(),
+                    None => std::env::var("COFFRE_PKCS11_PIN").map_err(|_| {
+                        "--key-provider pkcs11 needs the token's PIN: COFFRE_PKCS11_PIN or --pkcs11-pin-file"
+                    })?,
+                };
+                Provider::Pkcs11(Pkcs11Config { module, token, pin })
+            }
+            "kmip" => return Err("--key-provider kmip: not available in this build yet (file or pkcs11)".into()),
+            other => return Err(format!("--key-provider {other}: file or pkcs11")),
+        };
+        Ok(KeySettings { provider, cache_ttl })
+    }
+}
+
+/// The keyring of a store: with `file`, the master key (and an interrupted rotation's
+/// previous one); with a token, the store key the token unwraps (made and wrapped by it on
+/// the first start). A store never silently changes provider: each refuses the other's.
+pub(crate) fn open_keyring(data: &Path, settings: &KeySettings) -> Result<Keyring, String> {
+    let store_key = data.join(STORE_KEY_FILE);
+    match &settings.provider {
+        Provider::File => {
+            if store_key.exists() && !data.join("master.key").exists() && std::env::var("COFFRE_MASTER_KEY").is_err() {
+                return Err(format!(
+                    "this store's master key is in a security container ({} is its wrapped store key): start with the --key-provider it was made with",
+                    store_key.display()
+                ));
+            }
+            load_keyring(data)
+        }
+        Provider::Pkcs11(config) => {
+            if data.join("master.key").exists() {
+                return Err(format!(
+                    "this store's master key is the file {}: the pkcs11 provider cannot open what it wrapped",
+                    data.join("master.key").display()
+                ));
+            }
+            let provider: Arc<dyn coffre_crypto::KeyProvider> =
+                Arc::new(Pkcs11Provider::open(config).map_err(|e| e.to_string())?);
+            let store = match std::fs::read_to_string(&store_key) {
+                Ok(text) => {
+                    let wrapped = hex::decode(text.trim()).map_err(|_| format!("{}: not hex", store_key.display()))?;
+                    provider
+                        .unwrap(&wrapped, STORE_KEY_CONTEXT)
+                        .map_err(|e| format!("unwrapping the store key {}: {e}", store_key.display()))?
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let key: [u8; 32] = coffre_types::random_bytes();
+                    let wrapped = provider.wrap(&key, STORE_KEY_CONTEXT).map_err(|e| e.to_string())?;
+                    coffre_types::create_private_file(&store_key, hex::encode(wrapped).as_bytes())
+                        .map_err(|e| format!("{}: {e}", store_key.display()))?;
+                    key
+                }
+                Err(e) => return Err(format!("{}: {e}", store_key.display())),
+            };
+            Ok(Keyring::with_provider(MasterKey::from_bytes(store), vec![], provider))
+        }
+    }
+}
+
+/// The master key (COFFRE_MASTER_KEY, else DATA/master.key, created on first start) and the
+/// keys that may still have wrapped some records: COFFRE_MASTER_KEY_PREVIOUS, or the
+/// DATA/master.key.next of an interrupted rotation.
+pub(crate) fn load_keyring(data: &Path) -> Result<Keyring, String> {
+    let env_key = |name: &str| -> Result<Option<MasterKey>, String> {
+        match std::env::var(name) {
+            Ok(k) => MasterKey::from_text(&k).map(Some).map_err(|e| format!("{name}: {e}")),
+            Err(_) => Ok(None),
+        }
+    };
+    if let Some(current) = env_key("COFFRE_MASTER_KEY")? {
+        return Ok(Keyring::new(
+            current,
+            env_key("COFFRE_MASTER_KEY_PREVIOUS")?.into_iter().collect(),
+        ));
+    }
+    let current = MasterKey::load_or_create(&data.join("master.key")).map_err(|e| e.to_string())?;
+    let next = data.join("master.key.next");
+    let previous = if next.exists() {
+        tracing::warn!("a master key rotation was interrupted: run `coffre rotate-master-key` again to finish it");
+        vec![MasterKey::load_or_create(&next).map_err(|e| e.to_string())?]
+    } else {
+        vec![]
+    };
+    Ok(Keyring::new(current, previous))
+}

@@ -1,0 +1,181 @@
+//! The master key in a PKCS#11 token: SoftHSM2 (Debian's `softhsm2`), a token initialised by
+//! the test, the real server started with `--key-provider pkcs11`.
+
+mod common;
+
+use common::*;
+use cryptoki::context::{CInitializeArgs, Pkcs11};
+use cryptoki::object::{Attribute, AttributeInfo, AttributeType, ObjectClass};
+use cryptoki::session::UserType;
+use cryptoki::types::AuthPin;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const TOKEN: &str = "coffre-test";
+const PIN: &str = "4821-user";
+
+/// A SoftHSM2 token of its own (its configuration and token directory under `dir`).
+fn softhsm_token(dir: &Path) -> PathBuf {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            TOKEN,
+            "--pin",
+            PIN,
+            "--so-pin",
+            "9713-so",
+        ])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .expect("softhsm2-util (scripts/test.sh installs Debian's softhsm2)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    conf
+}
+
+const PROVIDER_ARGS: [&str; 6] = [
+    "--key-provider",
+    "pkcs11",
+    "--pkcs11-module",
+    MODULE,
+    "--pkcs11-token",
+    TOKEN,
+];
+
+fn start(data: &Path, conf: &Path) -> Server {
+    Server::start_with_env(
+        data,
+        "127.0.0.1:0",
+        &PROVIDER_ARGS,
+        &[("SOFTHSM2_CONF", conf.to_str().unwrap()), ("COFFRE_PKCS11_PIN", PIN)],
+    )
+}
+
+/// The server started with these arguments and environment must not start: its stderr.
+fn refused(data: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["server", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args(["--admin-listen", "127.0.0.1:0"])
+        .args(args)
+        .env("COFFRE_ROOT_ACCESS_KEY", ACCESS)
+        .env("COFFRE_ROOT_SECRET_KEY", SECRET)
+        .env_remove("COFFRE_MASTER_KEY")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the server started: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_whose_master_key_is_in_a_token_writes_restarts_and_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = softhsm_token(dir.path());
+    let (small, large) = (data(3_000, 1), data(3 << 20, 2));
+    let data = dir.path().join("data");
+
+    let mut s = start(&data, &conf);
+    // No master key on disk: the store's own key, wrapped by the token, is all there is.
+    assert!(!data.join("master.key").exists());
+    let store_key = std::fs::metadata(data.join("store.key")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(store_key.permissions().mode() & 0o777, 0o600);
+    let c = s.client();
+    c.create_bucket().bucket("dossiers").send().await.unwrap();
+    put(&c, "dossiers", "small", small.clone()).await;
+    put(&c, "dossiers", "large", large.clone()).await;
+    // A tenant: its key is wrapped by the token.
+    let (ak, sk) = s.tenant("hopital", &[]);
+    let t = client_with(&s.endpoint, &ak, &sk);
+    t.create_bucket().bucket("hopital-scans").send().await.unwrap();
+    put(&t, "hopital-scans", "scan", large.clone()).await;
+    s.kill();
+
+    // Restarted: the token unwraps the store key and the tenants' keys again.
+    let mut s = start(&data, &conf);
+    let c = s.client();
+    assert_eq!(get_body(&c, "dossiers", "small").await, small);
+    assert_eq!(get_body(&c, "dossiers", "large").await, large);
+    let t = client_with(&s.endpoint, &ak, &sk);
+    assert_eq!(get_body(&t, "hopital-scans", "scan").await, large);
+    s.kill();
+
+    // The master key stays in the token: sensitive, not extractable, its value refused.
+    let ctx = Pkcs11::new(MODULE).unwrap();
+    std::env::set_var("SOFTHSM2_CONF", &conf);
+    ctx.initialize(CInitializeArgs::OsThreads).unwrap();
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label() == TOKEN)
+        .unwrap();
+    let session = ctx.open_ro_session(slot).unwrap();
+    session.login(UserType::User, Some(&AuthPin::new(PIN.into()))).unwrap();
+    let keys = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::Label(b"coffre-master-1".to_vec()),
+        ])
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    let info = session.get_attribute_info(keys[0], &[AttributeType::Value]).unwrap();
+    assert!(matches!(info[0], AttributeInfo::Sensitive), "{info:?}");
+    let flags = session
+        .get_attributes(keys[0], &[AttributeType::Extractable, AttributeType::Sensitive])
+        .unwrap();
+    assert!(flags.contains(&Attribute::Extractable(false)), "{flags:?}");
+    assert!(flags.contains(&Attribute::Sensitive(true)), "{flags:?}");
+    assert!(
+        session
+            .get_attributes(keys[0], &[AttributeType::Value])
+            .map_or(true, |v| v.is_empty()),
+        "the token gave out the master key"
+    );
+    drop(session);
+
+    // A store whose key is in a token does not open with the file provider (and makes no
+    // master key of its own)…
+    let err = refused(&data, &[], &[]);
+    assert!(err.contains("security container"), "{err}");
+    assert!(!data.join("master.key").exists());
+    // …and a wrong PIN stops the server with an error that says so.
+    let err = refused(
+        &data,
+        &PROVIDER_ARGS,
+        &[
+            ("SOFTHSM2_CONF", conf.to_str().unwrap()),
+            ("COFFRE_PKCS11_PIN", "0000-wrong"),
+        ],
+    );
+    assert!(err.contains("PIN is incorrect"), "{err}");
+    // The PIN from a file works as from the variable.
+    let pin_file = dir.path().join("pin");
+    std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
+    let mut args = PROVIDER_ARGS.to_vec();
+    args.extend(["--pkcs11-pin-file", pin_file.to_str().unwrap()]);
+    let s = Server::start_with_env(
+        &data,
+        "127.0.0.1:0",
+        &args,
+        &[("SOFTHSM2_CONF", conf.to_str().unwrap())],
+    );
+    assert_eq!(get_body(&s.client(), "dossiers", "small").await, small);
+}
