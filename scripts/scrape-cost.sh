@@ -41,10 +41,18 @@ bench() {
   COFFRE_BENCH_MAX_OPS="${2:-100000}" COFFRE_BENCH_ONLY="${3:-}" COFFRE_BENCH_ENDPOINT="http://127.0.0.1:$s3" COFFRE_BENCH_ACCESS_KEY=BENCHKEY COFFRE_BENCH_SECRET_KEY=bench-secret-key-0123 \
     COFFRE_BENCH_SIZES=4096 COFFRE_BENCH_SECS="$1" COFFRE_BENCH_DIR="$work" cargo bench --bench load 2>/dev/null | grep -E '^(PUT|GET)' || true
 }
+# The server's own time for scrapes so far (its admin call histogram): "sum count".
+served() {
+  curl -s -H "authorization: Bearer $token" "http://127.0.0.1:$admin/metrics" |
+    awk '/^coffre_admin_request_duration_seconds_sum\{operation="MetricsGet"/ {s=$2} /^coffre_admin_request_duration_seconds_count\{operation="MetricsGet"/ {c=$2} END {print s+0, c+0}'
+}
 scrapes() {
+  read -r sum0 count0 < <(served)
   for _ in $(seq 50); do
     curl -s -o /dev/null -w '%{time_total}\n' -H "authorization: Bearer $token" "http://127.0.0.1:$admin/metrics"
-  done | sort -n | awk '{a[NR]=$1} END {printf "scrape: p50 %.2f ms, p90 %.2f ms, max %.2f ms (%d scrapes)\n", a[int(NR*0.5)]*1000, a[int(NR*0.9)]*1000, a[NR]*1000, NR}'
+  done | sort -n | awk '{a[NR]=$1} END {printf "scrape: p50 %.2f ms, p90 %.2f ms, max %.2f ms (%d scrapes, seen by curl)", a[int(NR*0.5)]*1000, a[int(NR*0.9)]*1000, a[NR]*1000, NR}'
+  read -r sum1 count1 < <(served)
+  awk -v s0="$sum0" -v c0="$count0" -v s1="$sum1" -v c1="$count1" 'BEGIN {printf "; in the server: %.2f ms on average\n", (s1 - s0) / (c1 - c0) * 1000}'
 }
 if [ -n "${COFFRE_SCRAPE_OBJECTS:-}" ]; then
   start=$(date +%s)

@@ -52,11 +52,6 @@ pub(crate) struct KeySettings {
     pub cache_ttl: Duration,
 }
 
-/// The store key as the provider wrapped it (hex, 0600): useless without the provider.
-const STORE_KEY_FILE: &str = "store.key";
-/// What the store key's wrapping is bound to.
-const STORE_KEY_CONTEXT: &[u8] = b"coffre store key v1";
-
 impl KeySettings {
     pub fn resolve(args: KeyArgs, file: KeysSection) -> Result<KeySettings, String> {
         let cache_ttl = args
@@ -96,7 +91,7 @@ impl KeySettings {
 /// previous one); with a token, the store key the token unwraps (made and wrapped by it on
 /// the first start). A store never silently changes provider: each refuses the other's.
 pub(crate) fn open_keyring(data: &Path, settings: &KeySettings) -> Result<Keyring, String> {
-    let store_key = data.join(STORE_KEY_FILE);
+    let store_key = data.join(coffre_crypto::STORE_KEY_FILE);
     match &settings.provider {
         Provider::File => {
             if store_key.exists() && !data.join("master.key").exists() && std::env::var("COFFRE_MASTER_KEY").is_err() {
@@ -116,23 +111,8 @@ pub(crate) fn open_keyring(data: &Path, settings: &KeySettings) -> Result<Keyrin
             }
             let provider: Arc<dyn coffre_crypto::KeyProvider> =
                 Arc::new(Pkcs11Provider::open(config).map_err(|e| e.to_string())?);
-            let store = match std::fs::read_to_string(&store_key) {
-                Ok(text) => {
-                    let wrapped = hex::decode(text.trim()).map_err(|_| format!("{}: not hex", store_key.display()))?;
-                    provider
-                        .unwrap(&wrapped, STORE_KEY_CONTEXT)
-                        .map_err(|e| format!("unwrapping the store key {}: {e}", store_key.display()))?
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    let key: [u8; 32] = coffre_types::random_bytes();
-                    let wrapped = provider.wrap(&key, STORE_KEY_CONTEXT).map_err(|e| e.to_string())?;
-                    coffre_types::create_private_file(&store_key, hex::encode(wrapped).as_bytes())
-                        .map_err(|e| format!("{}: {e}", store_key.display()))?;
-                    key
-                }
-                Err(e) => return Err(format!("{}: {e}", store_key.display())),
-            };
-            Ok(Keyring::with_provider(MasterKey::from_bytes(store), vec![], provider))
+            Keyring::open_with_provider(&store_key, provider)
+                .map_err(|e| format!("the store key {}: {e}", store_key.display()))
         }
     }
 }

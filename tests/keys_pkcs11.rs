@@ -179,3 +179,129 @@ async fn a_store_whose_master_key_is_in_a_token_writes_restarts_and_reads() {
     );
     assert_eq!(get_body(&s.client(), "dossiers", "small").await, small);
 }
+
+/// The token of `conf` opened by the test itself, logged in as the user.
+fn token_session(conf: &Path) -> cryptoki::session::Session {
+    std::env::set_var("SOFTHSM2_CONF", conf);
+    let ctx = Pkcs11::new(MODULE).unwrap();
+    let _ = ctx.initialize(CInitializeArgs::OsThreads);
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label() == TOKEN)
+        .unwrap();
+    let session = ctx.open_rw_session(slot).unwrap();
+    session.login(UserType::User, Some(&AuthPin::new(PIN.into()))).unwrap();
+    session
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_key_rotates_in_the_token_while_writes_go_on_and_the_old_version_can_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = softhsm_token(dir.path());
+    let data_dir = dir.path().join("data");
+    let s = start(&data_dir, &conf);
+
+    // Tenants with data, and the default tenant's.
+    let mut tenants = vec![("dflt".to_string(), ACCESS.to_string(), SECRET.to_string())];
+    for i in 0..4 {
+        let (ak, sk) = s.tenant(&format!("service-{i}"), &[]);
+        tenants.push((format!("service-{i}-data"), ak, sk));
+    }
+    let clients: Vec<(String, aws_sdk_s3::Client)> = tenants
+        .iter()
+        .map(|(b, ak, sk)| (b.clone(), client_with(&s.endpoint, ak, sk)))
+        .collect();
+    for (bucket, c) in &clients {
+        c.create_bucket().bucket(bucket).send().await.unwrap();
+        put(c, bucket, "before", data(5_000, 1)).await;
+    }
+
+    // A load on every tenant while the rotation runs; what it wrote is the model.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for (w, (bucket, c)) in clients.iter().cloned().enumerate() {
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let mut written = Vec::new();
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || i < 5 {
+                let body = data(if i.is_multiple_of(4) { 300_000 } else { 2_000 }, (w as u8) ^ (i as u8));
+                let key = format!("during-{i}");
+                put(&c, &bucket, &key, body.clone()).await;
+                written.push((key, body));
+                i += 1;
+            }
+            (bucket, written)
+        }));
+    }
+    let admin = {
+        let (data_dir, endpoint) = (s.data.clone(), s.admin_endpoint.clone());
+        tokio::task::spawn_blocking(move || {
+            let token = std::fs::read_to_string(data_dir.join("admin.token")).unwrap();
+            Command::new(env!("CARGO_BIN_EXE_coffre"))
+                .args(["admin", "keys", "rotate-master", "--wait"])
+                .env("COFFRE_ADMIN_ENDPOINT", endpoint)
+                .env("COFFRE_ADMIN_TOKEN", token.trim())
+                .output()
+                .unwrap()
+        })
+    };
+    let out = admin.await.unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("rotation done"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let mut model = Vec::new();
+    for w in writers {
+        model.push(w.await.unwrap());
+    }
+    let status = s.admin_json(&["keys", "status"]);
+    assert_eq!(status["provider"], "pkcs11");
+    assert_eq!(status["current_version"], "coffre-master-2");
+    assert_eq!(status["tenants"], status["tenants_current"], "{status}");
+    assert!(status["tenants"].as_u64().unwrap() >= 5, "{status}");
+    assert_eq!(status["store_key_current"], true);
+    let check = |endpoint: String| {
+        let (tenants, model) = (tenants.clone(), &model);
+        async move {
+            for ((bucket, written), (_, ak, sk)) in model.iter().zip(&tenants) {
+                let c = client_with(&endpoint, ak, sk);
+                assert_eq!(get_body(&c, bucket, "before").await, data(5_000, 1));
+                for (key, body) in written {
+                    assert_eq!(&get_body(&c, bucket, key).await, body, "{bucket}/{key}");
+                }
+            }
+        }
+    };
+    check(s.endpoint.clone()).await;
+    drop(s);
+
+    // The old version destroyed in the token: the store still opens, every object reads.
+    let session = token_session(&conf);
+    let old = session
+        .find_objects(&[Attribute::Label(b"coffre-master-1".to_vec())])
+        .unwrap();
+    assert_eq!(old.len(), 1);
+    session.destroy_object(old[0]).unwrap();
+    drop(session);
+    let s = start(&data_dir, &conf);
+    let status = s.admin_json(&["keys", "status"]);
+    assert_eq!(status["current_version"], "coffre-master-2");
+    check(s.endpoint.clone()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_provider_rotates_offline_only() {
+    let s = Server::start();
+    let status = s.admin_json(&["keys", "status"]);
+    assert_eq!(status["provider"], "file");
+    assert_eq!(status["store_key_current"], true);
+    let (ok, _, err) = s.admin(&["keys", "rotate-master"]);
+    assert!(!ok);
+    assert!(err.contains("coffre rotate-master-key"), "{err}");
+}

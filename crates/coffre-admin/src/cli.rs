@@ -72,6 +72,9 @@ pub enum AdminCommand {
     /// repaired.
     #[command(subcommand)]
     Scrub(ScrubCommand),
+    /// The master key: its provider and version, and its rotation while serving.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Tenants (accounts): each owns its buckets, users and key-encryption key.
     #[command(subcommand)]
     Tenant(TenantCommand),
@@ -383,6 +386,27 @@ pub enum ScrubCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// The key provider, its current master key version, and the keys not yet under it.
+    Status {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rotates the master key while serving: a new version in the provider (pkcs11), then
+    /// every tenant's key and the store key wrapped again under it. Run again to resume an
+    /// interrupted rotation.
+    RotateMaster {
+        #[command(flatten)]
+        api: Api,
+        /// Block until every key is under the new version, showing progress.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum WorkerKnob {
     Rate,
@@ -550,6 +574,7 @@ pub enum BucketCommand {
 mod api;
 mod cluster;
 mod identities;
+mod keys;
 mod local;
 mod lost;
 mod scrub;
@@ -566,6 +591,7 @@ pub fn run(cmd: AdminCommand) -> Result<(), String> {
         AdminCommand::Role(c) => identities::role_command(c),
         AdminCommand::Workers(c) => workers::run(c),
         AdminCommand::Scrub(c) => scrub::run(c),
+        AdminCommand::Keys(c) => keys::run(c),
         AdminCommand::VerifyCertificate { .. } | AdminCommand::Ca(_) | AdminCommand::NodeIdentity { .. } => {
             local::run(cmd)
         }

@@ -11,6 +11,7 @@ pub mod certificate;
 pub mod cli;
 pub mod client;
 mod handlers;
+mod keys;
 mod metrics;
 mod scrub;
 mod tenants;
@@ -236,6 +237,8 @@ pub fn router(admin: Arc<Admin>) -> Router {
     let r = route::<WorkerPut, _, _>(r, workers::set);
     let r = route::<WorkerPause, _, _>(r, workers::pause);
     let r = route::<WorkerResume, _, _>(r, workers::resume);
+    let r = route::<KeysGet, _, _>(r, keys::get);
+    let r = route::<KeysRotateMaster, _, _>(r, keys::rotate_master);
     let r = route::<OperatorKeyGet, _, _>(r, tenants::operator_key);
     let r = route::<TenantsList, _, _>(r, tenants::list_tenants);
     let r = route::<TenantsCreate, _, _>(r, tenants::create_tenant);

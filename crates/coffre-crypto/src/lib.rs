@@ -11,9 +11,11 @@ use std::path::Path;
 
 mod package;
 pub mod provider;
+mod store_key;
 pub use package::{ObjectIdentity, PackageCipher, PACKAGE_SIZE, TAG_LEN};
 pub use provider::{FileProvider, KeyProvider};
 use std::sync::Arc;
+pub use store_key::STORE_KEY_FILE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
@@ -301,6 +303,8 @@ pub struct Keyring {
     current_sealer: Sealer,
     previous_sealers: Vec<Sealer>,
     provider: Arc<dyn KeyProvider>,
+    /// Where the provider-wrapped store key is kept (none with the `file` provider).
+    store_key_file: Option<std::path::PathBuf>,
 }
 
 impl Keyring {
@@ -327,6 +331,7 @@ impl Keyring {
             current_sealer,
             previous_sealers,
             provider,
+            store_key_file: None,
         }
     }
 

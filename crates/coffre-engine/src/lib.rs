@@ -11,6 +11,8 @@ mod error;
 pub mod evacuate;
 mod gc;
 mod heal;
+mod keys;
+pub use keys::KeyStatus;
 pub mod lifecycle;
 mod multipart;
 mod object;
@@ -112,6 +114,7 @@ pub struct Engine {
     heal_cursor: std::sync::Mutex<Option<Vec<u8>>>,
     /// Tenants' key-encryption keys, unwrapped.
     tenant_keys: std::sync::Mutex<tenants::TenantKeys>,
+    key_rotation: keys::KeyRotation,
     /// Bucket records as requests read them, valid while the metadata generation holds
     /// (every bucket change moves it). Commits never use it: they re-read inside `apply`.
     buckets: std::sync::Mutex<(u64, std::collections::HashMap<String, BucketRecord>)>,
@@ -204,6 +207,7 @@ impl Engine {
                 last_listing: std::sync::Mutex::new(None),
                 heal_cursor: std::sync::Mutex::new(None),
                 tenant_keys: Default::default(),
+                key_rotation: Default::default(),
                 buckets: Default::default(),
                 lifecycle: Default::default(),
                 audit: Default::default(),

@@ -36,6 +36,14 @@ pub enum IamCommand {
         name: String,
         oidc: Option<OidcConfig>,
     },
+    /// Replaces a tenant's wrapped key with the same key wrapped by another master key version
+    /// (an online rotation), only if it is still `from`: a tenant whose key changed meanwhile
+    /// is left alone (`PreconditionFailed`).
+    RewrapTenantKey {
+        name: String,
+        from: Vec<u8>,
+        to: Vec<u8>,
+    },
     /// Removes a tenant: its key-encryption key (so everything it wrapped is unreadable), its
     /// users, keys and roles. Fails while it owns a bucket.
     DeleteTenant {
@@ -351,6 +359,15 @@ impl MetaStore {
             C::SetTenantOidc { name, oidc } => {
                 let mut t = self.require_tenant(&name)?;
                 t.oidc = oidc;
+                b.put_cf(iam, keys::tenant(&name), encode(&t));
+                Outcome::Unit
+            }
+            C::RewrapTenantKey { name, from, to } => {
+                let mut t = self.require_tenant(&name)?;
+                if t.kek != from {
+                    return Err(MetaError::PreconditionFailed { exists: true });
+                }
+                t.kek = to;
                 b.put_cf(iam, keys::tenant(&name), encode(&t));
                 Outcome::Unit
             }

@@ -287,6 +287,11 @@ endpoints! {
     WorkerPause: POST "/v1/workers/{name}/pause", path String, query NoQuery, body (), answer json Worker, cli [];
     /// Resumes a paused worker.
     WorkerResume: POST "/v1/workers/{name}/resume", path String, query NoQuery, body (), answer json Worker, cli [];
+    /// The key provider, its master key version, and the keys not yet under it.
+    KeysGet: GET "/v1/keys", path (), query NoQuery, body (), answer json KeysStatus, cli ["keys status"];
+    /// Starts a rotation of the master key while serving (or resumes an unfinished one): a
+    /// new version in the provider, then every tenant's key and the store key wrapped again.
+    KeysRotateMaster: POST "/v1/keys/rotate-master", path (), query NoQuery, body (), answer json KeysStatus, cli [];
     /// The operator's public key, to check erasure certificates with.
     OperatorKeyGet: GET "/v1/operator-key", path (), query NoQuery, body (), answer json OperatorKey, cli [];
     /// Tenants with usage and quotas.

@@ -712,3 +712,23 @@ pub struct OperatorKey {
     /// Base64.
     pub public_key: String,
 }
+
+/// Where the keys stand: the provider, its current master key version, and how many keys it
+/// wraps (docs/keys.md).
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct KeysStatus {
+    /// `file` or `pkcs11`.
+    pub provider: String,
+    /// The master key version that wraps now (`coffre-master-N` in a token; the key id with
+    /// `file`).
+    pub current_version: String,
+    pub tenants: u64,
+    /// Tenants whose key the current version wraps.
+    pub tenants_current: u64,
+    /// Whether the current version wraps the store key (always with `file`).
+    pub store_key_current: bool,
+    /// Whether a rotation is running on this gateway.
+    pub rotating: bool,
+    /// What stopped the last rotation (run it again to resume).
+    pub last_error: Option<String>,
+}

@@ -15,6 +15,7 @@ pub(super) fn run(cmd: AdminCommand) -> Result<(), String> {
         | AdminCommand::Role(_)
         | AdminCommand::Workers(_)
         | AdminCommand::Scrub(_)
+        | AdminCommand::Keys(_)
         | AdminCommand::VerifyCertificate { .. }
         | AdminCommand::Ca(_)
         | AdminCommand::NodeIdentity { .. } => unreachable!("dispatched by cli::run"),

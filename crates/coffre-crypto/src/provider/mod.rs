@@ -28,6 +28,13 @@ pub trait KeyProvider: Send + Sync {
     fn made(&self, wrapped: &[u8]) -> bool;
     /// Whether the current version made `wrapped` (a rotation skips those).
     fn is_current(&self, wrapped: &[u8]) -> bool;
+    /// Adds a master key version, which wraps from now on (an online rotation); its name.
+    fn add_version(&self) -> Result<String, CryptoError> {
+        Err(CryptoError::Provider(format!(
+            "the {} provider does not rotate online (the file provider: `coffre rotate-master-key`, server stopped)",
+            self.kind()
+        )))
+    }
 }
 
 /// The master key in memory: the current key wraps, earlier ones (an interrupted offline

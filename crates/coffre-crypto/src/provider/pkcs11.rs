@@ -150,7 +150,7 @@ impl Pkcs11Provider {
     }
 
     /// Adds a master key version (a rotation): the new key wraps from now on.
-    pub fn add_version(&self) -> Result<u32, CryptoError> {
+    pub fn add_numbered_version(&self) -> Result<u32, CryptoError> {
         self.with_session(|inner| {
             inner.versions = find_versions(&inner.session)?;
             let next = inner.versions.keys().next_back().map_or(1, |v| v + 1);
@@ -305,6 +305,10 @@ impl KeyProvider for Pkcs11Provider {
 
     fn made(&self, wrapped: &[u8]) -> bool {
         parse(wrapped).is_some()
+    }
+
+    fn add_version(&self) -> Result<String, CryptoError> {
+        self.add_numbered_version().map(label)
     }
 
     fn is_current(&self, wrapped: &[u8]) -> bool {
