@@ -9,6 +9,7 @@ command -v aws >/dev/null || python3 -m pip install -q awscli
 python3 -c "import awscrt" 2>/dev/null || python3 -m pip install -q awscrt   # CRC32C in aws-cli
 command -v s3cmd >/dev/null || python3 -m pip install -q s3cmd
 python3 -c "import boto3" 2>/dev/null || python3 -m pip install -q boto3
+python3 -c "import kmip" 2>/dev/null || python3 -m pip install -q pykmip   # the KMIP server of tests/keys_kmip.rs
 command -v pyenv >/dev/null && pyenv rehash 2>/dev/null || true
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/coffre-target}"

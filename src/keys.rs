@@ -3,6 +3,7 @@
 //! token that holds the master key and wraps the store's own key (DATA/store.key).
 //! docs/keys.md says what each protects against.
 
+use coffre_crypto::provider::kmip::{KmipConfig, KmipProvider};
 use coffre_crypto::provider::pkcs11::{Pkcs11Config, Pkcs11Provider};
 use coffre_crypto::{Keyring, MasterKey};
 use serde::Deserialize;
@@ -13,7 +14,8 @@ use std::time::Duration;
 #[derive(clap::Args, Default)]
 pub(crate) struct KeyArgs {
     /// Where the master key lives: `file` (DATA/master.key or COFFRE_MASTER_KEY, the
-    /// default) or `pkcs11` (a token of an HSM, which never lets it out).
+    /// default), `pkcs11` (a token of an HSM, which never lets it out) or `kmip` (a KMIP
+    /// server, which keeps it likewise).
     #[arg(long, env = "COFFRE_KEY_PROVIDER")]
     key_provider: Option<String>,
     /// pkcs11: the token vendor's PKCS#11 library.
@@ -25,6 +27,18 @@ pub(crate) struct KeyArgs {
     /// pkcs11: a file holding the token's user PIN (else COFFRE_PKCS11_PIN).
     #[arg(long, env = "COFFRE_PKCS11_PIN_FILE")]
     pkcs11_pin_file: Option<PathBuf>,
+    /// kmip: the KMIP server, HOST:PORT.
+    #[arg(long, env = "COFFRE_KMIP_ENDPOINT")]
+    kmip_endpoint: Option<String>,
+    /// kmip: this gateway's client certificate (PEM).
+    #[arg(long, env = "COFFRE_KMIP_CERT")]
+    kmip_cert: Option<PathBuf>,
+    /// kmip: the client certificate's private key (PEM).
+    #[arg(long, env = "COFFRE_KMIP_KEY")]
+    kmip_key: Option<PathBuf>,
+    /// kmip: the CA of the KMIP server's certificate (PEM).
+    #[arg(long, env = "COFFRE_KMIP_CA")]
+    kmip_ca: Option<PathBuf>,
     /// Seconds an unwrapped tenant key stays in memory before the provider is asked again
     /// (300 by default).
     #[arg(long, env = "COFFRE_KEY_CACHE_SECONDS")]
@@ -39,12 +53,17 @@ pub(crate) struct KeysSection {
     pkcs11_module: Option<PathBuf>,
     pkcs11_token: Option<String>,
     pkcs11_pin_file: Option<PathBuf>,
+    kmip_endpoint: Option<String>,
+    kmip_cert: Option<PathBuf>,
+    kmip_key: Option<PathBuf>,
+    kmip_ca: Option<PathBuf>,
     cache_seconds: Option<u64>,
 }
 
 pub(crate) enum Provider {
     File,
     Pkcs11(Pkcs11Config),
+    Kmip(KmipConfig),
 }
 
 pub(crate) struct KeySettings {
@@ -80,8 +99,23 @@ impl KeySettings {
                 };
                 Provider::Pkcs11(Pkcs11Config { module, token, pin })
             }
-            "kmip" => return Err("--key-provider kmip: not available in this build yet (file or pkcs11)".into()),
-            other => return Err(format!("--key-provider {other}: file or pkcs11")),
+            "kmip" => {
+                let need =
+                    |v: Option<PathBuf>, flag: &str| v.ok_or_else(|| format!("--key-provider kmip needs --{flag}"));
+                Provider::Kmip(KmipConfig {
+                    endpoint: args
+                        .kmip_endpoint
+                        .or(file.kmip_endpoint)
+                        .ok_or("--key-provider kmip needs --kmip-endpoint HOST:PORT")?,
+                    cert: need(
+                        args.kmip_cert.or(file.kmip_cert),
+                        "kmip-cert (the client certificate, PEM)",
+                    )?,
+                    key: need(args.kmip_key.or(file.kmip_key), "kmip-key (its private key, PEM)")?,
+                    ca: need(args.kmip_ca.or(file.kmip_ca), "kmip-ca (the server's CA, PEM)")?,
+                })
+            }
+            other => return Err(format!("--key-provider {other}: file, pkcs11 or kmip")),
         };
         Ok(KeySettings { provider, cache_ttl })
     }
@@ -92,29 +126,27 @@ impl KeySettings {
 /// the first start). A store never silently changes provider: each refuses the other's.
 pub(crate) fn open_keyring(data: &Path, settings: &KeySettings) -> Result<Keyring, String> {
     let store_key = data.join(coffre_crypto::STORE_KEY_FILE);
-    match &settings.provider {
-        Provider::File => {
-            if store_key.exists() && !data.join("master.key").exists() && std::env::var("COFFRE_MASTER_KEY").is_err() {
-                return Err(format!(
-                    "this store's master key is in a security container ({} is its wrapped store key): start with the --key-provider it was made with",
-                    store_key.display()
-                ));
-            }
-            load_keyring(data)
+    if let Provider::File = settings.provider {
+        if store_key.exists() && !data.join("master.key").exists() && std::env::var("COFFRE_MASTER_KEY").is_err() {
+            return Err(format!(
+                "this store's master key is in a security container ({} is its wrapped store key): start with the --key-provider it was made with",
+                store_key.display()
+            ));
         }
-        Provider::Pkcs11(config) => {
-            if data.join("master.key").exists() {
-                return Err(format!(
-                    "this store's master key is the file {}: the pkcs11 provider cannot open what it wrapped",
-                    data.join("master.key").display()
-                ));
-            }
-            let provider: Arc<dyn coffre_crypto::KeyProvider> =
-                Arc::new(Pkcs11Provider::open(config).map_err(|e| e.to_string())?);
-            Keyring::open_with_provider(&store_key, provider)
-                .map_err(|e| format!("the store key {}: {e}", store_key.display()))
-        }
+        return load_keyring(data);
     }
+    if data.join("master.key").exists() {
+        return Err(format!(
+            "this store's master key is the file {}: a security container cannot open what it wrapped",
+            data.join("master.key").display()
+        ));
+    }
+    let provider: Arc<dyn coffre_crypto::KeyProvider> = match &settings.provider {
+        Provider::Pkcs11(config) => Arc::new(Pkcs11Provider::open(config).map_err(|e| e.to_string())?),
+        Provider::Kmip(config) => Arc::new(KmipProvider::open(config).map_err(|e| e.to_string())?),
+        Provider::File => return load_keyring(data),
+    };
+    Keyring::open_with_provider(&store_key, provider).map_err(|e| format!("the store key {}: {e}", store_key.display()))
 }
 
 /// The master key (COFFRE_MASTER_KEY, else DATA/master.key, created on first start) and the

@@ -11,6 +11,7 @@
 
 use crate::{unwrap_with, wrap_with, CryptoError, MasterKey};
 
+pub mod kmip;
 pub mod pkcs11;
 use std::sync::Arc;
 
