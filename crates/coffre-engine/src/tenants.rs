@@ -58,7 +58,17 @@ impl Engine {
                 "the tenant '{tenant}' and its key no longer exist: its data is unreadable"
             ))
         })?;
-        let key = Arc::new(self.keys.unwrap_tenant_key(&rec.kek, tenant).map_err(|e| match e {
+        // The provider may be a network call (KMIP, a network HSM) bounded by its deadlines:
+        // on a multi-threaded runtime's worker, tokio moves the other tasks off this thread
+        // while it waits.
+        let unwrap = || self.keys.unwrap_tenant_key(&rec.kek, tenant);
+        let unwrapped = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(unwrap)
+            }
+            _ => unwrap(),
+        };
+        let key = Arc::new(unwrapped.map_err(|e| match e {
             coffre_crypto::CryptoError::Unavailable(_) => {
                 EngineError::Unavailable(format!("the key of tenant '{tenant}': {e}"))
             }
