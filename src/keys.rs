@@ -126,25 +126,25 @@ impl KeySettings {
 /// the first start). A store never silently changes provider: each refuses the other's.
 pub(crate) fn open_keyring(data: &Path, settings: &KeySettings) -> Result<Keyring, String> {
     let store_key = data.join(coffre_crypto::STORE_KEY_FILE);
-    if let Provider::File = settings.provider {
-        if store_key.exists() && !data.join("master.key").exists() && std::env::var("COFFRE_MASTER_KEY").is_err() {
+    let provider: Arc<dyn coffre_crypto::KeyProvider> = match &settings.provider {
+        Provider::File => {
+            if store_key.exists() && !data.join("master.key").exists() && std::env::var("COFFRE_MASTER_KEY").is_err() {
+                return Err(format!(
+                    "this store's master key is in a security container ({} is its wrapped store key): start with the --key-provider it was made with",
+                    store_key.display()
+                ));
+            }
+            return load_keyring(data);
+        }
+        // Checked before the provider opens: opening makes a master key in an empty one.
+        _ if data.join("master.key").exists() => {
             return Err(format!(
-                "this store's master key is in a security container ({} is its wrapped store key): start with the --key-provider it was made with",
-                store_key.display()
+                "this store's master key is the file {}: a security container cannot open what it wrapped",
+                data.join("master.key").display()
             ));
         }
-        return load_keyring(data);
-    }
-    if data.join("master.key").exists() {
-        return Err(format!(
-            "this store's master key is the file {}: a security container cannot open what it wrapped",
-            data.join("master.key").display()
-        ));
-    }
-    let provider: Arc<dyn coffre_crypto::KeyProvider> = match &settings.provider {
         Provider::Pkcs11(config) => Arc::new(Pkcs11Provider::open(config).map_err(|e| e.to_string())?),
         Provider::Kmip(config) => Arc::new(KmipProvider::open(config).map_err(|e| e.to_string())?),
-        Provider::File => return load_keyring(data),
     };
     Keyring::open_with_provider(&store_key, provider).map_err(|e| format!("the store key {}: {e}", store_key.display()))
 }

@@ -118,17 +118,7 @@ async fn a_store_whose_master_key_is_in_a_token_writes_restarts_and_reads() {
     s.kill();
 
     // The master key stays in the token: sensitive, not extractable, its value refused.
-    let ctx = Pkcs11::new(MODULE).unwrap();
-    std::env::set_var("SOFTHSM2_CONF", &conf);
-    ctx.initialize(CInitializeArgs::OsThreads).unwrap();
-    let slot = ctx
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label() == TOKEN)
-        .unwrap();
-    let session = ctx.open_ro_session(slot).unwrap();
-    session.login(UserType::User, Some(&AuthPin::new(PIN.into()))).unwrap();
+    let session = token_session(&conf);
     let keys = session
         .find_objects(&[
             Attribute::Class(ObjectClass::SECRET_KEY),

@@ -93,13 +93,6 @@ pub(crate) async fn metrics(
     coffre_types::metrics::process_metrics(&mut body);
     tenants(&admin, &mut body);
     certificates(&admin, &mut body);
-    for n in admin.engine.nodes() {
-        // As presented at the gateway's last connection to the node (no node is called here).
-        if let Some(t) = n.store.certificate_not_after() {
-            let labels = [("kind", "node"), ("id", n.id())];
-            sample(&mut body, "coffre_certificate_not_after_seconds", &labels, t);
-        }
-    }
     let mut stats = Vec::new();
     for n in admin.engine.nodes() {
         let stat = if n.address.is_empty() {
@@ -252,8 +245,8 @@ fn tenants(admin: &Admin, out: &mut String) {
     }
 }
 
-/// When this gateway's certificate and its cluster CA's expire (an alert fires 30 days before);
-/// the nodes' follow it in `metrics`.
+/// When this gateway's certificate, its cluster CA's and the nodes' expire (an alert fires 30
+/// days before).
 fn certificates(admin: &Admin, out: &mut String) {
     gauge_header(
         out,
@@ -261,6 +254,13 @@ fn certificates(admin: &Admin, out: &mut String) {
         "When a certificate of the cluster expires (seconds since the epoch): this gateway's, \
          its CA's, and each node's as presented to this gateway.",
     );
+    for n in admin.engine.nodes() {
+        // As presented at the gateway's last connection to the node (no node is called here).
+        if let Some(t) = n.store.certificate_not_after() {
+            let labels = [("kind", "node"), ("id", n.id())];
+            sample(out, "coffre_certificate_not_after_seconds", &labels, t);
+        }
+    }
     let Some(identity) = &admin.identity else { return };
     use coffre_cluster::identity::not_after;
     if let Some(t) = not_after(&identity.cert) {

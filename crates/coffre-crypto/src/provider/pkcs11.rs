@@ -159,14 +159,6 @@ impl Pkcs11Provider {
             Ok(next)
         })
     }
-
-    /// The versions the token holds.
-    pub fn versions(&self) -> Result<Vec<u32>, CryptoError> {
-        self.with_session(|inner| {
-            inner.versions = find_versions(&inner.session)?;
-            Ok(inner.versions.keys().copied().collect())
-        })
-    }
 }
 
 fn login(ctx: &Pkcs11, slot: Slot, token: &str, pin: &str) -> Result<Session, CryptoError> {
