@@ -126,6 +126,13 @@ impl KeySettings {
 /// the first start). A store never silently changes provider: each refuses the other's.
 pub(crate) fn open_keyring(data: &Path, settings: &KeySettings) -> Result<Keyring, String> {
     let store_key = data.join(coffre_crypto::STORE_KEY_FILE);
+    if store_key.exists() && data.join("master.key").exists() {
+        return Err(format!(
+            "a move of this store's master key into a security container was interrupted ({} and {} both exist): run `coffre admin keys migrate` again to finish it",
+            data.join("master.key").display(),
+            store_key.display()
+        ));
+    }
     let provider: Arc<dyn coffre_crypto::KeyProvider> = match &settings.provider {
         Provider::File => {
             if store_key.exists() && !data.join("master.key").exists() && std::env::var("COFFRE_MASTER_KEY").is_err() {
@@ -143,10 +150,102 @@ pub(crate) fn open_keyring(data: &Path, settings: &KeySettings) -> Result<Keyrin
                 data.join("master.key").display()
             ));
         }
-        Provider::Pkcs11(config) => Arc::new(Pkcs11Provider::open(config).map_err(|e| e.to_string())?),
-        Provider::Kmip(config) => Arc::new(KmipProvider::open(config).map_err(|e| e.to_string())?),
+        _ => open_provider(&settings.provider)?,
     };
     Keyring::open_with_provider(&store_key, provider).map_err(|e| format!("the store key {}: {e}", store_key.display()))
+}
+
+/// A security container, opened (a PKCS#11 token logged in, a KMIP server's key found or made).
+fn open_provider(provider: &Provider) -> Result<Arc<dyn coffre_crypto::KeyProvider>, String> {
+    Ok(match provider {
+        Provider::File => return Err("the file provider is not a security container".into()),
+        Provider::Pkcs11(config) => Arc::new(Pkcs11Provider::open(config).map_err(|e| e.to_string())?),
+        Provider::Kmip(config) => Arc::new(KmipProvider::open(config).map_err(|e| e.to_string())?),
+    })
+}
+
+/// `coffre admin keys migrate --to pkcs11|kmip`: moves a store from the file provider into a
+/// security container, its server stopped (docs/keys.md). Crash-safe and resumable: the
+/// wrapped store key is written first and every step leaves what it did readable by the next
+/// run; the master key file is destroyed last.
+pub(crate) fn migrate(m: coffre_admin::cli::MigrateArgs) -> Result<(), String> {
+    let data = m.data.as_path();
+    let args = KeyArgs {
+        key_provider: Some(m.to),
+        pkcs11_module: m.pkcs11_module,
+        pkcs11_token: m.pkcs11_token,
+        pkcs11_pin_file: m.pkcs11_pin_file,
+        kmip_endpoint: m.kmip_endpoint,
+        kmip_cert: m.kmip_cert,
+        kmip_key: m.kmip_key,
+        kmip_ca: m.kmip_ca,
+        key_cache_seconds: None,
+    };
+    let settings = KeySettings::resolve(args, KeysSection::default())?;
+    let master_file = data.join("master.key");
+    let from_env = std::env::var("COFFRE_MASTER_KEY").is_ok();
+    if !master_file.exists() && !from_env {
+        return Err(match data.join(coffre_crypto::STORE_KEY_FILE).exists() {
+            true => "this store's master key is already in a security container".into(),
+            false => format!("{} not found: no store to migrate here", master_file.display()),
+        });
+    }
+    if data.join("master.key.next").exists() {
+        return Err("a master key rotation was interrupted: finish it first with `coffre rotate-master-key`".into());
+    }
+    // The metadata first: it refuses while a server holds it.
+    let meta = coffre_meta::MetaStore::open(&data.join("meta"))
+        .map_err(|e| format!("metadata (is the server still running?): {e}"))?;
+    let old = load_keyring(data)?;
+    let store_key = data.join(coffre_crypto::STORE_KEY_FILE);
+    let new = Keyring::open_with_provider(&store_key, open_provider(&settings.provider)?)
+        .map_err(|e| format!("the store key {}: {e}", store_key.display()))?
+        .also_opening(&old);
+    let done = coffre_engine::migrate_master_key(&meta, &old, &new).map_err(|e| e.to_string())?;
+    drop(meta);
+    let signing = data.join("operator.key");
+    if signing.exists() {
+        coffre_engine::OperatorKey::load_or_create(&signing, &new).map_err(|e| format!("operator signing key: {e}"))?;
+    }
+    coffre_engine::reseal_audit_keys(&data.join("audit"), &new)?;
+    if master_file.exists() {
+        destroy(&master_file)?;
+    }
+    println!(
+        "moved into {}: {} tenant keys wrapped by it; {} access keys, {} objects, {} parts, {} uploads sealed again under the new store key",
+        new.provider().kind(),
+        done.tenants,
+        done.access_keys,
+        done.objects,
+        done.parts,
+        done.uploads
+    );
+    if from_env {
+        println!("unset COFFRE_MASTER_KEY and destroy every copy of it: nothing needs it any more");
+    }
+    println!("start the server with --key-provider {}", new.provider().kind());
+    Ok(())
+}
+
+/// Overwrites a key file, syncs, and removes it (and syncs its directory).
+fn destroy(path: &Path) -> Result<(), String> {
+    use std::io::Write;
+    let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len() as usize;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    f.write_all(&vec![0u8; len])
+        .and_then(|_| f.sync_all())
+        .map_err(|e| e.to_string())?;
+    drop(f);
+    std::fs::remove_file(path).map_err(|e| e.to_string())?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// The master key (COFFRE_MASTER_KEY, else DATA/master.key, created on first start) and the

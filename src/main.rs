@@ -224,6 +224,9 @@ fn main() {
             revoked,
             reserve,
         } => run_node(&data, &listen, &identity, revoked, reserve),
+        Command::Admin(coffre_admin::cli::AdminCommand::Keys(coffre_admin::cli::KeysCommand::Migrate(m))) => {
+            keys::migrate(m)
+        }
         Command::Admin(cmd) => coffre_admin::cli::run(cmd),
         Command::Meta(MetaCommand::Restore { from, data, config }) => restore_metadata(&from, &data, config.as_deref()),
         Command::Audit(AuditCommand::Verify {

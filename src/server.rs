@@ -139,6 +139,7 @@ pub(crate) fn run_server(args: ServerArgs) -> Result<(), String> {
             // The embedded stores are all located in FR (above); a cluster never inlines.
             metadata_country: identity.is_none().then(|| EMBEDDED_COUNTRY.to_string()),
             key_cache_ttl: key_settings.cache_ttl,
+            region: region.clone(),
             ..Default::default()
         };
         let (engine, mut damaged) = Engine::new(meta.clone(), nodes, gateway_location, keys.clone(), engine_config);

@@ -295,3 +295,132 @@ async fn the_file_provider_rotates_offline_only() {
     assert!(!ok);
     assert!(err.contains("coffre rotate-master-key"), "{err}");
 }
+
+/// Which of `needles` the readable memory of process `pid` holds (read through
+/// /proc/PID/mem, chunk by chunk).
+fn memory_holds(pid: u32, needles: &[&[u8]]) -> Vec<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    const CHUNK: u64 = 8 << 20;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let overlap = needles.iter().map(|n| n.len()).max().unwrap_or(1) - 1;
+    let mut found = vec![false; needles.len()];
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (range, perms) = (f.next().unwrap(), f.next().unwrap());
+        if !perms.starts_with('r') || line.ends_with("[vvar]") || line.ends_with("[vsyscall]") {
+            continue;
+        }
+        let (a, b) = range.split_once('-').unwrap();
+        let (start, end) = (u64::from_str_radix(a, 16).unwrap(), u64::from_str_radix(b, 16).unwrap());
+        let mut at = start;
+        while at < end {
+            let len = CHUNK.min(end - at);
+            let mut buf = vec![0u8; len as usize];
+            if mem.seek(SeekFrom::Start(at)).is_err() || mem.read_exact(&mut buf).is_err() {
+                break;
+            }
+            for (i, n) in needles.iter().enumerate() {
+                found[i] |= buf.windows(n.len()).any(|w| w == *n);
+            }
+            if at + len >= end {
+                break;
+            }
+            // The chunks overlap by a needle's length less one: nothing is missed at a seam.
+            at += len - overlap as u64;
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_store_moves_into_the_token_and_its_old_master_key_is_nowhere_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = softhsm_token(dir.path());
+    let (small, large, big) = (data(2_000, 7), data(3 << 20, 8), data(5 << 20, 9));
+    let data = dir.path().join("data");
+
+    // A store made with the file provider: objects of the root tenant and of a tenant, one
+    // under a KMS key, a multipart one.
+    let mut s = Server::start_at(&data, "127.0.0.1:0");
+    let c = s.client();
+    c.create_bucket().bucket("archives").send().await.unwrap();
+    put(&c, "archives", "small", small.clone()).await;
+    put(&c, "archives", "large", large.clone()).await;
+    let parts = multipart_put(&c, "archives", "multi", &[&big, &small]).await;
+    let (ak, sk) = s.tenant("hopital", &[]);
+    let t = client_with(&s.endpoint, &ak, &sk);
+    t.create_bucket().bucket("hopital-scans").send().await.unwrap();
+    put(&t, "hopital-scans", "scan", large.clone()).await;
+    let (ok, _, err) = s.admin(&["kms-key", "create", "--tenant", "hopital", "dossiers"]);
+    assert!(ok, "{err}");
+    t.put_object()
+        .bucket("hopital-scans")
+        .key("kms")
+        .body(small.clone().into())
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .ssekms_key_id("dossiers")
+        .send()
+        .await
+        .unwrap();
+    s.kill();
+    let master_text = std::fs::read_to_string(data.join("master.key")).unwrap();
+    let master = hex::decode(master_text.trim()).unwrap();
+    assert_eq!(master.len(), 32);
+
+    let migrate = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_coffre"))
+            .args([
+                "admin",
+                "keys",
+                "migrate",
+                "--to",
+                "pkcs11",
+                "--data",
+                data.to_str().unwrap(),
+            ])
+            .args(&PROVIDER_ARGS[2..])
+            .args(extra)
+            .env("SOFTHSM2_CONF", &conf)
+            .env("COFFRE_PKCS11_PIN", PIN)
+            .env_remove("COFFRE_MASTER_KEY")
+            .output()
+            .unwrap()
+    };
+    let out = migrate(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 tenant keys"));
+    assert!(!data.join("master.key").exists(), "the master key file is destroyed");
+    assert!(data.join("store.key").exists());
+    let again = migrate(&[]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already in a security container"));
+    // The file provider can no longer open the store.
+    let err = refused(&data, &[], &[]);
+    assert!(err.contains("security container"), "{err}");
+
+    // Started with the token: everything reads, the tenant's secret still signs.
+    let mut s = start(&data, &conf);
+    let c = s.client();
+    assert_eq!(get_body(&c, "archives", "small").await, small);
+    assert_eq!(get_body(&c, "archives", "large").await, large);
+    assert_eq!(get_body(&c, "archives", "multi").await, parts);
+    let t = client_with(&s.endpoint, &ak, &sk);
+    assert_eq!(get_body(&t, "hopital-scans", "scan").await, large);
+    assert_eq!(get_body(&t, "hopital-scans", "kms").await, small);
+    put(&t, "hopital-scans", "after", small.clone()).await;
+    assert_eq!(get_body(&t, "hopital-scans", "after").await, small);
+
+    // No copy of the old master key in the gateway's memory, raw or as its file's text; the
+    // scan does find what is there (the root access key, from the environment).
+    let found = memory_holds(
+        s.child.id(),
+        &[&master, master_text.trim().as_bytes(), ACCESS.as_bytes()],
+    );
+    assert_eq!(
+        found,
+        vec![false, false, true],
+        "old master key found in memory (raw, hex), sanity"
+    );
+    s.kill();
+}

@@ -84,6 +84,10 @@ pub enum AdminCommand {
     /// Access keys of a tenant's users.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// A tenant's KMS keys (SSE-KMS): named keys its objects can be encrypted under, that it
+    /// can disable (its objects become unreadable) or have shredded.
+    #[command(subcommand, name = "kms-key")]
+    KmsKey(KmsKeyCommand),
     /// Roles a tenant's web identities (OIDC) may assume through STS.
     #[command(subcommand)]
     Role(RoleCommand),
@@ -405,6 +409,81 @@ pub enum KeysCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Moves a store whose master key is a file into a security container, with its server
+    /// stopped: the container makes a master key and wraps a fresh store key, every tenant's
+    /// key is wrapped by it, everything sealed under the old key is sealed again, and the
+    /// master key file is destroyed. Run again to resume an interrupted migration.
+    Migrate(MigrateArgs),
+}
+
+/// Where a store moves its master key to: the provider and its settings, as `coffre server`
+/// takes them (docs/keys.md). Run on the gateway's machine by the `coffre` binary.
+#[derive(clap::Args)]
+pub struct MigrateArgs {
+    /// `pkcs11` or `kmip`.
+    #[arg(long, value_parser = ["pkcs11", "kmip"])]
+    pub to: String,
+    /// The store's data directory (its server stopped).
+    #[arg(long, env = "COFFRE_DATA")]
+    pub data: PathBuf,
+    #[arg(long, env = "COFFRE_PKCS11_MODULE")]
+    pub pkcs11_module: Option<PathBuf>,
+    #[arg(long, env = "COFFRE_PKCS11_TOKEN")]
+    pub pkcs11_token: Option<String>,
+    /// A file holding the token's user PIN (else COFFRE_PKCS11_PIN).
+    #[arg(long, env = "COFFRE_PKCS11_PIN_FILE")]
+    pub pkcs11_pin_file: Option<PathBuf>,
+    #[arg(long, env = "COFFRE_KMIP_ENDPOINT")]
+    pub kmip_endpoint: Option<String>,
+    #[arg(long, env = "COFFRE_KMIP_CERT")]
+    pub kmip_cert: Option<PathBuf>,
+    #[arg(long, env = "COFFRE_KMIP_KEY")]
+    pub kmip_key: Option<PathBuf>,
+    #[arg(long, env = "COFFRE_KMIP_CA")]
+    pub kmip_ca: Option<PathBuf>,
+}
+
+/// `--tenant T NAME`: a tenant's KMS key, by name, id, `alias/NAME` or ARN.
+#[derive(clap::Args)]
+pub struct KmsKeyArgs {
+    #[command(flatten)]
+    pub api: Api,
+    #[arg(long)]
+    pub tenant: String,
+    pub name: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum KmsKeyCommand {
+    /// Create a KMS key, enabled; `--json` prints `{"key_id": …, "arn": …}`.
+    Create(KmsKeyArgs),
+    /// The tenant's KMS keys and their states.
+    List {
+        #[command(flatten)]
+        api: Api,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a key: what it encrypted is unreadable (403) until it is enabled again.
+    Disable(KmsKeyArgs),
+    /// Enable a disabled key.
+    Enable(KmsKeyArgs),
+    /// A new version of the key's material for new writes (older versions still decrypt).
+    Rotate(KmsKeyArgs),
+    /// Shred the key after `--days` (0 to 30; 0: now): unusable at once, and what it
+    /// encrypted unreadable for good once shredded.
+    ScheduleDeletion {
+        #[command(flatten)]
+        key: KmsKeyArgs,
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
+    /// Cancel a scheduled deletion (the key is left disabled).
+    CancelDeletion(KmsKeyArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -592,6 +671,7 @@ pub fn run(cmd: AdminCommand) -> Result<(), String> {
         AdminCommand::Workers(c) => workers::run(c),
         AdminCommand::Scrub(c) => scrub::run(c),
         AdminCommand::Keys(c) => keys::run(c),
+        AdminCommand::KmsKey(c) => keys::kms_key(c),
         AdminCommand::VerifyCertificate { .. } | AdminCommand::Ca(_) | AdminCommand::NodeIdentity { .. } => {
             local::run(cmd)
         }

@@ -106,6 +106,8 @@ impl From<coffre_engine::EngineError> for ApiError {
             | E::Conflict(_) => ErrorCode::Conflict,
             E::Meta(M::InvalidRequest(_)) | E::InvalidRequest(_) => ErrorCode::InvalidArgument,
             E::Unavailable(_) | E::Meta(M::Unavailable(_)) => ErrorCode::Unavailable,
+            E::Kms(coffre_engine::KmsError::NotFound(_)) => ErrorCode::NoSuchEntity,
+            E::Kms(_) => ErrorCode::InvalidArgument,
             _ => ErrorCode::Internal,
         };
         ApiError::new(code, e.to_string())
@@ -239,6 +241,24 @@ pub fn router(admin: Arc<Admin>) -> Router {
     let r = route::<WorkerResume, _, _>(r, workers::resume);
     let r = route::<KeysGet, _, _>(r, keys::get);
     let r = route::<KeysRotateMaster, _, _>(r, keys::rotate_master);
+    let r = route::<TenantsKmsKeysGet, _, _>(r, keys::list_kms_keys);
+    let r = route::<TenantsKmsKeysCreate, _, _>(r, keys::create_kms_key);
+    let r = route::<KmsKeyEnable, _, _>(r, |a, c| {
+        keys::change_kms_key(a, c.path, coffre_engine::KmsAction::Enable)
+    });
+    let r = route::<KmsKeyDisable, _, _>(r, |a, c| {
+        keys::change_kms_key(a, c.path, coffre_engine::KmsAction::Disable)
+    });
+    let r = route::<KmsKeyRotate, _, _>(r, |a, c| {
+        keys::change_kms_key(a, c.path, coffre_engine::KmsAction::Rotate)
+    });
+    let r = route::<KmsKeyScheduleDeletion, _, _>(r, |a, c: Call<KmsKeyScheduleDeletion>| {
+        let days = c.query.days.unwrap_or(coffre_engine::kms::MAX_PENDING_DAYS);
+        keys::change_kms_key(a, c.path, coffre_engine::KmsAction::ScheduleDeletion { days })
+    });
+    let r = route::<KmsKeyCancelDeletion, _, _>(r, |a, c| {
+        keys::change_kms_key(a, c.path, coffre_engine::KmsAction::CancelDeletion)
+    });
     let r = route::<OperatorKeyGet, _, _>(r, tenants::operator_key);
     let r = route::<TenantsList, _, _>(r, tenants::list_tenants);
     let r = route::<TenantsCreate, _, _>(r, tenants::create_tenant);

@@ -289,7 +289,26 @@ impl TenantKey {
     pub fn unwrap(&self, wrapped: &[u8], context: &[u8]) -> Result<DataKey, CryptoError> {
         unwrap_with(&self.key, &self.id, wrapped, context).map(DataKey)
     }
+
+    /// Wraps another key-encryption key under this one: a tenant's KMS key (SSE-KMS) is kept
+    /// only wrapped by its tenant's key, so erasing the tenant shreds its KMS keys too.
+    pub fn wrap_key(&self, inner: &TenantKey, context: &[u8]) -> Vec<u8> {
+        wrap_with(&self.key, &self.id, &inner.key, context)
+    }
+
+    pub fn unwrap_key(&self, wrapped: &[u8], context: &[u8]) -> Result<TenantKey, CryptoError> {
+        unwrap_with(&self.key, &self.id, wrapped, context).map(TenantKey::from_bytes)
+    }
+
+    /// The 8-byte id wrapped keys name this key by.
+    pub fn id(&self) -> [u8; 8] {
+        self.id
+    }
 }
+
+/// A version of a tenant's KMS key's material: a key-encryption key like the tenant's own,
+/// wrapping the data keys of the objects written under it (docs/keys.md).
+pub type KmsKeyMaterial = TenantKey;
 
 /// The keys in use. The store key seals metadata secrets (and unwraps data keys written
 /// before tenants had keys); the provider's master key wraps each tenant's key. With the
@@ -337,6 +356,16 @@ impl Keyring {
 
     pub fn current(&self) -> &MasterKey {
         &self.current
+    }
+
+    /// This keyring, also opening (and unwrapping) what `old`'s keys sealed and wrapped: a
+    /// store moving to a security container re-seals everything under its new store key.
+    pub fn also_opening(mut self, old: &Keyring) -> Keyring {
+        for k in std::iter::once(&old.current).chain(&old.previous) {
+            self.previous_sealers.push(k.metadata_sealer());
+            self.previous.push(k.clone());
+        }
+        self
     }
 
     pub fn provider(&self) -> &Arc<dyn KeyProvider> {
@@ -641,6 +670,24 @@ mod tests {
         let rotated = Keyring::new(MasterKey::from_bytes([9; 32]), vec![mk()]);
         assert_eq!(rotated.unwrap_tenant_key(&wrapped_tk, "hopital").unwrap().id, tk.id);
         assert!(!rotated.tenant_key_is_current(&wrapped_tk));
+    }
+
+    #[test]
+    fn kms_key_material_is_wrapped_by_its_tenant_key_and_wraps_data_keys() {
+        let tk = TenantKey::random();
+        let material = KmsKeyMaterial::random();
+        let wrapped = tk.wrap_key(&material, b"kms key k1 v1");
+        assert!(tk.made(&wrapped));
+        let opened = tk.unwrap_key(&wrapped, b"kms key k1 v1").unwrap();
+        assert_eq!(opened.id(), material.id());
+        // Bound to its key and version; another tenant's key cannot open it.
+        assert!(tk.unwrap_key(&wrapped, b"kms key k1 v2").is_err());
+        assert!(TenantKey::random().unwrap_key(&wrapped, b"kms key k1 v1").is_err());
+        let dk = DataKey::random();
+        let w = material.wrap(&dk, b"part");
+        assert!(opened.made(&w) && !tk.made(&w));
+        assert_eq!(opened.unwrap(&w, b"part").unwrap().0, dk.0);
+        assert!(tk.unwrap(&w, b"part").is_err());
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub enum EngineError {
     /// version: 404; a request naming it by id: 405).
     #[error("delete marker {version_id}")]
     DeleteMarker { version_id: String },
+    /// SSE-KMS: the KMS key named cannot be used (not found, disabled, being deleted).
+    #[error("KMS key: {0}")]
+    Kms(crate::kms::KmsError),
 }
 
 pub type EngineResult<T> = Result<T, EngineError>;

@@ -13,6 +13,8 @@ mod gc;
 mod heal;
 mod keys;
 pub use keys::KeyStatus;
+pub mod kms;
+pub use kms::{KmsAction, KmsError, KmsKeyInfo, KmsKeyRef};
 pub mod lifecycle;
 mod multipart;
 mod object;
@@ -30,7 +32,7 @@ pub use coffre_types::new_id;
 pub use error::{EngineError, EngineResult};
 pub use multipart::{CompleteRequest, CompletedUpload, PartRequest, UploadListing};
 pub use object::{BodyInfo, DeleteOutcome, NewObject, ObjectLockRequest, ReadHandle, VerifiedChecksum};
-pub use rotate::{rotate_master_key, Rotation};
+pub use rotate::{migrate_master_key, rotate_master_key, Rotation};
 pub use tenants::Erasure;
 pub use topology::ClusterNode;
 
@@ -40,9 +42,10 @@ pub use coffre_crypto::{verify_ed25519, CustomerKey, OperatorKey};
 pub use coffre_data::{DataError, ShardStore, StoreStat};
 pub use coffre_meta::{replica, MetaError, NodeHoldings};
 pub use coffre_meta::{
-    AccessKeyRecord, BucketConfigKind, BucketRecord, CorsConfig, CorsRule, EncryptionConfig, IamCommand, ListEntry,
-    NodeRecord, ObjectRecord, OidcConfig, OwnershipConfig, PartData, PartInfo, Quota, RoleRecord, SealedAttrs,
-    TenantRecord, UploadEntry, UploadPartRecord, UploadRecord, Usage, UserRecord, WriteCondition, DEFAULT_TENANT,
+    AccessKeyRecord, BucketConfigKind, BucketRecord, CorsConfig, CorsRule, EncryptionConfig, IamCommand, KmsAttrs,
+    ListEntry, NodeRecord, ObjectRecord, OidcConfig, OwnershipConfig, PartData, PartInfo, Quota, RoleRecord,
+    SealedAttrs, TenantRecord, UploadEntry, UploadPartRecord, UploadRecord, Usage, UserRecord, WriteCondition,
+    DEFAULT_TENANT,
 };
 pub use coffre_meta::{
     DefaultRetention, DeleteResult, LifecycleConfig, LifecycleExpiration, LifecycleFilter, LifecycleRule, LockMode,
@@ -81,6 +84,8 @@ pub struct EngineConfig {
     /// How long an unwrapped tenant key stays in memory before the key provider is asked
     /// again (`[keys] cache_seconds`).
     pub key_cache_ttl: std::time::Duration,
+    /// The region ARNs name (a tenant's KMS keys: `arn:aws:kms:REGION:TENANT:key/ID`).
+    pub region: String,
 }
 
 impl Default for EngineConfig {
@@ -92,6 +97,7 @@ impl Default for EngineConfig {
             inline_max: 0,
             metadata_country: None,
             key_cache_ttl: coffre_types::limits::KEY_CACHE_TTL,
+            region: "fr-par".into(),
         }
     }
 }

@@ -154,6 +154,8 @@ impl Engine {
     /// (0: unlimited; read as the pass goes, so a change applies at once). Returns how many
     /// versions, markers and uploads it removed.
     pub async fn lifecycle_pass(&self, rate: &(dyn Fn() -> u64 + Sync)) -> EngineResult<u64> {
+        // KMS keys whose scheduled deletion has come are shredded on the same schedule.
+        self.shred_due_kms_keys_everywhere().await?;
         let resume = self.load_cursor();
         let mut buckets: Vec<(String, LifecycleConfig)> = Vec::new();
         for (name, _) in self.list_buckets()? {

@@ -30,6 +30,8 @@ pub struct BodyInfo {
     pub checksum: Option<VerifiedChecksum>,
     /// SSE-C: the data is encrypted under a key bound to this one, and its ETag is keyed.
     pub customer_key: Option<CustomerKey>,
+    /// SSE-KMS: the id of the tenant's KMS key that wraps the data key (enabled).
+    pub kms_key: Option<String>,
     /// A part of a multipart upload (not an object of its own yet, for quotas).
     pub part: bool,
 }
@@ -109,7 +111,7 @@ impl Engine {
         // Wrapped before any byte is written: a tenant without a key takes no data.
         let dk = DataKey::random();
         let version = VersionId::random();
-        let wrapped_key = self.wrap_data_key(tenant, &dk, &version.0)?;
+        let wrapped_key = self.wrap_part_key(tenant, &dk, &version, info.kms_key.as_deref())?;
         let targets = self.place(&version, policy)?;
         let nodes: Vec<String> = targets.iter().map(|s| s.id().to_string()).collect();
         {
@@ -297,7 +299,7 @@ impl Engine {
         let md5: [u8; 16] = coffre_data::inline::md5_of(&plain);
         let dk = DataKey::random();
         let version = VersionId::random();
-        let wrapped_key = self.wrap_data_key(tenant, &dk, &version.0)?;
+        let wrapped_key = self.wrap_part_key(tenant, &dk, &version, new.body.kms_key.as_deref())?;
         let data_key = match &new.body.customer_key {
             Some(ck) => ck.bind(&dk, &version.0),
             None => dk,

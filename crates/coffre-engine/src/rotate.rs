@@ -1,6 +1,7 @@
 //! Master key rotation (offline): tenants' keys re-wrapped, data keys still wrapped by a
 //! master key moved under their tenant's key (or re-wrapped), every sealed value re-sealed
-//! under the new key; no object data is rewritten.
+//! under the new key; no object data is rewritten. The same walk moves a store from the file
+//! provider to a security container (`migrate_master_key`).
 
 use crate::{attrs_aad, EngineResult};
 use coffre_crypto::Keyring;
@@ -108,4 +109,23 @@ pub fn rotate_master_key(meta: &MetaStore, keys: &Keyring) -> EngineResult<Rotat
         parts,
         uploads,
     })
+}
+
+/// Moves a store's keys from the `file` provider (`old`) to a security container (`new`, whose
+/// store key is fresh and which also opens what `old` sealed, `Keyring::also_opening`): every
+/// tenant's key unwrapped by the file master key and wrapped by the container, then every
+/// sealed value and master-wrapped data key under the new store key. Offline, and resumable:
+/// what is already under `new` is left alone.
+pub fn migrate_master_key(meta: &MetaStore, old: &Keyring, new: &Keyring) -> EngineResult<Rotation> {
+    let fail = |e: coffre_crypto::CryptoError| MetaError::Corrupt(format!("cannot move a tenant's key: {e}"));
+    let tenants = meta.rewrite_tenants(|name, t| {
+        if new.tenant_key_is_current(&t.kek) {
+            return Ok(false);
+        }
+        let tk = old.unwrap_tenant_key(&t.kek, name).map_err(fail)?;
+        t.kek = new.wrap_tenant_key(&tk, name).map_err(fail)?;
+        Ok(true)
+    })?;
+    let done = rotate_master_key(meta, new)?;
+    Ok(Rotation { tenants, ..done })
 }

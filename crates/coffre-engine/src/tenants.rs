@@ -98,10 +98,27 @@ impl Engine {
         Ok(self.tenant_key(tenant)?.wrap(dk, context))
     }
 
-    /// Unwraps a part's data key: with its tenant's key, or with the master key for parts
-    /// written before tenants had keys.
+    /// Wraps a new part's data key: under a KMS key (SSE-KMS) or its tenant's key.
+    pub(crate) fn wrap_part_key(
+        &self,
+        tenant: &str,
+        dk: &DataKey,
+        version: &coffre_types::VersionId,
+        kms_key: Option<&str>,
+    ) -> EngineResult<Vec<u8>> {
+        match kms_key {
+            Some(id) => self.kms_wrap(tenant, id, dk, &version.0),
+            None => self.wrap_data_key(tenant, dk, &version.0),
+        }
+    }
+
+    /// Unwraps a part's data key: with the KMS key that wrapped it (SSE-KMS), its tenant's
+    /// key, or the master key for parts written before tenants had keys.
     pub(crate) fn unwrap_data_key(&self, tenant: &str, wrapped: &[u8], context: &[u8]) -> EngineResult<DataKey> {
         let unusable = |e: coffre_crypto::CryptoError| EngineError::Corrupt(format!("data key unusable: {e}"));
+        if let Some(kms) = crate::kms::parse_kms_wrapped(wrapped) {
+            return self.kms_unwrap(tenant, kms, context);
+        }
         if self.keys.knows(wrapped) {
             return self.keys.unwrap(wrapped, context).map_err(unusable);
         }

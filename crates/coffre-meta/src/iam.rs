@@ -97,6 +97,20 @@ pub enum IamCommand {
         tenant: String,
         name: String,
     },
+    /// Creates a tenant's KMS key (SSE-KMS); its name is unique among the tenant's keys
+    /// that are not deleted.
+    CreateKmsKey {
+        tenant: String,
+        id: String,
+        record: crate::KmsKeyRecord,
+    },
+    /// Changes a tenant's KMS key: its state, a new version of its material, its shredding
+    /// (`kms.rs` says which changes each state allows; checked here, under the lock).
+    ChangeKmsKey {
+        tenant: String,
+        id: String,
+        change: crate::KmsChange,
+    },
 }
 
 /// What a bucket or a tenant holds.
@@ -389,6 +403,7 @@ impl MetaStore {
                     keys::user_keys_of(&name, None),
                     keys::users_of(&name),
                     keys::roles_of(&name),
+                    keys::kms_keys_of(&name),
                 ] {
                     if let Some(end) = keys::prefix_successor(&prefix) {
                         b.delete_range_cf(iam, prefix, end);
@@ -485,6 +500,15 @@ impl MetaStore {
                     return Err(MetaError::NoSuchEntity(entity("role", &name)));
                 }
                 b.delete_cf(iam, keys::role(&tenant, &name));
+                Outcome::Unit
+            }
+            C::CreateKmsKey { tenant, id, record } => {
+                self.require_tenant(&tenant)?;
+                self.create_kms_key(&mut b, &tenant, &id, &record)?;
+                Outcome::Unit
+            }
+            C::ChangeKmsKey { tenant, id, change } => {
+                self.change_kms_key(&mut b, &tenant, &id, change)?;
                 Outcome::Unit
             }
         };

@@ -295,6 +295,7 @@ const TAG_USER: u8 = b'U';
 const TAG_ROLE: u8 = b'R';
 const TAG_ACCESS_KEY: u8 = b'K';
 const TAG_USER_KEY: u8 = b'k';
+const TAG_KMS_KEY: u8 = b'M';
 
 fn tagged(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
     let mut k = vec![tag];
@@ -359,6 +360,16 @@ pub fn user_keys_of(tenant: &str, user: Option<&str>) -> Vec<u8> {
         Some(u) => tagged(TAG_USER_KEY, &[tenant.as_bytes(), u.as_bytes(), b""]),
         None => tagged(TAG_USER_KEY, &[tenant.as_bytes(), b""]),
     }
+}
+
+/// `iam`: `M ∥ tenant ∥ 0x00 ∥ key id`: a tenant's KMS keys (SSE-KMS), contiguous.
+pub fn kms_key(tenant: &str, id: &str) -> Vec<u8> {
+    tagged(TAG_KMS_KEY, &[tenant.as_bytes(), id.as_bytes()])
+}
+
+/// The prefix of one tenant's KMS keys.
+pub fn kms_keys_of(tenant: &str) -> Vec<u8> {
+    tagged(TAG_KMS_KEY, &[tenant.as_bytes(), b""])
 }
 
 /// The last 0x00-separated field of an `iam` key (a user's, a role's or a key's name).

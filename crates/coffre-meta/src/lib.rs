@@ -11,6 +11,7 @@ mod audit_notes;
 pub mod commands;
 mod iam;
 pub mod keys;
+mod kms;
 mod leases;
 mod list;
 mod maintenance;
@@ -27,15 +28,16 @@ pub use commands::{
     MetaCommand, Outcome, UpdateVersion, VersionChange, VersioningChange, WriteCondition,
 };
 pub use iam::{IamCommand, NewTenant, Usage};
+pub use kms::{KmsChange, KmsKeyRecord, KmsKeyState, KmsKeyVersion};
 pub use leases::ReadLease;
 pub use list::{ListEntry, UploadEntry, UploadRef};
 pub use node_parts::{NodeHoldings, NodePart};
 pub use records::{
     AccessKeyRecord, BucketConfigKind, BucketRecord, CorsConfig, CorsRule, DefaultRetention, EncryptionConfig, GcPart,
-    GcRecord, IntentRecord, LayoutRecord, LifecycleConfig, LifecycleExpiration, LifecycleFilter, LifecycleRule,
-    LockMode, NodeRecord, NoncurrentExpiration, ObjectRecord, OidcConfig, OwnershipConfig, PartData, PartInfo, Quota,
-    Retention, RoleRecord, SealedAttrs, TenantRecord, UploadPartRecord, UploadRecord, UserRecord, VersionSel,
-    VersionState, VersioningConfig, VersioningStatus, ADMIN_USER, DEFAULT_TENANT,
+    GcRecord, IntentRecord, KmsAttrs, LayoutRecord, LifecycleConfig, LifecycleExpiration, LifecycleFilter,
+    LifecycleRule, LockMode, NodeRecord, NoncurrentExpiration, ObjectRecord, OidcConfig, OwnershipConfig, PartData,
+    PartInfo, Quota, Retention, RoleRecord, SealedAttrs, TenantRecord, UploadPartRecord, UploadRecord, UserRecord,
+    VersionSel, VersionState, VersioningConfig, VersioningStatus, ADMIN_USER, DEFAULT_TENANT,
 };
 pub use versions::{Place, VersionEntry};
 

@@ -414,6 +414,21 @@ pub struct SealedAttrs {
     /// makes: (retention, legal hold). Encoded after `SealedExt` (`SealedExt2`).
     #[serde(skip)]
     pub lock: Option<(Option<Retention>, bool)>,
+    /// SSE-KMS: the tenant's KMS key whose material wraps the data keys (`SealedExt3`).
+    #[serde(skip)]
+    pub kms: Option<KmsAttrs>,
+}
+
+/// An SSE-KMS object's key, as its responses name it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct KmsAttrs {
+    pub key_id: String,
+    /// The name the writer gave instead of an id or ARN (responses echo it, as Ceph RGW does;
+    /// otherwise they give the key's ARN, as AWS does).
+    pub named: Option<String>,
+    /// `x-amz-server-side-encryption-context` as given (base64 of a JSON object).
+    pub context: Option<String>,
+    pub bucket_key: bool,
 }
 
 /// Fields of `SealedAttrs` added since its first format, encoded after it.
@@ -428,6 +443,12 @@ pub struct SealedExt2 {
     pub lock: Option<(Option<Retention>, bool)>,
 }
 
+/// Fields added after `SealedExt2`, encoded after it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SealedExt3 {
+    pub kms: Option<KmsAttrs>,
+}
+
 impl SealedAttrs {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = postcard::to_stdvec(self).expect("attributes always serialize");
@@ -435,11 +456,16 @@ impl SealedAttrs {
             sse_c: self.sse_c.clone(),
         };
         let ext2 = SealedExt2 { lock: self.lock };
-        if ext != SealedExt::default() || ext2 != SealedExt2::default() {
+        let ext3 = SealedExt3 { kms: self.kms.clone() };
+        let (has2, has3) = (ext2 != SealedExt2::default(), ext3 != SealedExt3::default());
+        if ext != SealedExt::default() || has2 || has3 {
             out.extend(postcard::to_stdvec(&ext).expect("attributes always serialize"));
         }
-        if ext2 != SealedExt2::default() {
+        if has2 || has3 {
             out.extend(postcard::to_stdvec(&ext2).expect("attributes always serialize"));
+        }
+        if has3 {
+            out.extend(postcard::to_stdvec(&ext3).expect("attributes always serialize"));
         }
         out
     }
@@ -451,8 +477,12 @@ impl SealedAttrs {
             let (ext, rest): (SealedExt, _) = postcard::take_from_bytes(rest).map_err(bad)?;
             a.sse_c = ext.sse_c;
             if !rest.is_empty() {
-                let ext2: SealedExt2 = postcard::from_bytes(rest).map_err(bad)?;
+                let (ext2, rest): (SealedExt2, _) = postcard::take_from_bytes(rest).map_err(bad)?;
                 a.lock = ext2.lock;
+                if !rest.is_empty() {
+                    let ext3: SealedExt3 = postcard::from_bytes(rest).map_err(bad)?;
+                    a.kms = ext3.kms;
+                }
             }
         }
         Ok(a)
@@ -626,6 +656,41 @@ mod tests {
         assert_eq!(SealedAttrs::decode(&a.encode()).unwrap(), a);
         a.sse_c = None;
         assert_eq!(SealedAttrs::decode(&a.encode()).unwrap(), a);
+        // The third follows the second; an SSE-KMS object without a lock writes both before it.
+        let with_lock = a.encode();
+        a.kms = Some(KmsAttrs {
+            key_id: "1234".into(),
+            named: None,
+            context: Some("e30=".into()),
+            bucket_key: true,
+        });
+        assert!(a.encode().starts_with(&with_lock));
+        assert_eq!(SealedAttrs::decode(&a.encode()).unwrap(), a);
+        a.lock = None;
+        assert_eq!(SealedAttrs::decode(&a.encode()).unwrap(), a);
+    }
+
+    #[test]
+    fn encryption_configs_written_before_kms_keys_still_read() {
+        #[derive(Serialize)]
+        struct Before {
+            algorithm: String,
+            bucket_key_enabled: bool,
+        }
+        let old = encode(&Before {
+            algorithm: "AES256".into(),
+            bucket_key_enabled: true,
+        });
+        let read: EncryptionConfig = decode(&old).unwrap();
+        assert_eq!(read.algorithm, "AES256");
+        assert!(read.bucket_key_enabled && read.kms_key_id.is_none());
+        let new = EncryptionConfig {
+            algorithm: "aws:kms".into(),
+            bucket_key_enabled: false,
+            kms_key_id: Some("alias/dossiers".into()),
+        };
+        assert_eq!(decode::<EncryptionConfig>(&encode(&new)).unwrap(), new);
+        assert!(decode::<EncryptionConfig>(&old[..2]).is_err());
     }
 
     #[test]

@@ -112,7 +112,7 @@ impl Trail {
                 error: t.error.map(str::to_string),
                 bytes_in: 0,
                 bytes_out: 0,
-                detail: None,
+                detail: t.detail,
                 ..entry.clone()
             })
             .collect()

@@ -190,6 +190,7 @@ fn encryption_of(ctx: &Ctx, bucket: &str) -> Result<EncryptionConfig, S3Error> {
         .unwrap_or(EncryptionConfig {
             algorithm: "AES256".into(),
             bucket_key_enabled: false,
+            kms_key_id: None,
         }))
 }
 
@@ -203,7 +204,7 @@ fn single_rule<'a>(doc: &'a crate::xml::Node, root: &str) -> Result<&'a crate::x
 }
 
 pub async fn put_encryption(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Res, S3Error> {
-    ctx.engine().bucket(bucket)?;
+    let brec = ctx.engine().bucket(bucket)?;
     let raw = crate::document::read_document(ctx, body, 64 * 1024).await?;
     let doc = crate::xml::parse(&raw, 32)?;
     let rule = single_rule(&doc, "ServerSideEncryptionConfiguration")?;
@@ -212,9 +213,33 @@ pub async fn put_encryption(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
         .and_then(|d| d.child("SSEAlgorithm"))
         .map(|a| a.text.as_str())
         .ok_or_else(|| S3Error::malformed_xml("the Rule needs ApplyServerSideEncryptionByDefault/SSEAlgorithm"))?;
+    let algorithm = crate::sse::algorithm(algorithm)?;
+    let kms_key_id = rule
+        .child("ApplyServerSideEncryptionByDefault")
+        .and_then(|d| d.child("KMSMasterKeyID"))
+        .map(|k| k.text.trim().to_string())
+        .filter(|k| !k.is_empty());
+    match (&kms_key_id, algorithm) {
+        // A key of the bucket owner's, whatever its state now (it is checked at each write).
+        (Some(k), crate::sse::KMS) => {
+            ctx.engine().resolve_kms_key(&brec.tenant, k)?;
+        }
+        (Some(_), _) => {
+            return Err(S3Error::invalid_argument(
+                "KMSMasterKeyID goes with the aws:kms algorithm",
+            ))
+        }
+        (None, crate::sse::KMS) => {
+            return Err(S3Error::invalid_argument(
+                "aws:kms needs a KMSMasterKeyID: Coffre has no AWS-managed key (coffre admin kms-key create)",
+            ))
+        }
+        (None, _) => {}
+    }
     let cfg = EncryptionConfig {
-        algorithm: crate::sse::algorithm(algorithm)?.to_string(),
+        algorithm: algorithm.to_string(),
         bucket_key_enabled: rule.child("BucketKeyEnabled").is_some_and(|b| b.text.trim() == "true"),
+        kms_key_id,
     };
     ctx.engine()
         .put_bucket_config(bucket, BucketConfigKind::Encryption, Some(cfg))
@@ -228,8 +253,11 @@ pub async fn get_encryption(ctx: &Ctx, bucket: &str) -> Result<Res, S3Error> {
     let mut x = Xml::new("ServerSideEncryptionConfiguration");
     x.open("Rule")
         .open("ApplyServerSideEncryptionByDefault")
-        .elem("SSEAlgorithm", &cfg.algorithm)
-        .close("ApplyServerSideEncryptionByDefault")
+        .elem("SSEAlgorithm", &cfg.algorithm);
+    if let Some(k) = &cfg.kms_key_id {
+        x.elem("KMSMasterKeyID", k);
+    }
+    x.close("ApplyServerSideEncryptionByDefault")
         .elem(
             "BucketKeyEnabled",
             if cfg.bucket_key_enabled { "true" } else { "false" },

@@ -95,13 +95,15 @@ pub struct Origin {
 /// bucket owner's tenant, in the request's batch.
 #[derive(Clone, Debug)]
 pub struct Touched {
-    /// `BatchDeleteObject`, `CopySource`.
+    /// `BatchDeleteObject`, `CopySource`, `kms:Decrypt`, `kms:GenerateDataKey`.
     pub op: &'static str,
     pub bucket: String,
     pub key: String,
     pub version_id: Option<String>,
     pub status: u16,
     pub error: Option<&'static str>,
+    /// What the entry names beyond the object (the ARN of a KMS key used).
+    pub detail: Option<String>,
 }
 
 /// Where handlers record what they touched (shared by the trail and the request's `Ctx`).
@@ -150,6 +152,10 @@ impl coffre_iam::ContextSource for RequestFacts<'_> {
             ("aws:referer", "referer"),
             ("aws:useragent", "user-agent"),
             ("s3:x-amz-server-side-encryption", "x-amz-server-side-encryption"),
+            (
+                "s3:x-amz-server-side-encryption-aws-kms-key-id",
+                "x-amz-server-side-encryption-aws-kms-key-id",
+            ),
             (
                 "s3:x-amz-server-side-encryption-customer-algorithm",
                 "x-amz-server-side-encryption-customer-algorithm",

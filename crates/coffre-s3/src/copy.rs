@@ -41,6 +41,7 @@ pub(crate) async fn copy_source(ctx: &Ctx) -> Result<(ReadHandle, SealedAttrs), 
         version_id: raw_version.map(str::to_string),
         status: if authorized.is_ok() { 200 } else { 403 },
         error: authorized.as_ref().err().map(|e| e.code),
+        detail: None,
     });
     authorized?;
     if let Some(expected) = ctx.h("x-amz-source-expected-bucket-owner") {
@@ -56,6 +57,7 @@ pub(crate) async fn copy_source(ctx: &Ctx) -> Result<(ReadHandle, SealedAttrs), 
     ctx.engine()
         .check_customer_key(&attrs, given.as_ref().map(|g| &g.key))?;
     source.customer_key = given.map(|g| g.key);
+    crate::kms::check_read(ctx, sb, sk, &source.tenant, attrs.kms.as_ref())?;
     let srec = &source.record;
     let modified = srec.last_modified_ms / 1000;
     let h = |n| ctx.h(n);
@@ -99,7 +101,7 @@ fn copy_result(ctx: &Ctx, rec: &ObjectRecord, source: &ReadHandle) -> Result<Res
 
 pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     let dst_bucket = ctx.engine().bucket(bucket)?;
-    crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
+    let requested = crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
     crate::acl::check_object_write(ctx, bucket)?;
     let condition = write_condition(ctx)?;
     let (source, src_attrs) = copy_source(ctx).await?;
@@ -126,7 +128,11 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     }
     let engine = ctx.engine();
     let given = ctx.customer_key(crate::sse::TARGET)?;
-    let rekeyed = given.is_some() || source.customer_key.is_some();
+    // The copy's encryption is the request's (or the destination bucket's default), never
+    // the source's: copying is how an object moves from one KMS key to another.
+    attrs.kms = crate::kms::key_of_write(ctx, bucket, key, &dst_bucket.tenant, &requested, given.is_some())?;
+    let kms = attrs.kms.clone();
+    let rekeyed = given.is_some() || source.customer_key.is_some() || kms.is_some() || src_attrs.kms.is_some();
     let lock = crate::versioning::lock_request(ctx, false)?;
     // Onto itself (metadata REPLACE) in a bucket that keeps no versions: only the metadata
     // changes, no data is copied. (In a versioned bucket the copy is a new version.)
@@ -158,6 +164,7 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
                 body: BodyInfo {
                     size_hint: Some(srec.size),
                     customer_key: given.as_ref().map(|g| g.key.clone()),
+                    kms_key: kms.as_ref().map(|k| k.key_id.clone()),
                     ..BodyInfo::default()
                 },
                 condition,
@@ -166,6 +173,6 @@ pub async fn copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
         )
         .await?;
     let mut r = copy_result(ctx, &out, &source)?;
-    crate::sse::echo_for(&mut r, given.as_ref());
+    crate::sse::echo_object(&mut r, engine, &dst_bucket.tenant, given.as_ref(), kms.as_ref(), true);
     Ok(r)
 }

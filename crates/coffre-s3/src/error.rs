@@ -100,6 +100,9 @@ codes! {
     no_such_lock_configuration => "NoSuchObjectLockConfiguration", NOT_FOUND;
     no_such_lifecycle => "NoSuchLifecycleConfiguration", NOT_FOUND;
     invalid_retention_period => "InvalidRetentionPeriod", BAD_REQUEST;
+    kms_not_found => "KMS.NotFoundException", BAD_REQUEST;
+    kms_disabled => "KMS.DisabledException", FORBIDDEN;
+    kms_invalid_state => "KMS.KMSInvalidStateException", FORBIDDEN;
 }
 
 /// The one place engine errors become S3 errors.
@@ -121,6 +124,15 @@ impl From<EngineError> for S3Error {
             E::Internal(m) => {
                 tracing::error!(error = %m, "internal failure");
                 S3Error::internal("internal failure")
+            }
+            E::Kms(k) => {
+                use coffre_engine::KmsError as K;
+                match k {
+                    K::NotFound(m) => S3Error::kms_not_found(m),
+                    K::Disabled(m) => S3Error::kms_disabled(m),
+                    K::InvalidState(m) => S3Error::kms_invalid_state(m),
+                    K::AccessDenied(m) => S3Error::access_denied(m),
+                }
             }
             // Named by its id: S3 answers 405 and says what it is.
             E::DeleteMarker { version_id } => {

@@ -8,6 +8,7 @@
 //! (tests/module_graph.rs checks that no module imports one above it).
 
 mod acl;
+mod attributes;
 mod audit;
 pub mod auth;
 pub mod body;
@@ -20,6 +21,7 @@ pub mod encoding;
 pub mod error;
 pub mod http;
 mod iam_api;
+mod kms;
 mod lifecycle;
 mod list;
 pub mod metrics;

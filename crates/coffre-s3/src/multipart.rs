@@ -37,29 +37,44 @@ fn load_upload(ctx: &Ctx, bucket: &str, key: &str, id: &[u8; 16]) -> Result<coff
     Ok(ctx.engine().upload(bucket, key, id)?)
 }
 
-/// The SSE-C key a part of this upload comes with, checked against the upload's.
+/// The SSE-C key a part of this upload comes with, checked against the upload's, and the
+/// upload's SSE-KMS key (the one its creation chose: a part's own SSE headers are ignored,
+/// as S3 does).
 fn part_key(
     ctx: &Ctx,
     bucket: &str,
     key: &str,
     id: &[u8; 16],
     up: &coffre_engine::UploadRecord,
-) -> Result<Option<crate::sse::GivenKey>, S3Error> {
+) -> Result<(Option<crate::sse::GivenKey>, Option<coffre_engine::KmsAttrs>), S3Error> {
     let given = ctx.customer_key(crate::sse::TARGET)?;
     let attrs = ctx.engine().open_attrs_for(bucket, key, &VersionId(*id), &up.sealed)?;
     ctx.engine()
         .check_customer_key(&attrs, given.as_ref().map(|g| &g.key))?;
-    Ok(given)
+    Ok((given, attrs.kms))
+}
+
+/// The tenant owning `bucket`, and the KMS key a part of `key` is written under (its use
+/// audited).
+fn part_kms(ctx: &Ctx, bucket: &str, key: &str, kms: &Option<coffre_engine::KmsAttrs>) -> Result<String, S3Error> {
+    let tenant = ctx.engine().bucket(bucket)?.tenant;
+    if let Some(k) = kms {
+        let arn = ctx.engine().kms_key_arn(&tenant, &k.key_id);
+        crate::kms::audit_use(ctx, "kms:GenerateDataKey", bucket, key, &arn, None);
+    }
+    Ok(tenant)
 }
 
 pub async fn create(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
     let brec = ctx.engine().bucket(bucket)?;
-    crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
+    let requested = crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
     crate::acl::check_object_write(ctx, bucket)?;
     let given = ctx.customer_key(crate::sse::TARGET)?;
     let mut attrs = attrs_from_headers(ctx)?;
     // Every part must come with the same key: the upload keeps what recognises it.
     attrs.sse_c = given.as_ref().map(|g| g.key.new_check());
+    // Every part is written under the KMS key chosen now.
+    attrs.kms = crate::kms::key_of_write(ctx, bucket, key, &brec.tenant, &requested, given.is_some())?;
     // Object Lock of the object Complete will make, checked against the bucket now.
     let lock = crate::versioning::lock_request(ctx, false)?;
     if lock.retention.is_some() || lock.legal_hold {
@@ -92,7 +107,14 @@ pub async fn create(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> 
     let mut x = Xml::new("InitiateMultipartUploadResult");
     x.elem("Bucket", bucket).elem("Key", key).elem("UploadId", &id.to_hex());
     let mut r = xml_response(StatusCode::OK, x.finish("InitiateMultipartUploadResult"));
-    crate::sse::echo_for(&mut r, given.as_ref());
+    crate::sse::echo_object(
+        &mut r,
+        ctx.engine(),
+        &brec.tenant,
+        given.as_ref(),
+        attrs.kms.as_ref(),
+        true,
+    );
     if let Some(a) = algorithm {
         set(&mut r, "x-amz-checksum-algorithm", &a.name().to_ascii_uppercase());
         set(&mut r, "x-amz-checksum-type", ctype.as_deref().unwrap_or("COMPOSITE"));
@@ -105,7 +127,8 @@ pub async fn upload_part(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> 
     let number = part_number(ctx)?;
     let up = load_upload(ctx, bucket, key, &id)?;
     crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
-    let given = part_key(ctx, bucket, key, &id, &up)?;
+    let (given, kms) = part_key(ctx, bucket, key, &id, &up)?;
+    let tenant = part_kms(ctx, bucket, key, &kms)?;
     let md5 = content_md5(ctx)?;
     let (mut reader, slot) = ctx.body(body, MAX_PART)?;
     if let Some(a) = up.checksum_algorithm.as_deref().and_then(Algorithm::parse) {
@@ -116,6 +139,7 @@ pub async fn upload_part(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> 
         content_md5: md5,
         checksum: Some(slot),
         customer_key: given.as_ref().map(|g| g.key.clone()),
+        kms_key: kms.as_ref().map(|k| k.key_id.clone()),
         part: false,
     };
     let part = ctx
@@ -124,7 +148,7 @@ pub async fn upload_part(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> 
         .await?;
     let mut r = Response::new(empty());
     set(&mut r, "etag", &format!("\"{}\"", part.info.md5));
-    crate::sse::echo_for(&mut r, given.as_ref());
+    crate::sse::echo_object(&mut r, ctx.engine(), &tenant, given.as_ref(), kms.as_ref(), false);
     if let Some((a, v)) = &ctx.engine().part_checksum(&part.info)? {
         set(&mut r, &format!("x-amz-checksum-{a}"), v);
     }
@@ -136,7 +160,8 @@ pub async fn upload_part_copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res,
     let number = part_number(ctx)?;
     let up = load_upload(ctx, bucket, key, &id)?;
     crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
-    let given = part_key(ctx, bucket, key, &id, &up)?;
+    let (given, kms) = part_key(ctx, bucket, key, &id, &up)?;
+    let tenant = part_kms(ctx, bucket, key, &kms)?;
     let target_key = given.clone();
     let (source, _) = copy_source(ctx).await?;
     let size = source.record.size;
@@ -171,6 +196,7 @@ pub async fn upload_part_copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res,
             BodyInfo {
                 size_hint: Some(end - start),
                 customer_key: given.map(|g| g.key),
+                kms_key: kms.as_ref().map(|k| k.key_id.clone()),
                 ..BodyInfo::default()
             },
         )
@@ -179,14 +205,14 @@ pub async fn upload_part_copy(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res,
     x.elem("LastModified", &iso8601(part.last_modified_ms))
         .elem("ETag", &format!("\"{}\"", part.info.md5));
     let mut r = xml_response(StatusCode::OK, x.finish("CopyPartResult"));
-    crate::sse::echo_for(&mut r, target_key.as_ref());
+    crate::sse::echo_object(&mut r, engine, &tenant, target_key.as_ref(), kms.as_ref(), false);
     if source.record.version_state.versioned || engine.versioning(&source.bucket)?.is_some() {
         crate::http::set(&mut r, "x-amz-copy-source-version-id", &source.record.version_id());
     }
     Ok(r)
 }
 
-fn complete_result(bucket: &str, key: &str, done: &CompletedUpload) -> Res {
+fn complete_result(ctx: &Ctx, bucket: &str, key: &str, done: &CompletedUpload) -> Res {
     let mut x = Xml::new("CompleteMultipartUploadResult");
     x.elem("Location", &format!("/{bucket}/{key}"))
         .elem("Bucket", bucket)
@@ -197,7 +223,17 @@ fn complete_result(bucket: &str, key: &str, done: &CompletedUpload) -> Res {
         x.elem("ChecksumType", checksum_type(v));
     }
     let mut r = xml_response(StatusCode::OK, x.finish("CompleteMultipartUploadResult"));
-    crate::sse::echo(&mut r);
+    // The object's encryption, as its attributes say (an SSE-KMS upload's key).
+    let engine = ctx.engine();
+    let made = engine
+        .head(bucket, key)
+        .ok()
+        .filter(|rec| rec.etag == done.etag)
+        .and_then(|rec| engine.open_attrs(bucket, key, &rec).ok());
+    match (made.and_then(|a| a.kms), engine.bucket(bucket)) {
+        (Some(k), Ok(b)) => crate::sse::echo_kms(&mut r, engine, &b.tenant, &k, false),
+        _ => crate::sse::echo(&mut r),
+    }
     if let Some(rec) = &done.record {
         crate::versioning::set_written_version_header(&mut r, rec);
     }
@@ -215,7 +251,7 @@ pub async fn complete(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Res
     crate::document::check_content_md5(ctx, &raw)?;
     if let Some(done) = earlier {
         // A retry of a Complete that succeeded: answer the same.
-        return Ok(complete_result(bucket, key, &done));
+        return Ok(complete_result(ctx, bucket, key, &done));
     }
     // Part, PartNumber, ETag and one checksum per part.
     let doc = crate::xml::parse(&raw, 2 + 4 * MAX_PARTS as usize)?;
@@ -271,7 +307,7 @@ pub async fn complete(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Res
         condition: crate::object::write_condition(ctx)?,
     };
     let done = engine.complete_upload(bucket, key, &id, &req).await?;
-    Ok(complete_result(bucket, key, &done))
+    Ok(complete_result(ctx, bucket, key, &done))
 }
 
 pub async fn abort(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {

@@ -99,9 +99,9 @@ pub(crate) fn write_condition(ctx: &Ctx) -> Result<WriteCondition, S3Error> {
 
 pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Res, S3Error> {
     let brec = ctx.engine().bucket(bucket)?;
-    crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
+    let requested = crate::sse::check_request(&ctx.headers, crate::sse::Use::Write)?;
     crate::acl::check_object_write(ctx, bucket)?;
-    let attrs = attrs_from_headers(ctx)?;
+    let mut attrs = attrs_from_headers(ctx)?;
     let md5 = content_md5(ctx)?;
     if ctx.h("content-length").is_none()
         && ctx.h("x-amz-decoded-content-length").is_none()
@@ -112,6 +112,8 @@ pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<R
         ));
     }
     let given = ctx.customer_key(crate::sse::TARGET)?;
+    attrs.kms = crate::kms::key_of_write(ctx, bucket, key, &brec.tenant, &requested, given.is_some())?;
+    let kms = attrs.kms.clone();
     let (reader, slot) = ctx.body(body, ctx.gw.config.max_put)?;
     let new = NewObject {
         attrs,
@@ -120,6 +122,7 @@ pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<R
             content_md5: md5,
             checksum: Some(slot),
             customer_key: given.as_ref().map(|g| g.key.clone()),
+            kms_key: kms.as_ref().map(|k| k.key_id.clone()),
             part: false,
         },
         condition: write_condition(ctx)?,
@@ -130,7 +133,7 @@ pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<R
     set(&mut r, "etag", &format!("\"{}\"", rec.etag));
     crate::versioning::set_written_version_header(&mut r, &rec);
     crate::lifecycle::set_expiration(ctx, &mut r, bucket, key, &rec);
-    crate::sse::echo_for(&mut r, given.as_ref());
+    crate::sse::echo_object(&mut r, ctx.engine(), &brec.tenant, given.as_ref(), kms.as_ref(), true);
     if let Some((a, v)) = rec
         .parts
         .first()
@@ -143,7 +146,7 @@ pub async fn put(ctx: &Ctx, bucket: &str, key: &str, body: Incoming) -> Result<R
     Ok(r)
 }
 
-fn http_date(ms: u64) -> String {
+pub(crate) fn http_date(ms: u64) -> String {
     httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(ms))
 }
 
@@ -239,7 +242,7 @@ fn parse_range(h: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, S3Error
 
 /// The version of an object the request names (`versionId`, else the current one), for
 /// metadata only.
-fn load(ctx: &Ctx, bucket: &str, key: &str) -> Result<ObjectRecord, S3Error> {
+pub(crate) fn load(ctx: &Ctx, bucket: &str, key: &str) -> Result<ObjectRecord, S3Error> {
     ctx.engine().bucket(bucket)?;
     let sel = version_sel(ctx)?;
     match ctx.engine().head_version(bucket, key, sel) {
@@ -287,6 +290,9 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, 
     ctx.engine()
         .check_customer_key(&attrs, given.as_ref().map(|g| &g.key))?;
     handle.customer_key = given.as_ref().map(|g| g.key.clone());
+    if !head {
+        crate::kms::check_read(ctx, bucket, key, &handle.tenant, attrs.kms.as_ref())?;
+    }
     let rec = &handle.record;
     match check_conditions(ctx, rec) {
         // A 304 still names the version it stands for, as S3 answers it.
@@ -332,7 +338,14 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head: bool) -> Result<Res, 
     set_version_header(ctx, &mut r, bucket, rec)?;
     lock_headers(ctx, &mut r, bucket, key, rec);
     crate::lifecycle::set_expiration(ctx, &mut r, bucket, key, rec);
-    crate::sse::echo_for(&mut r, given.as_ref());
+    crate::sse::echo_object(
+        &mut r,
+        ctx.engine(),
+        &handle.tenant,
+        given.as_ref(),
+        attrs.kms.as_ref(),
+        false,
+    );
     set(&mut r, "content-type", "binary/octet-stream");
     for (h, v) in &attrs.headers {
         set(&mut r, h, v);
@@ -504,6 +517,7 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
             version_id,
             status,
             error,
+            detail: None,
         })
     };
     // Each key is a DeleteObject (or DeleteObjectVersion) of its own, as S3 authorizes it.
@@ -585,92 +599,6 @@ pub(crate) fn checksum_type(value: &str) -> &'static str {
     } else {
         "FULL_OBJECT"
     }
-}
-
-/// GetObjectAttributes: what `x-amz-object-attributes` asks of the current version, without
-/// reading its data.
-pub async fn attributes(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {
-    crate::sse::check_request(&ctx.headers, crate::sse::Use::Read)?;
-    const NAMES: [&str; 5] = ["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"];
-    // One header with a list, or the header repeated: both are how SDKs send it.
-    let asked: Vec<&str> = ctx
-        .headers
-        .get_all("x-amz-object-attributes")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .collect();
-    if asked.is_empty() {
-        return Err(S3Error::invalid_argument(
-            "x-amz-object-attributes names at least one attribute",
-        ));
-    }
-    if let Some(a) = asked.iter().find(|a| !NAMES.contains(a)) {
-        return Err(S3Error::invalid_argument(format!(
-            "Invalid attribute name specified: {a}"
-        )));
-    }
-    let wants = |n: &str| asked.contains(&n);
-    let number = |h: &str, default: u32| -> Result<u32, S3Error> {
-        ctx.h(h).map_or(Ok(default), |v| {
-            v.trim()
-                .parse()
-                .map_err(|_| S3Error::invalid_argument(format!("{h} must be a non-negative integer")))
-        })
-    };
-    let max_parts = number("x-amz-max-parts", 1000)?.min(1000);
-    let marker = number("x-amz-part-number-marker", 0)?;
-    let rec = load(ctx, bucket, key)?;
-    let attrs = ctx.engine().open_attrs(bucket, key, &rec)?;
-    let given = ctx.customer_key(crate::sse::TARGET)?;
-    ctx.engine()
-        .check_customer_key(&attrs, given.as_ref().map(|g| &g.key))?;
-    let mut x = Xml::new("GetObjectAttributesResponse");
-    if wants("ETag") {
-        x.elem("ETag", &rec.etag);
-    }
-    if wants("Checksum") {
-        if let Some((a, v)) = attrs.checksums.first() {
-            let kind = checksum_type(v);
-            x.open("Checksum")
-                .elem(&checksum_element(a), v)
-                .elem("ChecksumType", kind)
-                .close("Checksum");
-        }
-    }
-    if wants("ObjectParts") && rec.etag.contains('-') {
-        let total = rec.parts.len();
-        let from = (marker as usize).min(total);
-        let to = from.saturating_add(max_parts as usize).min(total);
-        let truncated = to < total;
-        x.open("ObjectParts")
-            .elem("PartsCount", &total.to_string())
-            .elem("PartNumberMarker", &marker.to_string());
-        if truncated {
-            x.elem("NextPartNumberMarker", &to.to_string());
-        }
-        x.elem("MaxParts", &max_parts.to_string())
-            .elem("IsTruncated", if truncated { "true" } else { "false" });
-        for (i, p) in rec.parts.iter().enumerate().take(to).skip(from) {
-            x.open("Part").elem("PartNumber", &(i + 1).to_string());
-            if let Some((a, v)) = ctx.engine().part_checksum(p)? {
-                x.elem(&checksum_element(&a), &v);
-            }
-            x.elem("Size", &p.size.to_string()).close("Part");
-        }
-        x.close("ObjectParts");
-    }
-    if wants("StorageClass") {
-        x.elem("StorageClass", "STANDARD");
-    }
-    if wants("ObjectSize") {
-        x.elem("ObjectSize", &rec.size.to_string());
-    }
-    let mut r = xml_response(StatusCode::OK, x.finish("GetObjectAttributesResponse"));
-    set(&mut r, "last-modified", &http_date(rec.last_modified_ms));
-    Ok(r)
 }
 
 pub async fn get_tagging(ctx: &Ctx, bucket: &str, key: &str) -> Result<Res, S3Error> {

@@ -5,7 +5,7 @@
 
 use crate::router::{self, Shape};
 use crate::S3Error;
-use crate::{bucket, copy, cors, lifecycle, list, multipart, object, versioning};
+use crate::{attributes, bucket, copy, cors, lifecycle, list, multipart, object, versioning};
 use coffre_iam::Target;
 use http::{HeaderMap, Method};
 
@@ -155,7 +155,7 @@ operations! {
         => bucket::delete_ownership(ctx, bucket);
     GetObjectAttributes: GET Object if shape.has("attributes"), action "s3:GetObjectAttributes",
         version "s3:GetObjectVersionAttributes"
-        => object::attributes(ctx, bucket, key);
+        => attributes::attributes(ctx, bucket, key);
     PutBucketPolicy: PUT Bucket if shape.has("policy"), action "s3:PutBucketPolicy"
         => bucket::put_policy(ctx, bucket, body);
     GetBucketPolicy: GET Bucket if shape.has("policy"), action "s3:GetBucketPolicy" => bucket::get_policy(ctx, bucket);

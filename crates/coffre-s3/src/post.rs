@@ -499,9 +499,21 @@ pub async fn post_object(
             return Err(S3Error::acl_not_supported("The bucket does not allow ACLs"));
         }
     }
-    if let Some(v) = form.get("x-amz-server-side-encryption") {
-        crate::sse::algorithm(v)?;
-    }
+    let requested = match form
+        .get("x-amz-server-side-encryption")
+        .map(crate::sse::algorithm)
+        .transpose()?
+    {
+        None => crate::sse::Requested::Default,
+        Some(crate::sse::KMS) => crate::sse::Requested::Kms {
+            key: form
+                .get("x-amz-server-side-encryption-aws-kms-key-id")
+                .map(|k| k.trim().to_string()),
+            context: None,
+            bucket_key: None,
+        },
+        Some(_) => crate::sse::Requested::S3,
+    };
     if form.fields.iter().any(|(k, _)| {
         k.to_ascii_lowercase()
             .starts_with("x-amz-server-side-encryption-customer-")
@@ -511,7 +523,9 @@ pub async fn post_object(
         ));
     }
     let checksum = crate::body::named_checksum(|n| form.get(n), "field")?.map(|(a, v)| (a, v.to_string()));
-    let attrs = attrs_of(&form)?;
+    let mut attrs = attrs_of(&form)?;
+    attrs.kms = crate::sse::kms_for_write(&engine, bucket, &brec.tenant, &requested, false)?.map(|(k, _)| k);
+    let kms = attrs.kms.clone();
     let slot = VerifiedChecksum::default();
     let stream = file_stream(file, range, checksum, slot.clone());
     let rec = engine
@@ -527,6 +541,7 @@ pub async fn post_object(
                     content_md5: None,
                     checksum: Some(slot),
                     customer_key: None,
+                    kms_key: kms.as_ref().map(|k| k.key_id.clone()),
                     part: false,
                 },
                 condition: WriteCondition::default(),
@@ -569,7 +584,7 @@ pub async fn post_object(
     if redirect.is_none() {
         set(&mut r, "location", &location);
     }
-    crate::sse::echo(&mut r);
+    crate::sse::echo_object(&mut r, &engine, &brec.tenant, None, kms.as_ref(), true);
     Ok(r)
 }
 

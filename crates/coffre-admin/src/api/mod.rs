@@ -333,6 +333,22 @@ endpoints! {
     TenantsRolesPut: PUT "/v1/tenants/{t}/roles/{r}", path (String, String), query NoQuery, body RoleSettings, answer json RoleSet, cli [];
     /// Deletes a role.
     TenantsRolesDelete: DELETE "/v1/tenants/{t}/roles/{r}", path (String, String), query NoQuery, body (), answer json Deleted, cli [];
+    /// The tenant's KMS keys (SSE-KMS), with their states.
+    TenantsKmsKeysGet: GET "/v1/tenants/{t}/kms-keys", path String, query NoQuery, body (), answer json KmsKeyList, cli ["kms-key list"];
+    /// Creates a KMS key in the tenant, enabled; its material is wrapped by the tenant's key.
+    TenantsKmsKeysCreate: POST "/v1/tenants/{t}/kms-keys", path String, query NameQuery, body (), answer json KmsKey, cli [];
+    /// Enables a KMS key (by id, ARN, `alias/NAME` or name): what it encrypted is readable again.
+    KmsKeyEnable: POST "/v1/tenants/{t}/kms-keys/{k}/enable", path (String, String), query NoQuery, body (), answer json KmsKey, cli [];
+    /// Disables a KMS key: what it encrypted is unreadable (403) and nothing new is written
+    /// under it until it is enabled again.
+    KmsKeyDisable: POST "/v1/tenants/{t}/kms-keys/{k}/disable", path (String, String), query NoQuery, body (), answer json KmsKey, cli [];
+    /// A new version of a KMS key's material: new writes use it, older ones still decrypt.
+    KmsKeyRotate: POST "/v1/tenants/{t}/kms-keys/{k}/rotate", path (String, String), query NoQuery, body (), answer json KmsKey, cli [];
+    /// Schedules a KMS key's shredding (unusable at once, its material destroyed after the
+    /// days given; 0: now): what it encrypted is then unreadable for good.
+    KmsKeyScheduleDeletion: POST "/v1/tenants/{t}/kms-keys/{k}/schedule-deletion", path (String, String), query PendingDaysQuery, body (), answer json KmsKey, cli [];
+    /// Cancels a scheduled deletion; the key is left disabled.
+    KmsKeyCancelDeletion: POST "/v1/tenants/{t}/kms-keys/{k}/cancel-deletion", path (String, String), query NoQuery, body (), answer json KmsKey, cli [];
 }
 
 #[cfg(test)]

@@ -732,3 +732,34 @@ pub struct KeysStatus {
     /// What stopped the last rotation (run it again to resume).
     pub last_error: Option<String>,
 }
+
+/// A tenant's KMS key (SSE-KMS): what `x-amz-server-side-encryption-aws-kms-key-id` names by
+/// its id, its ARN, `alias/NAME` or its name (docs/keys.md).
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct KmsKey {
+    pub tenant: String,
+    pub key_id: String,
+    /// `arn:aws:kms:REGION:TENANT:key/ID`.
+    pub arn: String,
+    pub name: String,
+    /// `Enabled`, `Disabled`, `PendingDeletion` or `Deleted`.
+    pub state: String,
+    pub created_ms: u64,
+    /// Versions of its material (one more per rotation; 0 once deleted).
+    pub versions: u32,
+    /// When a key pending deletion is shredded (or a deleted key was).
+    pub deletion_ms: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct KmsKeyList {
+    pub tenant: String,
+    pub keys: Vec<KmsKey>,
+}
+
+/// How long before a key is shredded.
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct PendingDaysQuery {
+    /// Days, 0 to 30 (0: at once); 30 if not given, as AWS KMS.
+    pub days: Option<u32>,
+}

@@ -16,6 +16,7 @@ pub(super) fn run(cmd: AdminCommand) -> Result<(), String> {
         | AdminCommand::Workers(_)
         | AdminCommand::Scrub(_)
         | AdminCommand::Keys(_)
+        | AdminCommand::KmsKey(_)
         | AdminCommand::VerifyCertificate { .. }
         | AdminCommand::Ca(_)
         | AdminCommand::NodeIdentity { .. } => unreachable!("dispatched by cli::run"),

@@ -1,8 +1,12 @@
-//! `coffre admin keys …`: the master key's provider and version, and its online rotation.
+//! `coffre admin keys …`: the master key's provider and version, and its online rotation;
+//! `coffre admin kms-key …`: the tenants' KMS keys.
 
 use super::api::*;
 use super::*;
-use crate::api::{KeysGet, KeysRotateMaster, KeysStatus};
+use crate::api::{
+    KeysGet, KeysRotateMaster, KeysStatus, KmsKey, KmsKeyCancelDeletion, KmsKeyDisable, KmsKeyEnable, KmsKeyRotate,
+    KmsKeyScheduleDeletion, NameQuery, PendingDaysQuery, TenantsKmsKeysCreate, TenantsKmsKeysGet,
+};
 use std::time::{Duration, Instant};
 
 /// How long `--wait` waits while no key moves under the new version.
@@ -19,6 +23,8 @@ pub(super) fn run(cmd: KeysCommand) -> Result<(), String> {
             }
             Ok(())
         }
+        // It opens the store's files and the provider: the `coffre` binary runs it.
+        KeysCommand::Migrate(_) => Err("keys migrate is run by the coffre binary".into()),
         KeysCommand::RotateMaster { api, wait } => {
             let v = ask_at::<KeysRotateMaster>(&api, ())?;
             println!(
@@ -83,4 +89,67 @@ fn print_status(v: &KeysStatus) {
     if let Some(e) = &v.last_error {
         println!("last rotation:   stopped: {e}");
     }
+}
+
+pub(super) fn kms_key(cmd: KmsKeyCommand) -> Result<(), String> {
+    let path = |k: &KmsKeyArgs| (k.tenant.clone(), k.name.clone());
+    let (k, v) = match cmd {
+        KmsKeyCommand::List { api, tenant, json } => {
+            let v = ask_at::<TenantsKmsKeysGet>(&api, tenant)?;
+            if json {
+                print_json(&v);
+            } else {
+                for k in &v.keys {
+                    print_kms_key(k);
+                }
+            }
+            return Ok(());
+        }
+        KmsKeyCommand::Create(k) => {
+            let v = ask::<TenantsKmsKeysCreate>(&k.api, k.tenant.clone(), NameQuery { name: k.name.clone() }, ())?;
+            if k.json {
+                print_json(&serde_json::json!({"key_id": v.key_id, "arn": v.arn}));
+                return Ok(());
+            }
+            (k, v)
+        }
+        KmsKeyCommand::Disable(k) => {
+            let v = ask_at::<KmsKeyDisable>(&k.api, path(&k))?;
+            (k, v)
+        }
+        KmsKeyCommand::Enable(k) => {
+            let v = ask_at::<KmsKeyEnable>(&k.api, path(&k))?;
+            (k, v)
+        }
+        KmsKeyCommand::Rotate(k) => {
+            let v = ask_at::<KmsKeyRotate>(&k.api, path(&k))?;
+            (k, v)
+        }
+        KmsKeyCommand::CancelDeletion(k) => {
+            let v = ask_at::<KmsKeyCancelDeletion>(&k.api, path(&k))?;
+            (k, v)
+        }
+        KmsKeyCommand::ScheduleDeletion { key, days } => {
+            let q = PendingDaysQuery { days: Some(days) };
+            let v = ask::<KmsKeyScheduleDeletion>(&key.api, path(&key), q, ())?;
+            (key, v)
+        }
+    };
+    if k.json {
+        print_json(&v);
+    } else {
+        print_kms_key(&v);
+    }
+    Ok(())
+}
+
+fn print_kms_key(k: &KmsKey) {
+    let when = k
+        .deletion_ms
+        .map(|ms| format!(" (shredded at {})", coffre_types::time::iso8601(ms)))
+        .unwrap_or_default();
+    println!(
+        "{}  {}  {}  v{}  {}{when}",
+        k.name, k.key_id, k.state, k.versions, k.arn
+    );
 }

@@ -138,10 +138,44 @@ pub struct CorsConfig {
 
 /// Default server-side encryption of a bucket. Everything is encrypted at rest whatever it
 /// says; this is what GetBucketEncryption answers and PUTs echo.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct EncryptionConfig {
     pub algorithm: String,
     pub bucket_key_enabled: bool,
+    /// `KMSMasterKeyID` of an `aws:kms` default, as given (an id, an ARN, `alias/NAME` or a
+    /// name of the bucket owner's keys).
+    pub kms_key_id: Option<String>,
+}
+
+/// Configurations written before `kms_key_id` existed end after `bucket_key_enabled`: a
+/// field missing at the end of the record is `None` (postcard has no field names).
+impl<'de> Deserialize<'de> for EncryptionConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EncryptionConfig, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EncryptionConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an encryption configuration")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<EncryptionConfig, A::Error> {
+                let missing = || serde::de::Error::custom("an encryption configuration is truncated");
+                let algorithm = seq.next_element()?.ok_or_else(missing)?;
+                let bucket_key_enabled = seq.next_element()?.ok_or_else(missing)?;
+                // The end of an old record: postcard says so with an error, not `None`.
+                let kms_key_id = seq.next_element::<Option<String>>().ok().flatten().flatten();
+                Ok(EncryptionConfig {
+                    algorithm,
+                    bucket_key_enabled,
+                    kms_key_id,
+                })
+            }
+        }
+        d.deserialize_struct(
+            "EncryptionConfig",
+            &["algorithm", "bucket_key_enabled", "kms_key_id"],
+            V,
+        )
+    }
 }
 
 /// Object ownership (`BucketOwnerEnforced`, `BucketOwnerPreferred`, `ObjectWriter`).
