@@ -108,6 +108,25 @@ enum Command {
     /// The audit log, offline.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Check a proof of possession (`coffre admin placement … --proof`) offline, trusting only
+    /// the cluster CA: every signature and certificate, the nonce, every shard attested by a
+    /// distinct node with the layout's BLAKE3, in a country of the policy. Exit 0 only if so.
+    VerifyPlacement {
+        /// The proof (JSON).
+        file: PathBuf,
+        /// The cluster CA certificate (PEM).
+        #[arg(long)]
+        ca: PathBuf,
+        /// The nonce the auditor chose: the proof must answer it (else the file's own).
+        #[arg(long)]
+        nonce: Option<String>,
+        /// A list of revoked certificate serials (hex, one per line) as the CA's operator
+        /// publishes it: statements signed under them are refused.
+        #[arg(long)]
+        revoked: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Exit 0 if the S3 listener answers its health check (a container's HEALTHCHECK).
     Health {
         /// host:port; by default COFFRE_LISTEN's port on 127.0.0.1, else 127.0.0.1:9000.
@@ -236,6 +255,13 @@ fn main() {
             to,
             json,
         }) => verify_audit(&dir, &trust, from, to, json),
+        Command::VerifyPlacement {
+            file,
+            ca,
+            nonce,
+            revoked,
+            json,
+        } => offline::verify_placement(&file, &ca, nonce.as_deref(), revoked.as_deref(), json),
         Command::Health { address } => {
             let address = address.unwrap_or_else(|| {
                 let listen = std::env::var("COFFRE_LISTEN").unwrap_or_else(|_| "127.0.0.1:9000".into());

@@ -161,3 +161,58 @@ pub(crate) fn run_node(
         coffre_cluster::node::serve(listener, identity, store, shutdown_signal()).await
     })
 }
+
+/// `coffre verify-placement`: a proof of possession checked with the CA certificate alone.
+pub(crate) fn verify_placement(
+    file: &Path,
+    ca: &Path,
+    nonce: Option<&str>,
+    revoked: Option<&Path>,
+    json: bool,
+) -> Result<(), String> {
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    let proof: coffre_cluster::proof::PlacementProof =
+        serde_json::from_str(&read(file)?).map_err(|e| format!("{}: not a proof: {e}", file.display()))?;
+    let revoked: Vec<String> = match revoked {
+        Some(p) => read(p)?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect(),
+        None => Vec::new(),
+    };
+    let v = coffre_cluster::proof::verify(&proof, &read(ca)?, nonce, &revoked);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?);
+    } else {
+        println!(
+            "{}/{} version {}: policy {} ({})",
+            proof.bucket,
+            proof.key,
+            proof.version_id,
+            proof.policy.countries.join(","),
+            proof.policy.failure_domain
+        );
+        for p in &v.problems {
+            println!("PROBLEM {p}");
+        }
+        for s in &v.shards {
+            println!(
+                "{} part {} stripe {} index {} {} {}: {}",
+                if s.ok { "OK  " } else { "FAIL" },
+                s.part,
+                s.stripe,
+                s.index,
+                s.node.as_deref().unwrap_or("-"),
+                s.country.as_deref().unwrap_or("-"),
+                s.reason
+            );
+        }
+    }
+    if v.ok {
+        Ok(())
+    } else {
+        Err("the proof does not hold".into())
+    }
+}

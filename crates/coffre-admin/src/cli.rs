@@ -52,6 +52,13 @@ pub enum AdminCommand {
         version_id: Option<String>,
         #[arg(long)]
         json: bool,
+        /// Prints a proof of possession instead (JSON): every node holding a shard signs what
+        /// it read from its disk; `coffre verify-placement` checks it with the CA alone.
+        #[arg(long)]
+        proof: bool,
+        /// The nonce the nodes' statements answer (hex); a random one when none is given.
+        #[arg(long, requires = "proof")]
+        nonce: Option<String>,
     },
     /// Audits.
     #[command(subcommand)]

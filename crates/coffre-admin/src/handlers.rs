@@ -101,6 +101,20 @@ pub(crate) async fn status(admin: Arc<Admin>) -> ApiResult<api::ClusterStatus> {
     })
 }
 
+/// `GET /v1/placement/proof`: the nodes' signed statements about an object's shards.
+pub(crate) async fn placement_proof(
+    admin: Arc<Admin>,
+    call: Call<api::PlacementProofGet>,
+) -> ApiResult<serde_json::Value> {
+    let q = call.query;
+    let sel = match q.version_id.as_deref() {
+        None => None,
+        Some(v) => Some(coffre_engine::VersionSel::parse(v).ok_or_else(|| invalid("invalid version id"))?),
+    };
+    let proof = admin.engine.placement_proof(&q.bucket, &q.key, sel, &q.nonce).await?;
+    serde_json::to_value(&proof).map_err(internal)
+}
+
 pub(crate) async fn placement(admin: Arc<Admin>, call: Call<api::PlacementGet>) -> ApiResult<api::Placement> {
     let q = call.query;
     let (bucket, key) = (q.bucket.as_str(), q.key.as_str());

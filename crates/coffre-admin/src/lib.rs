@@ -225,6 +225,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
     let r = route::<MetaReplicasCreate, _, _>(r, handlers::add_replica);
     let r = route::<MetaReplicasDelete, _, _>(r, handlers::remove_replica);
     let r = route_raw::<MetaBackupGet, _, _>(r, handlers::meta_backup);
+    let r = route::<PlacementProofGet, _, _>(r, handlers::placement_proof);
     let r = route::<AuditResidencyGet, _, _>(r, handlers::audit);
     let r = route::<AuditVerifyGet, _, _>(r, audit_log::verify);
     let r = route_raw::<AuditExportGet, _, _>(r, audit_log::export);

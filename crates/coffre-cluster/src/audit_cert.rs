@@ -76,6 +76,21 @@ pub fn verify_audit_certificate(ca_pem: &str, cert_pem: &str) -> Result<(String,
     Ok((parts.cn.ok_or("the audit certificate names no gateway")?, key))
 }
 
+/// Checks that the CA of `ca` (DER) signed `cert` (DER, a node's or gateway's TLS
+/// certificate); returns its ECDSA P-256 public key (the uncompressed point), which signs
+/// the node's statements (`proof`).
+pub(crate) fn ca_signed_ec_key(ca: &[u8], cert: &[u8]) -> Result<Vec<u8>, String> {
+    let ca_parts = parse(ca).ok_or("the CA certificate is unreadable")?;
+    let parts = parse(cert).ok_or("the certificate is unreadable")?;
+    let ca_point = spki_key(ca_parts.spki, &EC_PUBLIC_KEY).ok_or("the CA key is not an ECDSA P-256 key")?;
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, ca_point)
+        .verify(parts.tbs_raw, parts.signature)
+        .map_err(|_| "the certificate is not signed by this CA".to_string())?;
+    Ok(spki_key(parts.spki, &EC_PUBLIC_KEY)
+        .ok_or("the certificate's key is not an ECDSA P-256 key")?
+        .to_vec())
+}
+
 /// id-ecPublicKey
 const EC_PUBLIC_KEY: [u8; 7] = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 /// id-Ed25519

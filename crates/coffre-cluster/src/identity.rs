@@ -268,6 +268,24 @@ impl Identity {
         })
     }
 
+    /// Signs `message` with this identity's key (ECDSA P-256, what `issue` makes): a node's
+    /// statements about the shards it holds (`proof`), checked with its certificate.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+        let PrivateKeyDer::Pkcs8(k) = &self.key else {
+            return Err("the identity's key is not PKCS#8".into());
+        };
+        let rng = ring::rand::SystemRandom::new();
+        let pair = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            k.secret_pkcs8_der(),
+            &rng,
+        )
+        .map_err(|e| format!("the identity's key: {e}"))?;
+        pair.sign(&rng, message)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|e| format!("signing: {e}"))
+    }
+
     /// The same identity, refusing the certificates `revoked` names.
     pub fn with_revocations(mut self, revoked: Revocations) -> Identity {
         self.revoked = Arc::new(revoked);

@@ -9,6 +9,7 @@ pub mod net;
 pub mod node;
 pub mod peer;
 pub mod placement;
+pub mod proof;
 pub mod remote;
 
 pub use identity::{CertInfo, Identity, Location, Revocations, Role};

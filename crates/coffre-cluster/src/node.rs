@@ -5,7 +5,8 @@
 //! Protocol: `PUT|GET|DELETE /shards/<hex shard id>` (a PUT with `?b3=<hex BLAKE3>` is checked
 //! against it and keeps it for the scrub), `GET /shards` (23-byte ids, concatenated), `GET
 //! /stat` (`shards used_bytes free_bytes total_bytes`), `POST /scrub` (a JSON `ScrubRequest`,
-//! answered with the JSON `ScrubStatus`).
+//! answered with the JSON `ScrubStatus`), `POST /attest` (a JSON `proof::AttestRequest`,
+//! answered with the node's signed `proof::Attestation`).
 
 use crate::identity::Identity;
 use bytes::Bytes;
@@ -41,11 +42,31 @@ fn shard_id(path: &str) -> Option<ShardId> {
     ShardId::from_bytes(&hex::decode(path.strip_prefix("/shards/")?).ok()?)
 }
 
-async fn handle(store: LocalShardStore, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// The largest attestation request a node reads.
+const MAX_ATTEST_REQUEST: usize = 1 << 20;
+
+async fn handle(identity: Arc<Identity>, store: LocalShardStore, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     let result: Result<Response<Full<Bytes>>, StoreError> = async {
         Ok(match (parts.method.as_str(), path) {
+            ("POST", "/attest") => {
+                let request: crate::proof::AttestRequest = match Limited::new(body, MAX_ATTEST_REQUEST).collect().await
+                {
+                    Ok(b) => match serde_json::from_slice(&b.to_bytes()) {
+                        Ok(r) => r,
+                        Err(e) => return Ok(reply(StatusCode::BAD_REQUEST, format!("attest request: {e}"))),
+                    },
+                    Err(e) => return Ok(reply(StatusCode::BAD_REQUEST, format!("attest request: {e}"))),
+                };
+                match crate::proof::attest(&identity, &store, &request).await {
+                    Ok(a) => reply(
+                        StatusCode::OK,
+                        serde_json::to_vec(&a).map_err(|e| StoreError::Unavailable(e.to_string()))?,
+                    ),
+                    Err(e) => reply(StatusCode::BAD_REQUEST, e),
+                }
+            }
             ("GET", "/stat") => {
                 let s = store.stat().await?;
                 reply(
@@ -130,7 +151,8 @@ pub async fn serve(
     let always: coffre_types::background::Leads = Arc::new(|| true);
     workers.start(Box::new(CompactionWorker(vec![store.clone()])), always.clone());
     workers.start(Box::new(ScrubWorker::new(vec![store.clone()])), always);
-    let service: crate::mtls::Service = Arc::new(move |req| Box::pin(handle(store.clone(), req)));
+    let signer = identity.clone();
+    let service: crate::mtls::Service = Arc::new(move |req| Box::pin(handle(signer.clone(), store.clone(), req)));
     let served =
         crate::mtls::serve_gateways(listener, identity, "node", service, shutdown, Duration::from_secs(30)).await;
     workers.shutdown(Duration::from_secs(10)).await;

@@ -313,6 +313,9 @@ impl RemoteShardStore {
 
 /// The largest scrub answer read (its findings are capped per answer).
 const SCRUB_ANSWER: usize = 1 << 20;
+/// The largest attestation a node answers (`proof::MAX_ATTEST_SHARDS` statements and its
+/// certificate).
+const ATTEST_ANSWER: usize = 8 << 20;
 
 fn shard_path(id: &ShardId) -> String {
     format!("/shards/{}", hex::encode(id.to_bytes()))
@@ -351,6 +354,18 @@ impl ShardStore for RemoteShardStore {
             match self.call(Method::POST, "/scrub".into(), body, SCRUB_ANSWER).await? {
                 (StatusCode::OK, b) => serde_json::from_slice(&b)
                     .map_err(|e| StoreError::Unavailable(format!("node {}: scrub answer: {e}", self.id))),
+                (s, b) => Err(self.unexpected(s, &b)),
+            }
+        })
+    }
+
+    fn attest(&self, request: Bytes) -> BoxFuture<'_, Result<Bytes, StoreError>> {
+        Box::pin(async move {
+            match self
+                .call(Method::POST, "/attest".into(), request, ATTEST_ANSWER)
+                .await?
+            {
+                (StatusCode::OK, b) => Ok(b),
                 (s, b) => Err(self.unexpected(s, &b)),
             }
         })

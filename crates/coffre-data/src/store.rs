@@ -95,6 +95,16 @@ pub trait ShardStore: Send + Sync + 'static {
         let _ = request;
         Box::pin(async { Err(StoreError::Unavailable("this store has no scrub".into())) })
     }
+    /// Asks the store to sign what it holds of some shards (a JSON attestation request, the
+    /// JSON answer: `coffre_cluster::proof`). Only a node with a certified identity can.
+    fn attest(&self, request: Bytes) -> BoxFuture<'_, Result<Bytes, StoreError>> {
+        let _ = request;
+        Box::pin(async {
+            Err(StoreError::Unavailable(
+                "this store has no certified identity to sign statements with".into(),
+            ))
+        })
+    }
     /// Whether the store answered its last heartbeat (local stores always do).
     fn is_up(&self) -> bool {
         true

@@ -18,6 +18,7 @@ pub use kms::{KmsAction, KmsError, KmsKeyInfo, KmsKeyRef};
 pub mod lifecycle;
 mod multipart;
 mod object;
+mod proofs;
 pub mod replication;
 mod rotate;
 pub mod scrub;

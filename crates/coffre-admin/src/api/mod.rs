@@ -250,6 +250,9 @@ endpoints! {
     NodesDelete: DELETE "/v1/nodes/{id}", path String, query RemoveNodeQuery, body (), answer json NodeRemoved, cli [];
     /// Where every shard of an object is: stripe, index, node, country, site, zone, size, BLAKE3.
     PlacementGet: GET "/v1/placement", path (), query PlacementQuery, body (), answer json Placement, cli ["placement"];
+    /// A fresh proof of possession of an object: every node named in its layout signs what it
+    /// holds of its shards, answering the nonce (`coffre verify-placement` checks it offline).
+    PlacementProofGet: GET "/v1/placement/proof", path (), query PlacementProofQuery, body (), answer json PlacementProofDocument, cli [];
     /// The replicated metadata: leader, term, and each replica's state, commit index and lag.
     MetaGet: GET "/v1/meta", path (), query NoQuery, body (), answer json MetaStatus, cli ["meta status"];
     /// Adds a metadata replica by its Raft address (learner, caught up, then voter).

@@ -763,3 +763,17 @@ pub struct PendingDaysQuery {
     /// Days, 0 to 30 (0: at once); 30 if not given, as AWS KMS.
     pub days: Option<u32>,
 }
+
+/// `GET /v1/placement/proof`.
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct PlacementProofQuery {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+    /// Hex, 1 to 64 bytes: what every statement must answer.
+    pub nonce: String,
+}
+
+/// A proof of possession (`coffre_cluster::proof::PlacementProof`, docs/residency.md): the
+/// nodes' signed statements, their certificates, the layout and the policy.
+pub type PlacementProofDocument = serde_json::Value;

@@ -146,7 +146,26 @@ pub(super) fn run(cmd: AdminCommand) -> Result<(), String> {
             bucket,
             key,
             version_id,
+            proof: true,
+            nonce,
+            ..
+        } => {
+            let nonce = nonce.unwrap_or_else(|| hex::encode(coffre_types::random_bytes::<16>()));
+            let query = PlacementProofQuery {
+                bucket,
+                key,
+                version_id,
+                nonce,
+            };
+            print_json(&ask::<PlacementProofGet>(&api, (), query, ())?);
+        }
+        AdminCommand::Placement {
+            api,
+            bucket,
+            key,
+            version_id,
             json,
+            ..
         } => {
             let query = PlacementQuery {
                 bucket: bucket.clone(),
