@@ -170,9 +170,11 @@ pub(crate) fn verify_placement(
     revoked: Option<&Path>,
     json: bool,
 ) -> Result<(), String> {
+    use coffre_cluster::proof::{BucketProof, PlacementProof, BUCKET_FORMAT};
     let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
-    let proof: coffre_cluster::proof::PlacementProof =
-        serde_json::from_str(&read(file)?).map_err(|e| format!("{}: not a proof: {e}", file.display()))?;
+    let text = read(file)?;
+    let not_a_proof = |e: serde_json::Error| format!("{}: not a proof: {e}", file.display());
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(not_a_proof)?;
     let revoked: Vec<String> = match revoked {
         Some(p) => read(p)?
             .lines()
@@ -182,11 +184,25 @@ pub(crate) fn verify_placement(
             .collect(),
         None => Vec::new(),
     };
-    let v = coffre_cluster::proof::verify(&proof, &read(ca)?, nonce, &revoked);
-    if json {
-        println!("{}", serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?);
+    let ca = read(ca)?;
+    let (v, heading) = if value["format"] == BUCKET_FORMAT {
+        let proof: BucketProof = serde_json::from_value(value).map_err(not_a_proof)?;
+        let heading = format!(
+            "bucket {}: {} of {} object versions{}: policy {} ({})",
+            proof.bucket,
+            proof.objects.len(),
+            proof.total_objects,
+            if proof.sampled { " (a random sample)" } else { "" },
+            proof.policy.countries.join(","),
+            proof.policy.failure_domain
+        );
+        (
+            coffre_cluster::proof::verify_bucket(&proof, &ca, nonce, &revoked),
+            heading,
+        )
     } else {
-        println!(
+        let proof: PlacementProof = serde_json::from_value(value).map_err(not_a_proof)?;
+        let heading = format!(
             "{}/{} version {}: policy {} ({})",
             proof.bucket,
             proof.key,
@@ -194,13 +210,21 @@ pub(crate) fn verify_placement(
             proof.policy.countries.join(","),
             proof.policy.failure_domain
         );
+        (coffre_cluster::proof::verify(&proof, &ca, nonce, &revoked), heading)
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?);
+    } else {
+        println!("{heading}");
         for p in &v.problems {
             println!("PROBLEM {p}");
         }
         for s in &v.shards {
             println!(
-                "{} part {} stripe {} index {} {} {}: {}",
+                "{} {} {} part {} stripe {} index {} {} {}: {}",
                 if s.ok { "OK  " } else { "FAIL" },
+                s.key,
+                s.version_id,
                 s.part,
                 s.stripe,
                 s.index,

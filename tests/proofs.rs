@@ -102,6 +102,40 @@ async fn nodes_attest_what_they_hold_and_the_proof_verifies_with_the_ca_alone() 
     ok(coffre(&["admin", "ca", "init", "--out", other_ca.to_str().unwrap()]));
     let (ok_, out) = verify(root, &proof, &other_ca.join("ca.pem"), &[]);
     assert!(!ok_ && out.contains("not signed by this CA"), "{out}");
+    // The whole bucket, its nodes asked in batches; then a random sample of it.
+    for i in 0..4 {
+        put(&c, "dossiers", &format!("note-{i}.txt"), data(200_000, i)).await;
+    }
+    let audit = |args: &[&str]| admin_cmd(&gw.admin_endpoint, &token, &["audit", "residency"], args);
+    let bucket_proof = audit(&["dossiers", "--proof", "--nonce", nonce]);
+    let b: serde_json::Value = serde_json::from_str(&bucket_proof).unwrap();
+    assert_eq!(b["format"], "coffre-bucket-proof/1");
+    assert_eq!(b["total_objects"], 5);
+    assert_eq!(b["sampled"], false);
+    assert_eq!(b["objects"].as_array().unwrap().len(), 5);
+    // One answer per node (7 nodes hold shards here at most), not one per shard.
+    assert!(
+        b["attestations"].as_array().unwrap().len() <= 7,
+        "{}",
+        b["attestations"]
+    );
+    let all_shards: usize = b["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["parts"][0]["shards"].as_array().unwrap().len())
+        .sum();
+    let (ok_, out) = verify(root, &bucket_proof, &ca_pem, &["--nonce", nonce]);
+    assert!(ok_, "{out}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("OK")).count(), all_shards, "{out}");
+    let sample: serde_json::Value = serde_json::from_str(&audit(&["dossiers", "--proof", "--sample", "2"])).unwrap();
+    assert_eq!(sample["objects"].as_array().unwrap().len(), 2);
+    assert_eq!(sample["sampled"], true);
+    let (ok_, out) = verify(root, &sample.to_string(), &ca_pem, &[]);
+    assert!(ok_, "{out}");
+    let (ok_, out) = verify(root, &bucket_proof, &ca_pem, &["--nonce", "0123456789"]);
+    assert!(!ok_ && out.contains("nonce"), "{out}");
+
     // (A revoked node's statements, with `--revoked`: crates/coffre-cluster/src/proof.rs.)
     let holder = doc["parts"][0]["shards"][0]["node"].as_str().unwrap().to_string();
 

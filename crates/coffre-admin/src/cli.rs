@@ -625,6 +625,16 @@ pub enum AuditCommand {
         bucket: String,
         #[arg(long)]
         json: bool,
+        /// Prints a proof of possession of the bucket's object versions instead (JSON), signed
+        /// by the nodes; `coffre verify-placement` checks it with the CA alone.
+        #[arg(long)]
+        proof: bool,
+        /// With --proof: a random sample of this many object versions.
+        #[arg(long, requires = "proof")]
+        sample: Option<u64>,
+        /// With --proof: the nonce the statements answer (hex); random when not given.
+        #[arg(long, requires = "proof")]
+        nonce: Option<String>,
     },
 }
 

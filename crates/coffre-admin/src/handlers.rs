@@ -115,6 +115,17 @@ pub(crate) async fn placement_proof(
     serde_json::to_value(&proof).map_err(internal)
 }
 
+/// `GET /v1/audit/residency/proof`: the nodes' signed statements about a bucket's shards.
+pub(crate) async fn bucket_proof(
+    admin: Arc<Admin>,
+    call: Call<api::AuditResidencyProofGet>,
+) -> ApiResult<serde_json::Value> {
+    let q = call.query;
+    let sample = q.sample.map(|n| usize::try_from(n).unwrap_or(usize::MAX).max(1));
+    let proof = admin.engine.bucket_proof(&q.bucket, sample, &q.nonce).await?;
+    serde_json::to_value(&proof).map_err(internal)
+}
+
 pub(crate) async fn placement(admin: Arc<Admin>, call: Call<api::PlacementGet>) -> ApiResult<api::Placement> {
     let q = call.query;
     let (bucket, key) = (q.bucket.as_str(), q.key.as_str());

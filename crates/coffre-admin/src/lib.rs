@@ -227,6 +227,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
     let r = route_raw::<MetaBackupGet, _, _>(r, handlers::meta_backup);
     let r = route::<PlacementProofGet, _, _>(r, handlers::placement_proof);
     let r = route::<AuditResidencyGet, _, _>(r, handlers::audit);
+    let r = route::<AuditResidencyProofGet, _, _>(r, handlers::bucket_proof);
     let r = route::<AuditVerifyGet, _, _>(r, audit_log::verify);
     let r = route_raw::<AuditExportGet, _, _>(r, audit_log::export);
     let r = route::<AuditSearchGet, _, _>(r, audit_log::search);

@@ -18,6 +18,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 const STATEMENT_CONTEXT: &[u8] = b"coffre possession statement v1\n";
 /// The proof file's format.
 pub const FORMAT: &str = "coffre-placement-proof/1";
+/// A bucket's proof file's format.
+pub const BUCKET_FORMAT: &str = "coffre-bucket-proof/1";
+/// Objects a bucket proof covers without sampling.
+pub const MAX_PROOF_OBJECTS: usize = 100_000;
 /// Shards a node attests in one request.
 pub const MAX_ATTEST_SHARDS: usize = 4096;
 /// The longest nonce (bytes).
@@ -183,6 +187,35 @@ pub struct PlacementProof {
     pub unanswered: Vec<String>,
 }
 
+/// One object version of a bucket proof: its layout as the gateway recorded it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ObjectLayout {
+    pub key: String,
+    pub version_id: String,
+    pub size: u64,
+    pub data_shards: u8,
+    pub parity_shards: u8,
+    pub parts: Vec<ProofPart>,
+}
+
+/// A proof of possession of a bucket's object versions (all of them, or a random sample):
+/// one set of statements, gathered per node in batches, for all their shards.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BucketProof {
+    pub format: String,
+    pub bucket: String,
+    pub nonce: String,
+    pub made_ms: u64,
+    pub policy: ProofPolicy,
+    /// Object versions (not delete markers) in the bucket when the proof was made.
+    pub total_objects: u64,
+    /// Whether `objects` is a random sample of them rather than all.
+    pub sampled: bool,
+    pub objects: Vec<ObjectLayout>,
+    pub attestations: Vec<Attestation>,
+    pub unanswered: Vec<String>,
+}
+
 impl ProofShard {
     /// The shard's id, as nodes name it.
     pub fn id(&self, part_version: &str) -> Option<String> {
@@ -202,6 +235,9 @@ impl ProofShard {
 /// The verdict on one shard of the layout.
 #[derive(Clone, Debug, Serialize)]
 pub struct ShardVerdict {
+    /// The object's key (in a bucket proof) and version.
+    pub key: String,
+    pub version_id: String,
     pub part: usize,
     pub stripe: u32,
     pub index: u8,
@@ -249,40 +285,33 @@ fn check_signer(ca: &CertificateDer<'_>, pem: &str, revoked: &HashSet<String>) -
     })
 }
 
-/// Checks a proof with nothing but the CA certificate (PEM), the nonce the auditor chose (if
-/// given: the file's must be it) and the serials the CA revoked: every signature and
-/// certificate, every shard index of every stripe attested present by a distinct node with the
-/// BLAKE3 the layout records, and every attesting node's signed country in the policy.
-pub fn verify(proof: &PlacementProof, ca_pem: &str, nonce: Option<&str>, revoked: &[String]) -> Verification {
-    let mut problems = Vec::new();
-    if proof.format != FORMAT {
-        problems.push(format!("format {:?}, not {FORMAT}", proof.format));
-    }
-    let expected_nonce = match nonce {
-        Some(n) => n.trim().to_ascii_lowercase(),
-        None => proof.nonce.trim().to_ascii_lowercase(),
-    };
-    if expected_nonce != proof.nonce.trim().to_ascii_lowercase() {
-        problems.push("the proof answers another nonce than the one given".into());
-    }
+/// Valid statements by shard id: (statement, signer's id, signer's signed country).
+type Attested = HashMap<String, Vec<(Statement, String, String)>>;
+
+/// Checks every certificate and statement of `attestations`; what fails is in `problems`.
+fn check_statements(
+    attestations: &[Attestation],
+    ca_pem: &str,
+    expected_nonce: &str,
+    revoked: &[String],
+    problems: &mut Vec<String>,
+) -> Attested {
+    let mut attested: Attested = HashMap::new();
     let ca = match CertificateDer::from_pem_slice(ca_pem.as_bytes()) {
-        Ok(c) => Some(c),
+        Ok(c) => c,
         Err(e) => {
             problems.push(format!("the CA certificate: {e}"));
-            None
+            return attested;
         }
     };
     let revoked: HashSet<String> = revoked.iter().map(|s| s.trim().to_ascii_lowercase()).collect();
-    // Valid statements by shard id: (statement, signer's id, signer's country).
-    let mut attested: HashMap<String, Vec<(Statement, String, String)>> = HashMap::new();
-    for a in &proof.attestations {
-        let signer = match ca.as_ref().map(|ca| check_signer(ca, &a.certificate, &revoked)) {
-            Some(Ok(s)) => s,
-            Some(Err(e)) => {
+    for a in attestations {
+        let signer = match check_signer(&ca, &a.certificate, &revoked) {
+            Ok(s) => s,
+            Err(e) => {
                 problems.push(e);
                 continue;
             }
-            None => continue,
         };
         let public = ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, &signer.key);
         for s in &a.statements {
@@ -323,9 +352,14 @@ pub fn verify(proof: &PlacementProof, ca_pem: &str, nonce: Option<&str>, revoked
             ));
         }
     }
-    let n = proof.data_shards as usize + proof.parity_shards as usize;
+    attested
+}
+
+/// The verdict on every shard index of every stripe of one object version's layout.
+fn check_layout(object: &ObjectLayout, countries: &[String], attested: &Attested) -> Vec<ShardVerdict> {
+    let n = object.data_shards as usize + object.parity_shards as usize;
     let mut shards = Vec::new();
-    for (pi, part) in proof.parts.iter().enumerate() {
+    for (pi, part) in object.parts.iter().enumerate() {
         let mut by_stripe: BTreeMap<u32, Vec<&ProofShard>> = BTreeMap::new();
         for s in &part.shards {
             by_stripe.entry(s.stripe).or_default().push(s);
@@ -334,6 +368,8 @@ pub fn verify(proof: &PlacementProof, ca_pem: &str, nonce: Option<&str>, revoked
             let mut seen_nodes: HashSet<String> = HashSet::new();
             for index in 0..n as u8 {
                 let mut v = ShardVerdict {
+                    key: object.key.clone(),
+                    version_id: object.version_id.clone(),
                     part: pi + 1,
                     stripe,
                     index,
@@ -359,11 +395,8 @@ pub fn verify(proof: &PlacementProof, ca_pem: &str, nonce: Option<&str>, revoked
                         v.country = Some(country.clone());
                         if st.blake3 != shard.blake3 {
                             "the BLAKE3 the node read is not the layout's".into()
-                        } else if !proof.policy.countries.iter().any(|c| c == country) {
-                            format!(
-                                "held in {country}, outside the policy ({})",
-                                proof.policy.countries.join(",")
-                            )
+                        } else if !countries.iter().any(|c| c == country) {
+                            format!("held in {country}, outside the policy ({})", countries.join(","))
                         } else if !seen_nodes.insert(node.clone()) {
                             format!("{node} attests two shards of this stripe")
                         } else {
@@ -376,7 +409,56 @@ pub fn verify(proof: &PlacementProof, ca_pem: &str, nonce: Option<&str>, revoked
             }
         }
     }
+    shards
+}
+
+fn nonce_of(file_nonce: &str, given: Option<&str>, problems: &mut Vec<String>) -> String {
+    let file_nonce = file_nonce.trim().to_ascii_lowercase();
+    let expected = given.map_or_else(|| file_nonce.clone(), |n| n.trim().to_ascii_lowercase());
+    if expected != file_nonce {
+        problems.push("the proof answers another nonce than the one given".into());
+    }
+    expected
+}
+
+/// Checks a proof with nothing but the CA certificate (PEM), the nonce the auditor chose (if
+/// given: the file's must be it) and the serials the CA revoked: every signature and
+/// certificate, every shard index of every stripe attested present by a distinct node with the
+/// BLAKE3 the layout records, and every attesting node's signed country in the policy.
+pub fn verify(proof: &PlacementProof, ca_pem: &str, nonce: Option<&str>, revoked: &[String]) -> Verification {
+    let mut problems = Vec::new();
+    if proof.format != FORMAT {
+        problems.push(format!("format {:?}, not {FORMAT}", proof.format));
+    }
+    let expected = nonce_of(&proof.nonce, nonce, &mut problems);
+    let attested = check_statements(&proof.attestations, ca_pem, &expected, revoked, &mut problems);
+    let object = ObjectLayout {
+        key: proof.key.clone(),
+        version_id: proof.version_id.clone(),
+        size: proof.size,
+        data_shards: proof.data_shards,
+        parity_shards: proof.parity_shards,
+        parts: proof.parts.clone(),
+    };
+    let shards = check_layout(&object, &proof.policy.countries, &attested);
     let ok = problems.is_empty() && !shards.is_empty() && shards.iter().all(|s| s.ok);
+    Verification { ok, problems, shards }
+}
+
+/// Checks a bucket proof as `verify` checks one object's, every object of it.
+pub fn verify_bucket(proof: &BucketProof, ca_pem: &str, nonce: Option<&str>, revoked: &[String]) -> Verification {
+    let mut problems = Vec::new();
+    if proof.format != BUCKET_FORMAT {
+        problems.push(format!("format {:?}, not {BUCKET_FORMAT}", proof.format));
+    }
+    let expected = nonce_of(&proof.nonce, nonce, &mut problems);
+    let attested = check_statements(&proof.attestations, ca_pem, &expected, revoked, &mut problems);
+    let shards: Vec<ShardVerdict> = proof
+        .objects
+        .iter()
+        .flat_map(|o| check_layout(o, &proof.policy.countries, &attested))
+        .collect();
+    let ok = problems.is_empty() && shards.iter().all(|s| s.ok);
     Verification { ok, problems, shards }
 }
 

@@ -5,11 +5,14 @@
 
 use crate::{policy_of, Engine, EngineError, EngineResult};
 use coffre_cluster::proof::{
-    parse_nonce, AttestRequest, Attestation, PlacementProof, ProofPart, ProofPolicy, ProofShard, FORMAT,
-    MAX_ATTEST_SHARDS,
+    parse_nonce, AttestRequest, Attestation, BucketProof, ObjectLayout, PlacementProof, ProofPart, ProofPolicy,
+    ProofShard, BUCKET_FORMAT, FORMAT, MAX_ATTEST_SHARDS, MAX_PROOF_OBJECTS,
 };
-use coffre_meta::{MetaError, PartData, VersionSel};
+use coffre_meta::{BucketRecord, MetaError, ObjectRecord, PartData, VersionSel};
 use std::collections::BTreeMap;
+
+/// The shard ids each node is asked about.
+type Questions = BTreeMap<String, Vec<String>>;
 
 impl Engine {
     /// A fresh proof of possession of `bucket`/`key` (version `sel`, else the current one),
@@ -26,17 +29,88 @@ impl Engine {
             .bucket_record(bucket)?
             .ok_or(EngineError::Meta(MetaError::NoSuchBucket))?;
         let (rec, _) = self.head_version(bucket, key, sel)?;
+        let mut asked = Questions::new();
+        let object = self.object_layout(key, &rec, &mut asked)?;
+        let (attestations, unanswered) = self.ask_nodes(asked, nonce).await?;
+        Ok(PlacementProof {
+            format: FORMAT.into(),
+            bucket: bucket.to_string(),
+            key: object.key,
+            version_id: object.version_id,
+            size: object.size,
+            nonce: nonce.trim().to_ascii_lowercase(),
+            made_ms: coffre_types::now_millis(),
+            policy: proof_policy(&brec),
+            data_shards: object.data_shards,
+            parity_shards: object.parity_shards,
+            parts: object.parts,
+            attestations,
+            unanswered,
+        })
+    }
+
+    /// A fresh proof of possession of every object version of `bucket` (not delete markers),
+    /// or of a random sample of `sample` of them; the nodes are asked in batches, not once per
+    /// shard.
+    pub async fn bucket_proof(&self, bucket: &str, sample: Option<usize>, nonce: &str) -> EngineResult<BucketProof> {
+        parse_nonce(nonce).map_err(EngineError::InvalidRequest)?;
+        let brec = self
+            .bucket_record(bucket)?
+            .ok_or(EngineError::Meta(MetaError::NoSuchBucket))?;
+        let limit = sample.unwrap_or(MAX_PROOF_OBJECTS);
+        // Reservoir sampling: a uniform sample of the versions in one pass.
+        let (mut chosen, mut total) = (Vec::<(String, ObjectRecord)>::new(), 0u64);
+        for item in self.meta.scan_versions(bucket) {
+            let (key, rec) = item?;
+            if rec.is_delete_marker() {
+                continue;
+            }
+            total += 1;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            if chosen.len() < limit {
+                chosen.push((key, rec));
+            } else if sample.is_none() {
+                return Err(EngineError::InvalidRequest(format!(
+                    "the bucket holds more than {MAX_PROOF_OBJECTS} object versions: ask for a sample"
+                )));
+            } else {
+                let r = u64::from_le_bytes(coffre_types::random_bytes()) % total;
+                if (r as usize) < limit {
+                    chosen[r as usize] = (key, rec);
+                }
+            }
+        }
+        let mut asked = Questions::new();
+        let mut objects = Vec::with_capacity(chosen.len());
+        for (key, rec) in &chosen {
+            objects.push(self.object_layout(key, rec, &mut asked)?);
+        }
+        let (attestations, unanswered) = self.ask_nodes(asked, nonce).await?;
+        Ok(BucketProof {
+            format: BUCKET_FORMAT.into(),
+            bucket: bucket.to_string(),
+            nonce: nonce.trim().to_ascii_lowercase(),
+            made_ms: coffre_types::now_millis(),
+            policy: proof_policy(&brec),
+            total_objects: total,
+            sampled: sample.is_some_and(|n| (n as u64) < total),
+            objects,
+            attestations,
+            unanswered,
+        })
+    }
+
+    /// An object version's layout as recorded, and the questions it puts to its nodes.
+    fn object_layout(&self, key: &str, rec: &ObjectRecord, asked: &mut Questions) -> EngineResult<ObjectLayout> {
         let n = rec.scheme.total();
         let mut parts = Vec::new();
-        // What each node is asked: its shards' ids.
-        let mut asked: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for part in &rec.parts {
             let hashes = match self.meta.get_part_data(&part.version)? {
                 Some(PartData::Shards(l)) => l.hashes,
                 Some(PartData::Inline(_)) => {
-                    return Err(EngineError::InvalidRequest(
-                        "this object is inlined in the metadata: no node holds a shard of it".into(),
-                    ))
+                    return Err(EngineError::InvalidRequest(format!(
+                        "{key} is inlined in the metadata: no node holds a shard of it"
+                    )))
                 }
                 None => Vec::new(),
             };
@@ -61,8 +135,19 @@ impl Engine {
                 shards,
             });
         }
-        let mut attestations: Vec<Attestation> = Vec::new();
-        let mut unanswered = Vec::new();
+        Ok(ObjectLayout {
+            key: key.to_string(),
+            version_id: rec.version_id(),
+            size: rec.size,
+            data_shards: rec.scheme.data,
+            parity_shards: rec.scheme.parity,
+            parts,
+        })
+    }
+
+    /// Every node's signed answers about its shards (in batches), and the nodes that gave none.
+    async fn ask_nodes(&self, asked: Questions, nonce: &str) -> EngineResult<(Vec<Attestation>, Vec<String>)> {
+        let (mut attestations, mut unanswered) = (Vec::new(), Vec::new());
         for (node, ids) in asked {
             let Some(store) = self.store_of(&node) else {
                 unanswered.push(format!("{node}: not a member of this cluster"));
@@ -83,24 +168,13 @@ impl Engine {
                 }
             }
         }
-        let policy = policy_of(&brec);
-        Ok(PlacementProof {
-            format: FORMAT.into(),
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            version_id: rec.version_id(),
-            size: rec.size,
-            nonce: nonce.trim().to_ascii_lowercase(),
-            made_ms: coffre_types::now_millis(),
-            policy: ProofPolicy {
-                countries: policy.countries.clone(),
-                failure_domain: brec.failure_domain.clone(),
-            },
-            data_shards: rec.scheme.data,
-            parity_shards: rec.scheme.parity,
-            parts,
-            attestations,
-            unanswered,
-        })
+        Ok((attestations, unanswered))
+    }
+}
+
+fn proof_policy(b: &BucketRecord) -> ProofPolicy {
+    ProofPolicy {
+        countries: policy_of(b).countries,
+        failure_domain: b.failure_domain.clone(),
     }
 }

@@ -263,6 +263,9 @@ endpoints! {
     MetaBackupGet: GET "/v1/meta/backup", path (), query NoQuery, body (), answer raw "application/octet-stream", cli [];
     /// Every version of a bucket's objects: are all its shards on nodes its policy allows?
     AuditResidencyGet: GET "/v1/audit/residency", path (), query BucketQuery, body (), answer json ResidencyAudit, cli ["audit residency"];
+    /// A fresh proof of possession of every object version of a bucket, or of a random sample
+    /// (`sample`): the nodes asked in batches (`coffre verify-placement` checks it offline).
+    AuditResidencyProofGet: GET "/v1/audit/residency/proof", path (), query BucketProofQuery, body (), answer json PlacementProofDocument, cli [];
     /// Verifies this gateway's audit chain: hashes, checkpoint signatures, the head in the metadata.
     AuditVerifyGet: GET "/v1/audit/verify", path (), query TimeRangeQuery, body (), answer json AuditReport, cli ["audit verify"];
     /// A tenant's audit events with what proves them (JSON lines, verifiable offline).

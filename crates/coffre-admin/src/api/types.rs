@@ -777,3 +777,13 @@ pub struct PlacementProofQuery {
 /// A proof of possession (`coffre_cluster::proof::PlacementProof`, docs/residency.md): the
 /// nodes' signed statements, their certificates, the layout and the policy.
 pub type PlacementProofDocument = serde_json::Value;
+
+/// `GET /v1/audit/residency/proof`.
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct BucketProofQuery {
+    pub bucket: String,
+    /// A random sample of this many object versions rather than all of them.
+    pub sample: Option<u64>,
+    /// Hex, 1 to 64 bytes: what every statement must answer.
+    pub nonce: String,
+}

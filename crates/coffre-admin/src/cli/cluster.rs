@@ -266,7 +266,19 @@ pub(super) fn run(cmd: AdminCommand) -> Result<(), String> {
                 }
             }
         }
-        AdminCommand::Audit(AuditCommand::Residency { api, bucket, json }) => {
+        AdminCommand::Audit(AuditCommand::Residency {
+            api,
+            bucket,
+            proof: true,
+            sample,
+            nonce,
+            ..
+        }) => {
+            let nonce = nonce.unwrap_or_else(|| hex::encode(coffre_types::random_bytes::<16>()));
+            let query = BucketProofQuery { bucket, sample, nonce };
+            print_json(&ask::<AuditResidencyProofGet>(&api, (), query, ())?);
+        }
+        AdminCommand::Audit(AuditCommand::Residency { api, bucket, json, .. }) => {
             let v = ask::<AuditResidencyGet>(&api, (), BucketQuery { bucket: bucket.clone() }, ())?;
             if json {
                 print_json(&v);
