@@ -21,7 +21,7 @@ pub const FORMAT: &str = "coffre-placement-proof/1";
 /// A bucket's proof file's format.
 pub const BUCKET_FORMAT: &str = "coffre-bucket-proof/1";
 /// Objects a bucket proof covers without sampling.
-pub const MAX_PROOF_OBJECTS: usize = 100_000;
+pub const MAX_PROOF_OBJECTS: usize = 10_000;
 /// Shards a node attests in one request.
 pub const MAX_ATTEST_SHARDS: usize = 4096;
 /// The longest nonce (bytes).

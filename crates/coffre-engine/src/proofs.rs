@@ -3,7 +3,7 @@
 //! untouched, with the layout and policy it recorded. It cannot forge what a node signs; the
 //! file is checked offline with the CA certificate alone (`coffre_cluster::proof::verify`).
 
-use crate::{policy_of, Engine, EngineError, EngineResult};
+use crate::{layout_of, policy_of, Engine, EngineError, EngineResult};
 use coffre_cluster::proof::{
     parse_nonce, AttestRequest, Attestation, BucketProof, ObjectLayout, PlacementProof, ProofPart, ProofPolicy,
     ProofShard, BUCKET_FORMAT, FORMAT, MAX_ATTEST_SHARDS, MAX_PROOF_OBJECTS,
@@ -11,8 +11,12 @@ use coffre_cluster::proof::{
 use coffre_meta::{BucketRecord, MetaError, ObjectRecord, PartData, VersionSel};
 use std::collections::BTreeMap;
 
-/// The shard ids each node is asked about.
-type Questions = BTreeMap<String, Vec<String>>;
+/// The shard ids each node is asked about, with their lengths.
+type Questions = BTreeMap<String, Vec<(String, u64)>>;
+
+/// Bytes of shards a node reads for one request: well within a node call's deadline
+/// (`NODE_CALL_TIMEOUT`) at a disk's pace.
+const MAX_ATTEST_BYTES: u64 = 1 << 30;
 
 impl Engine {
     /// A fresh proof of possession of `bucket`/`key` (version `sel`, else the current one),
@@ -103,6 +107,7 @@ impl Engine {
     /// An object version's layout as recorded, and the questions it puts to its nodes.
     fn object_layout(&self, key: &str, rec: &ObjectRecord, asked: &mut Questions) -> EngineResult<ObjectLayout> {
         let n = rec.scheme.total();
+        let layout = layout_of(rec);
         let mut parts = Vec::new();
         for part in &rec.parts {
             let hashes = match self.meta.get_part_data(&part.version)? {
@@ -125,7 +130,8 @@ impl Engine {
                     blake3: hex::encode(hash),
                 };
                 if let Some(id) = shard.id(&part.version.to_hex()) {
-                    asked.entry(node).or_default().push(id);
+                    let len = layout.shard_len(layout.stripe_len(part.size, stripe)) as u64;
+                    asked.entry(node).or_default().push((id, len));
                 }
                 shards.push(shard);
             }
@@ -153,10 +159,27 @@ impl Engine {
                 unanswered.push(format!("{node}: not a member of this cluster"));
                 continue;
             };
-            for chunk in ids.chunks(MAX_ATTEST_SHARDS) {
+            // Batches of at most MAX_ATTEST_SHARDS shards and MAX_ATTEST_BYTES bytes (a batch
+            // holds one shard at least, whatever its size).
+            let mut batches: Vec<Vec<String>> = vec![Vec::new()];
+            let mut bytes = 0u64;
+            for (id, len) in ids {
+                let full = batches.last().is_some_and(|b| {
+                    !b.is_empty() && (b.len() >= MAX_ATTEST_SHARDS || bytes.saturating_add(len) > MAX_ATTEST_BYTES)
+                });
+                if full {
+                    batches.push(Vec::new());
+                    bytes = 0;
+                }
+                bytes = bytes.saturating_add(len);
+                if let Some(b) = batches.last_mut() {
+                    b.push(id);
+                }
+            }
+            for chunk in batches.into_iter().filter(|b| !b.is_empty()) {
                 let req = AttestRequest {
                     nonce: nonce.trim().to_ascii_lowercase(),
-                    shards: chunk.to_vec(),
+                    shards: chunk,
                 };
                 let body = serde_json::to_vec(&req).map_err(|e| EngineError::Internal(e.to_string()))?;
                 match store.attest(body.into()).await {
