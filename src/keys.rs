@@ -203,11 +203,7 @@ pub(crate) fn migrate(m: coffre_admin::cli::MigrateArgs) -> Result<(), String> {
         .also_opening(&old);
     let done = coffre_engine::migrate_master_key(&meta, &old, &new).map_err(|e| e.to_string())?;
     drop(meta);
-    let signing = data.join("operator.key");
-    if signing.exists() {
-        coffre_engine::OperatorKey::load_or_create(&signing, &new).map_err(|e| format!("operator signing key: {e}"))?;
-    }
-    coffre_engine::reseal_audit_keys(&data.join("audit"), &new)?;
+    reseal_key_files(data, &new)?;
     if master_file.exists() {
         destroy(&master_file)?;
     }
@@ -225,6 +221,17 @@ pub(crate) fn migrate(m: coffre_admin::cli::MigrateArgs) -> Result<(), String> {
     }
     println!("start the server with --key-provider {}", new.provider().kind());
     Ok(())
+}
+
+/// Seals the keys kept in files of the data directory (the operator's signing key, the audit
+/// log's keys) again under `keys`' store key: each is opened with whichever key sealed it and
+/// sealed again as it is read. What a rotation and a migration do once the records are done.
+pub(crate) fn reseal_key_files(data: &Path, keys: &Keyring) -> Result<(), String> {
+    let signing = data.join("operator.key");
+    if signing.exists() {
+        coffre_engine::OperatorKey::load_or_create(&signing, keys).map_err(|e| format!("operator signing key: {e}"))?;
+    }
+    coffre_engine::reseal_audit_keys(&data.join("audit"), keys)
 }
 
 /// Overwrites a key file, syncs, and removes it (and syncs its directory).

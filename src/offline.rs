@@ -80,14 +80,7 @@ pub(crate) fn rotate_master_key(data: &Path) -> Result<(), String> {
     let keys = Keyring::new(new, vec![current]);
     let done = coffre_engine::rotate_master_key(&meta, &keys).map_err(|e| e.to_string())?;
     drop(meta);
-    // The operator's signing key and the audit log's keys are sealed again under the new key
-    // as they are read.
-    let signing = data.join("operator.key");
-    if signing.exists() {
-        coffre_engine::OperatorKey::load_or_create(&signing, &keys)
-            .map_err(|e| format!("operator signing key: {e}"))?;
-    }
-    coffre_engine::reseal_audit_keys(&data.join("audit"), &keys)?;
+    crate::keys::reseal_key_files(data, &keys)?;
     if !from_env {
         std::fs::rename(data.join("master.key.next"), data.join("master.key")).map_err(|e| e.to_string())?;
         std::fs::File::open(data)

@@ -67,8 +67,8 @@ async fn put_kms(c: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8], k
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_under_a_tenants_kms_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let mut s = Server::start_at(&data, "127.0.0.1:0");
+    let data_dir = dir.path().join("data");
+    let mut s = Server::start_at(&data_dir, "127.0.0.1:0");
     let (access, secret) = s.tenant("clinique", &[]);
     s.tenant("mairie", &[]);
     let c = client_with(&s.endpoint, &access, &secret);
@@ -82,7 +82,7 @@ async fn objects_under_a_tenants_kms_keys() {
     c.create_bucket().bucket("kms").send().await.unwrap();
 
     // A single PUT: the answer names the key (ARN) and echoes the context.
-    let small = data_of(3000, 1);
+    let small = data(3000, 1);
     let context = base64_of(br#"{"service":"cardiologie"}"#);
     let put = c
         .put_object()
@@ -104,7 +104,7 @@ async fn objects_under_a_tenants_kms_keys() {
     assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), &small[..]);
 
     // Multipart: the key chosen at creation encrypts every part.
-    let parts = [data_of(5 << 20, 2), data_of(1 << 20, 3)];
+    let parts = [data(5 << 20, 2), data(1 << 20, 3)];
     let up = c
         .create_multipart_upload()
         .bucket("kms")
@@ -221,23 +221,7 @@ async fn objects_under_a_tenants_kms_keys() {
     // Bucket default with BucketKeyEnabled: a plain PUT is encrypted under the key.
     c.put_bucket_encryption()
         .bucket("kms")
-        .server_side_encryption_configuration(
-            ServerSideEncryptionConfiguration::builder()
-                .rules(
-                    ServerSideEncryptionRule::builder()
-                        .apply_server_side_encryption_by_default(
-                            ServerSideEncryptionByDefault::builder()
-                                .sse_algorithm(ServerSideEncryption::AwsKms)
-                                .kms_master_key_id(&arn2)
-                                .build()
-                                .unwrap(),
-                        )
-                        .bucket_key_enabled(true)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
+        .server_side_encryption_configuration(kms_default(&arn2, Some(true)))
         .send()
         .await
         .unwrap();
@@ -270,22 +254,7 @@ async fn objects_under_a_tenants_kms_keys() {
     let e = c
         .put_bucket_encryption()
         .bucket("kms")
-        .server_side_encryption_configuration(
-            ServerSideEncryptionConfiguration::builder()
-                .rules(
-                    ServerSideEncryptionRule::builder()
-                        .apply_server_side_encryption_by_default(
-                            ServerSideEncryptionByDefault::builder()
-                                .sse_algorithm(ServerSideEncryption::AwsKms)
-                                .kms_master_key_id(&other_arn)
-                                .build()
-                                .unwrap(),
-                        )
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
+        .server_side_encryption_configuration(kms_default(&other_arn, None))
         .send()
         .await
         .unwrap_err();
@@ -310,7 +279,7 @@ async fn objects_under_a_tenants_kms_keys() {
 
     // The keys and what they encrypted survive a restart.
     s.kill();
-    let s = Server::start_at(&data, "127.0.0.1:0");
+    let s = Server::start_at(&data_dir, "127.0.0.1:0");
     let c = client_with(&s.endpoint, &access, &secret);
     assert_eq!(get_body(&c, "kms", "big").await, whole);
     assert_eq!(get_body(&c, "kms", "by-default").await, b"defaut");
@@ -386,8 +355,23 @@ async fn bucket_policies_see_the_kms_headers() {
     assert_eq!(get_body(&c, "kms-policy", "approved").await, b"ok");
 }
 
-fn data_of(len: usize, seed: u8) -> Vec<u8> {
-    data(len, seed)
+/// A bucket default: `aws:kms` under `key`, with `BucketKeyEnabled` as given.
+fn kms_default(key: &str, bucket_key: Option<bool>) -> ServerSideEncryptionConfiguration {
+    ServerSideEncryptionConfiguration::builder()
+        .rules(
+            ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(
+                    ServerSideEncryptionByDefault::builder()
+                        .sse_algorithm(ServerSideEncryption::AwsKms)
+                        .kms_master_key_id(key)
+                        .build()
+                        .unwrap(),
+                )
+                .set_bucket_key_enabled(bucket_key)
+                .build(),
+        )
+        .build()
+        .unwrap()
 }
 
 fn base64_of(b: &[u8]) -> String {
